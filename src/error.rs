@@ -1,0 +1,86 @@
+//! The one error type of the core. Each variant has a stable code that crosses into JS
+//! unchanged, so hosts can branch on `err.code` instead of parsing messages.
+
+use thiserror::Error;
+
+/// Misuse of the API: bad input, never a quota decision (a refusal is a value).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LeaseError {
+    /// The user id is not a non-empty string of at most 256 UTF-8 bytes.
+    #[error("invalid user id: {0}")]
+    InvalidUserId(String),
+    /// A lease id that is not a well-formed TypeID of a kind this registry issues.
+    #[error("invalid id: {0}")]
+    InvalidId(String),
+    /// An option with the wrong type or range, or an unknown option name.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// A time that is NaN, infinite, negative or beyond the 48-bit UUIDv7 range.
+    #[error("invalid time: {0}")]
+    InvalidTime(String),
+    /// A snapshot that is truncated, corrupt, inconsistent or from a newer version.
+    #[error("invalid snapshot: {0}")]
+    InvalidSnapshot(String),
+}
+
+impl LeaseError {
+    /// All codes, in the order of the TypeScript union.
+    pub const CODES: [&'static str; 5] = [
+        "INVALID_USER_ID",
+        "INVALID_ID",
+        "INVALID_OPTION",
+        "INVALID_TIME",
+        "INVALID_SNAPSHOT",
+    ];
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LeaseError::InvalidUserId(_) => "INVALID_USER_ID",
+            LeaseError::InvalidId(_) => "INVALID_ID",
+            LeaseError::InvalidOption(_) => "INVALID_OPTION",
+            LeaseError::InvalidTime(_) => "INVALID_TIME",
+            LeaseError::InvalidSnapshot(_) => "INVALID_SNAPSHOT",
+        }
+    }
+}
+
+impl From<crate::id::IdError> for LeaseError {
+    fn from(e: crate::id::IdError) -> Self {
+        LeaseError::InvalidId(e.to_string())
+    }
+}
+
+/// Longest user id accepted, in UTF-8 bytes.
+pub const MAX_USER_ID_BYTES: usize = 256;
+
+/// Checks a user id (also used for connection keys, which share the rules).
+pub fn check_user_id(user: &str) -> Result<(), LeaseError> {
+    if user.is_empty() {
+        return Err(LeaseError::InvalidUserId("user id is empty".into()));
+    }
+    if user.len() > MAX_USER_ID_BYTES {
+        return Err(LeaseError::InvalidUserId(format!(
+            "user id is {} bytes of UTF-8; at most {MAX_USER_ID_BYTES} allowed",
+            user.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a millisecond timestamp coming from the host.
+pub fn check_time(now_ms: f64) -> Result<u64, LeaseError> {
+    if !now_ms.is_finite() {
+        return Err(LeaseError::InvalidTime(format!("{now_ms} is not a finite number")));
+    }
+    if now_ms < 0.0 {
+        return Err(LeaseError::InvalidTime(format!("{now_ms} is negative")));
+    }
+    if now_ms > crate::id::uuid7::MAX_TIMESTAMP_MS as f64 {
+        return Err(LeaseError::InvalidTime(format!(
+            "{now_ms} is beyond the 48-bit millisecond range of UUIDv7"
+        )));
+    }
+    // Sub-millisecond fractions (performance.now()-style clocks) are truncated.
+    Ok(now_ms as u64)
+}

@@ -1,0 +1,93 @@
+//! The TypeID suffix encoding: 128 bits as 26 characters of lowercase Crockford base32.
+//!
+//! 26 characters hold 130 bits, so the first character only carries the top 3 bits of
+//! the UUID and must be `0`-`7`. The alphabet has no `i l o u`, and unlike Crockford's
+//! decoder we accept no look-alikes and no uppercase: one id, one spelling, so ids can be
+//! compared as strings and used as exact index keys.
+
+/// Encoding alphabet, in value order (so the encoding sorts like the number).
+pub const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// Length of an encoded suffix.
+pub const SUFFIX_LEN: usize = 26;
+
+const INVALID: u8 = 0xff;
+
+/// Byte -> 5-bit value, or `INVALID`. Built at compile time from `ALPHABET`.
+const DECODE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 32 {
+        table[ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Why a suffix failed to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuffixError {
+    /// Not exactly 26 bytes long; holds the length found.
+    Length(usize),
+    /// A byte outside the alphabet at this position.
+    Character(usize),
+    /// First character above `7`: the value would not fit in 128 bits.
+    Overflow,
+}
+
+/// Encodes a 128-bit value as a 26-character suffix.
+pub fn encode(value: u128) -> [u8; SUFFIX_LEN] {
+    let mut out = [0u8; SUFFIX_LEN];
+    // Character i (from the right) holds bits 5*i .. 5*i+4; the leftmost holds 3 bits.
+    for (i, slot) in out.iter_mut().rev().enumerate() {
+        *slot = ALPHABET[((value >> (5 * i)) & 0x1f) as usize];
+    }
+    out
+}
+
+/// Decodes a 26-character suffix into its 128-bit value.
+pub fn decode(suffix: &[u8]) -> Result<u128, SuffixError> {
+    if suffix.len() != SUFFIX_LEN {
+        return Err(SuffixError::Length(suffix.len()));
+    }
+    let mut value: u128 = 0;
+    for (i, &byte) in suffix.iter().enumerate() {
+        let digit = DECODE[byte as usize];
+        if digit == INVALID {
+            return Err(SuffixError::Character(i));
+        }
+        if i == 0 && digit > 7 {
+            return Err(SuffixError::Overflow);
+        }
+        value = (value << 5) | u128::from(digit);
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extremes_round_trip() {
+        assert_eq!(&encode(0), b"00000000000000000000000000");
+        assert_eq!(&encode(u128::MAX), b"7zzzzzzzzzzzzzzzzzzzzzzzzz");
+        assert_eq!(decode(b"7zzzzzzzzzzzzzzzzzzzzzzzzz"), Ok(u128::MAX));
+        assert_eq!(decode(b"8zzzzzzzzzzzzzzzzzzzzzzzzz"), Err(SuffixError::Overflow));
+    }
+
+    #[test]
+    fn order_is_preserved() {
+        let values = [0u128, 1, 31, 32, 1 << 64, (1 << 64) + 1, u128::MAX - 1, u128::MAX];
+        for pair in values.windows(2) {
+            assert!(encode(pair[0]) < encode(pair[1]));
+        }
+    }
+
+    #[test]
+    fn rejects_lookalikes_and_uppercase() {
+        assert_eq!(decode(b"0000000000000000000000000i"), Err(SuffixError::Character(25)));
+        assert_eq!(decode(b"0000000000000000000000000A"), Err(SuffixError::Character(25)));
+        assert_eq!(decode(b"000"), Err(SuffixError::Length(3)));
+    }
+}

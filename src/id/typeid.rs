@@ -1,0 +1,184 @@
+//! TypeID (spec v0.3.0) parsing and formatting.
+//!
+//! A TypeID is `prefix_suffix`, or a bare suffix when the prefix is empty. The prefix is
+//! 1-63 characters of `a-z` and `_`, starting and ending with a letter; the split is at the
+//! last underscore, because the suffix never contains one.
+
+use super::base32::{self, SuffixError, SUFFIX_LEN};
+use std::fmt;
+
+/// Longest prefix the spec allows.
+pub const MAX_PREFIX_LEN: usize = 63;
+/// Longest valid TypeID: prefix, separator, suffix.
+pub const MAX_ID_LEN: usize = MAX_PREFIX_LEN + 1 + SUFFIX_LEN;
+
+/// Why a string is not a valid TypeID. Every variant names its reason in `Display`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdError {
+    Empty,
+    TooLong(usize),
+    EmptyPrefixWithSeparator,
+    PrefixTooLong(usize),
+    PrefixCharacter { position: usize },
+    PrefixEdge,
+    SuffixLength(usize),
+    SuffixCharacter { position: usize },
+    SuffixOverflow,
+}
+
+impl fmt::Display for IdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdError::Empty => write!(f, "id is empty"),
+            IdError::TooLong(n) => {
+                write!(f, "id is {n} bytes long; a TypeID is at most {MAX_ID_LEN}")
+            }
+            IdError::EmptyPrefixWithSeparator => {
+                write!(f, "id starts with '_': an empty prefix takes no separator")
+            }
+            IdError::PrefixTooLong(n) => {
+                write!(f, "prefix is {n} characters; at most {MAX_PREFIX_LEN} allowed")
+            }
+            IdError::PrefixCharacter { position } => write!(
+                f,
+                "prefix character at position {position} is not a lowercase letter a-z or '_'"
+            ),
+            IdError::PrefixEdge => write!(f, "prefix must start and end with a letter a-z"),
+            IdError::SuffixLength(n) => {
+                write!(f, "suffix is {n} characters; it must be exactly {SUFFIX_LEN}")
+            }
+            IdError::SuffixCharacter { position } => write!(
+                f,
+                "suffix character at position {position} is not in the TypeID alphabet \
+                 (lowercase 0-9a-z without i, l, o, u)"
+            ),
+            IdError::SuffixOverflow => write!(
+                f,
+                "suffix starts with a character above '7', so it does not fit in 128 bits"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for IdError {}
+
+/// A parsed TypeID borrowing its prefix from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeId<'a> {
+    pub prefix: &'a str,
+    pub uuid: u128,
+}
+
+/// Checks a prefix (a "kind") against the spec. The empty prefix is valid.
+pub fn validate_prefix(prefix: &str) -> Result<(), IdError> {
+    let bytes = prefix.as_bytes();
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    if bytes.len() > MAX_PREFIX_LEN {
+        return Err(IdError::PrefixTooLong(prefix.chars().count()));
+    }
+    if let Some(position) = bytes
+        .iter()
+        .position(|&b| !(b.is_ascii_lowercase() || b == b'_'))
+    {
+        return Err(IdError::PrefixCharacter { position });
+    }
+    if bytes[0] == b'_' || bytes[bytes.len() - 1] == b'_' {
+        return Err(IdError::PrefixEdge);
+    }
+    Ok(())
+}
+
+/// Parses a TypeID strictly.
+pub fn parse(id: &str) -> Result<TypeId<'_>, IdError> {
+    if id.is_empty() {
+        return Err(IdError::Empty);
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(IdError::TooLong(id.len()));
+    }
+    let (prefix, suffix) = match id.rfind('_') {
+        Some(0) => return Err(IdError::EmptyPrefixWithSeparator),
+        Some(at) => (&id[..at], &id[at + 1..]),
+        None => ("", id),
+    };
+    validate_prefix(prefix)?;
+    let uuid = base32::decode(suffix.as_bytes()).map_err(|e| match e {
+        SuffixError::Length(_) => IdError::SuffixLength(suffix.chars().count()),
+        SuffixError::Character(position) => IdError::SuffixCharacter { position },
+        SuffixError::Overflow => IdError::SuffixOverflow,
+    })?;
+    Ok(TypeId { prefix, uuid })
+}
+
+/// Formats `prefix_suffix` (or the bare suffix for an empty prefix).
+/// The caller guarantees the prefix is valid.
+pub fn format(prefix: &str, uuid: u128) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1 + SUFFIX_LEN);
+    if !prefix.is_empty() {
+        out.push_str(prefix);
+        out.push('_');
+    }
+    // The alphabet is ASCII, so this cannot fail.
+    out.push_str(std::str::from_utf8(&base32::encode(uuid)).unwrap_or_default());
+    out
+}
+
+/// The canonical hyphenated lowercase form of a UUID.
+pub fn uuid_string(uuid: u128) -> String {
+    let hex = format!("{uuid:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// Parses a hyphenated UUID string (used by the spec tests and `fromUuid`).
+pub fn parse_uuid(text: &str) -> Option<u128> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 36 || [8, 13, 18, 23].iter().any(|&i| bytes[i] != b'-') {
+        return None;
+    }
+    let hex: String = text.chars().filter(|&c| c != '-').collect();
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u128::from_str_radix(&hex, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_rules() {
+        assert!(validate_prefix("conn").is_ok());
+        assert!(validate_prefix("a_b").is_ok());
+        assert_eq!(validate_prefix("_a"), Err(IdError::PrefixEdge));
+        assert_eq!(validate_prefix("a_"), Err(IdError::PrefixEdge));
+        assert_eq!(validate_prefix("a1"), Err(IdError::PrefixCharacter { position: 1 }));
+        assert_eq!(
+            validate_prefix(&"a".repeat(64)),
+            Err(IdError::PrefixTooLong(64))
+        );
+    }
+
+    #[test]
+    fn splits_at_last_underscore() {
+        let id = parse("pre_fix_00000000000000000000000001").unwrap();
+        assert_eq!(id.prefix, "pre_fix");
+        assert_eq!(id.uuid, 1);
+    }
+
+    #[test]
+    fn uuid_text_round_trip() {
+        let u = 0x0190_1234_5678_7abc_8def_0123_4567_89abu128;
+        assert_eq!(parse_uuid(&uuid_string(u)), Some(u));
+        assert_eq!(parse_uuid("not-a-uuid"), None);
+    }
+}

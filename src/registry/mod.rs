@@ -1,0 +1,777 @@
+//! The lease registry: per-user quotas over identity-bearing leases with their own expiry.
+//!
+//! A user's usage is the number of its live leases, never a counter that can drift. Leases
+//! live in a slab addressed by small integer handles; an exact index maps every lease's
+//! 128-bit id to its handle, so any derived id (`conn_`, `run_`, `thread_`) releases it.
+//! Expiry is tracked by a min-heap with lazy deletion, so a sweep costs what expired, not
+//! the table size; the heap is rebuilt when stale entries outnumber live ones, so churn
+//! cannot grow memory.
+
+pub mod events;
+pub mod metrics;
+pub mod options;
+pub mod snapshot;
+
+use crate::error::{check_user_id, LeaseError};
+use crate::id::{self, Entropy, Uuid7Generator};
+use events::{Counters, Event, EventKind, Refusal, RefusalReason};
+use options::{Mode, Options, OptionsPatch, Policy};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+
+/// Hash state seeded from the registry's entropy, so user ids chosen by clients cannot be
+/// crafted to collide (the seed is not in the source, unlike a fixed-key hasher's).
+type Hasher = ahash::RandomState;
+type Map<K, V> = HashMap<K, V, Hasher>;
+
+/// Lazily reclaimed lease ids are kept for the next `sweep()`, up to this many, so the
+/// host learns which sockets to close even when an acquire reclaimed them first.
+const PENDING_EXPIRED_CAP: usize = 65_536;
+
+/// A lease as stored.
+#[derive(Debug, Clone)]
+struct Slot {
+    uuid: u128,
+    user: u32,
+    key: Option<Box<str>>,
+    acquired_at: u64,
+    touched_at: u64,
+    expires_at: u64,
+    /// Bumped on every reuse of the slot so stale heap entries are recognised.
+    generation: u32,
+    /// Position in the owner's `leases` vector, for O(1) removal.
+    pos: u32,
+    live: bool,
+}
+
+#[derive(Debug, Clone)]
+struct User {
+    name: Box<str>,
+    leases: Vec<u32>,
+    /// Connection key -> handle; allocated only for users that pass keys.
+    keys: Option<Map<Box<str>, u32>>,
+    /// Whether the user is at or above its warn threshold (edge-triggered events).
+    near: bool,
+}
+
+/// A read-only view of one lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseView<'a> {
+    pub handle: u32,
+    pub uuid: u128,
+    pub user: &'a str,
+    pub connection_key: Option<&'a str>,
+    pub acquired_at: u64,
+    pub touched_at: u64,
+    pub expires_at: u64,
+}
+
+/// What `acquire` decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acquired {
+    Granted {
+        handle: u32,
+        /// Ids of leases removed by the eviction policy: close those sockets.
+        evicted: Vec<u128>,
+        /// The connection key matched an existing lease, which was returned and touched.
+        reused: bool,
+    },
+    Refused(Refusal),
+}
+
+/// Aggregate figures for `stats()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub active: u32,
+    pub users: u32,
+    pub counters: Counters,
+}
+
+/// Why a lease left the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    Released,
+    Reconciled,
+    Expired,
+    Evicted,
+}
+
+/// The registry. `E` supplies randomness for ids and hash seeds.
+pub struct Registry<E> {
+    options: Options,
+    ids: Uuid7Generator<E>,
+    slots: Vec<Slot>,
+    free_slots: Vec<u32>,
+    by_uuid: Map<u128, u32>,
+    users: Vec<User>,
+    free_users: Vec<u32>,
+    user_index: Map<Box<str>, u32>,
+    /// (expires_at, handle, generation), earliest first.
+    expiry: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    active: u32,
+    counters: Counters,
+    pending_expired: Vec<u128>,
+    collect_events: bool,
+    events: Vec<Event>,
+}
+
+impl<E: Entropy> Registry<E> {
+    /// A registry with validated `options`, drawing ids and hash seeds from `entropy`.
+    pub fn new(options: Options, mut entropy: E) -> Self {
+        let mut seed = [0u64; 4];
+        for s in &mut seed {
+            *s = u64::from(entropy.next_u32()) << 32 | u64::from(entropy.next_u32());
+        }
+        let hasher = Hasher::with_seeds(seed[0], seed[1], seed[2], seed[3]);
+        Self {
+            options,
+            ids: Uuid7Generator::new(entropy),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            by_uuid: Map::with_hasher(hasher.clone()),
+            users: Vec::new(),
+            free_users: Vec::new(),
+            user_index: Map::with_hasher(hasher),
+            expiry: BinaryHeap::new(),
+            active: 0,
+            counters: Counters::default(),
+            pending_expired: Vec::new(),
+            collect_events: false,
+            events: Vec::new(),
+        }
+    }
+
+    /// Builds a registry from options given as a patch over the defaults.
+    pub fn with_patch(patch: &OptionsPatch, entropy: E) -> Result<Self, LeaseError> {
+        Ok(Self::new(Options::default().patched(patch)?, entropy))
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Turns event collection on or off (off costs nothing on the hot path).
+    pub fn set_collect_events(&mut self, on: bool) {
+        self.collect_events = on;
+        if !on {
+            self.events.clear();
+        }
+    }
+
+    /// Events since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Makes a fresh id of any kind from this registry's generator.
+    pub fn new_uuid(&mut self, now: u64) -> u128 {
+        self.ids.next(now)
+    }
+
+    // ----- acquire -------------------------------------------------------------------
+
+    /// Grants `user` a lease for one connection, or refuses with a reason.
+    ///
+    /// With a `connection_key`, a second acquire for the same user and key returns the
+    /// same lease (touched) instead of a new one: per-message calls cannot leak.
+    pub fn acquire(
+        &mut self,
+        user: &str,
+        connection_key: Option<&str>,
+        now: u64,
+    ) -> Result<Acquired, LeaseError> {
+        check_user_id(user)?;
+        if let Some(key) = connection_key {
+            check_user_id(key).map_err(|e| {
+                LeaseError::InvalidOption(format!("connectionKey: {}", e).replace("user id", "key"))
+            })?;
+        }
+        let limit = self.options.limit_for(user);
+        let user_idx = self.user_index.get(user).copied();
+
+        if let Some(u) = user_idx {
+            self.drop_expired_of_user(u, now);
+            if let Some(key) = connection_key {
+                let existing = self.users[u as usize]
+                    .keys
+                    .as_ref()
+                    .and_then(|k| k.get(key).copied());
+                if let Some(handle) = existing {
+                    self.touch_handle(handle, now);
+                    return Ok(Acquired::Granted {
+                        handle,
+                        evicted: Vec::new(),
+                        reused: true,
+                    });
+                }
+            }
+        }
+        // Dropping expired leases may have emptied and removed the user.
+        let user_idx = user_idx.filter(|&u| self.user_index.get(user) == Some(&u));
+
+        if user_idx.is_none() && self.user_index.len() >= self.options.max_users as usize {
+            self.purge_expired(now, None);
+            if self.user_index.len() >= self.options.max_users as usize {
+                // Enforced even in dry-run: this bound protects memory, not a quota.
+                let refusal = Refusal {
+                    reason: RefusalReason::UserTableFull,
+                    limit: self.options.max_users,
+                    active: self.user_index.len() as u32,
+                    retry_after_ms: self.earliest_expiry(now),
+                };
+                return Ok(self.refuse(user, refusal, limit, now, false));
+            }
+        }
+
+        let user_active = user_idx.map_or(0, |u| self.users[u as usize].leases.len() as u32);
+        let dry_run = self.options.mode == Mode::DryRun;
+
+        // Decide everything before mutating, so a refusal leaves the table untouched.
+        let mut victim = None;
+        if user_active >= limit {
+            let can_evict = self.options.on_limit != Policy::Reject
+                && limit > 0
+                && user_active == limit;
+            let refusal = Refusal {
+                reason: RefusalReason::UserLimit,
+                limit,
+                active: user_active,
+                retry_after_ms: user_idx.map_or(0, |u| self.earliest_expiry_of_user(u, now)),
+            };
+            if dry_run {
+                self.refuse(user, refusal, limit, now, true);
+            } else if can_evict {
+                victim = user_idx.and_then(|u| self.pick_victim(u));
+            } else {
+                return Ok(self.refuse(user, refusal, limit, now, false));
+            }
+        }
+
+        if let Some(global) = self.options.global_limit {
+            let freed = u32::from(victim.is_some());
+            if self.active - freed >= global {
+                self.purge_expired(now, None);
+            }
+            if self.active - freed >= global {
+                let refusal = Refusal {
+                    reason: RefusalReason::GlobalLimit,
+                    limit: global,
+                    active: self.active,
+                    retry_after_ms: self.earliest_expiry(now),
+                };
+                if dry_run {
+                    self.refuse(user, refusal, limit, now, true);
+                } else {
+                    return Ok(self.refuse(user, refusal, limit, now, false));
+                }
+            }
+        }
+
+        let mut evicted = Vec::new();
+        if let Some(handle) = victim {
+            evicted.push(self.remove(handle, Removal::Evicted, now));
+        }
+        // The purge above may have removed this user's entry (all its leases expired).
+        let u = match self.user_index.get(user) {
+            Some(&u) => u,
+            None => self.insert_user(user),
+        };
+        let handle = self.insert_lease(u, connection_key, now);
+        Ok(Acquired::Granted {
+            handle,
+            evicted,
+            reused: false,
+        })
+    }
+
+    fn refuse(
+        &mut self,
+        user: &str,
+        refusal: Refusal,
+        user_limit: u32,
+        now: u64,
+        dry_run: bool,
+    ) -> Acquired {
+        self.counters.count_rejection(refusal.reason);
+        let active = self
+            .user_index
+            .get(user)
+            .map_or(0, |&u| self.users[u as usize].leases.len() as u32);
+        self.emit(Event {
+            kind: EventKind::Rejected,
+            user: user.to_owned(),
+            lease: None,
+            active,
+            limit: user_limit,
+            reason: Some(refusal.reason),
+            dry_run,
+            at: now,
+        });
+        Acquired::Refused(refusal)
+    }
+
+    fn insert_user(&mut self, name: &str) -> u32 {
+        let user = User {
+            name: name.into(),
+            leases: Vec::new(),
+            keys: None,
+            near: false,
+        };
+        let idx = match self.free_users.pop() {
+            Some(i) => {
+                self.users[i as usize] = user;
+                i
+            }
+            None => {
+                self.users.push(user);
+                (self.users.len() - 1) as u32
+            }
+        };
+        self.user_index.insert(name.into(), idx);
+        idx
+    }
+
+    fn insert_lease(&mut self, u: u32, key: Option<&str>, now: u64) -> u32 {
+        let uuid = self.ids.next(now);
+        let expires_at = now + self.options.ttl_ms;
+        let pos = self.users[u as usize].leases.len() as u32;
+        let slot = Slot {
+            uuid,
+            user: u,
+            key: key.map(Into::into),
+            acquired_at: now,
+            touched_at: now,
+            expires_at,
+            generation: 0,
+            pos,
+            live: true,
+        };
+        let handle = match self.free_slots.pop() {
+            Some(h) => {
+                let generation = self.slots[h as usize].generation.wrapping_add(1);
+                self.slots[h as usize] = Slot { generation, ..slot };
+                h
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_uuid.insert(uuid, handle);
+        let hasher = self.by_uuid.hasher().clone();
+        let user = &mut self.users[u as usize];
+        user.leases.push(handle);
+        if let Some(key) = key {
+            user.keys
+                .get_or_insert_with(|| Map::with_hasher(hasher))
+                .insert(key.into(), handle);
+        }
+        self.push_expiry(handle);
+        self.active += 1;
+        self.counters.acquired += 1;
+        self.counters.high_water = self.counters.high_water.max(u64::from(self.active));
+
+        let active = self.users[u as usize].leases.len() as u32;
+        let name = &self.users[u as usize].name;
+        let limit = self.options.limit_for(name);
+        let threshold = self.options.warn_threshold(limit);
+        if limit > 0 && active >= threshold && !self.users[u as usize].near {
+            self.users[u as usize].near = true;
+            self.counters.near_limit_events += 1;
+            self.emit_for_user(EventKind::NearLimit, u, None, now);
+        }
+        if limit > 0 && active == limit {
+            self.emit_for_user(EventKind::LimitReached, u, None, now);
+        }
+        handle
+    }
+
+    fn pick_victim(&self, u: u32) -> Option<u32> {
+        let leases = &self.users[u as usize].leases;
+        let key = |h: &u32| {
+            let s = &self.slots[*h as usize];
+            match self.options.on_limit {
+                Policy::EvictIdle => (s.touched_at, s.uuid),
+                // uuids are monotonic, so they break acquire-time ties in acquire order.
+                _ => (s.acquired_at, s.uuid),
+            }
+        };
+        leases.iter().copied().min_by_key(key)
+    }
+
+    // ----- release / touch -----------------------------------------------------------
+
+    /// Resolves any derived id to a live handle; `Ok(None)` for a well-formed id that
+    /// names no live lease.
+    pub fn resolve(&self, any_id: &str) -> Result<Option<u32>, LeaseError> {
+        let parsed = id::parse(any_id)?;
+        if !self.options.is_lease_kind(parsed.prefix) {
+            return Ok(None);
+        }
+        Ok(self.by_uuid.get(&parsed.uuid).copied())
+    }
+
+    /// Releases the lease named by any of its ids. `false` (and counted) when unknown.
+    pub fn release(&mut self, any_id: &str, now: u64) -> Result<bool, LeaseError> {
+        match self.resolve(any_id)? {
+            Some(handle) => {
+                self.remove(handle, Removal::Released, now);
+                Ok(true)
+            }
+            None => {
+                self.counters.unknown_releases += 1;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Releases by handle (the fast path for hosts that keep the handle).
+    pub fn release_handle(&mut self, handle: u32, now: u64) -> bool {
+        if self.is_live(handle) {
+            self.remove(handle, Removal::Released, now);
+            true
+        } else {
+            self.counters.unknown_releases += 1;
+            false
+        }
+    }
+
+    /// Extends the lease's expiry; `false` when unknown or already expired.
+    pub fn touch(&mut self, any_id: &str, now: u64) -> Result<bool, LeaseError> {
+        Ok(match self.resolve(any_id)? {
+            Some(handle) => self.touch_handle(handle, now),
+            None => false,
+        })
+    }
+
+    /// Touch by handle.
+    pub fn touch_handle(&mut self, handle: u32, now: u64) -> bool {
+        if !self.is_live(handle) {
+            return false;
+        }
+        let ttl = self.options.ttl_ms;
+        let slot = &mut self.slots[handle as usize];
+        if now >= slot.expires_at {
+            // Expired but not yet reclaimed: the host must reconnect; the sweep or the
+            // next acquire reclaims it and reports it.
+            return false;
+        }
+        slot.touched_at = slot.touched_at.max(now);
+        let next = now + ttl;
+        if next != slot.expires_at {
+            slot.expires_at = next;
+            self.push_expiry(handle);
+        }
+        true
+    }
+
+    pub fn is_live(&self, handle: u32) -> bool {
+        self.slots.get(handle as usize).is_some_and(|s| s.live)
+    }
+
+    // ----- expiry ----------------------------------------------------------------------
+
+    fn push_expiry(&mut self, handle: u32) {
+        let s = &self.slots[handle as usize];
+        self.expiry.push(Reverse((s.expires_at, handle, s.generation)));
+        if self.expiry.len() > 2 * self.active as usize + 1024 {
+            self.rebuild_expiry();
+        }
+    }
+
+    /// Drops stale heap entries (released or re-touched leases) in one O(n) pass.
+    fn rebuild_expiry(&mut self) {
+        let entries: Vec<_> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.live)
+            .map(|(h, s)| Reverse((s.expires_at, h as u32, s.generation)))
+            .collect();
+        self.expiry = BinaryHeap::from(entries);
+    }
+
+    fn entry_is_current(&self, expires_at: u64, handle: u32, generation: u32) -> bool {
+        let s = &self.slots[handle as usize];
+        s.live && s.generation == generation && s.expires_at == expires_at
+    }
+
+    /// Removes expired leases (earliest first), at most `max` of them.
+    fn purge_expired(&mut self, now: u64, max: Option<usize>) -> usize {
+        let mut removed = 0;
+        while let Some(&Reverse((expires_at, handle, generation))) = self.expiry.peek() {
+            if !self.entry_is_current(expires_at, handle, generation) {
+                self.expiry.pop();
+                continue;
+            }
+            if expires_at > now || max.is_some_and(|m| removed >= m) {
+                break;
+            }
+            self.expiry.pop();
+            let uuid = self.remove(handle, Removal::Expired, now);
+            self.note_lazily_expired(uuid);
+            removed += 1;
+        }
+        removed
+    }
+
+    fn note_lazily_expired(&mut self, uuid: u128) {
+        if self.pending_expired.len() < PENDING_EXPIRED_CAP {
+            self.pending_expired.push(uuid);
+        }
+    }
+
+    fn drop_expired_of_user(&mut self, u: u32, now: u64) {
+        let expired: Vec<u32> = self.users[u as usize]
+            .leases
+            .iter()
+            .copied()
+            .filter(|&h| self.slots[h as usize].expires_at <= now)
+            .collect();
+        for handle in expired {
+            let uuid = self.remove(handle, Removal::Expired, now);
+            self.note_lazily_expired(uuid);
+        }
+    }
+
+    /// Milliseconds until the next lease anywhere expires (at least 1).
+    fn earliest_expiry(&mut self, now: u64) -> u64 {
+        while let Some(&Reverse((expires_at, handle, generation))) = self.expiry.peek() {
+            if self.entry_is_current(expires_at, handle, generation) {
+                return expires_at.saturating_sub(now).max(1);
+            }
+            self.expiry.pop();
+        }
+        1
+    }
+
+    fn earliest_expiry_of_user(&self, u: u32, now: u64) -> u64 {
+        self.users[u as usize]
+            .leases
+            .iter()
+            .map(|&h| self.slots[h as usize].expires_at)
+            .min()
+            .map_or(1, |e| e.saturating_sub(now).max(1))
+    }
+
+    /// Removes every lease whose expiry is at or before `now`, and returns their ids,
+    /// together with those reclaimed lazily by `acquire` since the last sweep. Cost is
+    /// proportional to what expired.
+    pub fn sweep(&mut self, now: u64) -> Vec<u128> {
+        self.purge_expired(now, None);
+        std::mem::take(&mut self.pending_expired)
+    }
+
+    /// Releases every lease whose id is not among `live` (any derived ids); returns the
+    /// released ids. Validates all of `live` first, so a bad id changes nothing.
+    pub fn reconcile<S: AsRef<str>>(&mut self, live: &[S], now: u64) -> Result<Vec<u128>, LeaseError> {
+        let mut keep = HashSet::with_capacity_and_hasher(live.len(), self.by_uuid.hasher().clone());
+        for id in live {
+            keep.insert(id::parse(id.as_ref())?.uuid);
+        }
+        let doomed: Vec<u32> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.live && !keep.contains(&s.uuid))
+            .map(|(h, _)| h as u32)
+            .collect();
+        Ok(doomed
+            .into_iter()
+            .map(|h| self.remove(h, Removal::Reconciled, now))
+            .collect())
+    }
+
+    /// Removes a live lease and updates every index; returns its id.
+    fn remove(&mut self, handle: u32, why: Removal, now: u64) -> u128 {
+        let (uuid, u, pos, key) = {
+            let s = &mut self.slots[handle as usize];
+            debug_assert!(s.live);
+            s.live = false;
+            (s.uuid, s.user, s.pos as usize, s.key.take())
+        };
+        self.free_slots.push(handle);
+        self.by_uuid.remove(&uuid);
+        self.active -= 1;
+        let user = &mut self.users[u as usize];
+        user.leases.swap_remove(pos);
+        if let Some(&moved) = user.leases.get(pos) {
+            self.slots[moved as usize].pos = pos as u32;
+        }
+        if let (Some(key), Some(keys)) = (key, user.keys.as_mut()) {
+            keys.remove(&key);
+        }
+        match why {
+            Removal::Released => self.counters.released += 1,
+            Removal::Reconciled => {
+                self.counters.released += 1;
+                self.counters.reconciled += 1;
+            }
+            Removal::Expired => {
+                self.counters.expired += 1;
+                self.emit_for_user(EventKind::Expired, u, Some(uuid), now);
+            }
+            Removal::Evicted => {
+                self.counters.evicted += 1;
+                self.emit_for_user(EventKind::Evicted, u, Some(uuid), now);
+            }
+        }
+        let user = &mut self.users[u as usize];
+        if user.leases.is_empty() {
+            let name = std::mem::take(&mut user.name);
+            self.user_index.remove(&name);
+            self.users[u as usize].keys = None;
+            self.free_users.push(u);
+        } else {
+            let limit = self.options.limit_for(&self.users[u as usize].name);
+            let user = &mut self.users[u as usize];
+            if (user.leases.len() as u32) < self.options.warn_threshold(limit) {
+                user.near = false;
+            }
+        }
+        uuid
+    }
+
+    fn emit_for_user(&mut self, kind: EventKind, u: u32, lease: Option<u128>, now: u64) {
+        if !self.collect_events {
+            return;
+        }
+        let user = &self.users[u as usize];
+        let limit = self.options.limit_for(&user.name);
+        let event = Event {
+            kind,
+            user: user.name.to_string(),
+            lease,
+            active: user.leases.len() as u32,
+            limit,
+            reason: None,
+            dry_run: false,
+            at: now,
+        };
+        self.events.push(event);
+    }
+
+    fn emit(&mut self, event: Event) {
+        if self.collect_events {
+            self.events.push(event);
+        }
+    }
+
+    // ----- limits ----------------------------------------------------------------------
+
+    /// Changes options at run time. Existing leases are never dropped by a lower limit;
+    /// new acquires are refused until the user is under it. Id kinds cannot change.
+    pub fn set_limits(&mut self, patch: &OptionsPatch) -> Result<(), LeaseError> {
+        if patch.kinds.as_ref().is_some_and(|k| *k != self.options.kinds) {
+            return Err(LeaseError::InvalidOption(
+                "kinds cannot change after construction: issued ids would stop resolving".into(),
+            ));
+        }
+        self.options = self.options.patched(patch)?;
+        Ok(())
+    }
+
+    /// Sets (`Some`) or clears (`None`) one user's limit override.
+    pub fn set_user_limit(&mut self, user: &str, limit: Option<u32>) -> Result<(), LeaseError> {
+        check_user_id(user)?;
+        match limit {
+            Some(n) => {
+                let mut map = self.options.user_limits.clone();
+                map.insert(user.to_owned(), n);
+                self.options = self.options.patched(&OptionsPatch {
+                    user_limits: Some(map),
+                    ..Default::default()
+                })?;
+            }
+            None => {
+                self.options.user_limits.remove(user);
+            }
+        }
+        Ok(())
+    }
+
+    // ----- reading ---------------------------------------------------------------------
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            active: self.active,
+            users: self.user_index.len() as u32,
+            counters: self.counters.clone(),
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn active(&self) -> u32 {
+        self.active
+    }
+
+    /// The view of a live lease.
+    pub fn lease(&self, handle: u32) -> Option<LeaseView<'_>> {
+        let s = self.slots.get(handle as usize).filter(|s| s.live)?;
+        Some(LeaseView {
+            handle,
+            uuid: s.uuid,
+            user: &self.users[s.user as usize].name,
+            connection_key: s.key.as_deref(),
+            acquired_at: s.acquired_at,
+            touched_at: s.touched_at,
+            expires_at: s.expires_at,
+        })
+    }
+
+    /// A user's unexpired leases (oldest first) and its limit.
+    pub fn user_leases(&self, user: &str, now: u64) -> (u32, Vec<LeaseView<'_>>) {
+        let limit = self.options.limit_for(user);
+        let mut leases: Vec<LeaseView<'_>> = self
+            .user_index
+            .get(user)
+            .map(|&u| {
+                self.users[u as usize]
+                    .leases
+                    .iter()
+                    .filter_map(|&h| self.lease(h))
+                    .filter(|l| l.expires_at > now)
+                    .collect()
+            })
+            .unwrap_or_default();
+        leases.sort_by_key(|l| l.uuid);
+        (limit, leases)
+    }
+
+    /// Every live lease, in no particular order.
+    pub fn leases(&self) -> impl Iterator<Item = LeaseView<'_>> {
+        (0..self.slots.len() as u32).filter_map(|h| self.lease(h))
+    }
+
+    /// Internal consistency check, used by the property tests.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        let live = self.slots.iter().filter(|s| s.live).count();
+        assert_eq!(live, self.active as usize, "active count drifted");
+        assert_eq!(self.by_uuid.len(), live, "uuid index size");
+        let mut per_user = 0;
+        for (&ref name, &u) in &self.user_index {
+            let user = &self.users[u as usize];
+            assert_eq!(&*user.name, &**name);
+            assert!(!user.leases.is_empty(), "empty user kept");
+            for (pos, &h) in user.leases.iter().enumerate() {
+                let s = &self.slots[h as usize];
+                assert!(s.live && s.user == u && s.pos as usize == pos);
+                assert_eq!(self.by_uuid.get(&s.uuid), Some(&h));
+            }
+            let keyed = user.keys.as_ref().map_or(0, |k| k.len());
+            assert_eq!(keyed, user.leases.iter().filter(|&&h| self.slots[h as usize].key.is_some()).count());
+            per_user += user.leases.len();
+        }
+        assert_eq!(per_user, live);
+        for s in self.slots.iter().filter(|s| s.live) {
+            assert!(self
+                .expiry
+                .iter()
+                .any(|Reverse((e, _, g))| *e == s.expires_at && *g == s.generation));
+        }
+    }
+}
