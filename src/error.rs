@@ -68,17 +68,42 @@ pub fn check_user_id(user: &str) -> Result<(), LeaseError> {
     Ok(())
 }
 
+/// Writes a float for an error message without `f64`'s `Display`, which would pull
+/// about 20 KiB of float-formatting code into the .wasm for the sake of error text.
+pub fn describe_number(x: f64) -> String {
+    if x.is_nan() {
+        return "NaN".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    let sign = if x < 0.0 { "-" } else { "" };
+    let a = x.abs();
+    if a >= 9.0e15 {
+        return format!("{sign}~2^{}", a.log2() as u32);
+    }
+    let whole = a.trunc() as u64;
+    let micro = ((a - a.trunc()) * 1e6).round() as u64;
+    if micro == 0 {
+        format!("{sign}{whole}")
+    } else {
+        let frac = format!("{micro:06}");
+        format!("{sign}{whole}.{}", frac.trim_end_matches('0'))
+    }
+}
+
 /// Checks a millisecond timestamp coming from the host.
 pub fn check_time(now_ms: f64) -> Result<u64, LeaseError> {
     if !now_ms.is_finite() {
-        return Err(LeaseError::InvalidTime(format!("{now_ms} is not a finite number")));
+        return Err(LeaseError::InvalidTime(format!("{} is not a finite number", describe_number(now_ms))));
     }
     if now_ms < 0.0 {
-        return Err(LeaseError::InvalidTime(format!("{now_ms} is negative")));
+        return Err(LeaseError::InvalidTime(format!("{} is negative", describe_number(now_ms))));
     }
     if now_ms > crate::id::uuid7::MAX_TIMESTAMP_MS as f64 {
         return Err(LeaseError::InvalidTime(format!(
-            "{now_ms} is beyond the 48-bit millisecond range of UUIDv7"
+            "{} is beyond the 48-bit millisecond range of UUIDv7",
+            describe_number(now_ms)
         )));
     }
     // Sub-millisecond fractions (performance.now()-style clocks) are truncated.

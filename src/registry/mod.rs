@@ -183,7 +183,7 @@ impl<E: Entropy> Registry<E> {
         check_user_id(user)?;
         if let Some(key) = connection_key {
             check_user_id(key).map_err(|e| {
-                LeaseError::InvalidOption(format!("connectionKey: {}", e).replace("user id", "key"))
+                LeaseError::InvalidOption(format!("connectionKey: {e}"))
             })?;
         }
         let limit = self.options.limit_for(user);
@@ -737,7 +737,7 @@ impl<E: Entropy> Registry<E> {
                     .collect()
             })
             .unwrap_or_default();
-        leases.sort_by_key(|l| l.uuid);
+        leases.sort_unstable_by_key(|l| l.uuid);
         (limit, leases)
     }
 

@@ -3,6 +3,23 @@
 use crate::error::{check_user_id, LeaseError};
 use crate::id;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+/// Hasher for the small, host-configured override table. Fixed seeds are fine here (the
+/// keys come from the host's configuration), and reusing ahash instead of std's SipHash
+/// keeps a second hash implementation out of the .wasm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConfigHasher;
+
+impl BuildHasher for ConfigHasher {
+    type Hasher = ahash::AHasher;
+    fn build_hasher(&self) -> ahash::AHasher {
+        ahash::RandomState::with_seeds(0x736f_636b, 0x6574_6c65, 0x6173_6521, 0x7573_6572).build_hasher()
+    }
+}
+
+/// Per-user limit overrides.
+pub type UserLimits = HashMap<String, u32, ConfigHasher>;
 
 /// What happens when a user is at the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +39,7 @@ impl Policy {
             "evict-oldest" => Ok(Policy::EvictOldest),
             "evict-idle" => Ok(Policy::EvictIdle),
             other => Err(LeaseError::InvalidOption(format!(
-                "onLimit must be \"reject\", \"evict-oldest\" or \"evict-idle\", got {other:?}"
+                "onLimit must be \"reject\", \"evict-oldest\" or \"evict-idle\", got \"{other}\""
             ))),
         }
     }
@@ -51,7 +68,7 @@ impl Mode {
             "enforce" => Ok(Mode::Enforce),
             "dry-run" => Ok(Mode::DryRun),
             other => Err(LeaseError::InvalidOption(format!(
-                "mode must be \"enforce\" or \"dry-run\", got {other:?}"
+                "mode must be \"enforce\" or \"dry-run\", got \"{other}\""
             ))),
         }
     }
@@ -75,7 +92,7 @@ pub const MAX_TTL_MS: u64 = 365 * 24 * 3600 * 1000;
 pub struct Options {
     pub per_user_limit: u32,
     pub global_limit: Option<u32>,
-    pub user_limits: HashMap<String, u32>,
+    pub user_limits: UserLimits,
     pub ttl_ms: u64,
     pub on_limit: Policy,
     pub warn_ratio: f64,
@@ -90,7 +107,7 @@ impl Default for Options {
         Self {
             per_user_limit: 20,
             global_limit: None,
-            user_limits: HashMap::new(),
+            user_limits: UserLimits::default(),
             ttl_ms: 90_000,
             on_limit: Policy::Reject,
             warn_ratio: 0.8,
@@ -106,7 +123,7 @@ impl Default for Options {
 pub struct OptionsPatch {
     pub per_user_limit: Option<u32>,
     pub global_limit: Option<Option<u32>>,
-    pub user_limits: Option<HashMap<String, u32>>,
+    pub user_limits: Option<UserLimits>,
     pub ttl_ms: Option<u64>,
     pub on_limit: Option<Policy>,
     pub warn_ratio: Option<f64>,
@@ -158,7 +175,8 @@ impl Options {
         if let Some(r) = patch.warn_ratio {
             if !(r > 0.0 && r <= 1.0) {
                 return Err(LeaseError::InvalidOption(format!(
-                    "warnRatio must be in (0, 1], got {r}"
+                    "warnRatio must be in (0, 1], got {}",
+                    crate::error::describe_number(r)
                 )));
             }
             next.warn_ratio = r;
@@ -183,11 +201,11 @@ impl Options {
                     ));
                 }
                 id::validate_prefix(kind).map_err(|e| {
-                    LeaseError::InvalidOption(format!("kinds: {kind:?} is not a TypeID prefix: {e}"))
+                    LeaseError::InvalidOption(format!("kinds: \"{kind}\" is not a TypeID prefix: {e}"))
                 })?;
                 if all.contains(&kind.as_str()) {
                     return Err(LeaseError::InvalidOption(format!(
-                        "kinds: {kind:?} is listed twice or is built in"
+                        "kinds: \"{kind}\" is listed twice or is built in"
                     )));
                 }
                 all.push(kind);

@@ -10,12 +10,11 @@
 //! inconsistent or newer snapshot is refused and nothing is half-restored.
 
 use super::events::Counters;
-use super::options::{Options, OptionsPatch};
+use super::options::{Options, OptionsPatch, UserLimits};
 use super::{Registry, Slot, User};
 use crate::error::{check_user_id, LeaseError};
 use crate::id::{uuid7::MAX_TIMESTAMP_MS, Entropy};
 use crc::{Crc, NoTable, CRC_32_ISO_HDLC};
-use std::collections::{HashMap, HashSet};
 
 const MAGIC: &[u8; 4] = b"SLSN";
 /// Version written by this build; older versions stay readable when they change.
@@ -146,17 +145,13 @@ impl<E: Entropy> Registry<E> {
         w.u64(last_ms);
         w.u32(counter);
         write_counters(&mut w, &self.counters);
-        let mut overrides: Vec<_> = self.options.user_limits.iter().collect();
-        overrides.sort();
-        w.u32(overrides.len() as u32);
-        for (user, &limit) in overrides {
+        w.u32(self.options.user_limits.len() as u32);
+        for (user, &limit) in &self.options.user_limits {
             w.str(user);
             w.u32(limit);
         }
         w.u32(self.active);
-        let mut leases: Vec<_> = self.leases().collect();
-        leases.sort_by_key(|l| l.uuid);
-        for l in leases {
+        for l in self.leases() {
             w.u128(l.uuid);
             w.str(l.user);
             match l.connection_key {
@@ -215,7 +210,7 @@ impl<E: Entropy> Registry<E> {
         let counter = r.u32("generator counter")?;
         let counters = read_counters(&mut r)?;
         let n_overrides = r.u32("override count")?;
-        let mut user_limits = HashMap::new();
+        let mut user_limits = UserLimits::default();
         for _ in 0..n_overrides {
             let user = r.str("override user")?;
             let limit = r.u32("override limit")?;
@@ -227,8 +222,6 @@ impl<E: Entropy> Registry<E> {
             return Err(bad(format!("lease count {n_leases} does not fit in {len} bytes")));
         }
         let mut leases = Vec::with_capacity(n_leases);
-        let mut uuids = HashSet::with_capacity(n_leases);
-        let mut keys = HashSet::new();
         for _ in 0..n_leases {
             let uuid = r.u128("lease id")?;
             let user = r.str("user id")?;
@@ -248,14 +241,6 @@ impl<E: Entropy> Registry<E> {
             if !(acquired_at <= touched_at && touched_at <= expires_at) {
                 return Err(bad(format!("lease {uuid:032x} has inconsistent times")));
             }
-            if !uuids.insert(uuid) {
-                return Err(bad(format!("lease {uuid:032x} appears twice")));
-            }
-            if let Some(k) = key {
-                if !keys.insert((user, k)) {
-                    return Err(bad(format!("connection key {k:?} of {user:?} appears twice")));
-                }
-            }
             leases.push(RestoredLease { uuid, user, key, acquired_at, touched_at, expires_at });
         }
         if r.at != r.data.len() {
@@ -268,23 +253,28 @@ impl<E: Entropy> Registry<E> {
         })
         .map_err(|e| bad(format!("per-user overrides: {e}")))?;
         let options = base.patched(patch)?;
-        let users: HashSet<&str> = leases.iter().map(|l| l.user).collect();
-        if users.len() > options.max_users as usize {
-            return Err(bad(format!(
-                "snapshot holds {} users but maxUsers is {}",
-                users.len(),
-                options.max_users
-            )));
-        }
 
         let mut reg = Registry::new(options, entropy);
         reg.ids.set_state(last_ms, counter);
         reg.counters = counters;
+        // Duplicates and the user bound are checked while inserting into the new registry,
+        // which is dropped on error, so nothing half-restored ever escapes.
         for l in leases {
             let u = match reg.user_index.get(l.user) {
                 Some(&u) => u,
-                None => reg.insert_user(l.user),
+                None => {
+                    if reg.user_index.len() >= reg.options.max_users as usize {
+                        return Err(bad(format!(
+                            "snapshot holds more users than maxUsers ({})",
+                            reg.options.max_users
+                        )));
+                    }
+                    reg.insert_user(l.user)
+                }
             };
+            if reg.by_uuid.contains_key(&l.uuid) {
+                return Err(bad(format!("lease {:032x} appears twice", l.uuid)));
+            }
             let handle = reg.slots.len() as u32;
             let user: &mut User = &mut reg.users[u as usize];
             reg.slots.push(Slot {
@@ -301,9 +291,10 @@ impl<E: Entropy> Registry<E> {
             user.leases.push(handle);
             if let Some(k) = l.key {
                 let hasher = reg.by_uuid.hasher().clone();
-                user.keys
-                    .get_or_insert_with(|| super::Map::with_hasher(hasher))
-                    .insert(k.into(), handle);
+                let keys = user.keys.get_or_insert_with(|| super::Map::with_hasher(hasher));
+                if keys.insert(k.into(), handle).is_some() {
+                    return Err(bad(format!("connection key \"{k}\" of \"{}\" appears twice", l.user)));
+                }
             }
             reg.by_uuid.insert(l.uuid, handle);
             reg.active += 1;

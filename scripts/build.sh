@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the .wasm once and generates two sets of bindings from it:
+#   pkg/nodejs  CommonJS, loads the .wasm synchronously (Node: require and import)
+#   pkg/web     ESM with init()/initSync() (browsers, and workerd with an imported module)
+# then shrinks each with wasm-opt and prints the size against the 60 KiB gzip budget.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+wasm=target/wasm32-unknown-unknown/release/socket_lease.wasm
+stamp=pkg/.build-stamp
+# Skip when nothing that feeds the build changed since the last one (warm `npm test`).
+if [[ -f $stamp && -z "${FORCE_BUILD:-}" ]] && \
+   [[ -z $(find src Cargo.toml Cargo.lock .cargo -newer "$stamp" -print -quit) ]]; then
+  echo "build: pkg/ is up to date"
+else
+  cargo build --lib --release --target wasm32-unknown-unknown
+  rm -rf pkg
+  for target in nodejs web; do
+    wasm-bindgen --target "$target" --out-dir "pkg/$target" "$wasm"
+    # Rust enables these wasm features by default; wasm-opt must accept them.
+    wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+      --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
+      -o "pkg/$target/socket_lease_bg.wasm" "pkg/$target/socket_lease_bg.wasm"
+  done
+  touch "$stamp"
+fi
+
+out=pkg/web/socket_lease_bg.wasm
+raw=$(wc -c < "$out")
+gz=$(gzip -9c "$out" | wc -c)
+budget=$((60 * 1024))
+printf 'wasm size: %d bytes raw, %d bytes gzipped (budget %d gzipped)\n' "$raw" "$gz" "$budget"
+if (( gz > budget )); then
+  echo "build: the .wasm is over the 60 KiB gzip budget" >&2
+  exit 1
+fi

@@ -1,0 +1,231 @@
+//! Checked conversions between `JsValue` and core types, and small object builders.
+
+use super::errors::{js, JsResult};
+use crate::error::{check_time, LeaseError};
+use crate::registry::options::{Mode, OptionsPatch, Policy, UserLimits, MAX_LIMIT};
+use js_sys::{Array, Object, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// A short description of a JS value's type for error messages.
+pub fn type_name(v: &JsValue) -> String {
+    if v.is_null() {
+        "null".into()
+    } else if Array::is_array(v) {
+        "array".into()
+    } else {
+        v.js_typeof().as_string().unwrap_or_else(|| "unknown".into())
+    }
+}
+
+/// A user id: must be a string (the core checks length).
+pub fn user_id(v: &JsValue) -> JsResult<String> {
+    v.as_string().ok_or_else(|| {
+        super::errors::to_js(LeaseError::InvalidUserId(format!(
+            "user id must be a string, got {}",
+            type_name(v)
+        )))
+    })
+}
+
+/// A lease id or other TypeID argument: must be a string.
+pub fn id_arg(v: &JsValue, what: &str) -> JsResult<String> {
+    v.as_string().ok_or_else(|| {
+        super::errors::to_js(LeaseError::InvalidId(format!(
+            "{what} must be a string, got {}",
+            type_name(v)
+        )))
+    })
+}
+
+/// `now` in ms: `undefined`/`null` means `Date.now()`.
+pub fn now(v: &JsValue) -> JsResult<u64> {
+    if v.is_undefined() || v.is_null() {
+        return js(check_time(js_sys::Date::now()));
+    }
+    match v.as_f64() {
+        Some(t) => js(check_time(t)),
+        None => js(Err(LeaseError::InvalidTime(format!(
+            "now must be a number of milliseconds, got {}",
+            type_name(v)
+        )))),
+    }
+}
+
+/// Whether `v` is a plain options bag (an object that is not an array or function).
+pub fn is_bag(v: &JsValue) -> bool {
+    v.is_object() && !Array::is_array(v) && !v.is_function()
+}
+
+/// Own enumerable keys of an object.
+pub fn keys(v: &JsValue) -> Vec<String> {
+    Object::keys(v.unchecked_ref::<Object>())
+        .iter()
+        .filter_map(|k| k.as_string())
+        .collect()
+}
+
+pub fn get(obj: &JsValue, key: &str) -> JsValue {
+    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn option_err(msg: String) -> JsValue {
+    super::errors::to_js(LeaseError::InvalidOption(msg))
+}
+
+/// A non-negative integer option no larger than `max`.
+pub fn int(name: &str, v: &JsValue, min: u64, max: u64) -> JsResult<u64> {
+    match v.as_f64() {
+        Some(n) if n.is_finite() && n.fract() == 0.0 && n >= min as f64 && n <= max as f64 => {
+            Ok(n as u64)
+        }
+        Some(n) => Err(option_err(format!(
+            "{name} must be an integer from {min} to {max}, got {}",
+            crate::error::describe_number(n)
+        ))),
+        None => Err(option_err(format!(
+            "{name} must be a number, got {}",
+            type_name(v)
+        ))),
+    }
+}
+
+fn string(name: &str, v: &JsValue) -> JsResult<String> {
+    v.as_string()
+        .ok_or_else(|| option_err(format!("{name} must be a string, got {}", type_name(v))))
+}
+
+fn limit(name: &str, v: &JsValue) -> JsResult<u32> {
+    Ok(int(name, v, 0, u64::from(MAX_LIMIT))? as u32)
+}
+
+/// Reads a `userLimits` object (or `Map`) of user id -> limit.
+fn user_limits(v: &JsValue) -> JsResult<UserLimits> {
+    let mut out = UserLimits::default();
+    let entries: Vec<(JsValue, JsValue)> = if let Some(map) = v.dyn_ref::<js_sys::Map>() {
+        let mut pairs = Vec::new();
+        map.for_each(&mut |value, key| pairs.push((key, value)));
+        pairs
+    } else if is_bag(v) {
+        keys(v)
+            .into_iter()
+            .map(|k| {
+                let value = get(v, &k);
+                (JsValue::from_str(&k), value)
+            })
+            .collect()
+    } else {
+        return Err(option_err(format!(
+            "userLimits must be an object or Map of user id to limit, got {}",
+            type_name(v)
+        )));
+    };
+    for (k, value) in entries {
+        let user = k.as_string().ok_or_else(|| {
+            option_err(format!("userLimits keys must be strings, got {}", type_name(&k)))
+        })?;
+        let n = limit(&format!("userLimits[\"{user}\"]"), &value)?;
+        out.insert(user, n);
+    }
+    Ok(out)
+}
+
+/// Names accepted in `new LeaseRegistry(options)`, besides `onEvent`.
+pub const OPTION_NAMES: [&str; 9] = [
+    "perUserLimit",
+    "globalLimit",
+    "userLimits",
+    "ttlMs",
+    "onLimit",
+    "warnRatio",
+    "maxUsers",
+    "mode",
+    "kinds",
+];
+
+/// Parses an options bag into a patch. `allow` lists the keys permitted in this call
+/// (unknown keys are an error, so a typo never silently leaves a default in force).
+pub fn options_patch(v: &JsValue, allow_on_event: bool) -> JsResult<OptionsPatch> {
+    let mut patch = OptionsPatch::default();
+    if v.is_undefined() || v.is_null() {
+        return Ok(patch);
+    }
+    if !is_bag(v) {
+        return Err(option_err(format!(
+            "options must be an object, got {}",
+            type_name(v)
+        )));
+    }
+    for key in keys(v) {
+        let value = get(v, &key);
+        if value.is_undefined() {
+            continue;
+        }
+        match key.as_str() {
+            "perUserLimit" => patch.per_user_limit = Some(limit("perUserLimit", &value)?),
+            "globalLimit" => {
+                patch.global_limit = Some(if value.is_null() {
+                    None
+                } else {
+                    Some(limit("globalLimit", &value)?)
+                })
+            }
+            "userLimits" => patch.user_limits = Some(user_limits(&value)?),
+            "ttlMs" => patch.ttl_ms = Some(int("ttlMs", &value, 1, crate::registry::options::MAX_TTL_MS)?),
+            "onLimit" => patch.on_limit = Some(js(Policy::parse(&string("onLimit", &value)?))?),
+            "warnRatio" => {
+                patch.warn_ratio = Some(value.as_f64().ok_or_else(|| {
+                    option_err(format!("warnRatio must be a number, got {}", type_name(&value)))
+                })?)
+            }
+            "maxUsers" => patch.max_users = Some(int("maxUsers", &value, 1, u64::from(u32::MAX))? as u32),
+            "mode" => patch.mode = Some(js(Mode::parse(&string("mode", &value)?))?),
+            "kinds" => {
+                if !Array::is_array(&value) {
+                    return Err(option_err(format!(
+                        "kinds must be an array of strings, got {}",
+                        type_name(&value)
+                    )));
+                }
+                let arr: &Array = value.unchecked_ref();
+                let mut kinds = Vec::new();
+                for item in arr.iter() {
+                    kinds.push(string("kinds[]", &item)?);
+                }
+                patch.kinds = Some(kinds);
+            }
+            "onEvent" if allow_on_event => {}
+            other => {
+                return Err(option_err(format!(
+                    "unknown option \"{other}\"; known options are {}{}",
+                    OPTION_NAMES.join(", "),
+                    if allow_on_event { ", onEvent" } else { "" }
+                )))
+            }
+        }
+    }
+    Ok(patch)
+}
+
+/// Builds a plain object from key/value pairs.
+pub fn object(pairs: &[(&str, JsValue)]) -> JsValue {
+    let obj = Object::new();
+    for (k, v) in pairs {
+        let _ = Reflect::set(&obj, &JsValue::from_str(k), v);
+    }
+    obj.into()
+}
+
+/// A JS number from a u64 that is known to be below 2^53 (times, counters).
+pub fn num(n: u64) -> JsValue {
+    JsValue::from_f64(n as f64)
+}
+
+/// A JS array of strings.
+pub fn strings<I: IntoIterator<Item = String>>(items: I) -> JsValue {
+    let arr = Array::new();
+    for s in items {
+        arr.push(&JsValue::from_str(&s));
+    }
+    arr.into()
+}

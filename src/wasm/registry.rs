@@ -1,0 +1,414 @@
+//! `LeaseRegistry` for JS: a thin newtype over the core registry.
+
+use super::convert::{self, get, id_arg, is_bag, keys, now, num, object, strings, user_id};
+use super::errors::{js, to_js, JsResult};
+use crate::error::LeaseError;
+use crate::id::{self, OsEntropy};
+use crate::registry::events::Event;
+use crate::registry::options::OptionsPatch;
+use crate::registry::{metrics, Acquired, LeaseView, Registry};
+use js_sys::{Function, Reflect, Uint8Array};
+use std::cell::{Cell, RefCell};
+use wasm_bindgen::prelude::*;
+
+/// Per-user connection leases with TTL, heartbeat (`touch`), sweep, eviction policies,
+/// events, Prometheus metrics and snapshots.
+///
+/// Releasing never waits for garbage collection: call `release` on every disconnect
+/// path. `free()` (or `using`, via `Symbol.dispose`) only returns the wasm memory.
+#[wasm_bindgen(js_name = LeaseRegistry)]
+pub struct JsLeaseRegistry {
+    // `&self` methods plus a RefCell: the core is borrowed only while it runs, so an
+    // `onEvent` callback may call back into the registry.
+    core: RefCell<Registry<OsEntropy>>,
+    on_event: Option<Function>,
+    callback_errors: Cell<u64>,
+}
+
+impl JsLeaseRegistry {
+    fn wrap(core: Registry<OsEntropy>, on_event: Option<Function>) -> Self {
+        let mut core = core;
+        core.set_collect_events(on_event.is_some());
+        Self {
+            core: RefCell::new(core),
+            on_event,
+            callback_errors: Cell::new(0),
+        }
+    }
+
+    /// Delivers queued events. Called after the core borrow is released.
+    fn dispatch(&self) {
+        let Some(callback) = &self.on_event else {
+            return;
+        };
+        let events = self.core.borrow_mut().take_events();
+        for event in events {
+            let value = event_value(&event, &self.core.borrow());
+            // A throwing callback must not corrupt anything: the change is already
+            // complete; we count the failure and carry on.
+            if callback.call1(&JsValue::UNDEFINED, &value).is_err() {
+                self.callback_errors.set(self.callback_errors.get() + 1);
+            }
+        }
+    }
+
+    fn lease_value(reg: &Registry<OsEntropy>, lease: &LeaseView<'_>) -> JsValue {
+        let obj = object(&[
+            ("id", JsValue::from_str(&id::format(id::CONN, lease.uuid))),
+            ("connectionId", JsValue::from_str(&id::format(id::CONN, lease.uuid))),
+            ("runId", JsValue::from_str(&id::format(id::RUN, lease.uuid))),
+            ("threadId", JsValue::from_str(&id::format(id::THREAD, lease.uuid))),
+            ("userId", JsValue::from_str(lease.user)),
+            ("acquiredAt", num(lease.acquired_at)),
+            ("touchedAt", num(lease.touched_at)),
+            ("expiresAt", num(lease.expires_at)),
+        ]);
+        if let Some(key) = lease.connection_key {
+            let _ = Reflect::set(&obj, &"connectionKey".into(), &key.into());
+        }
+        let kinds = &reg.options().kinds;
+        if !kinds.is_empty() {
+            let ids = object(
+                &kinds
+                    .iter()
+                    .map(|k| (k.as_str(), JsValue::from_str(&id::format(k, lease.uuid))))
+                    .collect::<Vec<_>>(),
+            );
+            let _ = Reflect::set(&obj, &"ids".into(), &ids);
+        }
+        obj
+    }
+}
+
+fn event_value(e: &Event, _reg: &Registry<OsEntropy>) -> JsValue {
+    let obj = object(&[
+        ("type", JsValue::from_str(e.kind.as_str())),
+        ("userId", JsValue::from_str(&e.user)),
+        ("active", num(u64::from(e.active))),
+        ("limit", num(u64::from(e.limit))),
+        ("dryRun", JsValue::from_bool(e.dry_run)),
+        ("at", num(e.at)),
+    ]);
+    if let Some(lease) = e.lease {
+        let _ = Reflect::set(&obj, &"leaseId".into(), &id::format(id::CONN, lease).into());
+    }
+    if let Some(reason) = e.reason {
+        let _ = Reflect::set(&obj, &"reason".into(), &reason.as_str().into());
+    }
+    obj
+}
+
+fn on_event_option(options: &JsValue) -> JsResult<Option<Function>> {
+    if !is_bag(options) {
+        return Ok(None);
+    }
+    let cb = get(options, "onEvent");
+    if cb.is_undefined() || cb.is_null() {
+        return Ok(None);
+    }
+    cb.dyn_into::<Function>().map(Some).map_err(|v| {
+        to_js(LeaseError::InvalidOption(format!(
+            "onEvent must be a function, got {}",
+            convert::type_name(&v)
+        )))
+    })
+}
+
+use wasm_bindgen::JsCast;
+
+#[wasm_bindgen(js_class = LeaseRegistry)]
+impl JsLeaseRegistry {
+    /// Creates a registry. Every option is optional and validated; unknown option names
+    /// throw `INVALID_OPTION`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "LeaseRegistryOptions | undefined")] options: JsValue,
+    ) -> JsResult<JsLeaseRegistry> {
+        let patch = convert::options_patch(&options, true)?;
+        let on_event = on_event_option(&options)?;
+        let core = js(Registry::with_patch(&patch, OsEntropy::default()))?;
+        Ok(Self::wrap(core, on_event))
+    }
+
+    /// Grants `userId` a lease, or refuses with `{ ok: false, reason, limit, active,
+    /// retryAfterMs }`. With `connectionKey`, the same user and key return the same lease
+    /// (one lease per connection, never per message). Expired leases of the user are
+    /// reclaimed first, so correctness never waits for a sweep.
+    #[wasm_bindgen(unchecked_return_type = "AcquireResult")]
+    pub fn acquire(
+        &self,
+        #[wasm_bindgen(js_name = userId, unchecked_param_type = "string")] user: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "AcquireOptions | undefined")] options: JsValue,
+    ) -> JsResult<JsValue> {
+        let user = user_id(&user)?;
+        let (key, t) = acquire_options(&options)?;
+        let result = {
+            let mut core = self.core.borrow_mut();
+            match js(core.acquire(&user, key.as_deref(), t))? {
+                Acquired::Granted { handle, evicted, reused } => {
+                    let lease = core.lease(handle).map(|l| Self::lease_value(&core, &l));
+                    object(&[
+                        ("ok", JsValue::TRUE),
+                        ("lease", lease.unwrap_or(JsValue::NULL)),
+                        ("evicted", strings(evicted.into_iter().map(|u| id::format(id::CONN, u)))),
+                        ("reused", JsValue::from_bool(reused)),
+                    ])
+                }
+                Acquired::Refused(r) => object(&[
+                    ("ok", JsValue::FALSE),
+                    ("reason", JsValue::from_str(r.reason.as_str())),
+                    ("limit", num(u64::from(r.limit))),
+                    ("active", num(u64::from(r.active))),
+                    ("retryAfterMs", num(r.retry_after_ms)),
+                ]),
+            }
+        };
+        self.dispatch();
+        Ok(result)
+    }
+
+    /// Releases the lease named by any of its ids (`conn_`, `run_`, `thread_`, extra
+    /// kinds). Returns `false` for an unknown or already released id, and counts it
+    /// (`unknownReleases`): never throws for a well-formed id, so it is safe on every
+    /// disconnect path. A malformed id throws `INVALID_ID`.
+    pub fn release(
+        &self,
+        #[wasm_bindgen(js_name = anyId, unchecked_param_type = "string")] any_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number | undefined")] now_ms: JsValue,
+    ) -> JsResult<bool> {
+        let text = id_arg(&any_id, "id")?;
+        let t = now(&now_ms)?;
+        let released = js(self.core.borrow_mut().release(&text, t))?;
+        self.dispatch();
+        Ok(released)
+    }
+
+    /// Heartbeat: extends the lease's expiry to `now + ttlMs`. `false` if the lease is
+    /// unknown or already expired (the host should close that socket).
+    pub fn touch(
+        &self,
+        #[wasm_bindgen(js_name = anyId, unchecked_param_type = "string")] any_id: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number | undefined")] now_ms: JsValue,
+    ) -> JsResult<bool> {
+        let text = id_arg(&any_id, "id")?;
+        let t = now(&now_ms)?;
+        js(self.core.borrow_mut().touch(&text, t))
+    }
+
+    /// Reclaims every lease expired at `now` and returns their ids (plus those reclaimed
+    /// lazily by `acquire` since the last sweep): close those sockets. Costs what expired.
+    #[wasm_bindgen(unchecked_return_type = "string[]")]
+    pub fn sweep(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "number | undefined")] now_ms: JsValue,
+    ) -> JsResult<JsValue> {
+        let t = now(&now_ms)?;
+        let expired = self.core.borrow_mut().sweep(t);
+        self.dispatch();
+        Ok(strings(expired.into_iter().map(|u| id::format(id::CONN, u))))
+    }
+
+    /// Releases every lease whose id is not in `liveIds` (any derived ids of the sockets
+    /// the host really holds) and returns the released lease ids. All ids are checked
+    /// first: one malformed id throws `INVALID_ID` and nothing is released.
+    #[wasm_bindgen(unchecked_return_type = "string[]")]
+    pub fn reconcile(
+        &self,
+        #[wasm_bindgen(js_name = liveIds, unchecked_param_type = "Iterable<string>")] live_ids: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number | undefined")] now_ms: JsValue,
+    ) -> JsResult<JsValue> {
+        let t = now(&now_ms)?;
+        let iter = js_sys::try_iter(&live_ids).ok().flatten().ok_or_else(|| {
+            to_js(LeaseError::InvalidId(format!(
+                "liveIds must be an iterable of ids, got {}",
+                convert::type_name(&live_ids)
+            )))
+        })?;
+        let mut live = Vec::new();
+        for item in iter {
+            let item = item?;
+            live.push(id_arg(&item, "every live id")?);
+        }
+        let released = js(self.core.borrow_mut().reconcile(&live, t))?;
+        self.dispatch();
+        Ok(strings(released.into_iter().map(|u| id::format(id::CONN, u))))
+    }
+
+    /// Changes options at run time (all but `onEvent` and `kinds`). Lowering a limit
+    /// never drops existing leases; new ones are refused until the user is under it.
+    #[wasm_bindgen(js_name = setLimits)]
+    pub fn set_limits(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Omit<LeaseRegistryOptions, \"onEvent\">")] options: JsValue,
+    ) -> JsResult<()> {
+        if options.is_undefined() || options.is_null() {
+            return js(Err(LeaseError::InvalidOption("setLimits needs an options object".into())));
+        }
+        let patch = convert::options_patch(&options, false)?;
+        js(self.core.borrow_mut().set_limits(&patch))
+    }
+
+    /// Sets one user's limit, or removes the override with `null`.
+    #[wasm_bindgen(js_name = setUserLimit)]
+    pub fn set_user_limit(
+        &self,
+        #[wasm_bindgen(js_name = userId, unchecked_param_type = "string")] user: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number | null")] limit: JsValue,
+    ) -> JsResult<()> {
+        let user = user_id(&user)?;
+        let limit = if limit.is_null() || limit.is_undefined() {
+            None
+        } else {
+            Some(convert::int("limit", &limit, 0, u64::from(crate::registry::options::MAX_LIMIT))? as u32)
+        };
+        js(self.core.borrow_mut().set_user_limit(&user, limit))
+    }
+
+    /// Totals since creation (or since the snapshot they were restored from).
+    #[wasm_bindgen(unchecked_return_type = "LeaseStats")]
+    pub fn stats(&self) -> JsValue {
+        let s = self.core.borrow().stats();
+        let c = &s.counters;
+        object(&[
+            ("active", num(u64::from(s.active))),
+            ("users", num(u64::from(s.users))),
+            ("highWater", num(c.high_water)),
+            ("acquired", num(c.acquired)),
+            ("released", num(c.released)),
+            ("expired", num(c.expired)),
+            ("evicted", num(c.evicted)),
+            ("rejected", num(c.rejected())),
+            ("unknownReleases", num(c.unknown_releases)),
+            ("nearLimitEvents", num(c.near_limit_events)),
+            ("reconciled", num(c.reconciled)),
+            ("callbackErrors", num(self.callback_errors.get())),
+        ])
+    }
+
+    /// One user's unexpired leases (oldest first) and the limit that applies to it.
+    #[wasm_bindgen(js_name = userStats, unchecked_return_type = "UserStats")]
+    pub fn user_stats(
+        &self,
+        #[wasm_bindgen(js_name = userId, unchecked_param_type = "string")] user: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number | undefined")] now_ms: JsValue,
+    ) -> JsResult<JsValue> {
+        let user = user_id(&user)?;
+        js(crate::error::check_user_id(&user))?;
+        let t = now(&now_ms)?;
+        let core = self.core.borrow();
+        let (limit, leases) = core.user_leases(&user, t);
+        let list = js_sys::Array::new();
+        for l in &leases {
+            list.push(&Self::lease_value(&core, l));
+        }
+        Ok(object(&[
+            ("active", num(leases.len() as u64)),
+            ("limit", num(u64::from(limit))),
+            ("leases", list.into()),
+        ]))
+    }
+
+    /// The lease named by any of its ids, or `null`.
+    #[wasm_bindgen(js_name = getLease, unchecked_return_type = "Lease | null")]
+    pub fn get_lease(
+        &self,
+        #[wasm_bindgen(js_name = anyId, unchecked_param_type = "string")] any_id: JsValue,
+    ) -> JsResult<JsValue> {
+        let text = id_arg(&any_id, "id")?;
+        let core = self.core.borrow();
+        let handle = js(core.resolve(&text))?;
+        Ok(handle
+            .and_then(|h| core.lease(h))
+            .map_or(JsValue::NULL, |l| Self::lease_value(&core, &l)))
+    }
+
+    /// The options in force (without `onEvent`).
+    #[wasm_bindgen(js_name = getOptions, unchecked_return_type = "Required<Omit<LeaseRegistryOptions, \"onEvent\">>")]
+    pub fn get_options(&self) -> JsValue {
+        let core = self.core.borrow();
+        let o = core.options();
+        let user_limits = js_sys::Object::new();
+        for (user, limit) in &o.user_limits {
+            let _ = Reflect::set(&user_limits, &user.into(), &num(u64::from(*limit)));
+        }
+        object(&[
+            ("perUserLimit", num(u64::from(o.per_user_limit))),
+            ("globalLimit", o.global_limit.map_or(JsValue::NULL, |g| num(u64::from(g)))),
+            ("userLimits", user_limits.into()),
+            ("ttlMs", num(o.ttl_ms)),
+            ("onLimit", o.on_limit.as_str().into()),
+            ("warnRatio", JsValue::from_f64(o.warn_ratio)),
+            ("maxUsers", num(u64::from(o.max_users))),
+            ("mode", o.mode.as_str().into()),
+            ("kinds", strings(o.kinds.iter().cloned())),
+        ])
+    }
+
+    /// Prometheus text exposition of the `socket_lease_*` series. No user id in labels.
+    pub fn metrics(&self) -> String {
+        let core = self.core.borrow();
+        let s = core.stats();
+        metrics::render(s.active, s.users, &s.counters)
+    }
+
+    /// Versioned, checksummed bytes of every lease (absolute expiry times), the counters
+    /// and per-user overrides. Restore with `LeaseRegistry.restore`.
+    pub fn snapshot(&self) -> Uint8Array {
+        Uint8Array::from(&self.core.borrow().snapshot()[..])
+    }
+
+    /// Rebuilds a registry from `snapshot()` bytes; `options` apply on top. A truncated,
+    /// corrupt or newer snapshot throws `INVALID_SNAPSHOT` and nothing is restored.
+    pub fn restore(
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "LeaseRegistryOptions | undefined")] options: JsValue,
+    ) -> JsResult<JsLeaseRegistry> {
+        let Some(array) = bytes.dyn_ref::<Uint8Array>() else {
+            return js(Err(LeaseError::InvalidSnapshot(format!(
+                "snapshot must be a Uint8Array, got {}",
+                convert::type_name(&bytes)
+            ))));
+        };
+        let data = array.to_vec();
+        let patch: OptionsPatch = convert::options_patch(&options, true)?;
+        let on_event = on_event_option(&options)?;
+        let core = js(Registry::restore(&data, &patch, OsEntropy::default()))?;
+        Ok(Self::wrap(core, on_event))
+    }
+}
+
+fn acquire_options(v: &JsValue) -> JsResult<(Option<String>, u64)> {
+    if v.is_undefined() || v.is_null() {
+        return Ok((None, now(&JsValue::UNDEFINED)?));
+    }
+    if !is_bag(v) {
+        return js(Err(LeaseError::InvalidOption(format!(
+            "acquire options must be an object, got {}",
+            convert::type_name(v)
+        ))));
+    }
+    let mut key = None;
+    let mut t = JsValue::UNDEFINED;
+    for k in keys(v) {
+        let value = get(v, &k);
+        match k.as_str() {
+            "connectionKey" => {
+                if !(value.is_undefined() || value.is_null()) {
+                    key = Some(value.as_string().ok_or_else(|| {
+                        to_js(LeaseError::InvalidOption(format!(
+                            "connectionKey must be a string, got {}",
+                            convert::type_name(&value)
+                        )))
+                    })?);
+                }
+            }
+            "now" => t = value,
+            other => {
+                return js(Err(LeaseError::InvalidOption(format!(
+                    "unknown acquire option \"{other}\"; known: connectionKey, now"
+                ))))
+            }
+        }
+    }
+    Ok((key, now(&t)?))
+}
