@@ -23,6 +23,8 @@ else
       --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
       -o "pkg/$target/socket_lease_bg.wasm" "pkg/$target/socket_lease_bg.wasm"
   done
+  # The nodejs bindings are CommonJS, but the root package is "type": "module".
+  echo '{ "type": "commonjs" }' > pkg/nodejs/package.json
   touch "$stamp"
 fi
 

@@ -1,0 +1,26 @@
+'use strict';
+// Node loader (CommonJS). The nodejs bindings read and instantiate the .wasm
+// synchronously, so `require('socket-lease')` is ready to use at once. The ESM entry
+// (node.mjs) re-exports this module, so `import` and `require` share one instance.
+let wasm;
+try {
+  wasm = require('../pkg/nodejs/socket_lease.js');
+} catch (err) {
+  if (err && err.code === 'MODULE_NOT_FOUND') {
+    throw new Error('socket-lease: the WebAssembly build is missing (pkg/nodejs); run `npm run build`', { cause: err });
+  }
+  throw err;
+}
+const { LeaseError } = require('./lease-error.cjs');
+
+wasm.__registerErrorClass(LeaseError);
+
+module.exports = {
+  LeaseRegistry: wasm.LeaseRegistry,
+  LeaseError,
+  newId: wasm.newId,
+  parseId: wasm.parseId,
+  deriveId: wasm.deriveId,
+  sameLease: wasm.sameLease,
+  idFromUuid: wasm.idFromUuid,
+};

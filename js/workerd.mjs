@@ -1,0 +1,12 @@
+// Cloudflare Workers / workerd loader. Workers cannot fetch or compile wasm at run time;
+// the bundler (wrangler, miniflare) imports the .wasm as a compiled WebAssembly.Module,
+// which we instantiate synchronously at module load.
+import wasmModule from '../pkg/web/socket_lease_bg.wasm';
+import * as wasm from '../pkg/web/socket_lease.js';
+import { LeaseError } from './lease-error.mjs';
+
+wasm.initSync({ module: wasmModule });
+wasm.__registerErrorClass(LeaseError);
+
+export { LeaseError };
+export const { LeaseRegistry, newId, parseId, deriveId, sameLease, idFromUuid } = wasm;
