@@ -9,11 +9,13 @@ let ready = null;
 let initialized = false;
 
 function finish() {
-  wasm.__registerErrorClass(LeaseError);
+  /** @type {any} */ (wasm).__registerErrorClass(LeaseError);
   initialized = true;
 }
 
 /**
+ * @param {import('../pkg/web/socket_lease.js').InitInput | Promise<import('../pkg/web/socket_lease.js').InitInput>} [input]
+ * @returns {Promise<void>}
  * Loads the WebAssembly module. `input` is optional: a URL, Response, BufferSource or
  * WebAssembly.Module; by default the .wasm next to the bindings is fetched.
  */
@@ -25,7 +27,10 @@ export default function init(input) {
   return ready;
 }
 
-/** Synchronous init from a compiled `WebAssembly.Module` or the .wasm bytes. */
+/**
+ * Synchronous init from a compiled `WebAssembly.Module` or the .wasm bytes.
+ * @param {import('../pkg/web/socket_lease.js').SyncInitInput} module
+ */
 export function initSync(module) {
   if (!initialized) {
     wasm.initSync({ module });
@@ -39,10 +44,18 @@ function assertReady() {
   }
 }
 
-const guard = (fn) => (...args) => {
-  assertReady();
-  return fn(...args);
-};
+/**
+ * @template {(...args: any[]) => any} F
+ * @param {F} fn
+ * @returns {F}
+ */
+const guard = (fn) =>
+  /** @type {F} */ (
+    (/** @type {any[]} */ ...args) => {
+      assertReady();
+      return fn(...args);
+    }
+  );
 
 export const newId = guard(wasm.newId);
 export const parseId = guard(wasm.parseId);

@@ -6,14 +6,14 @@ let wasm;
 try {
   wasm = require('../pkg/nodejs/socket_lease.js');
 } catch (err) {
-  if (err && err.code === 'MODULE_NOT_FOUND') {
+  if (/** @type {NodeJS.ErrnoException} */ (err).code === 'MODULE_NOT_FOUND') {
     throw new Error('socket-lease: the WebAssembly build is missing (pkg/nodejs); run `npm run build`', { cause: err });
   }
   throw err;
 }
 const { LeaseError } = require('./lease-error.cjs');
 
-wasm.__registerErrorClass(LeaseError);
+/** @type {any} */ (wasm).__registerErrorClass(LeaseError);
 
 module.exports = {
   LeaseRegistry: wasm.LeaseRegistry,

@@ -6,7 +6,7 @@ import * as wasm from '../pkg/web/socket_lease.js';
 import { LeaseError } from './lease-error.mjs';
 
 wasm.initSync({ module: wasmModule });
-wasm.__registerErrorClass(LeaseError);
+/** @type {any} */ (wasm).__registerErrorClass(LeaseError);
 
 export { LeaseError };
 export const { LeaseRegistry, newId, parseId, deriveId, sameLease, idFromUuid } = wasm;

@@ -52,6 +52,11 @@ pub fn now(v: &JsValue) -> JsResult<u64> {
     }
 }
 
+/// `now` from an optional trailing argument.
+pub fn now_opt(v: Option<JsValue>) -> JsResult<u64> {
+    now(&v.unwrap_or(JsValue::UNDEFINED))
+}
+
 /// Whether `v` is a plain options bag (an object that is not an array or function).
 pub fn is_bag(v: &JsValue) -> bool {
     v.is_object() && !Array::is_array(v) && !v.is_function()

@@ -1,6 +1,6 @@
 //! Id functions exported to JS.
 
-use super::convert::{id_arg, now, num, object};
+use super::convert::{id_arg, now_opt, num, object};
 use super::errors::{js, JsResult};
 use crate::error::LeaseError;
 use crate::id::{self, OsEntropy, Uuid7Generator};
@@ -27,10 +27,10 @@ fn kind_arg(kind: &JsValue) -> JsResult<String> {
 #[wasm_bindgen(js_name = newId, unchecked_return_type = "string")]
 pub fn new_id(
     #[wasm_bindgen(unchecked_param_type = "string")] kind: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "number | undefined")] now_ms: JsValue,
+    #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<JsValue>,
 ) -> JsResult<String> {
     let kind = kind_arg(&kind)?;
-    let t = now(&now_ms)?;
+    let t = now_opt(now)?;
     let uuid = IDS.with(|g| g.borrow_mut().next(t));
     Ok(id::format(&kind, uuid))
 }

@@ -1,6 +1,6 @@
 //! `LeaseRegistry` for JS: a thin newtype over the core registry.
 
-use super::convert::{self, get, id_arg, is_bag, keys, now, num, object, strings, user_id};
+use super::convert::{self, get, id_arg, is_bag, keys, now, now_opt, num, object, strings, user_id};
 use super::errors::{js, to_js, JsResult};
 use crate::error::LeaseError;
 use crate::id::{self, OsEntropy};
@@ -122,8 +122,9 @@ impl JsLeaseRegistry {
     /// throw `INVALID_OPTION`.
     #[wasm_bindgen(constructor)]
     pub fn new(
-        #[wasm_bindgen(unchecked_param_type = "LeaseRegistryOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "LeaseRegistryOptions")] options: Option<JsValue>,
     ) -> JsResult<JsLeaseRegistry> {
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let patch = convert::options_patch(&options, true)?;
         let on_event = on_event_option(&options)?;
         let core = js(Registry::with_patch(&patch, OsEntropy::default()))?;
@@ -138,10 +139,10 @@ impl JsLeaseRegistry {
     pub fn acquire(
         &self,
         #[wasm_bindgen(js_name = userId, unchecked_param_type = "string")] user: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "AcquireOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "AcquireOptions")] options: Option<JsValue>,
     ) -> JsResult<JsValue> {
         let user = user_id(&user)?;
-        let (key, t) = acquire_options(&options)?;
+        let (key, t) = acquire_options(&options.unwrap_or(JsValue::UNDEFINED))?;
         let result = {
             let mut core = self.core.borrow_mut();
             match js(core.acquire(&user, key.as_deref(), t))? {
@@ -174,10 +175,10 @@ impl JsLeaseRegistry {
     pub fn release(
         &self,
         #[wasm_bindgen(js_name = anyId, unchecked_param_type = "string")] any_id: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number | undefined")] now_ms: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<JsValue>,
     ) -> JsResult<bool> {
         let text = id_arg(&any_id, "id")?;
-        let t = now(&now_ms)?;
+        let t = now_opt(now)?;
         let released = js(self.core.borrow_mut().release(&text, t))?;
         self.dispatch();
         Ok(released)
@@ -188,10 +189,10 @@ impl JsLeaseRegistry {
     pub fn touch(
         &self,
         #[wasm_bindgen(js_name = anyId, unchecked_param_type = "string")] any_id: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number | undefined")] now_ms: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<JsValue>,
     ) -> JsResult<bool> {
         let text = id_arg(&any_id, "id")?;
-        let t = now(&now_ms)?;
+        let t = now_opt(now)?;
         js(self.core.borrow_mut().touch(&text, t))
     }
 
@@ -200,9 +201,9 @@ impl JsLeaseRegistry {
     #[wasm_bindgen(unchecked_return_type = "string[]")]
     pub fn sweep(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "number | undefined")] now_ms: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<JsValue>,
     ) -> JsResult<JsValue> {
-        let t = now(&now_ms)?;
+        let t = now_opt(now)?;
         let expired = self.core.borrow_mut().sweep(t);
         self.dispatch();
         Ok(strings(expired.into_iter().map(|u| id::format(id::CONN, u))))
@@ -215,9 +216,9 @@ impl JsLeaseRegistry {
     pub fn reconcile(
         &self,
         #[wasm_bindgen(js_name = liveIds, unchecked_param_type = "Iterable<string>")] live_ids: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number | undefined")] now_ms: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<JsValue>,
     ) -> JsResult<JsValue> {
-        let t = now(&now_ms)?;
+        let t = now_opt(now)?;
         let iter = js_sys::try_iter(&live_ids).ok().flatten().ok_or_else(|| {
             to_js(LeaseError::InvalidId(format!(
                 "liveIds must be an iterable of ids, got {}",
@@ -290,11 +291,11 @@ impl JsLeaseRegistry {
     pub fn user_stats(
         &self,
         #[wasm_bindgen(js_name = userId, unchecked_param_type = "string")] user: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "number | undefined")] now_ms: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<JsValue>,
     ) -> JsResult<JsValue> {
         let user = user_id(&user)?;
         js(crate::error::check_user_id(&user))?;
-        let t = now(&now_ms)?;
+        let t = now_opt(now)?;
         let core = self.core.borrow();
         let (limit, leases) = core.user_leases(&user, t);
         let list = js_sys::Array::new();
@@ -361,7 +362,7 @@ impl JsLeaseRegistry {
     /// corrupt or newer snapshot throws `INVALID_SNAPSHOT` and nothing is restored.
     pub fn restore(
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "LeaseRegistryOptions | undefined")] options: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "LeaseRegistryOptions")] options: Option<JsValue>,
     ) -> JsResult<JsLeaseRegistry> {
         let Some(array) = bytes.dyn_ref::<Uint8Array>() else {
             return js(Err(LeaseError::InvalidSnapshot(format!(
@@ -370,6 +371,7 @@ impl JsLeaseRegistry {
             ))));
         };
         let data = array.to_vec();
+        let options = options.unwrap_or(JsValue::UNDEFINED);
         let patch: OptionsPatch = convert::options_patch(&options, true)?;
         let on_event = on_event_option(&options)?;
         let core = js(Registry::restore(&data, &patch, OsEntropy::default()))?;
