@@ -746,6 +746,12 @@ impl<E: Entropy> Registry<E> {
         (0..self.slots.len() as u32).filter_map(|h| self.lease(h))
     }
 
+    /// Entries in the expiry heap, live and stale (for memory-bound tests).
+    #[doc(hidden)]
+    pub fn expiry_entries(&self) -> usize {
+        self.expiry.len()
+    }
+
     /// Internal consistency check, used by the property tests.
     #[doc(hidden)]
     pub fn check_invariants(&self) {
