@@ -236,7 +236,7 @@ impl<E: Entropy> Registry<E> {
                 reason: RefusalReason::UserLimit,
                 limit,
                 active: user_active,
-                retry_after_ms: user_idx.map_or(0, |u| self.earliest_expiry_of_user(u, now)),
+                retry_after_ms: user_idx.map_or(1, |u| self.earliest_expiry_of_user(u, now)),
             };
             if dry_run {
                 self.refuse(user, refusal, limit, now, true);

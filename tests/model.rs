@@ -1,0 +1,224 @@
+//! Model-based property test: random operation sequences against a deliberately simple
+//! model of the contract (a list of leases, scanned linearly). After every step the
+//! registry must agree with the model and with its own invariants; per-user active
+//! leases never exceed the limit; after releasing everything the table is empty.
+#![cfg(not(target_arch = "wasm32"))]
+
+use proptest::prelude::*;
+use socket_lease::id::{self, SeededEntropy};
+use socket_lease::registry::events::RefusalReason;
+use socket_lease::registry::options::{Options, OptionsPatch, Policy};
+use socket_lease::registry::{Acquired, Registry};
+
+#[derive(Debug, Clone)]
+enum Op {
+    Acquire { user: u8, key: Option<u8>, dt: u64 },
+    Release { pick: usize, kind: u8, dt: u64 },
+    Touch { pick: usize, dt: u64 },
+    Sweep { dt: u64 },
+    ReleaseUnknown,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u8..4, proptest::option::of(0u8..3), 0u64..40).prop_map(|(user, key, dt)| Op::Acquire { user, key, dt }),
+        2 => (any::<usize>(), 0u8..3, 0u64..40).prop_map(|(pick, kind, dt)| Op::Release { pick, kind, dt }),
+        2 => (any::<usize>(), 0u64..40).prop_map(|(pick, dt)| Op::Touch { pick, dt }),
+        1 => (0u64..120).prop_map(|dt| Op::Sweep { dt }),
+        1 => Just(Op::ReleaseUnknown),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct ModelLease {
+    uuid: u128,
+    user: String,
+    key: Option<String>,
+    acquired: u64,
+    touched: u64,
+    expires: u64,
+}
+
+#[derive(Debug)]
+struct Model {
+    limit: u32,
+    global: Option<u32>,
+    ttl: u64,
+    policy: Policy,
+    leases: Vec<ModelLease>,
+    /// Every id ever granted, so releases can target dead ones too.
+    issued: Vec<u128>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Decision {
+    Reuse(u128),
+    Grant { evict: Option<u128> },
+    Refuse(RefusalReason, u64),
+}
+
+impl Model {
+    fn drop_expired_of(&mut self, user: &str, now: u64) {
+        self.leases.retain(|l| !(l.user == user && l.expires <= now));
+    }
+
+    fn acquire(&mut self, user: &str, key: Option<&str>, now: u64) -> Decision {
+        self.drop_expired_of(user, now);
+        let ttl = self.ttl;
+        if let Some(k) = key {
+            if let Some(l) = self.leases.iter_mut().find(|l| l.user == user && l.key.as_deref() == Some(k)) {
+                l.touched = l.touched.max(now);
+                l.expires = now + ttl;
+                return Decision::Reuse(l.uuid);
+            }
+        }
+        let mine: Vec<&ModelLease> = self.leases.iter().filter(|l| l.user == user).collect();
+        let active = mine.len() as u32;
+        let mut evict = None;
+        if active >= self.limit {
+            if self.policy != Policy::Reject && self.limit > 0 && active == self.limit {
+                evict = mine
+                    .iter()
+                    .min_by_key(|l| match self.policy {
+                        Policy::EvictIdle => (l.touched, l.uuid),
+                        _ => (l.acquired, l.uuid),
+                    })
+                    .map(|l| l.uuid);
+            } else {
+                let retry = mine.iter().map(|l| l.expires).min().map_or(1, |e| e.saturating_sub(now).max(1));
+                return Decision::Refuse(RefusalReason::UserLimit, retry);
+            }
+        }
+        if let Some(g) = self.global {
+            let freed = u32::from(evict.is_some());
+            if self.leases.len() as u32 - freed >= g {
+                self.leases.retain(|l| l.expires > now);
+            }
+            if self.leases.len() as u32 - freed >= g {
+                let retry = self.leases.iter().map(|l| l.expires).min().map_or(1, |e| e.saturating_sub(now).max(1));
+                return Decision::Refuse(RefusalReason::GlobalLimit, retry);
+            }
+        }
+        Decision::Grant { evict }
+    }
+}
+
+fn check_against_model(reg: &Registry<SeededEntropy>, model: &Model) {
+    reg.check_invariants();
+    let mut have: Vec<(u128, String, u64)> = reg.leases().map(|l| (l.uuid, l.user.to_owned(), l.expires_at)).collect();
+    let mut want: Vec<(u128, String, u64)> = model.leases.iter().map(|l| (l.uuid, l.user.clone(), l.expires)).collect();
+    have.sort();
+    want.sort();
+    assert_eq!(have, want, "registry and model disagree on the lease table");
+    for user in 0..4 {
+        let name = format!("user{user}");
+        let n = model.leases.iter().filter(|l| l.user == name).count() as u32;
+        assert!(n <= model.limit, "{name} holds {n} leases over the limit {}", model.limit);
+    }
+    if let Some(g) = model.global {
+        assert!(model.leases.len() as u32 <= g);
+    }
+}
+
+fn policy() -> impl Strategy<Value = Policy> {
+    prop_oneof![Just(Policy::Reject), Just(Policy::EvictOldest), Just(Policy::EvictIdle)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn registry_matches_the_model(
+        limit in 0u32..4,
+        global in proptest::option::of(1u32..8),
+        ttl in 5u64..150,
+        policy in policy(),
+        seed in any::<u64>(),
+        ops in proptest::collection::vec(op(), 1..120),
+    ) {
+        let patch = OptionsPatch {
+            per_user_limit: Some(limit),
+            global_limit: Some(global),
+            ttl_ms: Some(ttl),
+            on_limit: Some(policy),
+            ..Default::default()
+        };
+        let mut reg = Registry::new(Options::default().patched(&patch).unwrap(), SeededEntropy::new(seed));
+        let mut model = Model { limit, global, ttl, policy, leases: Vec::new(), issued: Vec::new() };
+        let mut now = 1_000u64;
+        for op in ops {
+            match op {
+                Op::Acquire { user, key, dt } => {
+                    now += dt;
+                    let name = format!("user{user}");
+                    let key = key.map(|k| format!("socket{k}"));
+                    let expected = model.acquire(&name, key.as_deref(), now);
+                    let got = reg.acquire(&name, key.as_deref(), now).unwrap();
+                    match (expected, got) {
+                        (Decision::Reuse(uuid), Acquired::Granted { handle, reused: true, evicted }) => {
+                            prop_assert_eq!(reg.lease(handle).unwrap().uuid, uuid);
+                            prop_assert!(evicted.is_empty());
+                        }
+                        (Decision::Grant { evict }, Acquired::Granted { handle, reused: false, evicted }) => {
+                            prop_assert_eq!(evicted, evict.into_iter().collect::<Vec<_>>());
+                            if let Some(v) = evict {
+                                model.leases.retain(|l| l.uuid != v);
+                            }
+                            let uuid = reg.lease(handle).unwrap().uuid;
+                            prop_assert!(model.issued.iter().all(|&old| old < uuid), "ids increase");
+                            model.issued.push(uuid);
+                            model.leases.push(ModelLease { uuid, user: name, key, acquired: now, touched: now, expires: now + ttl });
+                        }
+                        (Decision::Refuse(reason, retry), Acquired::Refused(r)) => {
+                            prop_assert_eq!(r.reason, reason);
+                            prop_assert_eq!(r.retry_after_ms, retry);
+                        }
+                        (e, g) => prop_assert!(false, "model {:?} vs registry {:?}", e, g),
+                    }
+                }
+                Op::Release { pick, kind, dt } => {
+                    now += dt;
+                    if model.issued.is_empty() { continue; }
+                    let uuid = model.issued[pick % model.issued.len()];
+                    let text = id::format(["conn", "run", "thread"][kind as usize], uuid);
+                    let live = model.leases.iter().any(|l| l.uuid == uuid);
+                    prop_assert_eq!(reg.release(&text, now).unwrap(), live);
+                    model.leases.retain(|l| l.uuid != uuid);
+                }
+                Op::Touch { pick, dt } => {
+                    now += dt;
+                    if model.issued.is_empty() { continue; }
+                    let uuid = model.issued[pick % model.issued.len()];
+                    let expected = match model.leases.iter_mut().find(|l| l.uuid == uuid) {
+                        Some(l) if l.expires > now => {
+                            l.touched = l.touched.max(now);
+                            l.expires = now + ttl;
+                            true
+                        }
+                        _ => false,
+                    };
+                    prop_assert_eq!(reg.touch(&id::format("conn", uuid), now).unwrap(), expected);
+                }
+                Op::Sweep { dt } => {
+                    now += dt;
+                    reg.sweep(now);
+                    model.leases.retain(|l| l.expires > now);
+                }
+                Op::ReleaseUnknown => {
+                    let before = reg.stats().counters.unknown_releases;
+                    prop_assert!(!reg.release(&id::format("conn", 0x1234), now).unwrap());
+                    prop_assert_eq!(reg.stats().counters.unknown_releases, before + 1);
+                }
+            }
+            check_against_model(&reg, &model);
+        }
+        // Releasing everything empties the table.
+        for l in model.leases.clone() {
+            prop_assert!(reg.release(&id::format("thread", l.uuid), now).unwrap());
+        }
+        prop_assert_eq!(reg.active(), 0);
+        prop_assert_eq!(reg.stats().users, 0);
+        prop_assert_eq!(reg.leases().count(), 0);
+        reg.check_invariants();
+    }
+}
