@@ -23,7 +23,8 @@ cargo test
 step "wasm-bindgen tests in Node"
 wasm-pack test --node
 step "wasm-bindgen tests in headless Chromium"
-wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)"
+# The runner defaults to Node unless told otherwise; this selects the browser for the same tests.
+WASM_BINDGEN_USE_BROWSER=1 wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)"
 
 step "TypeScript check"
 tsc -p tsconfig.json

@@ -95,10 +95,16 @@ pub fn describe_number(x: f64) -> String {
 /// Checks a millisecond timestamp coming from the host.
 pub fn check_time(now_ms: f64) -> Result<u64, LeaseError> {
     if !now_ms.is_finite() {
-        return Err(LeaseError::InvalidTime(format!("{} is not a finite number", describe_number(now_ms))));
+        return Err(LeaseError::InvalidTime(format!(
+            "{} is not a finite number",
+            describe_number(now_ms)
+        )));
     }
     if now_ms < 0.0 {
-        return Err(LeaseError::InvalidTime(format!("{} is negative", describe_number(now_ms))));
+        return Err(LeaseError::InvalidTime(format!(
+            "{} is negative",
+            describe_number(now_ms)
+        )));
     }
     if now_ms > crate::id::uuid7::MAX_TIMESTAMP_MS as f64 {
         return Err(LeaseError::InvalidTime(format!(

@@ -73,12 +73,24 @@ mod tests {
         assert_eq!(&encode(0), b"00000000000000000000000000");
         assert_eq!(&encode(u128::MAX), b"7zzzzzzzzzzzzzzzzzzzzzzzzz");
         assert_eq!(decode(b"7zzzzzzzzzzzzzzzzzzzzzzzzz"), Ok(u128::MAX));
-        assert_eq!(decode(b"8zzzzzzzzzzzzzzzzzzzzzzzzz"), Err(SuffixError::Overflow));
+        assert_eq!(
+            decode(b"8zzzzzzzzzzzzzzzzzzzzzzzzz"),
+            Err(SuffixError::Overflow)
+        );
     }
 
     #[test]
     fn order_is_preserved() {
-        let values = [0u128, 1, 31, 32, 1 << 64, (1 << 64) + 1, u128::MAX - 1, u128::MAX];
+        let values = [
+            0u128,
+            1,
+            31,
+            32,
+            1 << 64,
+            (1 << 64) + 1,
+            u128::MAX - 1,
+            u128::MAX,
+        ];
         for pair in values.windows(2) {
             assert!(encode(pair[0]) < encode(pair[1]));
         }
@@ -86,8 +98,14 @@ mod tests {
 
     #[test]
     fn rejects_lookalikes_and_uppercase() {
-        assert_eq!(decode(b"0000000000000000000000000i"), Err(SuffixError::Character(25)));
-        assert_eq!(decode(b"0000000000000000000000000A"), Err(SuffixError::Character(25)));
+        assert_eq!(
+            decode(b"0000000000000000000000000i"),
+            Err(SuffixError::Character(25))
+        );
+        assert_eq!(
+            decode(b"0000000000000000000000000A"),
+            Err(SuffixError::Character(25))
+        );
         assert_eq!(decode(b"000"), Err(SuffixError::Length(3)));
     }
 }

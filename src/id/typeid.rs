@@ -37,7 +37,10 @@ impl fmt::Display for IdError {
                 write!(f, "id starts with '_': an empty prefix takes no separator")
             }
             IdError::PrefixTooLong(n) => {
-                write!(f, "prefix is {n} characters; at most {MAX_PREFIX_LEN} allowed")
+                write!(
+                    f,
+                    "prefix is {n} characters; at most {MAX_PREFIX_LEN} allowed"
+                )
             }
             IdError::PrefixCharacter { position } => write!(
                 f,
@@ -45,7 +48,10 @@ impl fmt::Display for IdError {
             ),
             IdError::PrefixEdge => write!(f, "prefix must start and end with a letter a-z"),
             IdError::SuffixLength(n) => {
-                write!(f, "suffix is {n} characters; it must be exactly {SUFFIX_LEN}")
+                write!(
+                    f,
+                    "suffix is {n} characters; it must be exactly {SUFFIX_LEN}"
+                )
             }
             IdError::SuffixCharacter { position } => write!(
                 f,
@@ -161,7 +167,10 @@ mod tests {
         assert!(validate_prefix("a_b").is_ok());
         assert_eq!(validate_prefix("_a"), Err(IdError::PrefixEdge));
         assert_eq!(validate_prefix("a_"), Err(IdError::PrefixEdge));
-        assert_eq!(validate_prefix("a1"), Err(IdError::PrefixCharacter { position: 1 }));
+        assert_eq!(
+            validate_prefix("a1"),
+            Err(IdError::PrefixCharacter { position: 1 })
+        );
         assert_eq!(
             validate_prefix(&"a".repeat(64)),
             Err(IdError::PrefixTooLong(64))

@@ -182,9 +182,8 @@ impl<E: Entropy> Registry<E> {
     ) -> Result<Acquired, LeaseError> {
         check_user_id(user)?;
         if let Some(key) = connection_key {
-            check_user_id(key).map_err(|e| {
-                LeaseError::InvalidOption(format!("connectionKey: {e}"))
-            })?;
+            check_user_id(key)
+                .map_err(|e| LeaseError::InvalidOption(format!("connectionKey: {e}")))?;
         }
         let limit = self.options.limit_for(user);
         let user_idx = self.user_index.get(user).copied();
@@ -229,9 +228,8 @@ impl<E: Entropy> Registry<E> {
         // Decide everything before mutating, so a refusal leaves the table untouched.
         let mut victim = None;
         if user_active >= limit {
-            let can_evict = self.options.on_limit != Policy::Reject
-                && limit > 0
-                && user_active == limit;
+            let can_evict =
+                self.options.on_limit != Policy::Reject && limit > 0 && user_active == limit;
             let refusal = Refusal {
                 reason: RefusalReason::UserLimit,
                 limit,
@@ -473,7 +471,8 @@ impl<E: Entropy> Registry<E> {
 
     fn push_expiry(&mut self, handle: u32) {
         let s = &self.slots[handle as usize];
-        self.expiry.push(Reverse((s.expires_at, handle, s.generation)));
+        self.expiry
+            .push(Reverse((s.expires_at, handle, s.generation)));
         if self.expiry.len() > 2 * self.active as usize + 1024 {
             self.rebuild_expiry();
         }
@@ -564,7 +563,11 @@ impl<E: Entropy> Registry<E> {
 
     /// Releases every lease whose id is not among `live` (any derived ids); returns the
     /// released ids. Validates all of `live` first, so a bad id changes nothing.
-    pub fn reconcile<S: AsRef<str>>(&mut self, live: &[S], now: u64) -> Result<Vec<u128>, LeaseError> {
+    pub fn reconcile<S: AsRef<str>>(
+        &mut self,
+        live: &[S],
+        now: u64,
+    ) -> Result<Vec<u128>, LeaseError> {
         let mut keep = HashSet::with_capacity_and_hasher(live.len(), self.by_uuid.hasher().clone());
         for id in live {
             keep.insert(id::parse(id.as_ref())?.uuid);
@@ -662,7 +665,11 @@ impl<E: Entropy> Registry<E> {
     /// Changes options at run time. Existing leases are never dropped by a lower limit;
     /// new acquires are refused until the user is under it. Id kinds cannot change.
     pub fn set_limits(&mut self, patch: &OptionsPatch) -> Result<(), LeaseError> {
-        if patch.kinds.as_ref().is_some_and(|k| *k != self.options.kinds) {
+        if patch
+            .kinds
+            .as_ref()
+            .is_some_and(|k| *k != self.options.kinds)
+        {
             return Err(LeaseError::InvalidOption(
                 "kinds cannot change after construction: issued ids would stop resolving".into(),
             ));
@@ -759,7 +766,7 @@ impl<E: Entropy> Registry<E> {
         assert_eq!(live, self.active as usize, "active count drifted");
         assert_eq!(self.by_uuid.len(), live, "uuid index size");
         let mut per_user = 0;
-        for (&ref name, &u) in &self.user_index {
+        for (name, &u) in &self.user_index {
             let user = &self.users[u as usize];
             assert_eq!(&*user.name, &**name);
             assert!(!user.leases.is_empty(), "empty user kept");
@@ -769,7 +776,13 @@ impl<E: Entropy> Registry<E> {
                 assert_eq!(self.by_uuid.get(&s.uuid), Some(&h));
             }
             let keyed = user.keys.as_ref().map_or(0, |k| k.len());
-            assert_eq!(keyed, user.leases.iter().filter(|&&h| self.slots[h as usize].key.is_some()).count());
+            assert_eq!(
+                keyed,
+                user.leases
+                    .iter()
+                    .filter(|&&h| self.slots[h as usize].key.is_some())
+                    .count()
+            );
             per_user += user.leases.len();
         }
         assert_eq!(per_user, live);

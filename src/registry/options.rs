@@ -14,7 +14,8 @@ pub struct ConfigHasher;
 impl BuildHasher for ConfigHasher {
     type Hasher = ahash::AHasher;
     fn build_hasher(&self) -> ahash::AHasher {
-        ahash::RandomState::with_seeds(0x736f_636b, 0x6574_6c65, 0x6173_6521, 0x7573_6572).build_hasher()
+        ahash::RandomState::with_seeds(0x736f_636b, 0x6574_6c65, 0x6173_6521, 0x7573_6572)
+            .build_hasher()
     }
 }
 
@@ -201,7 +202,9 @@ impl Options {
                     ));
                 }
                 id::validate_prefix(kind).map_err(|e| {
-                    LeaseError::InvalidOption(format!("kinds: \"{kind}\" is not a TypeID prefix: {e}"))
+                    LeaseError::InvalidOption(format!(
+                        "kinds: \"{kind}\" is not a TypeID prefix: {e}"
+                    ))
                 })?;
                 if all.contains(&kind.as_str()) {
                     return Err(LeaseError::InvalidOption(format!(
@@ -230,6 +233,9 @@ impl Options {
 
     /// Whether `kind` names ids of leases in this registry.
     pub fn is_lease_kind(&self, kind: &str) -> bool {
-        kind == id::CONN || kind == id::RUN || kind == id::THREAD || self.kinds.iter().any(|k| k == kind)
+        kind == id::CONN
+            || kind == id::RUN
+            || kind == id::THREAD
+            || self.kinds.iter().any(|k| k == kind)
     }
 }

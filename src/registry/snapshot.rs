@@ -66,16 +66,24 @@ impl<'a> Reader<'a> {
         Ok(self.take(1, what)?[0])
     }
     fn u16(&mut self, what: &str) -> Result<u16, LeaseError> {
-        Ok(u16::from_le_bytes(self.take(2, what)?.try_into().unwrap_or_default()))
+        Ok(u16::from_le_bytes(
+            self.take(2, what)?.try_into().unwrap_or_default(),
+        ))
     }
     fn u32(&mut self, what: &str) -> Result<u32, LeaseError> {
-        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().unwrap_or_default()))
+        Ok(u32::from_le_bytes(
+            self.take(4, what)?.try_into().unwrap_or_default(),
+        ))
     }
     fn u64(&mut self, what: &str) -> Result<u64, LeaseError> {
-        Ok(u64::from_le_bytes(self.take(8, what)?.try_into().unwrap_or_default()))
+        Ok(u64::from_le_bytes(
+            self.take(8, what)?.try_into().unwrap_or_default(),
+        ))
     }
     fn u128(&mut self, what: &str) -> Result<u128, LeaseError> {
-        Ok(u128::from_le_bytes(self.take(16, what)?.try_into().unwrap_or_default()))
+        Ok(u128::from_le_bytes(
+            self.take(16, what)?.try_into().unwrap_or_default(),
+        ))
     }
     fn str(&mut self, what: &str) -> Result<&'a str, LeaseError> {
         let len = self.u16(what)? as usize;
@@ -180,7 +188,10 @@ impl<E: Entropy> Registry<E> {
     /// defaults and the snapshot's per-user overrides).
     pub fn restore(bytes: &[u8], patch: &OptionsPatch, entropy: E) -> Result<Self, LeaseError> {
         if bytes.len() < HEADER_LEN + 4 {
-            return Err(bad(format!("{} bytes is too short to be a snapshot", bytes.len())));
+            return Err(bad(format!(
+                "{} bytes is too short to be a snapshot",
+                bytes.len()
+            )));
         }
         if &bytes[..4] != MAGIC {
             return Err(bad("not a socket-lease snapshot (bad magic bytes)"));
@@ -205,7 +216,10 @@ impl<E: Entropy> Registry<E> {
             return Err(bad("checksum mismatch: the snapshot is corrupt"));
         }
 
-        let mut r = Reader { data: &bytes[HEADER_LEN..HEADER_LEN + len], at: 0 };
+        let mut r = Reader {
+            data: &bytes[HEADER_LEN..HEADER_LEN + len],
+            at: 0,
+        };
         let last_ms = r.time("generator time")?;
         let counter = r.u32("generator counter")?;
         let counters = read_counters(&mut r)?;
@@ -219,7 +233,9 @@ impl<E: Entropy> Registry<E> {
         let n_leases = r.u32("lease count")? as usize;
         // Each lease takes at least 16 + 2 + 1 + 24 bytes; refuse absurd counts up front.
         if n_leases > (len / 43) + 1 {
-            return Err(bad(format!("lease count {n_leases} does not fit in {len} bytes")));
+            return Err(bad(format!(
+                "lease count {n_leases} does not fit in {len} bytes"
+            )));
         }
         let mut leases = Vec::with_capacity(n_leases);
         for _ in 0..n_leases {
@@ -241,17 +257,28 @@ impl<E: Entropy> Registry<E> {
             if !(acquired_at <= touched_at && touched_at <= expires_at) {
                 return Err(bad(format!("lease {uuid:032x} has inconsistent times")));
             }
-            leases.push(RestoredLease { uuid, user, key, acquired_at, touched_at, expires_at });
+            leases.push(RestoredLease {
+                uuid,
+                user,
+                key,
+                acquired_at,
+                touched_at,
+                expires_at,
+            });
         }
         if r.at != r.data.len() {
-            return Err(bad(format!("{} unexpected trailing bytes", r.data.len() - r.at)));
+            return Err(bad(format!(
+                "{} unexpected trailing bytes",
+                r.data.len() - r.at
+            )));
         }
 
-        let base = Options::default().patched(&OptionsPatch {
-            user_limits: Some(user_limits),
-            ..Default::default()
-        })
-        .map_err(|e| bad(format!("per-user overrides: {e}")))?;
+        let base = Options::default()
+            .patched(&OptionsPatch {
+                user_limits: Some(user_limits),
+                ..Default::default()
+            })
+            .map_err(|e| bad(format!("per-user overrides: {e}")))?;
         let options = base.patched(patch)?;
 
         let mut reg = Registry::new(options, entropy);
@@ -291,9 +318,14 @@ impl<E: Entropy> Registry<E> {
             user.leases.push(handle);
             if let Some(k) = l.key {
                 let hasher = reg.by_uuid.hasher().clone();
-                let keys = user.keys.get_or_insert_with(|| super::Map::with_hasher(hasher));
+                let keys = user
+                    .keys
+                    .get_or_insert_with(|| super::Map::with_hasher(hasher));
                 if keys.insert(k.into(), handle).is_some() {
-                    return Err(bad(format!("connection key \"{k}\" of \"{}\" appears twice", l.user)));
+                    return Err(bad(format!(
+                        "connection key \"{k}\" of \"{}\" appears twice",
+                        l.user
+                    )));
                 }
             }
             reg.by_uuid.insert(l.uuid, handle);

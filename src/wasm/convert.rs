@@ -14,7 +14,9 @@ pub fn type_name(v: &JsValue) -> String {
     } else if Array::is_array(v) {
         "array".into()
     } else {
-        v.js_typeof().as_string().unwrap_or_else(|| "unknown".into())
+        v.js_typeof()
+            .as_string()
+            .unwrap_or_else(|| "unknown".into())
     }
 }
 
@@ -127,7 +129,10 @@ fn user_limits(v: &JsValue) -> JsResult<UserLimits> {
     };
     for (k, value) in entries {
         let user = k.as_string().ok_or_else(|| {
-            option_err(format!("userLimits keys must be strings, got {}", type_name(&k)))
+            option_err(format!(
+                "userLimits keys must be strings, got {}",
+                type_name(&k)
+            ))
         })?;
         let n = limit(&format!("userLimits[\"{user}\"]"), &value)?;
         out.insert(user, n);
@@ -176,14 +181,26 @@ pub fn options_patch(v: &JsValue, allow_on_event: bool) -> JsResult<OptionsPatch
                 })
             }
             "userLimits" => patch.user_limits = Some(user_limits(&value)?),
-            "ttlMs" => patch.ttl_ms = Some(int("ttlMs", &value, 1, crate::registry::options::MAX_TTL_MS)?),
+            "ttlMs" => {
+                patch.ttl_ms = Some(int(
+                    "ttlMs",
+                    &value,
+                    1,
+                    crate::registry::options::MAX_TTL_MS,
+                )?)
+            }
             "onLimit" => patch.on_limit = Some(js(Policy::parse(&string("onLimit", &value)?))?),
             "warnRatio" => {
                 patch.warn_ratio = Some(value.as_f64().ok_or_else(|| {
-                    option_err(format!("warnRatio must be a number, got {}", type_name(&value)))
+                    option_err(format!(
+                        "warnRatio must be a number, got {}",
+                        type_name(&value)
+                    ))
                 })?)
             }
-            "maxUsers" => patch.max_users = Some(int("maxUsers", &value, 1, u64::from(u32::MAX))? as u32),
+            "maxUsers" => {
+                patch.max_users = Some(int("maxUsers", &value, 1, u64::from(u32::MAX))? as u32)
+            }
             "mode" => patch.mode = Some(js(Mode::parse(&string("mode", &value)?))?),
             "kinds" => {
                 if !Array::is_array(&value) {

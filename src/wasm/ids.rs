@@ -43,7 +43,10 @@ pub fn parse_id(#[wasm_bindgen(unchecked_param_type = "string")] id: JsValue) ->
     Ok(object(&[
         ("kind", JsValue::from_str(&parts.kind)),
         ("suffix", JsValue::from_str(&parts.suffix)),
-        ("uuid", JsValue::from_str(&id::typeid::uuid_string(parts.uuid))),
+        (
+            "uuid",
+            JsValue::from_str(&id::typeid::uuid_string(parts.uuid)),
+        ),
         ("timestampMs", num(parts.timestamp_ms)),
         ("version", num(((parts.uuid >> 76) & 0xf) as u64)),
     ]))

@@ -10,3 +10,6 @@ mod errors;
 mod ids;
 mod registry;
 mod types;
+
+#[cfg(all(test, target_arch = "wasm32"))]
+mod tests;

@@ -1,6 +1,8 @@
 //! `LeaseRegistry` for JS: a thin newtype over the core registry.
 
-use super::convert::{self, get, id_arg, is_bag, keys, now, now_opt, num, object, strings, user_id};
+use super::convert::{
+    self, get, id_arg, is_bag, keys, now, now_opt, num, object, strings, user_id,
+};
 use super::errors::{js, to_js, JsResult};
 use crate::error::LeaseError;
 use crate::id::{self, OsEntropy};
@@ -55,9 +57,15 @@ impl JsLeaseRegistry {
     fn lease_value(reg: &Registry<OsEntropy>, lease: &LeaseView<'_>) -> JsValue {
         let obj = object(&[
             ("id", JsValue::from_str(&id::format(id::CONN, lease.uuid))),
-            ("connectionId", JsValue::from_str(&id::format(id::CONN, lease.uuid))),
+            (
+                "connectionId",
+                JsValue::from_str(&id::format(id::CONN, lease.uuid)),
+            ),
             ("runId", JsValue::from_str(&id::format(id::RUN, lease.uuid))),
-            ("threadId", JsValue::from_str(&id::format(id::THREAD, lease.uuid))),
+            (
+                "threadId",
+                JsValue::from_str(&id::format(id::THREAD, lease.uuid)),
+            ),
             ("userId", JsValue::from_str(lease.user)),
             ("acquiredAt", num(lease.acquired_at)),
             ("touchedAt", num(lease.touched_at)),
@@ -122,7 +130,9 @@ impl JsLeaseRegistry {
     /// throw `INVALID_OPTION`.
     #[wasm_bindgen(constructor)]
     pub fn new(
-        #[wasm_bindgen(unchecked_optional_param_type = "LeaseRegistryOptions")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "LeaseRegistryOptions")] options: Option<
+            JsValue,
+        >,
     ) -> JsResult<JsLeaseRegistry> {
         let options = options.unwrap_or(JsValue::UNDEFINED);
         let patch = convert::options_patch(&options, true)?;
@@ -146,12 +156,19 @@ impl JsLeaseRegistry {
         let result = {
             let mut core = self.core.borrow_mut();
             match js(core.acquire(&user, key.as_deref(), t))? {
-                Acquired::Granted { handle, evicted, reused } => {
+                Acquired::Granted {
+                    handle,
+                    evicted,
+                    reused,
+                } => {
                     let lease = core.lease(handle).map(|l| Self::lease_value(&core, &l));
                     object(&[
                         ("ok", JsValue::TRUE),
                         ("lease", lease.unwrap_or(JsValue::NULL)),
-                        ("evicted", strings(evicted.into_iter().map(|u| id::format(id::CONN, u)))),
+                        (
+                            "evicted",
+                            strings(evicted.into_iter().map(|u| id::format(id::CONN, u))),
+                        ),
                         ("reused", JsValue::from_bool(reused)),
                     ])
                 }
@@ -206,7 +223,9 @@ impl JsLeaseRegistry {
         let t = now_opt(now)?;
         let expired = self.core.borrow_mut().sweep(t);
         self.dispatch();
-        Ok(strings(expired.into_iter().map(|u| id::format(id::CONN, u))))
+        Ok(strings(
+            expired.into_iter().map(|u| id::format(id::CONN, u)),
+        ))
     }
 
     /// Releases every lease whose id is not in `liveIds` (any derived ids of the sockets
@@ -215,7 +234,8 @@ impl JsLeaseRegistry {
     #[wasm_bindgen(unchecked_return_type = "string[]")]
     pub fn reconcile(
         &self,
-        #[wasm_bindgen(js_name = liveIds, unchecked_param_type = "Iterable<string>")] live_ids: JsValue,
+        #[wasm_bindgen(js_name = liveIds, unchecked_param_type = "Iterable<string>")]
+        live_ids: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<JsValue>,
     ) -> JsResult<JsValue> {
         let t = now_opt(now)?;
@@ -232,7 +252,9 @@ impl JsLeaseRegistry {
         }
         let released = js(self.core.borrow_mut().reconcile(&live, t))?;
         self.dispatch();
-        Ok(strings(released.into_iter().map(|u| id::format(id::CONN, u))))
+        Ok(strings(
+            released.into_iter().map(|u| id::format(id::CONN, u)),
+        ))
     }
 
     /// Changes options at run time (all but `onEvent` and `kinds`). Lowering a limit
@@ -240,10 +262,13 @@ impl JsLeaseRegistry {
     #[wasm_bindgen(js_name = setLimits)]
     pub fn set_limits(
         &self,
-        #[wasm_bindgen(unchecked_param_type = "Omit<LeaseRegistryOptions, \"onEvent\">")] options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Omit<LeaseRegistryOptions, \"onEvent\">")]
+        options: JsValue,
     ) -> JsResult<()> {
         if options.is_undefined() || options.is_null() {
-            return js(Err(LeaseError::InvalidOption("setLimits needs an options object".into())));
+            return js(Err(LeaseError::InvalidOption(
+                "setLimits needs an options object".into(),
+            )));
         }
         let patch = convert::options_patch(&options, false)?;
         js(self.core.borrow_mut().set_limits(&patch))
@@ -260,7 +285,12 @@ impl JsLeaseRegistry {
         let limit = if limit.is_null() || limit.is_undefined() {
             None
         } else {
-            Some(convert::int("limit", &limit, 0, u64::from(crate::registry::options::MAX_LIMIT))? as u32)
+            Some(convert::int(
+                "limit",
+                &limit,
+                0,
+                u64::from(crate::registry::options::MAX_LIMIT),
+            )? as u32)
         };
         js(self.core.borrow_mut().set_user_limit(&user, limit))
     }
@@ -334,7 +364,10 @@ impl JsLeaseRegistry {
         }
         object(&[
             ("perUserLimit", num(u64::from(o.per_user_limit))),
-            ("globalLimit", o.global_limit.map_or(JsValue::NULL, |g| num(u64::from(g)))),
+            (
+                "globalLimit",
+                o.global_limit.map_or(JsValue::NULL, |g| num(u64::from(g))),
+            ),
             ("userLimits", user_limits.into()),
             ("ttlMs", num(o.ttl_ms)),
             ("onLimit", o.on_limit.as_str().into()),
@@ -362,7 +395,9 @@ impl JsLeaseRegistry {
     /// corrupt or newer snapshot throws `INVALID_SNAPSHOT` and nothing is restored.
     pub fn restore(
         #[wasm_bindgen(unchecked_param_type = "Uint8Array")] bytes: JsValue,
-        #[wasm_bindgen(unchecked_optional_param_type = "LeaseRegistryOptions")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "LeaseRegistryOptions")] options: Option<
+            JsValue,
+        >,
     ) -> JsResult<JsLeaseRegistry> {
         let Some(array) = bytes.dyn_ref::<Uint8Array>() else {
             return js(Err(LeaseError::InvalidSnapshot(format!(
