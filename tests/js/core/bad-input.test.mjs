@@ -1,0 +1,116 @@
+// The bad-input matrix: every entry point, every kind of wrong value. Each must throw a
+// LeaseError with the documented code, leave the registry unchanged, and never trap
+// (a trap would poison the instance, so the registry must still work afterwards).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LeaseRegistry, LeaseError, newId, parseId, deriveId, sameLease, idFromUuid } from 'socket-lease';
+
+const HUGE = 'x'.repeat(1 << 20);
+const wrongTypes = [undefined, null, 0, 42, NaN, true, {}, [], () => {}, Symbol('s'), 10n];
+const badStrings = ['', HUGE, 'conn_', 'CONN_01h455vb4pex5vsknk084sn02q', 'conn_01h455vb4pex5vsknk084sn02', '\u0000'];
+const badTimes = [NaN, Infinity, -Infinity, -1, 2 ** 53, '1000', {}, 10n];
+
+function expectCode(fn, code, label) {
+  assert.throws(fn, (err) => {
+    assert.ok(err instanceof LeaseError, `${label}: not a LeaseError: ${err}`);
+    assert.ok(err instanceof Error);
+    assert.equal(err.name, 'LeaseError');
+    assert.equal(err.code, code, `${label}: ${err.message}`);
+    return true;
+  }, label);
+}
+
+const label = (v) => (typeof v === 'string' ? `string(${v.length})` : typeof v === 'bigint' ? 'bigint' : String(typeof v === 'symbol' ? 'symbol' : JSON.stringify(v) ?? typeof v));
+
+test('id functions refuse wrong types and malformed ids with INVALID_ID', () => {
+  for (const v of [...wrongTypes, ...badStrings.filter((s) => s !== '')]) {
+    expectCode(() => parseId(v), 'INVALID_ID', `parseId ${label(v)}`);
+    expectCode(() => deriveId(v, 'run'), 'INVALID_ID', `deriveId ${label(v)}`);
+    expectCode(() => sameLease(v, newId('conn')), 'INVALID_ID', `sameLease ${label(v)}`);
+  }
+  for (const kind of [...wrongTypes, 'Run', 'run_', '_run', 'r1', 'a'.repeat(64), HUGE]) {
+    expectCode(() => newId(kind), 'INVALID_ID', `newId ${label(kind)}`);
+    expectCode(() => deriveId(newId('conn'), kind), 'INVALID_ID', `deriveId kind ${label(kind)}`);
+  }
+  for (const t of badTimes) expectCode(() => newId('conn', t), 'INVALID_TIME', `newId now ${label(t)}`);
+  expectCode(() => idFromUuid('conn', 'not-a-uuid'), 'INVALID_ID', 'idFromUuid');
+});
+
+test('registry methods refuse bad input, change nothing, and keep working', () => {
+  const reg = new LeaseRegistry({ perUserLimit: 2 });
+  const held = /** @type {any} */ (reg.acquire('alice', { now: 1_000 })).lease;
+  const before = JSON.stringify([reg.stats(), reg.userStats('alice', 1_000)]);
+
+  for (const v of [...wrongTypes, '', 'é'.repeat(129), HUGE]) {
+    expectCode(() => reg.acquire(v), 'INVALID_USER_ID', `acquire user ${label(v)}`);
+    expectCode(() => reg.userStats(v), 'INVALID_USER_ID', `userStats ${label(v)}`);
+    expectCode(() => reg.setUserLimit(v, 3), 'INVALID_USER_ID', `setUserLimit ${label(v)}`);
+  }
+  for (const v of [...wrongTypes.filter((x) => x !== undefined && x !== null), ...badStrings]) {
+    expectCode(() => reg.release(v), 'INVALID_ID', `release ${label(v)}`);
+    expectCode(() => reg.touch(v), 'INVALID_ID', `touch ${label(v)}`);
+    expectCode(() => reg.getLease(v), 'INVALID_ID', `getLease ${label(v)}`);
+  }
+  for (const t of badTimes) {
+    expectCode(() => reg.acquire('alice', { now: t }), 'INVALID_TIME', `acquire now ${label(t)}`);
+    expectCode(() => reg.release(held.id, t), 'INVALID_TIME', `release now ${label(t)}`);
+    expectCode(() => reg.touch(held.id, t), 'INVALID_TIME', `touch now ${label(t)}`);
+    expectCode(() => reg.sweep(t), 'INVALID_TIME', `sweep now ${label(t)}`);
+  }
+  for (const opts of [42, 'x', [], { connectionKey: 5 }, { connectionKey: '' }, { connectionKey: HUGE }, { conectionKey: 'typo' }]) {
+    expectCode(() => reg.acquire('alice', /** @type {any} */ (opts)), 'INVALID_OPTION', `acquire options ${label(opts)}`);
+  }
+  for (const v of [42, 'x', null, undefined]) {
+    expectCode(() => reg.reconcile(/** @type {any} */ (v)), 'INVALID_ID', `reconcile ${label(v)}`);
+  }
+  for (const n of [-1, 1.5, NaN, '3', {}, 2 ** 40]) {
+    expectCode(() => reg.setUserLimit('bob', /** @type {any} */ (n)), 'INVALID_OPTION', `setUserLimit n ${label(n)}`);
+  }
+  for (const bytes of [undefined, null, 'snapshot', [1, 2], new Uint8Array(0), new Uint8Array(1000), new ArrayBuffer(8)]) {
+    expectCode(() => LeaseRegistry.restore(/** @type {any} */ (bytes)), 'INVALID_SNAPSHOT', `restore ${label(bytes)}`);
+  }
+
+  assert.equal(JSON.stringify([reg.stats(), reg.userStats('alice', 1_000)]), before, 'nothing was half-applied');
+  assert.equal(reg.acquire('alice', { now: 1_001 }).ok, true, 'the instance still works');
+});
+
+test('constructor and setLimits options: every field validated, unknown names rejected', () => {
+  const bad = [
+    42, 'x', [], () => {},
+    { perUserLimit: -1 }, { perUserLimit: 1.5 }, { perUserLimit: '5' }, { perUserLimit: NaN }, { perUserLimit: 2 ** 31 },
+    { globalLimit: -3 }, { globalLimit: 'none' },
+    { userLimits: 5 }, { userLimits: { alice: -1 } }, { userLimits: { '': 3 } }, { userLimits: new Map([[1, 2]]) },
+    { ttlMs: 0 }, { ttlMs: -5 }, { ttlMs: Infinity }, { ttlMs: 1e15 },
+    { onLimit: 'drop' }, { onLimit: 1 },
+    { warnRatio: 0 }, { warnRatio: 1.01 }, { warnRatio: NaN }, { warnRatio: '0.5' },
+    { maxUsers: 0 }, { maxUsers: -1 },
+    { mode: 'shadow' },
+    { kinds: 'run' }, { kinds: ['Run'] }, { kinds: ['conn'] }, { kinds: ['a', 'a'] }, { kinds: [''] }, { kinds: [5] },
+    { onEvent: 'log' },
+    { perUserLimt: 5 },
+  ];
+  for (const opts of bad) {
+    expectCode(() => new LeaseRegistry(/** @type {any} */ (opts)), 'INVALID_OPTION', `new ${label(opts)}`);
+  }
+  const reg = new LeaseRegistry({ perUserLimit: 3, userLimits: new Map([['vip', 9]]) });
+  assert.equal(reg.userStats('vip').limit, 9, 'a Map of overrides is accepted');
+  for (const opts of bad.slice(4)) {
+    if ('onEvent' in opts) continue;
+    expectCode(() => reg.setLimits(/** @type {any} */ (opts)), 'INVALID_OPTION', `setLimits ${label(opts)}`);
+  }
+  expectCode(() => reg.setLimits(/** @type {any} */ ({ onEvent: () => {} })), 'INVALID_OPTION', 'setLimits onEvent');
+  expectCode(() => reg.setLimits(/** @type {any} */ (undefined)), 'INVALID_OPTION', 'setLimits nothing');
+  assert.equal(reg.getOptions().perUserLimit, 3);
+});
+
+test('forged ids (right shape, never issued) release nothing and are counted', () => {
+  const reg = new LeaseRegistry();
+  const real = /** @type {any} */ (reg.acquire('alice')).lease;
+  // Same timestamp and counter, different random tail: a guess at someone else's lease.
+  const forged = real.id.slice(0, -1) + (real.id.endsWith('0') ? '1' : '0');
+  assert.equal(reg.release(forged), false);
+  assert.equal(reg.touch(forged), false);
+  assert.equal(reg.getLease(forged), null);
+  assert.equal(reg.stats().active, 1);
+  assert.equal(reg.stats().unknownReleases, 1);
+});
