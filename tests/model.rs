@@ -59,14 +59,19 @@ enum Decision {
 
 impl Model {
     fn drop_expired_of(&mut self, user: &str, now: u64) {
-        self.leases.retain(|l| !(l.user == user && l.expires <= now));
+        self.leases
+            .retain(|l| !(l.user == user && l.expires <= now));
     }
 
     fn acquire(&mut self, user: &str, key: Option<&str>, now: u64) -> Decision {
         self.drop_expired_of(user, now);
         let ttl = self.ttl;
         if let Some(k) = key {
-            if let Some(l) = self.leases.iter_mut().find(|l| l.user == user && l.key.as_deref() == Some(k)) {
+            if let Some(l) = self
+                .leases
+                .iter_mut()
+                .find(|l| l.user == user && l.key.as_deref() == Some(k))
+            {
                 l.touched = l.touched.max(now);
                 l.expires = now + ttl;
                 return Decision::Reuse(l.uuid);
@@ -85,7 +90,11 @@ impl Model {
                     })
                     .map(|l| l.uuid);
             } else {
-                let retry = mine.iter().map(|l| l.expires).min().map_or(1, |e| e.saturating_sub(now).max(1));
+                let retry = mine
+                    .iter()
+                    .map(|l| l.expires)
+                    .min()
+                    .map_or(1, |e| e.saturating_sub(now).max(1));
                 return Decision::Refuse(RefusalReason::UserLimit, retry);
             }
         }
@@ -95,7 +104,12 @@ impl Model {
                 self.leases.retain(|l| l.expires > now);
             }
             if self.leases.len() as u32 - freed >= g {
-                let retry = self.leases.iter().map(|l| l.expires).min().map_or(1, |e| e.saturating_sub(now).max(1));
+                let retry = self
+                    .leases
+                    .iter()
+                    .map(|l| l.expires)
+                    .min()
+                    .map_or(1, |e| e.saturating_sub(now).max(1));
                 return Decision::Refuse(RefusalReason::GlobalLimit, retry);
             }
         }
@@ -105,15 +119,26 @@ impl Model {
 
 fn check_against_model(reg: &Registry<SeededEntropy>, model: &Model) {
     reg.check_invariants();
-    let mut have: Vec<(u128, String, u64)> = reg.leases().map(|l| (l.uuid, l.user.to_owned(), l.expires_at)).collect();
-    let mut want: Vec<(u128, String, u64)> = model.leases.iter().map(|l| (l.uuid, l.user.clone(), l.expires)).collect();
+    let mut have: Vec<(u128, String, u64)> = reg
+        .leases()
+        .map(|l| (l.uuid, l.user.to_owned(), l.expires_at))
+        .collect();
+    let mut want: Vec<(u128, String, u64)> = model
+        .leases
+        .iter()
+        .map(|l| (l.uuid, l.user.clone(), l.expires))
+        .collect();
     have.sort();
     want.sort();
     assert_eq!(have, want, "registry and model disagree on the lease table");
     for user in 0..4 {
         let name = format!("user{user}");
         let n = model.leases.iter().filter(|l| l.user == name).count() as u32;
-        assert!(n <= model.limit, "{name} holds {n} leases over the limit {}", model.limit);
+        assert!(
+            n <= model.limit,
+            "{name} holds {n} leases over the limit {}",
+            model.limit
+        );
     }
     if let Some(g) = model.global {
         assert!(model.leases.len() as u32 <= g);
@@ -121,7 +146,11 @@ fn check_against_model(reg: &Registry<SeededEntropy>, model: &Model) {
 }
 
 fn policy() -> impl Strategy<Value = Policy> {
-    prop_oneof![Just(Policy::Reject), Just(Policy::EvictOldest), Just(Policy::EvictIdle)]
+    prop_oneof![
+        Just(Policy::Reject),
+        Just(Policy::EvictOldest),
+        Just(Policy::EvictIdle)
+    ]
 }
 
 proptest! {

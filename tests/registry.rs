@@ -11,7 +11,11 @@ use socket_lease::registry::Acquired;
 use socket_lease::LeaseError;
 
 fn limit(n: u32) -> OptionsPatch {
-    OptionsPatch { per_user_limit: Some(n), ttl_ms: Some(1_000), ..Default::default() }
+    OptionsPatch {
+        per_user_limit: Some(n),
+        ttl_ms: Some(1_000),
+        ..Default::default()
+    }
 }
 
 fn refused(r: Acquired) -> socket_lease::registry::events::Refusal {
@@ -41,19 +45,41 @@ fn same_connection_key_returns_the_same_lease() {
     let mut reg = registry(limit(1));
     let a = reg.acquire("alice", Some("sock-1"), 0).unwrap();
     let b = reg.acquire("alice", Some("sock-1"), 500).unwrap();
-    let (Acquired::Granted { handle: ha, reused: false, .. }, Acquired::Granted { handle: hb, reused: true, .. }) = (a, b) else {
+    let (
+        Acquired::Granted {
+            handle: ha,
+            reused: false,
+            ..
+        },
+        Acquired::Granted {
+            handle: hb,
+            reused: true,
+            ..
+        },
+    ) = (a, b)
+    else {
         panic!("expected a new lease then a reused one");
     };
     assert_eq!(ha, hb);
-    assert_eq!(reg.lease(hb).unwrap().expires_at, 1_500, "reuse touches the lease");
+    assert_eq!(
+        reg.lease(hb).unwrap().expires_at,
+        1_500,
+        "reuse touches the lease"
+    );
     // A thousand "messages" on one connection never consume a second lease.
     for t in 0..1_000 {
-        assert!(matches!(reg.acquire("alice", Some("sock-1"), 600 + t).unwrap(), Acquired::Granted { reused: true, .. }));
+        assert!(matches!(
+            reg.acquire("alice", Some("sock-1"), 600 + t).unwrap(),
+            Acquired::Granted { reused: true, .. }
+        ));
     }
     assert_eq!(reg.active(), 1);
     // The same key for another user is another connection.
     grant(&mut reg, "bob", 600);
-    assert!(matches!(reg.acquire("bob", Some("sock-1"), 600).unwrap(), Acquired::Refused(_)));
+    assert!(matches!(
+        reg.acquire("bob", Some("sock-1"), 600).unwrap(),
+        Acquired::Refused(_)
+    ));
     reg.check_invariants();
 }
 
@@ -73,7 +99,10 @@ fn release_accepts_any_derived_id_and_is_idempotent() {
     assert!(!reg.release(&id::format("user", uuid), 1).unwrap());
     assert_eq!(reg.active(), 1);
     // A malformed id is misuse.
-    assert!(matches!(reg.release("conn_nope", 1), Err(LeaseError::InvalidId(_))));
+    assert!(matches!(
+        reg.release("conn_nope", 1),
+        Err(LeaseError::InvalidId(_))
+    ));
     assert_eq!(reg.active(), 1);
     reg.check_invariants();
 }
@@ -83,8 +112,17 @@ fn touch_extends_and_expired_leases_are_reclaimed_lazily_and_reported() {
     let mut reg = registry(limit(1));
     let uuid = grant(&mut reg, "alice", 0);
     assert!(reg.touch(&conn(uuid), 900).unwrap());
-    assert!(matches!(reg.acquire("alice", None, 1_500).unwrap(), Acquired::Refused(_)), "touched at 900, alive until 1900");
-    assert!(!reg.touch(&conn(uuid), 1_900).unwrap(), "expired exactly at its expiry");
+    assert!(
+        matches!(
+            reg.acquire("alice", None, 1_500).unwrap(),
+            Acquired::Refused(_)
+        ),
+        "touched at 900, alive until 1900"
+    );
+    assert!(
+        !reg.touch(&conn(uuid), 1_900).unwrap(),
+        "expired exactly at its expiry"
+    );
     // The next acquire drops the expired lease before counting: no sweep needed.
     let fresh = grant(&mut reg, "alice", 1_901);
     assert_ne!(fresh, uuid);
@@ -93,18 +131,26 @@ fn touch_extends_and_expired_leases_are_reclaimed_lazily_and_reported() {
     assert_eq!(reg.sweep(1_902), vec![uuid]);
     assert!(reg.sweep(1_903).is_empty());
     let events = reg.take_events();
-    assert!(events.iter().any(|e| e.kind == EventKind::Expired && e.lease == Some(uuid)));
+    assert!(events
+        .iter()
+        .any(|e| e.kind == EventKind::Expired && e.lease == Some(uuid)));
     reg.check_invariants();
 }
 
 #[test]
 fn sweep_returns_exactly_what_expired() {
-    let mut reg = registry(OptionsPatch { per_user_limit: Some(100), ttl_ms: Some(100), ..Default::default() });
+    let mut reg = registry(OptionsPatch {
+        per_user_limit: Some(100),
+        ttl_ms: Some(100),
+        ..Default::default()
+    });
     let mut early = Vec::new();
     for i in 0..50 {
         early.push(grant(&mut reg, &format!("u{i}"), 0));
     }
-    let late: Vec<u128> = (0..50).map(|i| grant(&mut reg, &format!("u{i}"), 50)).collect();
+    let late: Vec<u128> = (0..50)
+        .map(|i| grant(&mut reg, &format!("u{i}"), 50))
+        .collect();
     let mut swept = reg.sweep(100);
     swept.sort();
     early.sort();
@@ -125,7 +171,9 @@ fn reconcile_releases_what_the_host_no_longer_holds() {
     // A bad id anywhere in the list changes nothing.
     assert!(reg.reconcile(&[conn(a), "garbage".into()], 1).is_err());
     assert_eq!(reg.active(), 3);
-    let released = reg.reconcile(&[conn(a), id::format("thread", c)], 1).unwrap();
+    let released = reg
+        .reconcile(&[conn(a), id::format("thread", c)], 1)
+        .unwrap();
     assert_eq!(released, vec![b]);
     assert_eq!(reg.stats().counters.reconciled, 1);
     reg.check_invariants();
@@ -134,14 +182,22 @@ fn reconcile_releases_what_the_host_no_longer_holds() {
 #[test]
 fn evict_oldest_and_evict_idle_pick_the_right_victim() {
     for (policy, expected) in [(Policy::EvictOldest, 0usize), (Policy::EvictIdle, 1usize)] {
-        let mut reg = registry(OptionsPatch { on_limit: Some(policy), ..limit(3) });
+        let mut reg = registry(OptionsPatch {
+            on_limit: Some(policy),
+            ..limit(3)
+        });
         let ids: Vec<u128> = (0..3).map(|i| grant(&mut reg, "alice", i * 10)).collect();
         reg.touch(&conn(ids[0]), 50).unwrap(); // the oldest is the most recently touched
-        let Acquired::Granted { evicted, .. } = reg.acquire("alice", None, 60).unwrap() else { panic!() };
+        let Acquired::Granted { evicted, .. } = reg.acquire("alice", None, 60).unwrap() else {
+            panic!()
+        };
         assert_eq!(evicted, vec![ids[expected]], "{policy:?}");
         assert_eq!(reg.active(), 3);
         assert_eq!(reg.stats().counters.evicted, 1);
-        assert!(reg.take_events().iter().any(|e| e.kind == EventKind::Evicted && e.lease == Some(ids[expected])));
+        assert!(reg
+            .take_events()
+            .iter()
+            .any(|e| e.kind == EventKind::Evicted && e.lease == Some(ids[expected])));
         reg.check_invariants();
     }
 }
@@ -149,11 +205,21 @@ fn evict_oldest_and_evict_idle_pick_the_right_victim() {
 #[test]
 fn lowering_a_limit_keeps_leases_and_refuses_until_under() {
     for policy in [Policy::Reject, Policy::EvictOldest] {
-        let mut reg = registry(OptionsPatch { on_limit: Some(policy), ..limit(4) });
+        let mut reg = registry(OptionsPatch {
+            on_limit: Some(policy),
+            ..limit(4)
+        });
         let ids: Vec<u128> = (0..4).map(|_| grant(&mut reg, "alice", 0)).collect();
-        reg.set_limits(&OptionsPatch { per_user_limit: Some(2), ..Default::default() }).unwrap();
+        reg.set_limits(&OptionsPatch {
+            per_user_limit: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(reg.active(), 4, "nothing dropped");
-        assert!(matches!(reg.acquire("alice", None, 1).unwrap(), Acquired::Refused(_)), "{policy:?}");
+        assert!(
+            matches!(reg.acquire("alice", None, 1).unwrap(), Acquired::Refused(_)),
+            "{policy:?}"
+        );
         reg.release(&conn(ids[0]), 1).unwrap();
         reg.release(&conn(ids[1]), 1).unwrap();
         reg.release(&conn(ids[2]), 1).unwrap();
@@ -169,7 +235,10 @@ fn per_user_overrides_apply_and_clear() {
     for _ in 0..3 {
         grant(&mut reg, "vip", 0);
     }
-    assert!(matches!(reg.acquire("vip", None, 0).unwrap(), Acquired::Refused(_)));
+    assert!(matches!(
+        reg.acquire("vip", None, 0).unwrap(),
+        Acquired::Refused(_)
+    ));
     reg.set_user_limit("vip", None).unwrap();
     assert_eq!(reg.options().limit_for("vip"), 1);
     reg.set_user_limit("blocked", Some(0)).unwrap();
@@ -178,11 +247,17 @@ fn per_user_overrides_apply_and_clear() {
 
 #[test]
 fn global_limit_reclaims_expired_leases_before_refusing() {
-    let mut reg = registry(OptionsPatch { global_limit: Some(Some(2)), ..limit(5) });
+    let mut reg = registry(OptionsPatch {
+        global_limit: Some(Some(2)),
+        ..limit(5)
+    });
     grant(&mut reg, "a", 0);
     grant(&mut reg, "b", 500);
     let r = refused(reg.acquire("c", None, 600).unwrap());
-    assert_eq!((r.reason, r.limit, r.active, r.retry_after_ms), (RefusalReason::GlobalLimit, 2, 2, 400));
+    assert_eq!(
+        (r.reason, r.limit, r.active, r.retry_after_ms),
+        (RefusalReason::GlobalLimit, 2, 2, 400)
+    );
     // At 1000 "a" has expired; the acquire reclaims it instead of refusing.
     grant(&mut reg, "c", 1_000);
     assert_eq!(reg.active(), 2);
@@ -191,7 +266,10 @@ fn global_limit_reclaims_expired_leases_before_refusing() {
 
 #[test]
 fn user_table_is_bounded() {
-    let mut reg = registry(OptionsPatch { max_users: Some(2), ..limit(5) });
+    let mut reg = registry(OptionsPatch {
+        max_users: Some(2),
+        ..limit(5)
+    });
     grant(&mut reg, "a", 0);
     grant(&mut reg, "b", 0);
     grant(&mut reg, "a", 0); // existing users still acquire
@@ -202,13 +280,18 @@ fn user_table_is_bounded() {
 
 #[test]
 fn dry_run_reports_but_never_refuses() {
-    let mut reg = registry(OptionsPatch { mode: Some(Mode::DryRun), ..limit(1) });
+    let mut reg = registry(OptionsPatch {
+        mode: Some(Mode::DryRun),
+        ..limit(1)
+    });
     grant(&mut reg, "alice", 0);
     grant(&mut reg, "alice", 0);
     assert_eq!(reg.active(), 2);
     assert_eq!(reg.stats().counters.rejected_user_limit, 1);
     let events = reg.take_events();
-    assert!(events.iter().any(|e| e.kind == EventKind::Rejected && e.dry_run));
+    assert!(events
+        .iter()
+        .any(|e| e.kind == EventKind::Rejected && e.dry_run));
 }
 
 #[test]
@@ -229,16 +312,39 @@ fn near_limit_fires_once_per_crossing() {
 fn bad_options_are_refused_with_the_field_named() {
     use socket_lease::registry::options::Options;
     let cases = [
-        OptionsPatch { ttl_ms: Some(0), ..Default::default() },
-        OptionsPatch { warn_ratio: Some(f64::NAN), ..Default::default() },
-        OptionsPatch { warn_ratio: Some(1.5), ..Default::default() },
-        OptionsPatch { max_users: Some(0), ..Default::default() },
-        OptionsPatch { per_user_limit: Some(u32::MAX), ..Default::default() },
-        OptionsPatch { kinds: Some(vec!["Bad".into()]), ..Default::default() },
-        OptionsPatch { kinds: Some(vec!["run".into()]), ..Default::default() },
+        OptionsPatch {
+            ttl_ms: Some(0),
+            ..Default::default()
+        },
+        OptionsPatch {
+            warn_ratio: Some(f64::NAN),
+            ..Default::default()
+        },
+        OptionsPatch {
+            warn_ratio: Some(1.5),
+            ..Default::default()
+        },
+        OptionsPatch {
+            max_users: Some(0),
+            ..Default::default()
+        },
+        OptionsPatch {
+            per_user_limit: Some(u32::MAX),
+            ..Default::default()
+        },
+        OptionsPatch {
+            kinds: Some(vec!["Bad".into()]),
+            ..Default::default()
+        },
+        OptionsPatch {
+            kinds: Some(vec!["run".into()]),
+            ..Default::default()
+        },
     ];
     for patch in cases {
-        let err = Options::default().patched(&patch).expect_err("must be refused");
+        let err = Options::default()
+            .patched(&patch)
+            .expect_err("must be refused");
         assert_eq!(err.code(), "INVALID_OPTION", "{err}");
     }
 }
@@ -247,19 +353,33 @@ fn bad_options_are_refused_with_the_field_named() {
 fn bad_user_ids_and_keys_are_refused_and_change_nothing() {
     let mut reg = registry(limit(5));
     for user in ["", &"x".repeat(257)] {
-        assert!(matches!(reg.acquire(user, None, 0), Err(LeaseError::InvalidUserId(_))));
+        assert!(matches!(
+            reg.acquire(user, None, 0),
+            Err(LeaseError::InvalidUserId(_))
+        ));
     }
-    assert!(matches!(reg.acquire("alice", Some(""), 0), Err(LeaseError::InvalidOption(_))));
+    assert!(matches!(
+        reg.acquire("alice", Some(""), 0),
+        Err(LeaseError::InvalidOption(_))
+    ));
     grant(&mut reg, &"é".repeat(128), 0); // 256 bytes of UTF-8 is the maximum
     assert_eq!(reg.stats().counters.acquired, 1);
 }
 
 #[test]
 fn extra_kinds_resolve_to_the_lease() {
-    let mut reg = registry(OptionsPatch { kinds: Some(vec!["session".into()]), ..limit(5) });
+    let mut reg = registry(OptionsPatch {
+        kinds: Some(vec!["session".into()]),
+        ..limit(5)
+    });
     let uuid = grant(&mut reg, "alice", 0);
     assert!(reg.release(&id::format("session", uuid), 1).unwrap());
-    assert!(reg.set_limits(&OptionsPatch { kinds: Some(vec![]), ..Default::default() }).is_err());
+    assert!(reg
+        .set_limits(&OptionsPatch {
+            kinds: Some(vec![]),
+            ..Default::default()
+        })
+        .is_err());
 }
 
 #[test]
@@ -280,14 +400,23 @@ fn snapshot_round_trip_keeps_leases_counters_and_monotonic_ids() {
     restored.check_invariants();
     assert_eq!(restored.stats(), reg.stats());
     assert_eq!(restored.options().limit_for("vip"), 7);
-    let before: Vec<_> = reg.leases().map(|l| (l.uuid, l.user.to_owned(), l.expires_at)).collect();
-    let mut after: Vec<_> = restored.leases().map(|l| (l.uuid, l.user.to_owned(), l.expires_at)).collect();
+    let before: Vec<_> = reg
+        .leases()
+        .map(|l| (l.uuid, l.user.to_owned(), l.expires_at))
+        .collect();
+    let mut after: Vec<_> = restored
+        .leases()
+        .map(|l| (l.uuid, l.user.to_owned(), l.expires_at))
+        .collect();
     let mut before = before;
     before.sort();
     after.sort();
     assert_eq!(before, after);
     // The connection key still resolves; the next id sorts after every restored one.
-    assert!(matches!(restored.acquire("alice", Some("sock"), 50).unwrap(), Acquired::Granted { reused: true, .. }));
+    assert!(matches!(
+        restored.acquire("alice", Some("sock"), 50).unwrap(),
+        Acquired::Granted { reused: true, .. }
+    ));
     let next = grant(&mut restored, "carol", 0);
     assert!(next > b);
     assert!(restored.release(&id::format("thread", b), 60).unwrap());
@@ -300,17 +429,25 @@ fn damaged_snapshots_are_refused_whole() {
     let _ = reg.acquire("bob", Some("k"), 0).unwrap();
     let bytes = reg.snapshot();
     let restore = |b: &[u8]| {
-        socket_lease::registry::Registry::restore(b, &OptionsPatch::default(), socket_lease::id::SeededEntropy::new(1))
+        socket_lease::registry::Registry::restore(
+            b,
+            &OptionsPatch::default(),
+            socket_lease::id::SeededEntropy::new(1),
+        )
     };
     for len in 0..bytes.len() {
-        let err = restore(&bytes[..len]).err().expect("truncated snapshot refused");
+        let err = restore(&bytes[..len])
+            .err()
+            .expect("truncated snapshot refused");
         assert_eq!(err.code(), "INVALID_SNAPSHOT");
     }
     for i in 0..bytes.len() {
         for bit in [0x01u8, 0x80] {
             let mut bad = bytes.clone();
             bad[i] ^= bit;
-            let err = restore(&bad).err().unwrap_or_else(|| panic!("flip at byte {i} accepted"));
+            let err = restore(&bad)
+                .err()
+                .unwrap_or_else(|| panic!("flip at byte {i} accepted"));
             assert_eq!(err.code(), "INVALID_SNAPSHOT");
         }
     }
@@ -321,7 +458,10 @@ fn damaged_snapshots_are_refused_whole() {
     // Options that cannot hold the snapshot are refused too.
     let err = socket_lease::registry::Registry::restore(
         &bytes,
-        &OptionsPatch { max_users: Some(1), ..Default::default() },
+        &OptionsPatch {
+            max_users: Some(1),
+            ..Default::default()
+        },
         socket_lease::id::SeededEntropy::new(1),
     )
     .err()
@@ -347,14 +487,21 @@ fn metrics_expose_every_series_without_user_ids() {
         "socket_lease_unknown_release_total 0",
         "socket_lease_near_limit_total 1",
     ] {
-        assert!(text.lines().any(|l| l == series), "missing {series}\n{text}");
+        assert!(
+            text.lines().any(|l| l == series),
+            "missing {series}\n{text}"
+        );
     }
     assert!(!text.contains("secret-user"));
 }
 
 #[test]
 fn churn_does_not_grow_the_expiry_heap_without_bound() {
-    let mut reg = registry(OptionsPatch { per_user_limit: Some(10), ttl_ms: Some(1_000_000), ..Default::default() });
+    let mut reg = registry(OptionsPatch {
+        per_user_limit: Some(10),
+        ttl_ms: Some(1_000_000),
+        ..Default::default()
+    });
     for i in 0..200_000u64 {
         let uuid = grant(&mut reg, "alice", i);
         reg.touch(&conn(uuid), i).unwrap();
@@ -363,6 +510,10 @@ fn churn_does_not_grow_the_expiry_heap_without_bound() {
     assert_eq!(reg.active(), 0);
     assert_eq!(reg.stats().users, 0);
     // 400,000 heap pushes happened; stale entries are compacted away.
-    assert!(reg.expiry_entries() <= 1_024 + 1, "heap kept {} entries", reg.expiry_entries());
+    assert!(
+        reg.expiry_entries() <= 1_024 + 1,
+        "heap kept {} entries",
+        reg.expiry_entries()
+    );
     reg.check_invariants();
 }

@@ -34,22 +34,27 @@ fn every_invalid_vector_is_rejected_with_a_reason() {
 fn rejection_reasons_are_specific() {
     use socket_lease::id::IdError;
     assert_eq!(id::parse(""), Err(IdError::Empty));
-    assert_eq!(id::parse("_00000000000000000000000000"), Err(IdError::EmptyPrefixWithSeparator));
+    assert_eq!(
+        id::parse("_00000000000000000000000000"),
+        Err(IdError::EmptyPrefixWithSeparator)
+    );
     assert_eq!(id::parse("conn_0000"), Err(IdError::SuffixLength(4)));
-    assert_eq!(id::parse("conn_8zzzzzzzzzzzzzzzzzzzzzzzzz"), Err(IdError::SuffixOverflow));
+    assert_eq!(
+        id::parse("conn_8zzzzzzzzzzzzzzzzzzzzzzzzz"),
+        Err(IdError::SuffixOverflow)
+    );
     assert_eq!(
         id::parse("Conn_00000000000000000000000000"),
         Err(IdError::PrefixCharacter { position: 0 })
     );
-    assert!(matches!(id::parse(&"a".repeat(200)), Err(IdError::TooLong(200))));
+    assert!(matches!(
+        id::parse(&"a".repeat(200)),
+        Err(IdError::TooLong(200))
+    ));
 }
 
 fn prefix_strategy() -> impl Strategy<Value = String> {
-    prop_oneof![
-        Just(String::new()),
-        "[a-z]",
-        "[a-z][a-z_]{0,61}[a-z]",
-    ]
+    prop_oneof![Just(String::new()), "[a-z]", "[a-z][a-z_]{0,61}[a-z]",]
 }
 
 proptest! {

@@ -40,7 +40,9 @@ pub fn invalid_vectors() -> Vec<Vector> {
 /// A registry over the defaults plus `patch`, with a seeded generator.
 pub fn registry(patch: OptionsPatch) -> Registry<SeededEntropy> {
     let mut reg = Registry::new(
-        Options::default().patched(&patch).expect("valid test options"),
+        Options::default()
+            .patched(&patch)
+            .expect("valid test options"),
         SeededEntropy::new(42),
     );
     reg.set_collect_events(true);
