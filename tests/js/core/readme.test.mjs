@@ -1,0 +1,33 @@
+// The README's examples are tests: every ```js block runs as an ES module inside the
+// repo (so `socket-lease` resolves to this package by self-reference) and must exit 0.
+// Blocks that need another runtime (Workers, browsers) are fenced as ```javascript.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+const readme = readFileSync(join(root, 'README.md'), 'utf8');
+const blocks = [...readme.matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
+
+test('the README has runnable examples', () => {
+  assert.ok(blocks.length >= 1);
+});
+
+blocks.forEach((code, i) => {
+  test(`README example ${i + 1} runs`, () => {
+    const dir = join(root, 'target', 'readme-examples');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `example-${i + 1}-${process.pid}.mjs`);
+    writeFileSync(file, code);
+    try {
+      execFileSync(process.execPath, [file], { cwd: root, stdio: 'pipe', timeout: 60_000 });
+    } catch (err) {
+      assert.fail(`example ${i + 1} failed:\n${code}\n${err.stderr}`);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
+});
