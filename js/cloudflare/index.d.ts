@@ -1,0 +1,100 @@
+// Types of socket-lease/cloudflare. Checked by tsconfig.workers.json against
+// @cloudflare/workers-types, together with the JSDoc of the .mjs files that import them
+// and a usage file (tests/types/cloudflare.ts).
+import { DurableObject } from 'cloudflare:workers';
+
+/** What happens when a user is at its limit (`SOCKET_LEASE_POLICY`). */
+export type LimitPolicy = 'reject' | 'evict-oldest' | 'evict-idle';
+
+/** The validated env vars. */
+export interface SocketLeaseConfig {
+  /** `SOCKET_LEASE_LIMIT`: leases per user, 1..32768 (default 20). */
+  limit: number;
+  /** `SOCKET_LEASE_TTL_MS`: silence after which a lease expires, 1000..86400000 (default 90000). */
+  ttlMs: number;
+  /** `SOCKET_LEASE_POLICY` (default `reject`). */
+  policy: LimitPolicy;
+}
+
+/** What each accepted socket carries (`ws.deserializeAttachment()`); survives hibernation. */
+export interface SocketAttachment {
+  /** The lease id (`conn_...`), also the socket's tag. */
+  leaseId: string;
+  runId: string;
+  threadId: string;
+  userId: string;
+  acquiredAt: number;
+  /** When the object last heard a message on this socket (ms since the epoch). */
+  seenAt: number;
+}
+
+export interface SocketLeaseWorkerOptions {
+  /**
+   * The user behind a request, or null/undefined/"" for none (answered 401). Supplied by
+   * the host: derive it from authentication, not from anything the client picks freely.
+   */
+  userId(request: Request, env: any): string | null | undefined | Promise<string | null | undefined>;
+  /** Name of the Durable Object binding (default `SOCKET_LEASE`). */
+  binding?: string;
+  /** WebSocket path (default `/ws`). */
+  path?: string;
+  /** Prefix of `GET <statsPath><userId>` (JSON leases of one user); off when unset. */
+  statsPath?: string;
+  /** Path of `GET <metricsPath>?user=<id>` (Prometheus text of one user's object); off when unset. */
+  metricsPath?: string;
+}
+
+/** Thrown by `readConfig` for a bad env var; answered as HTTP 500 `{ error, code }`. */
+export declare class ConfigError extends Error {
+  constructor(message: string);
+  readonly name: 'ConfigError';
+  readonly code: 'INVALID_CONFIG';
+}
+
+/** Validates the `SOCKET_LEASE_*` env vars. */
+export declare function readConfig(env: Record<string, unknown>): SocketLeaseConfig;
+
+/**
+ * The socket-lease routes of `request`, or `null` for any other path. Answers 101, 401,
+ * 426, 429 (with `Retry-After` and `{ reason, limit, active }`) or 500 (`INVALID_CONFIG`).
+ */
+export declare function handleSocketLease(
+  request: Request,
+  env: Record<string, unknown>,
+  options: SocketLeaseWorkerOptions,
+): Promise<Response | null>;
+
+/** A Worker default export: socket-lease routes, then `fallback` (or 404). */
+export declare function createSocketLeaseWorker(
+  options: SocketLeaseWorkerOptions & {
+    fallback?: (request: Request, env: any, ctx: ExecutionContext) => Response | Promise<Response>;
+  },
+): { fetch(request: Request, env: any, ctx: ExecutionContext): Promise<Response> };
+
+/**
+ * The Durable Object holding one user's leases. Export it from the Worker under the
+ * `class_name` of the binding, and route with `idFromName(userId)`.
+ */
+export declare class SocketLeaseObject extends DurableObject<Record<string, unknown>> {
+  constructor(ctx: DurableObjectState, env: Record<string, unknown>);
+  fetch(request: Request): Promise<Response>;
+  webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void>;
+  webSocketClose(ws: WebSocket, code: number, reason: string, wasClean: boolean): Promise<void>;
+  webSocketError(ws: WebSocket, error: unknown): Promise<void>;
+  alarm(): Promise<void>;
+}
+
+/** Close code sent to a socket evicted by a newer connection (same as the Node guard). */
+export declare const CLOSE_EVICTED: 4008;
+/** Close code sent to a socket silent for longer than the TTL. */
+export declare const CLOSE_LEASE_EXPIRED: 4009;
+/** The client heartbeat, answered by the runtime without waking the object. */
+export declare const HEARTBEAT_PING: '{"type":"ping"}';
+/** The answer to `HEARTBEAT_PING`. */
+export declare const HEARTBEAT_PONG: '{"type":"pong"}';
+/** A Durable Object holds at most this many WebSockets; also the largest `SOCKET_LEASE_LIMIT`. */
+export declare const MAX_SOCKETS_PER_OBJECT: 32768;
+export declare const DEFAULT_LIMIT: 20;
+export declare const DEFAULT_TTL_MS: 90000;
+export declare const MIN_TTL_MS: 1000;
+export declare const MAX_TTL_MS: 86400000;

@@ -1,0 +1,167 @@
+// Runs examples/cloudflare unchanged in miniflare (real workerd) on 127.0.0.1 and gives
+// the tests real WebSocket clients. Not a test file itself (no .test.mjs).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as delay } from 'node:timers/promises';
+import { Miniflare } from 'miniflare';
+import WebSocket from 'ws';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const EXAMPLE_CONFIG = path.join(ROOT, 'examples/cloudflare/wrangler.toml');
+
+// wrangler is imported only for its reader of wrangler.toml; it must not phone home.
+process.env.WRANGLER_SEND_METRICS = 'false';
+const wrangler = await import('wrangler');
+
+/**
+ * Miniflare options for the example, read from its wrangler.toml by wrangler itself, so
+ * the bindings, vars, compatibility date and module rules tested are the ones deployed.
+ * @param {Record<string, string | undefined>} vars overrides of [vars]; undefined unsets
+ */
+function exampleOptions(vars) {
+  const { workerOptions, main } = wrangler.unstable_getMiniflareWorkerOptions(EXAMPLE_CONFIG);
+  const bindings = { ...workerOptions.bindings };
+  for (const [k, v] of Object.entries(vars)) {
+    if (v === undefined) delete bindings[k];
+    else bindings[k] = v;
+  }
+  return {
+    ...workerOptions,
+    bindings,
+    scriptPath: main,
+    modules: true,
+    // Module names relative to the repo root, so worker.js's '../../js/...' resolves.
+    modulesRoot: ROOT,
+    // Wrangler bundles; miniflare loads the files as they are, and the package's .js files
+    // (the wasm-bindgen glue) are ES modules. The .wasm rule comes from wrangler.toml.
+    modulesRules: [{ type: 'ESModule', include: ['**/*.js', '**/*.mjs'] }, ...(workerOptions.modulesRules ?? [])],
+  };
+}
+
+/**
+ * Starts the example Worker in workerd.
+ * @param {{ vars?: Record<string, string | undefined>, persistDir?: string }} [opts]
+ */
+export async function startExample(opts = {}) {
+  const mf = new Miniflare({
+    ...exampleOptions(opts.vars ?? {}),
+    host: '127.0.0.1',
+    port: 0,
+    // false: in memory, gone with the instance; a path: on disk, for restarts.
+    durableObjectsPersist: opts.persistDir ?? false,
+  });
+  const url = await mf.ready;
+  const base = url.href.replace(/\/$/, '');
+  /** @type {Set<WebSocket>} */
+  const clients = new Set();
+  return {
+    mf,
+    base,
+    /** @param {string} user */
+    wsUrl: (user) => `${base.replace(/^http/, 'ws')}/ws?user=${encodeURIComponent(user)}`,
+    /** @param {string} user */
+    connect: (user) => connect(`${base.replace(/^http/, 'ws')}/ws?user=${encodeURIComponent(user)}`, clients),
+    /** @param {string} user */
+    async stats(user) {
+      const res = await fetch(`${base}/api/users/${encodeURIComponent(user)}`);
+      if (res.status !== 200) throw new Error(`stats for ${user}: HTTP ${res.status} ${await res.text()}`);
+      return /** @type {Promise<any>} */ (res.json());
+    },
+    async dispose() {
+      for (const ws of clients) ws.terminate();
+      clients.clear();
+      await mf.dispose();
+    },
+  };
+}
+
+/**
+ * A real WebSocket client. Resolves when the upgrade is answered: `{ ws }` with an open
+ * socket, or `{ status, headers, body }` when the server refused it.
+ * @param {string} url
+ * @param {Set<WebSocket>} clients
+ * @returns {Promise<{ ws: WebSocket, closed: Promise<{ code: number, reason: string }> } | { ws: null, status: number, headers: Record<string, string | string[] | undefined>, body: any }>}
+ */
+export function connect(url, clients) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    clients.add(ws);
+    /** @type {Promise<{ code: number, reason: string }>} */
+    const closed = new Promise((done) => {
+      ws.once('close', (code, reason) => {
+        clients.delete(ws);
+        done({ code, reason: reason.toString() });
+      });
+    });
+    ws.once('open', () => resolve({ ws, closed }));
+    ws.once('unexpected-response', (_req, res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => {
+        clients.delete(ws);
+        let body = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // not JSON: keep the text for the assertion message
+        }
+        resolve({ ws: null, status: res.statusCode ?? 0, headers: res.headers, body });
+        // ws leaves a refused handshake to us: drop the HTTP connection.
+        res.destroy();
+      });
+    });
+    ws.once('error', (e) => {
+      if (ws.readyState !== WebSocket.OPEN) reject(e);
+    });
+  });
+}
+
+/**
+ * Sends `text` and resolves with the next message, parsed.
+ * @param {WebSocket} ws
+ * @param {string} text
+ * @returns {Promise<any>}
+ */
+export function roundTrip(ws, text) {
+  return new Promise((resolve, reject) => {
+    const onMessage = (/** @type {Buffer} */ data) => {
+      ws.off('close', onClose);
+      resolve(JSON.parse(data.toString()));
+    };
+    const onClose = (/** @type {number} */ code) => {
+      ws.off('message', onMessage);
+      reject(new Error(`closed with ${code} before the answer`));
+    };
+    ws.once('message', onMessage);
+    ws.once('close', onClose);
+    ws.send(text);
+  });
+}
+
+/**
+ * Polls `check` until it returns a truthy value, or fails after `timeoutMs`. Tests wait
+ * for conditions, never for a fixed time.
+ * @template T
+ * @param {() => Promise<T> | T} check
+ * @param {{ timeoutMs?: number, intervalMs?: number, what?: string }} [opts]
+ * @returns {Promise<T>}
+ */
+export async function waitFor(check, { timeoutMs = 20_000, intervalMs = 50, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await check();
+    if (last) return last;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(intervalMs);
+  }
+}
+
+/** A temp dir and its removal. */
+export async function tempDir() {
+  const dir = await mkdtemp(path.join(tmpdir(), 'socket-lease-cf-'));
+  return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
