@@ -28,6 +28,9 @@ type Map<K, V> = HashMap<K, V, Hasher>;
 /// host learns which sockets to close even when an acquire reclaimed them first.
 const PENDING_EXPIRED_CAP: usize = 65_536;
 
+/// Generation bits carried in a handle token (see `token`).
+const TOKEN_GENERATION_MASK: u32 = (1 << 20) - 1;
+
 /// A lease as stored.
 #[derive(Debug, Clone)]
 struct Slot {
@@ -434,6 +437,11 @@ impl<E: Entropy> Registry<E> {
         }
     }
 
+    /// Counts a release that named nothing (e.g. a stale handle at the boundary).
+    pub fn count_unknown_release(&mut self) {
+        self.counters.unknown_releases += 1;
+    }
+
     /// Extends the lease's expiry; `false` when unknown or already expired.
     pub fn touch(&mut self, any_id: &str, now: u64) -> Result<bool, LeaseError> {
         Ok(match self.resolve(any_id)? {
@@ -461,6 +469,22 @@ impl<E: Entropy> Registry<E> {
             self.push_expiry(handle);
         }
         true
+    }
+
+    /// A token for a live handle: the handle plus 20 bits of its slot generation, so a
+    /// token kept after release cannot act on the next lease that reuses the slot (until
+    /// the same slot has been reused 2^20 times). Fits in a JS number.
+    pub fn token(&self, handle: u32) -> u64 {
+        let generation = self.slots.get(handle as usize).map_or(0, |s| s.generation);
+        (u64::from(generation & TOKEN_GENERATION_MASK) << 32) | u64::from(handle)
+    }
+
+    /// The live handle a token names, if it still names one.
+    pub fn resolve_token(&self, token: u64) -> Option<u32> {
+        let handle = (token & 0xffff_ffff) as u32;
+        let generation = (token >> 32) as u32;
+        let slot = self.slots.get(handle as usize)?;
+        (slot.live && slot.generation & TOKEN_GENERATION_MASK == generation).then_some(handle)
     }
 
     pub fn is_live(&self, handle: u32) -> bool {

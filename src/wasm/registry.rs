@@ -6,7 +6,7 @@ use super::convert::{
 use super::errors::{js, to_js, JsResult};
 use crate::error::LeaseError;
 use crate::id::{self, OsEntropy};
-use crate::registry::events::Event;
+use crate::registry::events::{Event, Refusal, RefusalReason};
 use crate::registry::options::OptionsPatch;
 use crate::registry::{metrics, Acquired, LeaseView, Registry};
 use js_sys::{Function, Reflect, Uint8Array};
@@ -25,6 +25,10 @@ pub struct JsLeaseRegistry {
     core: RefCell<Registry<OsEntropy>>,
     on_event: Option<Function>,
     callback_errors: Cell<u64>,
+    /// What the last `acquireHandle` refused or evicted, read on demand so the fast
+    /// path returns a plain number.
+    last_refusal: RefCell<Option<Refusal>>,
+    last_evicted: RefCell<Vec<u128>>,
 }
 
 impl JsLeaseRegistry {
@@ -35,6 +39,8 @@ impl JsLeaseRegistry {
             core: RefCell::new(core),
             on_event,
             callback_errors: Cell::new(0),
+            last_refusal: RefCell::new(None),
+            last_evicted: RefCell::new(Vec::new()),
         }
     }
 
@@ -86,6 +92,16 @@ impl JsLeaseRegistry {
         }
         obj
     }
+}
+
+fn refusal_value(r: &Refusal) -> JsValue {
+    object(&[
+        ("ok", JsValue::FALSE),
+        ("reason", JsValue::from_str(r.reason.as_str())),
+        ("limit", num(u64::from(r.limit))),
+        ("active", num(u64::from(r.active))),
+        ("retryAfterMs", num(r.retry_after_ms)),
+    ])
 }
 
 fn event_value(e: &Event, _reg: &Registry<OsEntropy>) -> JsValue {
@@ -172,17 +188,127 @@ impl JsLeaseRegistry {
                         ("reused", JsValue::from_bool(reused)),
                     ])
                 }
-                Acquired::Refused(r) => object(&[
-                    ("ok", JsValue::FALSE),
-                    ("reason", JsValue::from_str(r.reason.as_str())),
-                    ("limit", num(u64::from(r.limit))),
-                    ("active", num(u64::from(r.active))),
-                    ("retryAfterMs", num(r.retry_after_ms)),
-                ]),
+                Acquired::Refused(r) => refusal_value(&r),
             }
         };
         self.dispatch();
         Ok(result)
+    }
+
+    /// The fast path of `acquire` for hot loops: returns a handle (a non-negative integer)
+    /// on success, or a negative refusal code: -1 `user-limit`, -2 `global-limit`,
+    /// -3 `user-table-full` (details from `lastRefusal()`). Ids removed by an eviction
+    /// policy are read with `lastEvicted()`. No object is built; ids are materialised
+    /// only when asked for with `handleLeaseId`.
+    #[wasm_bindgen(js_name = acquireHandle)]
+    pub fn acquire_handle(
+        &self,
+        #[wasm_bindgen(js_name = userId, unchecked_param_type = "string")] user: JsValue,
+        #[wasm_bindgen(js_name = connectionKey, unchecked_optional_param_type = "string")]
+        connection_key: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<JsValue>,
+    ) -> JsResult<f64> {
+        let user = user_id(&user)?;
+        let key = match connection_key {
+            Some(k) => Some(k.as_string().ok_or_else(|| {
+                to_js(LeaseError::InvalidOption(format!(
+                    "connectionKey must be a string, got {}",
+                    convert::type_name(&k)
+                )))
+            })?),
+            None => None,
+        };
+        let t = now_opt(now)?;
+        let result = {
+            let mut core = self.core.borrow_mut();
+            match js(core.acquire(&user, key.as_deref(), t))? {
+                Acquired::Granted {
+                    handle, evicted, ..
+                } => {
+                    if !evicted.is_empty() || !self.last_evicted.borrow().is_empty() {
+                        *self.last_evicted.borrow_mut() = evicted;
+                    }
+                    core.token(handle) as f64
+                }
+                Acquired::Refused(r) => {
+                    let code = refusal_code(r.reason);
+                    *self.last_refusal.borrow_mut() = Some(r);
+                    self.last_evicted.borrow_mut().clear();
+                    code
+                }
+            }
+        };
+        self.dispatch();
+        Ok(result)
+    }
+
+    /// Releases by handle (fast path). `false` for a stale or unknown handle (counted).
+    #[wasm_bindgen(js_name = releaseHandle)]
+    pub fn release_handle(
+        &self,
+        handle: f64,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<JsValue>,
+    ) -> JsResult<bool> {
+        let t = now_opt(now)?;
+        let released = {
+            let mut core = self.core.borrow_mut();
+            match token_arg(handle).and_then(|tok| core.resolve_token(tok)) {
+                Some(h) => core.release_handle(h, t),
+                None => {
+                    core.count_unknown_release();
+                    false
+                }
+            }
+        };
+        self.dispatch();
+        Ok(released)
+    }
+
+    /// Touches by handle (fast path). `false` for a stale handle or an expired lease.
+    #[wasm_bindgen(js_name = touchHandle)]
+    pub fn touch_handle(
+        &self,
+        handle: f64,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<JsValue>,
+    ) -> JsResult<bool> {
+        let t = now_opt(now)?;
+        let mut core = self.core.borrow_mut();
+        Ok(
+            match token_arg(handle).and_then(|tok| core.resolve_token(tok)) {
+                Some(h) => core.touch_handle(h, t),
+                None => false,
+            },
+        )
+    }
+
+    /// The lease id (`conn_…`) of a live handle, or `null`.
+    #[wasm_bindgen(js_name = handleLeaseId, unchecked_return_type = "string | null")]
+    pub fn handle_lease_id(&self, handle: f64) -> JsValue {
+        let core = self.core.borrow();
+        token_arg(handle)
+            .and_then(|tok| core.resolve_token(tok))
+            .and_then(|h| core.lease(h))
+            .map_or(JsValue::NULL, |l| id::format(id::CONN, l.uuid).into())
+    }
+
+    /// The refusal behind the last negative `acquireHandle` result, or `null`.
+    #[wasm_bindgen(js_name = lastRefusal, unchecked_return_type = "Refusal | null")]
+    pub fn last_refusal(&self) -> JsValue {
+        match self.last_refusal.borrow().as_ref() {
+            Some(r) => refusal_value(r),
+            None => JsValue::NULL,
+        }
+    }
+
+    /// Lease ids evicted by the last successful `acquireHandle` (close those sockets).
+    #[wasm_bindgen(js_name = lastEvicted, unchecked_return_type = "string[]")]
+    pub fn last_evicted(&self) -> JsValue {
+        strings(
+            self.last_evicted
+                .borrow()
+                .iter()
+                .map(|&u| id::format(id::CONN, u)),
+        )
     }
 
     /// Releases the lease named by any of its ids (`conn_`, `run_`, `thread_`, extra
@@ -412,6 +538,20 @@ impl JsLeaseRegistry {
         let core = js(Registry::restore(&data, &patch, OsEntropy::default()))?;
         Ok(Self::wrap(core, on_event))
     }
+}
+
+/// Fast-path refusal codes returned by `acquireHandle` (negative, so any handle is >= 0).
+fn refusal_code(reason: RefusalReason) -> f64 {
+    match reason {
+        RefusalReason::UserLimit => -1.0,
+        RefusalReason::GlobalLimit => -2.0,
+        RefusalReason::UserTableFull => -3.0,
+    }
+}
+
+fn token_arg(v: f64) -> Option<u64> {
+    (v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v < 9_007_199_254_740_992.0)
+        .then_some(v as u64)
 }
 
 fn acquire_options(v: &JsValue) -> JsResult<(Option<String>, u64)> {

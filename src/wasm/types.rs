@@ -71,6 +71,9 @@ export interface Lease {
   ids?: Record<string, string>;
 }
 
+/** A refusal, as in `AcquireResult` and `lastRefusal()`. */
+export type Refusal = { ok: false; reason: RefusalReason; limit: number; active: number; retryAfterMs: number };
+
 export type AcquireResult =
   | { ok: true; lease: Lease; evicted: string[]; reused: boolean }
   | { ok: false; reason: RefusalReason; limit: number; active: number; retryAfterMs: number };

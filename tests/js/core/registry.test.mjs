@@ -245,3 +245,37 @@ test('lifecycle: free() and Symbol.dispose return memory; release never waits fo
   reg[Symbol.dispose]();
   assert.throws(() => reg.stats(), /null pointer|destroyed|moved/i);
 });
+
+test('fast path: handles instead of objects, stale handles act on nothing', () => {
+  const reg = new LeaseRegistry({ perUserLimit: 2, onLimit: 'reject' });
+  const h1 = reg.acquireHandle('alice', 'sock-1', T0);
+  const h2 = reg.acquireHandle('alice', undefined, T0);
+  assert.ok(Number.isSafeInteger(h1) && h1 >= 0 && h2 >= 0);
+  assert.equal(reg.acquireHandle('alice', 'sock-1', T0 + 1), h1, 'same connection key, same handle');
+  assert.equal(reg.acquireHandle('alice', undefined, T0 + 2), -1);
+  assert.deepEqual(reg.lastRefusal(), { ok: false, reason: 'user-limit', limit: 2, active: 2, retryAfterMs: 89_998 });
+  const id = reg.handleLeaseId(h1);
+  assert.match(String(id), /^conn_/);
+  assert.equal(reg.getLease(/** @type {string} */ (id))?.userId, 'alice');
+  assert.equal(reg.touchHandle(h1, T0 + 10), true);
+  assert.equal(reg.releaseHandle(h1, T0 + 20), true);
+  assert.equal(reg.releaseHandle(h1, T0 + 21), false, 'idempotent');
+  assert.equal(reg.handleLeaseId(h1), null);
+  // The freed slot is reused by the next lease; the old handle must not reach it.
+  const h3 = reg.acquireHandle('bob', undefined, T0 + 30);
+  assert.notEqual(h3, h1);
+  assert.equal(reg.releaseHandle(h1, T0 + 31), false);
+  assert.equal(reg.touchHandle(h1, T0 + 31), false);
+  assert.equal(reg.stats().active, 2);
+  for (const bad of [-1, 1.5, NaN, 2 ** 60]) assert.equal(reg.releaseHandle(bad), false);
+  assert.throws(() => reg.acquireHandle(/** @type {any} */ (7)), { code: 'INVALID_USER_ID' });
+  assert.throws(() => reg.acquireHandle('bob', /** @type {any} */ (7)), { code: 'INVALID_OPTION' });
+
+  const evicting = new LeaseRegistry({ perUserLimit: 1, onLimit: 'evict-oldest' });
+  const old = evicting.acquireHandle('carol', undefined, T0);
+  const oldId = evicting.handleLeaseId(old);
+  assert.ok(evicting.acquireHandle('carol', undefined, T0 + 1) >= 0);
+  assert.deepEqual(evicting.lastEvicted(), [oldId]);
+  assert.ok(evicting.acquireHandle('dave', undefined, T0 + 2) >= 0);
+  assert.deepEqual(evicting.lastEvicted(), [], 'only the last acquire is reported');
+});
