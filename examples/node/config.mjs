@@ -1,0 +1,111 @@
+// Configuration of the demo server from environment variables and command-line flags
+// (a flag wins over its variable). Every value is validated here, so a typo stops
+// start-up with a message naming the setting instead of running with a surprise.
+
+/** @typedef {'reject' | 'evict-oldest' | 'evict-idle'} Policy */
+/** @typedef {'debug' | 'info' | 'warn' | 'error' | 'silent'} LogLevel */
+
+/**
+ * @typedef {object} DemoConfig
+ * @property {string} host
+ * @property {number} port
+ * @property {number} limit          per-user limit
+ * @property {number} ttlMs
+ * @property {number} heartbeatMs
+ * @property {Policy} policy
+ * @property {number | null} globalLimit
+ * @property {LogLevel} logLevel
+ */
+
+/** Each setting: its variable, its flag, its default and its parser. */
+const SETTINGS = /** @type {const} */ ([
+  ['host', 'HOST', '--host', '127.0.0.1'],
+  ['port', 'PORT', '--port', '8080'],
+  ['limit', 'SOCKET_LEASE_LIMIT', '--limit', '20'],
+  ['ttlMs', 'SOCKET_LEASE_TTL_MS', '--ttl-ms', '90000'],
+  ['heartbeatMs', 'SOCKET_LEASE_HEARTBEAT_MS', '--heartbeat-ms', '30000'],
+  ['policy', 'SOCKET_LEASE_POLICY', '--policy', 'reject'],
+  ['globalLimit', 'SOCKET_LEASE_GLOBAL_LIMIT', '--global-limit', ''],
+  ['logLevel', 'SOCKET_LEASE_LOG_LEVEL', '--log-level', 'info'],
+]);
+
+export const USAGE = `Usage: npm start -- [flags]   (or node examples/node/server.mjs [flags])
+
+  flag               variable                   default
+  --host             HOST                       127.0.0.1
+  --port             PORT                       8080 (0 picks a free port)
+  --limit            SOCKET_LEASE_LIMIT         20      leases per user
+  --ttl-ms           SOCKET_LEASE_TTL_MS        90000   lease lifetime without a pong
+  --heartbeat-ms     SOCKET_LEASE_HEARTBEAT_MS  30000   ping interval (must be below the TTL)
+  --policy           SOCKET_LEASE_POLICY        reject  reject | evict-oldest | evict-idle
+  --global-limit     SOCKET_LEASE_GLOBAL_LIMIT  none    leases across all users
+  --log-level        SOCKET_LEASE_LOG_LEVEL     info    debug | info | warn | error | silent
+`;
+
+export class ConfigError extends Error {
+  name = 'ConfigError';
+}
+
+/**
+ * @param {string} name
+ * @param {string} raw
+ * @param {number} min
+ * @param {number} max
+ */
+function integer(name, raw, min, max) {
+  if (!/^\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number, got "${raw}"`);
+  const value = Number(raw.trim());
+  if (value < min || value > max) throw new ConfigError(`${name} must be from ${min} to ${max}, got ${value}`);
+  return value;
+}
+
+/**
+ * @param {Record<string, string | undefined>} env
+ * @param {string[]} argv arguments after the script name
+ * @returns {DemoConfig | 'help'}
+ */
+export function parseConfig(env, argv) {
+  /** @type {Record<string, string>} where each raw value came from, for messages */
+  const source = {};
+  /** @type {Record<string, string>} */
+  const raw = {};
+  for (const [key, variable, , fallback] of SETTINGS) {
+    const fromEnv = env[variable];
+    raw[key] = fromEnv !== undefined && fromEnv !== '' ? fromEnv : fallback;
+    source[key] = fromEnv !== undefined && fromEnv !== '' ? variable : `default of ${variable}`;
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') return 'help';
+    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const setting = SETTINGS.find((s) => s[2] === flag);
+    if (!setting) throw new ConfigError(`unknown argument "${arg}" (see --help)`);
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new ConfigError(`${flag} needs a value`);
+    raw[setting[0]] = value;
+    source[setting[0]] = flag;
+  }
+
+  const host = raw.host.trim();
+  if (host === '') throw new ConfigError(`${source.host} must not be empty`);
+  const port = integer(source.port, raw.port, 0, 65535);
+  const limit = integer(source.limit, raw.limit, 1, 1_000_000);
+  const ttlMs = integer(source.ttlMs, raw.ttlMs, 1_000, 86_400_000);
+  const heartbeatMs = integer(source.heartbeatMs, raw.heartbeatMs, 100, 3_600_000);
+  if (heartbeatMs >= ttlMs) {
+    throw new ConfigError(
+      `${source.heartbeatMs} (${heartbeatMs}) must be below ${source.ttlMs} (${ttlMs}): a pong renews the lease, so a lease must outlive the gap between two pings`,
+    );
+  }
+  const policy = raw.policy.trim();
+  if (policy !== 'reject' && policy !== 'evict-oldest' && policy !== 'evict-idle') {
+    throw new ConfigError(`${source.policy} must be reject, evict-oldest or evict-idle, got "${raw.policy}"`);
+  }
+  const globalRaw = raw.globalLimit.trim();
+  const globalLimit = globalRaw === '' || globalRaw === 'none' ? null : integer(source.globalLimit, globalRaw, 1, 100_000_000);
+  const logLevel = raw.logLevel.trim();
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
+    throw new ConfigError(`${source.logLevel} must be debug, info, warn, error or silent, got "${raw.logLevel}"`);
+  }
+  return { host, port, limit, ttlMs, heartbeatMs, policy, globalLimit, logLevel: /** @type {LogLevel} */ (logLevel) };
+}

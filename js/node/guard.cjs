@@ -1,0 +1,662 @@
+'use strict';
+// The Node host of socket-lease: a guard between an HTTP server's `upgrade` event and a
+// `ws` server in noServer mode. It decides quota BEFORE the upgrade (so a refusal is a
+// plain HTTP 429 a client can act on, never a 1011 after the fact), gives every accepted
+// socket exactly one lease, and gives it back exactly once on every way a socket can end.
+//
+// Written as CommonJS on purpose: index.mjs re-exports this file, so `import` and
+// `require` share one module instance on every Node >= 20 (require(esm) is not there
+// before 20.19), the same scheme as the package's main loader.
+//
+// Every store call is awaited, so a store whose methods return promises (a shared Redis
+// store) can replace the in-memory LeaseRegistry without changing the guard.
+
+const { STATUS_CODES } = require('node:http');
+const { WebSocketServer, WebSocket } = require('ws');
+const { LeaseRegistry } = require('../node.cjs');
+
+/** @typedef {import('./index.js').LeaseStore} LeaseStore */
+/** @typedef {import('./index.js').LeaseGuardOptions} LeaseGuardOptions */
+/** @typedef {import('./index.js').GuardStats} GuardStats */
+/** @typedef {import('./index.js').GuardLogger} GuardLogger */
+/** @typedef {import('./index.js').LogLevel} LogLevel */
+/** @typedef {import('./index.js').EventLoggerOptions} EventLoggerOptions */
+/** @typedef {import('socket-lease').Lease} Lease */
+/** @typedef {import('socket-lease').LeaseEvent} LeaseEvent */
+/** @typedef {import('node:http').IncomingMessage} IncomingMessage */
+/** @typedef {import('node:http').Server} HttpServer */
+/** @typedef {import('node:stream').Duplex} Duplex */
+
+const CloseCodes = Object.freeze({
+  GOING_AWAY: /** @type {1001} */ (1001),
+  EVICTED: /** @type {4008} */ (4008),
+  LEASE_EXPIRED: /** @type {4009} */ (4009),
+});
+
+// Reasons travel in the close frame (at most 123 bytes); clients may show them.
+const CLOSE_REASONS = {
+  [CloseCodes.GOING_AWAY]: 'server shutting down',
+  [CloseCodes.EVICTED]: 'lease evicted: a newer connection of this user took the slot',
+  [CloseCodes.LEASE_EXPIRED]: 'lease expired or revoked; reconnect',
+};
+
+/** @type {Record<LogLevel, number>} */
+const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+
+// Levels of the core's events: near-limit is the alarm the incident lacked, so it warns.
+/** @type {Record<LeaseEvent['type'], Exclude<LogLevel, 'silent'>>} */
+const EVENT_LEVELS = {
+  'near-limit': 'warn',
+  'limit-reached': 'warn',
+  rejected: 'warn',
+  evicted: 'info',
+  expired: 'info',
+};
+
+// The same checks `ws` makes before it upgrades, done before acquiring so that a request
+// ws would refuse never takes (and churns) a lease.
+const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+/**
+ * @param {IncomingMessage} req
+ * @returns {string | null} why the request is not a WebSocket handshake, or null
+ */
+function handshakeProblem(req) {
+  if (req.method !== 'GET') return 'method must be GET';
+  const upgrade = req.headers.upgrade;
+  if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') return 'Upgrade header must be websocket';
+  const key = req.headers['sec-websocket-key'];
+  if (key === undefined || !WS_KEY.test(key)) return 'missing or invalid Sec-WebSocket-Key';
+  const version = Number(req.headers['sec-websocket-version']);
+  if (version !== 13 && version !== 8) return 'missing or invalid Sec-WebSocket-Version';
+  return null;
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} name
+ * @param {number} min
+ */
+function checkMs(value, name, min) {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > 2 ** 31 - 1) {
+    throw new RangeError(`socket-lease/node: ${name} must be an integer from ${min} to ${2 ** 31 - 1}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * One function that writes a JSON line to a console-like logger, or fields + message to a
+ * pino-like one. A throwing logger never breaks the caller (it runs on disconnect paths).
+ *
+ * @param {GuardLogger | undefined} logger
+ * @param {LogLevel | undefined} level
+ * @returns {(level: Exclude<LogLevel, 'silent'>, msg: string, fields: Record<string, unknown>) => void}
+ */
+function makeLog(logger, level = 'info') {
+  if (!(level in LEVELS)) {
+    throw new RangeError(`socket-lease/node: logLevel must be one of ${Object.keys(LEVELS).join(', ')}, got ${String(level)}`);
+  }
+  const min = LEVELS[level];
+  const sink = logger ?? console;
+  const anySink = /** @type {any} */ (sink);
+  const structured = typeof anySink.child === 'function' && typeof anySink.levels === 'object';
+  return (lvl, msg, fields) => {
+    if (LEVELS[lvl] < min) return;
+    const write = sink[lvl] ?? sink.log;
+    if (typeof write !== 'function') return;
+    try {
+      if (structured) write.call(sink, fields, msg);
+      else write.call(sink, JSON.stringify({ level: lvl, time: new Date().toISOString(), msg, ...fields }));
+    } catch {
+      // Logging must never turn a release into a failure.
+    }
+  };
+}
+
+/**
+ * @param {EventLoggerOptions} [options]
+ * @returns {(event: LeaseEvent) => void}
+ */
+function createEventLogger(options = {}) {
+  const log = makeLog(options.logger, options.level);
+  return (event) => log(EVENT_LEVELS[event.type] ?? 'info', 'socket-lease event', { event: event.type, ...event, type: undefined });
+}
+
+/**
+ * @param {unknown} value
+ * @returns {value is PromiseLike<unknown>}
+ */
+function isThenable(value) {
+  return value !== null && typeof value === 'object' && typeof (/** @type {any} */ (value).then) === 'function';
+}
+
+/**
+ * @typedef {object} Conn
+ * @property {Lease} lease
+ * @property {string} userId
+ * @property {WebSocket | null} ws       null until the upgrade completes
+ * @property {boolean} alive             answered the last ping
+ * @property {boolean} storeGone         the store already dropped the lease (evicted, expired): do not release
+ * @property {boolean} finished          released (or known gone) and forgotten
+ * @property {number} lastTouch          clock value of the last touch, for messageTouchMs
+ * @property {number} closingTicks       heartbeat ticks seen while CLOSING
+ */
+
+class LeaseGuard {
+  /** @type {LeaseStore} */ store;
+  /** @type {import('./index.js').LeaseGuard['wss']} */ wss;
+
+  #userId;
+  #ownsWss;
+  #heartbeatMs;
+  #sweepMs;
+  /** @type {number | false} */ #messageTouchMs;
+  #closeGraceMs;
+  #clock;
+  #log;
+  /** @type {Map<WebSocket, Conn>} */ #byWs = new Map();
+  /** @type {Map<string, Conn>} */ #byLease = new Map();
+  /** @type {Set<Promise<void>>} */ #pendingUpgrades = new Set();
+  /** @type {Set<Promise<unknown>>} */ #pendingStoreCalls = new Set();
+  /** @type {NodeJS.Timeout | null} */ #heartbeatTimer = null;
+  /** @type {NodeJS.Timeout | null} */ #sweepTimer = null;
+  #sweeping = false;
+  /** @type {Promise<void> | null} */ #closePromise = null;
+  /** @type {Array<() => void>} */ #detachers = [];
+  #stats = {
+    upgrades: { 101: 0, 400: 0, 401: 0, 429: 0, 500: 0, 503: 0 },
+    released: 0,
+    heartbeatTicks: 0,
+    heartbeatTimeouts: 0,
+    closes: { 1001: 0, 4008: 0, 4009: 0 },
+    storeErrors: 0,
+  };
+
+  /** @param {LeaseGuardOptions} options */
+  constructor(options) {
+    if (!options || typeof options.userId !== 'function') {
+      throw new TypeError('socket-lease/node: options.userId(req) is required; the guard never invents identity');
+    }
+    if (options.store && options.registry) {
+      throw new TypeError('socket-lease/node: give either options.store or options.registry, not both');
+    }
+    this.#userId = options.userId;
+    this.#heartbeatMs = checkMs(options.heartbeatMs ?? 30_000, 'heartbeatMs', 10);
+    this.#sweepMs = checkMs(options.sweepMs ?? this.#heartbeatMs, 'sweepMs', 10);
+    this.#closeGraceMs = checkMs(options.closeGraceMs ?? 2_000, 'closeGraceMs', 0);
+    const touchMs = options.messageTouchMs ?? 1_000;
+    this.#messageTouchMs = touchMs === false ? false : checkMs(touchMs, 'messageTouchMs', 0);
+    this.#clock = options.clock ?? Date.now;
+    this.#log = makeLog(options.logger, options.logLevel);
+
+    if (options.store) {
+      this.store = options.store;
+    } else {
+      const logEvent = createEventLogger({ logger: options.logger, level: options.logLevel });
+      const hostOnEvent = options.registry?.onEvent;
+      this.store = new LeaseRegistry({
+        ...options.registry,
+        onEvent: (event) => {
+          logEvent(event);
+          hostOnEvent?.(event);
+        },
+      });
+    }
+    for (const method of /** @type {const} */ (['acquire', 'release', 'touch', 'sweep'])) {
+      if (typeof this.store[method] !== 'function') {
+        throw new TypeError(`socket-lease/node: the store has no ${method}() method`);
+      }
+    }
+    const ttlMs = /** @type {any} */ (this.store).getOptions?.()?.ttlMs;
+    if (typeof ttlMs === 'number' && ttlMs <= this.#heartbeatMs) {
+      this.#log('warn', 'ttlMs is not above heartbeatMs: live but quiet sockets will lose their leases', { ttlMs, heartbeatMs: this.#heartbeatMs });
+    }
+
+    this.#ownsWss = !options.wss;
+    // closeTimeout bounds how long a socket we closed (eviction, expiry) may linger when
+    // the peer never answers the close frame; ws's own default is 30 s.
+    // (closeTimeout is newer than @types/ws, hence the cast; the ESM and CJS views of
+    // @types/ws are distinct types, hence the other.)
+    const wsOptions = /** @type {import('ws').ServerOptions} */ ({ noServer: true, closeTimeout: Math.max(this.#closeGraceMs, 1000) });
+    this.wss = options.wss ?? /** @type {any} */ (new WebSocketServer(wsOptions));
+
+    // unref: an idle guard must not keep the process alive; close() stops them anyway.
+    this.#heartbeatTimer = setInterval(() => this.#heartbeat(), this.#heartbeatMs).unref();
+    this.#sweepTimer = setInterval(() => void this.#sweep(), this.#sweepMs).unref();
+  }
+
+  /**
+   * @param {IncomingMessage} req
+   * @param {Duplex} socket
+   * @param {Buffer} head
+   * @returns {Promise<void>}
+   */
+  handleUpgrade(req, socket, head) {
+    const task = this.#upgrade(req, socket, head).catch((err) => {
+      this.#log('error', 'upgrade failed', { error: String(err) });
+      this.#refuse(socket, 500, { reason: 'internal-error' });
+    });
+    this.#pendingUpgrades.add(task);
+    void task.finally(() => this.#pendingUpgrades.delete(task));
+    return task;
+  }
+
+  /**
+   * @param {HttpServer} server
+   * @param {{ path?: string }} [options]
+   */
+  attach(server, options = {}) {
+    const path = options.path;
+    /** @param {IncomingMessage} req @param {Duplex} socket @param {Buffer} head */
+    const onUpgrade = (req, socket, head) => {
+      if (path !== undefined && new URL(req.url ?? '/', 'http://host').pathname !== path) {
+        socket.on('error', () => {});
+        this.#respond(socket, 404, { reason: 'not-found' }, {}, false);
+        return;
+      }
+      void this.handleUpgrade(req, socket, head);
+    };
+    server.on('upgrade', onUpgrade);
+    const detach = () => void server.removeListener('upgrade', onUpgrade);
+    this.#detachers.push(detach);
+    return detach;
+  }
+
+  /** @param {WebSocket} ws */
+  leaseOf(ws) {
+    return this.#byWs.get(ws)?.lease;
+  }
+
+  sockets() {
+    return this.#byWs.keys();
+  }
+
+  /** @returns {GuardStats} */
+  stats() {
+    const s = this.#stats;
+    return {
+      socketsOpen: this.#byWs.size,
+      pendingUpgrades: this.#pendingUpgrades.size,
+      upgrades: { ...s.upgrades },
+      released: s.released,
+      heartbeatTicks: s.heartbeatTicks,
+      heartbeatTimeouts: s.heartbeatTimeouts,
+      closes: { ...s.closes },
+      storeErrors: s.storeErrors,
+      closing: this.#closePromise !== null,
+    };
+  }
+
+  async metrics() {
+    let core = '';
+    if (typeof this.store.metrics === 'function') core = await this.store.metrics();
+    if (core && !core.endsWith('\n')) core += '\n';
+    const s = this.#stats;
+    const lines = [
+      '# HELP socket_lease_sockets_open WebSocket connections the guard holds open.',
+      '# TYPE socket_lease_sockets_open gauge',
+      `socket_lease_sockets_open ${this.#byWs.size}`,
+      '# HELP socket_lease_upgrades_total Upgrade requests answered by the guard, by HTTP status (101 = accepted).',
+      '# TYPE socket_lease_upgrades_total counter',
+      ...Object.entries(s.upgrades).map(([status, n]) => `socket_lease_upgrades_total{status="${status}"} ${n}`),
+      '# HELP socket_lease_heartbeat_timeouts_total Sockets terminated because they missed a pong.',
+      '# TYPE socket_lease_heartbeat_timeouts_total counter',
+      `socket_lease_heartbeat_timeouts_total ${s.heartbeatTimeouts}`,
+      '# HELP socket_lease_guard_closes_total Sockets closed by the guard, by close code.',
+      '# TYPE socket_lease_guard_closes_total counter',
+      ...Object.entries(s.closes).map(([code, n]) => `socket_lease_guard_closes_total{code="${code}"} ${n}`),
+      '# HELP socket_lease_store_errors_total Store calls that threw or rejected.',
+      '# TYPE socket_lease_store_errors_total counter',
+      `socket_lease_store_errors_total ${s.storeErrors}`,
+    ];
+    return core + lines.join('\n') + '\n';
+  }
+
+  close() {
+    if (this.#closePromise) return this.#closePromise;
+    if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    this.#heartbeatTimer = this.#sweepTimer = null;
+    for (const detach of this.#detachers.splice(0)) detach();
+    this.#closePromise = this.#shutdown();
+    return this.#closePromise;
+  }
+
+  async #shutdown() {
+    // Upgrades in flight see `closing` when their await returns and answer 503, releasing
+    // what they acquired; wait for them, bounded in case the store hangs.
+    await settledWithin([...this.#pendingUpgrades], this.#closeGraceMs);
+    const conns = [...this.#byWs.values()];
+    for (const conn of conns) this.#closeSocket(conn, CloseCodes.GOING_AWAY);
+    const closed = conns.map((conn) => closedPromise(/** @type {WebSocket} */ (conn.ws)));
+    await settledWithin(closed, this.#closeGraceMs);
+    for (const conn of conns) conn.ws?.terminate();
+    await settledWithin(closed, this.#closeGraceMs);
+    // Backstop: whatever did not report `close` is released here, so shutdown never
+    // leaves a lease behind even if a close event went missing.
+    for (const conn of [...this.#byLease.values()]) this.#finish(conn);
+    await Promise.allSettled([...this.#pendingStoreCalls]);
+    if (this.#ownsWss) await new Promise((resolve) => this.wss.close(() => resolve(undefined)));
+  }
+
+  /**
+   * @param {IncomingMessage} req
+   * @param {Duplex} socket
+   * @param {Buffer} head
+   */
+  async #upgrade(req, socket, head) {
+    // Node removes its own error listener from an upgraded socket; without one, a reset
+    // during the handshake would crash the process.
+    socket.on('error', noop);
+    const problem = handshakeProblem(req);
+    if (problem) return this.#refuse(socket, 400, { reason: 'bad-handshake', message: problem });
+    if (this.#closePromise) return this.#refuse(socket, 503, { reason: 'shutting-down' }, 1);
+
+    /** @type {string | null | undefined} */
+    let userId;
+    try {
+      userId = await this.#userId(req);
+    } catch (err) {
+      this.#log('error', 'userId(req) threw', { error: String(err) });
+      return this.#refuse(socket, 500, { reason: 'identity-error' });
+    }
+    if (typeof userId !== 'string' || userId === '') return this.#refuse(socket, 401, { reason: 'unauthorized' });
+    if (socket.destroyed) return;
+    if (this.#closePromise) return this.#refuse(socket, 503, { reason: 'shutting-down' }, 1);
+
+    let result;
+    try {
+      result = await this.store.acquire(userId, { now: this.#clock() });
+    } catch (err) {
+      if (/** @type {any} */ (err)?.code === 'INVALID_USER_ID') {
+        return this.#refuse(socket, 400, { reason: 'invalid-user-id' });
+      }
+      this.#storeError('acquire', err);
+      return this.#refuse(socket, 503, { reason: 'store-unavailable' }, 1);
+    }
+
+    if (!result.ok) {
+      // The quota answer: explicit, before any WebSocket exists, with when to retry.
+      const { reason, limit, active } = result;
+      const seconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
+      this.#log('debug', 'upgrade refused', { userId, reason, limit, active, retryAfterS: seconds });
+      return this.#refuse(socket, 429, { reason, limit, active }, seconds);
+    }
+
+    for (const id of result.evicted) this.#evicted(id);
+
+    /** @type {Conn} */
+    const conn = {
+      lease: result.lease,
+      userId,
+      ws: null,
+      alive: true,
+      storeGone: false,
+      finished: false,
+      lastTouch: this.#clock(),
+      closingTicks: 0,
+    };
+    this.#byLease.set(conn.lease.id, conn);
+
+    // The client may have gone, or shutdown begun, while we waited for the store.
+    if (socket.destroyed || !socket.writable) {
+      this.#finish(conn);
+      socket.destroy();
+      return;
+    }
+    if (this.#closePromise) {
+      this.#finish(conn);
+      return this.#refuse(socket, 503, { reason: 'shutting-down' }, 1);
+    }
+
+    // If ws drops the socket without calling back (peer sent FIN meanwhile), the socket's
+    // close is the only signal left: release there.
+    let upgraded = false;
+    const onEarlyClose = () => {
+      if (!upgraded) this.#finish(conn);
+    };
+    socket.once('close', onEarlyClose);
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      upgraded = true;
+      socket.removeListener('close', onEarlyClose);
+      socket.removeListener('error', noop);
+      this.#accept(conn, ws, req);
+    });
+  }
+
+  /**
+   * @param {Conn} conn
+   * @param {WebSocket} ws
+   * @param {IncomingMessage} req
+   */
+  #accept(conn, ws, req) {
+    conn.ws = ws;
+    this.#byWs.set(ws, conn);
+    this.#stats.upgrades[101]++;
+    // Registered before the host's handlers, so the lease is gone by the time the host's
+    // own `close` listener runs.
+    ws.once('close', () => this.#finish(conn));
+    // Without an `error` listener, a protocol error from the peer would throw out of
+    // ws's emitter and crash the process; `close` always follows it.
+    ws.on('error', (err) => this.#log('debug', 'socket error', { leaseId: conn.lease.id, error: String(err) }));
+    ws.on('pong', () => {
+      conn.alive = true;
+      this.#touch(conn);
+    });
+    if (this.#messageTouchMs !== false) {
+      const every = this.#messageTouchMs;
+      ws.on('message', () => {
+        if (this.#clock() - conn.lastTouch >= every) this.#touch(conn);
+      });
+    }
+    if (conn.storeGone) {
+      // Evicted while the upgrade was finishing: the slot belongs to someone else now.
+      this.#closeSocket(conn, CloseCodes.EVICTED);
+      return;
+    }
+    try {
+      this.wss.emit('connection', ws, req);
+    } catch (err) {
+      this.#log('error', 'connection handler threw; terminating the socket', { leaseId: conn.lease.id, error: String(err) });
+      ws.terminate();
+    }
+  }
+
+  /** @param {string} leaseId */
+  #evicted(leaseId) {
+    const conn = this.#byLease.get(leaseId);
+    if (!conn) return;
+    conn.storeGone = true;
+    if (conn.ws) this.#closeSocket(conn, CloseCodes.EVICTED);
+  }
+
+  /**
+   * @param {Conn} conn
+   * @param {1001 | 4008 | 4009} code
+   */
+  #closeSocket(conn, code) {
+    const ws = conn.ws;
+    if (!ws || ws.readyState === WebSocket.CLOSING || ws.readyState === WebSocket.CLOSED) return;
+    this.#stats.closes[code]++;
+    ws.close(code, CLOSE_REASONS[code]);
+  }
+
+  /**
+   * Releases the lease once and forgets the connection. Idempotent: every disconnect path
+   * (close, early close, shutdown backstop) ends here, and only the first one counts.
+   * @param {Conn} conn
+   */
+  #finish(conn) {
+    if (conn.finished) return;
+    conn.finished = true;
+    this.#byLease.delete(conn.lease.id);
+    if (conn.ws) this.#byWs.delete(conn.ws);
+    // A lease the store already dropped is not released again: that would count as an
+    // unknown release, which is the store's leak detector.
+    if (conn.storeGone) return;
+    this.#stats.released++;
+    this.#call('release', () => this.store.release(conn.lease.id, this.#clock()));
+  }
+
+  /** @param {Conn} conn */
+  #touch(conn) {
+    if (conn.finished || conn.storeGone) return;
+    conn.lastTouch = this.#clock();
+    this.#call('touch', () => this.store.touch(conn.lease.id, conn.lastTouch), (ok) => {
+      if (ok === false && !conn.finished && !conn.storeGone) {
+        conn.storeGone = true;
+        this.#closeSocket(conn, CloseCodes.LEASE_EXPIRED);
+      }
+    });
+  }
+
+  #heartbeat() {
+    this.#stats.heartbeatTicks++;
+    for (const conn of [...this.#byWs.values()]) {
+      const ws = /** @type {WebSocket} */ (conn.ws);
+      if (ws.readyState === WebSocket.CLOSED) {
+        // A close event that never came: reclaim anyway.
+        this.#finish(conn);
+      } else if (ws.readyState === WebSocket.CLOSING) {
+        // We (or the peer) started a close handshake that is not finishing.
+        if (++conn.closingTicks >= 2) ws.terminate();
+      } else if (!conn.alive) {
+        this.#stats.heartbeatTimeouts++;
+        this.#log('info', 'heartbeat timeout; terminating', { userId: conn.userId, leaseId: conn.lease.id });
+        ws.terminate();
+      } else {
+        conn.alive = false;
+        try {
+          ws.ping();
+        } catch {
+          ws.terminate();
+        }
+      }
+    }
+  }
+
+  async #sweep() {
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    try {
+      const ids = await this.store.sweep(this.#clock());
+      for (const id of ids) {
+        const conn = this.#byLease.get(id);
+        if (!conn) continue;
+        conn.storeGone = true;
+        if (conn.ws) this.#closeSocket(conn, CloseCodes.LEASE_EXPIRED);
+        else this.#finish(conn);
+      }
+    } catch (err) {
+      this.#storeError('sweep', err);
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  /**
+   * Runs a store call that may return a value or a promise; tracks promises so close()
+   * can wait for them, and counts failures instead of throwing on a disconnect path.
+   * @template T
+   * @param {string} what
+   * @param {() => T | Promise<T>} call
+   * @param {(value: T) => void} [then]
+   */
+  #call(what, call, then) {
+    let value;
+    try {
+      value = call();
+    } catch (err) {
+      this.#storeError(what, err);
+      return;
+    }
+    if (!isThenable(value)) {
+      then?.(/** @type {T} */ (value));
+      return;
+    }
+    const pending = Promise.resolve(value).then(
+      (v) => then?.(v),
+      (err) => this.#storeError(what, err),
+    );
+    this.#pendingStoreCalls.add(pending);
+    void pending.finally(() => this.#pendingStoreCalls.delete(pending));
+  }
+
+  /**
+   * @param {string} what
+   * @param {unknown} err
+   */
+  #storeError(what, err) {
+    this.#stats.storeErrors++;
+    this.#log('error', 'store call failed', { call: what, error: String(err) });
+  }
+
+  /**
+   * @param {Duplex} socket
+   * @param {400 | 401 | 429 | 500 | 503} status
+   * @param {Record<string, unknown>} body
+   * @param {number} [retryAfterS]
+   */
+  #refuse(socket, status, body, retryAfterS) {
+    this.#stats.upgrades[status]++;
+    this.#respond(socket, status, body, retryAfterS === undefined ? {} : { 'Retry-After': String(retryAfterS) });
+  }
+
+  /**
+   * A complete HTTP/1.1 response on the raw upgrade socket, then close it.
+   * @param {Duplex} socket
+   * @param {number} status
+   * @param {Record<string, unknown>} body
+   * @param {Record<string, string>} headers
+   * @param {boolean} [log]
+   */
+  #respond(socket, status, body, headers, log = true) {
+    if (log && status !== 429) this.#log('debug', 'upgrade refused', { status, ...body });
+    if (socket.destroyed) return;
+    const payload = JSON.stringify(body);
+    const head = [
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
+      'Connection: close',
+      'Content-Type: application/json',
+      'Cache-Control: no-store',
+      `Content-Length: ${Buffer.byteLength(payload)}`,
+      ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+    ];
+    socket.once('finish', () => socket.destroy());
+    socket.end(`${head.join('\r\n')}\r\n\r\n${payload}`);
+  }
+}
+
+function noop() {}
+
+/**
+ * @param {WebSocket} ws
+ * @returns {Promise<void>}
+ */
+function closedPromise(ws) {
+  if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+  return new Promise((resolve) => ws.once('close', () => resolve()));
+}
+
+/**
+ * Waits for all promises to settle, or for `ms`, whichever is first.
+ * @param {Promise<unknown>[]} promises
+ * @param {number} ms
+ */
+async function settledWithin(promises, ms) {
+  if (promises.length === 0) return;
+  /** @type {NodeJS.Timeout | undefined} */
+  let timer;
+  const timeout = new Promise((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  await Promise.race([Promise.allSettled(promises), timeout]);
+  clearTimeout(timer);
+}
+
+/** @param {LeaseGuardOptions} options */
+function createLeaseGuard(options) {
+  return new LeaseGuard(options);
+}
+
+module.exports = { LeaseGuard, createLeaseGuard, createEventLogger, CloseCodes };

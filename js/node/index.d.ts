@@ -1,0 +1,152 @@
+// Public types of `socket-lease/node`. The implementation (guard.cjs) is checked JS whose
+// JSDoc refers to these declarations, so `tsc` fails when the two drift apart.
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { WebSocket, WebSocketServer } from 'ws';
+import type { AcquireResult, Lease, LeaseEvent, LeaseRegistry, LeaseRegistryOptions } from 'socket-lease';
+
+/**
+ * What the guard needs from a lease store. `LeaseRegistry` satisfies it; so can a shared
+ * store (Redis) whose methods return promises: the guard awaits every call.
+ */
+export interface LeaseStore {
+  acquire(userId: string, options?: { now?: number }): AcquireResult | Promise<AcquireResult>;
+  /** Idempotent; `false` for an unknown or already released id. */
+  release(anyId: string, now?: number): boolean | Promise<boolean>;
+  /** Heartbeat; `false` when the lease is gone (expired or revoked): the socket is closed. */
+  touch(anyId: string, now?: number): boolean | Promise<boolean>;
+  /** Ids of leases that expired: their sockets are closed. */
+  sweep(now?: number): string[] | Promise<string[]>;
+  /** Prometheus text of the store's own `socket_lease_*` series, if it has any. */
+  metrics?(): string | Promise<string>;
+}
+
+/** Close codes the guard sends. The guard never sends 1011 for a quota decision. */
+export declare const CloseCodes: {
+  /** `close()`: the server is shutting down; reconnect later (possibly to another node). */
+  readonly GOING_AWAY: 1001;
+  /** The lease was evicted by the `evict-oldest`/`evict-idle` policy for a newer connection. */
+  readonly EVICTED: 4008;
+  /** The lease expired or the store no longer knows it (touch refused, sweep): reconnect. */
+  readonly LEASE_EXPIRED: 4009;
+};
+
+/** Levels, lowest first. `silent` logs nothing. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+
+/**
+ * A `console`-compatible logger (gets one JSON string per line) or a pino-style logger
+ * (detected by `child` and `levels`; gets `(fields, message)` and writes its own JSON).
+ */
+export interface GuardLogger {
+  debug?(...args: any[]): void;
+  info?(...args: any[]): void;
+  warn?(...args: any[]): void;
+  error?(...args: any[]): void;
+  log?(...args: any[]): void;
+}
+
+export interface EventLoggerOptions {
+  /** Default `console`. */
+  logger?: GuardLogger;
+  /** Minimum level written (default `info`). */
+  level?: LogLevel;
+}
+
+export interface LeaseGuardOptions {
+  /**
+   * The user behind an upgrade request, from the host's authentication. A falsy result
+   * answers HTTP 401; a throw answers 500. The guard never invents identity.
+   */
+  userId: (req: IncomingMessage) => string | null | undefined | Promise<string | null | undefined>;
+  /** The lease store. Give either this or `registry`. */
+  store?: LeaseStore;
+  /**
+   * Options of a `LeaseRegistry` the guard creates (when `store` is not given). Its
+   * events are logged by the guard; an `onEvent` given here is called too.
+   */
+  registry?: LeaseRegistryOptions;
+  /** A `ws` server in `noServer` mode. Created (and closed by `close()`) when omitted. */
+  wss?: WebSocketServer;
+  /** Ping interval; a socket that has not answered the previous ping is terminated (default 30000). */
+  heartbeatMs?: number;
+  /** How often expired leases are swept and their sockets closed (default `heartbeatMs`). */
+  sweepMs?: number;
+  /**
+   * A message touches the lease at most once per this many ms (default 1000); 0 touches
+   * on every message; `false` never (only pongs touch).
+   */
+  messageTouchMs?: number | false;
+  /** `close()` waits this long for close handshakes before terminating sockets (default 2000). */
+  closeGraceMs?: number;
+  /** Where the guard's JSON lines go (default `console`). */
+  logger?: GuardLogger;
+  /** Minimum level logged (default `info`). */
+  logLevel?: LogLevel;
+  /** Milliseconds since the epoch, passed to every store call as `now` (default `Date.now`). */
+  clock?: () => number;
+}
+
+/** Counters of one guard since it was created. */
+export interface GuardStats {
+  /** Sockets the guard holds open (upgraded and not yet closed). */
+  socketsOpen: number;
+  /** Upgrade requests still waiting for identity or the store. */
+  pendingUpgrades: number;
+  /** Upgrade answers by HTTP status (101 = accepted). */
+  upgrades: Record<'101' | '400' | '401' | '429' | '500' | '503', number>;
+  /** Leases the guard released when their socket closed. */
+  released: number;
+  /** Heartbeat ticks so far. */
+  heartbeatTicks: number;
+  /** Sockets terminated for a missed pong. */
+  heartbeatTimeouts: number;
+  /** Sockets closed by the guard, by close code. */
+  closes: Record<'1001' | '4008' | '4009', number>;
+  /** Store calls that threw or rejected. */
+  storeErrors: number;
+  /** Whether `close()` has been called. */
+  closing: boolean;
+}
+
+export declare class LeaseGuard {
+  constructor(options: LeaseGuardOptions);
+  /** The store in use (the created `LeaseRegistry` when `registry` options were given). */
+  readonly store: LeaseStore;
+  /** The `ws` server; listen to its `connection` event for accepted sockets. */
+  readonly wss: WebSocketServer;
+  /**
+   * Answers one `upgrade` request: 401/429/400/500/503 before the upgrade, or accepts it,
+   * attaches a lease and emits `connection` on `wss`. Never rejects.
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
+  /**
+   * Handles `upgrade` events of `server`. With `path`, other paths are answered 404.
+   * Returns a function that detaches the listener.
+   */
+  attach(server: HttpServer, options?: { path?: string }): () => void;
+  /** The lease held by an accepted socket, or `undefined` once it closed. */
+  leaseOf(ws: WebSocket): Lease | undefined;
+  /** The sockets the guard holds open. */
+  sockets(): IterableIterator<WebSocket>;
+  stats(): GuardStats;
+  /** The store's metrics plus the guard's `socket_lease_sockets_open` and counters. */
+  metrics(): Promise<string>;
+  /**
+   * Stops the timers, refuses new upgrades (503), closes every socket with 1001
+   * (terminating those that do not finish the close handshake within `closeGraceMs`),
+   * releases every lease, and resolves when all of that is done. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+/** `new LeaseGuard(options)`. */
+export declare function createLeaseGuard(options: LeaseGuardOptions): LeaseGuard;
+
+/**
+ * An `onEvent` callback for a `LeaseRegistry` the host creates itself: writes
+ * near-limit, limit-reached, rejected, evicted and expired events as JSON lines.
+ */
+export declare function createEventLogger(options?: EventLoggerOptions): (event: LeaseEvent) => void;
+
+export type { Lease, LeaseEvent, LeaseRegistry };

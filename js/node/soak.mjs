@@ -1,0 +1,314 @@
+#!/usr/bin/env node
+// `npm run soak -- [options]`: checks a socket-lease host for leaks, as the incident's
+// validation plan asked ("verify no leaks under repeated connections"). Each cycle
+// connects, sends a message, awaits the echo and disconnects (cleanly, or by destroying
+// the TCP socket for the --abrupt fraction). Then it polls the host's /metrics until
+// socket_lease_active_leases is back where it started, and exits non-zero if not.
+//
+// Loopback only and bounded in count and time: it is a leak check, not a load generator
+// to point at someone else's server.
+import { isIP } from 'node:net';
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import WebSocket from 'ws';
+
+const USAGE = `Usage: npm run soak -- [options]
+
+  --url <ws-url>          WebSocket endpoint (default ws://127.0.0.1:8080/ws); the user id
+                          goes in the "user" query parameter, or replaces {user} in the URL
+  --metrics-url <url>     Prometheus endpoint (default: http://<same host:port>/metrics)
+  --users <n>             distinct users (default 5, at most ${1_000})
+  --cycles <n>            cycles per user (default 200; users x cycles at most ${200_000})
+  --concurrency <n>       cycles in flight at once (default 10, at most ${512})
+  --abrupt <fraction>     share of cycles that destroy the TCP socket without a close frame (default 0)
+  --message <text>        message to send (default "soak")
+  --user-prefix <text>    user ids are <prefix><n> (default soak-<pid>-)
+  --timeout-ms <n>        per connect / echo (default 10000)
+  --drain-timeout-ms <n>  how long to wait for the leases to return (default 30000)
+  --max-seconds <n>       stop starting cycles after this long (default 600)
+
+Exit status: 0 no leak; 1 leak (leases did not return); 2 bad usage; 3 echo failures or
+connection errors (besides HTTP refusals).`;
+
+/**
+ * @param {string} message
+ * @returns {never}
+ */
+function usage(message) {
+  console.error(`soak: ${message}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+/**
+ * @param {string | undefined} raw
+ * @param {string} name
+ * @param {number} fallback
+ * @param {number} min
+ * @param {number} max
+ */
+function intOption(raw, name, fallback, min, max) {
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) usage(`--${name} must be a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) usage(`--${name} must be from ${min} to ${max}, got ${n}`);
+  return n;
+}
+
+/** @param {string} hostname as in URL.hostname (IPv6 in brackets) */
+export function isLoopback(hostname) {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1' || /^::ffff:127\./.test(host);
+  return false;
+}
+
+/**
+ * @param {number[]} values
+ * @param {number} p 0..1
+ */
+function percentile(values, p) {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
+}
+
+/** @param {number} ms */
+const fmt = (ms) => (Number.isNaN(ms) ? '-' : `${ms.toFixed(2)} ms`);
+
+/**
+ * @param {string} text
+ * @param {string} name
+ */
+function sample(text, name) {
+  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+async function main() {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: {
+        url: { type: 'string' },
+        'metrics-url': { type: 'string' },
+        users: { type: 'string' },
+        cycles: { type: 'string' },
+        concurrency: { type: 'string' },
+        abrupt: { type: 'string' },
+        message: { type: 'string' },
+        'user-prefix': { type: 'string' },
+        'timeout-ms': { type: 'string' },
+        'drain-timeout-ms': { type: 'string' },
+        'max-seconds': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    });
+  } catch (err) {
+    return usage(/** @type {Error} */ (err).message);
+  }
+  const o = parsed.values;
+  if (o.help) {
+    console.log(USAGE);
+    return 0;
+  }
+
+  let url;
+  try {
+    url = new URL(o.url ?? 'ws://127.0.0.1:8080/ws');
+  } catch {
+    return usage(`--url is not a URL: ${o.url}`);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') usage(`--url must be ws:// or wss://, got ${url.protocol}`);
+  if (!isLoopback(url.hostname)) usage(`refusing ${url.hostname}: the soak tool only targets loopback hosts`);
+  let metricsUrl;
+  try {
+    metricsUrl = new URL(o['metrics-url'] ?? `${url.protocol === 'wss:' ? 'https' : 'http'}://${url.host}/metrics`);
+  } catch {
+    return usage(`--metrics-url is not a URL: ${o['metrics-url']}`);
+  }
+  if (!isLoopback(metricsUrl.hostname)) usage(`refusing ${metricsUrl.hostname}: the soak tool only targets loopback hosts`);
+
+  const users = intOption(o.users, 'users', 5, 1, 1_000);
+  const cycles = intOption(o.cycles, 'cycles', 200, 1, 200_000);
+  if (users * cycles > 200_000) usage(`--users x --cycles must be at most 200000, got ${users * cycles}`);
+  const concurrency = intOption(o.concurrency, 'concurrency', 10, 1, 512);
+  const timeoutMs = intOption(o['timeout-ms'], 'timeout-ms', 10_000, 100, 600_000);
+  const drainTimeoutMs = intOption(o['drain-timeout-ms'], 'drain-timeout-ms', 30_000, 0, 3_600_000);
+  const maxSeconds = intOption(o['max-seconds'], 'max-seconds', 600, 1, 3_600);
+  const abrupt = o.abrupt === undefined ? 0 : Number(o.abrupt);
+  if (!(abrupt >= 0 && abrupt <= 1)) usage(`--abrupt must be a fraction from 0 to 1, got "${o.abrupt}"`);
+  const message = o.message ?? 'soak';
+  const prefix = o['user-prefix'] ?? `soak-${process.pid}-`;
+
+  /** @param {number} user */
+  const urlFor = (user) => {
+    const id = `${prefix}${user}`;
+    if (url.href.includes('%7Buser%7D') || url.href.includes('{user}')) {
+      return url.href.replace(/%7Buser%7D|\{user\}/g, encodeURIComponent(id));
+    }
+    const u = new URL(url);
+    u.searchParams.set('user', id);
+    return u.href;
+  };
+
+  /** @returns {Promise<number | undefined>} */
+  const activeLeases = async () => {
+    const res = await fetch(metricsUrl, { signal: AbortSignal.timeout(timeoutMs) });
+    if (!res.ok) throw new Error(`GET ${metricsUrl} answered ${res.status}`);
+    return sample(await res.text(), 'socket_lease_active_leases');
+  };
+
+  let startActive;
+  try {
+    startActive = await activeLeases();
+  } catch (err) {
+    console.error(`soak: cannot read ${metricsUrl}: ${/** @type {Error} */ (err).message}`);
+    return 3;
+  }
+  if (startActive === undefined) {
+    console.error(`soak: ${metricsUrl} has no socket_lease_active_leases series`);
+    return 3;
+  }
+  if (startActive !== 0) {
+    console.error(`soak: warning: ${startActive} leases active before the run (other clients?); checking for a return to ${startActive}`);
+  }
+
+  const total = users * cycles;
+  /** @type {number[]} */ const connectMs = [];
+  /** @type {number[]} */ const roundTripMs = [];
+  /** @type {Map<string, number>} */ const refusals = new Map();
+  /** @type {Map<string, number>} */ const errors = new Map();
+  let connects = 0;
+  let echoFailures = 0;
+  let abruptCount = 0;
+  let done = 0;
+  let next = 0;
+  const started = performance.now();
+  const deadline = started + maxSeconds * 1000;
+
+  /** @param {Map<string, number>} map @param {string} key */
+  const bump = (map, key) => map.set(key, (map.get(key) ?? 0) + 1);
+
+  /** One cycle: connect, send, await echo, disconnect. Never throws. */
+  const cycle = (/** @type {number} */ n) =>
+    new Promise((resolve) => {
+      const t0 = performance.now();
+      const ws = new WebSocket(urlFor(n % users), { handshakeTimeout: timeoutMs });
+      /** @type {NodeJS.Timeout | undefined} */
+      let timer;
+      let finished = false;
+      /** @param {() => void} [then] */
+      const finish = (then) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        then?.();
+        resolve(undefined);
+      };
+      ws.once('unexpected-response', (_req, res) => {
+        bump(refusals, String(res.statusCode));
+        res.resume();
+        ws.terminate();
+        finish();
+      });
+      ws.once('error', (err) => {
+        bump(errors, /** @type {NodeJS.ErrnoException} */ (err).code ?? err.message);
+        ws.terminate();
+        finish();
+      });
+      let echoed = false;
+      ws.once('close', () => {
+        // Closed by the server before the echo arrived (a 4008 eviction, say).
+        if (!finished && !echoed) {
+          echoFailures++;
+          finish();
+        }
+      });
+      ws.once('open', () => {
+        connects++;
+        const t1 = performance.now();
+        connectMs.push(t1 - t0);
+        timer = setTimeout(() => {
+          echoFailures++;
+          finish(() => ws.terminate());
+        }, timeoutMs);
+        ws.once('message', (data) => {
+          echoed = true;
+          clearTimeout(timer);
+          let ok = false;
+          try {
+            const reply = JSON.parse(data.toString());
+            ok = reply.type === 'echo' && reply.data === message;
+          } catch {
+            ok = false;
+          }
+          if (ok) roundTripMs.push(performance.now() - t1);
+          else echoFailures++;
+          if (Math.random() < abrupt) {
+            // No close frame: the TCP socket is destroyed, as when a browser tab dies.
+            abruptCount++;
+            finish(() => ws.terminate());
+          } else {
+            ws.once('close', () => finish());
+            ws.close(1000);
+          }
+        });
+        ws.send(message);
+      });
+    });
+
+  const progress = setInterval(() => {
+    const refused = [...refusals.values()].reduce((a, b) => a + b, 0);
+    console.error(`soak: ${done}/${total} cycles, ${connects} connected, ${refused} refused, ${echoFailures} echo failures`);
+  }, 1000);
+  const workers = Array.from({ length: Math.min(concurrency, total) }, async () => {
+    while (next < total && performance.now() < deadline) {
+      await cycle(next++);
+      done++;
+    }
+  });
+  await Promise.all(workers);
+  clearInterval(progress);
+  const elapsedS = (performance.now() - started) / 1000;
+
+  const refusedTotal = [...refusals.values()].reduce((a, b) => a + b, 0);
+  const errorTotal = [...errors.values()].reduce((a, b) => a + b, 0);
+  console.log(`soak: ${done} cycles against ${url.origin}${url.pathname} in ${elapsedS.toFixed(1)} s (${(done / elapsedS).toFixed(0)} cycles/s)`);
+  if (done < total) console.log(`soak: stopped early at --max-seconds ${maxSeconds}`);
+  console.log(`  connects           ${connects} (${abruptCount} ended abruptly)`);
+  console.log(`  refused            ${refusedTotal}${refusedTotal ? ` (${[...refusals].map(([s, n]) => `HTTP ${s}: ${n}`).join(', ')})` : ''}`);
+  console.log(`  connection errors  ${errorTotal}${errorTotal ? ` (${[...errors].map(([c, n]) => `${c}: ${n}`).join(', ')})` : ''}`);
+  console.log(`  echo failures      ${echoFailures}`);
+  console.log(`  connect latency    p50 ${fmt(percentile(connectMs, 0.5))}  p99 ${fmt(percentile(connectMs, 0.99))}`);
+  console.log(`  round trip         p50 ${fmt(percentile(roundTripMs, 0.5))}  p99 ${fmt(percentile(roundTripMs, 0.99))}`);
+
+  // The leak check: every lease this run took must come back, by release or by the
+  // host's heartbeat for the abrupt ones.
+  const drainDeadline = Date.now() + drainTimeoutMs;
+  /** @type {number | undefined} */
+  let active;
+  for (;;) {
+    try {
+      active = await activeLeases();
+    } catch (err) {
+      console.error(`soak: reading metrics failed: ${/** @type {Error} */ (err).message}`);
+      active = undefined;
+    }
+    if (active === startActive || Date.now() >= drainDeadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  if (active !== startActive) {
+    console.log(`  LEAK: socket_lease_active_leases is ${active} after ${drainTimeoutMs} ms (expected ${startActive})`);
+    return 1;
+  }
+  console.log(`  leases             back to ${startActive}: no leak`);
+  return echoFailures > 0 || errorTotal > 0 ? 3 : 0;
+}
+
+// Run only as a command, so tests can import isLoopback without starting a soak.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await main();
+}

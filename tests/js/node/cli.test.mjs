@@ -1,0 +1,132 @@
+// The demo server's command line (`npm start`) and the soak tool (`npm run soak`), run as
+// real child processes on ephemeral 127.0.0.1 ports.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseConfig, ConfigError } from '../../../examples/node/config.mjs';
+import { isLoopback } from '../../../js/node/soak.mjs';
+import { closed, getText, metric, open, run } from './helpers.mjs';
+
+const SERVER = 'examples/node/server.mjs';
+const SOAK = 'js/node/soak.mjs';
+const LEAKY = 'tests/js/node/fixtures/leaky-server.mjs';
+
+test('configuration: defaults, variables, flags over variables', () => {
+  assert.deepEqual(parseConfig({}, []), {
+    host: '127.0.0.1',
+    port: 8080,
+    limit: 20,
+    ttlMs: 90_000,
+    heartbeatMs: 30_000,
+    policy: 'reject',
+    globalLimit: null,
+    logLevel: 'info',
+  });
+  const env = { HOST: '::1', PORT: '9000', SOCKET_LEASE_LIMIT: '5', SOCKET_LEASE_TTL_MS: '60000', SOCKET_LEASE_HEARTBEAT_MS: '10000', SOCKET_LEASE_POLICY: 'evict-idle', SOCKET_LEASE_GLOBAL_LIMIT: '100' };
+  assert.deepEqual(parseConfig(env, ['--limit', '7', '--policy=evict-oldest']), {
+    host: '::1',
+    port: 9000,
+    limit: 7,
+    ttlMs: 60_000,
+    heartbeatMs: 10_000,
+    policy: 'evict-oldest',
+    globalLimit: 100,
+    logLevel: 'info',
+  });
+  assert.equal(parseConfig({}, ['--help']), 'help');
+});
+
+test('configuration: every invalid value is refused with a message naming it', () => {
+  /** @type {Array<[Record<string, string>, string[], RegExp]>} */
+  const cases = [
+    [{ SOCKET_LEASE_LIMIT: 'abc' }, [], /SOCKET_LEASE_LIMIT must be a whole number, got "abc"/],
+    [{ SOCKET_LEASE_LIMIT: '0' }, [], /SOCKET_LEASE_LIMIT must be from 1/],
+    [{}, ['--limit', '-3'], /--limit must be a whole number/],
+    [{ PORT: '70000' }, [], /PORT must be from 0 to 65535/],
+    [{ SOCKET_LEASE_POLICY: 'lru' }, [], /SOCKET_LEASE_POLICY must be reject, evict-oldest or evict-idle, got "lru"/],
+    [{ SOCKET_LEASE_TTL_MS: '5000', SOCKET_LEASE_HEARTBEAT_MS: '5000' }, [], /SOCKET_LEASE_HEARTBEAT_MS \(5000\) must be below SOCKET_LEASE_TTL_MS \(5000\)/],
+    [{ SOCKET_LEASE_GLOBAL_LIMIT: '1.5' }, [], /SOCKET_LEASE_GLOBAL_LIMIT must be a whole number/],
+    [{ SOCKET_LEASE_LOG_LEVEL: 'loud' }, [], /SOCKET_LEASE_LOG_LEVEL must be debug/],
+    [{}, ['--bogus', '1'], /unknown argument "--bogus"/],
+    [{}, ['--port'], /--port needs a value/],
+  ];
+  for (const [env, argv, message] of cases) {
+    assert.throws(() => parseConfig(env, argv), (err) => err instanceof ConfigError && message.test(err.message), message.source);
+  }
+});
+
+test('npm start with an invalid value stops before listening, with a clear message and status 2', async (t) => {
+  const r = await run(t, [SERVER], { SOCKET_LEASE_POLICY: 'sometimes', PORT: '0' }).exited;
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /invalid configuration: SOCKET_LEASE_POLICY must be reject, evict-oldest or evict-idle, got "sometimes"/);
+  assert.doesNotMatch(r.stdout, /listening/);
+});
+
+test('the demo server prints its URL, applies its settings, and on SIGTERM closes sockets with 1001 and prints final stats', async (t) => {
+  const server = run(t, [SERVER, '--port', '0', '--limit', '3'], { SOCKET_LEASE_LOG_LEVEL: 'warn' });
+  const url = await server.url();
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  const wsUrl = `${url.replace('http', 'ws')}/ws?user=zoe`;
+  const clients = [await open(wsUrl), await open(wsUrl)];
+  assert.equal(JSON.parse((await getText(`${url}/api/users/zoe`)).text).limit, 3);
+  assert.equal(metric((await getText(`${url}/metrics`)).text, 'socket_lease_sockets_open'), 2);
+  const codes = clients.map(closed);
+  server.child.kill('SIGTERM');
+  for (const { code } of await Promise.all(codes)) assert.equal(code, 1001);
+  const r = await server.exited;
+  assert.equal(r.code, 0);
+  const final = /final stats (\{.*\})/.exec(r.stdout);
+  assert.ok(final, r.stdout);
+  const stats = JSON.parse(final[1]);
+  assert.equal(stats.store.active, 0);
+  assert.equal(stats.store.acquired, 2);
+  assert.equal(stats.store.released, 2);
+  assert.equal(stats.guard.closes['1001'], 2);
+});
+
+test('soak: only loopback targets', async (t) => {
+  assert.ok(isLoopback('127.0.0.1') && isLoopback('127.9.9.9') && isLoopback('[::1]') && isLoopback('localhost'));
+  assert.ok(!isLoopback('10.0.0.1') && !isLoopback('example.com') && !isLoopback('[::2]') && !isLoopback('128.0.0.1'));
+  const r = await run(t, [SOAK, '--url', 'ws://192.0.2.1:8080/ws']).exited;
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /only targets loopback/);
+  const bad = await run(t, [SOAK, '--abrupt', '2']).exited;
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--abrupt must be a fraction/);
+});
+
+test('soak against the demo server: abrupt and clean disconnects, exits 0 with no leak', async (t) => {
+  // Heartbeat short enough that anything the disconnects did not free is reclaimed fast.
+  const server = run(t, [SERVER, '--port', '0', '--limit', '5', '--heartbeat-ms', '200', '--ttl-ms', '2000', '--log-level', 'error']);
+  const url = await server.url();
+  const soak = await run(t, [
+    SOAK,
+    '--url', `${url.replace('http', 'ws')}/ws`,
+    '--users', '4',
+    '--cycles', '60',
+    '--concurrency', '8',
+    '--abrupt', '0.3',
+    '--message', 'hello soak',
+    '--drain-timeout-ms', '10000',
+  ]).exited;
+  assert.equal(soak.code, 0, soak.stdout + soak.stderr);
+  assert.match(soak.stdout, /240 cycles/);
+  assert.match(soak.stdout, /echo failures\s+0/);
+  assert.match(soak.stdout, /connect latency\s+p50 \d+\.\d+ ms\s+p99 \d+\.\d+ ms/);
+  assert.match(soak.stdout, /round trip\s+p50 \d+\.\d+ ms/);
+  assert.match(soak.stdout, /no leak/);
+  const m = (await getText(`${url}/metrics`)).text;
+  assert.equal(metric(m, 'socket_lease_active_leases'), 0);
+  assert.equal(metric(m, 'socket_lease_unknown_release_total'), 0);
+  const connects = Number(/connects\s+(\d+)/.exec(soak.stdout)?.[1]);
+  assert.equal(metric(m, 'socket_lease_acquired_total'), connects);
+});
+
+test('soak against a server that never releases: reports the leak and exits 1', async (t) => {
+  const server = run(t, [LEAKY]);
+  const url = await server.url();
+  const soak = await run(t, [SOAK, '--url', `${url.replace('http', 'ws')}/ws`, '--users', '1', '--cycles', '20', '--concurrency', '1', '--drain-timeout-ms', '500']).exited;
+  assert.equal(soak.code, 1, soak.stdout + soak.stderr);
+  assert.match(soak.stdout, /LEAK: socket_lease_active_leases is 5/);
+  // The leak shows up as refusals once the user's 5 slots are gone, exactly the incident.
+  assert.match(soak.stdout, /refused\s+15 \(HTTP 429: 15\)/);
+});

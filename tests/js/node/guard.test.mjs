@@ -1,0 +1,549 @@
+// The ws guard end to end: real demo servers on ephemeral 127.0.0.1 ports, real `ws`
+// clients and raw TCP peers. Every scenario also checks the leak detector: the store
+// never sees an unknown release, so each lease was released exactly once.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { Console } from 'node:console';
+import { Writable } from 'node:stream';
+import { LeaseRegistry } from 'socket-lease';
+import { CloseCodes, createLeaseGuard, createEventLogger } from 'socket-lease/node';
+import { AsyncStore, closed, connect, echo, getText, metric, open, rawHandshake, startDemo, waitFor } from './helpers.mjs';
+
+/** @param {{ guard: import('socket-lease/node').LeaseGuard }} demo */
+const registryOf = (demo) => /** @type {LeaseRegistry} */ (/** @type {unknown} */ (demo.guard.store));
+
+/** Every acquired lease was given back exactly once (or reclaimed by the store). */
+function assertNoLeak(/** @type {LeaseRegistry} */ registry) {
+  const s = registry.stats();
+  assert.equal(s.active, 0, 'no active lease left');
+  assert.equal(s.unknownReleases, 0, 'no lease released twice or released unknown');
+  assert.equal(s.released + s.expired + s.evicted, s.acquired, 'every lease accounted for');
+}
+
+/** A logger that is really `console`, writing into memory; returns the parsed lines. */
+function memoryConsole() {
+  /** @type {any[]} */
+  const lines = [];
+  // A Writable whose write completes synchronously, so a line is there as soon as the
+  // guard has logged it.
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { logger: new Console({ stdout: stream, stderr: stream }), lines };
+}
+
+/** A clock that moves forward one millisecond on every read, so "oldest" never ties. */
+function steppingClock() {
+  let now = Date.now();
+  const clock = () => ++now;
+  clock.jump = (/** @type {number} */ ms) => (now += ms);
+  return clock;
+}
+
+test('the package exports the guard for import and require, one instance', () => {
+  const require = createRequire(import.meta.url);
+  const cjs = require('socket-lease/node');
+  assert.equal(cjs.createLeaseGuard, createLeaseGuard);
+  assert.deepEqual({ ...CloseCodes }, { GOING_AWAY: 1001, EVICTED: 4008, LEASE_EXPIRED: 4009 });
+  assert.throws(() => createLeaseGuard(/** @type {any} */ ({})), /userId\(req\) is required/);
+  assert.throws(() => createLeaseGuard({ userId: () => 'a', heartbeatMs: 0 }), /heartbeatMs must be an integer/);
+  assert.throws(() => createLeaseGuard({ userId: () => 'a', logLevel: /** @type {any} */ ('loud') }), /logLevel must be one of/);
+});
+
+test('the incident: limit 5, 1,000 sequential connect/send/echo/close cycles, zero rejections, zero leases left', async (t) => {
+  const demo = await startDemo(t, { limit: 5 });
+  const registry = registryOf(demo);
+  let rejections = 0;
+  for (let i = 0; i < 1000; i++) {
+    const r = await connect(`${demo.wsUrl}?user=alice`);
+    if (!r.ok) {
+      rejections++;
+      continue;
+    }
+    const reply = await echo(r.ws, `message ${i}`);
+    assert.equal(reply.type, 'echo');
+    assert.equal(reply.data, `message ${i}`);
+    assert.match(reply.leaseId, /^conn_[0-9a-z]{26}$/);
+    r.ws.close(1000);
+    await closed(r.ws);
+  }
+  assert.equal(rejections, 0);
+  await waitFor(() => registry.stats().active === 0, 'every lease released');
+  assert.equal(registry.stats().acquired, 1000);
+  assert.equal(registry.stats().released, 1000);
+  assertNoLeak(registry);
+  assert.equal(demo.guard.stats().socketsOpen, 0);
+});
+
+test('6 concurrent sockets with limit 5: exactly one HTTP 429 with Retry-After and a JSON reason', async (t) => {
+  const demo = await startDemo(t, { limit: 5, ttlMs: 60_000 });
+  const results = await Promise.all(Array.from({ length: 6 }, () => connect(`${demo.wsUrl}?user=bob`)));
+  const refused = results.filter((r) => !r.ok);
+  assert.equal(refused.length, 1);
+  const [r] = refused;
+  assert.ok(!r.ok);
+  assert.equal(r.status, 429);
+  assert.match(String(r.headers['retry-after']), /^[1-9]\d*$/);
+  assert.ok(Number(r.headers['retry-after']) <= 60, 'no later than the oldest lease can expire');
+  assert.deepEqual(JSON.parse(r.body), { reason: 'user-limit', limit: 5, active: 5 });
+  // No WebSocket was created for the refused request.
+  assert.equal(demo.guard.stats().socketsOpen, 5);
+  assert.equal(demo.guard.stats().upgrades[429], 1);
+  for (const o of results) if (o.ok) o.ws.close();
+  await waitFor(() => registryOf(demo).stats().active === 0, 'all released');
+  assertNoLeak(registryOf(demo));
+});
+
+test('no user id: HTTP 401 before any upgrade; bad handshakes 400; other paths 404; a user id the core refuses 400', async (t) => {
+  const demo = await startDemo(t);
+  const noUser = await connect(demo.wsUrl);
+  assert.ok(!noUser.ok);
+  assert.equal(noUser.status, 401);
+  assert.deepEqual(JSON.parse(noUser.body), { reason: 'unauthorized' });
+  const tooLong = await connect(`${demo.wsUrl}?user=${'x'.repeat(300)}`);
+  assert.ok(!tooLong.ok);
+  assert.equal(tooLong.status, 400);
+  assert.equal(JSON.parse(tooLong.body).reason, 'invalid-user-id');
+  const elsewhere = await connect(`${demo.url.replace('http', 'ws')}/other?user=a`);
+  assert.ok(!elsewhere.ok);
+  assert.equal(elsewhere.status, 404);
+
+  const { default: http } = await import('node:http');
+  const status = await new Promise((resolve, reject) => {
+    const req = http.request(`${demo.url}/ws?user=a`, { headers: { Connection: 'Upgrade', Upgrade: 'websocket' } });
+    req.on('upgrade', () => reject(new Error('upgraded without a key')));
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(status, 400);
+  const s = registryOf(demo).stats();
+  assert.equal(s.acquired, 0, 'no refused request ever took a lease');
+  assert.deepEqual(demo.guard.stats().upgrades, { 101: 0, 400: 2, 401: 1, 429: 0, 500: 0, 503: 0 });
+});
+
+test('abrupt disconnects (no close frame, TCP reset, protocol error) are reclaimed at once; the user reconnects to the full limit', async (t) => {
+  // A heartbeat far in the future: anything reclaimed here was reclaimed by the
+  // disconnect itself, not by a timer.
+  const demo = await startDemo(t, { limit: 5, heartbeatMs: 600_000 });
+  const registry = registryOf(demo);
+  const url = `${demo.wsUrl}?user=carol`;
+
+  // Client socket destroyed without a close frame.
+  const dropped = await Promise.all(Array.from({ length: 5 }, () => open(url)));
+  assert.equal(registry.userStats('carol').active, 5);
+  for (const ws of dropped) ws.terminate();
+  await waitFor(() => registry.userStats('carol').active === 0, 'terminated sockets released');
+
+  // TCP reset (RST) from raw peers after a completed handshake.
+  const reset = await Promise.all(Array.from({ length: 5 }, () => rawHandshake(url)));
+  assert.ok(reset.every((p) => p.status === 101));
+  await waitFor(() => registry.userStats('carol').active === 5, 'raw peers hold leases');
+  for (const p of reset) p.socket.resetAndDestroy();
+  await waitFor(() => registry.userStats('carol').active === 0, 'reset sockets released');
+
+  // A protocol error: an unmasked client frame makes the server's ws emit `error`.
+  const rude = await rawHandshake(url);
+  await waitFor(() => registry.userStats('carol').active === 1, 'rude peer holds a lease');
+  rude.socket.write(Buffer.from([0x81, 0x02, 0x68, 0x69]));
+  await waitFor(() => registry.userStats('carol').active === 0, 'errored socket released');
+  rude.socket.destroy();
+
+  assert.equal(demo.guard.stats().heartbeatTicks, 0, 'reclaimed without any heartbeat');
+  const again = await Promise.all(Array.from({ length: 5 }, () => connect(url)));
+  assert.ok(again.every((r) => r.ok), 'the full limit is available again');
+  for (const r of again) if (r.ok) r.ws.close();
+  await waitFor(() => registry.stats().active === 0, 'all released');
+  assertNoLeak(registry);
+  assert.equal(registry.stats().acquired, 16);
+});
+
+test('half-open peers (no FIN, no pong) are reclaimed within two heartbeat intervals; the user reconnects to the full limit', async (t) => {
+  const demo = await startDemo(t, { limit: 5, heartbeatMs: 100 });
+  const registry = registryOf(demo);
+  /** @type {number[]} */
+  const ticksAtClose = [];
+  demo.guard.wss.on('connection', (ws) => ws.once('close', () => ticksAtClose.push(demo.guard.stats().heartbeatTicks)));
+  const url = `${demo.wsUrl}?user=dave`;
+
+  // Three raw TCP peers that finished the handshake and went silent, and two ws clients
+  // with automatic pongs turned off.
+  const raw = await Promise.all(Array.from({ length: 3 }, () => rawHandshake(url)));
+  t.after(() => raw.forEach((p) => p.socket.destroy()));
+  const mute = await Promise.all(Array.from({ length: 2 }, () => open(url, { autoPong: false })));
+  t.after(() => mute.forEach((ws) => ws.terminate()));
+  await waitFor(() => demo.guard.stats().socketsOpen === 5, 'five silent peers connected');
+  const ticksAtStart = demo.guard.stats().heartbeatTicks;
+  assert.equal(registry.userStats('dave').active, 5);
+
+  await waitFor(() => registry.userStats('dave').active === 0, 'silent peers reclaimed');
+  assert.equal(ticksAtClose.length, 5);
+  for (const ticks of ticksAtClose) assert.ok(ticks - ticksAtStart <= 2, `reclaimed ${ticks - ticksAtStart} heartbeats after connect`);
+  assert.equal(demo.guard.stats().heartbeatTimeouts, 5);
+
+  const again = await Promise.all(Array.from({ length: 5 }, () => connect(url)));
+  assert.ok(again.every((r) => r.ok), 'the full limit is available again');
+  // Live clients answer pings: they survive several heartbeats.
+  const ticks = demo.guard.stats().heartbeatTicks;
+  await waitFor(() => demo.guard.stats().heartbeatTicks >= ticks + 3, 'three more heartbeats');
+  assert.equal(registry.userStats('dave').active, 5);
+  for (const r of again) if (r.ok) assert.equal((await echo(r.ws, 'still here')).data, 'still here');
+
+  const m = (await getText(`${demo.url}/metrics`)).text;
+  assert.equal(metric(m, 'socket_lease_heartbeat_timeouts_total'), 5);
+  assert.equal(metric(m, 'socket_lease_sockets_open'), 5);
+  for (const r of again) if (r.ok) r.ws.close();
+  await waitFor(() => registry.stats().active === 0, 'all released');
+  assertNoLeak(registry);
+});
+
+test('reconnect storm: 20 users x 20 concurrent clients, limit 5: never more than 5 per user, all reclaimed', async (t) => {
+  const demo = await startDemo(t, { limit: 5 });
+  const registry = registryOf(demo);
+  const users = Array.from({ length: 20 }, (_, i) => `storm-${i}`);
+  let maxLeases = 0;
+  let maxSockets = 0;
+  let samples = 0;
+  const sample = () => {
+    samples++;
+    /** @type {Map<string, number>} */
+    const sockets = new Map();
+    for (const ws of demo.guard.sockets()) {
+      const user = /** @type {string} */ (demo.guard.leaseOf(ws)?.userId);
+      sockets.set(user, (sockets.get(user) ?? 0) + 1);
+    }
+    for (const user of users) {
+      maxLeases = Math.max(maxLeases, registry.userStats(user).active);
+      maxSockets = Math.max(maxSockets, sockets.get(user) ?? 0);
+    }
+  };
+  const sampler = setInterval(sample, 2);
+  t.after(() => clearInterval(sampler));
+
+  let refusals = 0;
+  /** Connects until admitted (bounded), echoes once, leaves. */
+  async function client(/** @type {string} */ user, /** @type {number} */ n) {
+    for (let attempt = 0; attempt < 2000; attempt++) {
+      const r = await connect(`${demo.wsUrl}?user=${user}`);
+      if (r.ok) {
+        assert.equal((await echo(r.ws, `${user}/${n}`)).data, `${user}/${n}`);
+        // Half of the clients vanish without a close frame.
+        if (n % 2) r.ws.terminate();
+        else r.ws.close();
+        await closed(r.ws);
+        return;
+      }
+      assert.equal(r.status, 429);
+      refusals++;
+      await new Promise((resolve) => setTimeout(resolve, 1 + Math.random() * 5));
+    }
+    throw new Error(`${user}/${n} never got in`);
+  }
+  await Promise.all(users.flatMap((user) => Array.from({ length: 20 }, (_, n) => client(user, n))));
+  await waitFor(() => registry.stats().active === 0, 'storm reclaimed');
+  clearInterval(sampler);
+  sample();
+  assert.ok(samples > 10, `sampled ${samples} times`);
+  assert.ok(maxLeases <= 5, `at most 5 leases per user (saw ${maxLeases})`);
+  assert.ok(maxSockets <= 5, `at most 5 sockets per user (saw ${maxSockets})`);
+  assert.ok(refusals > 0, 'the storm really hit the limit');
+  assert.equal(registry.stats().acquired, 400);
+  assertNoLeak(registry);
+});
+
+test('evict-oldest: the 6th connect succeeds and the oldest socket is closed with 4008 and a reason', async (t) => {
+  const { logger, lines } = memoryConsole();
+  const demo = await startDemo(t, { limit: 5, policy: 'evict-oldest', logger, logLevel: 'info', guard: { clock: steppingClock() } });
+  const registry = registryOf(demo);
+  const url = `${demo.wsUrl}?user=erin`;
+  const sockets = [];
+  for (let i = 0; i < 5; i++) sockets.push(await open(url));
+  const oldestClosed = closed(sockets[0]);
+  const sixth = await open(url);
+  const { code, reason } = await oldestClosed;
+  assert.equal(code, CloseCodes.EVICTED);
+  assert.match(reason, /evicted/);
+  for (const ws of sockets.slice(1)) assert.equal((await echo(ws, 'alive')).data, 'alive');
+  assert.equal((await echo(sixth, 'new')).data, 'new');
+  assert.equal(registry.userStats('erin').active, 5);
+  assert.equal(registry.stats().evicted, 1);
+  const m = (await getText(`${demo.url}/metrics`)).text;
+  assert.equal(metric(m, 'socket_lease_evicted_total'), 1);
+  assert.equal(metric(m, 'socket_lease_guard_closes_total{code="4008"}'), 1);
+  assert.equal(metric(m, 'socket_lease_guard_closes_total{code="1011"}'.replace('1011', '4009')), 0);
+  assert.ok(!m.includes('1011'), 'no 1011 anywhere');
+  const evicted = lines.filter((l) => l.event === 'evicted');
+  assert.equal(evicted.length, 1);
+  assert.equal(evicted[0].userId, 'erin');
+  assert.equal(evicted[0].level, 'info');
+  for (const ws of [...sockets.slice(1), sixth]) ws.close();
+  await waitFor(() => registry.stats().active === 0, 'all released');
+  assertNoLeak(registry);
+});
+
+test('evict-idle: the socket without recent messages is the one closed with 4008', async (t) => {
+  const demo = await startDemo(t, { limit: 5, policy: 'evict-idle', guard: { clock: steppingClock(), messageTouchMs: 0 } });
+  const registry = registryOf(demo);
+  const url = `${demo.wsUrl}?user=fay`;
+  const sockets = [];
+  for (let i = 0; i < 5; i++) sockets.push(await open(url));
+  for (const [i, ws] of sockets.entries()) if (i !== 2) await echo(ws, 'busy');
+  const idleClosed = closed(sockets[2]);
+  const sixth = await open(url);
+  assert.equal((await idleClosed).code, 4008);
+  for (const [i, ws] of sockets.entries()) if (i !== 2) assert.equal(ws.readyState, ws.OPEN);
+  for (const ws of [...sockets, sixth]) ws.close();
+  await waitFor(() => registry.stats().active === 0, 'all released');
+  assertNoLeak(registry);
+});
+
+test('many messages on one socket never take more than one lease', async (t) => {
+  const demo = await startDemo(t, { limit: 5 });
+  const registry = registryOf(demo);
+  const ws = await open(`${demo.wsUrl}?user=gus`);
+  const leaseIds = new Set();
+  for (let i = 0; i < 1000; i++) leaseIds.add((await echo(ws, `m${i}`)).leaseId);
+  assert.equal(leaseIds.size, 1);
+  assert.equal(registry.stats().acquired, 1);
+  assert.equal(registry.userStats('gus').active, 1);
+  const api = JSON.parse((await getText(`${demo.url}/api/users/gus`)).text);
+  assert.equal(api.active, 1);
+  assert.equal(api.leases[0].id, [...leaseIds][0]);
+  ws.close();
+  await waitFor(() => registry.stats().active === 0, 'released');
+  assertNoLeak(registry);
+});
+
+test('an expired lease (no touch within the TTL) is swept: its socket gets 4009 and the event is logged', async (t) => {
+  const { logger, lines } = memoryConsole();
+  const clock = steppingClock();
+  // Heartbeat far away, so nothing renews the lease; the sweep runs often.
+  const demo = await startDemo(t, { limit: 5, ttlMs: 5_000, heartbeatMs: 600_000, logger, logLevel: 'info', guard: { clock, sweepMs: 20, messageTouchMs: false } });
+  const registry = registryOf(demo);
+  const ws = await open(`${demo.wsUrl}?user=hal`);
+  const closing = closed(ws);
+  clock.jump(10_000);
+  const { code } = await closing;
+  assert.equal(code, CloseCodes.LEASE_EXPIRED);
+  assert.equal(registry.stats().expired, 1);
+  assert.equal(registry.stats().active, 0);
+  const m = (await getText(`${demo.url}/metrics`)).text;
+  assert.equal(metric(m, 'socket_lease_expired_total'), 1);
+  assert.equal(metric(m, 'socket_lease_guard_closes_total{code="4009"}'), 1);
+  assert.equal(lines.filter((l) => l.event === 'expired' && l.userId === 'hal').length, 1);
+  assert.ok(lines.some((l) => l.msg.includes('ttlMs is not above heartbeatMs')), 'the risky configuration was warned about');
+  await waitFor(() => demo.guard.stats().socketsOpen === 0, 'socket gone');
+  assertNoLeak(registry);
+});
+
+test('near-limit and rejected events are logged as one JSON line each; the level filters them', async (t) => {
+  const loud = memoryConsole();
+  const demo = await startDemo(t, { limit: 5, logger: loud.logger, logLevel: 'info' });
+  const url = `${demo.wsUrl}?user=ivy`;
+  const sockets = [];
+  for (let i = 0; i < 5; i++) sockets.push(await open(url));
+  const refused = await connect(url);
+  assert.ok(!refused.ok);
+  await waitFor(() => loud.lines.some((l) => l.event === 'rejected'), 'rejected logged');
+  const near = loud.lines.filter((l) => l.event === 'near-limit');
+  const rejected = loud.lines.filter((l) => l.event === 'rejected');
+  assert.equal(near.length, 1, 'near-limit once, when crossing 80% of 5');
+  assert.equal(near[0].level, 'warn');
+  assert.equal(near[0].userId, 'ivy');
+  assert.equal(rejected.length, 1);
+  assert.equal(rejected[0].reason, 'user-limit');
+  assert.equal(rejected[0].limit, 5);
+  assert.equal(typeof rejected[0].time, 'string');
+  for (const ws of sockets) ws.close();
+
+  const quiet = memoryConsole();
+  const demo2 = await startDemo(t, { limit: 1, logger: quiet.logger, logLevel: 'error' });
+  const one = await open(`${demo2.wsUrl}?user=ivy`);
+  assert.equal((await connect(`${demo2.wsUrl}?user=ivy`)).ok, false);
+  one.close();
+  await closed(one);
+  assert.deepEqual(quiet.lines, []);
+
+  // The standalone event logger for a registry the host creates itself.
+  const own = memoryConsole();
+  const registry = new LeaseRegistry({ perUserLimit: 1, onEvent: createEventLogger({ logger: own.logger, level: 'warn' }) });
+  registry.acquire('joe');
+  registry.acquire('joe');
+  assert.deepEqual(own.lines.map((l) => l.event), ['near-limit', 'limit-reached', 'rejected']);
+  registry.free();
+});
+
+test('server shutdown closes every socket with 1001, releases every lease, stops its timers', async (t) => {
+  const demo = await startDemo(t, { limit: 5, heartbeatMs: 60_000, guard: { closeGraceMs: 200 } });
+  const registry = registryOf(demo);
+  const clients = [];
+  for (const user of ['kim', 'lee', 'max']) for (let i = 0; i < 2; i++) clients.push(await open(`${demo.wsUrl}?user=${user}`));
+  // A peer that will never answer the close frame: terminated after the grace period.
+  const silent = await rawHandshake(`${demo.wsUrl}?user=kim`);
+  t.after(() => silent.socket.destroy());
+  await waitFor(() => registry.stats().active === 7, 'seven leases');
+  const codes = clients.map(closed);
+  const stats = await demo.close();
+  for (const { code, reason } of await Promise.all(codes)) {
+    assert.equal(code, CloseCodes.GOING_AWAY);
+    assert.equal(reason, 'server shutting down');
+  }
+  assert.equal(registry.stats().active, 0);
+  assert.equal(registry.stats().released, 7);
+  assertNoLeak(registry);
+  assert.equal(stats.guard.socketsOpen, 0);
+  assert.equal(stats.guard.closing, true);
+  assert.equal(stats.guard.closes[1001], 7);
+  // Timers stopped: no heartbeat tick after close.
+  const ticks = demo.guard.stats().heartbeatTicks;
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(demo.guard.stats().heartbeatTicks, ticks);
+  await assert.rejects(connect(`${demo.wsUrl}?user=kim`), /ECONNREFUSED/);
+  // close() is idempotent.
+  await demo.guard.close();
+});
+
+test('/metrics reflects the counters; /healthz reports counts; /api/users/:userId shows leases and limit', async (t) => {
+  const demo = await startDemo(t, { limit: 2, heartbeatMs: 60_000 });
+  const a = await open(`${demo.wsUrl}?user=nia`);
+  const b = await open(`${demo.wsUrl}?user=nia`);
+  const refused = await connect(`${demo.wsUrl}?user=nia`);
+  assert.ok(!refused.ok);
+  const unauthorized = await connect(demo.wsUrl);
+  assert.ok(!unauthorized.ok);
+  a.close();
+  await waitFor(() => registryOf(demo).stats().active === 1, 'one released');
+
+  const res = await getText(`${demo.url}/metrics`);
+  assert.equal(res.status, 200);
+  assert.match(String(res.headers.get('content-type')), /^text\/plain; version=0\.0\.4/);
+  const m = res.text;
+  assert.equal(metric(m, 'socket_lease_active_leases'), 1);
+  assert.equal(metric(m, 'socket_lease_acquired_total'), 2);
+  assert.equal(metric(m, 'socket_lease_released_total'), 1);
+  assert.equal(metric(m, 'socket_lease_rejected_total{reason="user-limit"}'), 1);
+  assert.equal(metric(m, 'socket_lease_unknown_release_total'), 0);
+  assert.equal(metric(m, 'socket_lease_sockets_open'), 1);
+  assert.equal(metric(m, 'socket_lease_upgrades_total{status="101"}'), 2);
+  assert.equal(metric(m, 'socket_lease_upgrades_total{status="429"}'), 1);
+  assert.equal(metric(m, 'socket_lease_upgrades_total{status="401"}'), 1);
+  assert.ok(!/nia/.test(m), 'no user id in metrics');
+
+  const health = await getText(`${demo.url}/healthz`);
+  assert.equal(health.status, 200);
+  assert.deepEqual({ ...JSON.parse(health.text), uptimeMs: 0 }, { status: 'ok', activeLeases: 1, users: 1, socketsOpen: 1, uptimeMs: 0 });
+
+  const user = JSON.parse((await getText(`${demo.url}/api/users/nia`)).text);
+  assert.equal(user.active, 1);
+  assert.equal(user.limit, 2);
+  assert.equal(user.socketsOpen, 1);
+  assert.equal(user.leases.length, 1);
+  assert.equal(user.leases[0].id, demo.guard.leaseOf([...demo.guard.sockets()][0])?.id);
+  assert.match(user.leases[0].threadId, /^thread_/);
+  const nobody = JSON.parse((await getText(`${demo.url}/api/users/nobody`)).text);
+  assert.equal(nobody.active, 0);
+  assert.equal((await getText(`${demo.url}/api/users/${'x'.repeat(300)}`)).status, 400);
+  b.close();
+  await waitFor(() => registryOf(demo).stats().active === 0, 'all released');
+});
+
+test('static files: www/ at /, the package build at /pkg/ and /js/, nothing outside them', async (t) => {
+  const demo = await startDemo(t);
+  const index = await getText(`${demo.url}/`);
+  assert.equal(index.status, 200);
+  assert.match(String(index.headers.get('content-type')), /^text\/html/);
+  const glue = await getText(`${demo.url}/pkg/web/socket_lease.js`);
+  assert.equal(glue.status, 200);
+  assert.match(String(glue.headers.get('content-type')), /^text\/javascript/);
+  const wasm = await fetch(`${demo.url}/pkg/web/socket_lease_bg.wasm`);
+  assert.equal(wasm.headers.get('content-type'), 'application/wasm');
+  assert.deepEqual(new Uint8Array(await wasm.arrayBuffer()).slice(0, 4), new Uint8Array([0, 0x61, 0x73, 0x6d]));
+  assert.equal((await getText(`${demo.url}/js/browser.mjs`)).status, 200);
+  const { default: http } = await import('node:http');
+  for (const p of ['/js/%2e%2e/package.json', '/..%2fpackage.json', '/pkg/%2e%2e/%2e%2e/etc/passwd', '/src/lib.rs', '/nope.html']) {
+    const status = await new Promise((resolve, reject) => {
+      http.get(`${demo.url}${p}`, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      }).on('error', reject);
+    });
+    assert.equal(status, 404, p);
+  }
+  const post = await fetch(`${demo.url}/`, { method: 'POST' });
+  assert.equal(post.status, 405);
+  assert.equal((await getText(`${demo.url}/ws`)).status, 426);
+});
+
+test('an asynchronous store works the same: cycles, limit, half-open reclaim', async (t) => {
+  const store = new AsyncStore({ perUserLimit: 5 });
+  const demo = await startDemo(t, { heartbeatMs: 100, guard: { store } });
+  t.after(() => store.registry.free()); // after hooks run in order: the server closes first
+  const url = `${demo.wsUrl}?user=olga`;
+  for (let i = 0; i < 100; i++) {
+    const ws = await open(url);
+    assert.equal((await echo(ws, `a${i}`)).data, `a${i}`);
+    ws.close();
+    await closed(ws);
+  }
+  const results = await Promise.all(Array.from({ length: 6 }, () => connect(url)));
+  assert.equal(results.filter((r) => !r.ok && r.status === 429).length, 1);
+  for (const r of results) if (r.ok) r.ws.terminate();
+  const silent = await rawHandshake(url);
+  t.after(() => silent.socket.destroy());
+  await waitFor(() => store.registry.stats().active === 0 && demo.guard.stats().heartbeatTimeouts === 1, 'all reclaimed');
+  const m = (await getText(`${demo.url}/metrics`)).text;
+  assert.equal(metric(m, 'socket_lease_acquired_total'), 106);
+  assertNoLeak(store.registry);
+});
+
+test('a client that leaves while the store is deciding, or a shutdown meanwhile, leaves no lease behind', async (t) => {
+  /** A store whose acquire waits for the test to open a gate. */
+  class GatedStore extends AsyncStore {
+    /** @type {(() => void) | null} */ openGate = null;
+    /** @param {string} userId @param {{ now?: number }} [o] */
+    async acquire(userId, o) {
+      await new Promise((resolve) => (this.openGate = () => resolve(undefined)));
+      return super.acquire(userId, o);
+    }
+  }
+  const store = new GatedStore({ perUserLimit: 5 });
+  const demo = await startDemo(t, { guard: { store } });
+  t.after(() => store.registry.free());
+
+  // A client sends its handshake and goes away while acquire is pending.
+  const { default: net } = await import('node:net');
+  const client = net.connect(Number(new URL(demo.url).port), '127.0.0.1');
+  client.on('error', () => {});
+  client.write(
+    'GET /ws?user=pat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
+  await waitFor(() => demo.guard.stats().pendingUpgrades === 1, 'upgrade waiting on the store');
+  client.destroy();
+  // The server cannot see the FIN yet (an upgrade socket is not read until it is
+  // upgraded), so the lease is granted; the dead socket must still give it back.
+  /** @type {() => void} */ (store.openGate)();
+  await waitFor(() => demo.guard.stats().pendingUpgrades === 0, 'upgrade finished');
+  await waitFor(() => store.registry.stats().released === 1, 'lease released');
+  assert.equal(store.registry.stats().acquired, 1);
+  assert.equal(demo.guard.stats().socketsOpen, 0);
+
+  // Shutdown while an acquire is pending: the client gets 503 and the lease is released.
+  const pending = connect(`${demo.wsUrl}?user=pat`);
+  await waitFor(() => demo.guard.stats().pendingUpgrades === 1, 'second upgrade waiting');
+  const closing = demo.guard.close();
+  /** @type {() => void} */ (store.openGate)();
+  const r = await pending;
+  assert.ok(!r.ok);
+  assert.equal(r.status, 503);
+  assert.equal(r.headers['retry-after'], '1');
+  await closing;
+  assertNoLeak(store.registry);
+});

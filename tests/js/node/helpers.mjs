@@ -1,0 +1,247 @@
+// Shared pieces of the Node host tests: real servers on ephemeral 127.0.0.1 ports, real
+// `ws` clients and raw TCP peers, and bounded polling instead of timed assertions.
+import net from 'node:net';
+import crypto from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
+import { LeaseRegistry } from 'socket-lease';
+import { createDemoServer } from '../../../examples/node/demo-server.mjs';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/**
+ * A demo server torn down after the test.
+ * @param {import('node:test').TestContext} t
+ * @param {import('../../../examples/node/demo-server.mjs').DemoServerOptions} [options]
+ */
+export async function startDemo(t, options = {}) {
+  const demo = await createDemoServer({ logLevel: 'silent', ...options });
+  t.after(() => demo.close());
+  return demo;
+}
+
+/**
+ * @typedef {{ ok: true, ws: WebSocket } | { ok: false, status: number, headers: import('node:http').IncomingHttpHeaders, body: string }} ConnectResult
+ */
+
+/**
+ * Opens a WebSocket; resolves with the socket, or with the HTTP refusal (status, headers,
+ * body) when the server answers the upgrade with something other than 101.
+ * @param {string} url
+ * @param {import('ws').ClientOptions} [options]
+ * @returns {Promise<ConnectResult>}
+ */
+export function connect(url, options) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, options);
+    ws.once('open', () => resolve({ ok: true, ws }));
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (body += chunk));
+      res.on('end', () => {
+        resolve({ ok: false, status: res.statusCode ?? 0, headers: res.headers, body });
+        ws.terminate();
+      });
+    });
+    ws.once('error', reject);
+  });
+}
+
+/**
+ * @param {string} url
+ * @param {import('ws').ClientOptions} [options]
+ */
+export async function open(url, options) {
+  const r = await connect(url, options);
+  if (!r.ok) throw new Error(`expected an open socket, got HTTP ${r.status} ${r.body}`);
+  return r.ws;
+}
+
+/**
+ * Sends one text message and waits for its echo.
+ * @param {WebSocket} ws
+ * @param {string} text
+ * @returns {Promise<{ type: string, data: string, leaseId: string }>}
+ */
+export function echo(ws, text) {
+  return new Promise((resolve, reject) => {
+    /** @param {import('ws').RawData} data */
+    const onMessage = (data) => {
+      ws.off('close', onClose);
+      resolve(JSON.parse(data.toString()));
+    };
+    const onClose = () => {
+      ws.off('message', onMessage);
+      reject(new Error('socket closed before the echo'));
+    };
+    ws.once('message', onMessage);
+    ws.once('close', onClose);
+    ws.send(text);
+  });
+}
+
+/**
+ * Resolves with the close code and reason the client saw.
+ * @param {WebSocket} ws
+ * @returns {Promise<{ code: number, reason: string }>}
+ */
+export function closed(ws) {
+  if (ws.readyState === WebSocket.CLOSED) return Promise.resolve({ code: -1, reason: 'already closed' });
+  return new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+}
+
+/**
+ * Polls `condition` until it holds; fails with `what` after `timeoutMs`. The bound only
+ * keeps a broken build from hanging: assertions are about state, never elapsed time.
+ * @param {() => boolean | Promise<boolean>} condition
+ * @param {string} what
+ * @param {number} [timeoutMs]
+ */
+export async function waitFor(condition, what, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/**
+ * A raw TCP peer that completes the WebSocket handshake and then does whatever the test
+ * makes it do (nothing at all: a half-open peer that never answers a ping).
+ * @param {string} wsUrl ws://127.0.0.1:port/path?query
+ * @returns {Promise<{ socket: net.Socket, status: number }>}
+ */
+export function rawHandshake(wsUrl) {
+  const url = new URL(wsUrl);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(url.port), url.hostname);
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      const key = crypto.randomBytes(16).toString('base64');
+      socket.write(
+        `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
+    });
+    let head = '';
+    /** @param {Buffer} chunk */
+    const onData = (chunk) => {
+      head += chunk.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      socket.off('data', onData);
+      // Stop reading: from here on the peer is silent (frames, pings pile up unread).
+      socket.pause();
+      resolve({ socket, status: Number(head.slice(9, 12)) });
+    };
+    socket.on('data', onData);
+  });
+}
+
+/**
+ * @param {string} url
+ */
+export async function getText(url) {
+  const res = await fetch(url);
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+/**
+ * One sample's value from Prometheus text; labels as `{reason="user-limit"}`.
+ * @param {string} text
+ * @param {string} series name plus optional label set, exactly as printed
+ */
+export function metric(text, series) {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(series + ' ')) return Number(line.slice(series.length + 1));
+  }
+  throw new Error(`no sample ${series} in metrics`);
+}
+
+/**
+ * A second, asynchronous store: the in-memory registry behind promises that settle on a
+ * later turn of the event loop, the way a networked store (Redis) would. Proves the guard
+ * awaits every store call instead of assuming synchronous answers.
+ */
+export class AsyncStore {
+  /** @param {import('socket-lease').LeaseRegistryOptions} options */
+  constructor(options) {
+    this.registry = new LeaseRegistry(options);
+  }
+  /** @template T @param {() => T} fn @returns {Promise<T>} */
+  #later(fn) {
+    return new Promise((resolve, reject) =>
+      setImmediate(() => {
+        try {
+          resolve(fn());
+        } catch (err) {
+          reject(err);
+        }
+      }),
+    );
+  }
+  /** @param {string} userId @param {{ now?: number }} [o] */
+  acquire(userId, o) {
+    return this.#later(() => this.registry.acquire(userId, o));
+  }
+  /** @param {string} id @param {number} [now] */
+  release(id, now) {
+    return this.#later(() => this.registry.release(id, now));
+  }
+  /** @param {string} id @param {number} [now] */
+  touch(id, now) {
+    return this.#later(() => this.registry.touch(id, now));
+  }
+  /** @param {number} [now] */
+  sweep(now) {
+    return this.#later(() => this.registry.sweep(now));
+  }
+  metrics() {
+    return this.#later(() => this.registry.metrics());
+  }
+  stats() {
+    return this.#later(() => this.registry.stats());
+  }
+  /** @param {string} userId @param {number} [now] */
+  userStats(userId, now) {
+    return this.#later(() => this.registry.userStats(userId, now));
+  }
+}
+
+/**
+ * Runs a Node script as a child process; `exited` resolves with its exit code and output.
+ * Killed after the test if still running.
+ * @param {import('node:test').TestContext} t
+ * @param {string[]} args
+ * @param {NodeJS.ProcessEnv} [env]
+ */
+export function run(t, args, env = {}) {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+  /** @type {Promise<{ code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string }>} */
+  const exited = new Promise((resolve) => child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return {
+    child,
+    exited,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    /** Waits for the server's "listening on http://..." line. */
+    async url() {
+      await waitFor(() => /listening on (http:\/\/\S+)/.test(stdout) || child.exitCode !== null, 'the server to print its URL', 20_000);
+      const m = /listening on (http:\/\/\S+)/.exec(stdout);
+      if (!m) throw new Error(`server did not start: ${stderr}`);
+      return m[1];
+    },
+  };
+}
