@@ -659,4 +659,15 @@ function createLeaseGuard(options) {
   return new LeaseGuard(options);
 }
 
-module.exports = { LeaseGuard, createLeaseGuard, createEventLogger, CloseCodes };
+// Compile-time checks that the implementation matches the published declarations
+// (index.d.ts): tsc fails here when the two drift apart.
+/** @type {typeof import('./index.js').LeaseGuard} */
+const checkedClass = LeaseGuard;
+/** @type {typeof import('./index.js').createLeaseGuard} */
+const checkedFactory = createLeaseGuard;
+/** @type {typeof import('./index.js').createEventLogger} */
+const checkedLogger = createEventLogger;
+/** @type {typeof import('./index.js').CloseCodes} */
+const checkedCodes = CloseCodes;
+
+module.exports = { LeaseGuard: checkedClass, createLeaseGuard: checkedFactory, createEventLogger: checkedLogger, CloseCodes: checkedCodes };
