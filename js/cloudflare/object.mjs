@@ -303,8 +303,9 @@ export class SocketLeaseObject extends DurableObject {
       }
       const autoAnswered = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
       const heard = Math.min(Math.max(att.seenAt, autoAnswered), now);
-      // Only forward: touching at an older time would shorten the expiry.
-      if (heard > lease.touchedAt) reg.touch(att.leaseId, heard);
+      // Only forward: touching at an older time would shorten the expiry. Persisted, so
+      // that a wake after hibernation restores expiries no older than the last alarm.
+      if (heard > lease.touchedAt && reg.touch(att.leaseId, heard)) changed = true;
       live.push(att.leaseId);
     }
     if (reg.reconcile(live, now).length > 0) changed = true;
@@ -340,9 +341,14 @@ export class SocketLeaseObject extends DurableObject {
   }
 
   /**
-   * One alarm, at the earliest lease expiry; none when no lease is held, so an idle user
-   * costs nothing. Touches only move expiries later, so an alarm that fires early just
-   * finds nothing expired and moves itself.
+   * One alarm, driven by the earliest lease expiry; none when no lease is held, so an idle
+   * user costs nothing.
+   *
+   * The alarm first runs a quarter TTL before a lease expires, to apply the heartbeats the
+   * runtime answered meanwhile (the registry cannot extend a lease once it has expired,
+   * and an alarm may run late). Only a lease that got no sign of life by then is looked at
+   * again at its expiry, and closed if still silent. Touches only move expiries later, so
+   * an alarm that fires early just finds nothing to do and moves itself.
    * @param {number} now
    */
   async #scheduleAlarm(now) {
@@ -354,9 +360,13 @@ export class SocketLeaseObject extends DurableObject {
       }
       return;
     }
-    let earliest = Infinity;
-    for (const lease of leases) earliest = Math.min(earliest, lease.expiresAt);
-    const at = Math.max(earliest, now + 1);
+    const margin = Math.floor(this.#registry.getOptions().ttlMs / 4);
+    let next = Infinity;
+    for (const lease of leases) {
+      const refreshAt = lease.expiresAt - margin;
+      next = Math.min(next, refreshAt > now ? refreshAt : lease.expiresAt);
+    }
+    const at = Math.max(next, now + 1);
     if (this.#alarmAt === null || at < this.#alarmAt) {
       await this.ctx.storage.setAlarm(at);
       this.#alarmAt = at;

@@ -45,20 +45,32 @@ function exampleOptions(vars) {
  * @param {{ vars?: Record<string, string | undefined>, persistDir?: string }} [opts]
  */
 export async function startExample(opts = {}) {
-  const mf = new Miniflare({
-    ...exampleOptions(opts.vars ?? {}),
+  /** @param {Record<string, string | undefined>} vars */
+  const options = (vars) => ({
+    ...exampleOptions(vars),
     host: '127.0.0.1',
     port: 0,
     // false: in memory, gone with the instance; a path: on disk, for restarts.
     durableObjectsPersist: opts.persistDir ?? false,
   });
-  const url = await mf.ready;
-  const base = url.href.replace(/\/$/, '');
+  const mf = new Miniflare(options(opts.vars ?? {}));
+  let base = (await mf.ready).href.replace(/\/$/, '');
   /** @type {Set<WebSocket>} */
   const clients = new Set();
   return {
     mf,
-    base,
+    get base() {
+      return base;
+    },
+    /**
+     * Restarts the runtime with other [vars] overrides (storage is kept only when
+     * persisted).
+     * @param {Record<string, string | undefined>} vars
+     */
+    async setVars(vars) {
+      await mf.setOptions(options(vars));
+      base = (await mf.ready).href.replace(/\/$/, '');
+    },
     /** @param {string} user */
     wsUrl: (user) => `${base.replace(/^http/, 'ws')}/ws?user=${encodeURIComponent(user)}`,
     /** @param {string} user */
@@ -69,10 +81,14 @@ export async function startExample(opts = {}) {
       if (res.status !== 200) throw new Error(`stats for ${user}: HTTP ${res.status} ${await res.text()}`);
       return /** @type {Promise<any>} */ (res.json());
     },
+    /**
+     * Stops workerd (miniflare kills it) before touching the clients, so the objects hear
+     * no close event: what a crash or an eviction with open sockets looks like.
+     */
     async dispose() {
+      await mf.dispose();
       for (const ws of clients) ws.terminate();
       clients.clear();
-      await mf.dispose();
     },
   };
 }
@@ -119,8 +135,11 @@ export function connect(url, clients) {
   });
 }
 
+/** The answer to the client heartbeat (README); never the answer to a message. */
+const HEARTBEAT_PONG = '{"type":"pong"}';
+
 /**
- * Sends `text` and resolves with the next message, parsed.
+ * Sends `text` and resolves with the next message other than a heartbeat answer, parsed.
  * @param {WebSocket} ws
  * @param {string} text
  * @returns {Promise<any>}
@@ -128,14 +147,17 @@ export function connect(url, clients) {
 export function roundTrip(ws, text) {
   return new Promise((resolve, reject) => {
     const onMessage = (/** @type {Buffer} */ data) => {
+      const reply = data.toString();
+      if (reply === HEARTBEAT_PONG && text !== '{"type":"ping"}') return;
+      ws.off('message', onMessage);
       ws.off('close', onClose);
-      resolve(JSON.parse(data.toString()));
+      resolve(JSON.parse(reply));
     };
     const onClose = (/** @type {number} */ code) => {
       ws.off('message', onMessage);
       reject(new Error(`closed with ${code} before the answer`));
     };
-    ws.once('message', onMessage);
+    ws.on('message', onMessage);
     ws.once('close', onClose);
     ws.send(text);
   });

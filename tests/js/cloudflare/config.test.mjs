@@ -1,0 +1,78 @@
+// Bad env vars fail with a clear answer naming the variable, in workerd (miniflare); so do
+// requests the adapter cannot serve.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { connect, roundTrip, startExample } from './harness.mjs';
+
+/** @typedef {Awaited<ReturnType<typeof startExample>>} App */
+
+/** @type {Array<[string, Record<string, string>, RegExp]>} */
+const BAD = [
+  ['a limit that is not a number', { SOCKET_LEASE_LIMIT: 'five' }, /SOCKET_LEASE_LIMIT must be an integer from 1 to 32768, got "five"/],
+  ['a limit of zero', { SOCKET_LEASE_LIMIT: '0' }, /SOCKET_LEASE_LIMIT must be an integer from 1 to 32768/],
+  ['a limit above the sockets one object can hold', { SOCKET_LEASE_LIMIT: '40000' }, /SOCKET_LEASE_LIMIT .* 32768, got "40000"/],
+  ['a fractional limit', { SOCKET_LEASE_LIMIT: '2.5' }, /SOCKET_LEASE_LIMIT/],
+  ['a TTL below a second', { SOCKET_LEASE_TTL_MS: '10' }, /SOCKET_LEASE_TTL_MS must be an integer from 1000 to 86400000, got "10"/],
+  ['a TTL in another notation', { SOCKET_LEASE_TTL_MS: '9e4' }, /SOCKET_LEASE_TTL_MS/],
+  ['an unknown policy', { SOCKET_LEASE_POLICY: 'drop-newest' }, /SOCKET_LEASE_POLICY must be one of reject, evict-oldest, evict-idle, got "drop-newest"/],
+  ['a global limit, which per-user objects cannot enforce', { SOCKET_LEASE_GLOBAL_LIMIT: '100' }, /SOCKET_LEASE_GLOBAL_LIMIT is not supported/],
+];
+
+describe('cloudflare: configuration from env vars', () => {
+  /** @type {App} */
+  let app;
+  before(async () => {
+    app = await startExample();
+  });
+  after(() => app?.dispose());
+
+  for (const [what, vars, message] of BAD) {
+    test(`${what} -> HTTP 500 { error, code: "INVALID_CONFIG" }, no socket`, async () => {
+      await app.setVars(vars);
+      const res = await app.connect('ken');
+      assert.equal(res.ws, null, 'no socket may be accepted under a bad config');
+      assert.equal(res.status, 500);
+      assert.equal(res.body.code, 'INVALID_CONFIG');
+      assert.match(res.body.error, message);
+    });
+  }
+
+  test('valid overrides (number strings with spaces, every policy) are accepted', async () => {
+    for (const policy of ['reject', 'evict-oldest', 'evict-idle']) {
+      await app.setVars({ SOCKET_LEASE_LIMIT: ' 2 ', SOCKET_LEASE_TTL_MS: '60000', SOCKET_LEASE_POLICY: policy });
+      const res = await app.connect('ken');
+      assert.ok(res.ws, `${policy}: ${JSON.stringify(res)}`);
+      assert.equal((await roundTrip(res.ws, 'x')).type, 'echo');
+      const stats = await app.stats('ken');
+      assert.equal(stats.limit, 2);
+      res.ws.close(1000);
+      await res.closed;
+    }
+  });
+
+  test('defaults apply when the vars are unset', async () => {
+    await app.setVars({ SOCKET_LEASE_LIMIT: undefined, SOCKET_LEASE_TTL_MS: undefined, SOCKET_LEASE_POLICY: undefined });
+    const res = await app.connect('lena');
+    assert.ok(res.ws);
+    const stats = await app.stats('lena');
+    assert.equal(stats.limit, 20);
+    const [lease] = stats.leases;
+    assert.equal(lease.expiresAt - lease.touchedAt, 90_000);
+    res.ws.close(1000);
+    await res.closed;
+  });
+
+  test('no user -> 401; no upgrade header -> 426; other paths fall through to the host', async () => {
+    await app.setVars({});
+    const noUser = await connect(`${app.base.replace(/^http/, 'ws')}/ws`, new Set());
+    assert.equal(noUser.ws, null);
+    assert.equal(noUser.status, 401);
+    assert.equal(noUser.body.code, 'UNAUTHENTICATED');
+    const plain = await fetch(`${app.base}/ws?user=ken`);
+    assert.equal(plain.status, 426);
+    assert.equal((await plain.json()).code, 'UPGRADE_REQUIRED');
+    const other = await fetch(`${app.base}/`);
+    assert.equal(other.status, 200);
+    assert.match(await other.text(), /socket-lease on Cloudflare Workers/);
+  });
+});

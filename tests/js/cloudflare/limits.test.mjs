@@ -1,0 +1,145 @@
+// Quota at the edge: examples/cloudflare in workerd (miniflare), real WebSockets on
+// 127.0.0.1.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { roundTrip, startExample, waitFor } from './harness.mjs';
+
+// The documented close code for eviction (README), the same as the Node guard's.
+const CLOSE_EVICTED = 4008;
+
+/** @typedef {Awaited<ReturnType<typeof startExample>>} App */
+
+/**
+ * Opens `n` sockets for `user`, each required to be accepted; returns them with the lease
+ * id each one's echo names.
+ * @param {App} app
+ * @param {string} user
+ * @param {number} n
+ */
+async function openAccepted(app, user, n) {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const c = await app.connect(user);
+    assert.ok(c.ws, `${user} socket ${i + 1} of ${n} refused: ${JSON.stringify(c)}`);
+    const echo = await roundTrip(c.ws, `hello ${i}`);
+    assert.equal(echo.type, 'echo');
+    assert.equal(echo.data, `hello ${i}`);
+    out.push({ ...c, ws: c.ws, leaseId: /** @type {string} */ (echo.leaseId) });
+  }
+  return out;
+}
+
+/**
+ * @param {App} app
+ * @param {string} user
+ */
+function waitIdle(app, user) {
+  return waitFor(async () => (await app.stats(user)).active === 0, { what: `${user} to hold no lease` });
+}
+
+describe('cloudflare: per-user limit (SOCKET_LEASE_LIMIT=5)', () => {
+  /** @type {App} */
+  let app;
+  before(async () => {
+    app = await startExample({ vars: { SOCKET_LEASE_LIMIT: '5' } });
+  });
+  after(() => app?.dispose());
+
+  test('five sockets accepted, the sixth refused with 429 + Retry-After; other users unaffected', async () => {
+    const alice = await openAccepted(app, 'alice', 5);
+    assert.equal(new Set(alice.map((c) => c.leaseId)).size, 5, 'one lease per socket');
+
+    const sixth = await app.connect('alice');
+    assert.equal(sixth.ws, null, 'the sixth socket must not be accepted');
+    assert.equal(sixth.status, 429);
+    const retryAfter = Number(sixth.headers['retry-after']);
+    assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1, `Retry-After: ${sixth.headers['retry-after']}`);
+    assert.deepEqual(sixth.body, { reason: 'user-limit', limit: 5, active: 5 });
+
+    const stats = await app.stats('alice');
+    assert.equal(stats.active, 5);
+    assert.equal(stats.sockets, 5);
+    assert.deepEqual(
+      stats.leases.map((/** @type {{ id: string }} */ l) => l.id).sort(),
+      alice.map((c) => c.leaseId).sort(),
+    );
+
+    // Another user has its own object and its own five.
+    const bob = await openAccepted(app, 'bob', 5);
+    const bobSixth = await app.connect('bob');
+    assert.equal(bobSixth.status, 429);
+    // ...and alice's sockets still work.
+    for (const c of alice) assert.equal((await roundTrip(c.ws, 'still here')).leaseId, c.leaseId);
+
+    for (const c of [...alice, ...bob]) c.ws.close(1000, 'done');
+    await Promise.all([...alice, ...bob].map((c) => c.closed));
+    await waitIdle(app, 'alice');
+    await waitIdle(app, 'bob');
+    // Closing frees the slots: alice gets all five back.
+    const again = await openAccepted(app, 'alice', 5);
+    for (const c of again) c.ws.close(1000);
+    await Promise.all(again.map((c) => c.closed));
+    await waitIdle(app, 'alice');
+  });
+
+  test('200 sequential connect / send / echo / close cycles for one user: zero refusals', async () => {
+    let refusals = 0;
+    for (let i = 0; i < 200; i++) {
+      const c = await app.connect('carol');
+      if (!c.ws) {
+        refusals++;
+        continue;
+      }
+      const echo = await roundTrip(c.ws, `message ${i}`);
+      assert.deepEqual(echo, { type: 'echo', data: `message ${i}`, leaseId: echo.leaseId });
+      c.ws.close(1000);
+      await c.closed;
+    }
+    assert.equal(refusals, 0);
+    await waitIdle(app, 'carol');
+    const { stats } = await app.stats('carol');
+    assert.equal(stats.acquired, 200);
+    assert.equal(stats.released, 200);
+    assert.equal(stats.rejected, 0);
+    assert.equal(stats.unknownReleases, 0, 'every close released a lease the registry knew');
+  });
+
+  test('many messages on one socket hold one lease', async () => {
+    const [c] = await openAccepted(app, 'dora', 1);
+    for (let i = 0; i < 50; i++) assert.equal((await roundTrip(c.ws, `m${i}`)).leaseId, c.leaseId);
+    const stats = await app.stats('dora');
+    assert.equal(stats.active, 1);
+    assert.equal(stats.stats.acquired, 1);
+    c.ws.close(1000);
+    await c.closed;
+    await waitIdle(app, 'dora');
+  });
+});
+
+describe('cloudflare: SOCKET_LEASE_POLICY=evict-oldest', () => {
+  /** @type {App} */
+  let app;
+  before(async () => {
+    app = await startExample({ vars: { SOCKET_LEASE_LIMIT: '2', SOCKET_LEASE_POLICY: 'evict-oldest' } });
+  });
+  after(() => app?.dispose());
+
+  test('the third connect is accepted and the oldest socket is closed with 4008', async () => {
+    const [oldest, middle] = await openAccepted(app, 'erin', 2);
+    const [newest] = await openAccepted(app, 'erin', 1);
+    const closed = await oldest.closed;
+    assert.equal(closed.code, CLOSE_EVICTED);
+    const stats = await waitFor(async () => {
+      const s = await app.stats('erin');
+      return s.sockets === 2 ? s : null;
+    }, { what: 'the evicted socket to be gone' });
+    assert.deepEqual(
+      stats.leases.map((/** @type {{ id: string }} */ l) => l.id).sort(),
+      [middle.leaseId, newest.leaseId].sort(),
+    );
+    assert.equal(stats.stats.evicted, 1);
+    assert.equal(stats.stats.unknownReleases, 0);
+    for (const c of [middle, newest]) c.ws.close(1000);
+    await Promise.all([middle.closed, newest.closed]);
+  });
+});

@@ -1,0 +1,90 @@
+// Durable Object storage across a restart of the runtime: the registry is persisted as a
+// snapshot, so a new workerd on the same storage knows every lease the old one granted,
+// reclaims those whose sockets died with it, resurrects none and keeps the limits.
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { roundTrip, startExample, tempDir, waitFor } from './harness.mjs';
+
+const LIMIT = 3;
+const vars = { SOCKET_LEASE_LIMIT: String(LIMIT) };
+
+/** @type {Array<() => Promise<unknown>>} */
+const cleanups = [];
+after(async () => {
+  for (const fn of cleanups.reverse()) await fn();
+});
+
+/**
+ * @param {Awaited<ReturnType<typeof startExample>>} app
+ * @param {string} user
+ */
+async function openOne(app, user) {
+  const c = await app.connect(user);
+  assert.ok(c.ws, `${user} refused: ${JSON.stringify(c)}`);
+  const echo = await roundTrip(c.ws, 'hi');
+  return { ws: c.ws, closed: c.closed, leaseId: /** @type {string} */ (echo.leaseId) };
+}
+
+/** @param {{ leases: Array<{ id: string }> }} stats */
+const leaseIds = (stats) => stats.leases.map((l) => l.id).sort();
+
+test('after a restart on persisted storage: dead sockets reclaimed, nothing duplicated or resurrected, limits hold', async () => {
+  const storage = await tempDir();
+  cleanups.push(storage.remove);
+
+  // First runtime: hank fills his limit and closes one socket cleanly; ivy holds one.
+  const first = await startExample({ vars, persistDir: storage.dir });
+  let firstDisposed = false;
+  cleanups.push(() => (firstDisposed ? Promise.resolve() : first.dispose()));
+  const hank = [];
+  for (let i = 0; i < LIMIT; i++) hank.push(await openOne(first, 'hank'));
+  const ivy = await openOne(first, 'ivy');
+  assert.equal((await first.connect('hank')).status, 429);
+  hank[0].ws.close(1000);
+  await hank[0].closed;
+  await waitFor(async () => (await first.stats('hank')).active === LIMIT - 1, { what: 'the clean close to be released' });
+  const before = await first.stats('hank');
+  assert.deepEqual(leaseIds(before), hank.slice(1).map((c) => c.leaseId).sort());
+
+  // The runtime goes away with its sockets (as on an eviction or a crash): no close
+  // event reaches the object.
+  await first.dispose();
+  firstDisposed = true;
+  for (const c of [...hank.slice(1), ivy]) assert.equal((await c.closed).code, 1006);
+
+  // Second runtime, same storage.
+  const second = await startExample({ vars, persistDir: storage.dir });
+  cleanups.push(() => second.dispose());
+  const after = await second.stats('hank');
+  // The counters come back from the snapshot: the leases were persisted, not lost...
+  assert.equal(after.stats.acquired, LIMIT);
+  assert.equal(after.stats.rejected, 1);
+  // ...the two whose sockets are gone were reconciled away on wake, and the one released
+  // before the restart did not come back (it would have been reconciled too).
+  assert.equal(after.stats.reconciled, LIMIT - 1);
+  assert.equal(after.stats.released, LIMIT);
+  assert.equal(after.active, 0);
+  assert.deepEqual(after.leases, []);
+  assert.equal(after.sockets, 0);
+
+  // The full limit is available again, with new leases only, and it still holds.
+  const again = [];
+  for (let i = 0; i < LIMIT; i++) again.push(await openOne(second, 'hank'));
+  const over = await second.connect('hank');
+  assert.equal(over.status, 429);
+  assert.deepEqual(over.body, { reason: 'user-limit', limit: LIMIT, active: LIMIT });
+  const now = await second.stats('hank');
+  assert.deepEqual(leaseIds(now), again.map((c) => c.leaseId).sort());
+  const old = new Set(hank.map((c) => c.leaseId));
+  assert.ok(again.every((c) => !old.has(c.leaseId)), 'no old lease id reused');
+  assert.equal(new Set(again.map((c) => c.leaseId)).size, LIMIT, 'no lease duplicated');
+
+  // The other user's object came back the same way.
+  const ivyAfter = await second.stats('ivy');
+  assert.equal(ivyAfter.active, 0);
+  assert.equal(ivyAfter.stats.reconciled, 1);
+
+  for (const c of again) c.ws.close(1000);
+  await Promise.all(again.map((c) => c.closed));
+  await waitFor(async () => (await second.stats('hank')).active === 0, { what: 'hank to hold no lease' });
+});
