@@ -8,7 +8,7 @@ import { Console } from 'node:console';
 import { Writable } from 'node:stream';
 import { LeaseRegistry } from 'socket-lease';
 import { CloseCodes, createLeaseGuard, createEventLogger } from 'socket-lease/node';
-import { AsyncStore, closed, connect, echo, getText, metric, open, rawHandshake, startDemo, waitFor } from './helpers.mjs';
+import { AsyncStore, closed, connect, echo, getText, metric, open, rawHandshake, run, startDemo, waitFor } from './helpers.mjs';
 
 /** @param {{ guard: import('socket-lease/node').LeaseGuard }} demo */
 const registryOf = (demo) => /** @type {LeaseRegistry} */ (/** @type {unknown} */ (demo.guard.store));
@@ -380,6 +380,32 @@ test('near-limit and rejected events are logged as one JSON line each; the level
   registry.free();
 });
 
+test('a pino logger gets fields and a message, and writes the same events as its own JSON lines', async (t) => {
+  const { default: pino } = await import('pino');
+  /** @type {any[]} */
+  const lines = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  const logger = pino({ level: 'debug' }, sink);
+  const demo = await startDemo(t, { limit: 1, logger, logLevel: 'warn' });
+  const ws = await open(`${demo.wsUrl}?user=pia`);
+  assert.equal((await connect(`${demo.wsUrl}?user=pia`)).ok, false);
+  await waitFor(() => lines.some((l) => l.event === 'rejected'), 'pino wrote the rejection');
+  const rejected = lines.find((l) => l.event === 'rejected');
+  assert.equal(rejected.msg, 'socket-lease event');
+  assert.equal(rejected.level, 40, "pino's own numeric warn level");
+  assert.equal(rejected.userId, 'pia');
+  assert.equal(rejected.reason, 'user-limit');
+  // logLevel 'warn' filtered the guard's debug line even though pino itself is at debug.
+  assert.ok(!lines.some((l) => l.msg === 'upgrade refused'));
+  ws.close();
+  await closed(ws);
+});
+
 test('server shutdown closes every socket with 1001, releases every lease, stops its timers', async (t) => {
   const demo = await startDemo(t, { limit: 5, heartbeatMs: 60_000, guard: { closeGraceMs: 200 } });
   const registry = registryOf(demo);
@@ -401,13 +427,26 @@ test('server shutdown closes every socket with 1001, releases every lease, stops
   assert.equal(stats.guard.socketsOpen, 0);
   assert.equal(stats.guard.closing, true);
   assert.equal(stats.guard.closes[1001], 7);
-  // Timers stopped: no heartbeat tick after close.
-  const ticks = demo.guard.stats().heartbeatTicks;
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  assert.equal(demo.guard.stats().heartbeatTicks, ticks);
   await assert.rejects(connect(`${demo.wsUrl}?user=kim`), /ECONNREFUSED/);
   // close() is idempotent.
   await demo.guard.close();
+});
+
+test('the guard\'s timers are unref\'d (an idle guard lets the process exit) and stop on close()', async (t) => {
+  const child = run(t, ['--input-type=module', '-e', "import { createLeaseGuard } from 'socket-lease/node'; createLeaseGuard({ userId: () => 'a', heartbeatMs: 10 }); console.log('created');"]);
+  const exited = await Promise.race([child.exited, new Promise((resolve) => setTimeout(() => resolve(null), 10_000).unref())]);
+  assert.ok(exited, 'the process exited on its own');
+  assert.equal(exited.code, 0);
+  assert.match(exited.stdout, /created/);
+
+  const guard = createLeaseGuard({ userId: () => 'a', heartbeatMs: 10, logLevel: 'silent' });
+  await waitFor(() => guard.stats().heartbeatTicks >= 2, 'the heartbeat runs');
+  await guard.close();
+  const ticks = guard.stats().heartbeatTicks;
+  // Ten intervals later, still the same count: the timer is gone.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(guard.stats().heartbeatTicks, ticks);
+  /** @type {LeaseRegistry} */ (/** @type {unknown} */ (guard.store)).free();
 });
 
 test('/metrics reflects the counters; /healthz reports counts; /api/users/:userId shows leases and limit', async (t) => {
