@@ -1,0 +1,403 @@
+// The live tab: real WebSockets to the demo server (`npm start`), their echoes, and the
+// server's own view (`/api/users/:userId`, `/metrics`) polled once a second while the tab
+// is shown.
+//
+// A refused upgrade is an HTTP 429 with `Retry-After` and a JSON body, but a browser's
+// WebSocket API exposes none of it (only a close with code 1006). So when a socket fails
+// before opening, the page asks the server's per-user view why: at `active >= limit` the
+// reason is `user-limit`, and the retry time is when the oldest lease would expire, which
+// is how the server computes `Retry-After`. `/metrics` confirms it was a 429 (the
+// `socket_lease_upgrades_total{status="429"}` counter went up).
+import { Timeline } from './chart.mjs';
+import { clock, gauge, h, idView, leaseIds, renderLog, rerender } from './ui.mjs';
+import { gaugeLevel } from './sim.mjs';
+
+// The server's registry uses the library's default warn ratio; /api/users does not report it.
+const SERVER_WARN_RATIO = 0.8;
+const POLL_MS = 1000;
+
+/**
+ * Prometheus text to a map from `name{labels}` to value.
+ * @param {string} text
+ */
+export function parseMetrics(text) {
+  /** @type {Map<string, number>} */
+  const values = new Map();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const cut = line.lastIndexOf(' ');
+    values.set(line.slice(0, cut), Number(line.slice(cut + 1)));
+  }
+  return values;
+}
+
+/** Series shown in the metrics table, with a plain-language name. */
+const SHOWN_METRICS = [
+  ['socket_lease_active_leases', 'leases held (all users)'],
+  ['socket_lease_sockets_open', 'sockets open'],
+  ['socket_lease_users', 'users with leases'],
+  ['socket_lease_upgrades_total{status="101"}', 'upgrades accepted'],
+  ['socket_lease_upgrades_total{status="429"}', 'upgrades refused with 429'],
+  ['socket_lease_rejected_total{reason="user-limit"}', 'refusals: user-limit'],
+  ['socket_lease_released_total', 'leases released on close'],
+  ['socket_lease_expired_total', 'leases expired (no heartbeat)'],
+  ['socket_lease_evicted_total', 'leases evicted'],
+  ['socket_lease_unknown_release_total', 'unknown releases (leak detector)'],
+];
+
+/**
+ * @typedef {object} LiveSocket
+ * @property {number} n
+ * @property {string} userId
+ * @property {WebSocket} ws
+ * @property {'connecting' | 'open' | 'closing'} state
+ * @property {string | null} leaseId   learned from the first echo
+ * @property {string | null} lastEcho
+ */
+
+export function mountLive() {
+  const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+  const userInput = /** @type {HTMLInputElement} */ ($('live-user'));
+  const connectButton = /** @type {HTMLButtonElement} */ ($('live-connect'));
+  const socketsBox = $('live-sockets');
+  const serverBox = $('live-server');
+  const metricsBox = $('live-metrics');
+  const refusalBox = $('live-refusal');
+  const statusLine = $('live-status');
+  const logList = $('live-log');
+  const updated = $('live-updated');
+
+  const startedAt = Date.now();
+  const timeline = new Timeline(/** @type {HTMLCanvasElement} */ ($('live-chart')), {
+    series: [
+      { key: 'active', label: 'leases held by the watched user', color: 'var(--guarded)' },
+      { key: 'sockets', label: 'sockets this page holds open', color: 'var(--ink-soft)', dash: [5, 3] },
+    ],
+    markers: [{ key: 'refused', label: 'upgrades refused with 429 (server total)', color: 'var(--refused)' }],
+    timeLabel: (s) => `t=${clock(s.at - startedAt)}`,
+    description: 'Timeline of the live server',
+  });
+
+  /** @type {Map<number, LiveSocket>} */
+  const sockets = new Map();
+  let opened = 0;
+  let seq = 0;
+  /** @type {{ seq: number, at: number, host: string, type: string, text: string }[]} */
+  const log = [];
+  /** @type {{ at: number, active: number, sockets: number, refused: number }[]} */
+  const samples = [];
+  /** @type {any} the last /api/users answer */
+  let userView = null;
+  /** @type {Map<string, number>} */
+  let metrics = new Map();
+  /** @type {ReturnType<typeof setInterval> | null} */
+  let timer = null;
+  let polling = false;
+  /** @type {boolean | null} null until /healthz has answered once */
+  let available = null;
+
+  /**
+   * @param {string} host
+   * @param {string} type
+   * @param {string} text
+   */
+  function note(host, type, text) {
+    log.push({ seq: ++seq, at: Date.now(), host, type, text });
+    if (log.length > 300) log.splice(0, log.length - 300);
+    renderLog(logList, log, (at) => clock(at - startedAt));
+  }
+
+  const watchedUser = () => userInput.value.trim();
+
+  function wsUrl(/** @type {string} */ userId) {
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    return `${scheme}://${location.host}/ws?user=${encodeURIComponent(userId)}`;
+  }
+
+  function connect() {
+    const userId = watchedUser();
+    if (userId === '') {
+      statusLine.textContent = 'Type a user id first';
+      userInput.focus();
+      return;
+    }
+    const n = ++opened;
+    /** @type {LiveSocket} */
+    const sock = { n, userId, ws: new WebSocket(wsUrl(userId)), state: 'connecting', leaseId: null, lastEcho: null };
+    sockets.set(n, sock);
+    let wasOpen = false;
+    sock.ws.addEventListener('open', () => {
+      wasOpen = true;
+      sock.state = 'open';
+      note('client', 'opened', `socket #${n} for ${userId} is open`);
+      statusLine.textContent = `Socket #${n} open`;
+      renderSockets();
+      void poll();
+    });
+    sock.ws.addEventListener('message', (event) => {
+      let msg;
+      try {
+        msg = JSON.parse(String(event.data));
+      } catch {
+        msg = { type: 'text', data: String(event.data) };
+      }
+      if (msg.type === 'echo') {
+        sock.leaseId = msg.leaseId ?? sock.leaseId;
+        sock.lastEcho = String(msg.data);
+        note('server', 'echo', `socket #${n} got its echo: "${msg.data}"`);
+      } else {
+        note('server', msg.type ?? 'message', `socket #${n}: ${JSON.stringify(msg)}`);
+      }
+      renderSockets();
+    });
+    sock.ws.addEventListener('close', (event) => {
+      sockets.delete(n);
+      if (!wasOpen) {
+        void explainRefusal(n, userId);
+      } else {
+        /** @type {Record<number, string>} */
+        const why = {
+          1000: 'closed by this page',
+          1001: 'the server is shutting down',
+          4008: 'evicted for a newer connection (4008)',
+          4009: 'its lease expired (4009)',
+        };
+        note(event.code === 1000 ? 'client' : 'server', 'closed', `socket #${n} closed: ${why[event.code] ?? `code ${event.code}`}`);
+        statusLine.textContent = `Socket #${n} closed`;
+      }
+      renderSockets();
+      void poll();
+    });
+    renderSockets();
+  }
+
+  /**
+   * The upgrade was refused before the WebSocket opened; ask the server why.
+   * @param {number} n
+   * @param {string} userId
+   */
+  async function explainRefusal(n, userId) {
+    const before = metrics.get('socket_lease_upgrades_total{status="429"}') ?? 0;
+    const [view, after] = await Promise.all([fetchJson(`/api/users/${encodeURIComponent(userId)}`), fetchMetrics()]);
+    const refused429 = after ? (after.get('socket_lease_upgrades_total{status="429"}') ?? 0) > before : false;
+    let reason = 'refused before the upgrade';
+    let retry = '';
+    if (view && view.active >= view.limit) {
+      reason = 'user-limit';
+      const earliest = Math.min(...view.leases.map((/** @type {any} */ l) => l.expiresAt));
+      const seconds = Math.max(1, Math.ceil((earliest - Date.now()) / 1000));
+      retry = `Retry-After ${seconds} s`;
+    } else if (after && (after.get('socket_lease_rejected_total{reason="global-limit"}') ?? 0) > 0) {
+      reason = 'global-limit';
+    }
+    const text = `Socket #${n} for ${userId} refused${refused429 ? ' with HTTP 429' : ''} before the upgrade: ${reason}${view ? ` (${view.active} of ${view.limit} leases held)` : ''}${retry ? `, ${retry}` : ''}.`;
+    refusalBox.replaceChildren(
+      h('strong', {}, 'Refused: '),
+      h('span', { dataset: { testid: 'refusal-reason' } }, reason),
+      view ? h('span', {}, ` (${view.active} of ${view.limit} held)`) : null,
+      retry ? h('span', {}, ' · ', h('span', { dataset: { testid: 'refusal-retry' } }, retry)) : null,
+      h(
+        'p',
+        { class: 'muted' },
+        refused429
+          ? 'The server answered HTTP 429 with Retry-After before upgrading, not a 1011 "internal error" after it. The retry time is when the oldest lease expires if its heartbeats stop; while those sockets stay open and answer pings, their slots are really in use.'
+          : 'The socket closed before opening; the server view above shows why.',
+      ),
+    );
+    refusalBox.hidden = false;
+    note('server', 'rejected', text);
+    statusLine.textContent = text;
+  }
+
+  /** @param {LiveSocket} sock @param {string} text */
+  function send(sock, text) {
+    if (sock.ws.readyState !== WebSocket.OPEN) return;
+    sock.ws.send(text);
+    note('client', 'sent', `socket #${sock.n} sent "${text}"`);
+  }
+
+  function renderSockets() {
+    const hadFocus = socketsBox.contains(document.activeElement);
+    rerender(
+      socketsBox,
+      () => {
+        if (sockets.size === 0) return [h('p', { class: 'muted' }, 'No sockets open from this page.')];
+        return [
+          h(
+            'ul',
+            { class: 'conns', 'aria-label': 'sockets this page holds' },
+            ...[...sockets.values()].map((sock) => {
+              const inputId = `live-msg-${sock.n}`;
+              return h(
+                'li',
+                { class: 'conn', dataset: { socket: String(sock.n), state: sock.state } },
+                h(
+                  'div',
+                  { class: 'conn-head' },
+                  h('strong', {}, `#${sock.n}`),
+                  h('span', { class: `state state-${sock.state}` }, sock.state),
+                  h('span', { class: 'muted' }, `user ${sock.userId}`),
+                ),
+                sock.leaseId ? h('div', { class: 'ids' }, 'lease ', idView(sock.leaseId)) : h('p', { class: 'muted' }, 'Send a message: the echo names this socket’s lease.'),
+                sock.lastEcho !== null ? h('p', { class: 'echo', dataset: { testid: 'echo' } }, 'echo: ', h('q', {}, sock.lastEcho)) : null,
+                h(
+                  'form',
+                  {
+                    class: 'send-form',
+                    onsubmit: (/** @type {SubmitEvent} */ e) => {
+                      e.preventDefault();
+                      const input = /** @type {HTMLInputElement} */ (document.getElementById(inputId));
+                      send(sock, input.value === '' ? 'hello' : input.value);
+                      input.value = '';
+                    },
+                  },
+                  h('label', { for: inputId, class: 'visually-hidden' }, `Message for socket #${sock.n}`),
+                  h('input', { id: inputId, type: 'text', placeholder: 'hello', autocomplete: 'off', dataset: { focus: `msg:${sock.n}` } }),
+                  h('button', { type: 'submit', dataset: { focus: `send:${sock.n}` }, 'aria-label': `Send on socket #${sock.n}`, disabled: sock.state !== 'open' }, 'Send'),
+                  h(
+                    'button',
+                    {
+                      type: 'button',
+                      dataset: { focus: `close:${sock.n}` },
+                      'aria-label': `Disconnect socket #${sock.n}`,
+                      onclick: () => {
+                        sock.state = 'closing';
+                        sock.ws.close(1000, 'closed by the demo page');
+                        renderSockets();
+                      },
+                    },
+                    'Disconnect',
+                  ),
+                ),
+              );
+            }),
+          ),
+        ];
+      },
+    );
+    // Focus was on a socket that is gone now: hand it to the connect button.
+    if (hadFocus && !socketsBox.contains(document.activeElement)) connectButton.focus();
+  }
+
+  /** @param {string} url */
+  async function fetchJson(url) {
+    try {
+      const res = await fetch(url, { cache: 'no-store' });
+      return res.ok ? await res.json() : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async function fetchMetrics() {
+    try {
+      const res = await fetch('/metrics', { cache: 'no-store' });
+      return res.ok ? parseMetrics(await res.text()) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async function poll() {
+    if (polling || available !== true || document.hidden) return;
+    polling = true;
+    try {
+      const userId = watchedUser();
+      const [view, m] = await Promise.all([userId ? fetchJson(`/api/users/${encodeURIComponent(userId)}`) : null, fetchMetrics()]);
+      userView = view;
+      if (m) metrics = m;
+      samples.push({
+        at: Date.now(),
+        active: view ? view.active : 0,
+        sockets: [...sockets.values()].filter((s) => s.state === 'open' && s.userId === userId).length,
+        refused: metrics.get('socket_lease_upgrades_total{status="429"}') ?? 0,
+      });
+      if (samples.length > 300) samples.splice(0, samples.length - 300);
+      renderServer();
+      updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
+    } finally {
+      polling = false;
+    }
+  }
+
+  function renderServer() {
+    const userId = watchedUser();
+    const mine = new Map([...sockets.values()].filter((s) => s.leaseId).map((s) => [s.leaseId, s.n]));
+    serverBox.replaceChildren(
+      userView
+        ? h(
+            'div',
+            {},
+            gauge({
+              label: `${userId} on the server: leases held`,
+              value: userView.active,
+              max: userView.limit,
+              level: gaugeLevel(userView.active, userView.limit, SERVER_WARN_RATIO),
+              caption: `${userView.socketsOpen} socket${userView.socketsOpen === 1 ? '' : 's'} open on the server for ${userId}`,
+              testid: 'server-gauge',
+            }),
+            userView.leases.length === 0
+              ? h('p', { class: 'muted' }, `The server holds no lease for ${userId}.`)
+              : h(
+                  'ul',
+                  { class: 'conns', 'aria-label': `leases the server holds for ${userId}` },
+                  ...userView.leases.map((/** @type {any} */ l) =>
+                    h(
+                      'li',
+                      { class: 'conn', dataset: { lease: l.id } },
+                      h(
+                        'div',
+                        { class: 'conn-head' },
+                        mine.has(l.id) ? h('strong', {}, `socket #${mine.get(l.id)}`) : h('span', { class: 'muted' }, 'another socket'),
+                        h('span', { class: 'expires' }, `expires in ${clock(Math.max(0, l.expiresAt - Date.now()))} unless a pong renews it`),
+                      ),
+                      leaseIds(l),
+                    ),
+                  ),
+                ),
+          )
+        : h('p', { class: 'muted' }, userId ? 'No answer from /api/users yet.' : 'Type a user id to watch.'),
+    );
+    metricsBox.replaceChildren(
+      ...SHOWN_METRICS.map(([key, label]) =>
+        h('div', { class: 'metric', dataset: { metric: key } }, h('dt', {}, label), h('dd', {}, metrics.has(key) ? String(metrics.get(key)) : '–')),
+      ),
+    );
+    timeline.update(samples, userView ? userView.limit : null);
+  }
+
+  async function checkServer() {
+    const health = await fetchJson('/healthz');
+    available = health !== null;
+    connectButton.disabled = !available;
+    statusLine.textContent = available
+      ? `Connected to the demo server at ${location.host}. Open sockets, send messages, and watch the server's own numbers.`
+      : 'Live mode needs the demo server: run `npm start` and open the URL it prints. The simulation works without it.';
+    return available;
+  }
+
+  $('live-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    connect();
+  });
+  userInput.addEventListener('change', () => {
+    userView = null;
+    samples.length = 0;
+    void poll();
+  });
+
+  return {
+    /** Called when the live tab is shown: check the server, then poll once a second. */
+    async start() {
+      if (available === null && !(await checkServer())) return;
+      if (!available) return;
+      void poll();
+      timer ??= setInterval(() => void poll(), POLL_MS);
+    },
+    /** Called when the tab is hidden: stop polling (sockets stay open). */
+    stop() {
+      if (timer !== null) clearInterval(timer);
+      timer = null;
+    },
+  };
+}
