@@ -32,7 +32,9 @@ const NO_FRAME_CLOSE_CODES = new Set([1006, 1015]);
 // A close frame without a code is reported as 1005, which may not be sent back.
 const NO_STATUS_CODE = 1005;
 
-const utf8 = new TextDecoder();
+// The same reason strings as the Node guard, so one client handles both hosts.
+const EVICTED_REASON = 'lease evicted: a newer connection of this user took the slot';
+const EXPIRED_REASON = 'lease expired or revoked; reconnect';
 
 /**
  * @param {WebSocket} ws
@@ -172,7 +174,7 @@ export class SocketLeaseObject extends DurableObject {
     }
 
     for (const id of result.evicted) {
-      for (const ws of this.ctx.getWebSockets(id)) closeQuietly(ws, CLOSE_EVICTED, 'evicted by a newer connection');
+      for (const ws of this.ctx.getWebSockets(id)) closeQuietly(ws, CLOSE_EVICTED, EVICTED_REASON);
     }
     const { lease } = result;
     this.#userId = userId;
@@ -205,7 +207,7 @@ export class SocketLeaseObject extends DurableObject {
   async webSocketMessage(ws, message) {
     const att = attachmentOf(ws);
     if (!att) {
-      closeQuietly(ws, CLOSE_LEASE_EXPIRED, 'no lease');
+      closeQuietly(ws, CLOSE_LEASE_EXPIRED, EXPIRED_REASON);
       return;
     }
     const now = Date.now();
@@ -213,7 +215,7 @@ export class SocketLeaseObject extends DurableObject {
       // Expired (or reclaimed) before this message: close, free the slot, and let the
       // client reconnect at once.
       await this.#expire(now);
-      closeQuietly(ws, CLOSE_LEASE_EXPIRED, 'lease expired');
+      closeQuietly(ws, CLOSE_LEASE_EXPIRED, EXPIRED_REASON);
       return;
     }
     // The attachment survives hibernation; the registry's touch may not be persisted, so
@@ -225,8 +227,12 @@ export class SocketLeaseObject extends DurableObject {
       ws.send(HEARTBEAT_PONG);
       return;
     }
-    const data = typeof message === 'string' ? message : utf8.decode(message);
-    ws.send(JSON.stringify({ type: 'echo', data, leaseId: att.leaseId }));
+    if (typeof message !== 'string') {
+      // As the Node demo: the echo protocol is text; a binary frame still counts as life.
+      ws.send(JSON.stringify({ type: 'error', error: 'only text messages are echoed', leaseId: att.leaseId }));
+      return;
+    }
+    ws.send(JSON.stringify({ type: 'echo', data: message, leaseId: att.leaseId }));
   }
 
   /**
@@ -298,7 +304,7 @@ export class SocketLeaseObject extends DurableObject {
       const att = attachmentOf(ws);
       const lease = att ? reg.getLease(att.leaseId) : null;
       if (!att || !lease) {
-        closeQuietly(ws, CLOSE_LEASE_EXPIRED, 'lease expired');
+        closeQuietly(ws, CLOSE_LEASE_EXPIRED, EXPIRED_REASON);
         continue;
       }
       const autoAnswered = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
@@ -328,7 +334,7 @@ export class SocketLeaseObject extends DurableObject {
   #closeExpired(now) {
     const expired = this.#registry.sweep(now);
     for (const id of expired) {
-      for (const ws of this.ctx.getWebSockets(id)) closeQuietly(ws, CLOSE_LEASE_EXPIRED, 'lease expired');
+      for (const ws of this.ctx.getWebSockets(id)) closeQuietly(ws, CLOSE_LEASE_EXPIRED, EXPIRED_REASON);
     }
     return expired.length > 0;
   }
@@ -377,12 +383,13 @@ export class SocketLeaseObject extends DurableObject {
     const now = Date.now();
     const user = this.#userId === null ? null : this.#registry.userStats(this.#userId, now);
     const open = this.ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN).length;
+    // The shape of the Node demo's GET /api/users/:userId, plus the object's own details.
     return {
       userId: this.#userId,
-      limit: user?.limit ?? this.#registry.getOptions().perUserLimit,
       active: user?.active ?? 0,
+      limit: user?.limit ?? this.#registry.getOptions().perUserLimit,
+      socketsOpen: open,
       leases: user?.leases ?? [],
-      sockets: open,
       alarmAt: this.#alarmAt,
       stats: this.#registry.stats(),
     };

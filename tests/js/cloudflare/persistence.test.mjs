@@ -65,7 +65,7 @@ test('after a restart on persisted storage: dead sockets reclaimed, nothing dupl
   assert.equal(after.stats.released, LIMIT);
   assert.equal(after.active, 0);
   assert.deepEqual(after.leases, []);
-  assert.equal(after.sockets, 0);
+  assert.equal(after.socketsOpen, 0);
 
   // The full limit is available again, with new leases only, and it still holds.
   const again = [];
