@@ -214,7 +214,10 @@ async function main() {
         ws.terminate();
         finish();
       });
-      ws.once('error', (err) => {
+      // `on`, not `once`: terminating a socket that is still connecting (after a refusal)
+      // emits one more error, which is not a connection error of its own.
+      ws.on('error', (err) => {
+        if (finished) return;
         bump(errors, /** @type {NodeJS.ErrnoException} */ (err).code ?? err.message);
         ws.terminate();
         finish();

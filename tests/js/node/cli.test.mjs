@@ -129,4 +129,5 @@ test('soak against a server that never releases: reports the leak and exits 1', 
   assert.match(soak.stdout, /LEAK: socket_lease_active_leases is 5/);
   // The leak shows up as refusals once the user's 5 slots are gone, exactly the incident.
   assert.match(soak.stdout, /refused\s+15 \(HTTP 429: 15\)/);
+  assert.match(soak.stdout, /connection errors\s+0\n/, 'a refusal is not also a connection error');
 });
