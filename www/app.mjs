@@ -21,7 +21,7 @@ mountSimulation({ LeaseRegistry, sameLease });
 const live = mountLive();
 
 // Tabs per the WAI-ARIA tabs pattern: arrow keys move between tabs, Tab enters the panel.
-const tabs = /** @type {HTMLButtonElement[]} */ ([...document.querySelectorAll('[role="tab"]')]);
+const tabs = /** @type {HTMLButtonElement[]} */ (Array.from(document.querySelectorAll('[role="tab"]')));
 
 /** @param {HTMLButtonElement} tab @param {boolean} focus */
 function select(tab, focus) {

@@ -194,8 +194,8 @@ export function mountLive() {
     refusalBox.replaceChildren(
       h('strong', {}, 'Refused: '),
       h('span', { dataset: { testid: 'refusal-reason' } }, reason),
-      view ? h('span', {}, ` (${view.active} of ${view.limit} held)`) : null,
-      retry ? h('span', {}, ' · ', h('span', { dataset: { testid: 'refusal-retry' } }, retry)) : null,
+      view ? h('span', {}, ` (${view.active} of ${view.limit} held)`) : '',
+      retry ? h('span', {}, ' · ', h('span', { dataset: { testid: 'refusal-retry' } }, retry)) : '',
       h(
         'p',
         { class: 'muted' },

@@ -229,7 +229,7 @@ export function mountSimulation({ LeaseRegistry, sameLease }) {
     act(() => sim.setOptions(next), `Applied: limit ${next.limit}, TTL ${next.ttlMs / 1000} s, ${next.policy}`);
     settingsNote.textContent = `Heartbeat every ${heartbeatMsFor(next.ttlMs) / 1000} s while the clock runs.`;
   });
-  for (const button of document.querySelectorAll('[data-advance]')) {
+  for (const button of Array.from(document.querySelectorAll('[data-advance]'))) {
     button.addEventListener('click', () => {
       const raw = /** @type {HTMLElement} */ (button).dataset.advance;
       const ms = raw === 'ttl' ? sim.options.ttlMs : Number(raw);

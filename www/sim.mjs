@@ -62,7 +62,10 @@ export const DEFAULT_OPTIONS = /** @type {SimOptions} */ ({ limit: 5, ttlMs: 60_
 /** Heartbeat interval for a TTL: three chances to renew before a lease expires. */
 export const heartbeatMsFor = (/** @type {number} */ ttlMs) => Math.max(1000, Math.floor(ttlMs / 3));
 
-/** The level a gauge shows: `full` at the limit, `warn` from ceil(limit * warnRatio). */
+/**
+ * The level a gauge shows: `full` at the limit, `warn` from ceil(limit * warnRatio).
+ * @returns {'ok' | 'warn' | 'full'}
+ */
 export function gaugeLevel(/** @type {number} */ active, /** @type {number} */ limit, /** @type {number} */ warnRatio) {
   if (active >= limit) return 'full';
   if (active >= Math.ceil(limit * warnRatio)) return 'warn';

@@ -103,10 +103,10 @@ export function rerender(container, build, fallback) {
   // Text typed into inputs survives too (an echo re-renders while someone types).
   /** @type {Map<string, string>} */
   const typed = new Map();
-  for (const input of container.querySelectorAll('input[data-focus]')) {
+  container.querySelectorAll('input[data-focus]').forEach((input) => {
     const el = /** @type {HTMLInputElement} */ (input);
     if (el.value !== '') typed.set(/** @type {string} */ (el.dataset.focus), el.value);
-  }
+  });
   container.replaceChildren(...build());
   for (const [k, value] of typed) {
     const el = /** @type {HTMLInputElement | null} */ (container.querySelector(`input[data-focus="${CSS.escape(k)}"]`));

@@ -64,7 +64,7 @@ const inCard = (/** @type {import('playwright-core').Page} */ page, user, host, 
 /** Every visible control has an accessible name (a label, aria-label or its text). */
 async function unlabelledControls(/** @type {import('playwright-core').Page} */ page) {
   return page.evaluate(() =>
-    [...document.querySelectorAll('button, input, select, [role="tab"], [role="meter"]')]
+    Array.from(document.querySelectorAll('button, input, select, [role="tab"], [role="meter"]'))
       .filter((el) => /** @type {HTMLElement} */ (el).offsetParent !== null)
       .filter((el) => {
         const labelled = el.getAttribute('aria-label') || el.getAttribute('aria-labelledby');
@@ -306,6 +306,8 @@ test('live: a refused upgrade is shown with its reason and retry time, matching 
 
 test('phone width (375 px): nothing overflows sideways, controls stay labelled and usable', async () => {
   const { page, errors } = await openPage({ width: 375, height: 812 });
+  // What a newcomer on a phone sees first: the plain-language header.
+  await page.screenshot({ path: screenshotPath('simulation-375-first-screen.png') });
   const open = page.getByRole('button', { name: 'Open a connection for alice' });
   for (let i = 0; i < 5; i++) await open.click();
   await page.getByRole('button', { name: 'Kill on alice #2' }).click();
@@ -316,7 +318,7 @@ test('phone width (375 px): nothing overflows sideways, controls stay labelled a
   assert.deepEqual(await widths(), { doc: 375, body: 375 });
   assert.deepEqual(await unlabelledControls(page), []);
   await page.screenshot({ path: screenshotPath('simulation-375.png'), fullPage: true });
-  await page.screenshot({ path: screenshotPath('simulation-375-first-screen.png') });
+  await page.locator('[data-user="alice"]').screenshot({ path: screenshotPath('simulation-375-user-card.png') });
 
   // Tabs by keyboard (arrow keys), then the live tab at the same width.
   await page.getByRole('tab', { name: /Simulation/ }).focus();
