@@ -8,7 +8,10 @@ import WebSocket from 'ws';
 import { eventually, launchBrowser, screenshotPath, startServer, watchErrors } from './harness.mjs';
 
 const SERVER_LIMIT = 3;
-const SERVER_TTL_MS = 60_000;
+// Long TTL and heartbeat: no ping renews a lease while a test compares retry times.
+const SERVER_TTL_MS = 600_000;
+// A ceiling per test for a loaded machine; the tests themselves never wait on time.
+const TIMEOUT = { timeout: 120_000 };
 
 /** @type {Awaited<ReturnType<typeof startServer>>} */
 let server;
@@ -21,8 +24,7 @@ before(async () => {
   server = await startServer({
     SOCKET_LEASE_LIMIT: String(SERVER_LIMIT),
     SOCKET_LEASE_TTL_MS: String(SERVER_TTL_MS),
-    // Long enough that no ping renews a lease while a test reads retry times.
-    SOCKET_LEASE_HEARTBEAT_MS: '50000',
+    SOCKET_LEASE_HEARTBEAT_MS: String(SERVER_TTL_MS - 10_000),
   });
   browser = await launchBrowser();
 });
@@ -83,7 +85,7 @@ async function serverUser(userId) {
   return /** @type {Promise<{ active: number, limit: number, socketsOpen: number, leases: { id: string }[] }>} */ (res.json());
 }
 
-test('simulation, limit 5: six connections give five leases and one refusal; close and reopen is accepted; a killed one is reclaimed after its TTL', async () => {
+test('simulation, limit 5: six connections give five leases and one refusal; close and reopen is accepted; a killed one is reclaimed after its TTL', TIMEOUT, async () => {
   const { page, errors } = await openPage();
   assert.deepEqual(await unlabelledControls(page), []);
   const guarded = inCard(page, 'alice', 'guarded', 'gauge');
@@ -149,7 +151,7 @@ test('simulation, limit 5: six connections give five leases and one refusal; clo
   assert.deepEqual(errors.problems, []);
 });
 
-test('simulation: the leaky host reaches its limit and stays locked; the guarded host never does', async () => {
+test('simulation: the leaky host reaches its limit and stays locked; the guarded host never does', TIMEOUT, async () => {
   const { page, errors } = await openPage();
   const open = page.getByRole('button', { name: 'Open a connection for alice' });
   for (let i = 0; i < 5; i++) await open.click();
@@ -194,7 +196,7 @@ test('simulation: the leaky host reaches its limit and stays locked; the guarded
   assert.deepEqual(errors.problems, []);
 });
 
-test('simulation: policy and limit switches apply to the running registry', async () => {
+test('simulation: policy and limit switches apply to the running registry', TIMEOUT, async () => {
   const { page, errors } = await openPage();
   await page.getByLabel('Limit per user').fill('2');
   await page.getByLabel('At the limit').selectOption('evict-oldest');
@@ -210,7 +212,7 @@ test('simulation: policy and limit switches apply to the running registry', asyn
   assert.deepEqual(errors.problems, []);
 });
 
-test('live: connect, send, see the echo; the server counts the lease; disconnect returns it to 0', async () => {
+test('live: connect, send, see the echo; the server counts the lease; disconnect returns it to 0', TIMEOUT, async () => {
   const user = 'live-alice';
   const { page, errors } = await openPage({ width: 1280, height: 900 }, '#live');
   await eventually(text(page.locator('#live-status')), (t) => /Connected to the demo server/.test(t), 'server detected');
@@ -250,7 +252,7 @@ test('live: connect, send, see the echo; the server counts the lease; disconnect
   assert.deepEqual(errors.problems, []);
 });
 
-test('live: a refused upgrade is shown with its reason and retry time, matching the server\u2019s 429', async () => {
+test('live: a refused upgrade is shown with its reason and retry time, matching the server\u2019s 429', TIMEOUT, async () => {
   const user = 'live-bob';
   const { page, errors } = await openPage({ width: 1280, height: 900 }, '#live');
   // Chromium logs the refused handshake itself; that one line is the point of this test.
@@ -304,7 +306,7 @@ test('live: a refused upgrade is shown with its reason and retry time, matching 
   assert.deepEqual(errors.problems, []);
 });
 
-test('phone width (375 px): nothing overflows sideways, controls stay labelled and usable', async () => {
+test('phone width (375 px): nothing overflows sideways, controls stay labelled and usable', TIMEOUT, async () => {
   const { page, errors } = await openPage({ width: 375, height: 812 });
   // What a newcomer on a phone sees first: the plain-language header.
   await page.screenshot({ path: screenshotPath('simulation-375-first-screen.png') });
