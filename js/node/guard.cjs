@@ -249,7 +249,7 @@ class LeaseGuard {
     const path = options.path;
     /** @param {IncomingMessage} req @param {Duplex} socket @param {Buffer} head */
     const onUpgrade = (req, socket, head) => {
-      if (path !== undefined && new URL(req.url ?? '/', 'http://host').pathname !== path) {
+      if (path !== undefined && pathOf(req.url) !== path) {
         socket.on('error', () => {});
         this.#respond(socket, 404, { reason: 'not-found' }, {}, false);
         return;
@@ -628,6 +628,17 @@ class LeaseGuard {
 }
 
 function noop() {}
+
+/**
+ * The path of a request target, without parsing it as a URL: `new URL` throws on some
+ * targets a client can send (`http://[`), and a throw here would escape the `upgrade`
+ * listener and take the process down.
+ * @param {string | undefined} target
+ */
+function pathOf(target = '/') {
+  const end = target.search(/[?#]/);
+  return end === -1 ? target : target.slice(0, end);
+}
 
 /**
  * @param {WebSocket} ws

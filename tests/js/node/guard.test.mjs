@@ -124,6 +124,18 @@ test('no user id: HTTP 401 before any upgrade; bad handshakes 400; other paths 4
     req.end();
   });
   assert.equal(status, 400);
+  // A request target `new URL` cannot parse must not crash the server: it is another path.
+  const { default: net } = await import('node:net');
+  const odd = await new Promise((resolve, reject) => {
+    const c = net.connect(Number(new URL(demo.url).port), '127.0.0.1');
+    let data = '';
+    c.on('data', (d) => (data += d));
+    c.on('end', () => resolve(data));
+    c.on('error', reject);
+    c.write('GET http://[ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  });
+  assert.match(String(odd), /^HTTP\/1\.1 404 /);
+  assert.equal((await getText(`${demo.url}/healthz`)).status, 200, 'still serving');
   const s = registryOf(demo).stats();
   assert.equal(s.acquired, 0, 'no refused request ever took a lease');
   assert.deepEqual(demo.guard.stats().upgrades, { 101: 0, 400: 2, 401: 1, 429: 0, 500: 0, 503: 0 });
@@ -256,6 +268,23 @@ test('reconnect storm: 20 users x 20 concurrent clients, limit 5: never more tha
   assert.ok(refusals > 0, 'the storm really hit the limit');
   assert.equal(registry.stats().acquired, 400);
   assertNoLeak(registry);
+});
+
+test('global limit: the refusal says global-limit, with the global numbers', async (t) => {
+  const demo = await startDemo(t, { limit: 5, globalLimit: 2 });
+  const a = await open(`${demo.wsUrl}?user=ann`);
+  const b = await open(`${demo.wsUrl}?user=ben`);
+  const c = await connect(`${demo.wsUrl}?user=cat`);
+  assert.ok(!c.ok);
+  assert.equal(c.status, 429);
+  assert.match(String(c.headers['retry-after']), /^[1-9]\d*$/);
+  assert.deepEqual(JSON.parse(c.body), { reason: 'global-limit', limit: 2, active: 2 });
+  a.close();
+  await waitFor(() => registryOf(demo).stats().active === 1, 'one slot free');
+  const c2 = await open(`${demo.wsUrl}?user=cat`);
+  for (const ws of [b, c2]) ws.close();
+  await waitFor(() => registryOf(demo).stats().active === 0, 'all released');
+  assertNoLeak(registryOf(demo));
 });
 
 test('evict-oldest: the 6th connect succeeds and the oldest socket is closed with 4008 and a reason', async (t) => {
