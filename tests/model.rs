@@ -12,11 +12,28 @@ use socket_lease::registry::{Acquired, Registry};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Acquire { user: u8, key: Option<u8>, dt: u64 },
-    Release { pick: usize, kind: u8, dt: u64 },
-    Touch { pick: usize, dt: u64 },
-    Sweep { dt: u64 },
+    Acquire {
+        user: u8,
+        key: Option<u8>,
+        dt: u64,
+    },
+    Release {
+        pick: usize,
+        kind: u8,
+        dt: u64,
+    },
+    Touch {
+        pick: usize,
+        dt: u64,
+    },
+    Sweep {
+        dt: u64,
+    },
     ReleaseUnknown,
+    /// Changing the TTL at run time makes later expiries land before earlier ones.
+    SetTtl {
+        ttl: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -26,6 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<usize>(), 0u64..40).prop_map(|(pick, dt)| Op::Touch { pick, dt }),
         1 => (0u64..120).prop_map(|dt| Op::Sweep { dt }),
         1 => Just(Op::ReleaseUnknown),
+        1 => (5u64..150).prop_map(|ttl| Op::SetTtl { ttl }),
     ]
 }
 
@@ -196,7 +214,7 @@ proptest! {
                             let uuid = reg.lease(handle).unwrap().uuid;
                             prop_assert!(model.issued.iter().all(|&old| old < uuid), "ids increase");
                             model.issued.push(uuid);
-                            model.leases.push(ModelLease { uuid, user: name, key, acquired: now, touched: now, expires: now + ttl });
+                            model.leases.push(ModelLease { uuid, user: name, key, acquired: now, touched: now, expires: now + model.ttl });
                         }
                         (Decision::Refuse(reason, retry), Acquired::Refused(r)) => {
                             prop_assert_eq!(r.reason, reason);
@@ -221,7 +239,7 @@ proptest! {
                     let expected = match model.leases.iter_mut().find(|l| l.uuid == uuid) {
                         Some(l) if l.expires > now => {
                             l.touched = l.touched.max(now);
-                            l.expires = now + ttl;
+                            l.expires = now + model.ttl;
                             true
                         }
                         _ => false,
@@ -232,6 +250,10 @@ proptest! {
                     now += dt;
                     reg.sweep(now);
                     model.leases.retain(|l| l.expires > now);
+                }
+                Op::SetTtl { ttl } => {
+                    reg.set_limits(&OptionsPatch { ttl_ms: Some(ttl), ..Default::default() }).unwrap();
+                    model.ttl = ttl;
                 }
                 Op::ReleaseUnknown => {
                     let before = reg.stats().counters.unknown_releases;

@@ -517,3 +517,30 @@ fn churn_does_not_grow_the_expiry_heap_without_bound() {
     );
     reg.check_invariants();
 }
+
+#[test]
+fn idle_users_are_kept_for_reuse_then_purged() {
+    let mut reg = registry(limit(2));
+    let ids: Vec<u128> = (0..5_000)
+        .map(|i| grant(&mut reg, &format!("user{i}"), 0))
+        .collect();
+    reg.check_invariants();
+    for (i, uuid) in ids.iter().enumerate() {
+        assert!(reg.release(&conn(*uuid), 1).unwrap());
+        if i % 500 == 0 {
+            reg.check_invariants(); // bounds idle entries to 2 x active + slack
+        }
+    }
+    assert_eq!(reg.stats().users, 0);
+    reg.check_invariants();
+    // Users whose entries were purged, and users still idle, acquire as before.
+    for i in (0..5_000).step_by(7) {
+        grant(&mut reg, &format!("user{i}"), 2);
+        grant(&mut reg, &format!("user{i}"), 2);
+        assert!(matches!(
+            reg.acquire(&format!("user{i}"), None, 2).unwrap(),
+            Acquired::Refused(_)
+        ));
+    }
+    reg.check_invariants();
+}

@@ -8,6 +8,7 @@
 //! cannot grow memory.
 
 pub mod events;
+mod expiry;
 pub mod metrics;
 pub mod options;
 pub mod snapshot;
@@ -15,9 +16,9 @@ pub mod snapshot;
 use crate::error::{check_user_id, LeaseError};
 use crate::id::{self, Entropy, Uuid7Generator};
 use events::{Counters, Event, EventKind, Refusal, RefusalReason};
+use expiry::{Entry as ExpiryEntry, ExpiryQueue};
 use options::{Mode, Options, OptionsPatch, Policy};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 /// Hash state seeded from the registry's entropy, so user ids chosen by clients cannot be
 /// crafted to collide (the seed is not in the source, unlike a fixed-key hasher's).
@@ -30,6 +31,11 @@ const PENDING_EXPIRED_CAP: usize = 65_536;
 
 /// Generation bits carried in a handle token (see `token`).
 const TOKEN_GENERATION_MASK: u32 = (1 << 20) - 1;
+
+/// Users whose last lease went away keep their table entry (and its allocations) for
+/// reuse, since the same user usually reconnects; idle entries are purged in one pass
+/// once they outnumber active users by this much, so memory stays bounded.
+const IDLE_USER_SLACK: usize = 1024;
 
 /// A lease as stored.
 #[derive(Debug, Clone)]
@@ -109,8 +115,12 @@ pub struct Registry<E> {
     users: Vec<User>,
     free_users: Vec<u32>,
     user_index: Map<Box<str>, u32>,
-    /// (expires_at, handle, generation), earliest first.
-    expiry: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    /// Users holding at least one lease (the rest of `user_index` is idle entries).
+    active_users: u32,
+    /// Bumped by every purge of idle users, which invalidates user indexes held across it.
+    idle_purges: u64,
+    /// Earliest expiry first; stale entries are skipped when they surface.
+    expiry: ExpiryQueue,
     active: u32,
     counters: Counters,
     pending_expired: Vec<u128>,
@@ -135,7 +145,9 @@ impl<E: Entropy> Registry<E> {
             users: Vec::new(),
             free_users: Vec::new(),
             user_index: Map::with_hasher(hasher),
-            expiry: BinaryHeap::new(),
+            active_users: 0,
+            idle_purges: 0,
+            expiry: ExpiryQueue::default(),
             active: 0,
             counters: Counters::default(),
             pending_expired: Vec::new(),
@@ -190,6 +202,7 @@ impl<E: Entropy> Registry<E> {
         }
         let limit = self.options.limit_for(user);
         let user_idx = self.user_index.get(user).copied();
+        let epoch = self.idle_purges;
 
         if let Some(u) = user_idx {
             self.drop_expired_of_user(u, now);
@@ -208,17 +221,19 @@ impl<E: Entropy> Registry<E> {
                 }
             }
         }
-        // Dropping expired leases may have emptied and removed the user.
-        let user_idx = user_idx.filter(|&u| self.user_index.get(user) == Some(&u));
+        // Dropping expired leases may have emptied the user and let a purge of idle
+        // users remove its entry, so look it up again.
+        let user_idx = self.lookup_again(user, user_idx, epoch);
+        let holds_leases = user_idx.is_some_and(|u| !self.users[u as usize].leases.is_empty());
 
-        if user_idx.is_none() && self.user_index.len() >= self.options.max_users as usize {
+        if !holds_leases && self.active_users >= self.options.max_users {
             self.purge_expired(now, None);
-            if self.user_index.len() >= self.options.max_users as usize {
+            if self.active_users >= self.options.max_users {
                 // Enforced even in dry-run: this bound protects memory, not a quota.
                 let refusal = Refusal {
                     reason: RefusalReason::UserTableFull,
                     limit: self.options.max_users,
-                    active: self.user_index.len() as u32,
+                    active: self.active_users,
                     retry_after_ms: self.earliest_expiry(now),
                 };
                 return Ok(self.refuse(user, refusal, limit, now, false));
@@ -272,9 +287,9 @@ impl<E: Entropy> Registry<E> {
         if let Some(handle) = victim {
             evicted.push(self.remove(handle, Removal::Evicted, now));
         }
-        // The purge above may have removed this user's entry (all its leases expired).
-        let u = match self.user_index.get(user) {
-            Some(&u) => u,
+        // A purge above may have removed this user's (idle) entry.
+        let u = match self.lookup_again(user, user_idx, epoch) {
+            Some(u) => u,
             None => self.insert_user(user),
         };
         let handle = self.insert_lease(u, connection_key, now);
@@ -283,6 +298,17 @@ impl<E: Entropy> Registry<E> {
             evicted,
             reused: false,
         })
+    }
+
+    /// `known` is the user's index looked up when `idle_purges` was `epoch`; it is still
+    /// right unless an idle-user purge ran since, which is rare, so the hash lookup is
+    /// repeated only then.
+    fn lookup_again(&self, user: &str, known: Option<u32>, epoch: u64) -> Option<u32> {
+        if self.idle_purges == epoch {
+            known
+        } else {
+            self.user_index.get(user).copied()
+        }
     }
 
     fn refuse(
@@ -368,6 +394,9 @@ impl<E: Entropy> Registry<E> {
                 .insert(key.into(), handle);
         }
         self.push_expiry(handle);
+        if self.users[u as usize].leases.len() == 1 {
+            self.active_users += 1;
+        }
         self.active += 1;
         self.counters.acquired += 1;
         self.counters.high_water = self.counters.high_water.max(u64::from(self.active));
@@ -495,8 +524,11 @@ impl<E: Entropy> Registry<E> {
 
     fn push_expiry(&mut self, handle: u32) {
         let s = &self.slots[handle as usize];
-        self.expiry
-            .push(Reverse((s.expires_at, handle, s.generation)));
+        self.expiry.push(ExpiryEntry {
+            at: s.expires_at,
+            handle,
+            generation: s.generation,
+        });
         if self.expiry.len() > 2 * self.active as usize + 1024 {
             self.rebuild_expiry();
         }
@@ -509,29 +541,33 @@ impl<E: Entropy> Registry<E> {
             .iter()
             .enumerate()
             .filter(|(_, s)| s.live)
-            .map(|(h, s)| Reverse((s.expires_at, h as u32, s.generation)))
+            .map(|(h, s)| ExpiryEntry {
+                at: s.expires_at,
+                handle: h as u32,
+                generation: s.generation,
+            })
             .collect();
-        self.expiry = BinaryHeap::from(entries);
+        self.expiry.rebuild(entries);
     }
 
-    fn entry_is_current(&self, expires_at: u64, handle: u32, generation: u32) -> bool {
-        let s = &self.slots[handle as usize];
-        s.live && s.generation == generation && s.expires_at == expires_at
+    fn entry_is_current(&self, e: &ExpiryEntry) -> bool {
+        let s = &self.slots[e.handle as usize];
+        s.live && s.generation == e.generation && s.expires_at == e.at
     }
 
     /// Removes expired leases (earliest first), at most `max` of them.
     fn purge_expired(&mut self, now: u64, max: Option<usize>) -> usize {
         let mut removed = 0;
-        while let Some(&Reverse((expires_at, handle, generation))) = self.expiry.peek() {
-            if !self.entry_is_current(expires_at, handle, generation) {
+        while let Some(entry) = self.expiry.peek() {
+            if !self.entry_is_current(&entry) {
                 self.expiry.pop();
                 continue;
             }
-            if expires_at > now || max.is_some_and(|m| removed >= m) {
+            if entry.at > now || max.is_some_and(|m| removed >= m) {
                 break;
             }
             self.expiry.pop();
-            let uuid = self.remove(handle, Removal::Expired, now);
+            let uuid = self.remove(entry.handle, Removal::Expired, now);
             self.note_lazily_expired(uuid);
             removed += 1;
         }
@@ -559,9 +595,9 @@ impl<E: Entropy> Registry<E> {
 
     /// Milliseconds until the next lease anywhere expires (at least 1).
     fn earliest_expiry(&mut self, now: u64) -> u64 {
-        while let Some(&Reverse((expires_at, handle, generation))) = self.expiry.peek() {
-            if self.entry_is_current(expires_at, handle, generation) {
-                return expires_at.saturating_sub(now).max(1);
+        while let Some(entry) = self.expiry.peek() {
+            if self.entry_is_current(&entry) {
+                return entry.at.saturating_sub(now).max(1);
             }
             self.expiry.pop();
         }
@@ -645,10 +681,12 @@ impl<E: Entropy> Registry<E> {
         }
         let user = &mut self.users[u as usize];
         if user.leases.is_empty() {
-            let name = std::mem::take(&mut user.name);
-            self.user_index.remove(&name);
-            self.users[u as usize].keys = None;
-            self.free_users.push(u);
+            user.near = false;
+            self.active_users -= 1;
+            let idle = self.user_index.len() - self.active_users as usize;
+            if idle > self.active_users as usize + IDLE_USER_SLACK {
+                self.purge_idle_users();
+            }
         } else {
             let limit = self.options.limit_for(&self.users[u as usize].name);
             let user = &mut self.users[u as usize];
@@ -657,6 +695,28 @@ impl<E: Entropy> Registry<E> {
             }
         }
         uuid
+    }
+
+    /// Drops the table entries of users that hold no lease.
+    fn purge_idle_users(&mut self) {
+        self.idle_purges += 1;
+        let users = &mut self.users;
+        let free_users = &mut self.free_users;
+        self.user_index.retain(|_, &mut u| {
+            let user = &mut users[u as usize];
+            if user.leases.is_empty() {
+                *user = User {
+                    name: Box::from(""),
+                    leases: Vec::new(),
+                    keys: None,
+                    near: false,
+                };
+                free_users.push(u);
+                false
+            } else {
+                true
+            }
+        });
     }
 
     fn emit_for_user(&mut self, kind: EventKind, u: u32, lease: Option<u128>, now: u64) {
@@ -726,7 +786,7 @@ impl<E: Entropy> Registry<E> {
     pub fn stats(&self) -> Stats {
         Stats {
             active: self.active,
-            users: self.user_index.len() as u32,
+            users: self.active_users,
             counters: self.counters.clone(),
         }
     }
@@ -768,7 +828,15 @@ impl<E: Entropy> Registry<E> {
                     .collect()
             })
             .unwrap_or_default();
-        leases.sort_unstable_by_key(|l| l.uuid);
+        // Insertion sort: a user holds few leases, and a general sort would add a few KiB
+        // of code to the .wasm for this one read-side call.
+        for i in 1..leases.len() {
+            let mut j = i;
+            while j > 0 && leases[j - 1].uuid > leases[j].uuid {
+                leases.swap(j - 1, j);
+                j -= 1;
+            }
+        }
         (limit, leases)
     }
 
@@ -790,10 +858,15 @@ impl<E: Entropy> Registry<E> {
         assert_eq!(live, self.active as usize, "active count drifted");
         assert_eq!(self.by_uuid.len(), live, "uuid index size");
         let mut per_user = 0;
+        let mut holding = 0;
         for (name, &u) in &self.user_index {
             let user = &self.users[u as usize];
             assert_eq!(&*user.name, &**name);
-            assert!(!user.leases.is_empty(), "empty user kept");
+            if user.leases.is_empty() {
+                assert!(user.keys.as_ref().is_none_or(|k| k.is_empty()));
+                continue;
+            }
+            holding += 1;
             for (pos, &h) in user.leases.iter().enumerate() {
                 let s = &self.slots[h as usize];
                 assert!(s.live && s.user == u && s.pos as usize == pos);
@@ -810,11 +883,16 @@ impl<E: Entropy> Registry<E> {
             per_user += user.leases.len();
         }
         assert_eq!(per_user, live);
+        assert_eq!(holding, self.active_users, "active user count drifted");
+        assert!(
+            self.user_index.len() <= 2 * self.active_users as usize + IDLE_USER_SLACK + 1,
+            "idle users not purged"
+        );
         for s in self.slots.iter().filter(|s| s.live) {
             assert!(self
                 .expiry
                 .iter()
-                .any(|Reverse((e, _, g))| *e == s.expires_at && *g == s.generation));
+                .any(|e| e.at == s.expires_at && e.generation == s.generation));
         }
     }
 }

@@ -290,7 +290,7 @@ impl<E: Entropy> Registry<E> {
             let u = match reg.user_index.get(l.user) {
                 Some(&u) => u,
                 None => {
-                    if reg.user_index.len() >= reg.options.max_users as usize {
+                    if reg.active_users >= reg.options.max_users {
                         return Err(bad(format!(
                             "snapshot holds more users than maxUsers ({})",
                             reg.options.max_users
@@ -316,6 +316,9 @@ impl<E: Entropy> Registry<E> {
                 live: true,
             });
             user.leases.push(handle);
+            if user.leases.len() == 1 {
+                reg.active_users += 1;
+            }
             if let Some(k) = l.key {
                 let hasher = reg.by_uuid.hasher().clone();
                 let keys = user
