@@ -1,7 +1,7 @@
 // The simulation tab: controls, per-user cards (two gauges, the connections and their
 // ids), the timeline and the event log, all re-rendered from the Simulation after each
 // action. Buttons carry `data-focus` keys so keyboard focus survives a re-render.
-import { Simulation, heartbeatMsFor } from './sim.mjs';
+import { SimError, Simulation, heartbeatMsFor } from './sim.mjs';
 import { Timeline } from './chart.mjs';
 import { clock, gauge, h, leaseIds, renderLog, rerender } from './ui.mjs';
 
@@ -62,13 +62,18 @@ export function mountSimulation({ LeaseRegistry, sameLease }) {
     };
   }
 
-  /** Runs an action, then re-renders; a misuse is shown, never thrown into the console. */
+  /**
+   * Runs an action, then re-renders. A SimError (a request the simulation cannot carry
+   * out) is only shown; anything else is a bug and also goes to the console, where the
+   * page tests catch it.
+   */
   function act(/** @type {() => void} */ action, /** @type {string} */ said, /** @type {string} */ fallbackFocus = '') {
     try {
       action();
       status.textContent = said;
     } catch (err) {
       status.textContent = `Could not do that: ${/** @type {Error} */ (err).message}`;
+      if (!(err instanceof SimError)) console.error(err);
     }
     render(fallbackFocus);
   }
@@ -249,7 +254,7 @@ export function mountSimulation({ LeaseRegistry, sameLease }) {
       return;
     }
     act(() => {
-      if (!sim.addUser(name)) throw new Error(`${name} is already there`);
+      if (!sim.addUser(name)) throw new SimError(`${name} is already there`);
     }, `${name} added`);
     input.value = '';
   });

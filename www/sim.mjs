@@ -57,6 +57,11 @@
  * @property {string} [reason]
  */
 
+/** A request the simulation cannot carry out (a blank name, a connection already gone): shown to the user, not a bug. */
+export class SimError extends Error {
+  name = 'SimError';
+}
+
 export const DEFAULT_OPTIONS = /** @type {SimOptions} */ ({ limit: 5, ttlMs: 60_000, policy: 'reject', warnRatio: 0.8 });
 
 /** Heartbeat interval for a TTL: three chances to renew before a lease expires. */
@@ -169,7 +174,7 @@ export class Simulation {
   /** @param {string} userId */
   addUser(userId) {
     const id = userId.trim();
-    if (id === '') throw new Error('a user needs a name');
+    if (id === '') throw new SimError('a user needs a name');
     if (this.users.includes(id)) return false;
     this.users.push(id);
     this.opened.set(id, 0);
@@ -380,7 +385,7 @@ export class Simulation {
   /** @param {string} key */
   #openConnection(key) {
     const conn = this.connections.get(key);
-    if (!conn || conn.state !== 'open') throw new Error(`connection ${key} is not open`);
+    if (!conn || conn.state !== 'open') throw new SimError(`connection ${key} is not open`);
     return conn;
   }
 

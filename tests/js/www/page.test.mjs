@@ -196,7 +196,7 @@ test('simulation: the leaky host reaches its limit and stays locked; the guarded
   assert.deepEqual(errors.problems, []);
 });
 
-test('simulation: policy and limit switches apply to the running registry', TIMEOUT, async () => {
+test('simulation: policy, limit and heartbeat switches apply to the running registry', TIMEOUT, async () => {
   const { page, errors } = await openPage();
   await page.getByLabel('Limit per user').fill('2');
   await page.getByLabel('At the limit').selectOption('evict-oldest');
@@ -209,6 +209,25 @@ test('simulation: policy and limit switches apply to the running registry', TIME
   assert.equal(await guarded.getAttribute('aria-valuenow'), '2');
   assert.equal(await page.locator('[data-key="alice#1"]').count(), 0, 'the oldest was evicted');
   assert.match(await page.locator('#sim-log [data-type="evicted"]').innerText(), /#1 evicted .*4008/);
+
+  // Heartbeats off (by keyboard), time passes, one manual heartbeat renews only its lease.
+  await page.getByLabel('open connections send heartbeats').focus();
+  await page.keyboard.press('Space');
+  assert.equal(await page.getByLabel('open connections send heartbeats').isChecked(), false);
+  await page.getByRole('button', { name: '+10 s' }).click();
+  await page.getByRole('button', { name: 'Heartbeat on alice #2' }).click();
+  await eventually(text(page.locator('[data-key="alice#2"] .expires')), (t) => t === 'lease expires in 1:00', 'renewed lease');
+  assert.equal(await page.locator('[data-key="alice#3"] .expires').innerText(), 'lease expires in 0:50');
+  assert.match(await page.locator('#sim-log [data-type="heartbeat"]').innerText(), /#2 heartbeat: lease renewed/);
+  await page.getByRole('button', { name: '+1 TTL' }).click();
+  await eventually(attr(guarded, 'aria-valuenow'), (v) => v === '0', 'both leases expired without heartbeats');
+  assert.equal(await page.locator('#sim-log [data-type="expired"]').count(), 2);
+
+  // A request the page cannot carry out is explained, not thrown.
+  await page.getByLabel('New user').fill('alice');
+  await page.keyboard.press('Enter');
+  await eventually(text(page.locator('#sim-status')), (t) => /alice is already there/.test(t), 'duplicate user explained');
+  assert.equal(await page.locator('[data-user="alice"]').count(), 1);
   assert.deepEqual(errors.problems, []);
 });
 
