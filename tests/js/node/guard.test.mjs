@@ -132,6 +132,8 @@ test('no user id: HTTP 401 before any upgrade; bad handshakes 400; other paths 4
     c.on('data', (d) => (data += d));
     c.on('end', () => resolve(data));
     c.on('error', reject);
+    // Bounded: a server that crashed or ignored the request must fail the test, not hang it.
+    c.setTimeout(5_000, () => c.destroy(new Error('no answer to an unparsable request target')));
     c.write('GET http://[ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
   });
   assert.match(String(odd), /^HTTP\/1\.1 404 /);
