@@ -1,10 +1,18 @@
 // The demo server's command line (`npm start`) and the soak tool (`npm run soak`), run as
 // real child processes on ephemeral 127.0.0.1 ports.
-import { test } from 'node:test';
+import { test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig, ConfigError } from '../../../examples/node/config.mjs';
 import { isLoopback } from '../../../js/node/soak.mjs';
 import { closed, getText, metric, open, run } from './helpers.mjs';
+
+/**
+ * Every test is bounded, so a regression in a close or echo path fails instead of hanging
+ * the run. The bound is far above any test's normal duration (a few seconds).
+ * @param {string} name
+ * @param {(t: import('node:test').TestContext) => unknown} fn
+ */
+const test = (name, fn) => nodeTest(name, { timeout: 60_000 }, fn);
 
 const SERVER = 'examples/node/server.mjs';
 const SOAK = 'js/node/soak.mjs';

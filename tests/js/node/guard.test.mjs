@@ -1,7 +1,7 @@
 // The ws guard end to end: real demo servers on ephemeral 127.0.0.1 ports, real `ws`
 // clients and raw TCP peers. Every scenario also checks the leak detector: the store
 // never sees an unknown release, so each lease was released exactly once.
-import { test } from 'node:test';
+import { test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { Console } from 'node:console';
@@ -9,6 +9,14 @@ import { Writable } from 'node:stream';
 import { LeaseRegistry } from 'socket-lease';
 import { CloseCodes, createLeaseGuard, createEventLogger } from 'socket-lease/node';
 import { AsyncStore, closed, connect, echo, getText, metric, open, rawHandshake, run, startDemo, waitFor } from './helpers.mjs';
+
+/**
+ * Every test is bounded, so a regression in a close or echo path fails instead of hanging
+ * the run. The bound is far above any test's normal duration (a few seconds).
+ * @param {string} name
+ * @param {(t: import('node:test').TestContext) => unknown} fn
+ */
+const test = (name, fn) => nodeTest(name, { timeout: 60_000 }, fn);
 
 /** @param {{ guard: import('socket-lease/node').LeaseGuard }} demo */
 const registryOf = (demo) => /** @type {LeaseRegistry} */ (/** @type {unknown} */ (demo.guard.store));
