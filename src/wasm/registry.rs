@@ -206,7 +206,7 @@ impl JsLeaseRegistry {
         #[wasm_bindgen(js_name = userId, unchecked_param_type = "string")] user: JsValue,
         #[wasm_bindgen(js_name = connectionKey, unchecked_optional_param_type = "string")]
         connection_key: Option<JsValue>,
-        #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<f64>,
     ) -> JsResult<f64> {
         let user = user_id(&user)?;
         let key = match connection_key {
@@ -218,7 +218,7 @@ impl JsLeaseRegistry {
             })?),
             None => None,
         };
-        let t = now_opt(now)?;
+        let t = fast_now(now)?;
         let result = {
             let mut core = self.core.borrow_mut();
             match js(core.acquire(&user, key.as_deref(), t))? {
@@ -247,9 +247,9 @@ impl JsLeaseRegistry {
     pub fn release_handle(
         &self,
         handle: f64,
-        #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<f64>,
     ) -> JsResult<bool> {
-        let t = now_opt(now)?;
+        let t = fast_now(now)?;
         let released = {
             let mut core = self.core.borrow_mut();
             match token_arg(handle).and_then(|tok| core.resolve_token(tok)) {
@@ -269,9 +269,9 @@ impl JsLeaseRegistry {
     pub fn touch_handle(
         &self,
         handle: f64,
-        #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<f64>,
     ) -> JsResult<bool> {
-        let t = now_opt(now)?;
+        let t = fast_now(now)?;
         let mut core = self.core.borrow_mut();
         Ok(
             match token_arg(handle).and_then(|tok| core.resolve_token(tok)) {
@@ -547,6 +547,14 @@ fn refusal_code(reason: RefusalReason) -> f64 {
         RefusalReason::GlobalLimit => -2.0,
         RefusalReason::UserTableFull => -3.0,
     }
+}
+
+/// `now` on the fast path arrives as a plain number (no JsValue round trip); the JS
+/// engine has already converted it, so only the range is checked here.
+fn fast_now(now: Option<f64>) -> JsResult<u64> {
+    js(crate::error::check_time(
+        now.unwrap_or_else(js_sys::Date::now),
+    ))
 }
 
 fn token_arg(v: f64) -> Option<u64> {

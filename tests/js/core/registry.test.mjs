@@ -270,6 +270,10 @@ test('fast path: handles instead of objects, stale handles act on nothing', () =
   for (const bad of [-1, 1.5, NaN, 2 ** 60]) assert.equal(reg.releaseHandle(bad), false);
   assert.throws(() => reg.acquireHandle(/** @type {any} */ (7)), { code: 'INVALID_USER_ID' });
   assert.throws(() => reg.acquireHandle('bob', /** @type {any} */ (7)), { code: 'INVALID_OPTION' });
+  for (const t of [NaN, Infinity, -1]) {
+    assert.throws(() => reg.acquireHandle('bob', undefined, t), { code: 'INVALID_TIME' });
+    assert.throws(() => reg.releaseHandle(h2, t), { code: 'INVALID_TIME' });
+  }
 
   const evicting = new LeaseRegistry({ perUserLimit: 1, onLimit: 'evict-oldest' });
   const old = evicting.acquireHandle('carol', undefined, T0);
