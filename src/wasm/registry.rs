@@ -61,12 +61,11 @@ impl JsLeaseRegistry {
     }
 
     fn lease_value(reg: &Registry<OsEntropy>, lease: &LeaseView<'_>) -> JsValue {
+        // One JS string serves both names: `id` is the connection id.
+        let conn = JsValue::from_str(&id::format(id::CONN, lease.uuid));
         let obj = object(&[
-            ("id", JsValue::from_str(&id::format(id::CONN, lease.uuid))),
-            (
-                "connectionId",
-                JsValue::from_str(&id::format(id::CONN, lease.uuid)),
-            ),
+            ("id", conn.clone()),
+            ("connectionId", conn),
             ("runId", JsValue::from_str(&id::format(id::RUN, lease.uuid))),
             (
                 "threadId",
@@ -92,6 +91,11 @@ impl JsLeaseRegistry {
         }
         obj
     }
+}
+
+/// A JS array of lease ids (`conn_…`) from their 128-bit values.
+fn lease_ids<I: IntoIterator<Item = u128>>(uuids: I) -> JsValue {
+    strings(uuids.into_iter().map(|u| id::format(id::CONN, u)))
 }
 
 fn refusal_value(r: &Refusal) -> JsValue {
@@ -181,10 +185,7 @@ impl JsLeaseRegistry {
                     object(&[
                         ("ok", JsValue::TRUE),
                         ("lease", lease.unwrap_or(JsValue::NULL)),
-                        (
-                            "evicted",
-                            strings(evicted.into_iter().map(|u| id::format(id::CONN, u))),
-                        ),
+                        ("evicted", lease_ids(evicted)),
                         ("reused", JsValue::from_bool(reused)),
                     ])
                 }
@@ -303,12 +304,7 @@ impl JsLeaseRegistry {
     /// Lease ids evicted by the last successful `acquireHandle` (close those sockets).
     #[wasm_bindgen(js_name = lastEvicted, unchecked_return_type = "string[]")]
     pub fn last_evicted(&self) -> JsValue {
-        strings(
-            self.last_evicted
-                .borrow()
-                .iter()
-                .map(|&u| id::format(id::CONN, u)),
-        )
+        lease_ids(self.last_evicted.borrow().iter().copied())
     }
 
     /// Releases the lease named by any of its ids (`conn_`, `run_`, `thread_`, extra
@@ -349,9 +345,7 @@ impl JsLeaseRegistry {
         let t = now_opt(now)?;
         let expired = self.core.borrow_mut().sweep(t);
         self.dispatch();
-        Ok(strings(
-            expired.into_iter().map(|u| id::format(id::CONN, u)),
-        ))
+        Ok(lease_ids(expired))
     }
 
     /// Releases every lease whose id is not in `liveIds` (any derived ids of the sockets
@@ -378,9 +372,7 @@ impl JsLeaseRegistry {
         }
         let released = js(self.core.borrow_mut().reconcile(&live, t))?;
         self.dispatch();
-        Ok(strings(
-            released.into_iter().map(|u| id::format(id::CONN, u)),
-        ))
+        Ok(lease_ids(released))
     }
 
     /// Changes options at run time (all but `onEvent` and `kinds`). Lowering a limit
