@@ -1,12 +1,19 @@
 // `npm run bench`: connection churn through the socket-lease guard versus the same `ws`
 // server without it, in one run, and server memory per open connection.
 //
+// A third server runs the same guard over a trivial in-JS store, which separates the
+// guard's own cost from the wasm registry's.
+//
 // Each server runs in its own child process (so it has a core to itself on a 2-core
 // machine and its memory is measured alone); this process is the client. One measured
 // operation is BATCH concurrent cycles of connect (HTTP upgrade) -> send -> echo -> close.
 // Loopback only. Target from the issue: guarded churn >= 90% of bare churn.
 //
-//   node bench/node-churn.mjs [--time-ms 4000] [--batch 8] [--rounds 2] [--open 1000]
+//   node bench/node-churn.mjs [--time-ms 1500] [--batch 8] [--rounds 8] [--open 1000]
+//
+// Each round runs every server for --time-ms, in a rotating order; the summary is the
+// median round, because a shared 2-core machine has bursts of other load that a mean
+// would smear over everything.
 import http from 'node:http';
 import { fork } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -18,18 +25,43 @@ const SELF = fileURLToPath(import.meta.url);
 
 // ---------------------------------------------------------------- server (child) side
 
-/** @param {'bare' | 'guarded'} kind */
+/**
+ * The smallest store the guard accepts: always grants, remembers ids in a Map. Serving
+ * with it separates the guard's own cost from the wasm registry's.
+ * @returns {import('socket-lease/node').LeaseStore}
+ */
+function mapStore() {
+  let seq = 0;
+  /** @type {Map<string, string>} */
+  const leases = new Map();
+  return {
+    acquire(userId, options = {}) {
+      const id = `conn_${(seq++).toString(32).padStart(26, '0')}`;
+      const now = options.now ?? Date.now();
+      leases.set(id, userId);
+      const lease = { id, connectionId: id, runId: `run_${id.slice(5)}`, threadId: `thread_${id.slice(5)}`, userId, acquiredAt: now, touchedAt: now, expiresAt: now + 90_000 };
+      return { ok: true, lease, evicted: [], reused: false };
+    },
+    release: (id) => leases.delete(id),
+    touch: (id) => leases.has(id),
+    sweep: () => [],
+  };
+}
+
+/** @typedef {'bare' | 'guarded' | 'guard-map-store'} Kind */
+
+/** @param {Kind} kind */
 async function serve(kind) {
   const server = http.createServer((_req, res) => res.writeHead(404).end());
   /** @type {WebSocketServer} */
   let wss;
-  if (kind === 'guarded') {
+  if (kind !== 'bare') {
     const { createLeaseGuard } = await import('socket-lease/node');
     const guard = createLeaseGuard({
       userId: (req) => new URL(req.url ?? '/', 'http://bench').searchParams.get('user'),
       // Limits high enough that the memory run (many open sockets) is never refused:
       // this measures the cost of the bookkeeping, not of refusals.
-      registry: { perUserLimit: 100_000 },
+      ...(kind === 'guarded' ? { registry: { perUserLimit: 100_000 } } : { store: mapStore() }),
       logLevel: 'silent',
     });
     guard.attach(server, { path: '/ws' });
@@ -66,9 +98,7 @@ async function serve(kind) {
 
 // ---------------------------------------------------------------- client (parent) side
 
-/**
- * @param {'bare' | 'guarded'} kind
- */
+/** @param {Kind} kind */
 async function startServer(kind) {
   const child = fork(SELF, ['--serve', kind], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const port = await new Promise((resolve, reject) => {
@@ -124,28 +154,31 @@ async function main() {
   const { values } = parseArgs({
     options: {
       serve: { type: 'string' },
-      'time-ms': { type: 'string', default: '4000' },
+      'registry-memory': { type: 'boolean' },
+      'time-ms': { type: 'string', default: '1500' },
       batch: { type: 'string', default: '8' },
-      rounds: { type: 'string', default: '2' },
+      rounds: { type: 'string', default: '8' },
       open: { type: 'string', default: '1000' },
     },
   });
-  if (values.serve === 'bare' || values.serve === 'guarded') return serve(values.serve);
+  if (values.serve === 'bare' || values.serve === 'guarded' || values.serve === 'guard-map-store') return serve(values.serve);
+  if (values['registry-memory']) return registryMemory();
   const timeMs = Number(values['time-ms']);
   const batch = Number(values.batch);
   const rounds = Number(values.rounds);
   const openCount = Number(values.open);
 
-  const servers = [await startServer('bare'), await startServer('guarded')];
+  const servers = [await startServer('bare'), await startServer('guarded'), await startServer('guard-map-store')];
   try {
     console.log(`node ${process.version}, ${batch} concurrent cycles per operation, ${rounds} rounds of ${timeMs} ms per server`);
     /** @type {Record<string, number[]>} */
-    const rates = { bare: [], guarded: [] };
+    const rates = { bare: [], guarded: [], 'guard-map-store': [] };
     /** @type {Record<string, number[]>} */
-    const p50 = { bare: [], guarded: [] };
+    const p50 = { bare: [], guarded: [], 'guard-map-store': [] };
     for (let round = 0; round < rounds; round++) {
-      // Alternate the order each round so warm-up effects do not favour one server.
-      const order = round % 2 ? [...servers].reverse() : servers;
+      // Rotate the order each round so neither warm-up nor a burst of outside load
+      // always lands on the same server.
+      const order = [...servers.slice(round % servers.length), ...servers.slice(0, round % servers.length)];
       const bench = new Bench({ time: timeMs, warmupTime: 500 });
       for (const s of order) bench.add(s.kind, () => Promise.all(Array.from({ length: batch }, () => cycle(s.url))).then(() => {}));
       await bench.run();
@@ -155,14 +188,22 @@ async function main() {
         rates[task.name].push(r.throughput.mean * batch);
         p50[task.name].push(r.latency.p50);
       }
+      console.log(`  round ${round + 1}: ${Object.entries(rates).map(([k, v]) => `${k} ${v.at(-1)?.toFixed(0)}`).join(', ')} cycles/s`);
     }
-    const mean = (/** @type {number[]} */ xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const mean = (/** @type {number[]} */ xs) => {
+      const sorted = [...xs].sort((a, b) => a - b);
+      const mid = sorted.length >> 1;
+      return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    };
     const bare = mean(rates.bare);
     const guarded = mean(rates.guarded);
-    console.log('\nconnection churn (connect + upgrade + echo + close):');
-    console.log(`  bare ws        ${bare.toFixed(0)} cycles/s   (median batch ${mean(p50.bare).toFixed(2)} ms)`);
-    console.log(`  guarded        ${guarded.toFixed(0)} cycles/s   (median batch ${mean(p50.guarded).toFixed(2)} ms)`);
-    console.log(`  guarded / bare ${((guarded / bare) * 100).toFixed(1)}%   (target >= 90%)`);
+    const mapped = mean(rates['guard-map-store']);
+    console.log('\nconnection churn (connect + upgrade + echo + close), median of the rounds:');
+    console.log(`  bare ws                      ${bare.toFixed(0)} cycles/s   (median batch ${mean(p50.bare).toFixed(2)} ms)`);
+    console.log(`  guarded (LeaseRegistry)      ${guarded.toFixed(0)} cycles/s   (median batch ${mean(p50.guarded).toFixed(2)} ms)`);
+    console.log(`  guard over a Map store       ${mapped.toFixed(0)} cycles/s   (median batch ${mean(p50['guard-map-store']).toFixed(2)} ms)`);
+    console.log(`  guarded / bare               ${((guarded / bare) * 100).toFixed(1)}%   (target >= 90%)`);
+    console.log(`  guard over Map store / bare  ${((mapped / bare) * 100).toFixed(1)}%   (the guard's own cost, without the wasm registry)`);
 
     console.log(`\nserver memory per open connection (${openCount} open, after gc):`);
     for (const s of servers) {
@@ -174,12 +215,28 @@ async function main() {
       if (after.open < openCount) throw new Error(`${s.kind}: only ${after.open} sockets open`);
       // RSS is left out: on a busy machine it moves by more than the whole difference.
       const heap = (after.mem.heap - before.mem.heap) / openCount;
-      console.log(`  ${s.kind.padEnd(8)}  ${(heap / 1024).toFixed(2)} KiB (JS heap + external + ArrayBuffers, incl. wasm memory)`);
+      console.log(`  ${s.kind.padEnd(16)}  ${(heap / 1024).toFixed(2)} KiB (JS heap + external + ArrayBuffers, incl. wasm memory)`);
       await closeAll();
     }
+    const reg = fork(SELF, ['--registry-memory'], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    await new Promise((resolve) => reg.once('exit', resolve));
   } finally {
     for (const s of servers) s.child.kill();
   }
+}
+
+/** Bytes per lease of the wasm registry itself (its memory is counted as `external`). */
+async function registryMemory() {
+  const { LeaseRegistry } = await import('socket-lease');
+  const n = 100_000;
+  const registry = new LeaseRegistry({ perUserLimit: n });
+  const gc = /** @type {() => void} */ (globalThis.gc);
+  gc();
+  const before = process.memoryUsage().external;
+  for (let i = 0; i < n; i++) registry.acquire(`user${i % 1000}`);
+  gc();
+  const after = process.memoryUsage().external;
+  console.log(`  wasm registry     ${((after - before) / n).toFixed(0)} B per lease (${n} leases, 1000 users; wasm memory grown, not just used)`);
 }
 
 await main();

@@ -152,7 +152,7 @@ class LeaseGuard {
   #sweepMs;
   /** @type {number | false} */ #messageTouchMs;
   #closeGraceMs;
-  #clock;
+  /** @type {(() => number) | null} */ #clock;
   #log;
   /** @type {Map<WebSocket, Conn>} */ #byWs = new Map();
   /** @type {Map<string, Conn>} */ #byLease = new Map();
@@ -186,7 +186,9 @@ class LeaseGuard {
     this.#closeGraceMs = checkMs(options.closeGraceMs ?? 2_000, 'closeGraceMs', 0);
     const touchMs = options.messageTouchMs ?? 1_000;
     this.#messageTouchMs = touchMs === false ? false : checkMs(touchMs, 'messageTouchMs', 0);
-    this.#clock = options.clock ?? Date.now;
+    // Without a host clock the store's own Date.now() is the same time, and leaving `now`
+    // out spares the wasm core reading an options object on every call.
+    this.#clock = options.clock ?? null;
     this.#log = makeLog(options.logger, options.logLevel);
 
     if (options.store) {
@@ -366,7 +368,7 @@ class LeaseGuard {
 
     let result;
     try {
-      result = await this.store.acquire(userId, { now: this.#clock() });
+      result = await (this.#clock ? this.store.acquire(userId, { now: this.#clock() }) : this.store.acquire(userId));
     } catch (err) {
       if (/** @type {any} */ (err)?.code === 'INVALID_USER_ID') {
         return this.#refuse(socket, 400, { reason: 'invalid-user-id' });
@@ -393,7 +395,7 @@ class LeaseGuard {
       alive: true,
       storeGone: false,
       finished: false,
-      lastTouch: this.#clock(),
+      lastTouch: this.#now(),
       closingTicks: 0,
     };
     this.#byLease.set(conn.lease.id, conn);
@@ -446,7 +448,7 @@ class LeaseGuard {
     if (this.#messageTouchMs !== false) {
       const every = this.#messageTouchMs;
       ws.on('message', () => {
-        if (this.#clock() - conn.lastTouch >= every) this.#touch(conn);
+        if (this.#now() - conn.lastTouch >= every) this.#touch(conn);
       });
     }
     if (conn.storeGone) {
@@ -495,19 +497,28 @@ class LeaseGuard {
     // unknown release, which is the store's leak detector.
     if (conn.storeGone) return;
     this.#stats.released++;
-    this.#call('release', () => this.store.release(conn.lease.id, this.#clock()));
+    this.#call('release', () => this.store.release(conn.lease.id, this.#storeNow()));
   }
 
   /** @param {Conn} conn */
   #touch(conn) {
     if (conn.finished || conn.storeGone) return;
-    conn.lastTouch = this.#clock();
-    this.#call('touch', () => this.store.touch(conn.lease.id, conn.lastTouch), (ok) => {
+    conn.lastTouch = this.#now();
+    this.#call('touch', () => this.store.touch(conn.lease.id, this.#storeNow()), (ok) => {
       if (ok === false && !conn.finished && !conn.storeGone) {
         conn.storeGone = true;
         this.#closeSocket(conn, CloseCodes.LEASE_EXPIRED);
       }
     });
+  }
+
+  #now() {
+    return this.#clock ? this.#clock() : Date.now();
+  }
+
+  /** `now` for a store call: the host's clock, or undefined for the store's own. */
+  #storeNow() {
+    return this.#clock ? this.#clock() : undefined;
   }
 
   #heartbeat() {
@@ -539,7 +550,7 @@ class LeaseGuard {
     if (this.#sweeping) return;
     this.#sweeping = true;
     try {
-      const ids = await this.store.sweep(this.#clock());
+      const ids = await this.store.sweep(this.#storeNow());
       for (const id of ids) {
         const conn = this.#byLease.get(id);
         if (!conn) continue;

@@ -83,7 +83,10 @@ export interface LeaseGuardOptions {
   logger?: GuardLogger;
   /** Minimum level logged (default `info`). */
   logLevel?: LogLevel;
-  /** Milliseconds since the epoch, passed to every store call as `now` (default `Date.now`). */
+  /**
+   * Milliseconds since the epoch, passed to every store call as `now`. Without it the
+   * store keeps its own time (`Date.now()`), and no `now` is passed.
+   */
   clock?: () => number;
 }
 
