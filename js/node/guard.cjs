@@ -523,6 +523,8 @@ class LeaseGuard {
 
   #heartbeat() {
     this.#stats.heartbeatTicks++;
+    /** @type {Conn[]} */
+    const suspects = [];
     for (const conn of [...this.#byWs.values()]) {
       const ws = /** @type {WebSocket} */ (conn.ws);
       if (ws.readyState === WebSocket.CLOSED) {
@@ -532,17 +534,40 @@ class LeaseGuard {
         // We (or the peer) started a close handshake that is not finishing.
         if (++conn.closingTicks >= 2) ws.terminate();
       } else if (!conn.alive) {
+        suspects.push(conn);
+      } else {
+        this.#ping(conn);
+      }
+    }
+    if (suspects.length === 0) return;
+    // Decide after this turn's I/O has been read: when our own event loop stalled past an
+    // interval, timers run before the poll phase, and a pong may be waiting unread in the
+    // socket. A live peer must not pay for the server's stall. Two hops, because a ws
+    // server with allowSynchronousEvents: false emits a pong one setImmediate after
+    // reading it.
+    setImmediate(() => setImmediate(() => {
+      for (const conn of suspects) {
+        const ws = /** @type {WebSocket} */ (conn.ws);
+        if (conn.finished || ws.readyState !== WebSocket.OPEN) continue;
+        if (conn.alive) {
+          this.#ping(conn);
+          continue;
+        }
         this.#stats.heartbeatTimeouts++;
         this.#log('info', 'heartbeat timeout; terminating', { userId: conn.userId, leaseId: conn.lease.id });
         ws.terminate();
-      } else {
-        conn.alive = false;
-        try {
-          ws.ping();
-        } catch {
-          ws.terminate();
-        }
       }
+    }));
+  }
+
+  /** @param {Conn} conn */
+  #ping(conn) {
+    const ws = /** @type {WebSocket} */ (conn.ws);
+    conn.alive = false;
+    try {
+      ws.ping();
+    } catch {
+      ws.terminate();
     }
   }
 

@@ -226,6 +226,42 @@ test('half-open peers (no FIN, no pong) are reclaimed within two heartbeat inter
   assertNoLeak(registry);
 });
 
+test('a stall of the server\'s own event loop does not cost a live client its socket', async (t) => {
+  const demo = await startDemo(t, { limit: 5, heartbeatMs: 100 });
+  // The client lives in another process, so it keeps answering pings while we stall.
+  const client = run(t, [
+    '--input-type=module',
+    '-e',
+    "import WebSocket from 'ws'; const ws = new WebSocket(process.argv[1]); ws.on('open', () => console.log('open')); ws.on('close', (code) => { console.log('closed', code); process.exit(0); });",
+    `${demo.wsUrl}?user=quin`,
+  ]);
+  await waitFor(() => demo.guard.stats().socketsOpen === 1, 'client connected');
+  // Right after a heartbeat tick has pinged, block the event loop for three intervals:
+  // the pong arrives meanwhile and waits unread while the next tick comes due.
+  // (Spinning on setImmediate, not a timer, so the stall starts in the very loop turn of
+  // the tick, before the pong can have been read.)
+  const ticks = demo.guard.stats().heartbeatTicks;
+  const deadline = Date.now() + 10_000;
+  await new Promise((resolve, reject) => {
+    const spin = () => {
+      if (demo.guard.stats().heartbeatTicks > ticks) resolve(undefined);
+      else if (Date.now() > deadline) reject(new Error('no heartbeat tick'));
+      else setImmediate(spin);
+    };
+    spin();
+  });
+  const until = Date.now() + 300;
+  while (Date.now() < until); // deliberate synchronous stall
+  const after = demo.guard.stats().heartbeatTicks;
+  await waitFor(() => demo.guard.stats().heartbeatTicks >= after + 3, 'three more heartbeats');
+  assert.equal(demo.guard.stats().heartbeatTimeouts, 0);
+  assert.equal(demo.guard.stats().socketsOpen, 1);
+  assert.doesNotMatch(client.stdout(), /closed/);
+  client.child.kill();
+  await waitFor(() => registryOf(demo).stats().active === 0, 'released after the client died');
+  assertNoLeak(registryOf(demo));
+});
+
 test('reconnect storm: 20 users x 20 concurrent clients, limit 5: never more than 5 per user, all reclaimed', async (t) => {
   const demo = await startDemo(t, { limit: 5 });
   const registry = registryOf(demo);
