@@ -1,0 +1,576 @@
+// Core benchmark (issue 7): the package against the pure-JS reference (bench/reference.mjs),
+// a bare Map floor and the usual id libraries, every row measured in one run in this one
+// process, printed as one table against the issue's targets and written as JSON to
+// target/bench/core.json (bench/report.mjs turns that into the README section).
+//
+//   node bench/core.mjs [--rounds 5] [--time-ms 400] [--json target/bench/core.json] [--quick]
+//
+// Method. Throughput rows use tinybench; one task call is a batch of BATCH operations (a
+// single acquire + release is far below the timer's resolution), the rate of a round is
+// BATCH / median batch latency, and the row is the median over `--rounds` rounds, the
+// order of the competitors reversed every other round. Clock values are fixed (`now`
+// passed explicitly) wherever the semantics allow, so Date.now() jitter and expiry play
+// no part in the pair rates. Memory is measured on the wasm linear memory (byteLength,
+// which is what the process pays: it grows in 64 KiB pages and never shrinks) and on the
+// JS heap after two forced collections (hence --expose-gc; the script re-executes
+// itself with it when started without).
+import { Bench } from 'tinybench';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import zlib from 'node:zlib';
+import { v7 as uuidv7, parse as uuidParse } from 'uuid';
+import { typeidUnboxed, fromString as typeidFromString, toUUID as typeidToUUID } from 'typeid-js';
+import { nanoid } from 'nanoid';
+import { ReferenceRegistry } from './reference.mjs';
+
+const SELF = fileURLToPath(import.meta.url);
+const ROOT = path.resolve(path.dirname(SELF), '..');
+
+if (typeof globalThis.gc !== 'function') {
+  // The memory rows need forced collections; the 1M-lease reference needs heap room.
+  const r = spawnSync(process.execPath, ['--expose-gc', '--max-old-space-size=4096', SELF, ...process.argv.slice(2)], {
+    stdio: 'inherit',
+  });
+  process.exit(r.status ?? 1);
+}
+const gc = /** @type {() => void} */ (globalThis.gc);
+
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '5' },
+    'time-ms': { type: 'string', default: '400' },
+    json: { type: 'string', default: path.join(ROOT, 'target/bench/core.json') },
+    quick: { type: 'boolean', default: false },
+  },
+});
+const QUICK = args.quick;
+const ROUNDS = QUICK ? 1 : Number(args.rounds);
+const TIME_MS = QUICK ? 100 : Number(args['time-ms']);
+
+// ---------------------------------------------------------------------- the workload
+
+const T0 = 1_700_000_000_000;
+const TTL = 90_000;
+const USERS = 100_000;
+const BIG = 1_000_000;
+const SWEEP_BATCH = 10_000;
+const SWEEP_RUNS = QUICK ? 2 : 7;
+const CHURN_FIRST = 1_000_000;
+const CHURN_TOTAL = QUICK ? 2_000_000 : 10_000_000;
+const CHURN_LIVE = 10_000;
+const BATCH = 1_000;
+/** After every fill: later than every acquisition, long before any expiry. */
+const NOW = T0 + SWEEP_RUNS;
+
+const users = Array.from({ length: USERS }, (_, i) => `user-${i}`);
+
+// --------------------------------------------- the package, with its linear memory
+
+// The generated Node bindings keep the wasm instance to themselves (the module exports
+// neither `memory` nor `__wasm`), so watch the one instance they create. Only this
+// process's `WebAssembly.Instance` is wrapped, for the import below; nothing generated
+// is patched.
+/** @type {WebAssembly.Memory | undefined} */
+let wasmMemory;
+const RealInstance = WebAssembly.Instance;
+WebAssembly.Instance = new Proxy(RealInstance, {
+  construct(target, argList, newTarget) {
+    const instance = Reflect.construct(target, argList, newTarget);
+    const { memory, leaseregistry_acquireHandle } = instance.exports;
+    if (memory instanceof WebAssembly.Memory && typeof leaseregistry_acquireHandle === 'function') wasmMemory = memory;
+    return instance;
+  },
+});
+const { LeaseRegistry, newId, parseId } = await import('socket-lease');
+WebAssembly.Instance = RealInstance;
+if (!wasmMemory) throw new Error('could not reach the wasm memory of socket-lease (was it loaded before this script?)');
+const memory = wasmMemory;
+const wasmBytes = () => memory.buffer.byteLength;
+
+// ---------------------------------------------------------------------------- helpers
+
+/** @param {number[]} xs */
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+const heapUsed = () => {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+};
+
+/** @param {string} msg */
+const log = (msg) => process.stderr.write(`${msg}\n`);
+
+/**
+ * Runs `tasks` (each performing BATCH operations per call) for ROUNDS rounds and returns
+ * the median over rounds of each task's operations per second.
+ * @param {string} title
+ * @param {Record<string, () => void>} tasks
+ * @returns {Promise<Record<string, { perSec: number, rounds: number[] }>>}
+ */
+async function throughput(title, tasks) {
+  /** @type {Record<string, number[]>} */
+  const rates = Object.fromEntries(Object.keys(tasks).map((k) => [k, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const names = Object.keys(tasks);
+    if (round % 2) names.reverse();
+    gc();
+    const bench = new Bench({ time: TIME_MS, warmupTime: Math.min(100, TIME_MS), iterations: 10, throws: true });
+    for (const name of names) bench.add(name, tasks[name]);
+    await bench.run();
+    for (const task of bench.tasks) {
+      const r = task.result;
+      if (r.state !== 'completed') throw new Error(`${title} / ${task.name}: ${r.state} ${'error' in r ? String(r.error) : ''}`);
+      rates[task.name].push((BATCH * 1000) / r.latency.p50);
+    }
+  }
+  log(`  ${title}: ${Object.entries(rates).map(([k, v]) => `${k} ${fmtRate(median(v))}`).join(', ')}`);
+  return Object.fromEntries(Object.entries(rates).map(([k, v]) => [k, { perSec: median(v), rounds: v.map(Math.round) }]));
+}
+
+/** @param {number} perSec */
+function fmtRate(perSec) {
+  if (perSec >= 1e6) return `${(perSec / 1e6).toFixed(2)} M/s`;
+  if (perSec >= 1e3) return `${(perSec / 1e3).toFixed(1)} k/s`;
+  return `${perSec.toFixed(0)} /s`;
+}
+
+/**
+ * Fills a registry with `count` leases over the 100,000 users (lease i to user i mod
+ * 100,000). The first SWEEP_RUNS groups of SWEEP_BATCH are acquired at T0, T0+1, ...,
+ * the rest at NOW, so a sweep at T0 + r + TTL expires exactly group r.
+ * @param {(user: string, now: number) => void} acquire
+ * @param {number} count
+ */
+function fill(acquire, count) {
+  for (let i = 0; i < count; i++) {
+    const group = Math.floor(i / SWEEP_BATCH);
+    acquire(users[i % USERS], count === BIG && group < SWEEP_RUNS ? T0 + group : NOW);
+  }
+}
+
+/** @param {import('socket-lease').LeaseRegistry} reg */
+const fillPackage = (reg) => (/** @type {string} */ user, /** @type {number} */ now) => {
+  if (reg.acquireHandle(user, undefined, now) < 0) throw new Error('fill refused');
+};
+/** @param {ReferenceRegistry} reg */
+const fillReference = (reg) => (/** @type {string} */ user, /** @type {number} */ now) => {
+  if (!reg.acquire(user, { now }).ok) throw new Error('fill refused');
+};
+
+// ------------------------------------------------------------------------ the rows
+
+/**
+ * @typedef {object} Row
+ * @property {string} id stable key
+ * @property {string} section
+ * @property {string} name
+ * @property {number} value
+ * @property {string} unit
+ * @property {string} shown the value as printed
+ * @property {string} [target] the issue's target, in words
+ * @property {boolean} [met]
+ * @property {string} [note]
+ */
+/** @type {Row[]} */
+const rows = [];
+/** @param {Row} row */
+const add = (row) => rows.push(row);
+
+const started = new Date();
+const loadBefore = os.loadavg();
+log(`socket-lease core benchmark: ${ROUNDS} round(s) of ${TIME_MS} ms per task, batches of ${BATCH}${QUICK ? ' (quick)' : ''}`);
+
+// 1. Size.
+{
+  const file = path.join(ROOT, 'pkg/web/socket_lease_bg.wasm');
+  const bytes = fs.readFileSync(file);
+  const gz = zlib.gzipSync(bytes, { level: 9 }).length;
+  add({ id: 'size.raw', section: 'size', name: '.wasm raw', value: bytes.length, unit: 'B', shown: `${(bytes.length / 1024).toFixed(1)} KiB` });
+  add({
+    id: 'size.gzip',
+    section: 'size',
+    name: '.wasm gzipped (-9)',
+    value: gz,
+    unit: 'B',
+    shown: `${(gz / 1024).toFixed(1)} KiB`,
+    target: '<= 60 KiB',
+    met: gz <= 60 * 1024,
+  });
+}
+
+// 2. Memory per live lease at 1,000,000 leases. Measured first, on a fresh instance.
+log('memory: filling 1,000,000 leases (package, then reference)');
+const big = new LeaseRegistry({ ttlMs: TTL });
+const bigRef = new ReferenceRegistry({ ttlMs: TTL });
+{
+  const heap0 = heapUsed();
+  const wasm0 = wasmBytes();
+  fill(fillPackage(big), BIG);
+  const wasm1 = wasmBytes();
+  const pkgHeap = (heapUsed() - heap0) / BIG;
+  const pkgWasm = (wasm1 - wasm0) / BIG;
+  const ref0 = heapUsed();
+  fill(fillReference(bigRef), BIG);
+  const refHeap = (heapUsed() - ref0) / BIG;
+  if (big.stats().active !== BIG || bigRef.stats().active !== BIG) throw new Error('fill did not reach 1,000,000 leases');
+  add({
+    id: 'memory.package',
+    section: 'memory',
+    name: 'package: wasm memory growth / lease',
+    value: pkgWasm,
+    unit: 'B',
+    shown: `${pkgWasm.toFixed(1)} B`,
+    target: '<= 96 B',
+    met: pkgWasm <= 96,
+    note: `JS heap growth ${pkgHeap.toFixed(1)} B/lease besides`,
+  });
+  add({ id: 'memory.reference', section: 'memory', name: 'pure-JS reference: JS heap growth / lease', value: refHeap, unit: 'B', shown: `${refHeap.toFixed(1)} B` });
+  const ratio = (pkgWasm + Math.max(0, pkgHeap)) / refHeap;
+  add({
+    id: 'memory.ratio',
+    section: 'memory',
+    name: 'package / reference (wasm + JS heap)',
+    value: ratio,
+    unit: 'x',
+    shown: `${ratio.toFixed(2)}x`,
+    target: '< 0.5x',
+    met: ratio < 0.5,
+  });
+}
+
+// 3. No leak under churn: a ring of 10,000 live leases; each cycle releases the oldest
+//    and acquires a new one (the clock advances 1 ms every 100 cycles).
+{
+  log(`churn: ${CHURN_TOTAL.toLocaleString('en-US')} acquire/release cycles`);
+  const reg = new LeaseRegistry({ ttlMs: TTL });
+  const ring = new Float64Array(CHURN_LIVE);
+  let cycle = 0;
+  for (; cycle < CHURN_LIVE; cycle++) ring[cycle] = reg.acquireHandle(users[cycle % USERS], undefined, T0);
+  let afterFirst = 0;
+  const atStart = wasmBytes();
+  const t = performance.now();
+  for (; cycle < CHURN_LIVE + CHURN_TOTAL; cycle++) {
+    const now = T0 + Math.floor(cycle / 100);
+    const slot = cycle % CHURN_LIVE;
+    if (!reg.releaseHandle(ring[slot], now)) throw new Error('churn: release failed');
+    const h = reg.acquireHandle(users[cycle % USERS], undefined, now);
+    if (h < 0) throw new Error('churn: refused');
+    ring[slot] = h;
+    if (cycle === CHURN_LIVE + CHURN_FIRST - 1) afterFirst = wasmBytes();
+  }
+  const secs = (performance.now() - t) / 1000;
+  const afterAll = wasmBytes();
+  if (reg.stats().active !== CHURN_LIVE) throw new Error('churn: wrong active count');
+  reg.free();
+  const mib = (/** @type {number} */ b) => `${(b / 2 ** 20).toFixed(2)} MiB`;
+  add({
+    id: 'churn.first',
+    section: 'churn',
+    name: `wasm memory after ${(CHURN_FIRST / 1e6).toFixed(0)}M cycles`,
+    value: afterFirst,
+    unit: 'B',
+    shown: mib(afterFirst),
+    note: `whole instance, the 1M-lease registry included; ${mib(atStart)} before the churn`,
+  });
+  add({
+    id: 'churn.total',
+    section: 'churn',
+    name: `wasm memory after ${(CHURN_TOTAL / 1e6).toFixed(0)}M cycles`,
+    value: afterAll,
+    unit: 'B',
+    shown: mib(afterAll),
+    target: `no larger than after ${(CHURN_FIRST / 1e6).toFixed(0)}M`,
+    met: afterAll <= afterFirst,
+    note: `${fmtRate(CHURN_TOTAL / secs)} cycles, 10,000 live`,
+  });
+}
+
+// 4. Acquire + release pairs with 0, 10,000 and 1,000,000 live leases over 100,000 users.
+/** @type {Record<string, Record<string, { perSec: number, rounds: number[] }>>} */
+const pairs = {};
+for (const live of [0, 10_000, BIG]) {
+  const reg = live === BIG ? big : new LeaseRegistry({ ttlMs: TTL });
+  const ref = live === BIG ? bigRef : new ReferenceRegistry({ ttlMs: TTL });
+  if (live !== BIG) {
+    fill(fillPackage(reg), live);
+    fill(fillReference(ref), live);
+  }
+  const map = new Map();
+  for (let i = 0; i < live; i++) map.set(`lease-${i}`, i);
+  // Each task walks the users from its own cursor: with 1,000,000 live, every user it
+  // meets already holds 10 leases.
+  const cursor = () => {
+    let j = 0;
+    return () => {
+      const u = users[j];
+      j = j + 1 === USERS ? 0 : j + 1;
+      return u;
+    };
+  };
+  /** @type {Record<string, () => void>} */
+  const tasks = {
+    fast: (() => {
+      const next = cursor();
+      return () => {
+        for (let k = 0; k < BATCH; k++) {
+          const h = reg.acquireHandle(next(), undefined, NOW);
+          if (h < 0) throw new Error('refused');
+          reg.releaseHandle(h, NOW);
+        }
+      };
+    })(),
+    rich: (() => {
+      const next = cursor();
+      return () => {
+        for (let k = 0; k < BATCH; k++) {
+          const r = reg.acquire(next(), { now: NOW });
+          if (!r.ok) throw new Error('refused');
+          reg.release(r.lease.id, NOW);
+        }
+      };
+    })(),
+    reference: (() => {
+      const next = cursor();
+      return () => {
+        for (let k = 0; k < BATCH; k++) {
+          const r = ref.acquire(next(), { now: NOW });
+          if (!r.ok) throw new Error('refused');
+          ref.release(r.lease, NOW);
+        }
+      };
+    })(),
+    referenceById: (() => {
+      const next = cursor();
+      return () => {
+        for (let k = 0; k < BATCH; k++) {
+          const r = ref.acquire(next(), { now: NOW });
+          if (!r.ok) throw new Error('refused');
+          ref.release(r.lease.id, NOW);
+        }
+      };
+    })(),
+    map: (() => {
+      const next = cursor();
+      let i = 0;
+      return () => {
+        for (let k = 0; k < BATCH; k++) {
+          const u = next();
+          map.set(u, i++);
+          map.delete(u);
+        }
+      };
+    })(),
+  };
+  const label = live === 0 ? '0' : live === 10_000 ? '10k' : '1M';
+  pairs[label] = await throughput(`pairs, ${live.toLocaleString('en-US')} live`, tasks);
+  if (reg.stats().active !== live || ref.stats().active !== live) throw new Error('pairs left leases behind');
+  if (live !== BIG) reg.free();
+}
+/** @type {Record<string, string>} */
+const PAIR_NAMES = {
+  fast: 'package fast path (acquireHandle + releaseHandle)',
+  rich: 'package rich path (acquire + release by id)',
+  reference: 'pure-JS reference (acquire + release by lease object)',
+  referenceById: 'pure-JS reference (acquire + release by id)',
+  map: 'bare Map set + delete (floor)',
+};
+for (const [label, live] of /** @type {const} */ ([['0', '0'], ['10k', '10,000'], ['1M', '1,000,000']])) {
+  for (const [task, name] of Object.entries(PAIR_NAMES)) {
+    const { perSec, rounds } = pairs[label][task];
+    /** @type {Row} */
+    const row = {
+      id: `pairs.${label}.${task}`,
+      section: `pairs/s, ${live} live`,
+      name,
+      value: perSec,
+      unit: 'pairs/s',
+      shown: `${fmtRate(perSec)} (${(1e9 / perSec).toFixed(0)} ns)`,
+      note: `rounds: ${rounds.map((r) => fmtRate(r)).join(' ')}`,
+    };
+    if (task === 'fast' && label === '10k') Object.assign(row, { target: '>= 3,000,000/s', met: perSec >= 3e6 });
+    if (task === 'fast' && label === '1M') Object.assign(row, { target: '>= 1,500,000/s', met: perSec >= 1.5e6 });
+    add(row);
+  }
+  const ratio = pairs[label].fast.perSec / pairs[label].reference.perSec;
+  add({
+    id: `pairs.${label}.ratio`,
+    section: `pairs/s, ${live} live`,
+    name: 'fast path / pure-JS reference',
+    value: ratio,
+    unit: 'x',
+    shown: `${ratio.toFixed(2)}x`,
+    ...(label === '10k' ? { target: '>= 1.0x', met: ratio >= 1 } : {}),
+  });
+}
+
+// 5. Sweep: expire 10,000 of 1,000,000 (group r of the fill, at T0 + r + TTL), then
+//    refill 10,000 so the next run starts from 1,000,000 again.
+{
+  /** @param {{ sweep(now: number): string[] }} reg @param {(user: string, now: number) => void} acquire */
+  const sweeps = (reg, acquire) => {
+    /** @type {number[]} */
+    const ms = [];
+    for (let r = 0; r < SWEEP_RUNS; r++) {
+      const now = T0 + r + TTL;
+      const t = performance.now();
+      const expired = reg.sweep(now);
+      ms.push(performance.now() - t);
+      if (expired.length !== SWEEP_BATCH) throw new Error(`sweep expired ${expired.length}, expected ${SWEEP_BATCH}`);
+      for (let i = 0; i < SWEEP_BATCH; i++) acquire(users[(r * SWEEP_BATCH + i) % USERS], now);
+    }
+    return ms;
+  };
+  gc();
+  const pkgMs = sweeps(big, fillPackage(big));
+  gc();
+  const refMs = sweeps(bigRef, fillReference(bigRef));
+  const runs = (/** @type {number[]} */ xs) => `runs: ${xs.map((x) => x.toFixed(2)).join(' ')} ms`;
+  add({
+    id: 'sweep.package',
+    section: 'sweep 10,000 of 1,000,000',
+    name: 'package sweep()',
+    value: median(pkgMs),
+    unit: 'ms',
+    shown: `${median(pkgMs).toFixed(2)} ms`,
+    target: '< 5 ms',
+    met: median(pkgMs) < 5,
+    note: runs(pkgMs),
+  });
+  add({ id: 'sweep.reference', section: 'sweep 10,000 of 1,000,000', name: 'pure-JS reference sweep()', value: median(refMs), unit: 'ms', shown: `${median(refMs).toFixed(2)} ms`, note: runs(refMs) });
+}
+big.free();
+
+// 6. Ids: generation and parsing.
+{
+  const ids = await throughput('id generation', {
+    newId: () => {
+      for (let k = 0; k < BATCH; k++) newId('conn');
+    },
+    'crypto.randomUUID': () => {
+      for (let k = 0; k < BATCH; k++) crypto.randomUUID();
+    },
+    'uuid v7': () => {
+      for (let k = 0; k < BATCH; k++) uuidv7();
+    },
+    'typeid-js': () => {
+      for (let k = 0; k < BATCH; k++) typeidUnboxed('conn');
+    },
+    nanoid: () => {
+      for (let k = 0; k < BATCH; k++) nanoid();
+    },
+  });
+  /** @type {Record<string, string>} */
+  const GEN_NAMES = {
+    newId: "newId('conn')",
+    'crypto.randomUUID': 'crypto.randomUUID()',
+    'uuid v7': 'uuid v7()',
+    'typeid-js': "typeid-js typeidUnboxed('conn')",
+    nanoid: 'nanoid()',
+  };
+  for (const [k, name] of Object.entries(GEN_NAMES)) {
+    add({
+      id: `ids.${k}`,
+      section: 'id generation',
+      name,
+      value: ids[k].perSec,
+      unit: 'ids/s',
+      shown: fmtRate(ids[k].perSec),
+      ...(k === 'newId' ? { target: '>= 5,000,000/s', met: ids[k].perSec >= 5e6 } : {}),
+    });
+  }
+  const vsTypeid = ids.newId.perSec / ids['typeid-js'].perSec;
+  add({ id: 'ids.vsTypeid', section: 'id generation', name: 'newId / typeid-js', value: vsTypeid, unit: 'x', shown: `${vsTypeid.toFixed(2)}x`, target: '> 5x', met: vsTypeid > 5 });
+
+  const POOL = 1024;
+  const typeids = Array.from({ length: POOL }, () => newId('conn'));
+  const uuids = typeids.map((id) => parseId(id).uuid);
+  const parse = await throughput('id parsing', {
+    parseId: (() => {
+      let j = 0;
+      return () => {
+        for (let k = 0; k < BATCH; k++) parseId(typeids[j++ & (POOL - 1)]);
+      };
+    })(),
+    'typeid-js': (() => {
+      let j = 0;
+      return () => {
+        for (let k = 0; k < BATCH; k++) typeidToUUID(typeidFromString(typeids[j++ & (POOL - 1)]));
+      };
+    })(),
+    'uuid parse': (() => {
+      let j = 0;
+      return () => {
+        for (let k = 0; k < BATCH; k++) uuidParse(uuids[j++ & (POOL - 1)]);
+      };
+    })(),
+  });
+  /** @type {Record<string, string>} */
+  const PARSE_NAMES = {
+    parseId: 'parseId(typeid) -> { kind, suffix, uuid, timestampMs }',
+    'typeid-js': 'typeid-js toUUID(fromString(typeid))',
+    'uuid parse': 'uuid parse(uuid) -> bytes',
+  };
+  for (const [k, name] of Object.entries(PARSE_NAMES)) {
+    add({
+      id: `parse.${k}`,
+      section: 'id parsing',
+      name,
+      value: parse[k].perSec,
+      unit: 'ids/s',
+      shown: fmtRate(parse[k].perSec),
+      ...(k === 'parseId' ? { target: '>= 5,000,000/s', met: parse[k].perSec >= 5e6 } : {}),
+    });
+  }
+}
+
+// -------------------------------------------------------------------------- output
+
+const cpus = os.cpus();
+const result = {
+  version: 1,
+  date: started.toISOString(),
+  durationSec: Math.round((Date.now() - started.getTime()) / 1000),
+  machine: {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    loadavgBefore: loadBefore.map((x) => Number(x.toFixed(2))),
+    loadavgAfter: os.loadavg().map((x) => Number(x.toFixed(2))),
+  },
+  method: { rounds: ROUNDS, timeMsPerTask: TIME_MS, batch: BATCH, quick: QUICK, users: USERS, ttlMs: TTL },
+  rows,
+};
+fs.mkdirSync(path.dirname(args.json), { recursive: true });
+fs.writeFileSync(args.json, JSON.stringify(result, null, 2) + '\n');
+
+const header = ['', 'measured', 'target', ''];
+/** @type {string[][]} */
+const lines = [];
+let section = '';
+for (const r of rows) {
+  if (r.section !== section) {
+    section = r.section;
+    lines.push([section.toUpperCase(), '', '', '']);
+  }
+  lines.push([`  ${r.name}`, r.shown, r.target ?? '', r.met === undefined ? '' : r.met ? 'met' : 'NOT MET']);
+}
+const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
+const fmt = (/** @type {string[]} */ l) => l.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+console.log(`\n${result.machine.cpu}, ${result.machine.cores} cores, node ${process.version}, ${result.date}`);
+console.log(fmt(header));
+console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+for (const l of lines) console.log(fmt(l));
+const targets = rows.filter((r) => r.met !== undefined);
+console.log(`\ntargets met: ${targets.filter((r) => r.met).length} of ${targets.length}; load average before/after ${loadBefore.map((x) => x.toFixed(2)).join(' ')} / ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+console.log(`results: ${path.relative(process.cwd(), args.json)}`);
