@@ -67,7 +67,7 @@ async function serve(kind) {
     guard.attach(server, { path: '/ws' });
     wss = /** @type {WebSocketServer} */ (/** @type {unknown} */ (guard.wss));
     wss.on('connection', (ws) => {
-      const leaseId = guard.leaseOf(ws)?.id;
+      const leaseId = guard.leaseIdOf(ws);
       ws.on('message', (data) => ws.send(JSON.stringify({ type: 'echo', data: data.toString(), leaseId })));
     });
   } else {

@@ -92,7 +92,7 @@ export async function createDemoServer(options = {}) {
 
   guard.wss.on('connection', (ws) => {
     // The lease belongs to the socket; messages only read its id, never acquire.
-    const leaseId = guard.leaseOf(ws)?.id;
+    const leaseId = guard.leaseIdOf(ws);
     ws.on('message', (data, isBinary) => {
       if (isBinary) {
         ws.send(JSON.stringify({ type: 'error', error: 'only text messages are echoed', leaseId }));
@@ -157,7 +157,7 @@ export async function createDemoServer(options = {}) {
         throw err;
       }
       let socketsOpen = 0;
-      for (const ws of guard.sockets()) if (guard.leaseOf(ws)?.userId === userId) socketsOpen++;
+      for (const ws of guard.sockets()) if (guard.userIdOf(ws) === userId) socketsOpen++;
       return sendJson(res, 200, {
         userId,
         active: stats.active,

@@ -128,8 +128,16 @@ export declare class LeaseGuard {
    * Returns a function that detaches the listener.
    */
   attach(server: HttpServer, options?: { path?: string }): () => void;
-  /** The lease held by an accepted socket, or `undefined` once it closed. */
+  /**
+   * The lease held by an accepted socket (`undefined` once it closed or its lease is
+   * gone). Built once per socket, on the first call when the store is a `LeaseRegistry`
+   * (the guard itself works with handles); its times are those of that moment.
+   */
   leaseOf(ws: WebSocket): Lease | undefined;
+  /** The socket's lease id (`conn_…`), without building the lease object. */
+  leaseIdOf(ws: WebSocket): string | undefined;
+  /** The user the socket was accepted for. */
+  userIdOf(ws: WebSocket): string | undefined;
   /** The sockets the guard holds open. */
   sockets(): IterableIterator<WebSocket>;
   stats(): GuardStats;

@@ -15,7 +15,10 @@ const guard: LeaseGuard = createLeaseGuard({
 });
 const detach: () => void = guard.attach(server, { path: '/ws' });
 guard.wss.on('connection', (ws) => {
-  const leaseId: string | undefined = guard.leaseOf(ws)?.id;
+  const leaseId: string | undefined = guard.leaseIdOf(ws);
+  const threadId: string | undefined = guard.leaseOf(ws)?.threadId;
+  const user: string | undefined = guard.userIdOf(ws);
+  void [threadId, user];
   ws.on('message', (data) => ws.send(JSON.stringify({ data: data.toString(), leaseId })));
 });
 const evicted: 4008 = CloseCodes.EVICTED;

@@ -274,7 +274,7 @@ test('reconnect storm: 20 users x 20 concurrent clients, limit 5: never more tha
     /** @type {Map<string, number>} */
     const sockets = new Map();
     for (const ws of demo.guard.sockets()) {
-      const user = /** @type {string} */ (demo.guard.leaseOf(ws)?.userId);
+      const user = /** @type {string} */ (demo.guard.userIdOf(ws));
       sockets.set(user, (sockets.get(user) ?? 0) + 1);
     }
     for (const user of users) {
@@ -391,6 +391,16 @@ test('many messages on one socket never take more than one lease', async (t) => 
   const api = JSON.parse((await getText(`${demo.url}/api/users/gus`)).text);
   assert.equal(api.active, 1);
   assert.equal(api.leases[0].id, [...leaseIds][0]);
+  // The host's view of the socket's lease: one id suffix across conn_, run_, thread_.
+  const [serverSide] = demo.guard.sockets();
+  const lease = demo.guard.leaseOf(serverSide);
+  assert.ok(lease);
+  assert.equal(lease.id, [...leaseIds][0]);
+  assert.equal(demo.guard.leaseIdOf(serverSide), lease.id);
+  assert.equal(demo.guard.userIdOf(serverSide), 'gus');
+  assert.equal(lease.userId, 'gus');
+  assert.equal(lease.runId, `run_${lease.id.slice('conn_'.length)}`);
+  assert.equal(lease.threadId, `thread_${lease.id.slice('conn_'.length)}`);
   ws.close();
   await waitFor(() => registry.stats().active === 0, 'released');
   assertNoLeak(registry);
@@ -415,6 +425,27 @@ test('an expired lease (no touch within the TTL) is swept: its socket gets 4009 
   assert.equal(lines.filter((l) => l.event === 'expired' && l.userId === 'hal').length, 1);
   assert.ok(lines.some((l) => l.msg.includes('ttlMs is not above heartbeatMs')), 'the risky configuration was warned about');
   await waitFor(() => demo.guard.stats().socketsOpen === 0, 'socket gone');
+  assertNoLeak(registry);
+});
+
+test('a pong for a lease the store no longer has (expired before any sweep) closes the socket with 4009', async (t) => {
+  const clock = steppingClock();
+  // Pings every 50 ms; the sweep never runs in this test, so only the touch can notice.
+  const demo = await startDemo(t, { limit: 5, ttlMs: 5_000, heartbeatMs: 50, guard: { clock, sweepMs: 600_000, messageTouchMs: false } });
+  const registry = registryOf(demo);
+  const ws = await open(`${demo.wsUrl}?user=ike`);
+  const closing = closed(ws);
+  clock.jump(10_000);
+  const { code, reason } = await closing;
+  assert.equal(code, CloseCodes.LEASE_EXPIRED);
+  assert.match(reason, /expired/);
+  assert.equal(demo.guard.stats().closes[4009], 1);
+  await waitFor(() => demo.guard.stats().socketsOpen === 0, 'socket gone');
+  // The guard did not release a lease the store calls expired (that would count as an
+  // unknown release); it no longer counts for the user, and the store's sweep reclaims it.
+  assert.equal(registry.userStats('ike', clock()).active, 0);
+  assert.equal(registry.sweep(clock()).length, 1);
+  assert.equal(registry.stats().expired, 1);
   assertNoLeak(registry);
 });
 
