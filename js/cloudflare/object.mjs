@@ -79,6 +79,8 @@ export class SocketLeaseObject extends DurableObject {
   #configError = null;
   /** @type {number | null} the alarm time we last set, to avoid rewriting it */
   #alarmAt = null;
+  /** When this instance was constructed: it changes after each hibernation or eviction. */
+  #startedAt = Date.now();
 
   /**
    * @param {DurableObjectState} ctx
@@ -391,6 +393,7 @@ export class SocketLeaseObject extends DurableObject {
       socketsOpen: open,
       leases: user?.leases ?? [],
       alarmAt: this.#alarmAt,
+      objectStartedAt: this.#startedAt,
       stats: this.#registry.stats(),
     };
   }

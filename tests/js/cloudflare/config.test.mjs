@@ -18,7 +18,7 @@ const BAD = [
   ['a global limit, which per-user objects cannot enforce', { SOCKET_LEASE_GLOBAL_LIMIT: '100' }, /SOCKET_LEASE_GLOBAL_LIMIT is not supported/],
 ];
 
-describe('cloudflare: configuration from env vars', () => {
+describe('cloudflare: configuration from env vars', { timeout: 180_000 }, () => {
   /** @type {App} */
   let app;
   before(async () => {

@@ -54,7 +54,15 @@ export async function startExample(opts = {}) {
     durableObjectsPersist: opts.persistDir ?? false,
   });
   const mf = new Miniflare(options(opts.vars ?? {}));
-  let base = (await mf.ready).href.replace(/\/$/, '');
+  let base;
+  try {
+    base = (await mf.ready).href.replace(/\/$/, '');
+  } catch (e) {
+    // A failed start (e.g. pkg/ not built) must not leave workerd running and the test
+    // process waiting on it.
+    await mf.dispose().catch(() => {});
+    throw e;
+  }
   /** @type {Set<WebSocket>} */
   const clients = new Set();
   return {
@@ -102,7 +110,7 @@ export async function startExample(opts = {}) {
  */
 export function connect(url, clients) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, { handshakeTimeout: 10_000 });
     clients.add(ws);
     /** @type {Promise<{ code: number, reason: string }>} */
     const closed = new Promise((done) => {

@@ -37,7 +37,7 @@ function waitIdle(app, user) {
   return waitFor(async () => (await app.stats(user)).active === 0, { what: `${user} to hold no lease` });
 }
 
-describe('cloudflare: per-user limit (SOCKET_LEASE_LIMIT=5)', () => {
+describe('cloudflare: per-user limit (SOCKET_LEASE_LIMIT=5)', { timeout: 180_000 }, () => {
   /** @type {App} */
   let app;
   before(async () => {
@@ -123,7 +123,7 @@ describe('cloudflare: per-user limit (SOCKET_LEASE_LIMIT=5)', () => {
   });
 });
 
-describe('cloudflare: SOCKET_LEASE_POLICY=evict-oldest', () => {
+describe('cloudflare: SOCKET_LEASE_POLICY=evict-oldest', { timeout: 60_000 }, () => {
   /** @type {App} */
   let app;
   before(async () => {

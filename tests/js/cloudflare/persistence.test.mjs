@@ -28,7 +28,7 @@ async function openOne(app, user) {
 /** @param {{ leases: Array<{ id: string }> }} stats */
 const leaseIds = (stats) => stats.leases.map((l) => l.id).sort();
 
-test('after a restart on persisted storage: dead sockets reclaimed, nothing duplicated or resurrected, limits hold', async () => {
+test('after a restart on persisted storage: dead sockets reclaimed, nothing duplicated or resurrected, limits hold', { timeout: 120_000 }, async () => {
   const storage = await tempDir();
   cleanups.push(storage.remove);
 

@@ -41,7 +41,7 @@ async function assertFullLimitAvailable(app, user, held) {
   await Promise.all(opened.map((c) => c.closed));
 }
 
-describe(`cloudflare: reclaiming (limit ${LIMIT}, TTL ${TTL_MS} ms)`, () => {
+describe(`cloudflare: reclaiming (limit ${LIMIT}, TTL ${TTL_MS} ms)`, { timeout: 120_000 }, () => {
   /** @type {App} */
   let app;
   before(async () => {

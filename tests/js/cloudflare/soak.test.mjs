@@ -14,7 +14,7 @@ before(async () => {
 });
 after(() => app?.dispose());
 
-test('soak: 200 cycles (25% abrupt) for one user against the Worker: exit 0, no leak', async () => {
+test('soak: 200 cycles (25% abrupt) for one user against the Worker: exit 0, no leak', { timeout: 180_000 }, async () => {
   const args = [
     path.join(ROOT, 'js/node/soak.mjs'),
     '--url', `${app.base.replace(/^http/, 'ws')}/ws`,
