@@ -133,7 +133,7 @@ export class SocketLeaseObject extends DurableObject {
   async fetch(request) {
     const { pathname } = new URL(request.url);
     if (pathname === '/connect') return this.#connect(request);
-    if (pathname === '/stats') return json(200, this.#stats());
+    if (pathname === '/stats') return json(200, this.#stats(request.headers.get(USER_HEADER)));
     if (pathname === '/metrics') {
       return new Response(this.#metrics(), { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } });
     }
@@ -381,13 +381,14 @@ export class SocketLeaseObject extends DurableObject {
     }
   }
 
-  #stats() {
+  /** @param {string | null} asked the user the Worker routed by, for an object never connected */
+  #stats(asked) {
     const now = Date.now();
     const user = this.#userId === null ? null : this.#registry.userStats(this.#userId, now);
     const open = this.ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN).length;
     // The shape of the Node demo's GET /api/users/:userId, plus the object's own details.
     return {
-      userId: this.#userId,
+      userId: this.#userId ?? asked,
       active: user?.active ?? 0,
       limit: user?.limit ?? this.#registry.getOptions().perUserLimit,
       socketsOpen: open,
