@@ -461,6 +461,9 @@ big.free();
     newId: () => {
       for (let k = 0; k < BATCH; k++) newId('conn');
     },
+    newIdNow: () => {
+      for (let k = 0; k < BATCH; k++) newId('conn', NOW);
+    },
     'crypto.randomUUID': () => {
       for (let k = 0; k < BATCH; k++) crypto.randomUUID();
     },
@@ -477,6 +480,7 @@ big.free();
   /** @type {Record<string, string>} */
   const GEN_NAMES = {
     newId: "newId('conn')",
+    newIdNow: "newId('conn', now) (clock passed in)",
     'crypto.randomUUID': 'crypto.randomUUID()',
     'uuid v7': 'uuid v7()',
     'typeid-js': "typeid-js typeidUnboxed('conn')",
