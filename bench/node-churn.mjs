@@ -85,6 +85,10 @@ async function serve(kind) {
     /** @type {NodeJS.Process & { send: Function }} */ (process).send({ ready: port });
   });
   process.on('message', (/** @type {{ cmd: string }} */ msg) => {
+    if (msg.cmd === 'cpu') {
+      const c = process.cpuUsage();
+      /** @type {NodeJS.Process & { send: Function }} */ (process).send({ cpu: c.user + c.system });
+    }
     if (msg.cmd === 'mem') {
       // Two collections: the first may only schedule finalizers.
       const gc = /** @type {() => void} */ (globalThis.gc);
@@ -105,12 +109,21 @@ async function startServer(kind) {
     child.once('message', (/** @type {any} */ m) => resolve(m.ready));
     child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
   });
-  const memory = () =>
+  /** @param {'mem' | 'cpu'} cmd */
+  const ask = (cmd) =>
     new Promise((resolve) => {
       child.once('message', (/** @type {any} */ m) => resolve(m));
-      child.send({ cmd: 'mem' });
+      child.send({ cmd });
     });
-  return { kind, url: `ws://127.0.0.1:${port}/ws`, child, memory: /** @type {() => Promise<{ mem: { heap: number }, open: number }>} */ (memory) };
+  return {
+    kind,
+    url: `ws://127.0.0.1:${port}/ws`,
+    child,
+    memory: /** @type {() => Promise<{ mem: { heap: number }, open: number }>} */ (() => ask('mem')),
+    /** CPU microseconds the server process has used so far. */
+    cpu: async () => /** @type {{ cpu: number }} */ (await ask('cpu')).cpu,
+    cycles: 0,
+  };
 }
 
 let userSeq = 0;
@@ -175,13 +188,27 @@ async function main() {
     const rates = { bare: [], guarded: [], 'guard-map-store': [] };
     /** @type {Record<string, number[]>} */
     const p50 = { bare: [], guarded: [], 'guard-map-store': [] };
+    // Server CPU per cycle (warm-up cycles included on both sides of the division): much
+    // less sensitive to outside load than throughput, which depends on scheduling.
+    /** @type {Record<string, number[]>} */
+    const cpuPerCycle = { bare: [], guarded: [], 'guard-map-store': [] };
     for (let round = 0; round < rounds; round++) {
       // Rotate the order each round so neither warm-up nor a burst of outside load
       // always lands on the same server.
       const order = [...servers.slice(round % servers.length), ...servers.slice(0, round % servers.length)];
       const bench = new Bench({ time: timeMs, warmupTime: 500 });
-      for (const s of order) bench.add(s.kind, () => Promise.all(Array.from({ length: batch }, () => cycle(s.url))).then(() => {}));
+      for (const s of order) {
+        bench.add(s.kind, () =>
+          Promise.all(Array.from({ length: batch }, () => cycle(s.url))).then(() => {
+            s.cycles += batch;
+          }),
+        );
+      }
+      const cpuBefore = await Promise.all(servers.map((s) => s.cpu()));
+      const cyclesBefore = servers.map((s) => s.cycles);
       await bench.run();
+      const cpuAfter = await Promise.all(servers.map((s) => s.cpu()));
+      servers.forEach((s, i) => cpuPerCycle[s.kind].push((cpuAfter[i] - cpuBefore[i]) / (s.cycles - cyclesBefore[i])));
       for (const task of bench.tasks) {
         const r = task.result;
         if (r.state !== 'completed') throw new Error(`${task.name}: ${r.state} ${'error' in r ? String(r.error) : ''}`);
@@ -204,6 +231,13 @@ async function main() {
     console.log(`  guard over a Map store       ${mapped.toFixed(0)} cycles/s   (median batch ${mean(p50['guard-map-store']).toFixed(2)} ms)`);
     console.log(`  guarded / bare               ${((guarded / bare) * 100).toFixed(1)}%   (target >= 90%)`);
     console.log(`  guard over Map store / bare  ${((mapped / bare) * 100).toFixed(1)}%   (the guard's own cost, without the wasm registry)`);
+    console.log('\nserver CPU per cycle (user + system, median of the rounds):');
+    const cpuBare = mean(cpuPerCycle.bare);
+    for (const kind of Object.keys(cpuPerCycle)) {
+      const us = mean(cpuPerCycle[kind]);
+      const extra = kind === 'bare' ? '' : `   (+${(us - cpuBare).toFixed(0)} us, ${((us / cpuBare) * 100).toFixed(0)}% of bare)`;
+      console.log(`  ${kind.padEnd(16)} ${us.toFixed(0)} us${extra}`);
+    }
 
     console.log(`\nserver memory per open connection (${openCount} open, after gc):`);
     for (const s of servers) {
