@@ -26,8 +26,9 @@ step "wasm-bindgen tests in headless Chromium"
 # The runner defaults to Node unless told otherwise; this selects the browser for the same tests.
 WASM_BINDGEN_USE_BROWSER=1 wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)"
 
-step "TypeScript check"
+step "TypeScript check (Node/browser sources and usage; Workers sources against workers-types)"
 tsc -p tsconfig.json
+tsc -p tsconfig.workers.json
 
 step "JS tests (node:test, the package by its own name)"
 mapfile -t files < <(find tests/js -name '*.test.mjs' -o -name '*.test.cjs' | sort)

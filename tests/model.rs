@@ -91,7 +91,7 @@ impl Model {
                 .find(|l| l.user == user && l.key.as_deref() == Some(k))
             {
                 l.touched = l.touched.max(now);
-                l.expires = now + ttl;
+                l.expires = l.expires.max(now + ttl);
                 return Decision::Reuse(l.uuid);
             }
         }
@@ -239,7 +239,7 @@ proptest! {
                     let expected = match model.leases.iter_mut().find(|l| l.uuid == uuid) {
                         Some(l) if l.expires > now => {
                             l.touched = l.touched.max(now);
-                            l.expires = now + model.ttl;
+                            l.expires = l.expires.max(now + model.ttl);
                             true
                         }
                         _ => false,

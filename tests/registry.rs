@@ -544,3 +544,27 @@ fn idle_users_are_kept_for_reuse_then_purged() {
     }
     reg.check_invariants();
 }
+
+#[test]
+fn a_touch_never_shortens_a_lease() {
+    let mut reg = registry(limit(1));
+    let uuid = grant(&mut reg, "alice", 0);
+    assert!(reg.touch(&conn(uuid), 500).unwrap());
+    assert!(
+        reg.touch(&conn(uuid), 100).unwrap(),
+        "a late heartbeat still counts"
+    );
+    let lease = reg.leases().next().unwrap();
+    assert_eq!((lease.touched_at, lease.expires_at), (500, 1_500));
+    reg.set_limits(&OptionsPatch {
+        ttl_ms: Some(100),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(reg.touch(&conn(uuid), 600).unwrap());
+    assert_eq!(
+        reg.leases().next().unwrap().expires_at,
+        1_500,
+        "a lower TTL applies from the next renewal that extends"
+    );
+}

@@ -492,8 +492,10 @@ impl<E: Entropy> Registry<E> {
             return false;
         }
         slot.touched_at = slot.touched_at.max(now);
+        // A touch never shortens a lease: a late-arriving heartbeat stamped with an older
+        // time (or one after the TTL was lowered) must not bring the expiry forward.
         let next = now + ttl;
-        if next != slot.expires_at {
+        if next > slot.expires_at {
             slot.expires_at = next;
             self.push_expiry(handle);
         }
