@@ -512,7 +512,7 @@ test('a pino logger gets fields and a message, and writes the same events as its
   await closed(ws);
 });
 
-test('server shutdown closes every socket with 1001, releases every lease, stops its timers', async (t) => {
+test('server shutdown closes every socket with 1001 and releases every lease; a peer that ignores the close frame is terminated', async (t) => {
   const demo = await startDemo(t, { limit: 5, heartbeatMs: 60_000, guard: { closeGraceMs: 200 } });
   const registry = registryOf(demo);
   const clients = [];
