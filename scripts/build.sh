@@ -15,17 +15,25 @@ if [[ -f $stamp && -z "${FORCE_BUILD:-}" ]] && \
   echo "build: pkg/ is up to date"
 else
   cargo build --lib --release --target wasm32-unknown-unknown
-  rm -rf pkg
+  # Build into a fresh folder and swap it in at the end, so a process loading the
+  # package meanwhile (a running demo, a test) never sees a half-written pkg/; it is
+  # missing only between two renames.
+  next=$(mktemp -d pkg.next.XXXXXX)
   for target in nodejs web; do
-    wasm-bindgen --target "$target" --out-dir "pkg/$target" "$wasm"
+    wasm-bindgen --target "$target" --out-dir "$next/$target" "$wasm"
     # Rust enables these wasm features by default; wasm-opt must accept them.
     wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
       --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
-      -o "pkg/$target/socket_lease_bg.wasm" "pkg/$target/socket_lease_bg.wasm"
+      -o "$next/$target/socket_lease_bg.wasm" "$next/$target/socket_lease_bg.wasm"
   done
   # The nodejs bindings are CommonJS, but the root package is "type": "module".
-  echo '{ "type": "commonjs" }' > pkg/nodejs/package.json
-  touch "$stamp"
+  echo '{ "type": "commonjs" }' > "$next/nodejs/package.json"
+  touch "$next/.build-stamp"
+  chmod 755 "$next"
+  old=$(mktemp -d pkg.old.XXXXXX)
+  [[ -d pkg ]] && mv pkg "$old/pkg"
+  mv "$next" pkg
+  rm -rf "$old"
 fi
 
 out=pkg/web/socket_lease_bg.wasm

@@ -8,6 +8,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLeaseGuard } from 'socket-lease/node';
 
+/** Application-level heartbeat shared with the Workers adapter (js/cloudflare/protocol.mjs). */
+const HEARTBEAT_PING = '{"type":"ping"}';
+const HEARTBEAT_PONG = '{"type":"pong"}';
+
 const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 // URL prefix -> folder. /pkg/ and /js/ let the browser page load the package's own
@@ -98,7 +102,14 @@ export async function createDemoServer(options = {}) {
         ws.send(JSON.stringify({ type: 'error', error: 'only text messages are echoed', leaseId }));
         return;
       }
-      ws.send(JSON.stringify({ type: 'echo', data: data.toString(), leaseId }));
+      const text = data.toString();
+      // The Workers adapter's hibernation-friendly heartbeat; answering it here lets one
+      // client heartbeat against both hosts (this host also pings at the protocol level).
+      if (text === HEARTBEAT_PING) {
+        ws.send(HEARTBEAT_PONG);
+        return;
+      }
+      ws.send(JSON.stringify({ type: 'echo', data: text, leaseId }));
     });
   });
 

@@ -1,6 +1,7 @@
 // The README's examples are tests: every ```js block runs as an ES module inside the
 // repo (so `socket-lease` resolves to this package by self-reference) and must exit 0.
-// Blocks that need another runtime (Workers, browsers) are fenced as ```javascript.
+// Blocks that need another runtime (Workers, browsers) or serve until stopped are
+// fenced as ```javascript instead.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';

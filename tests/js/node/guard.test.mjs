@@ -692,3 +692,17 @@ test('a client that leaves while the store is deciding, or a shutdown meanwhile,
   await closing;
   assertNoLeak(store.registry);
 });
+
+test('the demo answers the Workers heartbeat message with the matching pong, not an echo', async (t) => {
+  const demo = await startDemo(t);
+  const ws = await open(`${demo.wsUrl}?user=heartbeat`);
+  const reply = await new Promise((resolve) => {
+    ws.once('message', (data) => resolve(data.toString()));
+    ws.send('{"type":"ping"}');
+  });
+  assert.equal(reply, '{"type":"pong"}');
+  const e = await echo(ws, '{"type":"ping","x":1}');
+  assert.equal(e.type, 'echo', 'only the exact heartbeat text is special');
+  ws.close();
+  await closed(ws);
+});
