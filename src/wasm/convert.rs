@@ -229,13 +229,38 @@ pub fn options_patch(v: &JsValue, allow_on_event: bool) -> JsResult<OptionsPatch
     Ok(patch)
 }
 
-/// Builds a plain object from key/value pairs.
-pub fn object(pairs: &[(&str, JsValue)]) -> JsValue {
-    let obj = Object::new();
+thread_local! {
+    /// Property names already turned into JS strings. Decoding a key from wasm memory
+    /// on every object built cost more than the rest of `acquire`; the names are a small
+    /// fixed set of literals, so they are keyed by address and looked up linearly.
+    static KEYS: std::cell::RefCell<Vec<((usize, usize), JsValue)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn key(name: &'static str) -> JsValue {
+    KEYS.with(|keys| {
+        let mut keys = keys.borrow_mut();
+        let addr = (name.as_ptr() as usize, name.len());
+        if let Some((_, k)) = keys.iter().find(|(a, _)| *a == addr) {
+            return k.clone();
+        }
+        let k = JsValue::from_str(name);
+        keys.push((addr, k.clone()));
+        k
+    })
+}
+
+/// Sets one property named by a literal.
+pub fn set(obj: &JsValue, name: &'static str, value: &JsValue) {
+    let _ = Reflect::set(obj, &key(name), value);
+}
+
+/// Builds a plain object from key/value pairs with literal names.
+pub fn object(pairs: &[(&'static str, JsValue)]) -> JsValue {
+    let obj: JsValue = Object::new().into();
     for (k, v) in pairs {
-        let _ = Reflect::set(&obj, &JsValue::from_str(k), v);
+        set(&obj, k, v);
     }
-    obj.into()
+    obj
 }
 
 /// A JS number from a u64 that is known to be below 2^53 (times, counters).

@@ -77,17 +77,16 @@ impl JsLeaseRegistry {
             ("expiresAt", num(lease.expires_at)),
         ]);
         if let Some(key) = lease.connection_key {
-            let _ = Reflect::set(&obj, &"connectionKey".into(), &key.into());
+            convert::set(&obj, "connectionKey", &key.into());
         }
         let kinds = &reg.options().kinds;
         if !kinds.is_empty() {
-            let ids = object(
-                &kinds
-                    .iter()
-                    .map(|k| (k.as_str(), JsValue::from_str(&id::format(k, lease.uuid))))
-                    .collect::<Vec<_>>(),
-            );
-            let _ = Reflect::set(&obj, &"ids".into(), &ids);
+            // Configured kinds are not literals, so their names go through Reflect as is.
+            let ids = js_sys::Object::new();
+            for k in kinds {
+                let _ = Reflect::set(&ids, &k.into(), &id::format(k, lease.uuid).into());
+            }
+            convert::set(&obj, "ids", &ids);
         }
         obj
     }
@@ -118,10 +117,10 @@ fn event_value(e: &Event, _reg: &Registry<OsEntropy>) -> JsValue {
         ("at", num(e.at)),
     ]);
     if let Some(lease) = e.lease {
-        let _ = Reflect::set(&obj, &"leaseId".into(), &id::format(id::CONN, lease).into());
+        convert::set(&obj, "leaseId", &id::format(id::CONN, lease).into());
     }
     if let Some(reason) = e.reason {
-        let _ = Reflect::set(&obj, &"reason".into(), &reason.as_str().into());
+        convert::set(&obj, "reason", &reason.as_str().into());
     }
     obj
 }
