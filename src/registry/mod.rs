@@ -17,6 +17,7 @@ use crate::error::{check_user_id, LeaseError};
 use crate::id::{self, Entropy, Uuid7Generator};
 use events::{Counters, Event, EventKind, Refusal, RefusalReason};
 use expiry::{Entry as ExpiryEntry, ExpiryQueue};
+use hashbrown::HashTable;
 use options::{Mode, Options, OptionsPatch, Policy};
 use std::collections::{HashMap, HashSet};
 
@@ -111,7 +112,10 @@ pub struct Registry<E> {
     ids: Uuid7Generator<E>,
     slots: Vec<Slot>,
     free_slots: Vec<u32>,
-    by_uuid: Map<u128, u32>,
+    /// Exact index from a lease's 128-bit id to its handle. Only handles are stored; the
+    /// id itself lives in the slab and is hashed from there.
+    by_uuid: HashTable<u32>,
+    hasher: Hasher,
     users: Vec<User>,
     free_users: Vec<u32>,
     user_index: Map<Box<str>, u32>,
@@ -141,7 +145,8 @@ impl<E: Entropy> Registry<E> {
             ids: Uuid7Generator::new(entropy),
             slots: Vec::new(),
             free_slots: Vec::new(),
-            by_uuid: Map::with_hasher(hasher.clone()),
+            by_uuid: HashTable::new(),
+            hasher: hasher.clone(),
             users: Vec::new(),
             free_users: Vec::new(),
             user_index: Map::with_hasher(hasher),
@@ -384,8 +389,8 @@ impl<E: Entropy> Registry<E> {
                 (self.slots.len() - 1) as u32
             }
         };
-        self.by_uuid.insert(uuid, handle);
-        let hasher = self.by_uuid.hasher().clone();
+        self.index_uuid(handle);
+        let hasher = self.hasher.clone();
         let user = &mut self.users[u as usize];
         user.leases.push(handle);
         if let Some(key) = key {
@@ -431,6 +436,34 @@ impl<E: Entropy> Registry<E> {
 
     // ----- release / touch -----------------------------------------------------------
 
+    /// Adds a slot (already written) to the id index.
+    fn index_uuid(&mut self, handle: u32) {
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        let hash = hasher.hash_one(slots[handle as usize].uuid);
+        self.by_uuid
+            .insert_unique(hash, handle, |&h| hasher.hash_one(slots[h as usize].uuid));
+    }
+
+    /// The handle of the live lease with this id.
+    fn find_uuid(&self, uuid: u128) -> Option<u32> {
+        let hash = self.hasher.hash_one(uuid);
+        self.by_uuid
+            .find(hash, |&h| self.slots[h as usize].uuid == uuid)
+            .copied()
+    }
+
+    /// Removes an id from the index (the slot still holds it).
+    fn unindex_uuid(&mut self, uuid: u128) {
+        let hash = self.hasher.hash_one(uuid);
+        let slots = &self.slots;
+        if let Ok(entry) = self
+            .by_uuid
+            .find_entry(hash, |&h| slots[h as usize].uuid == uuid)
+        {
+            entry.remove();
+        }
+    }
+
     /// Resolves any derived id to a live handle; `Ok(None)` for a well-formed id that
     /// names no live lease.
     pub fn resolve(&self, any_id: &str) -> Result<Option<u32>, LeaseError> {
@@ -438,7 +471,7 @@ impl<E: Entropy> Registry<E> {
         if !self.options.is_lease_kind(parsed.prefix) {
             return Ok(None);
         }
-        Ok(self.by_uuid.get(&parsed.uuid).copied())
+        Ok(self.find_uuid(parsed.uuid))
     }
 
     /// Releases the lease named by any of its ids. `false` (and counted) when unknown.
@@ -630,7 +663,7 @@ impl<E: Entropy> Registry<E> {
         live: &[S],
         now: u64,
     ) -> Result<Vec<u128>, LeaseError> {
-        let mut keep = HashSet::with_capacity_and_hasher(live.len(), self.by_uuid.hasher().clone());
+        let mut keep = HashSet::with_capacity_and_hasher(live.len(), self.hasher.clone());
         for id in live {
             keep.insert(id::parse(id.as_ref())?.uuid);
         }
@@ -656,7 +689,7 @@ impl<E: Entropy> Registry<E> {
             (s.uuid, s.user, s.pos as usize, s.key.take())
         };
         self.free_slots.push(handle);
-        self.by_uuid.remove(&uuid);
+        self.unindex_uuid(uuid);
         self.active -= 1;
         let user = &mut self.users[u as usize];
         user.leases.swap_remove(pos);
@@ -872,7 +905,7 @@ impl<E: Entropy> Registry<E> {
             for (pos, &h) in user.leases.iter().enumerate() {
                 let s = &self.slots[h as usize];
                 assert!(s.live && s.user == u && s.pos as usize == pos);
-                assert_eq!(self.by_uuid.get(&s.uuid), Some(&h));
+                assert_eq!(self.find_uuid(s.uuid), Some(h));
             }
             let keyed = user.keys.as_ref().map_or(0, |k| k.len());
             assert_eq!(

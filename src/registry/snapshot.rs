@@ -299,7 +299,7 @@ impl<E: Entropy> Registry<E> {
                     reg.insert_user(l.user)
                 }
             };
-            if reg.by_uuid.contains_key(&l.uuid) {
+            if reg.find_uuid(l.uuid).is_some() {
                 return Err(bad(format!("lease {:032x} appears twice", l.uuid)));
             }
             let handle = reg.slots.len() as u32;
@@ -320,7 +320,7 @@ impl<E: Entropy> Registry<E> {
                 reg.active_users += 1;
             }
             if let Some(k) = l.key {
-                let hasher = reg.by_uuid.hasher().clone();
+                let hasher = reg.hasher.clone();
                 let keys = user
                     .keys
                     .get_or_insert_with(|| super::Map::with_hasher(hasher));
@@ -331,7 +331,7 @@ impl<E: Entropy> Registry<E> {
                     )));
                 }
             }
-            reg.by_uuid.insert(l.uuid, handle);
+            reg.index_uuid(handle);
             reg.active += 1;
             reg.push_expiry(handle);
         }
