@@ -1,0 +1,138 @@
+// Public types of `socket-lease/redis`. The implementation (store.cjs) is checked JS whose
+// JSDoc refers to these declarations, so `tsc` fails when the two drift apart.
+import type { EventEmitter } from 'node:events';
+import type { RedisOptions } from 'ioredis';
+import type { AcquireResult, LeaseEvent, LeaseRegistryOptions, LeaseStats, LimitPolicy, UserStats } from 'socket-lease';
+import type { GuardLogger, LogLevel, RevokedLease } from 'socket-lease/node';
+
+/** What a node does while Redis cannot be reached. */
+export type FailMode = 'closed' | 'open';
+
+export interface RedisLeaseStoreOptions extends Omit<LeaseRegistryOptions, 'mode'> {
+  /** `redis://[[user]:password@]host:port[/db]` or `rediss://…` (default 127.0.0.1:6379). */
+  url?: string;
+  /**
+   * More ioredis connection options (TLS, Sentinel, password, db, …). The store sets its
+   * own `commandTimeout`, `enableOfflineQueue: false`, `autoResendUnfulfilledCommands:
+   * false` and `maxRetriesPerRequest: 0` on top.
+   */
+  redis?: RedisOptions;
+  /** Prefix of every key and channel (default `"socket-lease:"`); one per deployment. */
+  prefix?: string;
+  /**
+   * `"closed"` (default): while Redis is unreachable, acquires reject (the guard answers
+   * HTTP 503) and one error line is logged per outage. `"open"`: acquires are accepted and
+   * tracked on this node only (the per-user limit applies to this node's own leases), each
+   * one logged at warn; they are written to Redis when it returns.
+   */
+  failMode?: FailMode;
+  /** Every Redis command answers or fails within this (default 1000 ms). */
+  commandTimeoutMs?: number;
+  /** Keys outlive the newest lease they hold by this much (default 60000 ms). */
+  keyGraceMs?: number;
+  /** Expired leases reclaimed per sweep script call (default 1000; up to 10 calls per sweep). */
+  sweepBatch?: number;
+  /** While Redis is unavailable, how often the store checks whether it is back (default 500 ms). */
+  probeMs?: number;
+  /** Where the store's JSON lines go (default `console`); pino loggers are detected. */
+  logger?: GuardLogger;
+  /** Minimum level logged (default `info`). */
+  logLevel?: LogLevel;
+  /** Near-limit, limit-reached, rejected, evicted and expired events decided by this node. */
+  onEvent?: (event: LeaseEvent) => void;
+  /** Only `"enforce"`: the Redis store has no dry-run. */
+  mode?: 'enforce';
+}
+
+/** `stats()`: the core's fields plus the store's own. */
+export interface RedisStoreStats extends LeaseStats {
+  /**
+   * `active` and `users` are deployment-wide (every node sharing the Redis), read from
+   * Redis; while Redis is down they fall back to this node's own leases. `highWater` and
+   * the counters are this node's (sum them across nodes).
+   */
+  redis: 'up' | 'down';
+  /** This store's node id. */
+  nodeId: string;
+  /** Leases whose sockets this node holds. */
+  held: number;
+  /** Of those, accepted while Redis was away (failMode "open") and not yet written back. */
+  heldLocally: number;
+  /** Leases accepted without Redis (failMode "open"). */
+  degradedAcquires: number;
+  /** Releases waiting for Redis to return. */
+  pendingReleases: number;
+  /** Times this node lost Redis. */
+  outages: number;
+  /** Leases of this node removed by other nodes, by reason. */
+  revocations: Record<RevokedLease['reason'], number>;
+}
+
+/** The options in force (`getOptions()`). */
+export interface RedisStoreOptionsInForce {
+  perUserLimit: number;
+  globalLimit: number | null;
+  userLimits: Record<string, number>;
+  ttlMs: number;
+  onLimit: LimitPolicy;
+  warnRatio: number;
+  maxUsers: number;
+  mode: 'enforce';
+  kinds: string[];
+  prefix: string;
+  failMode: FailMode;
+  keyGraceMs: number;
+}
+
+/**
+ * A lease store shared by every Node host connected to one Redis, with the contract of
+ * `LeaseRegistry` made asynchronous. Give it to `createLeaseGuard({ store })`.
+ *
+ * Emits `revoked` ({@link RevokedLease}) when another node evicted, released or reclaimed
+ * a lease whose socket this node holds; the guard closes that socket (4008 for an
+ * eviction, 4009 otherwise).
+ */
+export declare class RedisLeaseStore extends EventEmitter {
+  constructor(options?: RedisLeaseStoreOptions);
+  /** This store's node id (`node_…`): evictions of its leases arrive on its channel. */
+  readonly nodeId: string;
+  /** Whether Redis is usable now (`false`: the fail mode applies). */
+  readonly available: boolean;
+  /**
+   * Grants `userId` a lease or refuses (`{ ok: false, reason, limit, active,
+   * retryAfterMs }`), in one atomic script. `now` is ignored: expiry uses Redis's clock.
+   * Rejects with `code: "REDIS_UNAVAILABLE"` while Redis is away in failMode "closed".
+   */
+  acquire(userId: string, options?: { connectionKey?: string; now?: number }): Promise<AcquireResult>;
+  /** Releases by any derived id, from any node; idempotent; `false` (counted) when unknown. */
+  release(anyId: string, now?: number): Promise<boolean>;
+  /** Heartbeat; `false` when the lease is unknown or expired (close the socket). */
+  touch(anyId: string, now?: number): Promise<boolean>;
+  /** Reclaims expired leases everywhere; returns this node's (close those sockets). */
+  sweep(now?: number): Promise<string[]>;
+  /** Releases this node's leases whose ids are not in `liveIds`; returns them. */
+  reconcile(liveIds: Iterable<string>): Promise<string[]>;
+  /** Deployment gauges and this node's counters; never rejects for an unreachable Redis. */
+  stats(): Promise<RedisStoreStats>;
+  /** One user's live leases (oldest first) and its limit. */
+  userStats(userId: string, now?: number): Promise<UserStats>;
+  /** Prometheus text (`socket_lease_*`); never rejects for an unreachable Redis. */
+  metrics(): Promise<string>;
+  getOptions(): RedisStoreOptionsInForce;
+  /**
+   * `true` once Redis answers and this node's channel is subscribed; `false` after
+   * `timeoutMs` (default 5000) while the store keeps reconnecting.
+   */
+  ready(timeoutMs?: number): Promise<boolean>;
+  /** Closes the connections. Leases are not released (the guard does that on its close). */
+  close(): Promise<void>;
+
+  on(event: 'revoked', listener: (event: RevokedLease) => void): this;
+  off(event: 'revoked', listener: (event: RevokedLease) => void): this;
+  once(event: 'revoked', listener: (event: RevokedLease) => void): this;
+}
+
+/** `new RedisLeaseStore(options)`. */
+export declare function createRedisLeaseStore(options?: RedisLeaseStoreOptions): RedisLeaseStore;
+
+export type { RevokedLease };
