@@ -100,7 +100,7 @@ const WORKLOADS = {
 const workload = WORKLOADS[what];
 if (!workload) throw new Error(`unknown workload ${what}; one of ${Object.keys(WORKLOADS).join(', ')}`);
 if (what === 'sweep' && LIVE < SWEEPS * 10_000) throw new Error(`sweep needs --live >= ${SWEEPS * 10_000}`);
-workload.run(Math.min(workload.n, 50_000)); // warm-up, outside the profile
+if (what !== 'sweep') workload.run(Math.min(workload.n, 50_000)); // warm-up, outside the profile (a sweep can run only once per group)
 
 // ------------------------------------------------------------------------- profile
 const session = new inspector.Session();
