@@ -21,6 +21,7 @@ const { LeaseRegistry } = require('../node.cjs');
 /** @typedef {import('./index.js').GuardLogger} GuardLogger */
 /** @typedef {import('./index.js').LogLevel} LogLevel */
 /** @typedef {import('./index.js').EventLoggerOptions} EventLoggerOptions */
+/** @typedef {import('./index.js').RevokedLease} RevokedLease */
 /** @typedef {import('socket-lease').Lease} Lease */
 /** @typedef {import('socket-lease').LeaseEvent} LeaseEvent */
 /** @typedef {import('node:http').IncomingMessage} IncomingMessage */
@@ -139,6 +140,7 @@ function isThenable(value) {
  * @property {WebSocket | null} ws       null until the upgrade completes
  * @property {boolean} alive             answered the last ping
  * @property {boolean} storeGone         the store already dropped the lease (evicted, expired): do not release
+ * @property {4008 | 4009} goneCode      the close code for a lease dropped before its upgrade finished
  * @property {boolean} finished          released (or known gone) and forgotten
  * @property {number} lastTouch          clock value of the last touch, for messageTouchMs
  * @property {number} closingTicks       heartbeat ticks seen while CLOSING
@@ -225,6 +227,15 @@ class LeaseGuard {
       ['acquireHandle', 'releaseHandle', 'touchHandle', 'handleLeaseId', 'lastEvicted', 'lastRefusal'].every((m) => typeof fast[m] === 'function')
     ) {
       this.#registry = this.store;
+    }
+    // A store shared by several hosts tells this one about its leases that another host
+    // removed (evicted, released, reclaimed), so the socket here is closed at once.
+    const emitter = /** @type {any} */ (this.store);
+    if (typeof emitter.on === 'function') {
+      /** @param {RevokedLease} event */
+      const onRevoked = (event) => this.#revoked(event);
+      emitter.on('revoked', onRevoked);
+      this.#detachers.push(() => (emitter.off ?? emitter.removeListener)?.call(emitter, 'revoked', onRevoked));
     }
     const ttlMs = /** @type {any} */ (this.store).getOptions?.()?.ttlMs;
     if (typeof ttlMs === 'number' && ttlMs <= this.#heartbeatMs) {
@@ -451,6 +462,7 @@ class LeaseGuard {
       ws: null,
       alive: true,
       storeGone: false,
+      goneCode: CloseCodes.EVICTED,
       finished: false,
       lastTouch: this.#now(),
       closingTicks: 0,
@@ -509,8 +521,8 @@ class LeaseGuard {
       });
     }
     if (conn.storeGone) {
-      // Evicted while the upgrade was finishing: the slot belongs to someone else now.
-      this.#closeSocket(conn, CloseCodes.EVICTED);
+      // Evicted (or revoked) while the upgrade was finishing: the slot is gone.
+      this.#closeSocket(conn, conn.goneCode);
       return;
     }
     try {
@@ -527,6 +539,21 @@ class LeaseGuard {
     if (!conn) return;
     conn.storeGone = true;
     if (conn.ws) this.#closeSocket(conn, CloseCodes.EVICTED);
+  }
+
+  /**
+   * Another host removed this lease: close its socket with 4008 for an eviction, 4009
+   * otherwise, and never release it again.
+   * @param {RevokedLease} event
+   */
+  #revoked(event) {
+    const conn = this.#byLease.get(event?.leaseId);
+    if (!conn || conn.finished) return;
+    const code = event.reason === 'evicted' ? CloseCodes.EVICTED : CloseCodes.LEASE_EXPIRED;
+    this.#log('info', 'lease removed by another host; closing its socket', { userId: conn.userId, leaseId: conn.leaseId, reason: event.reason, code });
+    conn.storeGone = true;
+    conn.goneCode = code;
+    if (conn.ws) this.#closeSocket(conn, code);
   }
 
   /**

@@ -19,6 +19,21 @@ export interface LeaseStore {
   sweep(now?: number): string[] | Promise<string[]>;
   /** Prometheus text of the store's own `socket_lease_*` series, if it has any. */
   metrics?(): string | Promise<string>;
+  /**
+   * Optional, for a store shared by several hosts (socket-lease/redis): the guard listens
+   * for `revoked` (a lease whose socket this host holds was evicted, released or reclaimed
+   * by another host) and closes that socket: 4008 for an eviction, 4009 otherwise. The
+   * listener is removed by `close()` (with `off` or `removeListener`).
+   */
+  on?(event: 'revoked', listener: (event: RevokedLease) => void): unknown;
+  off?(event: 'revoked', listener: (event: RevokedLease) => void): unknown;
+}
+
+/** A lease removed by another host, as a shared store reports it. */
+export interface RevokedLease {
+  /** The lease id (`conn_…`) the guard attached to the socket. */
+  leaseId: string;
+  reason: 'evicted' | 'released' | 'expired';
 }
 
 /** Close codes the guard sends. The guard never sends 1011 for a quota decision. */
