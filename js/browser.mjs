@@ -1,7 +1,7 @@
 // Browser loader: `await init()` once (memoized), then use the exports. Calling anything
 // before init throws a clear error instead of a TypeError deep in the glue code.
 import initWasm, * as wasm from '../pkg/web/socket_lease.js';
-import { LeaseError } from './lease-error.mjs';
+import { LeaseError, guardFastPath } from './runtime.mjs';
 
 export { LeaseError };
 
@@ -10,6 +10,7 @@ let initialized = false;
 
 function finish() {
   /** @type {any} */ (wasm).__registerErrorClass(LeaseError);
+  guardFastPath(wasm.LeaseRegistry);
   initialized = true;
 }
 

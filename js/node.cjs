@@ -11,9 +11,10 @@ try {
   }
   throw err;
 }
-const { LeaseError } = require('./lease-error.cjs');
+const { LeaseError, guardFastPath } = require('./runtime.cjs');
 
 /** @type {any} */ (wasm).__registerErrorClass(LeaseError);
+guardFastPath(wasm.LeaseRegistry);
 
 module.exports = {
   LeaseRegistry: wasm.LeaseRegistry,

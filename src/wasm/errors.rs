@@ -1,6 +1,6 @@
 //! Turning `LeaseError` into a JS `LeaseError` (a real `Error` subclass).
 //!
-//! The class is defined in plain JS (`js/lease-error.*`), because a Rust struct cannot
+//! The class is defined in plain JS (`js/runtime.*`), because a Rust struct cannot
 //! extend `Error`. Each loader registers it once right after instantiation; until then
 //! (or if someone loads the raw bindings) errors are plain `Error`s with the same `name`
 //! and `code`, so `err.code` works either way.

@@ -217,25 +217,17 @@ impl JsLeaseRegistry {
     #[wasm_bindgen(js_name = acquireHandle)]
     pub fn acquire_handle(
         &self,
-        #[wasm_bindgen(js_name = userId, unchecked_param_type = "string")] user: JsValue,
+        #[wasm_bindgen(js_name = userId)] user: &str,
         #[wasm_bindgen(js_name = connectionKey, unchecked_optional_param_type = "string")]
-        connection_key: Option<JsValue>,
+        connection_key: Option<String>,
         #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<f64>,
     ) -> JsResult<f64> {
-        let user = user_id(&user)?;
-        let key = match connection_key {
-            Some(k) => Some(k.as_string().ok_or_else(|| {
-                to_js(LeaseError::InvalidOption(format!(
-                    "connectionKey must be a string, got {}",
-                    convert::type_name(&k)
-                )))
-            })?),
-            None => None,
-        };
+        // Strings arrive directly (no JsValue round trip); their JS types were checked by
+        // the loader's guard (js/runtime.*), which the generated glue cannot do.
         let t = fast_now(now)?;
         let result = {
             let mut core = self.core.borrow_mut();
-            match js(core.acquire(&user, key.as_deref(), t))? {
+            match js(core.acquire(user, connection_key.as_deref(), t))? {
                 Acquired::Granted {
                     handle, evicted, ..
                 } => {

@@ -66,6 +66,22 @@ test('registry methods refuse bad input, change nothing, and keep working', () =
   for (const n of [-1, 1.5, NaN, '3', {}, 2 ** 40]) {
     expectCode(() => reg.setUserLimit('bob', /** @type {any} */ (n)), 'INVALID_OPTION', `setUserLimit n ${label(n)}`);
   }
+  // The fast path checks types in JS before handing strings straight to wasm.
+  for (const v of [...wrongTypes, '', HUGE]) {
+    expectCode(() => reg.acquireHandle(/** @type {any} */ (v)), 'INVALID_USER_ID', `acquireHandle user ${label(v)}`);
+  }
+  for (const k of [5, true, {}, [], 10n, '', HUGE]) {
+    expectCode(() => reg.acquireHandle('alice', /** @type {any} */ (k)), 'INVALID_OPTION', `acquireHandle key ${label(k)}`);
+  }
+  for (const t of badTimes) {
+    expectCode(() => reg.acquireHandle('alice', undefined, /** @type {any} */ (t)), 'INVALID_TIME', `acquireHandle now ${label(t)}`);
+    expectCode(() => reg.releaseHandle(0, /** @type {any} */ (t)), 'INVALID_TIME', `releaseHandle now ${label(t)}`);
+    expectCode(() => reg.touchHandle(0, /** @type {any} */ (t)), 'INVALID_TIME', `touchHandle now ${label(t)}`);
+  }
+  for (const h of ['0', null, undefined, {}, 0n]) {
+    expectCode(() => reg.releaseHandle(/** @type {any} */ (h)), 'INVALID_ID', `releaseHandle ${label(h)}`);
+    expectCode(() => reg.touchHandle(/** @type {any} */ (h)), 'INVALID_ID', `touchHandle ${label(h)}`);
+  }
   for (const bytes of [undefined, null, 'snapshot', [1, 2], new Uint8Array(0), new Uint8Array(1000), new ArrayBuffer(8)]) {
     expectCode(() => LeaseRegistry.restore(/** @type {any} */ (bytes)), 'INVALID_SNAPSHOT', `restore ${label(bytes)}`);
   }

@@ -24,6 +24,7 @@ const reg = new LeaseRegistry({ perUserLimit: 1 });
 out.ok = reg.acquire('alice').ok;
 out.refused = reg.acquire('alice').ok === false;
 try { reg.acquire(''); } catch (e) { out.error = e instanceof LeaseError && e.code; }
+try { reg.acquireHandle(42); } catch (e) { out.fastPathError = e instanceof LeaseError && e.code; }
 console.log(JSON.stringify(out));
 `;
 
@@ -37,4 +38,5 @@ test('browser build: init is required, memoized, and gives the same API', () => 
   assert.equal(out.ok, true);
   assert.equal(out.refused, true);
   assert.equal(out.error, 'INVALID_USER_ID');
+  assert.equal(out.fastPathError, 'INVALID_USER_ID', 'the fast-path guard is installed by init');
 });
