@@ -4,6 +4,7 @@
 
 /** @typedef {'reject' | 'evict-oldest' | 'evict-idle'} Policy */
 /** @typedef {'debug' | 'info' | 'warn' | 'error' | 'silent'} LogLevel */
+/** @typedef {'closed' | 'open'} FailMode */
 
 /**
  * @typedef {object} DemoConfig
@@ -15,6 +16,9 @@
  * @property {Policy} policy
  * @property {number | null} globalLimit
  * @property {LogLevel} logLevel
+ * @property {string | null} redisUrl    null: the in-memory registry of this process
+ * @property {FailMode} redisFailMode
+ * @property {string} redisPrefix
  */
 
 /** Each setting: its variable, its flag, its default and its parser. */
@@ -27,6 +31,9 @@ const SETTINGS = /** @type {const} */ ([
   ['policy', 'SOCKET_LEASE_POLICY', '--policy', 'reject'],
   ['globalLimit', 'SOCKET_LEASE_GLOBAL_LIMIT', '--global-limit', ''],
   ['logLevel', 'SOCKET_LEASE_LOG_LEVEL', '--log-level', 'info'],
+  ['redisUrl', 'REDIS_URL', '--redis-url', ''],
+  ['redisFailMode', 'SOCKET_LEASE_REDIS_FAIL_MODE', '--redis-fail-mode', 'closed'],
+  ['redisPrefix', 'SOCKET_LEASE_REDIS_PREFIX', '--redis-prefix', 'socket-lease:'],
 ]);
 
 export const USAGE = `Usage: npm start -- [flags]   (or node examples/node/server.mjs [flags])
@@ -40,6 +47,13 @@ export const USAGE = `Usage: npm start -- [flags]   (or node examples/node/serve
   --policy           SOCKET_LEASE_POLICY        reject  reject | evict-oldest | evict-idle
   --global-limit     SOCKET_LEASE_GLOBAL_LIMIT  none    leases across all users
   --log-level        SOCKET_LEASE_LOG_LEVEL     info    debug | info | warn | error | silent
+  --redis-url        REDIS_URL                  none    redis://host:port[/db]: share the leases with
+                                                        every host on that Redis (and prefix)
+  --redis-fail-mode  SOCKET_LEASE_REDIS_FAIL_MODE
+                                                closed  while Redis is down: closed (HTTP 503) or
+                                                        open (accept, tracked on this host only)
+  --redis-prefix     SOCKET_LEASE_REDIS_PREFIX
+                                                socket-lease:  prefix of every Redis key and channel
 `;
 
 export class ConfigError extends Error {
@@ -107,5 +121,47 @@ export function parseConfig(env, argv) {
   if (!['debug', 'info', 'warn', 'error', 'silent'].includes(logLevel)) {
     throw new ConfigError(`${source.logLevel} must be debug, info, warn, error or silent, got "${raw.logLevel}"`);
   }
-  return { host, port, limit, ttlMs, heartbeatMs, policy, globalLimit, logLevel: /** @type {LogLevel} */ (logLevel) };
+  const redisUrl = parseRedisUrl(source.redisUrl, raw.redisUrl.trim());
+  const redisFailMode = raw.redisFailMode.trim();
+  if (redisFailMode !== 'closed' && redisFailMode !== 'open') {
+    throw new ConfigError(`${source.redisFailMode} must be closed or open, got "${raw.redisFailMode}"`);
+  }
+  const redisPrefix = raw.redisPrefix.trim();
+  if (redisPrefix === '') throw new ConfigError(`${source.redisPrefix} must not be empty`);
+  return {
+    host,
+    port,
+    limit,
+    ttlMs,
+    heartbeatMs,
+    policy,
+    globalLimit,
+    logLevel: /** @type {LogLevel} */ (logLevel),
+    redisUrl,
+    redisFailMode,
+    redisPrefix,
+  };
+}
+
+/**
+ * @param {string} name
+ * @param {string} raw
+ * @returns {string | null}
+ */
+function parseRedisUrl(name, raw) {
+  if (raw === '' || raw === 'none') return null;
+  let url;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be a URL like redis://127.0.0.1:6379, got "${raw}"`);
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new ConfigError(`${name} must start with redis:// or rediss://, got "${raw}"`);
+  }
+  if (url.hostname === '') throw new ConfigError(`${name} has no host: "${raw}"`);
+  if (url.pathname !== '' && url.pathname !== '/' && !/^\/\d+$/.test(url.pathname)) {
+    throw new ConfigError(`${name}: the path must be a database number (/0), got "${url.pathname}"`);
+  }
+  return raw;
 }

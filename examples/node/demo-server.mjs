@@ -6,7 +6,8 @@ import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createLeaseGuard } from 'socket-lease/node';
+import { createEventLogger, createLeaseGuard } from 'socket-lease/node';
+import { createRedisLeaseStore } from 'socket-lease/redis';
 
 /** Application-level heartbeat shared with the Workers adapter (js/cloudflare/protocol.mjs). */
 const HEARTBEAT_PING = '{"type":"ping"}';
@@ -49,6 +50,10 @@ const CONTENT_TYPES = {
  * @property {number | null} [globalLimit]
  * @property {import('socket-lease/node').LogLevel} [logLevel]
  * @property {import('socket-lease/node').GuardLogger} [logger]
+ * @property {string | null} [redisUrl]  share leases through this Redis (socket-lease/redis) instead of an in-memory registry
+ * @property {'closed' | 'open'} [redisFailMode]  default closed
+ * @property {string} [redisPrefix]     default socket-lease:
+ * @property {number} [redisReadyMs]    how long start-up waits for Redis (default 5000); the fail mode applies after that
  * @property {Partial<import('socket-lease/node').LeaseGuardOptions>} [guard]  extra guard options (tests: sweepMs, clock, store, ...)
  */
 
@@ -73,6 +78,28 @@ const CONTENT_TYPES = {
  */
 export async function createDemoServer(options = {}) {
   const startedAt = Date.now();
+  // With a Redis URL the quota holds across every host sharing that Redis (and prefix).
+  const redisStore =
+    options.redisUrl && !options.guard?.store
+      ? createRedisLeaseStore({
+          url: options.redisUrl,
+          prefix: options.redisPrefix,
+          failMode: options.redisFailMode ?? 'closed',
+          perUserLimit: options.limit ?? 20,
+          ttlMs: options.ttlMs ?? 90_000,
+          onLimit: options.policy ?? 'reject',
+          globalLimit: options.globalLimit ?? null,
+          logger: options.logger,
+          logLevel: options.logLevel,
+          onEvent: createEventLogger({ logger: options.logger, level: options.logLevel }),
+        })
+      : null;
+  if (redisStore && !(await redisStore.ready(options.redisReadyMs ?? 5000))) {
+    const log = options.logger ?? console;
+    if (options.logLevel !== 'silent') {
+      log.error?.(JSON.stringify({ level: 'error', msg: 'Redis not reachable at start-up; serving with the fail mode until it is', failMode: options.redisFailMode ?? 'closed' }));
+    }
+  }
   const guard = createLeaseGuard({
     // Demo identity only: a real host derives the user from its authentication (a
     // session cookie or a verified token), never from a query parameter.
@@ -82,7 +109,9 @@ export async function createDemoServer(options = {}) {
     logLevel: options.logLevel,
     ...(options.guard?.store
       ? {}
-      : {
+      : redisStore
+        ? { store: redisStore }
+        : {
           registry: {
             perUserLimit: options.limit ?? 20,
             ttlMs: options.ttlMs ?? 90_000,
@@ -150,6 +179,8 @@ export async function createDemoServer(options = {}) {
         users: s.users,
         socketsOpen: g.socketsOpen,
         uptimeMs: Date.now() - startedAt,
+        // A shared store: whether Redis is usable, and this host's id in it.
+        ...(s.redis ? { redis: s.redis, nodeId: s.nodeId } : {}),
       });
     }
     if (pathname.startsWith('/api/users/')) {
@@ -165,6 +196,7 @@ export async function createDemoServer(options = {}) {
         stats = await store.userStats(userId, Date.now());
       } catch (err) {
         if (/** @type {any} */ (err)?.code === 'INVALID_USER_ID') return sendJson(res, 400, { error: String(/** @type {Error} */ (err).message) });
+        if (/** @type {any} */ (err)?.code === 'REDIS_UNAVAILABLE') return sendJson(res, 503, { error: 'the lease store (Redis) is unavailable' });
         throw err;
       }
       let socketsOpen = 0;
@@ -212,7 +244,9 @@ export async function createDemoServer(options = {}) {
       // Keep-alive HTTP connections would hold server.close() open.
       server.closeAllConnections();
       await stopped;
-      return { guard: guard.stats(), store: typeof store.stats === 'function' ? await store.stats() : null };
+      const stats = { guard: guard.stats(), store: typeof store.stats === 'function' ? await store.stats() : null };
+      await redisStore?.close();
+      return stats;
     })();
     return closed;
   }

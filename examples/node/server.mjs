@@ -32,6 +32,14 @@ console.log(`  metrics    ${demo.url}/metrics   health ${demo.url}/healthz   use
 console.log(
   `  limit ${config.limit} per user, global ${config.globalLimit ?? 'none'}, policy ${config.policy}, ttl ${config.ttlMs} ms, heartbeat ${config.heartbeatMs} ms`,
 );
+if (config.redisUrl) {
+  // Never print a password from the URL.
+  const shown = new URL(config.redisUrl);
+  if (shown.password) shown.password = '***';
+  console.log(`  leases shared through Redis ${shown}, prefix "${config.redisPrefix}", failMode ${config.redisFailMode}`);
+} else {
+  console.log('  leases kept in this process (set REDIS_URL to share them across hosts)');
+}
 
 /** @param {NodeJS.Signals} signal */
 async function shutdown(signal) {

@@ -356,6 +356,9 @@ class RedisLeaseStore extends EventEmitter {
       );
     } catch (err) {
       if (!isUnavailable(err)) throw err;
+      // A timed-out script may still run when Redis wakes up: release its lease (the id
+      // is known, minted here) as soon as Redis is back, after it on the same connection.
+      this.#deferRelease(id);
       this.#setUnavailable(err);
       if (this.#failMode === 'open') return this.#acquireLocally(userId, limit, connectionKey);
       throw this.#unavailableError(err);
@@ -847,15 +850,18 @@ class RedisLeaseStore extends EventEmitter {
   #releaseLater(id, held) {
     this.#forget(id);
     this.#counters.released++;
-    if (!held.local) {
-      // In Redis, but Redis is away: release it when Redis returns (it also expires by TTL).
-      if (this.#pendingReleases.size >= PENDING_RELEASE_CAP) {
-        const oldest = this.#pendingReleases.values().next().value;
-        if (oldest !== undefined) this.#pendingReleases.delete(oldest);
-      }
-      this.#pendingReleases.add(id);
-    }
+    // In Redis, but Redis is away: release it when Redis returns (it also expires by TTL).
+    if (!held.local) this.#deferRelease(id);
     return true;
+  }
+
+  /** @param {string} id */
+  #deferRelease(id) {
+    if (this.#pendingReleases.size >= PENDING_RELEASE_CAP) {
+      const oldest = this.#pendingReleases.values().next().value;
+      if (oldest !== undefined) this.#pendingReleases.delete(oldest);
+    }
+    this.#pendingReleases.add(id);
   }
 
   /**

@@ -1,0 +1,428 @@
+// socket-lease/redis in process: two or more stores (= nodes) against a real redis-server
+// that each test starts on a free loopback port. The contract of LeaseRegistry (shapes,
+// errors, ids from the core), the keys and their TTLs, one round trip per operation,
+// Redis's clock, pub/sub revocations, timeouts and both fail modes.
+import { test as nodeTest } from 'node:test';
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { Console } from 'node:console';
+import { Writable } from 'node:stream';
+import { LeaseError, LeaseRegistry, deriveId, parseId, sameLease } from 'socket-lease';
+import { RedisLeaseStore, createRedisLeaseStore } from 'socket-lease/redis';
+import { liveLeases, startRedis, waitFor } from './harness.mjs';
+
+/** @param {string} name @param {(t: import('node:test').TestContext) => unknown} fn */
+const test = (name, fn) => nodeTest(name, { timeout: 60_000 }, fn);
+
+/**
+ * A store torn down after the test.
+ * @param {import('node:test').TestContext} t
+ * @param {{ url: string }} redis
+ * @param {import('socket-lease/redis').RedisLeaseStoreOptions} [options]
+ */
+async function store(t, redis, options = {}) {
+  const s = createRedisLeaseStore({ url: redis.url, logLevel: 'silent', ...options });
+  t.after(() => s.close());
+  assert.equal(await s.ready(10_000), true, 'the store connected');
+  return s;
+}
+
+/** A console writing JSON lines into memory. */
+function memoryLogger() {
+  /** @type {any[]} */
+  const lines = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { logger: new Console({ stdout: stream, stderr: stream }), lines };
+}
+
+/** @param {import('ioredis').Redis} admin */
+async function redisNow(admin) {
+  const [sec, usec] = await admin.time();
+  return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+}
+
+/**
+ * @template T
+ * @param {Promise<T>} promise
+ * @param {string} what
+ * @returns {Promise<T>} fails instead of hanging when the promise never settles
+ */
+function settles(promise, what, ms = 10_000) {
+  /** @type {NodeJS.Timeout | undefined} */
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`hung: ${what}`)), ms);
+  });
+  return /** @type {Promise<T>} */ (Promise.race([promise, timeout]).finally(() => clearTimeout(timer)));
+}
+
+test('import and require give one module; the result shapes are the core\'s; ids come from the core', async (t) => {
+  const required = createRequire(import.meta.url)('socket-lease/redis');
+  assert.equal(required.RedisLeaseStore, RedisLeaseStore);
+  const redis = await startRedis(t);
+  const admin = redis.admin();
+  const a = await store(t, redis, { perUserLimit: 2, ttlMs: 60_000 });
+
+  const before = await redisNow(admin);
+  // A host clock far in the past is ignored: expiry is Redis's TIME plus the TTL.
+  const r = await a.acquire('ana', { now: 1 });
+  const after = await redisNow(admin);
+  assert.equal(r.ok, true);
+  if (!r.ok) return;
+  assert.deepEqual(Object.keys(r).sort(), ['evicted', 'lease', 'ok', 'reused']);
+  assert.deepEqual(r.evicted, []);
+  assert.equal(r.reused, false);
+  const { lease } = r;
+  assert.deepEqual(Object.keys(lease).sort(), ['acquiredAt', 'connectionId', 'expiresAt', 'id', 'runId', 'threadId', 'touchedAt', 'userId']);
+  assert.equal(lease.id, lease.connectionId);
+  assert.equal(parseId(lease.id).kind, 'conn');
+  assert.equal(lease.runId, deriveId(lease.id, 'run'));
+  assert.equal(lease.threadId, deriveId(lease.id, 'thread'));
+  assert.ok(sameLease(lease.runId, lease.threadId));
+  assert.ok(lease.acquiredAt >= before && lease.acquiredAt <= after, 'acquiredAt is Redis time');
+  assert.equal(lease.expiresAt - lease.acquiredAt, 60_000);
+  assert.equal(Number(await admin.zscore('socket-lease:u:ana', lease.id)), lease.expiresAt);
+
+  assert.equal((await a.acquire('ana')).ok, true);
+  const refused = await a.acquire('ana');
+  assert.equal(refused.ok, false);
+  if (refused.ok) return;
+  assert.deepEqual(Object.keys(refused).sort(), ['active', 'limit', 'ok', 'reason', 'retryAfterMs']);
+  assert.equal(refused.reason, 'user-limit');
+  assert.equal(refused.limit, 2);
+  assert.equal(refused.active, 2);
+  assert.ok(refused.retryAfterMs > 0 && refused.retryAfterMs <= 60_000);
+
+  const s = await a.stats();
+  assert.equal(s.active, 2);
+  assert.equal(s.users, 1);
+  assert.equal(s.acquired, 2);
+  assert.equal(s.rejected, 1);
+  assert.equal(s.redis, 'up');
+  const u = await a.userStats('ana');
+  assert.equal(u.active, 2);
+  assert.equal(u.limit, 2);
+  assert.equal(u.leases[0].id, lease.id, 'oldest first');
+});
+
+test('release through either node by any derived id; idempotent; unknown ids are counted, malformed ones throw', async (t) => {
+  const redis = await startRedis(t);
+  const a = await store(t, redis, { perUserLimit: 5, kinds: ['job'] });
+  const b = await store(t, redis, { perUserLimit: 5, kinds: ['job'] });
+  /** @type {import('socket-lease/redis').RevokedLease[]} */
+  const revokedOnA = [];
+  a.on('revoked', (e) => revokedOnA.push(e));
+
+  const r = await a.acquire('bo');
+  assert.ok(r.ok);
+  if (!r.ok) return;
+  assert.equal(r.lease.ids?.job, deriveId(r.lease.id, 'job'));
+  assert.equal(await b.touch(r.lease.threadId), true, 'touch from the other node by thread id');
+  assert.equal(await b.release(r.lease.threadId), true, 'released on B by its thread id');
+  assert.equal(await a.release(r.lease.runId), false, 'again on A by its run id: already gone');
+  assert.equal(await b.release(r.lease.id), false);
+  assert.equal(await a.touch(r.lease.id), false);
+  await waitFor(() => revokedOnA.length === 1, 'A told that B released its lease');
+  assert.deepEqual(revokedOnA[0], { leaseId: r.lease.id, reason: 'released' });
+
+  const r2 = await a.acquire('bo');
+  assert.ok(r2.ok);
+  if (!r2.ok) return;
+  assert.equal(await b.release(deriveId(r2.lease.id, 'job')), true, 'an extra kind is a lease id too');
+  // A kind this deployment does not use names no lease, as in the core.
+  assert.equal(await b.release(deriveId(r2.lease.id, 'other')), false);
+  await assert.rejects(b.release('conn_not-an-id'), (err) => err instanceof LeaseError && err.code === 'INVALID_ID');
+  await assert.rejects(b.release(/** @type {any} */ (42)), (err) => err instanceof LeaseError && err.code === 'INVALID_ID');
+
+  assert.equal((await a.stats()).unknownReleases, 1);
+  assert.equal((await b.stats()).unknownReleases, 2);
+  assert.equal((await b.stats()).released, 2);
+  assert.equal((await a.stats()).active, 0);
+});
+
+test('user ids and options are checked with the core\'s rules and messages', async (t) => {
+  const redis = await startRedis(t);
+  const s = await store(t, redis);
+  const registry = new LeaseRegistry();
+  t.after(() => registry.free());
+  const cases = [42, null, undefined, '', 'x'.repeat(256), 'x'.repeat(257), 'é'.repeat(128), 'é'.repeat(129), '😀'.repeat(64), '😀'.repeat(65)];
+  for (const userId of cases) {
+    /** @type {unknown} */ let core = null;
+    /** @type {unknown} */ let ours = null;
+    try {
+      registry.acquire(/** @type {any} */ (userId));
+    } catch (err) {
+      core = err;
+    }
+    try {
+      await s.acquire(/** @type {any} */ (userId));
+    } catch (err) {
+      ours = err;
+    }
+    const label = typeof userId === 'string' ? `${userId.length} units` : String(userId);
+    if (core === null) {
+      assert.equal(ours, null, label);
+    } else {
+      assert.ok(ours instanceof LeaseError, label);
+      assert.equal(/** @type {LeaseError} */ (ours).code, /** @type {LeaseError} */ (core).code, label);
+      assert.equal(/** @type {LeaseError} */ (ours).message, /** @type {LeaseError} */ (core).message, label);
+    }
+  }
+  await assert.rejects(s.acquire('u', /** @type {any} */ ({ bogus: 1 })), (err) => err instanceof LeaseError && err.code === 'INVALID_OPTION');
+  await assert.rejects(s.acquire('u', { connectionKey: '' }), (err) => err instanceof LeaseError && err.code === 'INVALID_OPTION');
+  for (const bad of [{ ttlMs: 0 }, { onLimit: 'nope' }, { unknownOption: 1 }, { failMode: 'sometimes' }, { mode: 'dry-run' }, { prefix: '' }, { commandTimeoutMs: 0 }]) {
+    assert.throws(() => new RedisLeaseStore(/** @type {any} */ ({ url: redis.url, ...bad })), (err) => err instanceof LeaseError && err.code === 'INVALID_OPTION', JSON.stringify(bad));
+  }
+});
+
+test('every key carries the prefix and a TTL; prefixes keep deployments apart', async (t) => {
+  const redis = await startRedis(t);
+  const admin = redis.admin();
+  const ttlMs = 5_000;
+  const keyGraceMs = 1_000;
+  const a = await store(t, redis, { prefix: 'app1:', perUserLimit: 2, ttlMs, keyGraceMs, onLimit: 'evict-oldest' });
+  const b = await store(t, redis, { prefix: 'app1:', perUserLimit: 2, ttlMs, keyGraceMs, onLimit: 'evict-oldest' });
+  const other = await store(t, redis, { prefix: 'app2:', perUserLimit: 2, ttlMs, keyGraceMs });
+  await a.acquire('cy');
+  await a.acquire('cy', { connectionKey: 'tab-1' });
+  await b.acquire('cy'); // evicts A's oldest: a tombstone and a message for A
+  await b.acquire('dee');
+  await b.sweep();
+  assert.equal((await other.acquire('cy')).ok, true, 'the other prefix has its own quota');
+
+  const keys = await admin.keys('*');
+  assert.ok(keys.length >= 8, `keys: ${keys.join(', ')}`);
+  for (const key of keys) {
+    assert.ok(key.startsWith('app1:') || key.startsWith('app2:'), key);
+    const pttl = await admin.pttl(key);
+    assert.ok(pttl > 0 && pttl <= ttlMs + keyGraceMs, `${key} has TTL ${pttl}`);
+  }
+  for (const kind of ['u:cy', 'c:cy', 'all', 'users', 'u:dee']) assert.ok(keys.includes(`app1:${kind}`), kind);
+  assert.ok(keys.some((k) => k.startsWith('app1:l:conn_')), 'lease records');
+  assert.ok(keys.some((k) => k.startsWith('app1:x:conn_')), 'the eviction tombstone');
+  assert.equal((await a.stats()).active, 3);
+  assert.equal((await other.stats()).active, 1);
+});
+
+test('one round trip per operation: a single EVALSHA each, EVAL only after Redis forgot the script', async (t) => {
+  const redis = await startRedis(t);
+  const a = await store(t, redis, { perUserLimit: 3 });
+  const monitor = await redis.admin().monitor();
+  /** @type {string[]} */
+  const calls = [];
+  monitor.on('monitor', (_time, args, source) => {
+    if (source !== 'lua') calls.push(String(args[0]).toLowerCase());
+  });
+  // MONITOR starts asynchronously: wait until a marker shows up.
+  const marker = redis.admin();
+  await waitFor(async () => {
+    await marker.ping();
+    return calls.includes('ping');
+  }, 'MONITOR running');
+  calls.length = 0;
+
+  const n = 20;
+  const ids = [];
+  for (let i = 0; i < n; i++) {
+    const r = await a.acquire(`user${i % 4}`);
+    if (r.ok) ids.push(r.lease.id);
+  }
+  for (const id of ids) await a.touch(id);
+  for (const id of ids) await a.release(id);
+  await a.sweep();
+  await waitFor(() => calls.length >= n + 2 * ids.length + 1, 'every call seen');
+  assert.deepEqual([...new Set(calls)], ['evalsha']);
+  assert.equal(calls.length, n + 2 * ids.length + 1);
+
+  calls.length = 0;
+  await marker.script('FLUSH');
+  const r = await a.acquire('after-flush');
+  assert.equal(r.ok, true, 'NOSCRIPT falls back to EVAL');
+  await a.acquire('after-flush');
+  await waitFor(() => calls.filter((c) => c !== 'script').length >= 3, 'calls seen');
+  assert.deepEqual(calls.filter((c) => c !== 'script'), ['evalsha', 'eval', 'evalsha']);
+  monitor.disconnect();
+});
+
+test('policies across nodes: evict-idle evicts the least recently touched, and its node is told', async (t) => {
+  const redis = await startRedis(t);
+  const options = /** @type {const} */ ({ perUserLimit: 2, onLimit: 'evict-idle', ttlMs: 60_000 });
+  const a = await store(t, redis, options);
+  const b = await store(t, redis, options);
+  /** @type {import('socket-lease/redis').RevokedLease[]} */
+  const revokedOnB = [];
+  b.on('revoked', (e) => revokedOnB.push(e));
+  const first = await a.acquire('di');
+  const second = await b.acquire('di');
+  assert.ok(first.ok && second.ok);
+  if (!first.ok || !second.ok) return;
+  // Touch the older one later, so the younger becomes the idle one.
+  await waitFor(async () => (await a.touch(first.lease.id)) && (await redis.admin().zscore('socket-lease:u:di', first.lease.id)) > String(second.lease.expiresAt), 'first touched after second');
+  const third = await a.acquire('di');
+  assert.ok(third.ok);
+  if (!third.ok) return;
+  assert.deepEqual(third.evicted, [second.lease.id]);
+  await waitFor(() => revokedOnB.length === 1, 'B told');
+  assert.deepEqual(revokedOnB[0], { leaseId: second.lease.id, reason: 'evicted' });
+  assert.equal(await b.touch(second.lease.id), false);
+  assert.equal((await a.stats()).evicted, 1);
+  assert.equal((await b.stats()).revocations.evicted, 1);
+});
+
+test('connection keys give the same lease back, from any node; the global limit counts every node', async (t) => {
+  const redis = await startRedis(t);
+  const a = await store(t, redis, { perUserLimit: 3, globalLimit: 4 });
+  const b = await store(t, redis, { perUserLimit: 3, globalLimit: 4 });
+  const one = await a.acquire('ed', { connectionKey: 'tab' });
+  const again = await b.acquire('ed', { connectionKey: 'tab' });
+  assert.ok(one.ok && again.ok);
+  if (!one.ok || !again.ok) return;
+  assert.equal(again.lease.id, one.lease.id);
+  assert.equal(again.reused, true);
+  assert.equal(again.lease.connectionKey, 'tab');
+  assert.equal((await a.userStats('ed')).active, 1);
+
+  assert.ok((await a.acquire('fi')).ok);
+  assert.ok((await b.acquire('fi')).ok);
+  assert.ok((await b.acquire('gus')).ok);
+  const refused = await a.acquire('hal');
+  assert.equal(refused.ok, false);
+  if (refused.ok) return;
+  assert.equal(refused.reason, 'global-limit');
+  assert.equal(refused.limit, 4);
+  assert.equal(refused.active, 4);
+  assert.equal(await b.release(one.lease.runId), true);
+  assert.equal((await a.acquire('hal')).ok, true, 'a slot freed on B is usable on A');
+});
+
+test('a lease not touched within the TTL expires by Redis\'s clock; its node learns it from the sweep or from another node', async (t) => {
+  const redis = await startRedis(t);
+  const events = /** @type {import('socket-lease').LeaseEvent[]} */ ([]);
+  const a = await store(t, redis, { perUserLimit: 1, ttlMs: 300 });
+  const b = await store(t, redis, { perUserLimit: 1, ttlMs: 300, onEvent: (e) => events.push(e) });
+  /** @type {import('socket-lease/redis').RevokedLease[]} */
+  const revokedOnA = [];
+  a.on('revoked', (e) => revokedOnA.push(e));
+
+  const held = await a.acquire('ida');
+  assert.ok(held.ok);
+  if (!held.ok) return;
+  assert.equal((await b.acquire('ida')).ok, false, 'limit 1, held on A');
+  // No timing assertion: poll until B is let in, which happens once the lease expired.
+  await waitFor(async () => (await b.acquire('ida')).ok, 'B admitted after the TTL');
+  await waitFor(() => revokedOnA.length === 1, 'A told its lease expired');
+  assert.deepEqual(revokedOnA[0], { leaseId: held.lease.id, reason: 'expired' });
+  assert.equal(await a.touch(held.lease.id), false);
+  assert.equal((await b.stats()).expired, 1);
+  assert.ok(events.some((e) => e.type === 'rejected' && e.reason === 'user-limit'));
+
+  // A node's own expired leases come back from its sweep (for the guard to close).
+  const own = await a.acquire('jo');
+  assert.ok(own.ok);
+  if (!own.ok) return;
+  /** @type {string[]} */
+  const swept = [];
+  await waitFor(async () => {
+    swept.push(...(await a.sweep()));
+    return swept.length > 0;
+  }, 'the sweep reports the expired lease');
+  assert.deepEqual(swept, [own.lease.id]);
+  assert.equal(await liveLeases(redis.admin(), 'jo'), 0);
+});
+
+test('events: near-limit (edge-triggered), limit-reached, rejected; metrics has the core\'s series and the store\'s', async (t) => {
+  const redis = await startRedis(t);
+  const events = /** @type {import('socket-lease').LeaseEvent[]} */ ([]);
+  const a = await store(t, redis, { perUserLimit: 5, warnRatio: 0.6, onEvent: (e) => events.push(e) });
+  const ids = [];
+  for (let i = 0; i < 6; i++) {
+    const r = await a.acquire('kim');
+    if (r.ok) ids.push(r.lease.id);
+  }
+  assert.deepEqual(events.map((e) => e.type), ['near-limit', 'limit-reached', 'rejected']);
+  assert.equal(events[0].active, 3);
+  assert.equal(events[2].reason, 'user-limit');
+  await a.release(ids[0]);
+  await a.acquire('kim');
+  assert.equal(events.filter((e) => e.type === 'near-limit').length, 1, 'still above the threshold: no new near-limit');
+
+  const m = await a.metrics();
+  for (const series of [
+    'socket_lease_active_leases 5',
+    'socket_lease_users 1',
+    'socket_lease_acquired_total 6',
+    'socket_lease_released_total 1',
+    'socket_lease_near_limit_total 1',
+    'socket_lease_rejected_total{reason="user-limit"} 1',
+    'socket_lease_redis_up 1',
+    'socket_lease_redis_held_leases 5',
+  ]) {
+    assert.ok(m.includes(`\n${series}\n`), series);
+  }
+  assert.ok(!m.includes('kim'), 'no user id in metrics');
+});
+
+test('never hang: a stalled Redis fails calls within the command timeout (closed: refuse; held leases kept), then recovers', async (t) => {
+  const redis = await startRedis(t);
+  const { logger, lines } = memoryLogger();
+  const a = await store(t, redis, { perUserLimit: 3, commandTimeoutMs: 200, probeMs: 50, logger, logLevel: 'info' });
+  const held = await a.acquire('lu');
+  assert.ok(held.ok);
+  if (!held.ok) return;
+
+  redis.pause();
+  t.after(() => redis.resume());
+  await assert.rejects(settles(a.acquire('lu'), 'acquire on a stalled Redis'), (err) => /** @type {any} */ (err).code === 'REDIS_UNAVAILABLE');
+  assert.equal(a.available, false);
+  // Refused at once now, without waiting for Redis again.
+  await assert.rejects(settles(a.acquire('lu'), 'acquire while unavailable'), (err) => /** @type {any} */ (err).code === 'REDIS_UNAVAILABLE');
+  assert.equal(await settles(a.touch(held.lease.id), 'touch'), true, 'a held lease is renewed locally');
+  assert.equal(await settles(a.release(held.lease.id), 'release'), true, 'released later');
+  const s = await settles(a.stats(), 'stats');
+  assert.equal(s.redis, 'down');
+  // The held lease, and the lease of the acquire that timed out (it runs when Redis wakes).
+  assert.equal(s.pendingReleases, 2);
+  assert.ok((await settles(a.metrics(), 'metrics')).includes('\nsocket_lease_redis_up 0\n'));
+  assert.ok(lines.some((l) => l.level === 'error' && /Redis unavailable; failMode closed/.test(l.msg)), 'one clear error line');
+  assert.equal(lines.filter((l) => l.level === 'error').length, 1, 'once per outage, not per call');
+
+  redis.resume();
+  await waitFor(() => a.available, 'available again');
+  assert.equal(await liveLeases(redis.admin(), 'lu'), 0, 'the deferred releases reached Redis, after the stalled acquire ran');
+  assert.ok((await a.acquire('lu')).ok);
+  assert.ok(lines.some((l) => l.level === 'info' && /quotas are enforced across nodes again/.test(l.msg)));
+});
+
+test('failMode open: accepts while Redis is down (per-node limit, logged loudly), writes the leases back when it returns', async (t) => {
+  const redis = await startRedis(t);
+  const { logger, lines } = memoryLogger();
+  const a = await store(t, redis, { perUserLimit: 2, failMode: 'open', commandTimeoutMs: 300, probeMs: 50, logger, logLevel: 'info' });
+  const b = await store(t, redis, { perUserLimit: 2, failMode: 'open', commandTimeoutMs: 300, probeMs: 50 });
+  const before = await a.acquire('mo');
+  assert.ok(before.ok);
+
+  await redis.stop();
+  const during = await settles(a.acquire('mo'), 'acquire with Redis down');
+  assert.equal(during.ok, true, 'accepted');
+  const onB = await settles(b.acquire('mo'), 'acquire on B');
+  assert.equal(onB.ok, true, 'B sees only its own leases');
+  const third = await a.acquire('mo');
+  assert.equal(third.ok, false, 'but each node applies the limit to what it holds');
+  assert.ok(lines.some((l) => l.level === 'error' && /failMode open: ACCEPTING/.test(l.msg)));
+  assert.ok(lines.some((l) => l.level === 'warn' && /accepted a connection tracked on this node only/.test(l.msg)));
+  assert.equal((await a.stats()).heldLocally, 1);
+
+  await redis.start();
+  await waitFor(() => a.available && b.available, 'both back');
+  // Redis restarted without persistence: every live lease was written back, above the limit.
+  assert.equal(await liveLeases(redis.admin(), 'mo'), 3);
+  assert.equal((await a.stats()).heldLocally, 0);
+  const refused = await a.acquire('mo');
+  assert.equal(refused.ok, false, 'quota enforced again');
+  if (during.ok) assert.equal(await b.release(during.lease.runId), true, 'a lease accepted offline is a normal lease now');
+});
