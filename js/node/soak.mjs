@@ -5,6 +5,10 @@
 // the TCP socket for the --abrupt fraction). Then it polls the host's /metrics until
 // socket_lease_active_leases is back where it started, and exits non-zero if not.
 //
+// "No leak" alone is not a pass: a host that already holds every slot of these users
+// refuses each cycle and leaks nothing more. So a run also fails when too few of its
+// cycles completed (connect, echo, disconnect), and when it was cut short.
+//
 // Loopback only and bounded in count and time: it is a leak check, not a load generator
 // to point at someone else's server.
 import { isIP } from 'node:net';
@@ -27,9 +31,20 @@ const USAGE = `Usage: npm run soak -- [options]
   --timeout-ms <n>        per connect / echo (default 10000)
   --drain-timeout-ms <n>  how long to wait for the leases to return (default 30000)
   --max-seconds <n>       stop starting cycles after this long (default 600)
+  --min-completed <f>     fail when fewer than this fraction of the cycles that ran
+                          completed (connect, echo, disconnect); default 0.5. A run in
+                          which no cycle completed fails whatever this is
 
-Exit status: 0 no leak; 1 leak (leases did not return); 2 bad usage; 3 echo failures or
-connection errors (besides HTTP refusals).`;
+Exit status (the first that applies):
+  0  every cycle ran, at least --min-completed of them completed, leases back, no errors
+  1  leak: socket_lease_active_leases did not come back to its value before the run
+  4  locked out: fewer than --min-completed of the cycles completed (none at all, say,
+     because the host already holds every slot of these users)
+  3  echo failures or connection errors (besides HTTP refusals)
+  5  incomplete: --max-seconds stopped the run before every cycle ran
+  2  bad usage`;
+
+export const EXIT = Object.freeze({ OK: 0, LEAK: 1, USAGE: 2, ERRORS: 3, LOCKED_OUT: 4, INCOMPLETE: 5 });
 
 /**
  * @param {string} message
@@ -37,7 +52,7 @@ connection errors (besides HTTP refusals).`;
  */
 function usage(message) {
   console.error(`soak: ${message}\n\n${USAGE}`);
-  process.exit(2);
+  process.exit(EXIT.USAGE);
 }
 
 /**
@@ -102,6 +117,7 @@ async function main() {
         'timeout-ms': { type: 'string' },
         'drain-timeout-ms': { type: 'string' },
         'max-seconds': { type: 'string' },
+        'min-completed': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -112,7 +128,7 @@ async function main() {
   const o = parsed.values;
   if (o.help) {
     console.log(USAGE);
-    return 0;
+    return EXIT.OK;
   }
 
   let url;
@@ -140,6 +156,8 @@ async function main() {
   const maxSeconds = intOption(o['max-seconds'], 'max-seconds', 600, 1, 3_600);
   const abrupt = o.abrupt === undefined ? 0 : Number(o.abrupt);
   if (!(abrupt >= 0 && abrupt <= 1)) usage(`--abrupt must be a fraction from 0 to 1, got "${o.abrupt}"`);
+  const minCompleted = o['min-completed'] === undefined ? 0.5 : Number(o['min-completed']);
+  if (!(minCompleted >= 0 && minCompleted <= 1)) usage(`--min-completed must be a fraction from 0 to 1, got "${o['min-completed']}"`);
   const message = o.message ?? 'soak';
   const prefix = o['user-prefix'] ?? `soak-${process.pid}-`;
 
@@ -166,21 +184,33 @@ async function main() {
     startActive = await activeLeases();
   } catch (err) {
     console.error(`soak: cannot read ${metricsUrl}: ${/** @type {Error} */ (err).message}`);
-    return 3;
+    return EXIT.ERRORS;
   }
   if (startActive === undefined) {
     console.error(`soak: ${metricsUrl} has no socket_lease_active_leases series`);
-    return 3;
+    return EXIT.ERRORS;
   }
-  if (startActive !== 0) {
-    console.error(`soak: warning: ${startActive} leases active before the run (other clients?); checking for a return to ${startActive}`);
-  }
+  // Loud: leases held before the run are either other clients' or leaked ones, and when
+  // they are these users' (an earlier run with the same --user-prefix), they alone can
+  // lock this run out while the leak check sees nothing new.
+  const baselineWarning =
+    startActive > 0
+      ? `WARNING: the host already held ${startActive} lease${startActive === 1 ? '' : 's'} before this run (socket_lease_active_leases). ` +
+        `Other clients, or leases nobody released: if they belong to these users (an earlier run with --user-prefix ${JSON.stringify(prefix)}), the host has locked them out.`
+      : null;
+  if (baselineWarning) console.error(`soak: ${baselineWarning}`);
 
   const total = users * cycles;
   /** @type {number[]} */ const connectMs = [];
   /** @type {number[]} */ const roundTripMs = [];
   /** @type {Map<string, number>} */ const refusals = new Map();
   /** @type {Map<string, number>} */ const errors = new Map();
+  // Sockets of each user this run holds open right now, to tell a refusal caused by this
+  // run's own sockets (concurrency above the host's limit) from one of a user who holds
+  // nothing here (the host counts leases no socket of this run has).
+  const openByUser = new Array(users).fill(0);
+  let refusedHoldingNothing = 0;
+  let completed = 0;
   let connects = 0;
   let echoFailures = 0;
   let abruptCount = 0;
@@ -196,20 +226,24 @@ async function main() {
   const cycle = (/** @type {number} */ n) =>
     new Promise((resolve) => {
       const t0 = performance.now();
-      const ws = new WebSocket(urlFor(n % users), { handshakeTimeout: timeoutMs });
+      const user = n % users;
+      const ws = new WebSocket(urlFor(user), { handshakeTimeout: timeoutMs });
       /** @type {NodeJS.Timeout | undefined} */
       let timer;
       let finished = false;
+      let opened = false;
       /** @param {() => void} [then] */
       const finish = (then) => {
         if (finished) return;
         finished = true;
         clearTimeout(timer);
+        if (opened) openByUser[user]--;
         then?.();
         resolve(undefined);
       };
       ws.once('unexpected-response', (_req, res) => {
         bump(refusals, String(res.statusCode));
+        if (openByUser[user] === 0) refusedHoldingNothing++;
         res.resume();
         ws.terminate();
         finish();
@@ -232,6 +266,8 @@ async function main() {
       });
       ws.once('open', () => {
         connects++;
+        opened = true;
+        openByUser[user]++;
         const t1 = performance.now();
         connectMs.push(t1 - t0);
         timer = setTimeout(() => {
@@ -253,9 +289,13 @@ async function main() {
           if (Math.random() < abrupt) {
             // No close frame: the TCP socket is destroyed, as when a browser tab dies.
             abruptCount++;
+            if (ok) completed++;
             finish(() => ws.terminate());
           } else {
-            ws.once('close', () => finish());
+            ws.once('close', () => {
+              if (ok && !finished) completed++;
+              finish();
+            });
             ws.close(1000);
           }
         });
@@ -279,17 +319,21 @@ async function main() {
 
   const refusedTotal = [...refusals.values()].reduce((a, b) => a + b, 0);
   const errorTotal = [...errors.values()].reduce((a, b) => a + b, 0);
+  const cutShort = done < total;
+  const share = done === 0 ? 0 : completed / done;
   console.log(`soak: ${done} cycles against ${url.origin}${url.pathname} in ${elapsedS.toFixed(1)} s (${(done / elapsedS).toFixed(0)} cycles/s)`);
-  if (done < total) console.log(`soak: stopped early at --max-seconds ${maxSeconds}`);
+  if (cutShort) console.log(`soak: stopped early at --max-seconds ${maxSeconds}: ${total - done} of ${total} cycles never ran`);
+  console.log(`  completed          ${completed} of ${done} (${(share * 100).toFixed(1)}%; connect, echo, disconnect)`);
   console.log(`  connects           ${connects} (${abruptCount} ended abruptly)`);
   console.log(`  refused            ${refusedTotal}${refusedTotal ? ` (${[...refusals].map(([s, n]) => `HTTP ${s}: ${n}`).join(', ')})` : ''}`);
+  if (refusedTotal) console.log(`    of a user holding no socket of this run   ${refusedHoldingNothing}`);
   console.log(`  connection errors  ${errorTotal}${errorTotal ? ` (${[...errors].map(([c, n]) => `${c}: ${n}`).join(', ')})` : ''}`);
   console.log(`  echo failures      ${echoFailures}`);
   console.log(`  connect latency    p50 ${fmt(percentile(connectMs, 0.5))}  p99 ${fmt(percentile(connectMs, 0.99))}`);
   console.log(`  round trip         p50 ${fmt(percentile(roundTripMs, 0.5))}  p99 ${fmt(percentile(roundTripMs, 0.99))}`);
 
   // The leak check: every lease this run took must come back, by release or by the
-  // host's heartbeat for the abrupt ones.
+  // host's heartbeat for the abrupt ones. Below the start is fine: other clients left.
   const drainDeadline = Date.now() + drainTimeoutMs;
   /** @type {number | undefined} */
   let active;
@@ -300,15 +344,34 @@ async function main() {
       console.error(`soak: reading metrics failed: ${/** @type {Error} */ (err).message}`);
       active = undefined;
     }
-    if (active === startActive || Date.now() >= drainDeadline) break;
+    if ((active !== undefined && active <= startActive) || Date.now() >= drainDeadline) break;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  if (active !== startActive) {
-    console.log(`  LEAK: socket_lease_active_leases is ${active} after ${drainTimeoutMs} ms (expected ${startActive})`);
-    return 1;
+  const leaked = active === undefined || active > startActive;
+  if (leaked) {
+    console.log(`  LEAK: socket_lease_active_leases is ${active ?? 'unreadable'} after ${drainTimeoutMs} ms (expected at most ${startActive}, its value before the run)`);
+  } else {
+    console.log(`  leases             back to ${active}${startActive ? ` (${startActive} before the run): no new leak` : ': no leak'}`);
   }
-  console.log(`  leases             back to ${startActive}: no leak`);
-  return echoFailures > 0 || errorTotal > 0 ? 3 : 0;
+  if (baselineWarning) console.log(`  ${baselineWarning}`);
+
+  const lockedOut = share < minCompleted || (done > 0 && completed === 0);
+  if (lockedOut) {
+    const why =
+      refusedHoldingNothing > 0 && refusedHoldingNothing * 2 >= refusedTotal
+        ? `${refusedHoldingNothing} of the ${refusedTotal} refusals came while the user held no socket of this run: ` +
+          'the host counts leases that no open socket holds (leaked by an earlier run, or held by other clients). That is the incident: users locked out.'
+        : refusedTotal > 0
+          ? "most refusals came while this run's own sockets held the user's slots: lower --concurrency (per user) below the host's limit, or pass --min-completed 0"
+          : 'cycles failed without refusals: see the connection errors and echo failures above';
+    console.log(`  LOCKED OUT: ${completed} of ${done} cycles completed (${(share * 100).toFixed(1)}%, --min-completed ${minCompleted}): ${why}`);
+  }
+  if (cutShort) console.log(`  INCOMPLETE: ${done} of ${total} cycles ran before --max-seconds ${maxSeconds}; raise it or lower --cycles`);
+  if (leaked) return EXIT.LEAK;
+  if (lockedOut) return EXIT.LOCKED_OUT;
+  if (echoFailures > 0 || errorTotal > 0) return EXIT.ERRORS;
+  if (cutShort) return EXIT.INCOMPLETE;
+  return EXIT.OK;
 }
 
 // Run only as a command, so tests can import isLoopback without starting a soak.

@@ -100,6 +100,9 @@ test('soak: only loopback targets', async (t) => {
   const bad = await run(t, [SOAK, '--abrupt', '2']).exited;
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--abrupt must be a fraction/);
+  const badShare = await run(t, [SOAK, '--min-completed', 'most']).exited;
+  assert.equal(badShare.code, 2);
+  assert.match(badShare.stderr, /--min-completed must be a fraction/);
 });
 
 test('soak against the demo server: abrupt and clean disconnects, exits 0 with no leak', async (t) => {
@@ -118,6 +121,7 @@ test('soak against the demo server: abrupt and clean disconnects, exits 0 with n
   ]).exited;
   assert.equal(soak.code, 0, soak.stdout + soak.stderr);
   assert.match(soak.stdout, /240 cycles/);
+  assert.match(soak.stdout, /completed\s+240 of 240 /);
   assert.match(soak.stdout, /echo failures\s+0/);
   assert.match(soak.stdout, /connect latency\s+p50 \d+\.\d+ ms\s+p99 \d+\.\d+ ms/);
   assert.match(soak.stdout, /round trip\s+p50 \d+\.\d+ ms/);
@@ -129,13 +133,53 @@ test('soak against the demo server: abrupt and clean disconnects, exits 0 with n
   assert.equal(metric(m, 'socket_lease_acquired_total'), connects);
 });
 
-test('soak against a server that never releases: reports the leak and exits 1', async (t) => {
+test('soak against a server that never releases: the first run reports the leak (exit 1), a second run with the same users is locked out (exit 4)', async (t) => {
   const server = run(t, [LEAKY]);
   const url = await server.url();
-  const soak = await run(t, [SOAK, '--url', `${url.replace('http', 'ws')}/ws`, '--users', '1', '--cycles', '20', '--concurrency', '1', '--drain-timeout-ms', '500']).exited;
-  assert.equal(soak.code, 1, soak.stdout + soak.stderr);
-  assert.match(soak.stdout, /LEAK: socket_lease_active_leases is 5/);
-  // The leak shows up as refusals once the user's 5 slots are gone, exactly the incident.
-  assert.match(soak.stdout, /refused\s+15 \(HTTP 429: 15\)/);
-  assert.match(soak.stdout, /connection errors\s+0\n/, 'a refusal is not also a connection error');
+  const args = [SOAK, '--url', `${url.replace('http', 'ws')}/ws`, '--users', '1', '--user-prefix', 'same-', '--concurrency', '1', '--drain-timeout-ms', '500'];
+  const first = await run(t, [...args, '--cycles', '20']).exited;
+  assert.equal(first.code, 1, first.stdout + first.stderr);
+  assert.match(first.stdout, /LEAK: socket_lease_active_leases is 5/);
+  // The leak shows up as refusals once the user's 5 slots are gone, exactly the incident;
+  // every one came while this run held no socket of that user.
+  assert.match(first.stdout, /refused\s+15 \(HTTP 429: 15\)/);
+  assert.match(first.stdout, /of a user holding no socket of this run\s+15/);
+  assert.match(first.stdout, /completed\s+5 of 20 /);
+  assert.match(first.stdout, /LOCKED OUT: 5 of 20 cycles completed/);
+  assert.match(first.stdout, /connection errors\s+0\n/, 'a refusal is not also a connection error');
+
+  // The same users again: nothing new leaks (the count stays at 5), but no cycle gets in.
+  // "No leak" must not pass for that.
+  const second = await run(t, [...args, '--cycles', '10']).exited;
+  assert.equal(second.code, 4, second.stdout + second.stderr);
+  assert.match(second.stderr, /WARNING: the host already held 5 leases before this run/);
+  assert.match(second.stdout, /WARNING: the host already held 5 leases before this run/, 'repeated in the summary');
+  assert.match(second.stdout, /refused\s+10 \(HTTP 429: 10\)/);
+  assert.match(second.stdout, /completed\s+0 of 10 /);
+  assert.match(second.stdout, /LOCKED OUT: 0 of 10 cycles completed .*held no socket of this run/);
+});
+
+test('soak: a run whose cycles are mostly refused by its own concurrency fails with that advice; --min-completed 0 accepts it', async (t) => {
+  const server = run(t, [SERVER, '--port', '0', '--limit', '1', '--log-level', 'error']);
+  const url = await server.url();
+  // One user, 8 cycles in flight, limit 1: most cycles are refused while another cycle of
+  // this run holds the only slot. Not a leak, but not a useful soak either.
+  const args = [SOAK, '--url', `${url.replace('http', 'ws')}/ws`, '--users', '1', '--cycles', '80', '--concurrency', '8', '--drain-timeout-ms', '10000'];
+  const busy = await run(t, args).exited;
+  assert.equal(busy.code, 4, busy.stdout + busy.stderr);
+  assert.match(busy.stdout, /no leak/);
+  assert.match(busy.stdout, /LOCKED OUT: .*lower --concurrency/);
+  const accepted = await run(t, [...args, '--min-completed', '0']).exited;
+  assert.equal(accepted.code, 0, accepted.stdout + accepted.stderr);
+});
+
+test('soak: a run cut short by --max-seconds exits 5 (incomplete), after its leak check', async (t) => {
+  const server = run(t, [SERVER, '--port', '0', '--log-level', 'error']);
+  const url = await server.url();
+  // 200000 cycles cannot run in one second on any machine.
+  const soak = await run(t, [SOAK, '--url', `${url.replace('http', 'ws')}/ws`, '--users', '1', '--cycles', '200000', '--concurrency', '4', '--max-seconds', '1']).exited;
+  assert.equal(soak.code, 5, soak.stdout + soak.stderr);
+  assert.match(soak.stdout, /stopped early at --max-seconds 1/);
+  assert.match(soak.stdout, /no leak/);
+  assert.match(soak.stdout, /INCOMPLETE: \d+ of 200000 cycles ran/);
 });
