@@ -28,6 +28,9 @@ test('configuration: defaults, variables, flags over variables', () => {
     policy: 'reject',
     globalLimit: null,
     logLevel: 'info',
+    redisUrl: null,
+    redisFailMode: 'closed',
+    redisPrefix: 'socket-lease:',
   });
   const env = { HOST: '::1', PORT: '9000', SOCKET_LEASE_LIMIT: '5', SOCKET_LEASE_TTL_MS: '60000', SOCKET_LEASE_HEARTBEAT_MS: '10000', SOCKET_LEASE_POLICY: 'evict-idle', SOCKET_LEASE_GLOBAL_LIMIT: '100' };
   assert.deepEqual(parseConfig(env, ['--limit', '7', '--policy=evict-oldest']), {
@@ -39,6 +42,9 @@ test('configuration: defaults, variables, flags over variables', () => {
     policy: 'evict-oldest',
     globalLimit: 100,
     logLevel: 'info',
+    redisUrl: null,
+    redisFailMode: 'closed',
+    redisPrefix: 'socket-lease:',
   });
   assert.equal(parseConfig({}, ['--help']), 'help');
 });
