@@ -25,7 +25,7 @@ const { values } = parseArgs({
 
 /**
  * @typedef {{ id: string, section: string, name: string, value: number, unit: string,
- *   shown: string, target?: string, goal?: string, met?: boolean, note?: string }} Row
+ *   shown: string, target?: string, goal?: string, met?: boolean, note?: string, wall?: number }} Row
  * @typedef {{ date: string, durationSec: number,
  *   machine: { cpu: string, cores: number, memoryGiB: number, node: string, platform: string,
  *     loadavgBefore: number[], loadavgAfter: number[] },
@@ -47,7 +47,7 @@ const targets = rows.filter((r) => r.met !== undefined);
 const met = targets.filter((r) => r.met);
 const missed = targets.filter((r) => !r.met);
 /** @param {Row} r */
-const targetWords = (r) => `${r.goal ?? r.name} (${r.shown}; target ${r.target})`;
+const targetWords = (r) => `${r.goal ?? r.name}: ${r.shown}, target ${r.target}`;
 
 const out = [];
 out.push(
@@ -57,21 +57,26 @@ out.push(
     `load average ${m.loadavgBefore.join(' / ')} before and ${m.loadavgAfter.join(' / ')} after the ${result.durationSec} s run. ` +
     (method.quick
       ? '**Quick smoke run (one short round): the numbers are indicative only.**'
-      : `Throughput rows are the median of ${method.rounds} rounds (tinybench, ${method.timeMsPerTask} ms per task per round, batches of ${method.batch} calls, competitors in alternating order), all in one process.`),
+      : `Throughput rows are the median of ${method.rounds} rounds (tinybench, ${method.timeMsPerTask} ms per task per round, batches of ${method.batch} calls, competitors in alternating order), all in one process. ` +
+        'Rates and sweep times are per CPU time of the benchmark process (`process.cpuUsage`, user + system of all its threads, so background GC counts), which other work on a shared machine does not inflate; the wall-clock medians are beside them.'),
   '',
   `**Targets of the performance issue met: ${met.length} of ${targets.length}.**`,
   '',
 );
 if (met.length) out.push(`- Met: ${met.map(targetWords).join('; ')}.`);
 if (missed.length) out.push(`- Not met: ${missed.map(targetWords).join('; ')}.`);
-out.push('', '| | measured | target | |', '|---|---|---|---|');
+/** @param {Row} r */
+const wallShown = (r) => (r.wall === undefined ? '' : r.unit === 'ms' ? `${r.wall.toFixed(2)} ms` : rate(r.wall));
+/** @param {number} perSec */
+const rate = (perSec) => (perSec >= 1e6 ? `${(perSec / 1e6).toFixed(2)} M/s` : `${(perSec / 1e3).toFixed(1)} k/s`);
+out.push('', '| | measured | wall clock | target | |', '|---|---|---|---|---|');
 let section = '';
 for (const r of rows) {
   if (r.section !== section) {
     section = r.section;
-    out.push(`| **${esc(section)}** | | | |`);
+    out.push(`| **${esc(section)}** | | | | |`);
   }
-  out.push(`| ${esc(r.name)} | ${esc(r.shown)} | ${esc(r.target ?? '')} | ${r.met === undefined ? '' : r.met ? 'met' : '**not met**'} |`);
+  out.push(`| ${esc(r.name)} | ${esc(r.shown)} | ${wallShown(r)} | ${esc(r.target ?? '')} | ${r.met === undefined ? '' : r.met ? 'met' : '**not met**'} |`);
 }
 out.push(
   '',
