@@ -508,8 +508,15 @@ class LeaseGuard {
     // own `close` listener runs.
     ws.once('close', () => this.#finish(conn));
     // Without an `error` listener, a protocol error from the peer would throw out of
-    // ws's emitter and crash the process; `close` always follows it.
-    ws.on('error', (err) => this.#log('debug', 'socket error', { leaseId: conn.leaseId, error: String(err) }));
+    // ws's emitter and crash the process. ws answers a protocol error with a close frame
+    // and waits for the peer's (up to closeTimeout) before `close`; a peer that broke the
+    // protocol is not waited for: release now and drop the TCP socket. `close` still
+    // follows, and #finish ignores it.
+    ws.on('error', (err) => {
+      this.#log('debug', 'socket error; terminating', { leaseId: conn.leaseId, error: String(err) });
+      this.#finish(conn);
+      ws.terminate();
+    });
     ws.on('pong', () => {
       conn.alive = true;
       this.#touch(conn);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { Console } from 'node:console';
 import { Writable } from 'node:stream';
+import { WebSocketServer } from 'ws';
 import { LeaseRegistry } from 'socket-lease';
 import { CloseCodes, createLeaseGuard, createEventLogger } from 'socket-lease/node';
 import { AsyncStore, closed, connect, echo, getText, metric, open, rawHandshake, run, startDemo, waitFor } from './helpers.mjs';
@@ -152,9 +153,13 @@ test('no user id: HTTP 401 before any upgrade; bad handshakes 400; other paths 4
 });
 
 test('abrupt disconnects (no close frame, TCP reset, protocol error) are reclaimed at once; the user reconnects to the full limit', async (t) => {
-  // A heartbeat far in the future: anything reclaimed here was reclaimed by the
-  // disconnect itself, not by a timer.
-  const demo = await startDemo(t, { limit: 5, heartbeatMs: 600_000 });
+  // A heartbeat (and sweep) far in the future: anything reclaimed here was reclaimed by
+  // the disconnect itself, not by a timer. And a ws server whose closeTimeout (how long
+  // ws waits for the peer to finish closing before it destroys the socket) is as far
+  // away: a path that waited for it would not finish within this test.
+  const wss = new WebSocketServer({ noServer: true, closeTimeout: 600_000 });
+  t.after(() => wss.close());
+  const demo = await startDemo(t, { limit: 5, heartbeatMs: 600_000, guard: { wss: /** @type {any} */ (wss) } });
   const registry = registryOf(demo);
   const url = `${demo.wsUrl}?user=carol`;
 
@@ -171,12 +176,22 @@ test('abrupt disconnects (no close frame, TCP reset, protocol error) are reclaim
   for (const p of reset) p.socket.resetAndDestroy();
   await waitFor(() => registry.userStats('carol').active === 0, 'reset sockets released');
 
-  // A protocol error: an unmasked client frame makes the server's ws emit `error`.
+  // A protocol error: an unmasked client frame makes the server's ws emit `error`. ws
+  // sends its close frame (1002) and FIN, then waits up to closeTimeout for the peer to
+  // close its side. This peer reads nothing (rawHandshake paused it), so it never does:
+  // the guard must release and drop the TCP socket at once instead of waiting.
   const rude = await rawHandshake(url);
   await waitFor(() => registry.userStats('carol').active === 1, 'rude peer holds a lease');
+  const releasedBefore = demo.guard.stats().released;
+  rude.socket.on('error', () => {}); // the server may reset the connection
   rude.socket.write(Buffer.from([0x81, 0x02, 0x68, 0x69]));
   await waitFor(() => registry.userStats('carol').active === 0, 'errored socket released');
-  rude.socket.destroy();
+  await waitFor(() => demo.guard.stats().socketsOpen === 0, 'errored socket forgotten');
+  // The server dropped the connection: the peer sees it end as soon as it reads again.
+  const rudeClosed = new Promise((resolve) => rude.socket.once('close', resolve));
+  rude.socket.resume();
+  await rudeClosed;
+  assert.equal(demo.guard.stats().released, releasedBefore + 1, "released once, although ws's `close` followed the `error`");
 
   assert.equal(demo.guard.stats().heartbeatTicks, 0, 'reclaimed without any heartbeat');
   const again = await Promise.all(Array.from({ length: 5 }, () => connect(url)));
