@@ -56,8 +56,13 @@ export const USAGE = `Usage: npm start -- [flags]   (or node examples/node/serve
                                                 socket-lease:  prefix of every Redis key and channel
 `;
 
+/**
+ * A setting the demo cannot start with. `code` is stable (the same as the Cloudflare
+ * adapter's ConfigError), so scripts can tell it from a busy port or a Redis error.
+ */
 export class ConfigError extends Error {
   name = 'ConfigError';
+  code = /** @type {const} */ ('INVALID_CONFIG');
 }
 
 /**

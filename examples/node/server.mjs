@@ -7,7 +7,7 @@ try {
   config = parseConfig(process.env, process.argv.slice(2));
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
-  console.error(`socket-lease demo: invalid configuration: ${err.message}\n\n${USAGE}`);
+  console.error(`socket-lease demo: invalid configuration: ${err.code}: ${err.message}\n\n${USAGE}`);
   process.exit(2);
 }
 if (config === 'help') {

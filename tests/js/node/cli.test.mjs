@@ -64,14 +64,18 @@ test('configuration: every invalid value is refused with a message naming it', (
     [{}, ['--port'], /--port needs a value/],
   ];
   for (const [env, argv, message] of cases) {
-    assert.throws(() => parseConfig(env, argv), (err) => err instanceof ConfigError && message.test(err.message), message.source);
+    assert.throws(
+      () => parseConfig(env, argv),
+      (err) => err instanceof ConfigError && err.name === 'ConfigError' && err.code === 'INVALID_CONFIG' && message.test(err.message),
+      message.source,
+    );
   }
 });
 
 test('npm start with an invalid value stops before listening, with a clear message and status 2', async (t) => {
   const r = await run(t, [SERVER], { SOCKET_LEASE_POLICY: 'sometimes', PORT: '0' }).exited;
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /invalid configuration: SOCKET_LEASE_POLICY must be reject, evict-oldest or evict-idle, got "sometimes"/);
+  assert.match(r.stderr, /invalid configuration: INVALID_CONFIG: SOCKET_LEASE_POLICY must be reject, evict-oldest or evict-idle, got "sometimes"/);
   assert.doesNotMatch(r.stdout, /listening/);
 });
 
