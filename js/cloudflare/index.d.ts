@@ -24,7 +24,11 @@ export interface SocketAttachment {
   threadId: string;
   userId: string;
   acquiredAt: number;
-  /** When the object last heard a message on this socket (ms since the epoch). */
+  /**
+   * The last sign of life applied to the lease (ms since the epoch): a message, or a
+   * heartbeat the runtime answered, read back by the alarm. Renewals are kept here rather
+   * than in storage; a wake after hibernation re-applies it.
+   */
   seenAt: number;
 }
 

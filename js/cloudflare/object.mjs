@@ -6,8 +6,20 @@
 // each live lease has an OPEN socket. Close events are not trusted to arrive (workerd, like
 // every host we target, has reports of lost closes), so the socket list is the truth.
 import { DurableObject } from 'cloudflare:workers';
-import { LeaseRegistry, LeaseError } from '../workerd.mjs';
-import { ConfigError, readConfig, registryOptions } from './config.mjs';
+import { LeaseRegistry, LeaseError, parseId } from '../workerd.mjs';
+import { ConfigError, DEFAULT_TTL_MS, readConfig, registryOptions } from './config.mjs';
+import {
+  LEASE_PREFIX,
+  LEGACY_SNAPSHOT_KEY,
+  LEGACY_USER_KEY,
+  META_KEY,
+  chunks,
+  encodeSnapshot,
+  isLeaseRecord,
+  isMetaRecord,
+  leaseRecord,
+  metaRecord,
+} from './storage.mjs';
 import {
   CLOSE_EVICTED,
   CLOSE_LEASE_EXPIRED,
@@ -20,11 +32,6 @@ import {
 /** @typedef {import('../../pkg/web/socket_lease.js').LeaseRegistry} Registry */
 /** @typedef {import('./index.js').SocketAttachment} SocketAttachment */
 /** @typedef {import('./index.js').SocketLeaseConfig} SocketLeaseConfig */
-
-// Storage keys. The snapshot is the core's own versioned, checksummed format with
-// absolute expiry times, so a restore needs no clock translation.
-const SNAPSHOT_KEY = 'socket-lease:snapshot';
-const USER_KEY = 'socket-lease:user';
 
 // Close codes no frame carries: the runtime reports them when the connection ended
 // without a close frame (1006) or TLS failed (1015), so there is no handshake to complete.
@@ -44,6 +51,20 @@ function attachmentOf(ws) {
   try {
     const att = ws.deserializeAttachment();
     return att && typeof att.leaseId === 'string' ? att : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The UUID behind a lease id, or null for anything that is not a lease id.
+ * @param {string} id
+ * @returns {string | null}
+ */
+function uuidOf(id) {
+  try {
+    const parsed = parseId(id);
+    return parsed.kind === 'conn' ? parsed.uuid : null;
   } catch {
     return null;
   }
@@ -79,6 +100,8 @@ export class SocketLeaseObject extends DurableObject {
   #configError = null;
   /** @type {number | null} the alarm time we last set, to avoid rewriting it */
   #alarmAt = null;
+  /** @type {string | null} the newest lease id issued, kept in the meta record */
+  #lastId = null;
   /** When this instance was constructed: it changes after each hibernation or eviction. */
   #startedAt = Date.now();
 
@@ -97,6 +120,7 @@ export class SocketLeaseObject extends DurableObject {
   }
 
   async #wake() {
+    /** @type {{ maxUsers: number, ttlMs?: number }} */
     let options = { maxUsers: 1 };
     try {
       options = registryOptions(readConfig(this.env));
@@ -106,27 +130,103 @@ export class SocketLeaseObject extends DurableObject {
       // being tracked with the defaults, so a bad deploy does not leak them.
       this.#configError = e;
     }
-    const stored = await this.ctx.storage.get([SNAPSHOT_KEY, USER_KEY]);
-    const bytes = stored.get(SNAPSHOT_KEY);
-    const user = stored.get(USER_KEY);
-    this.#userId = typeof user === 'string' ? user : null;
-    this.#alarmAt = await this.ctx.storage.getAlarm();
-    if (bytes instanceof Uint8Array) {
-      try {
-        this.#registry.free();
-        this.#registry = LeaseRegistry.restore(bytes, options);
-      } catch (e) {
-        if (!(e instanceof LeaseError)) throw e;
-        // A corrupt snapshot must not wedge the user: start empty. The reconcile below
-        // then closes every socket that has no lease, so nothing is held untracked.
-        console.error(JSON.stringify({ event: 'socket-lease.snapshot-invalid', code: e.code, message: e.message }));
-        this.#registry = new LeaseRegistry(options);
+    const storage = this.ctx.storage;
+    const head = await storage.get([META_KEY, LEGACY_SNAPSHOT_KEY, LEGACY_USER_KEY]);
+    const records = await storage.list({ prefix: LEASE_PREFIX });
+    this.#alarmAt = await storage.getAlarm();
+    const meta = head.get(META_KEY);
+    const legacy = head.get(LEGACY_SNAPSHOT_KEY);
+    /** @type {string[]} lease ids to write again (migration from the one-snapshot layout) */
+    let rewrite = [];
+    /** @type {string[]} storage keys to delete (unreadable records, the old layout) */
+    const drop = [];
+
+    this.#registry.free();
+    if (isMetaRecord(meta)) {
+      this.#userId = meta.userId;
+      this.#lastId = meta.lastId;
+      const renewedAt = this.#renewals();
+      const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS;
+      /** @type {Array<{ id: string, uuid: string, record: import('./storage.mjs').LeaseRecord }>} */
+      const leases = [];
+      for (const [key, stored] of records) {
+        const id = key.slice(LEASE_PREFIX.length);
+        const uuid = uuidOf(id);
+        if (uuid === null || !isLeaseRecord(stored)) {
+          drop.push(key);
+          continue;
+        }
+        // The record holds the expiry from the acquire; renewals since then are in the
+        // socket's attachment. Apply them before the registry sees the lease: it cannot
+        // extend a lease once expired, and the stored expiry may well have passed.
+        const at = renewedAt.get(id);
+        const record =
+          at !== undefined && at > stored.touchedAt
+            ? { ...stored, touchedAt: at, expiresAt: Math.max(stored.expiresAt, at + ttlMs) }
+            : stored;
+        leases.push({ id, uuid, record });
       }
+      const lastIdMs = this.#lastId === null ? 0 : (uuidOf(this.#lastId) ? parseId(this.#lastId).timestampMs : 0);
+      this.#registry = this.#restore(encodeSnapshot({ userId: meta.userId, counters: meta.counters, lastIdMs, leases }), options, drop, records.keys());
+    } else if (legacy instanceof Uint8Array) {
+      // Written by an older version of this adapter: one snapshot of the whole registry.
+      // Restore it, then store it again in the per-lease layout and drop it.
+      const user = head.get(LEGACY_USER_KEY);
+      this.#userId = typeof user === 'string' ? user : null;
+      this.#registry = this.#restore(legacy, options, drop, []);
+      // Unexpired ones; the reconcile below sweeps the others.
+      const leases = this.#userId === null ? [] : this.#registry.userStats(this.#userId).leases;
+      rewrite = leases.map((/** @type {{ id: string }} */ l) => l.id);
+      this.#lastId = rewrite.length > 0 ? rewrite[rewrite.length - 1] : null;
+      drop.push(LEGACY_SNAPSHOT_KEY, LEGACY_USER_KEY);
     } else {
-      this.#registry.free();
+      // Nothing stored, or lease records without the meta record that is always written
+      // with them: unreadable, so dropped (the reconcile closes their sockets).
       this.#registry = new LeaseRegistry(options);
+      drop.push(...records.keys());
     }
+    if (rewrite.length > 0 || drop.length > 0) await this.#store(rewrite, [], drop);
     await this.#reconcile(Date.now());
+  }
+
+  /**
+   * The last renewal of each lease whose socket is still OPEN, from the attachments.
+   * `seenAt` is only ever written after the lease was touched at that time, so it is
+   * evidence that the lease was live then; a socket the object closed (expiry, eviction)
+   * is no longer OPEN and renews nothing.
+   * @returns {Map<string, number>}
+   */
+  #renewals() {
+    const now = Date.now();
+    /** @type {Map<string, number>} */
+    const out = new Map();
+    for (const ws of this.ctx.getWebSockets()) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
+      const att = attachmentOf(ws);
+      if (att && Number.isSafeInteger(att.seenAt)) out.set(att.leaseId, Math.min(att.seenAt, now));
+    }
+    return out;
+  }
+
+  /**
+   * `LeaseRegistry.restore`, or an empty registry when the bytes are refused: a corrupt
+   * store must not wedge the user. The reconcile that follows closes every socket without
+   * a lease, so nothing stays open untracked.
+   * @param {Uint8Array} bytes
+   * @param {object} options
+   * @param {string[]} drop collects the keys to delete when the bytes are refused
+   * @param {Iterable<string>} keys the keys the bytes came from
+   * @returns {Registry}
+   */
+  #restore(bytes, options, drop, keys) {
+    try {
+      return LeaseRegistry.restore(bytes, options);
+    } catch (e) {
+      if (!(e instanceof LeaseError)) throw e;
+      console.error(JSON.stringify({ event: 'socket-lease.snapshot-invalid', code: e.code, message: e.message }));
+      drop.push(...keys);
+      return new LeaseRegistry(options);
+    }
   }
 
   /** @param {Request} request */
@@ -154,9 +254,11 @@ export class SocketLeaseObject extends DurableObject {
     }
 
     const now = Date.now();
-    // Settle the books against the sockets really held before deciding: a lost close
-    // event must never turn into a refusal.
-    await this.#reconcile(now);
+    // Settle the books against the sockets really held before deciding whenever that can
+    // change the answer, so a lost close event never turns into a refusal (or an eviction
+    // of a live socket). Otherwise skip it: it visits every socket, and a connect should
+    // cost O(1) however many leases the user holds.
+    if (this.#reconcileBeforeAcquire(now)) await this.#reconcile(now);
 
     let result;
     try {
@@ -180,10 +282,15 @@ export class SocketLeaseObject extends DurableObject {
     }
     const { lease } = result;
     this.#userId = userId;
+    this.#lastId = lease.id;
+    // Leases the acquire dropped because they had expired (none when the reconcile ran).
+    const expired = this.#closeExpired(now);
     // Persist before accepting: if the write fails, no socket exists without a stored
-    // lease. (Storage awaits keep the input gate shut, so no event slips in between.)
-    await this.#persist();
-    await this.#scheduleAlarm(now);
+    // lease. (Storage awaits keep the input gate shut, so no event slips in between, and
+    // the output gate holds the 101 until the write is confirmed.) One record and the
+    // meta record, plus a delete per evicted or expired lease: O(1) in the lease count.
+    await this.#store([lease.id], [...result.evicted, ...expired]);
+    await this.#alarmNoLaterThan(now, lease.expiresAt);
 
     const { 0: client, 1: server } = new WebSocketPair();
     // The lease id is the tag, so getWebSockets(leaseId) finds the socket to close on
@@ -220,8 +327,8 @@ export class SocketLeaseObject extends DurableObject {
       closeQuietly(ws, CLOSE_LEASE_EXPIRED, EXPIRED_REASON);
       return;
     }
-    // The attachment survives hibernation; the registry's touch may not be persisted, so
-    // this is what the next wake reads back. It costs no storage write.
+    // Touches are never written to storage; the attachment survives hibernation, so this
+    // is what the next wake renews the stored lease from. It costs no storage write.
     att.seenAt = now;
     ws.serializeAttachment(att);
     if (message === HEARTBEAT_PING) {
@@ -286,20 +393,53 @@ export class SocketLeaseObject extends DurableObject {
     // that would count as an unknown release, the registry's leak signal.
     if (!att || this.#registry.getLease(att.leaseId) === null) return;
     this.#registry.release(att.leaseId, now);
-    await this.#persist();
-    await this.#scheduleAlarm(now);
+    // Deleted before the close is answered (the output gate holds it until then).
+    await this.#store([], [att.leaseId]);
+    // The alarm stays where it is unless nothing is left: one that fires early just finds
+    // nothing to do and moves itself, and recomputing it would visit every lease.
+    if (this.#active() === 0) await this.#setAlarm(now, []);
+  }
+
+  /**
+   * Whether a connect must reconcile before it acquires:
+   * - an alarm is due (or missing while leases are held): some lease may be near or past
+   *   its expiry with heartbeats the runtime answered that the registry has not seen, and
+   *   the acquire would drop it as expired;
+   * - the user is at its limit and the OPEN sockets do not match the leases one to one:
+   *   a close event went missing, and its lease would cause a refusal or an eviction.
+   * Otherwise the registry is exact: every lease has its OPEN socket and none is within a
+   * quarter TTL of its expiry (the alarm is set no later than that).
+   * @param {number} now
+   */
+  #reconcileBeforeAcquire(now) {
+    const active = this.#active();
+    if (active === 0) return this.ctx.getWebSockets().length > 0;
+    if (this.#alarmAt === null || now >= this.#alarmAt) return true;
+    if (active < this.#registry.getOptions().perUserLimit) return false;
+    let open = 0;
+    for (const ws of this.ctx.getWebSockets()) if (ws.readyState === WebSocket.OPEN) open++;
+    return open !== active;
+  }
+
+  /** Live leases (the object serves one user, so the registry's total is that user's). */
+  #active() {
+    return this.#registry.stats().active;
   }
 
   /**
    * Applies every socket's latest sign of life, releases leases without an OPEN socket,
-   * closes sockets without a lease, then expires and closes what is past its TTL.
+   * closes sockets without a lease, then expires and closes what is past its TTL, and sets
+   * the alarm for what is left. Visits every socket: runs on wake, on the alarm, and on a
+   * connect only when it can change the answer (#reconcileBeforeAcquire).
    * @param {number} now
    */
   async #reconcile(now) {
     const reg = this.#registry;
-    let changed = false;
+    const ttlMs = reg.getOptions().ttlMs;
     /** @type {string[]} */
     const live = [];
+    /** @type {Map<string, number>} lease id -> expiry, for the alarm */
+    const expiries = new Map();
     for (const ws of this.ctx.getWebSockets()) {
       // CLOSING/CLOSED sockets are on their way out: their leases are not kept alive.
       if (ws.readyState !== WebSocket.OPEN) continue;
@@ -309,43 +449,86 @@ export class SocketLeaseObject extends DurableObject {
         closeQuietly(ws, CLOSE_LEASE_EXPIRED, EXPIRED_REASON);
         continue;
       }
+      // Signs of life, oldest first (a lease cannot be extended once expired, so the
+      // older one must renew it before the newer one can): the last one this object
+      // applied, kept in the attachment (a wake has applied it already, see #wake), and
+      // the last heartbeat the runtime answered without waking us.
       const autoAnswered = this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
-      const heard = Math.min(Math.max(att.seenAt, autoAnswered), now);
-      // Only forward: touching at an older time would shorten the expiry. Persisted, so
-      // that a wake after hibernation restores expiries no older than the last alarm.
-      if (heard > lease.touchedAt && reg.touch(att.leaseId, heard)) changed = true;
+      let touchedAt = lease.touchedAt;
+      let expiresAt = lease.expiresAt;
+      for (const heard of att.seenAt <= autoAnswered ? [att.seenAt, autoAnswered] : [autoAnswered, att.seenAt]) {
+        // Only forward, and never from the future (Workers' clocks stand still within an
+        // event, so a timestamp may be newer than our `now`).
+        if (heard > touchedAt && heard <= now && reg.touch(att.leaseId, heard)) {
+          touchedAt = heard;
+          expiresAt = Math.max(expiresAt, heard + ttlMs);
+        }
+      }
+      if (touchedAt > att.seenAt) {
+        // Renewals are not written to storage (that would be a write per lease per
+        // alarm); the attachment, which survives hibernation at no storage cost, carries
+        // them to the next wake instead.
+        att.seenAt = touchedAt;
+        ws.serializeAttachment(att);
+      }
       live.push(att.leaseId);
+      expiries.set(att.leaseId, expiresAt);
     }
-    if (reg.reconcile(live, now).length > 0) changed = true;
-    if (this.#closeExpired(now)) changed = true;
-    if (changed) await this.#persist();
-    await this.#scheduleAlarm(now);
+    const released = reg.reconcile(live, now);
+    const expired = this.#closeExpired(now);
+    for (const id of expired) expiries.delete(id);
+    if (released.length > 0 || expired.length > 0) await this.#store([], [...released, ...expired]);
+    await this.#setAlarm(now, expiries.values(), { exact: true });
   }
 
   /** @param {number} now */
   async #expire(now) {
-    if (this.#closeExpired(now)) await this.#persist();
-    await this.#scheduleAlarm(now);
+    const expired = this.#closeExpired(now);
+    if (expired.length > 0) await this.#store([], expired);
+    if (this.#active() === 0) await this.#setAlarm(now, []);
   }
 
   /**
    * Reclaims expired leases (also those the last acquire reclaimed lazily) and closes
-   * their sockets. Returns whether anything was reclaimed.
+   * their sockets. Returns their ids.
    * @param {number} now
+   * @returns {string[]}
    */
   #closeExpired(now) {
     const expired = this.#registry.sweep(now);
     for (const id of expired) {
       for (const ws of this.ctx.getWebSockets(id)) closeQuietly(ws, CLOSE_LEASE_EXPIRED, EXPIRED_REASON);
     }
-    return expired.length > 0;
+    return expired;
   }
 
-  async #persist() {
-    /** @type {Record<string, unknown>} */
-    const entries = { [SNAPSHOT_KEY]: this.#registry.snapshot() };
-    if (this.#userId !== null) entries[USER_KEY] = this.#userId;
-    await this.ctx.storage.put(entries);
+  /**
+   * Writes the records of the leases in `put` (or deletes them when the registry no longer
+   * holds them), deletes those in `remove` and the raw `keys`, and rewrites the meta
+   * record, in one atomic batch: the calls (at most 128 keys each, the KV-backed limit)
+   * are issued without an `await` in between, which the runtime coalesces.
+   * @param {Iterable<string>} put lease ids
+   * @param {Iterable<string>} remove lease ids
+   * @param {Iterable<string>} [keys] storage keys
+   */
+  async #store(put, remove, keys = []) {
+    const reg = this.#registry;
+    /** @type {Array<[string, unknown]>} */
+    const entries = [];
+    if (this.#userId !== null) entries.push([META_KEY, metaRecord(reg.stats(), this.#userId, this.#lastId)]);
+    const deletes = [...keys];
+    for (const id of put) {
+      const lease = reg.getLease(id);
+      if (lease) entries.push([LEASE_PREFIX + id, leaseRecord(lease)]);
+      else deletes.push(LEASE_PREFIX + id);
+    }
+    for (const id of remove) deletes.push(LEASE_PREFIX + id);
+    const storage = this.ctx.storage;
+    /** @type {Promise<unknown>[]} */
+    const writes = [];
+    for (const batch of chunks(entries)) writes.push(storage.put(Object.fromEntries(batch)));
+    for (const batch of chunks(deletes)) writes.push(storage.delete(batch));
+    await Promise.all(writes);
   }
 
   /**
@@ -356,29 +539,39 @@ export class SocketLeaseObject extends DurableObject {
    * runtime answered meanwhile (the registry cannot extend a lease once it has expired,
    * and an alarm may run late). Only a lease that got no sign of life by then is looked at
    * again at its expiry, and closed if still silent. Touches only move expiries later, so
-   * an alarm that fires early just finds nothing to do and moves itself.
+   * an alarm that fires early just finds nothing to do and moves itself; outside a full
+   * reconcile the alarm is therefore only ever moved earlier.
    * @param {number} now
+   * @param {Iterable<number>} expiries of every lease held (`exact`), or of some
+   * @param {{ exact?: boolean }} [opts]
    */
-  async #scheduleAlarm(now) {
-    const leases = this.#userId === null ? [] : this.#registry.userStats(this.#userId, now).leases;
-    if (leases.length === 0) {
-      if (this.#alarmAt !== null) {
+  async #setAlarm(now, expiries, { exact = false } = {}) {
+    const margin = Math.floor(this.#registry.getOptions().ttlMs / 4);
+    let next = Infinity;
+    for (const expiresAt of expiries) {
+      const refreshAt = expiresAt - margin;
+      next = Math.min(next, refreshAt > now ? refreshAt : expiresAt);
+    }
+    if (next === Infinity) {
+      if (this.#alarmAt !== null && (exact || this.#active() === 0)) {
         await this.ctx.storage.deleteAlarm();
         this.#alarmAt = null;
       }
       return;
     }
-    const margin = Math.floor(this.#registry.getOptions().ttlMs / 4);
-    let next = Infinity;
-    for (const lease of leases) {
-      const refreshAt = lease.expiresAt - margin;
-      next = Math.min(next, refreshAt > now ? refreshAt : lease.expiresAt);
-    }
     const at = Math.max(next, now + 1);
-    if (this.#alarmAt === null || at < this.#alarmAt) {
+    if (this.#alarmAt === null || at < this.#alarmAt || (exact && this.#alarmAt <= now)) {
       await this.ctx.storage.setAlarm(at);
       this.#alarmAt = at;
     }
+  }
+
+  /**
+   * @param {number} now
+   * @param {number} expiresAt of a lease just granted
+   */
+  #alarmNoLaterThan(now, expiresAt) {
+    return this.#setAlarm(now, [expiresAt]);
   }
 
   /** @param {string | null} asked the user the Worker routed by, for an object never connected */

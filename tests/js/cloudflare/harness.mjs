@@ -10,27 +10,50 @@ import WebSocket from 'ws';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const EXAMPLE_CONFIG = path.join(ROOT, 'examples/cloudflare/wrangler.toml');
+// The example wrapped with test-only hooks (lost closes, storage limits, a storage view).
+const HOOKS_WORKER = path.join(ROOT, 'tests/js/cloudflare/hooks-worker.mjs');
 
 // wrangler is imported only for its reader of wrangler.toml; it must not phone home.
 process.env.WRANGLER_SEND_METRICS = 'false';
 const wrangler = await import('wrangler');
 
 /**
+ * @typedef {object} ExampleOptions
+ * @property {Record<string, string | undefined>} [vars] overrides of [vars]; undefined unsets
+ * @property {string} [persistDir] keep Durable Object storage here (default: in memory)
+ * @property {boolean} [testHooks] run tests/js/cloudflare/hooks-worker.mjs, the example
+ *   with test-only hooks, instead of the example itself
+ * @property {'sqlite' | 'kv'} [storage] the object's storage kind: 'sqlite' (as
+ *   wrangler.toml declares) or 'kv', a KV-backed class; with testHooks, 'kv' also enforces
+ *   that kind's production limits, which local workerd does not
+ */
+
+/**
  * Miniflare options for the example, read from its wrangler.toml by wrangler itself, so
  * the bindings, vars, compatibility date and module rules tested are the ones deployed.
  * @param {Record<string, string | undefined>} vars overrides of [vars]; undefined unsets
+ * @param {ExampleOptions} opts
  */
-function exampleOptions(vars) {
+function exampleOptions(vars, opts) {
   const { workerOptions, main } = wrangler.unstable_getMiniflareWorkerOptions(EXAMPLE_CONFIG);
   const bindings = { ...workerOptions.bindings };
+  if (opts.testHooks && opts.storage === 'kv') bindings.TEST_STORAGE_LIMITS = 'kv';
   for (const [k, v] of Object.entries(vars)) {
     if (v === undefined) delete bindings[k];
     else bindings[k] = v;
   }
+  /** @type {Record<string, any>} */
+  const durableObjects = { ...workerOptions.durableObjects };
+  if (opts.storage) {
+    for (const [name, d] of Object.entries(durableObjects)) {
+      durableObjects[name] = { ...d, useSQLite: opts.storage === 'sqlite' };
+    }
+  }
   return {
     ...workerOptions,
     bindings,
-    scriptPath: main,
+    durableObjects,
+    scriptPath: opts.testHooks ? HOOKS_WORKER : main,
     modules: true,
     // Module names relative to the repo root, so worker.js's '../../js/...' resolves.
     modulesRoot: ROOT,
@@ -42,12 +65,12 @@ function exampleOptions(vars) {
 
 /**
  * Starts the example Worker in workerd.
- * @param {{ vars?: Record<string, string | undefined>, persistDir?: string }} [opts]
+ * @param {ExampleOptions} [opts]
  */
 export async function startExample(opts = {}) {
   /** @param {Record<string, string | undefined>} vars */
   const options = (vars) => ({
-    ...exampleOptions(vars),
+    ...exampleOptions(vars, opts),
     host: '127.0.0.1',
     port: 0,
     // false: in memory, gone with the instance; a path: on disk, for restarts.
@@ -87,6 +110,16 @@ export async function startExample(opts = {}) {
     async stats(user) {
       const res = await fetch(`${base}/api/users/${encodeURIComponent(user)}`);
       if (res.status !== 200) throw new Error(`stats for ${user}: HTTP ${res.status} ${await res.text()}`);
+      return /** @type {Promise<any>} */ (res.json());
+    },
+    /**
+     * The keys in `user`'s object storage and the size of each value (testHooks only).
+     * @param {string} user
+     * @returns {Promise<{ sizes: Record<string, number>, alarm: number | null }>}
+     */
+    async storage(user) {
+      const res = await fetch(`${base}/__test/storage?user=${encodeURIComponent(user)}`);
+      if (res.status !== 200) throw new Error(`storage of ${user}: HTTP ${res.status} ${await res.text()}`);
       return /** @type {Promise<any>} */ (res.json());
     },
     /**

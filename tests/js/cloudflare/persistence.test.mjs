@@ -88,3 +88,26 @@ test('after a restart on persisted storage: dead sockets reclaimed, nothing dupl
   await Promise.all(again.map((c) => c.closed));
   await waitFor(async () => (await second.stats('hank')).active === 0, { what: 'hank to hold no lease' });
 });
+
+test('a store in the old one-snapshot layout is read once, migrated to per-lease records, and its dead leases reclaimed', { timeout: 60_000 }, async () => {
+  const app = await startExample({ vars, testHooks: true });
+  cleanups.push(() => app.dispose());
+  // Only the old layout: a core snapshot with two leases whose sockets do not exist.
+  const reset = await fetch(`${app.base}/__test/legacy?user=old-hank&leases=2`);
+  assert.equal(reset.status, 500, 'the object was reset to read the old layout');
+
+  const stats = await app.stats('old-hank');
+  assert.equal(stats.stats.acquired, 2, 'the old snapshot was read (its counters are back)');
+  assert.equal(stats.stats.reconciled, 2, 'its leases had no sockets: reclaimed, not resurrected');
+  assert.equal(stats.active, 0);
+  const { sizes } = await app.storage('old-hank');
+  assert.deepEqual(Object.keys(sizes), ['socket-lease:meta'], 'the old keys are gone; only the meta record is left');
+
+  // The user has the full limit.
+  const held = [];
+  for (let i = 0; i < LIMIT; i++) held.push(await openOne(app, 'old-hank'));
+  assert.equal((await app.connect('old-hank')).status, 429);
+  assert.equal(Object.keys((await app.storage('old-hank')).sizes).length, LIMIT + 1);
+  for (const c of held) c.ws.close(1000);
+  await Promise.all(held.map((c) => c.closed));
+});

@@ -1,0 +1,152 @@
+// Test-only wrapper of examples/cloudflare/worker.js, loaded by the harness when a test
+// asks for `testHooks`. It imports the example unchanged and adds, in a subclass that
+// exists only here (no production path knows about any of it):
+//
+// - production storage limits: with the var TEST_STORAGE_LIMITS = "kv", every storage
+//   call is checked against the limits of a KV-backed Durable Object class (128 KiB per
+//   value, 2 KiB per key, 128 keys per call), which local workerd does not enforce.
+// - GET /__test/storage?user=<id>: the keys of that user's object storage and the size of
+//   each value, to check the layout.
+// - GET /__test/legacy?user=<id>&leases=<n>: replaces that user's storage with the layout
+//   of older versions of the adapter (one core snapshot holding n leases), then resets the
+//   object (ctx.abort, answered 500), so the next request rebuilds it from that layout.
+import worker, { SocketLeaseObject as ExampleObject } from '../../../examples/cloudflare/worker.js';
+import { LeaseRegistry } from '../../../js/workerd.mjs';
+
+const KV_MAX_VALUE_BYTES = 128 * 1024;
+const KV_MAX_KEY_BYTES = 2048;
+const KV_MAX_KEYS_PER_CALL = 128;
+
+/**
+ * Approximately what the runtime's V8 serialization of a value weighs: exact for bytes,
+ * the JSON length for plain records (within a few bytes of the real encoding).
+ * @param {unknown} value
+ */
+function valueSize(value) {
+  if (value instanceof Uint8Array || value instanceof ArrayBuffer) return value.byteLength;
+  if (typeof value === 'string') return new TextEncoder().encode(value).length;
+  return new TextEncoder().encode(JSON.stringify(value) ?? '').length;
+}
+
+/** @param {string} key */
+function checkKey(key) {
+  const size = new TextEncoder().encode(key).length;
+  if (size > KV_MAX_KEY_BYTES) throw new RangeError(`Keys cannot be larger than ${KV_MAX_KEY_BYTES} bytes. A key of size ${size} was provided.`);
+}
+
+/** @param {unknown[]} keys */
+function checkCount(keys) {
+  if (keys.length > KV_MAX_KEYS_PER_CALL) {
+    throw new RangeError(`Maximum number of keys is ${KV_MAX_KEYS_PER_CALL}. You provided ${keys.length}.`);
+  }
+}
+
+/** @param {unknown} value */
+function checkValue(value) {
+  const size = valueSize(value);
+  // The runtime allows 32 bytes of serialization tags on top of the advertised limit.
+  if (size > KV_MAX_VALUE_BYTES + 32) {
+    throw new RangeError(`Values cannot be larger than ${KV_MAX_VALUE_BYTES} bytes. A value of size ${size} was provided.`);
+  }
+}
+
+/**
+ * The storage of a KV-backed class in production: same calls, with its limits enforced.
+ * @param {DurableObjectStorage} storage
+ */
+function withKvLimits(storage) {
+  return new Proxy(storage, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      if (prop === 'put') {
+        return (/** @type {any} */ keyOrEntries, /** @type {any[]} */ ...rest) => {
+          if (typeof keyOrEntries === 'string') {
+            checkKey(keyOrEntries);
+            checkValue(rest[0]);
+          } else {
+            const entries = Object.entries(keyOrEntries);
+            checkCount(entries);
+            for (const [k, v] of entries) {
+              checkKey(k);
+              checkValue(v);
+            }
+          }
+          return value.call(target, keyOrEntries, ...rest);
+        };
+      }
+      if (prop === 'get' || prop === 'delete') {
+        return (/** @type {any} */ keys, /** @type {any[]} */ ...rest) => {
+          if (Array.isArray(keys)) checkCount(keys);
+          return value.call(target, keys, ...rest);
+        };
+      }
+      return value.bind(target);
+    },
+  });
+}
+
+/**
+ * The object's state with its storage replaced by the limit-checking one. (The state
+ * itself must stay the runtime's own object: the base class checks its type.)
+ * @param {DurableObjectState} ctx
+ * @param {Record<string, unknown>} env
+ */
+function testCtx(ctx, env) {
+  if (env.TEST_STORAGE_LIMITS === 'kv') {
+    Object.defineProperty(ctx, 'storage', { value: withKvLimits(ctx.storage), configurable: true });
+  }
+  return ctx;
+}
+
+export class SocketLeaseObject extends ExampleObject {
+  /**
+   * @param {DurableObjectState} ctx
+   * @param {Record<string, unknown>} env
+   */
+  constructor(ctx, env) {
+    super(testCtx(ctx, env), env);
+  }
+
+  /** @param {Request} request */
+  async fetch(request) {
+    const url = new URL(request.url);
+    if (url.pathname === '/__test/legacy') {
+      const user = url.searchParams.get('user') ?? '';
+      const n = Number(url.searchParams.get('leases'));
+      const reg = new LeaseRegistry({ maxUsers: 1, perUserLimit: Math.max(1, n) });
+      for (let i = 0; i < n; i++) reg.acquire(user);
+      await this.ctx.storage.deleteAll();
+      await this.ctx.storage.put({ 'socket-lease:snapshot': reg.snapshot(), 'socket-lease:user': user });
+      reg.free();
+      // Durable before the reset, which would drop unconfirmed writes.
+      await this.ctx.storage.sync();
+      this.ctx.abort('test: rebuild from the legacy storage layout');
+    }
+    if (url.pathname === '/__test/storage') {
+      const all = await this.ctx.storage.list();
+      /** @type {Record<string, number>} */
+      const sizes = {};
+      for (const [key, value] of all) sizes[key] = valueSize(value);
+      return Response.json({ sizes, alarm: await this.ctx.storage.getAlarm() });
+    }
+    return super.fetch(request);
+  }
+}
+
+export default {
+  /**
+   * @param {Request} request
+   * @param {any} env
+   * @param {ExecutionContext} ctx
+   */
+  async fetch(request, env, ctx) {
+    const url = new URL(request.url);
+    if (url.pathname.startsWith('/__test/')) {
+      const user = url.searchParams.get('user') ?? '';
+      const ns = env.SOCKET_LEASE;
+      return ns.get(ns.idFromName(user)).fetch(`https://socket-lease.internal${url.pathname}${url.search}`);
+    }
+    return worker.fetch(request, env, ctx);
+  },
+};
