@@ -2,6 +2,9 @@
 // asks for `testHooks`. It imports the example unchanged and adds, in a subclass that
 // exists only here (no production path knows about any of it):
 //
+// - lost close events: a client that sends LOSE_CLOSE gets its socket marked, and the
+//   runtime's webSocketClose / webSocketError for that socket are then swallowed, as on a
+//   host that never delivers them. Only reconciliation can reclaim its lease.
 // - production storage limits: with the var TEST_STORAGE_LIMITS = "kv", every storage
 //   call is checked against the limits of a KV-backed Durable Object class (128 KiB per
 //   value, 2 KiB per key, 128 keys per call), which local workerd does not enforce.
@@ -12,6 +15,13 @@
 //   object (ctx.abort, answered 500), so the next request rebuilds it from that layout.
 import worker, { SocketLeaseObject as ExampleObject } from '../../../examples/cloudflare/worker.js';
 import { LeaseRegistry } from '../../../js/workerd.mjs';
+
+// workerd accepts only handlers and classes as exports of the main module, so the tests
+// spell these two messages out themselves.
+/** Sent by a test client to have its socket's close event lost. */
+const LOSE_CLOSE = '{"type":"test:lose-close"}';
+/** The answer to LOSE_CLOSE once the mark is in the socket's attachment. */
+const CLOSE_WILL_BE_LOST = '{"type":"test:close-will-be-lost"}';
 
 const KV_MAX_VALUE_BYTES = 128 * 1024;
 const KV_MAX_KEY_BYTES = 2048;
@@ -99,6 +109,15 @@ function testCtx(ctx, env) {
   return ctx;
 }
 
+/** @param {WebSocket} ws */
+function closeIsLost(ws) {
+  try {
+    return ws.deserializeAttachment()?.testLoseClose === true;
+  } catch {
+    return false;
+  }
+}
+
 export class SocketLeaseObject extends ExampleObject {
   /**
    * @param {DurableObjectState} ctx
@@ -131,6 +150,40 @@ export class SocketLeaseObject extends ExampleObject {
       return Response.json({ sizes, alarm: await this.ctx.storage.getAlarm() });
     }
     return super.fetch(request);
+  }
+
+  /**
+   * @param {WebSocket} ws
+   * @param {string | ArrayBuffer} message
+   */
+  async webSocketMessage(ws, message) {
+    if (message === LOSE_CLOSE) {
+      const att = ws.deserializeAttachment();
+      ws.serializeAttachment({ ...att, testLoseClose: true });
+      ws.send(CLOSE_WILL_BE_LOST);
+      return;
+    }
+    return super.webSocketMessage(ws, message);
+  }
+
+  /**
+   * @param {WebSocket} ws
+   * @param {number} code
+   * @param {string} reason
+   * @param {boolean} wasClean
+   */
+  async webSocketClose(ws, code, reason, wasClean) {
+    if (closeIsLost(ws)) return;
+    return super.webSocketClose(ws, code, reason, wasClean);
+  }
+
+  /**
+   * @param {WebSocket} ws
+   * @param {unknown} error
+   */
+  async webSocketError(ws, error) {
+    if (closeIsLost(ws)) return;
+    return super.webSocketError(ws, error);
   }
 }
 

@@ -115,3 +115,101 @@ describe(`cloudflare: reclaiming (limit ${LIMIT}, TTL ${TTL_MS} ms)`, { timeout:
     await waitFor(async () => (await app.stats('gina')).active === 0, { what: 'gina to hold no lease' });
   });
 });
+
+// A close event that really goes missing inside a running object. The runtime always
+// reports a dropped TCP connection (webSocketClose with 1006, as in the first test), so
+// the loss is injected: the test worker (hooks-worker.mjs, test-only) swallows
+// webSocketClose and webSocketError for a socket whose client sent LOSE_CLOSE. The lease
+// is then held by a socket that no longer exists, and only reconciliation can free it.
+const LOSE_CLOSE = '{"type":"test:lose-close"}';
+const CLOSE_WILL_BE_LOST = '{"type":"test:close-will-be-lost"}';
+const LOST_TTL_MS = 8000;
+
+describe(`cloudflare: a lost close event (limit ${LIMIT}, TTL ${LOST_TTL_MS} ms)`, { timeout: 120_000 }, () => {
+  /** @type {App} */
+  let app;
+  before(async () => {
+    app = await startExample({
+      testHooks: true,
+      vars: { SOCKET_LEASE_LIMIT: String(LIMIT), SOCKET_LEASE_TTL_MS: String(LOST_TTL_MS) },
+    });
+  });
+  after(() => app?.dispose());
+
+  /**
+   * Opens `n` sockets for `user`, then drops the first one with its close event lost;
+   * returns the others and the lost lease, once the object holds a lease for a socket
+   * that is gone.
+   * @param {string} user
+   * @param {number} n
+   */
+  async function loseOne(user, n) {
+    const sockets = [];
+    for (let i = 0; i < n; i++) sockets.push(await openOne(app, user));
+    const lost = sockets.shift();
+    assert.ok(lost);
+    const marked = await new Promise((resolve) => {
+      lost.ws.once('message', (data) => resolve(data.toString()));
+      lost.ws.send(LOSE_CLOSE);
+    });
+    assert.equal(marked, CLOSE_WILL_BE_LOST);
+    lost.ws.terminate();
+    // The runtime knows the socket is gone; the object was never told.
+    const stats = await waitFor(async () => {
+      const s = await app.stats(user);
+      return s.socketsOpen === n - 1 ? s : null;
+    }, { what: 'the runtime to see the dropped socket' });
+    assert.equal(stats.active, n, 'the close event was lost: its lease is still held');
+    assert.ok(stats.leases.some((/** @type {{ id: string }} */ l) => l.id === lost.leaseId));
+    assert.equal(stats.stats.released, 0);
+    return { sockets, lostId: lost.leaseId };
+  }
+
+  test('at the limit, the next connect reconciles the lost lease away instead of refusing', async () => {
+    const { sockets, lostId } = await loseOne('lara', LIMIT);
+    const before = await app.stats('lara');
+
+    const next = await openOne(app, 'lara');
+    const stats = await app.stats('lara');
+    assert.equal(stats.stats.reconciled, 1, 'the lost lease was reconciled');
+    assert.equal(stats.stats.rejected, 0, 'no refusal');
+    assert.ok(!stats.leases.some((/** @type {{ id: string }} */ l) => l.id === lostId));
+    assert.deepEqual(
+      stats.leases.map((/** @type {{ id: string }} */ l) => l.id).sort(),
+      [...sockets.map((c) => c.leaseId), next.leaseId].sort(),
+    );
+    assert.equal(before.stats.reconciled, 0, 'nothing had reconciled it before the connect');
+    // The full limit, and no more.
+    assert.equal((await app.connect('lara')).status, 429);
+    const all = [...sockets, next];
+    for (const c of all) c.ws.close(1000);
+    await Promise.all(all.map((c) => c.closed));
+    await waitFor(async () => (await app.stats('lara')).active === 0, { what: 'lara to hold no lease' });
+    assert.equal((await app.stats('lara')).stats.unknownReleases, 0);
+  });
+
+  test('below the limit, the alarm reconciles the lost lease away with no connect; the user reconnects to the full limit', async () => {
+    const { sockets, lostId } = await loseOne('lars', 2);
+    // The other socket heartbeats, so that it is not what expires meanwhile.
+    const timer = setInterval(() => sockets[0].ws.send(HEARTBEAT_PING), LOST_TTL_MS / 8);
+    try {
+      // No connect from here on: only the alarm (a quarter TTL before the first expiry)
+      // can notice.
+      const stats = await waitFor(async () => {
+        const s = await app.stats('lars');
+        return s.active === 1 ? s : null;
+      }, { timeoutMs: 3 * LOST_TTL_MS, what: 'the alarm to reconcile the lost lease' });
+      assert.equal(stats.stats.reconciled, 1);
+      assert.equal(stats.stats.acquired, 2, 'no connect happened meanwhile');
+      assert.equal(stats.stats.expired, 0, 'reclaimed as a lease without a socket, not by expiry');
+      assert.deepEqual(stats.leases.map((/** @type {{ id: string }} */ l) => l.id), [sockets[0].leaseId]);
+      assert.ok(stats.leases.every((/** @type {{ id: string }} */ l) => l.id !== lostId));
+
+      await assertFullLimitAvailable(app, 'lars', 1);
+    } finally {
+      clearInterval(timer);
+    }
+    sockets[0].ws.close(1000);
+    await sockets[0].closed;
+  });
+});
