@@ -588,6 +588,8 @@ export class SocketLeaseObject extends DurableObject {
       leases: user?.leases ?? [],
       alarmAt: this.#alarmAt,
       objectStartedAt: this.#startedAt,
+      // The object's clock when it answered, to read the lease times above against.
+      now,
       stats: this.#registry.stats(),
     };
   }

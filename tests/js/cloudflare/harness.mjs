@@ -139,17 +139,18 @@ export async function startExample(opts = {}) {
  * socket, or `{ status, headers, body }` when the server refused it.
  * @param {string} url
  * @param {Set<WebSocket>} clients
- * @returns {Promise<{ ws: WebSocket, closed: Promise<{ code: number, reason: string }> } | { ws: null, status: number, headers: Record<string, string | string[] | undefined>, body: any }>}
+ * @returns {Promise<{ ws: WebSocket, closed: Promise<{ code: number, reason: string, at: number }> } | { ws: null, status: number, headers: Record<string, string | string[] | undefined>, body: any }>}
  */
 export function connect(url, clients) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { handshakeTimeout: 10_000 });
     clients.add(ws);
-    /** @type {Promise<{ code: number, reason: string }>} */
+    /** @type {Promise<{ code: number, reason: string, at: number }>} `at`: Date.now() when the close arrived */
     const closed = new Promise((done) => {
       ws.once('close', (code, reason) => {
+        const at = Date.now();
         clients.delete(ws);
-        done({ code, reason: reason.toString() });
+        done({ code, reason: reason.toString(), at });
       });
     });
     ws.once('open', () => resolve({ ws, closed }));

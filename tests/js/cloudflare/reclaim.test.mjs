@@ -2,6 +2,7 @@
 // short so the alarm runs within the test; every wait is a bounded poll for a condition.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { roundTrip, startExample, waitFor } from './harness.mjs';
 
 // The documented protocol (README, "Cloudflare Workers").
@@ -11,6 +12,7 @@ const HEARTBEAT_PONG = '{"type":"pong"}';
 
 const LIMIT = 3;
 const TTL_MS = 2000;
+const HEARTBEAT_MS = TTL_MS / 4;
 
 /** @typedef {Awaited<ReturnType<typeof startExample>>} App */
 
@@ -70,7 +72,7 @@ describe(`cloudflare: reclaiming (limit ${LIMIT}, TTL ${TTL_MS} ms)`, { timeout:
     await Promise.all(sockets.slice(1).map((c) => c.closed));
   });
 
-  test('a silent peer is closed with 4009 after the TTL; a heartbeating peer keeps its lease', async () => {
+  test('a silent peer is closed with 4009 no earlier than a TTL after its last message; a heartbeating peer keeps its lease', async (t) => {
     const silent = await openOne(app, 'gina');
     const beating = await openOne(app, 'gina');
     /** @type {{ code: number, reason: string } | null} */
@@ -80,24 +82,47 @@ describe(`cloudflare: reclaiming (limit ${LIMIT}, TTL ${TTL_MS} ms)`, { timeout:
     beating.ws.on('message', (data) => {
       if (data.toString() === HEARTBEAT_PONG) pongs++;
     });
-    // A client heartbeat well inside the TTL, as the README advises (TTL / 4).
-    const timer = setInterval(() => beating.ws.send(HEARTBEAT_PING), TTL_MS / 4);
+    // A client heartbeat well inside the TTL, as the README advises.
+    const timer = setInterval(() => beating.ws.send(HEARTBEAT_PING), HEARTBEAT_MS);
     try {
-      const { leases: [first] } = await app.stats('gina');
-      const acquiredAt = Math.min(first.acquiredAt, Date.now());
+      // The object's view of the silent lease after its last message (the echo above).
+      const first = await app.stats('gina');
+      const lease = first.leases.find((/** @type {{ id: string }} */ l) => l.id === silent.leaseId);
+      assert.ok(lease, 'the silent peer holds a lease');
+      assert.equal(lease.expiresAt - lease.touchedAt, TTL_MS, 'it expires one TTL after its last message');
+      const acquiredAt = Math.min(...first.leases.map((/** @type {{ acquiredAt: number }} */ l) => l.acquiredAt));
+
+      // Still open once more than half the TTL has passed since that message, as the
+      // object itself sees it: judged by the object's clock (`now` in its answer), not
+      // ours, so a slow machine cannot make this fail, only skip it.
+      await delay(Math.max(0, lease.touchedAt + TTL_MS / 2 - Date.now()));
+      const mid = await app.stats('gina');
+      if (mid.now < lease.expiresAt) {
+        const same = mid.leases.find((/** @type {{ id: string }} */ l) => l.id === silent.leaseId);
+        assert.deepEqual(same, lease, `${mid.now - lease.touchedAt} ms after its last message the silent lease is held, unrenewed`);
+        assert.equal(mid.socketsOpen, 2, 'and its socket is open');
+      } else {
+        t.diagnostic(`mid-TTL check skipped: the object answered ${mid.now - lease.expiresAt} ms after the expiry`);
+      }
 
       const closed = await silent.closed;
       assert.equal(closed.code, CLOSE_LEASE_EXPIRED, `silent peer close: ${JSON.stringify(closed)}`);
       assert.equal(closed.reason, 'lease expired or revoked; reconnect');
+      // Not before the expiry the object announced: one machine, one clock, and the close
+      // reaches the client after the object sent it.
+      assert.ok(
+        closed.at >= lease.expiresAt,
+        `closed ${lease.expiresAt - closed.at} ms before the lease's expiry (${closed.at - lease.touchedAt} ms after its last message, TTL ${TTL_MS} ms)`,
+      );
 
       // The heartbeating peer's lease is extended by the alarm from the runtime's record of
       // auto-answered heartbeats: wait until it has lived through two more TTLs.
       const stats = await waitFor(async () => {
         assert.equal(beatingClosed, null, 'the heartbeating peer must stay open');
         const s = await app.stats('gina');
-        const lease = s.leases.find((/** @type {{ id: string }} */ l) => l.id === beating.leaseId);
-        assert.ok(lease, 'the heartbeating peer must keep its lease');
-        return lease.touchedAt >= acquiredAt + 2 * TTL_MS ? s : null;
+        const l = s.leases.find((/** @type {{ id: string }} */ x) => x.id === beating.leaseId);
+        assert.ok(l, 'the heartbeating peer must keep its lease');
+        return l.touchedAt >= acquiredAt + 2 * TTL_MS ? s : null;
       }, { what: 'the heartbeating lease to be extended past two TTLs' });
       assert.equal(stats.active, 1);
       assert.equal(stats.socketsOpen, 1);
