@@ -4,10 +4,10 @@
 //
 // A refused upgrade is an HTTP 429 with `Retry-After` and a JSON body, but a browser's
 // WebSocket API exposes none of it (only a close with code 1006). So when a socket fails
-// before opening, the page asks the server's per-user view why: at `active >= limit` the
-// reason is `user-limit`, and the retry time is when the oldest lease would expire, which
-// is how the server computes `Retry-After`. `/metrics` confirms it was a 429 (the
-// `socket_lease_upgrades_total{status="429"}` counter went up).
+// before opening, the page reads the server's own record of that user's last refusal
+// (`lastRefusal` in `/api/users/:userId`: status, reason, limit, active, Retry-After,
+// kept by the guard) instead of guessing from counters and the browser's clock. Its `seq`
+// tells a refusal this page has not shown yet from an older one.
 import { Timeline } from './chart.mjs';
 import { clock, gauge, h, idView, leaseIds, renderLog, rerender } from './ui.mjs';
 import { gaugeLevel } from './sim.mjs';
@@ -80,6 +80,8 @@ export function mountLive() {
 
   /** @type {Map<number, LiveSocket>} */
   const sockets = new Map();
+  /** @type {Map<string, number>} the newest refusal `seq` already known, per user */
+  const seenRefusals = new Map();
   let opened = 0;
   let seq = 0;
   /** @type {{ seq: number, at: number, host: string, type: string, text: string }[]} */
@@ -122,6 +124,9 @@ export function mountLive() {
       return;
     }
     const n = ++opened;
+    // Refusals on record before this socket: the poll's view, or what the page showed.
+    const viewSeq = userView && userView.userId === userId ? (userView.lastRefusal?.seq ?? 0) : 0;
+    const seqBefore = Math.max(seenRefusals.get(userId) ?? 0, viewSeq);
     /** @type {LiveSocket} */
     const sock = { n, userId, ws: new WebSocket(wsUrl(userId)), state: 'connecting', leaseId: null, lastEcho: null };
     sockets.set(n, sock);
@@ -153,7 +158,7 @@ export function mountLive() {
     sock.ws.addEventListener('close', (event) => {
       sockets.delete(n);
       if (!wasOpen) {
-        void explainRefusal(n, userId);
+        void explainRefusal(n, userId, seqBefore);
       } else {
         /** @type {Record<number, string>} */
         const why = {
@@ -172,36 +177,41 @@ export function mountLive() {
   }
 
   /**
-   * The upgrade was refused before the WebSocket opened; ask the server why.
+   * The socket closed before opening; read the server's record of the user's last
+   * refusal. A record newer than the one known when the socket was opened is this
+   * socket's answer (or a simultaneous one for the same user: the same answer).
    * @param {number} n
    * @param {string} userId
+   * @param {number} seqBefore  the newest refusal `seq` this page knew of for the user
    */
-  async function explainRefusal(n, userId) {
-    const before = metrics.get('socket_lease_upgrades_total{status="429"}') ?? 0;
-    const [view, after] = await Promise.all([fetchJson(`/api/users/${encodeURIComponent(userId)}`), fetchMetrics()]);
-    const refused429 = after ? (after.get('socket_lease_upgrades_total{status="429"}') ?? 0) > before : false;
-    let reason = 'refused before the upgrade';
-    let retry = '';
-    if (view && view.active >= view.limit) {
-      reason = 'user-limit';
-      const earliest = Math.min(...view.leases.map((/** @type {any} */ l) => l.expiresAt));
-      const seconds = Math.max(1, Math.ceil((earliest - Date.now()) / 1000));
-      retry = `Retry-After ${seconds} s`;
-    } else if (after && (after.get('socket_lease_rejected_total{reason="global-limit"}') ?? 0) > 0) {
-      reason = 'global-limit';
+  async function explainRefusal(n, userId, seqBefore) {
+    const view = await fetchJson(`/api/users/${encodeURIComponent(userId)}`);
+    /** @type {{ status: number, reason: string, limit: number | null, active: number | null, retryAfterMs: number, retryAfterS: number, at: number, seq: number } | null} */
+    const last = view?.lastRefusal ?? null;
+    if (!last || last.seq <= seqBefore) {
+      const text = `Socket #${n} for ${userId} closed before opening, and the server recorded no new refusal for ${userId}: a network error, or the server is gone.`;
+      refusalBox.replaceChildren(h('strong', {}, 'Not connected: '), h('span', { dataset: { testid: 'refusal-reason' } }, 'no refusal on record'));
+      refusalBox.hidden = false;
+      note('client', 'failed', text);
+      statusLine.textContent = text;
+      return;
     }
-    const text = `Socket #${n} for ${userId} refused${refused429 ? ' with HTTP 429' : ''} before the upgrade: ${reason}${view ? ` (${view.active} of ${view.limit} leases held)` : ''}${retry ? `, ${retry}` : ''}.`;
+    seenRefusals.set(userId, Math.max(seenRefusals.get(userId) ?? 0, last.seq));
+    const held =
+      last.limit === null ? '' : last.reason === 'global-limit' ? ` (${last.active} of ${last.limit} held, all users)` : ` (${last.active} of ${last.limit} held)`;
+    const retry = `Retry-After ${last.retryAfterS} s`;
+    const text = `Socket #${n} for ${userId} refused with HTTP ${last.status} before the upgrade: ${last.reason}${held}, ${retry}.`;
     refusalBox.replaceChildren(
-      h('strong', {}, 'Refused: '),
-      h('span', { dataset: { testid: 'refusal-reason' } }, reason),
-      view ? h('span', {}, ` (${view.active} of ${view.limit} held)`) : '',
-      retry ? h('span', {}, ' · ', h('span', { dataset: { testid: 'refusal-retry' } }, retry)) : '',
+      h('strong', {}, `Refused (HTTP ${last.status}): `),
+      h('span', { dataset: { testid: 'refusal-reason' } }, last.reason),
+      held ? h('span', { dataset: { testid: 'refusal-held' } }, held) : '',
+      h('span', {}, ' · ', h('span', { dataset: { testid: 'refusal-retry' } }, retry)),
       h(
         'p',
         { class: 'muted' },
-        refused429
-          ? 'The server answered HTTP 429 with Retry-After before upgrading, not a 1011 "internal error" after it. The retry time is when the oldest lease expires if its heartbeats stop; while those sockets stay open and answer pings, their slots are really in use.'
-          : 'The socket closed before opening; the server view above shows why.',
+        last.status === 429
+          ? 'The server answered HTTP 429 with Retry-After before upgrading, not a 1011 "internal error" after it. A browser cannot read that answer (its WebSocket only reports code 1006), so this is the server\u2019s own record of it, from /api/users. For a limit, the retry time is when the oldest lease expires if its heartbeats stop; while those sockets stay open and answer pings, their slots are really in use.'
+          : 'The server could not take the connection just now (shutting down, or its lease store failed); retry after the time it gave.',
       ),
     );
     refusalBox.hidden = false;

@@ -206,6 +206,9 @@ export async function createDemoServer(options = {}) {
         active: stats.active,
         limit: stats.limit,
         socketsOpen,
+        // What this host last answered the user's refused upgrade (a browser cannot read
+        // the 429 itself), or null.
+        lastRefusal: guard.lastRefusal(userId),
         leases: stats.leases.map((/** @type {import('socket-lease').Lease} */ l) => ({
           id: l.id,
           runId: l.runId,

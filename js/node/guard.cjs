@@ -22,6 +22,7 @@ const { LeaseRegistry } = require('../node.cjs');
 /** @typedef {import('./index.js').LogLevel} LogLevel */
 /** @typedef {import('./index.js').EventLoggerOptions} EventLoggerOptions */
 /** @typedef {import('./index.js').RevokedLease} RevokedLease */
+/** @typedef {import('./index.js').LastRefusal} LastRefusal */
 /** @typedef {import('socket-lease').Lease} Lease */
 /** @typedef {import('socket-lease').LeaseEvent} LeaseEvent */
 /** @typedef {import('node:http').IncomingMessage} IncomingMessage */
@@ -175,6 +176,15 @@ class LeaseGuard {
   #sweeping = false;
   /** @type {Promise<void> | null} */ #closePromise = null;
   /** @type {Array<() => void>} */ #detachers = [];
+  /**
+   * The last refusal of each recently refused user, least recently refused first (a Map
+   * keeps insertion order), capped at #refusalMemory entries. A browser's WebSocket sees a
+   * refused upgrade only as code 1006; this is where a host can read the real answer.
+   * @type {Map<string, LastRefusal>}
+   */
+  #refusals = new Map();
+  #refusalMemory;
+  #refusalSeq = 0;
   #stats = {
     upgrades: { 101: 0, 400: 0, 401: 0, 429: 0, 500: 0, 503: 0 },
     released: 0,
@@ -196,6 +206,7 @@ class LeaseGuard {
     this.#heartbeatMs = checkMs(options.heartbeatMs ?? 30_000, 'heartbeatMs', 10);
     this.#sweepMs = checkMs(options.sweepMs ?? this.#heartbeatMs, 'sweepMs', 10);
     this.#closeGraceMs = checkMs(options.closeGraceMs ?? 2_000, 'closeGraceMs', 0);
+    this.#refusalMemory = checkMs(options.refusalMemory ?? 1_000, 'refusalMemory', 0);
     const touchMs = options.messageTouchMs ?? 1_000;
     this.#messageTouchMs = touchMs === false ? false : checkMs(touchMs, 'messageTouchMs', 0);
     // Without a host clock the store's own Date.now() is the same time, and leaving `now`
@@ -314,6 +325,15 @@ class LeaseGuard {
     return this.#byWs.keys();
   }
 
+  /**
+   * @param {string} userId
+   * @returns {LastRefusal | null}
+   */
+  lastRefusal(userId) {
+    const r = this.#refusals.get(userId);
+    return r ? { ...r } : null;
+  }
+
   /** @returns {GuardStats} */
   stats() {
     const s = this.#stats;
@@ -405,7 +425,7 @@ class LeaseGuard {
     }
     if (typeof userId !== 'string' || userId === '') return this.#refuse(socket, 401, { reason: 'unauthorized' });
     if (socket.destroyed) return;
-    if (this.#closePromise) return this.#refuse(socket, 503, { reason: 'shutting-down' }, 1);
+    if (this.#closePromise) return this.#refuseUser(socket, userId, 503, { reason: 'shutting-down' }, 1000);
 
     /** @type {string} */ let leaseId;
     let handle = -1;
@@ -436,19 +456,19 @@ class LeaseGuard {
         return this.#refuse(socket, 400, { reason: 'invalid-user-id' });
       }
       this.#storeError('acquire', err);
-      return this.#refuse(socket, 503, { reason: 'store-unavailable' }, 1);
+      return this.#refuseUser(socket, userId, 503, { reason: 'store-unavailable' }, 1000);
     }
 
     if (refusal || (this.#registry && handle < 0)) {
       if (!refusal) {
         this.#storeError('acquire', new Error(`refusal code ${handle} without lastRefusal()`));
-        return this.#refuse(socket, 503, { reason: 'store-unavailable' }, 1);
+        return this.#refuseUser(socket, userId, 503, { reason: 'store-unavailable' }, 1000);
       }
       // The quota answer: explicit, before any WebSocket exists, with when to retry.
       const { reason, limit, active } = refusal;
       const seconds = Math.max(1, Math.ceil(refusal.retryAfterMs / 1000));
       this.#log('debug', 'upgrade refused', { userId, reason, limit, active, retryAfterS: seconds });
-      return this.#refuse(socket, 429, { reason, limit, active }, seconds);
+      return this.#refuseUser(socket, userId, 429, { reason, limit, active }, refusal.retryAfterMs);
     }
 
     for (const id of evicted) this.#evicted(id);
@@ -477,7 +497,7 @@ class LeaseGuard {
     }
     if (this.#closePromise) {
       this.#finish(conn);
-      return this.#refuse(socket, 503, { reason: 'shutting-down' }, 1);
+      return this.#refuseUser(socket, userId, 503, { reason: 'shutting-down' }, 1000);
     }
 
     // If ws drops the socket without calling back (peer sent FIN meanwhile), the socket's
@@ -731,6 +751,34 @@ class LeaseGuard {
   #refuse(socket, status, body, retryAfterS) {
     this.#stats.upgrades[status]++;
     this.#respond(socket, status, body, retryAfterS === undefined ? {} : { 'Retry-After': String(retryAfterS) });
+  }
+
+  /**
+   * #refuse for a known user, remembering the answer for lastRefusal(userId).
+   * @param {Duplex} socket
+   * @param {string} userId
+   * @param {429 | 503} status
+   * @param {{ reason: string, limit?: number, active?: number }} body
+   * @param {number} retryAfterMs
+   */
+  #refuseUser(socket, userId, status, body, retryAfterMs) {
+    const retryAfterS = Math.max(1, Math.ceil(retryAfterMs / 1000));
+    if (this.#refusalMemory > 0) {
+      const refusals = this.#refusals;
+      refusals.delete(userId);
+      refusals.set(userId, {
+        status,
+        reason: body.reason,
+        limit: body.limit ?? null,
+        active: body.active ?? null,
+        retryAfterMs,
+        retryAfterS,
+        at: this.#now(),
+        seq: ++this.#refusalSeq,
+      });
+      if (refusals.size > this.#refusalMemory) refusals.delete(/** @type {string} */ (refusals.keys().next().value));
+    }
+    this.#refuse(socket, status, body, retryAfterS);
   }
 
   /**

@@ -36,6 +36,30 @@ export interface RevokedLease {
   reason: 'evicted' | 'released' | 'expired';
 }
 
+/**
+ * The last upgrade the guard refused for one user (once `userId(req)` had named the user).
+ * A browser's `WebSocket` sees a refused upgrade only as a close with code 1006; a host can
+ * serve this record to tell the page what really happened.
+ */
+export interface LastRefusal {
+  /** 429 for a quota answer; 503 while the guard is closing or when the store failed. */
+  status: 429 | 503;
+  /** As in the response body: `user-limit`, `global-limit`, `user-table-full`, `shutting-down`, `store-unavailable`. */
+  reason: string;
+  /** The limit that refused (the user's, or the global one for `global-limit`); null for a 503. */
+  limit: number | null;
+  /** Leases counted against that limit at the refusal; null for a 503. */
+  active: number | null;
+  /** From the store: when a retry can succeed (for a limit, when the oldest lease expires unless renewed); 1000 for a 503. */
+  retryAfterMs: number;
+  /** The `Retry-After` header that was sent: `max(1, ceil(retryAfterMs / 1000))`. */
+  retryAfterS: number;
+  /** The guard's clock at the refusal (ms since the epoch; the `clock` option when given). */
+  at: number;
+  /** Increases with every refusal the guard records, across users: tells a new refusal from one already seen. */
+  seq: number;
+}
+
 /** Close codes the guard sends. The guard never sends 1011 for a quota decision. */
 export declare const CloseCodes: {
   /** `close()`: the server is shutting down; reconnect later (possibly to another node). */
@@ -94,6 +118,11 @@ export interface LeaseGuardOptions {
   messageTouchMs?: number | false;
   /** `close()` waits this long for close handshakes before terminating sockets (default 2000). */
   closeGraceMs?: number;
+  /**
+   * How many users' last refusal `lastRefusal(userId)` remembers (default 1000; 0: none).
+   * The user refused least recently is forgotten first, so memory stays bounded.
+   */
+  refusalMemory?: number;
   /** Where the guard's JSON lines go (default `console`). */
   logger?: GuardLogger;
   /** Minimum level logged (default `info`). */
@@ -155,6 +184,12 @@ export declare class LeaseGuard {
   userIdOf(ws: WebSocket): string | undefined;
   /** The sockets the guard holds open. */
   sockets(): IterableIterator<WebSocket>;
+  /**
+   * The user's last refused upgrade (429 or 503), or null: never refused, or forgotten
+   * (more than `refusalMemory` users were refused since). Kept by this guard only, not
+   * shared through the store.
+   */
+  lastRefusal(userId: string): LastRefusal | null;
   stats(): GuardStats;
   /** The store's metrics plus the guard's `socket_lease_sockets_open` and counters. */
   metrics(): Promise<string>;

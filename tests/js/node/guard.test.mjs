@@ -348,6 +348,65 @@ test('global limit: the refusal says global-limit, with the global numbers', asy
   assertNoLeak(registryOf(demo));
 });
 
+test('lastRefusal: the guard remembers each user\'s last refused upgrade exactly as answered, for the most recently refused users only', async (t) => {
+  const clock = steppingClock();
+  const demo = await startDemo(t, { limit: 1, ttlMs: 60_000, guard: { clock, refusalMemory: 2 } });
+  assert.equal(demo.guard.lastRefusal('uma'), null, 'never refused');
+  /** @type {Map<string, import('ws').WebSocket>} */
+  const holders = new Map();
+  /** Holds the user's only slot, then gets refused once; returns the refusal as the client saw it. */
+  const refuse = async (/** @type {string} */ user) => {
+    if (!holders.has(user)) holders.set(user, await open(`${demo.wsUrl}?user=${user}`));
+    const r = await connect(`${demo.wsUrl}?user=${user}`);
+    assert.ok(!r.ok);
+    return r;
+  };
+  const seen = await refuse('uma');
+  const uma = demo.guard.lastRefusal('uma');
+  assert.ok(uma);
+  assert.deepEqual({ ...uma, retryAfterMs: 0, at: 0 }, { status: 429, reason: 'user-limit', limit: 1, active: 1, retryAfterMs: 0, retryAfterS: Number(seen.headers['retry-after']), at: 0, seq: 1 });
+  assert.deepEqual(JSON.parse(seen.body), { reason: uma.reason, limit: uma.limit, active: uma.active });
+  assert.equal(uma.retryAfterS, Math.max(1, Math.ceil(uma.retryAfterMs / 1000)));
+  assert.ok(uma.retryAfterMs > 0 && uma.retryAfterMs <= 60_000);
+  assert.ok(uma.at > 0 && uma.at <= clock(), "the guard's clock");
+  // The demo serves it with the user's view.
+  const view = JSON.parse((await getText(`${demo.url}/api/users/uma`)).text);
+  assert.deepEqual(view.lastRefusal, uma);
+  assert.equal(JSON.parse((await getText(`${demo.url}/api/users/nobody`)).text).lastRefusal, null);
+
+  // Capped at refusalMemory users; the user refused least recently is forgotten first.
+  await refuse('vic');
+  await refuse('uma'); // uma is now the most recent
+  await refuse('wes'); // vic goes
+  assert.equal(demo.guard.lastRefusal('vic'), null);
+  assert.equal(demo.guard.lastRefusal('uma')?.seq, 3);
+  assert.equal(demo.guard.lastRefusal('wes')?.seq, 4);
+  for (const ws of holders.values()) ws.close();
+  await waitFor(() => registryOf(demo).stats().active === 0, 'all released');
+
+  // A store failure is remembered as the 503 it was answered with.
+  class BrokenStore extends AsyncStore {
+    async acquire() {
+      throw new Error('store down');
+    }
+  }
+  const store = new BrokenStore({ perUserLimit: 5 });
+  const broken = await startDemo(t, { guard: { store } });
+  t.after(() => store.registry.free());
+  const r = await connect(`${broken.wsUrl}?user=zed`);
+  assert.ok(!r.ok);
+  assert.equal(r.status, 503);
+  assert.deepEqual({ ...broken.guard.lastRefusal('zed'), at: 0 }, { status: 503, reason: 'store-unavailable', limit: null, active: null, retryAfterMs: 1000, retryAfterS: 1, at: 0, seq: 1 });
+
+  assert.throws(() => createLeaseGuard({ userId: () => 'a', refusalMemory: -1 }), /refusalMemory must be an integer/);
+  const none = await startDemo(t, { limit: 1, guard: { refusalMemory: 0 } });
+  const one = await open(`${none.wsUrl}?user=amy`);
+  assert.equal((await connect(`${none.wsUrl}?user=amy`)).ok, false);
+  assert.equal(none.guard.lastRefusal('amy'), null, 'refusalMemory 0 keeps nothing');
+  one.close();
+  await closed(one);
+});
+
 test('evict-oldest: the 6th connect succeeds and the oldest socket is closed with 4008 and a reason', async (t) => {
   const { logger, lines } = memoryConsole();
   const demo = await startDemo(t, { limit: 5, policy: 'evict-oldest', logger, logLevel: 'info', guard: { clock: steppingClock() } });
@@ -607,8 +666,10 @@ test('/metrics reflects the counters; /healthz reports counts; /api/users/:userI
   assert.equal(user.leases.length, 1);
   assert.equal(user.leases[0].id, demo.guard.leaseOf([...demo.guard.sockets()][0])?.id);
   assert.match(user.leases[0].threadId, /^thread_/);
+  assert.deepEqual({ ...user.lastRefusal, at: 0, retryAfterMs: 0 }, { status: 429, reason: 'user-limit', limit: 2, active: 2, retryAfterMs: 0, retryAfterS: user.lastRefusal.retryAfterS, at: 0, seq: 1 });
   const nobody = JSON.parse((await getText(`${demo.url}/api/users/nobody`)).text);
   assert.equal(nobody.active, 0);
+  assert.equal(nobody.lastRefusal, null);
   assert.equal((await getText(`${demo.url}/api/users/${'x'.repeat(300)}`)).status, 400);
   b.close();
   await waitFor(() => registryOf(demo).stats().active === 0, 'all released');

@@ -8,6 +8,8 @@ import WebSocket from 'ws';
 import { eventually, launchBrowser, screenshotPath, startServer, watchErrors } from './harness.mjs';
 
 const SERVER_LIMIT = 3;
+// Above any one user's limit: the global-limit test fills it with two users.
+const SERVER_GLOBAL_LIMIT = 4;
 // Long TTL and heartbeat: no ping renews a lease while a test compares retry times.
 const SERVER_TTL_MS = 600_000;
 // A ceiling per test for a loaded machine; the tests themselves never wait on time.
@@ -23,6 +25,7 @@ const contexts = [];
 before(async () => {
   server = await startServer({
     SOCKET_LEASE_LIMIT: String(SERVER_LIMIT),
+    SOCKET_LEASE_GLOBAL_LIMIT: String(SERVER_GLOBAL_LIMIT),
     SOCKET_LEASE_TTL_MS: String(SERVER_TTL_MS),
     SOCKET_LEASE_HEARTBEAT_MS: String(SERVER_TTL_MS - 10_000),
   });
@@ -82,7 +85,21 @@ async function unlabelledControls(/** @type {import('playwright-core').Page} */ 
 async function serverUser(userId) {
   const res = await fetch(`${server.url}/api/users/${encodeURIComponent(userId)}`);
   assert.equal(res.status, 200);
-  return /** @type {Promise<{ active: number, limit: number, socketsOpen: number, leases: { id: string }[] }>} */ (res.json());
+  return /** @type {Promise<{ active: number, limit: number, socketsOpen: number, leases: { id: string }[], lastRefusal: LastRefusal | null }>} */ (res.json());
+}
+
+/** @typedef {import('socket-lease/node').LastRefusal} LastRefusal */
+
+/** A socket held by this Node process (not the page). @param {string} userId */
+function openFromNode(userId) {
+  return /** @type {Promise<WebSocket>} */ (
+    new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws?user=${encodeURIComponent(userId)}`);
+      ws.once('open', () => resolve(ws));
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode} for ${userId}`)));
+    })
+  );
 }
 
 test('simulation, limit 5: six connections give five leases and one refusal; close and reopen is accepted; a killed one is reclaimed after its TTL', TIMEOUT, async () => {
@@ -286,16 +303,22 @@ test('live: a refused upgrade is shown with its reason and retry time, matching 
   await connect.click();
   const refusal = page.locator('#live-refusal');
   await refusal.waitFor({ state: 'visible', timeout: 10_000 });
-  assert.equal(await refusal.locator('[data-testid="refusal-reason"]').innerText(), 'user-limit');
+  // What the page shows is the server's own record of that refusal, exactly.
+  const record = (await serverUser(user)).lastRefusal;
+  assert.ok(record);
+  assert.deepEqual([record.status, record.reason, record.limit, record.active], [429, 'user-limit', SERVER_LIMIT, SERVER_LIMIT]);
+  assert.equal(await refusal.locator('[data-testid="refusal-reason"]').innerText(), record.reason);
+  assert.equal(await refusal.locator('[data-testid="refusal-retry"]').innerText(), `Retry-After ${record.retryAfterS} s`);
   assert.match(await refusal.innerText(), /\(3 of 3 held\)/);
   assert.match(await refusal.innerText(), /HTTP 429 with Retry-After/);
-  const retry = /Retry-After (\d+) s/.exec(await refusal.locator('[data-testid="refusal-retry"]').innerText());
-  assert.ok(retry);
-  const pageSeconds = Number(retry[1]);
-  assert.ok(pageSeconds >= 1 && pageSeconds <= SERVER_TTL_MS / 1000, `retry ${pageSeconds} s within the TTL`);
-  assert.match(await page.locator('#live-log [data-type="rejected"]').innerText(), /refused with HTTP 429 before the upgrade: user-limit/);
+  assert.ok(record.retryAfterS >= 1 && record.retryAfterS <= SERVER_TTL_MS / 1000, `retry ${record.retryAfterS} s within the TTL`);
+  assert.match(
+    await page.locator('#live-log [data-type="rejected"]').innerText(),
+    new RegExp(`refused with HTTP 429 before the upgrade: user-limit \\(3 of 3 held\\), Retry-After ${record.retryAfterS} s`),
+  );
 
-  // The same request from Node sees what the browser could not: status, header and body.
+  // The same request from Node sees what the browser could not: status, header and body,
+  // and the server's record of that (newer) refusal says the same.
   const answer = await new Promise((resolve, reject) => {
     const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws?user=${user}`);
     ws.on('unexpected-response', (_req, res) => {
@@ -309,8 +332,9 @@ test('live: a refused upgrade is shown with its reason and retry time, matching 
   });
   assert.equal(answer.status, 429);
   assert.deepEqual(answer.body, { reason: 'user-limit', limit: SERVER_LIMIT, active: SERVER_LIMIT });
-  // Both count down to the same expiry; the page asked a moment earlier.
-  assert.ok(Math.abs(answer.retryAfter - pageSeconds) <= 2, `page ${pageSeconds} s vs server ${answer.retryAfter} s`);
+  const newer = (await serverUser(user)).lastRefusal;
+  assert.ok(newer && newer.seq > record.seq);
+  assert.equal(answer.retryAfter, newer.retryAfterS);
   await eventually(
     text(page.locator('[data-metric="socket_lease_upgrades_total{status=\\"429\\"}"] dd')),
     (t) => Number(t) >= 2,
@@ -322,6 +346,34 @@ test('live: a refused upgrade is shown with its reason and retry time, matching 
   for (let i = 1; i <= SERVER_LIMIT; i++) await page.getByRole('button', { name: `Disconnect socket #${i}` }).click();
   await eventually(attr(page.locator('[data-testid="server-gauge"]'), 'aria-valuenow'), (v) => v === '0', 'all released');
   assert.equal((await serverUser(user)).active, 0);
+  assert.deepEqual(errors.problems, []);
+});
+
+test('live: a refusal at the global limit shows the server\u2019s own reason, numbers and Retry-After, though the user holds nothing', TIMEOUT, async () => {
+  const user = 'live-carol';
+  const { page, errors } = await openPage({ width: 1280, height: 900 }, '#live');
+  errors.allow(/WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws\?user=live-carol' failed: .*429/);
+  await eventually(text(page.locator('#live-status')), (t) => /Connected to the demo server/.test(t), 'server detected');
+  // Two other users, connected from Node, fill the global limit; live-carol holds nothing,
+  // so nothing in her own view explains the refusal.
+  const fillers = [];
+  for (const u of ['filler-1', 'filler-1', 'filler-2', 'filler-2']) fillers.push(await openFromNode(u));
+  await page.getByLabel('User id').fill(user);
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
+  const refusal = page.locator('#live-refusal');
+  await refusal.waitFor({ state: 'visible', timeout: 10_000 });
+  const viewed = await serverUser(user);
+  assert.equal(viewed.active, 0);
+  const record = viewed.lastRefusal;
+  assert.ok(record);
+  assert.deepEqual([record.status, record.reason, record.limit, record.active], [429, 'global-limit', SERVER_GLOBAL_LIMIT, SERVER_GLOBAL_LIMIT]);
+  assert.equal(await refusal.locator('[data-testid="refusal-reason"]').innerText(), 'global-limit');
+  assert.equal(await refusal.locator('[data-testid="refusal-held"]').innerText(), ` (${SERVER_GLOBAL_LIMIT} of ${SERVER_GLOBAL_LIMIT} held, all users)`);
+  assert.equal(await refusal.locator('[data-testid="refusal-retry"]').innerText(), `Retry-After ${record.retryAfterS} s`);
+  await page.screenshot({ path: screenshotPath('live-refused-global.png'), fullPage: true });
+
+  await Promise.all(fillers.map((ws) => new Promise((resolve) => (ws.once('close', resolve), ws.close()))));
+  for (const u of ['filler-1', 'filler-2']) await eventually(() => serverUser(u), (v) => v.active === 0, `${u} released`);
   assert.deepEqual(errors.problems, []);
 });
 
