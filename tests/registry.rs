@@ -521,20 +521,22 @@ fn churn_does_not_grow_the_expiry_heap_without_bound() {
 #[test]
 fn idle_users_are_kept_for_reuse_then_purged() {
     let mut reg = registry(limit(2));
-    let ids: Vec<u128> = (0..5_000)
+    // More users than the idle slack (65,536), so releasing them all forces a purge.
+    let ids: Vec<u128> = (0..70_000)
         .map(|i| grant(&mut reg, &format!("user{i}"), 0))
         .collect();
-    reg.check_invariants();
-    for (i, uuid) in ids.iter().enumerate() {
+    for uuid in &ids {
         assert!(reg.release(&conn(*uuid), 1).unwrap());
-        if i % 500 == 0 {
-            reg.check_invariants(); // bounds idle entries to 2 x active + slack
-        }
     }
     assert_eq!(reg.stats().users, 0);
+    assert!(
+        reg.user_entries() <= 65_536 + 1,
+        "idle entries were not purged: {}",
+        reg.user_entries()
+    );
     reg.check_invariants();
     // Users whose entries were purged, and users still idle, acquire as before.
-    for i in (0..5_000).step_by(7) {
+    for i in (0..70_000).step_by(97) {
         grant(&mut reg, &format!("user{i}"), 2);
         grant(&mut reg, &format!("user{i}"), 2);
         assert!(matches!(

@@ -36,14 +36,36 @@ const TOKEN_GENERATION_MASK: u32 = (1 << 20) - 1;
 /// Users whose last lease went away keep their table entry (and its allocations) for
 /// reuse, since the same user usually reconnects; idle entries are purged in one pass
 /// once they outnumber active users by this much, so memory stays bounded.
-const IDLE_USER_SLACK: usize = 1024;
+/// Sized for churn across many users (a host where most users come and go): at about
+/// 100 bytes per idle entry the slack is bounded by a few MiB.
+const IDLE_USER_SLACK: usize = 65_536;
+
+/// A 128-bit id kept as two halves: `u128` is 16-byte aligned on wasm32, which would pad
+/// every slot from 56 to 64 bytes (the slab is the bulk of memory per lease).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Id128 {
+    hi: u64,
+    lo: u64,
+}
+
+impl Id128 {
+    fn new(v: u128) -> Self {
+        Self {
+            hi: (v >> 64) as u64,
+            lo: v as u64,
+        }
+    }
+
+    fn get(self) -> u128 {
+        (u128::from(self.hi) << 64) | u128::from(self.lo)
+    }
+}
 
 /// A lease as stored.
 #[derive(Debug, Clone)]
 struct Slot {
-    uuid: u128,
+    uuid: Id128,
     user: u32,
-    key: Option<Box<str>>,
     acquired_at: u64,
     touched_at: u64,
     expires_at: u64,
@@ -52,6 +74,9 @@ struct Slot {
     /// Position in the owner's `leases` vector, for O(1) removal.
     pos: u32,
     live: bool,
+    /// Whether the lease has a connection key. The key itself lives only in the owner's
+    /// `keys` map (one allocation, not two), found there by handle when needed.
+    keyed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -368,9 +393,9 @@ impl<E: Entropy> Registry<E> {
         let expires_at = now + self.options.ttl_ms;
         let pos = self.users[u as usize].leases.len() as u32;
         let slot = Slot {
-            uuid,
+            uuid: Id128::new(uuid),
             user: u,
-            key: key.map(Into::into),
+            keyed: key.is_some(),
             acquired_at: now,
             touched_at: now,
             expires_at,
@@ -426,9 +451,9 @@ impl<E: Entropy> Registry<E> {
         let key = |h: &u32| {
             let s = &self.slots[*h as usize];
             match self.options.on_limit {
-                Policy::EvictIdle => (s.touched_at, s.uuid),
+                Policy::EvictIdle => (s.touched_at, s.uuid.get()),
                 // uuids are monotonic, so they break acquire-time ties in acquire order.
-                _ => (s.acquired_at, s.uuid),
+                _ => (s.acquired_at, s.uuid.get()),
             }
         };
         leases.iter().copied().min_by_key(key)
@@ -439,16 +464,17 @@ impl<E: Entropy> Registry<E> {
     /// Adds a slot (already written) to the id index.
     fn index_uuid(&mut self, handle: u32) {
         let (slots, hasher) = (&self.slots, &self.hasher);
-        let hash = hasher.hash_one(slots[handle as usize].uuid);
-        self.by_uuid
-            .insert_unique(hash, handle, |&h| hasher.hash_one(slots[h as usize].uuid));
+        let hash = hasher.hash_one(slots[handle as usize].uuid.get());
+        self.by_uuid.insert_unique(hash, handle, |&h| {
+            hasher.hash_one(slots[h as usize].uuid.get())
+        });
     }
 
     /// The handle of the live lease with this id.
     fn find_uuid(&self, uuid: u128) -> Option<u32> {
         let hash = self.hasher.hash_one(uuid);
         self.by_uuid
-            .find(hash, |&h| self.slots[h as usize].uuid == uuid)
+            .find(hash, |&h| self.slots[h as usize].uuid == Id128::new(uuid))
             .copied()
     }
 
@@ -458,7 +484,7 @@ impl<E: Entropy> Registry<E> {
         let slots = &self.slots;
         if let Ok(entry) = self
             .by_uuid
-            .find_entry(hash, |&h| slots[h as usize].uuid == uuid)
+            .find_entry(hash, |&h| slots[h as usize].uuid == Id128::new(uuid))
         {
             entry.remove();
         }
@@ -616,6 +642,12 @@ impl<E: Entropy> Registry<E> {
     }
 
     fn drop_expired_of_user(&mut self, u: u32, now: u64) {
+        // Nothing anywhere expires before the front of the expiry index (stale entries
+        // only make it earlier), so in the common case the user's slots, scattered
+        // across a large slab, need not be read at all.
+        if self.expiry.peek().is_none_or(|e| e.at > now) {
+            return;
+        }
         let expired: Vec<u32> = self.users[u as usize]
             .leases
             .iter()
@@ -671,7 +703,7 @@ impl<E: Entropy> Registry<E> {
             .slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.live && !keep.contains(&s.uuid))
+            .filter(|(_, s)| s.live && !keep.contains(&s.uuid.get()))
             .map(|(h, _)| h as u32)
             .collect();
         Ok(doomed
@@ -682,11 +714,16 @@ impl<E: Entropy> Registry<E> {
 
     /// Removes a live lease and updates every index; returns its id.
     fn remove(&mut self, handle: u32, why: Removal, now: u64) -> u128 {
-        let (uuid, u, pos, key) = {
+        let (uuid, u, pos, keyed) = {
             let s = &mut self.slots[handle as usize];
             debug_assert!(s.live);
             s.live = false;
-            (s.uuid, s.user, s.pos as usize, s.key.take())
+            (
+                s.uuid.get(),
+                s.user,
+                s.pos as usize,
+                std::mem::take(&mut s.keyed),
+            )
         };
         self.free_slots.push(handle);
         self.unindex_uuid(uuid);
@@ -696,8 +733,9 @@ impl<E: Entropy> Registry<E> {
         if let Some(&moved) = user.leases.get(pos) {
             self.slots[moved as usize].pos = pos as u32;
         }
-        if let (Some(key), Some(keys)) = (key, user.keys.as_mut()) {
-            keys.remove(&key);
+        if let (true, Some(keys)) = (keyed, user.keys.as_mut()) {
+            // The user's few keys are scanned for this handle (see `Slot::keyed`).
+            keys.retain(|_, h| *h != handle);
         }
         match why {
             Removal::Released => self.counters.released += 1,
@@ -837,11 +875,19 @@ impl<E: Entropy> Registry<E> {
     /// The view of a live lease.
     pub fn lease(&self, handle: u32) -> Option<LeaseView<'_>> {
         let s = self.slots.get(handle as usize).filter(|s| s.live)?;
+        let user = &self.users[s.user as usize];
         Some(LeaseView {
             handle,
-            uuid: s.uuid,
-            user: &self.users[s.user as usize].name,
-            connection_key: s.key.as_deref(),
+            uuid: s.uuid.get(),
+            user: &user.name,
+            connection_key: if s.keyed {
+                user.keys
+                    .as_ref()
+                    .and_then(|k| k.iter().find(|(_, &h)| h == handle))
+                    .map(|(k, _)| &**k)
+            } else {
+                None
+            },
             acquired_at: s.acquired_at,
             touched_at: s.touched_at,
             expires_at: s.expires_at,
@@ -880,6 +926,12 @@ impl<E: Entropy> Registry<E> {
         (0..self.slots.len() as u32).filter_map(|h| self.lease(h))
     }
 
+    /// Entries in the user table, active and idle (for memory-bound tests).
+    #[doc(hidden)]
+    pub fn user_entries(&self) -> usize {
+        self.user_index.len()
+    }
+
     /// Entries in the expiry heap, live and stale (for memory-bound tests).
     #[doc(hidden)]
     pub fn expiry_entries(&self) -> usize {
@@ -905,14 +957,14 @@ impl<E: Entropy> Registry<E> {
             for (pos, &h) in user.leases.iter().enumerate() {
                 let s = &self.slots[h as usize];
                 assert!(s.live && s.user == u && s.pos as usize == pos);
-                assert_eq!(self.find_uuid(s.uuid), Some(h));
+                assert_eq!(self.find_uuid(s.uuid.get()), Some(h));
             }
             let keyed = user.keys.as_ref().map_or(0, |k| k.len());
             assert_eq!(
                 keyed,
                 user.leases
                     .iter()
-                    .filter(|&&h| self.slots[h as usize].key.is_some())
+                    .filter(|&&h| self.slots[h as usize].keyed)
                     .count()
             );
             per_user += user.leases.len();
@@ -929,5 +981,14 @@ impl<E: Entropy> Registry<E> {
                 .iter()
                 .any(|e| e.at == s.expires_at && e.generation == s.generation));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_slot_stays_small() {
+        // The slab dominates memory per lease; keep an eye on its element size.
+        assert_eq!(std::mem::size_of::<super::Slot>(), 56);
     }
 }

@@ -305,9 +305,9 @@ impl<E: Entropy> Registry<E> {
             let handle = reg.slots.len() as u32;
             let user: &mut User = &mut reg.users[u as usize];
             reg.slots.push(Slot {
-                uuid: l.uuid,
+                uuid: super::Id128::new(l.uuid),
                 user: u,
-                key: l.key.map(Into::into),
+                keyed: l.key.is_some(),
                 acquired_at: l.acquired_at,
                 touched_at: l.touched_at,
                 expires_at: l.expires_at,
