@@ -4,7 +4,7 @@ import { test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig, ConfigError } from '../../../examples/node/config.mjs';
 import { isLoopback } from '../../../js/node/soak.mjs';
-import { closed, getText, metric, open, run } from './helpers.mjs';
+import { childEnv, closed, getText, metric, open, run } from './helpers.mjs';
 
 /**
  * Every test is bounded, so a regression in a close or echo path fails instead of hanging
@@ -77,6 +77,28 @@ test('npm start with an invalid value stops before listening, with a clear messa
   assert.equal(r.code, 2);
   assert.match(r.stderr, /invalid configuration: INVALID_CONFIG: SOCKET_LEASE_POLICY must be reject, evict-oldest or evict-idle, got "sometimes"/);
   assert.doesNotMatch(r.stdout, /listening/);
+});
+
+test('child processes get a clean environment: the machine\'s HOST, PORT, SOCKET_LEASE_* and REDIS_URL never reach them', async (t) => {
+  const names = ['HOST', 'PORT', 'REDIS_URL', 'SOCKET_LEASE_LIMIT', 'SOCKET_LEASE_POLICY'];
+  const saved = names.map((name) => [name, process.env[name]]);
+  t.after(() => {
+    for (const [name, value] of saved) {
+      if (value === undefined) delete process.env[/** @type {string} */ (name)];
+      else process.env[/** @type {string} */ (name)] = value;
+    }
+  });
+  Object.assign(process.env, { HOST: '0.0.0.0', PORT: '80', REDIS_URL: 'redis://192.0.2.1:6379', SOCKET_LEASE_LIMIT: '1', SOCKET_LEASE_POLICY: 'evict-oldest' });
+  const env = childEnv({ SOCKET_LEASE_LIMIT: '4' });
+  assert.deepEqual(names.map((name) => env[name]), [undefined, undefined, undefined, '4', undefined], 'only what the test sets');
+  assert.equal(env.PATH, process.env.PATH, 'the rest is kept');
+  // End to end: the server a test starts runs with its defaults plus the test's settings.
+  const server = run(t, [SERVER, '--port', '0', '--log-level', 'error'], { SOCKET_LEASE_LIMIT: '4' });
+  const url = await server.url();
+  assert.match(url, /^http:\/\/127\.0\.0\.1:/);
+  const health = JSON.parse((await getText(`${url}/healthz`)).text);
+  assert.equal(health.redis, undefined, 'in-memory store, not Redis');
+  assert.equal(JSON.parse((await getText(`${url}/api/users/x`)).text).limit, 4);
 });
 
 test('the demo server prints its URL, applies its settings, and on SIGTERM closes sockets with 1001 and prints final stats', async (t) => {

@@ -211,14 +211,31 @@ export class AsyncStore {
 }
 
 /**
+ * The environment for a child process: this one's, without the variables that configure
+ * the demo server (HOST, PORT, SOCKET_LEASE_*) or switch it to a Redis store (REDIS_URL),
+ * so a machine's environment cannot change a test's result; plus what the test sets.
+ * @param {NodeJS.ProcessEnv} [env]
+ * @returns {NodeJS.ProcessEnv}
+ */
+export function childEnv(env = {}) {
+  /** @type {NodeJS.ProcessEnv} */
+  const clean = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (name === 'HOST' || name === 'PORT' || name === 'REDIS_URL' || name.startsWith('SOCKET_LEASE_')) continue;
+    clean[name] = value;
+  }
+  return { ...clean, ...env };
+}
+
+/**
  * Runs a Node script as a child process; `exited` resolves with its exit code and output.
  * Killed after the test if still running.
  * @param {import('node:test').TestContext} t
  * @param {string[]} args
- * @param {NodeJS.ProcessEnv} [env]
+ * @param {NodeJS.ProcessEnv} [env]  on top of childEnv(): only what the test sets
  */
 export function run(t, args, env = {}) {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));

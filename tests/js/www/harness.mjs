@@ -1,6 +1,7 @@
 // Shared by the page tests: the real demo server as a child process on a loopback port,
 // Debian's Chromium through playwright-core, an error collector, and bounded polling
 // (`eventually`) in place of fixed sleeps.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -45,9 +46,17 @@ export async function startServer(env) {
   if (!existsSync(path.join(ROOT, 'pkg', 'web', 'socket_lease_bg.wasm'))) {
     throw new Error('pkg/web is not built: run `npm run build` first');
   }
+  // The machine's own HOST, PORT, SOCKET_LEASE_* or REDIS_URL must not change the server
+  // under test: only the settings given here reach it.
+  /** @type {NodeJS.ProcessEnv} */
+  const clean = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (name === 'HOST' || name === 'PORT' || name === 'REDIS_URL' || name.startsWith('SOCKET_LEASE_')) continue;
+    clean[name] = value;
+  }
   const child = spawn(process.execPath, ['examples/node/server.mjs'], {
     cwd: ROOT,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', SOCKET_LEASE_LOG_LEVEL: 'warn', ...env },
+    env: { ...clean, HOST: '127.0.0.1', PORT: '0', SOCKET_LEASE_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -90,20 +99,24 @@ export async function startServer(env) {
 
 /**
  * Collects what must not happen during a page test: console errors, uncaught page
- * errors, failed requests and HTTP error responses. `allow` lists console messages a
- * test provokes on purpose (each pattern must be matched at least once by `assertClean`
- * callers that expect it).
+ * errors, failed requests and HTTP error responses. `allow` lists console errors a test
+ * provokes on purpose; `assertClean` fails on any problem, and on an allowed pattern that
+ * never matched (the provocation it was allowed for did not happen).
  * @param {import('playwright-core').Page} page
  */
 export function watchErrors(page) {
   /** @type {string[]} */
   const problems = [];
-  /** @type {RegExp[]} */
+  /** @type {{ re: RegExp, matched: number }[]} */
   const allowed = [];
   page.on('console', (msg) => {
     if (msg.type() !== 'error') return;
     const text = msg.text();
-    if (allowed.some((re) => re.test(text))) return;
+    const expected = allowed.find((a) => a.re.test(text));
+    if (expected) {
+      expected.matched++;
+      return;
+    }
     problems.push(`console error: ${text}`);
   });
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
@@ -113,9 +126,14 @@ export function watchErrors(page) {
   });
   return {
     problems,
-    /** @param {RegExp} re a console error the test provokes on purpose */
+    /** @param {RegExp} re a console error the test provokes on purpose; it must occur */
     allow(re) {
-      allowed.push(re);
+      allowed.push({ re, matched: 0 });
+    },
+    assertClean() {
+      assert.deepEqual(problems, [], 'no console error, page error, failed request or HTTP error');
+      const never = allowed.filter((a) => a.matched === 0).map((a) => String(a.re));
+      assert.deepEqual(never, [], 'every allowed console error occurred (else the test did not provoke what it claims)');
     },
   };
 }

@@ -1,7 +1,8 @@
 // The demo page (www/) in Debian's headless Chromium, served by the real demo server
 // (examples/node/server.mjs) on a loopback port. Every test fails on a console error, an
 // uncaught page error, a failed request or an HTTP error response, except the one console
-// line Chromium writes for a WebSocket upgrade the server refuses on purpose.
+// line Chromium writes for a WebSocket upgrade the server refuses on purpose (and that line
+// must then really occur: see watchErrors().assertClean).
 import { after, afterEach, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
@@ -165,7 +166,7 @@ test('simulation, limit 5: six connections give five leases and one refusal; clo
   await eventually(text(answer), (t) => /accepted connection #9/.test(t), 'a new connection in the reclaimed slot');
 
   await page.screenshot({ path: screenshotPath('simulation-desktop.png'), fullPage: true });
-  assert.deepEqual(errors.problems, []);
+  errors.assertClean();
 });
 
 test('simulation: the leaky host reaches its limit and stays locked; the guarded host never does', TIMEOUT, async () => {
@@ -210,7 +211,7 @@ test('simulation: the leaky host reaches its limit and stays locked; the guarded
   assert.match(chart ?? '', /leaky host, managers held: 10, guarded host, leases held: 6\..*leaky host refusals: 4, guarded host refusals: 0/);
 
   await page.screenshot({ path: screenshotPath('simulation-leaky-vs-guarded.png'), fullPage: true });
-  assert.deepEqual(errors.problems, []);
+  errors.assertClean();
 });
 
 test('simulation: policy, limit and heartbeat switches apply to the running registry', TIMEOUT, async () => {
@@ -245,7 +246,7 @@ test('simulation: policy, limit and heartbeat switches apply to the running regi
   await page.keyboard.press('Enter');
   await eventually(text(page.locator('#sim-status')), (t) => /alice is already there/.test(t), 'duplicate user explained');
   assert.equal(await page.locator('[data-user="alice"]').count(), 1);
-  assert.deepEqual(errors.problems, []);
+  errors.assertClean();
 });
 
 test('live: connect, send, see the echo; the server counts the lease; disconnect returns it to 0', TIMEOUT, async () => {
@@ -285,7 +286,7 @@ test('live: connect, send, see the echo; the server counts the lease; disconnect
   assert.equal((await serverUser(user)).active, 0);
   assert.equal(await page.locator('[data-socket]').count(), 0);
   assert.ok((await page.locator('#live-log [data-type="echo"]').count()) >= 1);
-  assert.deepEqual(errors.problems, []);
+  errors.assertClean();
 });
 
 test('live: a refused upgrade is shown with its reason and retry time, matching the server\u2019s 429', TIMEOUT, async () => {
@@ -346,7 +347,7 @@ test('live: a refused upgrade is shown with its reason and retry time, matching 
   for (let i = 1; i <= SERVER_LIMIT; i++) await page.getByRole('button', { name: `Disconnect socket #${i}` }).click();
   await eventually(attr(page.locator('[data-testid="server-gauge"]'), 'aria-valuenow'), (v) => v === '0', 'all released');
   assert.equal((await serverUser(user)).active, 0);
-  assert.deepEqual(errors.problems, []);
+  errors.assertClean();
 });
 
 test('live: a refusal at the global limit shows the server\u2019s own reason, numbers and Retry-After, though the user holds nothing', TIMEOUT, async () => {
@@ -374,7 +375,7 @@ test('live: a refusal at the global limit shows the server\u2019s own reason, nu
 
   await Promise.all(fillers.map((ws) => new Promise((resolve) => (ws.once('close', resolve), ws.close()))));
   for (const u of ['filler-1', 'filler-2']) await eventually(() => serverUser(u), (v) => v.active === 0, `${u} released`);
-  assert.deepEqual(errors.problems, []);
+  errors.assertClean();
 });
 
 test('phone width (375 px): nothing overflows sideways, controls stay labelled and usable', TIMEOUT, async () => {
@@ -411,5 +412,5 @@ test('phone width (375 px): nothing overflows sideways, controls stay labelled a
   await page.screenshot({ path: screenshotPath('live-375.png'), fullPage: true });
   await page.getByRole('button', { name: 'Disconnect socket #1' }).click();
   await eventually(attr(page.locator('[data-testid="server-gauge"]'), 'aria-valuenow'), (v) => v === '0', 'released');
-  assert.deepEqual(errors.problems, []);
+  errors.assertClean();
 });
