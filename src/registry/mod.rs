@@ -11,6 +11,7 @@ pub mod events;
 mod expiry;
 pub mod metrics;
 pub mod options;
+mod slab;
 pub mod snapshot;
 
 use crate::error::{check_user_id, LeaseError};
@@ -19,6 +20,7 @@ use events::{Counters, Event, EventKind, Refusal, RefusalReason};
 use expiry::{Entry as ExpiryEntry, ExpiryQueue};
 use hashbrown::HashTable;
 use options::{Mode, Options, OptionsPatch, Policy};
+use slab::Slab;
 use std::collections::{HashMap, HashSet};
 
 /// Hash state seeded from the registry's entropy, so user ids chosen by clients cannot be
@@ -135,7 +137,7 @@ enum Removal {
 pub struct Registry<E> {
     options: Options,
     ids: Uuid7Generator<E>,
-    slots: Vec<Slot>,
+    slots: Slab<Slot>,
     free_slots: Vec<u32>,
     /// Exact index from a lease's 128-bit id to its handle. Only handles are stored; the
     /// id itself lives in the slab and is hashed from there.
@@ -168,7 +170,7 @@ impl<E: Entropy> Registry<E> {
         Self {
             options,
             ids: Uuid7Generator::new(entropy),
-            slots: Vec::new(),
+            slots: Slab::default(),
             free_slots: Vec::new(),
             by_uuid: HashTable::new(),
             hasher: hasher.clone(),
