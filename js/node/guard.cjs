@@ -660,7 +660,12 @@ class LeaseGuard {
     // socket. A live peer must not pay for the server's stall. Two hops, because a ws
     // server with allowSynchronousEvents: false emits a pong one setImmediate after
     // reading it.
+    const tick = this.#stats.heartbeatTicks;
     setImmediate(() => setImmediate(() => {
+      // A stall as long as an interval again, and a later tick has run meanwhile: it saw
+      // the pongs read since and pinged those sockets again (so `alive` is false once
+      // more, though they answered). Its own decision stands in for this one.
+      if (this.#stats.heartbeatTicks !== tick) return;
       for (const conn of suspects) {
         const ws = /** @type {WebSocket} */ (conn.ws);
         if (conn.finished || ws.readyState !== WebSocket.OPEN) continue;

@@ -138,8 +138,10 @@ test('soak: only loopback targets', async (t) => {
 });
 
 test('soak against the demo server: abrupt and clean disconnects, exits 0 with no leak', async (t) => {
-  // Heartbeat short enough that anything the disconnects did not free is reclaimed fast.
-  const server = run(t, [SERVER, '--port', '0', '--limit', '5', '--heartbeat-ms', '200', '--ttl-ms', '2000', '--log-level', 'error']);
+  // Heartbeat short enough that anything the disconnects did not free is reclaimed well
+  // within the drain timeout, and long enough that a live cycle of a soak process starved
+  // on a loaded machine is not taken for a dead peer (that would be an echo failure).
+  const server = run(t, [SERVER, '--port', '0', '--limit', '5', '--heartbeat-ms', '1000', '--ttl-ms', '5000', '--log-level', 'error']);
   const url = await server.url();
   const soak = await run(t, [
     SOAK,

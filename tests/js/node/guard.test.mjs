@@ -6,6 +6,9 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { Console } from 'node:console';
 import { Writable } from 'node:stream';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { WebSocketServer } from 'ws';
 import { LeaseRegistry } from 'socket-lease';
 import { CloseCodes, createLeaseGuard, createEventLogger } from 'socket-lease/node';
@@ -202,8 +205,33 @@ test('abrupt disconnects (no close frame, TCP reset, protocol error) are reclaim
   assert.equal(registry.stats().acquired, 16);
 });
 
-test('half-open peers (no FIN, no pong) are reclaimed within two heartbeat intervals; the user reconnects to the full limit', async (t) => {
-  const demo = await startDemo(t, { limit: 5, heartbeatMs: 100 });
+// The heartbeat tests below run the guard's timers on node:test's mock timers: every
+// heartbeat is a tick the test makes (t.mock.timers.tick), and between ticks the test
+// waits for conditions (a pong sent, a lease touched). So "reclaimed on the second tick"
+// and "a live client survives" hold on a loaded 2-core machine as on an idle one: no
+// interval can fire while a same-process client has not had its turn yet.
+
+/**
+ * Mock setInterval (only: setTimeout and setImmediate stay real, for waitFor and the
+ * guard's deferred decision) and return a function that fires one heartbeat interval.
+ * @param {import('node:test').TestContext} t
+ * @param {number} ms the heartbeat interval the demo is started with
+ */
+function mockHeartbeat(t, ms) {
+  t.mock.timers.enable({ apis: ['setInterval'] });
+  return () => t.mock.timers.tick(ms);
+}
+
+/** Each lease's touchedAt for a user, by lease id. */
+const touches = (/** @type {LeaseRegistry} */ registry, /** @type {string} */ user, /** @type {number} */ now) =>
+  new Map(registry.userStats(user, now).leases.map((l) => [l.id, l.touchedAt]));
+
+test('half-open peers (no FIN, no pong) are reclaimed on the second heartbeat after they went silent; the user reconnects to the full limit', async (t) => {
+  const tick = mockHeartbeat(t, 100);
+  const clock = steppingClock();
+  // Only pongs touch (not messages), and the clock moves on every read, so a touch is
+  // visible as a larger touchedAt.
+  const demo = await startDemo(t, { limit: 5, heartbeatMs: 100, guard: { clock, messageTouchMs: false } });
   const registry = registryOf(demo);
   /** @type {number[]} */
   const ticksAtClose = [];
@@ -217,20 +245,29 @@ test('half-open peers (no FIN, no pong) are reclaimed within two heartbeat inter
   const mute = await Promise.all(Array.from({ length: 2 }, () => open(url, { autoPong: false })));
   t.after(() => mute.forEach((ws) => ws.terminate()));
   await waitFor(() => demo.guard.stats().socketsOpen === 5, 'five silent peers connected');
-  const ticksAtStart = demo.guard.stats().heartbeatTicks;
-  assert.equal(registry.userStats('dave').active, 5);
+  assert.equal(demo.guard.stats().heartbeatTicks, 0);
+  assert.equal(registry.userStats('dave', clock()).active, 5);
 
-  await waitFor(() => registry.userStats('dave').active === 0, 'silent peers reclaimed');
-  assert.equal(ticksAtClose.length, 5);
-  for (const ticks of ticksAtClose) assert.ok(ticks - ticksAtStart <= 2, `reclaimed ${ticks - ticksAtStart} heartbeats after connect`);
+  tick(); // pings all five
+  await new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
+  assert.equal(demo.guard.stats().heartbeatTimeouts, 0, 'a ping is not a timeout');
+  tick(); // none answered: terminated
+  await waitFor(() => registry.userStats('dave', clock()).active === 0, 'silent peers reclaimed');
+  assert.deepEqual(ticksAtClose, [2, 2, 2, 2, 2], 'every silent peer closed on the second tick');
   assert.equal(demo.guard.stats().heartbeatTimeouts, 5);
 
   const again = await Promise.all(Array.from({ length: 5 }, () => connect(url)));
   assert.ok(again.every((r) => r.ok), 'the full limit is available again');
-  // Live clients answer pings: they survive several heartbeats.
-  const ticks = demo.guard.stats().heartbeatTicks;
-  await waitFor(() => demo.guard.stats().heartbeatTicks >= ticks + 3, 'three more heartbeats');
-  assert.equal(registry.userStats('dave').active, 5);
+  // Live clients answer every ping: three more ticks, each after the previous pings were
+  // answered (every lease touched again), cost none of them its socket.
+  for (let round = 0; round < 3; round++) {
+    const before = touches(registry, 'dave', clock());
+    tick();
+    await waitFor(() => [...touches(registry, 'dave', clock())].every(([id, at]) => at > /** @type {number} */ (before.get(id))), 'every live client answered the ping');
+  }
+  assert.equal(demo.guard.stats().heartbeatTicks, 5);
+  assert.equal(demo.guard.stats().heartbeatTimeouts, 5, 'no live client timed out');
+  assert.equal(registry.userStats('dave', clock()).active, 5);
   for (const r of again) if (r.ok) assert.equal((await echo(r.ws, 'still here')).data, 'still here');
 
   const m = (await getText(`${demo.url}/metrics`)).text;
@@ -242,38 +279,88 @@ test('half-open peers (no FIN, no pong) are reclaimed within two heartbeat inter
 });
 
 test('a stall of the server\'s own event loop does not cost a live client its socket', async (t) => {
+  const tick = mockHeartbeat(t, 100);
   const demo = await startDemo(t, { limit: 5, heartbeatMs: 100 });
-  // The client lives in another process, so it keeps answering pings while we stall.
+  // The client lives in another process, so it answers pings while this one is stalled;
+  // it appends a line to a file once each pong is handed to the kernel, which this process
+  // can read without running its event loop.
+  const log = path.join(mkdtempSync(path.join(tmpdir(), 'socket-lease-')), 'client.log');
+  t.after(() => rmSync(path.dirname(log), { recursive: true, force: true }));
   const client = run(t, [
     '--input-type=module',
     '-e',
-    "import WebSocket from 'ws'; const ws = new WebSocket(process.argv[1]); ws.on('open', () => console.log('open')); ws.on('close', (code) => { console.log('closed', code); process.exit(0); });",
+    "import WebSocket from 'ws'; import { appendFileSync } from 'node:fs'; const [url, log] = process.argv.slice(1);" +
+      " const ws = new WebSocket(url, { autoPong: false });" +
+      " ws.on('ping', (data) => ws.pong(data, true, () => appendFileSync(log, 'pong\\n')));" +
+      " ws.on('close', (code) => { appendFileSync(log, `closed ${code}\\n`); process.exit(0); });",
     `${demo.wsUrl}?user=quin`,
+    log,
   ]);
   await waitFor(() => demo.guard.stats().socketsOpen === 1, 'client connected');
-  // Right after a heartbeat tick has pinged, block the event loop for three intervals:
-  // the pong arrives meanwhile and waits unread while the next tick comes due.
-  // (Spinning on setImmediate, not a timer, so the stall starts in the very loop turn of
-  // the tick, before the pong can have been read.)
-  const ticks = demo.guard.stats().heartbeatTicks;
+  const lines = () => (existsSync(log) ? readFileSync(log, 'utf8').split('\n').filter(Boolean) : []);
+  const pongs = () => lines().filter((l) => l === 'pong').length;
+
+  // The stall: ping, then keep the event loop busy until the client's pong has been sent,
+  // and let the next heartbeat come due before this process has read it.
+  tick();
   const deadline = Date.now() + 10_000;
-  await new Promise((resolve, reject) => {
-    const spin = () => {
-      if (demo.guard.stats().heartbeatTicks > ticks) resolve(undefined);
-      else if (Date.now() > deadline) reject(new Error('no heartbeat tick'));
-      else setImmediate(spin);
-    };
-    spin();
-  });
-  const until = Date.now() + 300;
-  while (Date.now() < until); // deliberate synchronous stall
-  const after = demo.guard.stats().heartbeatTicks;
-  await waitFor(() => demo.guard.stats().heartbeatTicks >= after + 3, 'three more heartbeats');
+  while (pongs() < 1) {
+    // deliberate synchronous stall; the bound only keeps a broken client from hanging
+    if (Date.now() > deadline) throw new Error(`the client never answered the ping: ${client.stderr()}`);
+  }
+  tick();
+  // The guard reads the waiting pong before it decides: the client is pinged again (and
+  // answers), not terminated.
+  await waitFor(() => pongs() >= 2 || lines().some((l) => l.startsWith('closed')), 'the guard decided');
+  assert.deepEqual(lines(), ['pong', 'pong']);
   assert.equal(demo.guard.stats().heartbeatTimeouts, 0);
   assert.equal(demo.guard.stats().socketsOpen, 1);
-  assert.doesNotMatch(client.stdout(), /closed/);
+
+  // And three ordinary heartbeats after that.
+  for (let n = 3; n <= 5; n++) {
+    tick();
+    await waitFor(() => pongs() >= n, `pong ${n}`);
+  }
+  assert.equal(demo.guard.stats().heartbeatTimeouts, 0);
   client.child.kill();
   await waitFor(() => registryOf(demo).stats().active === 0, 'released after the client died');
+  assertNoLeak(registryOf(demo));
+});
+
+test('two stalls in a row: a tick that runs before the previous tick\'s deferred decision takes it over, and a live peer keeps its socket', async (t) => {
+  const tick = mockHeartbeat(t, 100);
+  const demo = await startDemo(t, { limit: 5, heartbeatMs: 100 });
+  /** @type {import('ws').WebSocket | undefined} */
+  let serverSide;
+  demo.guard.wss.on('connection', (ws) => (serverSide = ws));
+  // A raw peer: it answers only when the test writes its pong (masked, empty).
+  const peer = await rawHandshake(`${demo.wsUrl}?user=rex`);
+  t.after(() => peer.socket.destroy());
+  await waitFor(() => serverSide !== undefined, 'connected');
+  const ws = /** @type {import('ws').WebSocket} */ (/** @type {unknown} */ (serverSide));
+
+  tick(); // ping
+  tick(); // the pong is not there yet: a suspect, decided two setImmediate hops later
+  // The pong arrives before that decision, and the loop stalls again: the next tick runs
+  // right when the pong is read, pinging the peer once more (it answered, so it is
+  // pinged) and leaving it unanswered when the earlier decision runs.
+  const ponged = new Promise((resolve) =>
+    ws.once('pong', () => {
+      tick();
+      resolve(undefined);
+    }),
+  );
+  peer.socket.write(Buffer.from([0x8a, 0x80, 0, 0, 0, 0]));
+  await ponged;
+  // Let every deferred decision run (each takes two hops).
+  for (let i = 0; i < 4; i++) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(demo.guard.stats().heartbeatTicks, 3);
+  assert.equal(demo.guard.stats().heartbeatTimeouts, 0, 'the peer answered its ping: not a timeout');
+  assert.equal(ws.readyState, ws.OPEN);
+  // It does not answer the third ping: the next tick's decision terminates it.
+  tick();
+  await waitFor(() => demo.guard.stats().socketsOpen === 0, 'the silent peer terminated');
+  assert.equal(demo.guard.stats().heartbeatTimeouts, 1);
   assertNoLeak(registryOf(demo));
 });
 
@@ -512,13 +599,16 @@ test('an expired lease (no touch within the TTL) is swept: its socket gets 4009 
 });
 
 test('a pong for a lease the store no longer has (expired before any sweep) closes the socket with 4009', async (t) => {
+  const tick = mockHeartbeat(t, 50);
   const clock = steppingClock();
-  // Pings every 50 ms; the sweep never runs in this test, so only the touch can notice.
+  // The sweep never runs in this test, so only the touch can notice; one heartbeat, made
+  // by the test, pings the client.
   const demo = await startDemo(t, { limit: 5, ttlMs: 5_000, heartbeatMs: 50, guard: { clock, sweepMs: 600_000, messageTouchMs: false } });
   const registry = registryOf(demo);
   const ws = await open(`${demo.wsUrl}?user=ike`);
   const closing = closed(ws);
   clock.jump(10_000);
+  tick();
   const { code, reason } = await closing;
   assert.equal(code, CloseCodes.LEASE_EXPIRED);
   assert.match(reason, /expired/);
@@ -715,6 +805,8 @@ test('static files: www/ at /, the package build at /pkg/ and /js/, nothing outs
 });
 
 test('an asynchronous store works the same: cycles, limit, half-open reclaim', async (t) => {
+  // Heartbeats only when the test ticks: none can hit the live clients of the cycles.
+  const tick = mockHeartbeat(t, 100);
   const store = new AsyncStore({ perUserLimit: 5 });
   const demo = await startDemo(t, { heartbeatMs: 100, guard: { store } });
   t.after(() => store.registry.free()); // after hooks run in order: the server closes first
@@ -730,7 +822,11 @@ test('an asynchronous store works the same: cycles, limit, half-open reclaim', a
   for (const r of results) if (r.ok) r.ws.terminate();
   const silent = await rawHandshake(url);
   t.after(() => silent.socket.destroy());
-  await waitFor(() => store.registry.stats().active === 0 && demo.guard.stats().heartbeatTimeouts === 1, 'all reclaimed');
+  await waitFor(() => demo.guard.stats().socketsOpen === 1 && store.registry.stats().active === 1, 'only the silent peer left');
+  tick();
+  tick();
+  await waitFor(() => store.registry.stats().active === 0 && demo.guard.stats().socketsOpen === 0, 'all reclaimed');
+  assert.equal(demo.guard.stats().heartbeatTimeouts, 1);
   const m = (await getText(`${demo.url}/metrics`)).text;
   assert.equal(metric(m, 'socket_lease_acquired_total'), 106);
   assertNoLeak(store.registry);
