@@ -224,6 +224,27 @@ export async function waitFor(check, { timeoutMs = 20_000, intervalMs = 50, what
   }
 }
 
+/**
+ * `promise`, or a failure naming `what` after `timeoutMs`: a wait that cannot hang.
+ * @template T
+ * @param {Promise<T>} promise
+ * @param {number} timeoutMs
+ * @param {string} what
+ * @returns {Promise<T>}
+ */
+export async function within(promise, timeoutMs, what) {
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+  });
+  try {
+    return /** @type {T} */ (await Promise.race([promise, late]));
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** A temp dir and its removal. */
 export async function tempDir() {
   const dir = await mkdtemp(path.join(tmpdir(), 'socket-lease-cf-'));

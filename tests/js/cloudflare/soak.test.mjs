@@ -14,7 +14,7 @@ before(async () => {
 });
 after(() => app?.dispose());
 
-test('soak: 200 cycles (25% abrupt) for one user against the Worker: exit 0, no leak', { timeout: 180_000 }, async () => {
+test('soak: 200 cycles (25% abrupt) for one user against the Worker: exit 0, no leak', { timeout: 180_000 }, async (t) => {
   const args = [
     path.join(ROOT, 'js/node/soak.mjs'),
     '--url', `${app.base.replace(/^http/, 'ws')}/ws`,
@@ -30,6 +30,10 @@ test('soak: 200 cycles (25% abrupt) for one user against the Worker: exit 0, no 
     '--max-seconds', '120',
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // If the test times out or fails, the child must not outlive it.
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
