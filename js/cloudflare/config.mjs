@@ -68,6 +68,10 @@ function integer(env, name, fallback, min, max) {
  * - `SOCKET_LEASE_GLOBAL_LIMIT`: refused when set. Each user has its own object, so no
  *   object sees a global count; silently ignoring a safety limit would be worse than
  *   saying so.
+ * - `SOCKET_LEASE_HEARTBEAT_MS`: refused when set. On the Node host it is the server's
+ *   ping interval; a Durable Object cannot ping without waking (and billing) itself, so
+ *   here the client sends the heartbeat and the runtime answers it. Ignoring the variable
+ *   would let a deployer believe the server pings.
  *
  * @param {Record<string, unknown>} env
  * @returns {SocketLeaseConfig}
@@ -88,6 +92,13 @@ export function readConfig(env) {
     throw new ConfigError(
       'SOCKET_LEASE_GLOBAL_LIMIT is not supported on Cloudflare Workers: each user has its own ' +
         'Durable Object, so no object can count connections across users. Unset it and rely on SOCKET_LEASE_LIMIT.',
+    );
+  }
+  if (text(env.SOCKET_LEASE_HEARTBEAT_MS) !== undefined) {
+    throw new ConfigError(
+      'SOCKET_LEASE_HEARTBEAT_MS is not supported on Cloudflare Workers: a Durable Object cannot ping its ' +
+        'sockets without waking, so clients send the heartbeat {"type":"ping"} (every TTL/4 or so), which the ' +
+        'runtime answers itself. Unset it; SOCKET_LEASE_TTL_MS decides when a silent socket is closed.',
     );
   }
   return { limit, ttlMs, policy };

@@ -55,12 +55,31 @@ export declare class ConfigError extends Error {
   readonly code: 'INVALID_CONFIG';
 }
 
-/** Validates the `SOCKET_LEASE_*` env vars. */
+/**
+ * Validates the `SOCKET_LEASE_*` env vars. `SOCKET_LEASE_GLOBAL_LIMIT` and
+ * `SOCKET_LEASE_HEARTBEAT_MS` (Node host settings the edge cannot honour) are refused.
+ */
 export declare function readConfig(env: Record<string, unknown>): SocketLeaseConfig;
 
+/** The body of a 429: the Node guard's shape, so one client handles both hosts. */
+export interface QuotaRefusalBody {
+  reason: 'user-limit';
+  limit: number;
+  active: number;
+}
+
+/** The body of every other answer that is not a 101. */
+export interface ErrorBody {
+  /** For people. */
+  error: string;
+  /** For programs: `INVALID_CONFIG`, `UNAUTHENTICATED`, `INVALID_USER_ID`, `UPGRADE_REQUIRED`, `METHOD_NOT_ALLOWED`, `NOT_FOUND`, `WRONG_OBJECT`. */
+  code: string;
+}
+
 /**
- * The socket-lease routes of `request`, or `null` for any other path. Answers 101, 401,
- * 426, 429 (with `Retry-After` and `{ reason, limit, active }`) or 500 (`INVALID_CONFIG`).
+ * The socket-lease routes of `request`, or `null` for any other path. Answers 101; 429
+ * with `Retry-After` and a `QuotaRefusalBody`; or 400, 401, 405, 426, 500 with an
+ * `ErrorBody` (`INVALID_CONFIG` for a bad env var).
  */
 export declare function handleSocketLease(
   request: Request,

@@ -56,8 +56,9 @@ function checkUserId(user) {
  * the host can serve it.
  *
  * - `path` (default `/ws`): `GET` with `Upgrade: websocket`; 101 on acceptance, 429 with
- *   `Retry-After` and `{ reason, limit, active }` on refusal, 401 without a user, 426
- *   without the upgrade header, 500 `{ error, code: "INVALID_CONFIG" }` on bad env vars.
+ *   `Retry-After` and `{ reason, limit, active }` on refusal (the Node guard's shape);
+ *   every other answer is `{ error, code }`: 401 without a user, 426 without the upgrade
+ *   header, 500 `INVALID_CONFIG` on bad env vars.
  * - `statsPath` (off unless set, e.g. `/api/users/`): `GET <statsPath><userId>` answers that
  *   user's leases as JSON. Protect it like any admin route.
  * - `metricsPath` (off unless set, e.g. `/metrics`): `GET <metricsPath>?user=<id>` answers

@@ -10,6 +10,8 @@ import {
   createSocketLeaseWorker,
   handleSocketLease,
   readConfig,
+  type ErrorBody,
+  type QuotaRefusalBody,
   type SocketAttachment,
   type SocketLeaseConfig,
 } from 'socket-lease/cloudflare';
@@ -45,6 +47,15 @@ const error: 'INVALID_CONFIG' = new ConfigError('x').code;
 export function leaseOf(ws: WebSocket): string {
   const att = ws.deserializeAttachment() as SocketAttachment;
   return att.leaseId;
+}
+
+export async function explain(res: Response): Promise<string> {
+  if (res.status === 429) {
+    const body = (await res.json()) as QuotaRefusalBody;
+    return `${body.reason}: ${body.active}/${body.limit}, retry in ${res.headers.get('retry-after')} s`;
+  }
+  const body = (await res.json()) as ErrorBody;
+  return `${body.code}: ${body.error}`;
 }
 
 void policy;

@@ -16,6 +16,8 @@ const BAD = [
   ['a TTL in another notation', { SOCKET_LEASE_TTL_MS: '9e4' }, /SOCKET_LEASE_TTL_MS/],
   ['an unknown policy', { SOCKET_LEASE_POLICY: 'drop-newest' }, /SOCKET_LEASE_POLICY must be one of reject, evict-oldest, evict-idle, got "drop-newest"/],
   ['a global limit, which per-user objects cannot enforce', { SOCKET_LEASE_GLOBAL_LIMIT: '100' }, /SOCKET_LEASE_GLOBAL_LIMIT is not supported/],
+  // The Node host's server ping interval: the edge cannot ping, and must not pretend to.
+  ['a server heartbeat interval, which the edge cannot send', { SOCKET_LEASE_HEARTBEAT_MS: '30000' }, /SOCKET_LEASE_HEARTBEAT_MS is not supported on Cloudflare Workers: .*clients send the heartbeat \{"type":"ping"\}/],
 ];
 
 describe('cloudflare: configuration from env vars', { timeout: 180_000 }, () => {
@@ -34,6 +36,7 @@ describe('cloudflare: configuration from env vars', { timeout: 180_000 }, () => 
       assert.equal(res.status, 500);
       assert.equal(res.body.code, 'INVALID_CONFIG');
       assert.match(res.body.error, message);
+      assert.deepEqual(Object.keys(res.body).sort(), ['code', 'error'], 'the documented error shape');
     });
   }
 
@@ -68,6 +71,7 @@ describe('cloudflare: configuration from env vars', { timeout: 180_000 }, () => 
     assert.equal(noUser.ws, null);
     assert.equal(noUser.status, 401);
     assert.equal(noUser.body.code, 'UNAUTHENTICATED');
+    assert.deepEqual(Object.keys(noUser.body).sort(), ['code', 'error'], 'the documented error shape');
     const plain = await fetch(`${app.base}/ws?user=ken`);
     assert.equal(plain.status, 426);
     assert.equal((await plain.json()).code, 'UPGRADE_REQUIRED');
