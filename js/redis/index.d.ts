@@ -8,7 +8,7 @@ import type { GuardLogger, LogLevel, RevokedLease } from 'socket-lease/node';
 /** What a node does while Redis cannot be reached. */
 export type FailMode = 'closed' | 'open';
 
-export interface RedisLeaseStoreOptions extends Omit<LeaseRegistryOptions, 'mode'> {
+export interface RedisLeaseStoreOptions extends Omit<LeaseRegistryOptions, 'mode' | 'maxUsers'> {
   /** `redis://[[user]:password@]host:port[/db]` or `rediss://…` (default 127.0.0.1:6379). */
   url?: string;
   /**
@@ -34,6 +34,12 @@ export interface RedisLeaseStoreOptions extends Omit<LeaseRegistryOptions, 'mode
   sweepBatch?: number;
   /** While Redis is unavailable, how often the store checks whether it is back (default 500 ms). */
   probeMs?: number;
+  /**
+   * Acquires, releases and touches issued in the same turn of the event loop go to Redis
+   * in calls of at most this many operations, one script call each (default 8; 1: one
+   * call per operation).
+   */
+  batchSize?: number;
   /** Where the store's JSON lines go (default `console`); pino loggers are detected. */
   logger?: GuardLogger;
   /** Minimum level logged (default `info`). */
@@ -42,19 +48,28 @@ export interface RedisLeaseStoreOptions extends Omit<LeaseRegistryOptions, 'mode
   onEvent?: (event: LeaseEvent) => void;
   /** Only `"enforce"`: the Redis store has no dry-run. */
   mode?: 'enforce';
+  /**
+   * Not supported (throws INVALID_OPTION): the core's bound on one process's memory;
+   * Redis's memory is bounded by its own `maxmemory`.
+   */
+  maxUsers?: never;
 }
 
 /** `stats()`: the core's fields plus the store's own. */
 export interface RedisStoreStats extends LeaseStats {
   /**
-   * `active` and `users` are deployment-wide (every node sharing the Redis), read from
-   * Redis; while Redis is down they fall back to this node's own leases. `highWater` and
-   * the counters are this node's (sum them across nodes).
+   * `active` (leases whose sockets this node holds), `users` (with a lease on this node),
+   * `highWater` and the counters are this node's: sum them across nodes.
    */
   redis: 'up' | 'down';
+  /**
+   * Live leases in Redis across every node (those of a dead node too, until they
+   * expire), when the store keeps a global index, that is with a `globalLimit`; else null.
+   */
+  deploymentActive: number | null;
   /** This store's node id. */
   nodeId: string;
-  /** Leases whose sockets this node holds. */
+  /** Leases whose sockets this node holds (as `active`). */
   held: number;
   /** Of those, accepted while Redis was away (failMode "open") and not yet written back. */
   heldLocally: number;
@@ -76,7 +91,6 @@ export interface RedisStoreOptionsInForce {
   ttlMs: number;
   onLimit: LimitPolicy;
   warnRatio: number;
-  maxUsers: number;
   mode: 'enforce';
   kinds: string[];
   prefix: string;

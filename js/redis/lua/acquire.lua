@@ -1,115 +1,121 @@
 -- acquire: prune the user's expired leases, reuse a connection key's lease, count, apply
--- the user-table bound, the per-user limit and policy, the global limit, then write.
--- KEYS: 1 user's leases (zset id -> expiry), 2 the new lease's record, 3 the user's
---       connection keys, 4 all leases (zset), 5 users (zset)
--- ARGV: 3 new lease id, 4 user id, 5 limit, 6 ttl ms, 7 grace ms, 8 policy,
---       9 global limit (-1: none), 10 max users, 11 connection key ('' for none)
--- Returns {1, id, acquiredAt, touchedAt, expiresAt, active, reused, expiredCount,
---          {expired ids held by this node}, {evicted ids}, user's active before the write}
---      or {0, reason, limit, active, retryAfterMs, 0, 0, expiredCount, {...}, {},
---          user's active}
-local ukey, lkey, ckey = KEYS[1], KEYS[2], KEYS[3]
-local id, user = ARGV[3], ARGV[4]
-local limit, ttl, grace = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local policy, global, max_users = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10])
-local conn_key = ARGV[11]
-local keep_ms = ttl + grace
-local now = clock_ms()
-
-local expired_count, mine = prune_user(user, now, keep_ms)
-
--- Earliest expiry in a zset as "ms from now", at least 1 (the Retry-After basis).
-local function retry_after(key)
-  local first = redis.call('ZRANGEBYSCORE', key, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-  if not first[2] then return 1 end
-  return math.max(1, tonumber(first[2]) - now)
+-- the per-user limit and policy and the global limit, then write. `now` is Redis's TIME.
+-- Returns one line of space-separated fields (ids are TypeIDs: no spaces), one bulk
+-- string being far cheaper for the client to decode than nested arrays:
+--   granted: 1 id acquiredAt touchedAt expiresAt active reused userActiveBefore
+--            expiredCount n <n expired ids this node held> <evicted ids>
+--   refused: 0 reason limit active retryAfterMs userActive expiredCount n <n ids>
+local function granted(now, lease, acquired, expires, count, reused, before, expired_count, mine, evicted)
+  local line = table.concat({ 1, lease, acquired, now, expires, count, reused, before, expired_count, #mine, unpack(mine) }, ' ')
+  if evicted then return line .. ' ' .. evicted end
+  return line
 end
 
-if conn_key ~= '' then
-  local existing = redis.call('HGET', ckey, conn_key)
-  if existing then
-    local score = redis.call('ZSCORE', ukey, existing)
-    if score then
-      -- The same connection asking again: the same lease, touched, never a second one.
-      local expires = math.max(tonumber(score), now + ttl)
-      local elk = lease_key(existing)
-      redis.call('ZADD', ukey, expires, existing)
-      redis.call('ZADD', all_key, expires, existing)
-      redis.call('ZADD', users_key, 'GT', expires, user)
-      redis.call('HSET', elk, 't', now)
-      for _, k in ipairs({ ukey, elk, ckey, all_key, users_key }) do keep(k, keep_ms) end
-      local acquired = redis.call('HGET', elk, 'a') or now
-      local count = redis.call('ZCARD', ukey)
-      return { 1, existing, tonumber(acquired), now, expires, count, 1, expired_count, mine, {}, count }
-    end
-    redis.call('HDEL', ckey, conn_key)
-  end
-end
+local function acquire(now, id, user, limit, conn_key)
+  local ukey, lkey, ckey = prefix .. 'u:' .. user, prefix .. 'l:' .. id, prefix .. 'c:' .. user
 
-local active = redis.call('ZCARD', ukey)
-
-if active == 0 and redis.call('ZCOUNT', users_key, '(' .. now, '+inf') >= max_users then
-  -- A memory bound, not a quota: the users index is cleaned before refusing.
-  redis.call('ZREMRANGEBYSCORE', users_key, '-inf', now)
-  local users = redis.call('ZCARD', users_key)
-  if users >= max_users then
-    return { 0, 'user-table-full', max_users, users, retry_after(all_key), 0, 0, expired_count, mine, {}, 0 }
-  end
-end
-
-local victim = false
-if active >= limit then
-  -- Eviction swaps one lease for one, only at exactly the limit: a lowered limit never
-  -- drops existing leases, it refuses until the user is under it.
-  if policy ~= 'reject' and limit > 0 and active == limit then
-    if policy == 'evict-idle' then
-      -- Expiry is the last touch plus the TTL: the first member is the least recently
-      -- touched (ties in id order, which is mint order).
-      victim = redis.call('ZRANGE', ukey, 0, 0)[1]
+  -- One read gives the count, the expired leases and the earliest expiry (the user's
+  -- set is small: at most its limit, plus what expired since its last operation).
+  local entries = redis.call('ZRANGE', ukey, 0, -1, 'WITHSCORES')
+  local live = {}
+  local mine, expired_count = {}, 0
+  local first_live_at = false
+  for i = 1, #entries, 2 do
+    local member, at = entries[i], tonumber(entries[i + 1])
+    if at <= now then
+      expired_count = expired_count + 1
+      if drop_by_id(member, user, 'expired') == node then mine[#mine + 1] = member end
     else
-      -- Oldest by acquiredAt (Redis time), ties broken by id. O(limit), at the limit only.
-      local best_at
-      for _, candidate in ipairs(redis.call('ZRANGE', ukey, 0, -1)) do
-        local at = tonumber(redis.call('HGET', lease_key(candidate), 'a') or 0)
-        if not best_at or at < best_at or (at == best_at and candidate < victim) then
-          best_at, victim = at, candidate
+      live[#live + 1] = member
+      if not first_live_at then first_live_at = at end
+    end
+  end
+  local active = #live
+
+  local function refuse(reason, lim, count, retry)
+    return table.concat({ 0, reason, lim, count, math.max(1, retry), active, expired_count, #mine, unpack(mine) }, ' ')
+  end
+
+  if conn_key ~= '' then
+    local existing = redis.call('HGET', ckey, conn_key)
+    if existing then
+      local score = redis.call('ZSCORE', ukey, existing)
+      if score then
+        -- The same connection asking again: the same lease, touched, never a second one.
+        local expires = math.max(tonumber(score), now + ttl)
+        local elk = prefix .. 'l:' .. existing
+        redis.call('ZADD', ukey, expires, existing)
+        if indexed then redis.call('ZADD', all_key, expires, existing) end
+        redis.call('PEXPIRE', ukey, keep_ms)
+        redis.call('PEXPIRE', ckey, keep_ms)
+        redis.call('PEXPIRE', elk, keep_ms)
+        local rec = redis.call('GET', elk)
+        local acquired = now
+        if rec then
+          local _
+          _, acquired = unpack_record(rec)
+        end
+        return granted(now, existing, acquired, expires, active, 1, active, expired_count, mine, false)
+      end
+      redis.call('HDEL', ckey, conn_key)
+    end
+  end
+
+  local victim = false
+  if active >= limit then
+    -- Eviction swaps one lease for one, only at exactly the limit: a lowered limit never
+    -- drops existing leases, it refuses until the user is under it.
+    if policy ~= 'reject' and limit > 0 and active == limit then
+      if policy == 'evict-idle' then
+        -- Expiry is the last touch plus the TTL: the first live member is the least
+        -- recently touched (ties in id order, which is mint order).
+        victim = live[1]
+      else
+        -- Oldest by acquiredAt (Redis time), ties broken by id. O(limit), at the limit.
+        local best_at
+        for _, candidate in ipairs(live) do
+          local rec = redis.call('GET', prefix .. 'l:' .. candidate)
+          local at = 0
+          if rec then
+            local _
+            _, at = unpack_record(rec)
+          end
+          if not best_at or at < best_at or (at == best_at and candidate < victim) then
+            best_at, victim = at, candidate
+          end
         end
       end
+    else
+      return refuse('user-limit', limit, active, first_live_at and (first_live_at - now) or 1)
     end
-  else
-    return { 0, 'user-limit', limit, active, retry_after(ukey), 0, 0, expired_count, mine, {}, active }
   end
-end
 
-if global >= 0 then
-  local freed = victim and 1 or 0
-  local count = redis.call('ZCOUNT', all_key, '(' .. now, '+inf')
-  if count - freed >= global then
-    return { 0, 'global-limit', global, count, retry_after(all_key), 0, 0, expired_count, mine, {}, active }
+  if indexed then
+    local freed = victim and 1 or 0
+    local count = redis.call('ZCOUNT', all_key, '(' .. now, '+inf')
+    if count - freed >= global then
+      local first = redis.call('ZRANGEBYSCORE', all_key, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+      return refuse('global-limit', global, count, first[2] and (tonumber(first[2]) - now) or 1)
+    end
   end
-end
 
-local before = active
-local evicted = {}
-if victim then
-  drop(victim, user, 'evicted', keep_ms)
-  evicted[1] = victim
-  active = active - 1
-end
+  local after = active + 1
+  if victim then
+    drop_by_id(victim, user, 'evicted')
+    after = active
+  end
 
-local expires = now + ttl
-redis.call('ZADD', ukey, expires, id)
-if conn_key ~= '' then
-  redis.call('HSET', lkey, 'u', user, 'n', node, 'a', now, 't', now, 'k', conn_key)
-  redis.call('HSET', ckey, conn_key, id)
-  keep(ckey, keep_ms)
-else
-  redis.call('HSET', lkey, 'u', user, 'n', node, 'a', now, 't', now)
+  local expires = now + ttl
+  redis.call('ZADD', ukey, expires, id)
+  redis.call('PEXPIRE', ukey, keep_ms)
+  redis.call('SET', lkey, pack(node, now, user, conn_key), 'PX', keep_ms)
+  if indexed then
+    redis.call('ZADD', all_key, expires, id)
+    redis.call('PEXPIRE', all_key, keep_ms)
+  end
+  if conn_key ~= '' then
+    redis.call('HSET', ckey, conn_key, id)
+    redis.call('PEXPIRE', ckey, keep_ms)
+  end
+  return granted(now, id, now, expires, after, 0, active, expired_count, mine, victim)
 end
-redis.call('ZADD', all_key, expires, id)
-redis.call('ZADD', users_key, 'GT', expires, user)
-keep(ukey, keep_ms)
-keep(lkey, keep_ms)
-keep(all_key, keep_ms)
-keep(users_key, keep_ms)
-return { 1, id, now, now, expires, active + 1, 0, expired_count, mine, evicted, before }

@@ -1,12 +1,28 @@
--- Prepended to every script by store.cjs. Keys are built here only from the configured
--- prefix and from ids that the JS side minted (newId) or validated and converted
--- (parseId/deriveId) with the WASM core: Lua never parses an id to decide anything.
+-- Prepended to every script by store.cjs, after a header that store.cjs generates from
+-- the store's options: `prefix`, `ttl`, `grace` (ms), `policy` and `global` (-1: none)
+-- are constants of the script, so a call sends only what changes (every argument costs
+-- the client time to encode). Nodes with the same options share scripts, and every node
+-- of a deployment must have the same options.
 --
--- ARGV[1] is always the key prefix and ARGV[2] the id of the calling node.
-local prefix = ARGV[1]
-local node = ARGV[2]
+-- The data: per user a sorted set of lease ids scored by expiry (u:<user>); per lease a
+-- record (l:<lease id>) that every derived id leads to; per user the ids of its
+-- connection keys (c:<user>, only when keys are used); tombstones (x:<lease id>) of
+-- leases another node removed. Only with a global limit, a global sorted set of all
+-- leases (all) to count them: without one nothing global is written at all.
+--
+-- Keys are built here only from the prefix and from ids that the JS side minted (newId)
+-- or validated and converted (parseId/deriveId) with the WASM core: Lua never parses an
+-- id to decide anything. Keys are not declared in KEYS: one deployment is one Redis
+-- (standalone, or a primary with replicas), not a Redis Cluster.
+--
+-- ARGV[1] is always the id of the calling node.
+--
+-- Every redis.call costs Redis's single thread time, so the scripts make as few as they
+-- can: that, not the network, bounds throughput with many operations in flight.
+local node = ARGV[1]
+local keep_ms = ttl + grace
 local all_key = prefix .. 'all'
-local users_key = prefix .. 'users'
+local indexed = global >= 0
 
 -- Redis's own clock, so hosts with skewed clocks agree on every expiry.
 local function clock_ms()
@@ -14,52 +30,43 @@ local function clock_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function lease_key(id) return prefix .. 'l:' .. id end
-local function user_key(user) return prefix .. 'u:' .. user end
-local function conn_keys_key(user) return prefix .. 'c:' .. user end
-
--- The users index holds each user's newest expiry (or not the user at all), so counting
--- users with a live lease is one ZCOUNT.
-local function reindex_user(user)
-  local top = redis.call('ZRANGE', user_key(user), -1, -1, 'WITHSCORES')
-  if top[1] then
-    redis.call('ZADD', users_key, top[2], user)
-  else
-    redis.call('ZREM', users_key, user)
-  end
+-- A lease record is one string: "<node> <acquiredAt> <user length> <user><connection key>"
+-- (the user and the key are arbitrary bytes, hence the length).
+local function pack(holder, acquired, user, conn_key)
+  return holder .. ' ' .. acquired .. ' ' .. #user .. ' ' .. user .. conn_key
 end
 
--- Removes one lease of `user` from every structure. When another node holds its socket,
--- that node is told on its channel (so it closes the socket) and a tombstone records why,
--- so the lease is not re-registered by that node after an outage. Returns the id of the
--- node that held the lease, or false when its record was already gone.
-local function drop(id, user, why, tombstone_ms)
-  local lk = lease_key(id)
-  local rec = redis.call('HMGET', lk, 'n', 'k')
-  redis.call('DEL', lk)
-  redis.call('ZREM', user_key(user), id)
-  redis.call('ZREM', all_key, id)
-  if rec[2] then redis.call('HDEL', conn_keys_key(user), rec[2]) end
-  local holder = rec[1]
-  if holder and holder ~= node then
-    redis.call('SET', prefix .. 'x:' .. id, why, 'PX', tombstone_ms)
+local function unpack_record(rec)
+  local holder, acquired, len, at = string.match(rec, '^(%S+) (%d+) (%d+) ()')
+  len = tonumber(len)
+  return holder, tonumber(acquired), string.sub(rec, at, at + len - 1), string.sub(rec, at + len)
+end
+
+-- Removes one lease from its record, its user's set, the global index and its connection
+-- key. When another node holds its socket, that node is told on its channel (so it closes
+-- the socket) and a tombstone records why, so that node does not write the lease back
+-- after an outage.
+local function drop(id, user, holder, conn_key, why)
+  redis.call('DEL', prefix .. 'l:' .. id)
+  redis.call('ZREM', prefix .. 'u:' .. user, id)
+  if indexed then redis.call('ZREM', all_key, id) end
+  if conn_key ~= '' then redis.call('HDEL', prefix .. 'c:' .. user, conn_key) end
+  if holder ~= node then
+    redis.call('SET', prefix .. 'x:' .. id, why, 'PX', keep_ms)
     redis.call('PUBLISH', prefix .. 'n:' .. holder, why .. ' ' .. id)
   end
+end
+
+-- drop() for a lease known only by id and user (expired, evicted). Returns its holder,
+-- or false when its record was already gone (then only the index entries are removed).
+local function drop_by_id(id, user, why)
+  local rec = redis.call('GET', prefix .. 'l:' .. id)
+  if not rec then
+    redis.call('ZREM', prefix .. 'u:' .. user, id)
+    if indexed then redis.call('ZREM', all_key, id) end
+    return false
+  end
+  local holder, _, _, conn_key = unpack_record(rec)
+  drop(id, user, holder, conn_key, why)
   return holder
 end
-
--- Drops every expired lease of `user`. Returns how many, and the ids of those this node
--- held (its sweep reports them to the host, which closes their sockets).
-local function prune_user(user, now, tombstone_ms)
-  local expired = redis.call('ZRANGEBYSCORE', user_key(user), '-inf', now)
-  local mine = {}
-  for i = 1, #expired do
-    if drop(expired[i], user, 'expired', tombstone_ms) == node then mine[#mine + 1] = expired[i] end
-  end
-  if #expired > 0 then reindex_user(user) end
-  return #expired, mine
-end
-
--- Writes the keys' TTLs after a change: each key outlives the newest lease it holds by
--- the grace period, so a dead deployment leaves nothing behind for long.
-local function keep(key, ms) redis.call('PEXPIRE', key, ms) end

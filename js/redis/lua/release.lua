@@ -1,13 +1,29 @@
--- release: the lease named by KEYS[1] (its record, found from any derived id), from
--- whichever node. Idempotent: 0 when there is nothing (left) to release.
--- KEYS: 1 the lease's record.  ARGV: 3 lease id (conn_...), 4 tombstone ms
+-- release: the lease named by its id (the JS side turned any derived id into it), from
+-- whichever node. Idempotent: 0 when there is nothing (left) to release. The holder
+-- passes the user and connection key it knows, which spares reading the record; any
+-- other caller passes '' and the record is read.
 -- Returns 1 if released, 0 if unknown.
-local id = ARGV[3]
-local user = redis.call('HGET', KEYS[1], 'u')
-if not user then return 0 end
-local was_member = redis.call('ZSCORE', user_key(user), id)
-drop(id, user, 'released', tonumber(ARGV[4]))
-reindex_user(user)
--- A record whose user set already lost it (the set's own TTL ran out) is not a release.
-if was_member then return 1 end
-return 0
+local function release(id, user, conn_key)
+  local lkey = prefix .. 'l:' .. id
+  local holder = node
+  if user == '' then
+    local rec = redis.call('GET', lkey)
+    if not rec then return 0 end
+    local _
+    holder, _, user, conn_key = unpack_record(rec)
+  end
+  if redis.call('ZREM', prefix .. 'u:' .. user, id) == 0 then
+    -- Already gone from the user's set (released, or reclaimed with the set's TTL).
+    redis.call('DEL', lkey)
+    if indexed then redis.call('ZREM', all_key, id) end
+    return 0
+  end
+  redis.call('DEL', lkey)
+  if indexed then redis.call('ZREM', all_key, id) end
+  if conn_key ~= '' then redis.call('HDEL', prefix .. 'c:' .. user, conn_key) end
+  if holder ~= node then
+    redis.call('SET', prefix .. 'x:' .. id, 'released', 'PX', keep_ms)
+    redis.call('PUBLISH', prefix .. 'n:' .. holder, 'released ' .. id)
+  end
+  return 1
+end

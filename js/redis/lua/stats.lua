@@ -1,3 +1,5 @@
--- stats: deployment-wide gauges, read only. Returns {now, live leases, users with one}.
+-- stats: the deployment-wide count of live leases, read only, when there is a global
+-- index (a global limit); -1 otherwise. Returns {now, live leases or -1}.
 local now = clock_ms()
-return { now, redis.call('ZCOUNT', all_key, '(' .. now, '+inf'), redis.call('ZCOUNT', users_key, '(' .. now, '+inf') }
+if not indexed then return { now, -1 } end
+return { now, redis.call('ZCOUNT', all_key, '(' .. now, '+inf') }

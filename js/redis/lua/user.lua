@@ -1,15 +1,21 @@
 -- userStats: one user's live leases, read only.
--- KEYS: 1 the user's leases.
+-- ARGV: 2 user id. touchedAt is the expiry minus the TTL.
 -- Returns {now, then per lease: id, expiresAt, acquiredAt, touchedAt, connection key or ''}
 local now = clock_ms()
 local out = { now }
-local rows = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES')
+local rows = redis.call('ZRANGEBYSCORE', prefix .. 'u:' .. ARGV[2], '(' .. now, '+inf', 'WITHSCORES')
 for i = 1, #rows, 2 do
-  local rec = redis.call('HMGET', lease_key(rows[i]), 'a', 't', 'k')
+  local rec = redis.call('GET', prefix .. 'l:' .. rows[i])
+  local acquired, conn_key = 0, ''
+  if rec then
+    local _
+    _, acquired, _, conn_key = unpack_record(rec)
+  end
+  local expires = tonumber(rows[i + 1])
   out[#out + 1] = rows[i]
-  out[#out + 1] = tonumber(rows[i + 1])
-  out[#out + 1] = tonumber(rec[1] or 0)
-  out[#out + 1] = tonumber(rec[2] or 0)
-  out[#out + 1] = rec[3] or ''
+  out[#out + 1] = expires
+  out[#out + 1] = acquired
+  out[#out + 1] = math.max(acquired, expires - ttl)
+  out[#out + 1] = conn_key
 end
 return out

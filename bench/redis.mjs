@@ -1,0 +1,317 @@
+// `npm run bench:redis`: acquire + release pairs per second through socket-lease/redis
+// versus redis-semaphore (the established npm Redis semaphore) doing the same work: one
+// semaphore per user, the same limit, the same TTL, against the same local Redis, in one
+// run. The bench starts its own redis-server (free 127.0.0.1 port, temp dir, no
+// persistence) and removes it at the end.
+//
+//   node bench/redis.mjs [--time-ms 1500] [--rounds 5] [--users 1024] [--limit 5]
+//                        [--in-flight 1,64] [--pairs 2048] [--json target/bench/redis.json]
+//
+// One measured operation is `--pairs` acquire+release pairs (1 in flight: one after the
+// other; 64 in flight: 64 workers each running its share in sequence, so 64 are pending
+// at every moment but the tail). Users are taken round robin, so no acquire is refused
+// at the limit: this measures the cost of the bookkeeping. Each round runs every
+// contender in a rotating order; the summary is the median round (a shared 2-core machine
+// has bursts of other load that a mean would smear over everything).
+//
+// Also reported: Redis commands sent per operation (counted on the client side: every
+// command ioredis sends, top-level only; commands inside scripts are not round trips),
+// and CPU time per pair, of Redis (INFO cpu) and of this process.
+//
+// Targets from issue 6: one round trip per operation; ratio >= 1.0 with 1 in flight and
+// >= 1.5 with 64 in flight, although socket-lease also keeps the derived-id index, the
+// global and users indexes, Redis-clock expiry and the eviction policies.
+import { spawn } from 'node:child_process';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Bench } from 'tinybench';
+import { Redis } from 'ioredis';
+import { Semaphore } from 'redis-semaphore';
+import { createRedisLeaseStore } from 'socket-lease/redis';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { values } = parseArgs({
+  options: {
+    'time-ms': { type: 'string', default: '1500' },
+    rounds: { type: 'string', default: '5' },
+    users: { type: 'string', default: '1024' },
+    limit: { type: 'string', default: '5' },
+    'ttl-ms': { type: 'string', default: '90000' },
+    'in-flight': { type: 'string', default: '1,64' },
+    pairs: { type: 'string', default: '2048' },
+    json: { type: 'string', default: path.join(ROOT, 'target/bench/redis.json') },
+  },
+});
+const TIME_MS = Number(values['time-ms']);
+const ROUNDS = Number(values.rounds);
+const USERS = Number(values.users);
+const LIMIT = Number(values.limit);
+const TTL_MS = Number(values['ttl-ms']);
+const IN_FLIGHT = values['in-flight'].split(',').map(Number);
+const PAIRS = Number(values.pairs);
+for (const [name, n] of Object.entries({ TIME_MS, ROUNDS, USERS, LIMIT, TTL_MS, PAIRS, ...Object.fromEntries(IN_FLIGHT.map((v, i) => [`IN_FLIGHT[${i}]`, v])) })) {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`bench/redis: bad ${name}: ${n}`);
+}
+const users = Array.from({ length: USERS }, (_, i) => `user-${i}`);
+
+// ------------------------------------------------------------------- the Redis server
+
+/** @returns {Promise<number>} */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = /** @type {net.AddressInfo} */ (server.address());
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function startRedis() {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'socket-lease-bench-redis-'));
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--logfile', ''], {
+    stdio: 'ignore',
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  // Whatever happens to this process, its redis-server goes with it.
+  const killChild = () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  };
+  process.once('exit', killChild);
+  // Wait until it listens (bounded: a redis-server that cannot start fails the bench).
+  for (let attempt = 0; ; attempt++) {
+    const up = await new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.once('connect', () => resolve(socket.destroy() && true));
+      socket.once('error', () => resolve(false));
+    });
+    if (up) break;
+    if (attempt > 200 || child.exitCode !== null) {
+      killChild();
+      throw new Error('bench/redis: redis-server did not start');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  const admin = new Redis({ port, host: '127.0.0.1' });
+  admin.on('error', () => {});
+  await new Promise((resolve) => admin.once('ready', resolve));
+  return {
+    port,
+    admin,
+    async stop() {
+      admin.disconnect();
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+      process.removeListener('exit', killChild);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ------------------------------------------------------------------- counting commands
+
+// Every command any ioredis client sends goes through sendCommand; contenders run one at
+// a time, so the difference over a phase is that contender's commands.
+let commandsSent = 0;
+const originalSend = Redis.prototype.sendCommand;
+Redis.prototype.sendCommand = function countedSend(/** @type {any[]} */ ...args) {
+  commandsSent++;
+  return originalSend.apply(this, /** @type {any} */ (args));
+};
+
+/** Redis's own CPU time so far, in microseconds. @param {Redis} admin */
+async function redisCpuUs(admin) {
+  const info = await admin.info('cpu');
+  const user = Number(/used_cpu_user:([\d.]+)/.exec(info)?.[1] ?? 0);
+  const sys = Number(/used_cpu_sys:([\d.]+)/.exec(info)?.[1] ?? 0);
+  return (user + sys) * 1e6;
+}
+
+// ------------------------------------------------------------------- contenders
+
+/**
+ * @typedef {object} Contender
+ * @property {string} name
+ * @property {(user: string) => Promise<void>} pair   one acquire + release
+ * @property {() => Promise<void>} close
+ * @property {number} refused
+ * @property {number} pairs
+ */
+
+/**
+ * @param {string} url
+ * @returns {Promise<Contender>}
+ */
+async function socketLease(url) {
+  const store = createRedisLeaseStore({ url, prefix: 'bench:', perUserLimit: LIMIT, ttlMs: TTL_MS, onLimit: 'reject', logLevel: 'silent' });
+  if (!(await store.ready(10_000))) throw new Error('socket-lease/redis: not connected');
+  /** @type {Contender} */
+  const c = {
+    name: 'socket-lease/redis',
+    refused: 0,
+    pairs: 0,
+    async pair(user) {
+      const r = await store.acquire(user);
+      c.pairs++;
+      if (!r.ok) {
+        c.refused++;
+        return;
+      }
+      await store.release(r.lease.id);
+    },
+    close: () => store.close(),
+  };
+  return c;
+}
+
+/**
+ * redis-semaphore as its README shows it: an ioredis client, one Semaphore per holder on
+ * a per-user key, the same limit and TTL. tryAcquire (one attempt, like socket-lease's
+ * immediate answer) and no refresh timer (socket-lease renews through the host's
+ * heartbeat, not a timer per lease). The client has the same 1000 ms command timeout as
+ * socket-lease's: an upgrade path must not hang on a stalled Redis either way.
+ * @param {number} port
+ * @returns {Promise<Contender>}
+ */
+async function redisSemaphore(port) {
+  const client = new Redis({ port, host: '127.0.0.1', commandTimeout: 1000 });
+  await new Promise((resolve) => client.once('ready', resolve));
+  /** @type {Contender} */
+  const c = {
+    name: 'redis-semaphore',
+    refused: 0,
+    pairs: 0,
+    async pair(user) {
+      const semaphore = new Semaphore(client, user, LIMIT, { lockTimeout: TTL_MS, acquireAttemptsLimit: 1, refreshInterval: 0 });
+      c.pairs++;
+      if (!(await semaphore.tryAcquire())) {
+        c.refused++;
+        return;
+      }
+      await semaphore.release();
+    },
+    async close() {
+      await client.quit();
+    },
+  };
+  return c;
+}
+
+/**
+ * `PAIRS` pairs with `inFlight` pending at a time.
+ * @param {Contender} c
+ * @param {number} inFlight
+ */
+function batch(c, inFlight) {
+  let next = 0;
+  const worker = async () => {
+    while (next < PAIRS) {
+      const i = next++;
+      await c.pair(users[i % USERS]);
+    }
+  };
+  return Promise.all(Array.from({ length: Math.min(inFlight, PAIRS) }, worker));
+}
+
+/** @param {number[]} xs */
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+// ------------------------------------------------------------------- run
+
+const redis = await startRedis();
+const url = `redis://127.0.0.1:${redis.port}`;
+const contenders = [await socketLease(url), await redisSemaphore(redis.port)];
+const [ours, theirs] = contenders;
+const version = String(await redis.admin.info('server')).match(/redis_version:(\S+)/)?.[1];
+console.log(
+  `node ${process.version}, redis ${version}, ${USERS} users, limit ${LIMIT}, ttl ${TTL_MS} ms, ${PAIRS} pairs per operation, ${ROUNDS} rounds of ${TIME_MS} ms per contender`,
+);
+
+/** @type {Record<string, any>} */
+const results = {};
+try {
+  // Round trips: a fixed number of pairs per contender, commands counted around them.
+  /** @type {Record<string, number>} */
+  const commandsPerOp = {};
+  for (const c of contenders) {
+    await batch(c, 1); // warm (scripts loaded, connections up)
+    const before = commandsSent;
+    const pairsBefore = c.pairs;
+    await batch(c, 16);
+    commandsPerOp[c.name] = (commandsSent - before) / ((c.pairs - pairsBefore) * 2);
+  }
+
+  for (const inFlight of IN_FLIGHT) {
+    /** @type {Record<string, number[]>} */
+    const rates = { [ours.name]: [], [theirs.name]: [] };
+    /** @type {Record<string, number[]>} */
+    const redisCpu = { [ours.name]: [], [theirs.name]: [] };
+    /** @type {Record<string, number[]>} */
+    const clientCpu = { [ours.name]: [], [theirs.name]: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = round % 2 ? [theirs, ours] : [ours, theirs];
+      for (const c of order) {
+        const bench = new Bench({ time: TIME_MS, warmupTime: 200, throws: true });
+        bench.add(c.name, () => batch(c, inFlight));
+        const pairsBefore = c.pairs;
+        const cpuBefore = await redisCpuUs(redis.admin);
+        const clientBefore = process.cpuUsage();
+        await bench.run();
+        const client = process.cpuUsage(clientBefore);
+        const cpuAfter = await redisCpuUs(redis.admin);
+        const done = c.pairs - pairsBefore;
+        const r = /** @type {any} */ (bench.tasks[0].result);
+        if (r.state !== 'completed') throw new Error(`${c.name}: ${r.state} ${String(r.error ?? '')}`);
+        rates[c.name].push((PAIRS * 1000) / r.latency.mean);
+        redisCpu[c.name].push((cpuAfter - cpuBefore) / done);
+        clientCpu[c.name].push((client.user + client.system) / done);
+      }
+      console.log(
+        `  ${inFlight} in flight, round ${round + 1}: ${Object.entries(rates)
+          .map(([k, v]) => `${k} ${v.at(-1)?.toFixed(0)}`)
+          .join(', ')} pairs/s`,
+      );
+    }
+    results[inFlight] = {
+      pairsPerSecond: { [ours.name]: median(rates[ours.name]), [theirs.name]: median(rates[theirs.name]) },
+      redisCpuUsPerPair: { [ours.name]: median(redisCpu[ours.name]), [theirs.name]: median(redisCpu[theirs.name]) },
+      clientCpuUsPerPair: { [ours.name]: median(clientCpu[ours.name]), [theirs.name]: median(clientCpu[theirs.name]) },
+      ratio: median(rates[ours.name]) / median(rates[theirs.name]),
+      target: inFlight === 1 ? 1.0 : inFlight >= 64 ? 1.5 : null,
+    };
+  }
+
+  console.log('\nacquire + release pairs per second, median of the rounds:');
+  console.log('  in flight | socket-lease/redis | redis-semaphore | ratio | target | Redis CPU/pair (ours / theirs) | client CPU/pair (ours / theirs)');
+  for (const inFlight of IN_FLIGHT) {
+    const r = results[inFlight];
+    const p = r.pairsPerSecond;
+    const target = r.target === null ? '-' : `>= ${r.target.toFixed(1)} ${r.ratio >= r.target ? 'met' : 'NOT met'}`;
+    console.log(
+      `  ${String(inFlight).padStart(9)} | ${p[ours.name].toFixed(0).padStart(18)} | ${p[theirs.name].toFixed(0).padStart(15)} | ${r.ratio.toFixed(2).padStart(5)} | ${target} | ${r.redisCpuUsPerPair[ours.name].toFixed(1)} / ${r.redisCpuUsPerPair[theirs.name].toFixed(1)} us | ${r.clientCpuUsPerPair[ours.name].toFixed(1)} / ${r.clientCpuUsPerPair[theirs.name].toFixed(1)} us`,
+    );
+  }
+  console.log('\nRedis commands (round trips) per operation (acquire or release), counted at the client:');
+  for (const c of contenders) console.log(`  ${c.name.padEnd(20)} ${commandsPerOp[c.name].toFixed(2)}`);
+  for (const c of contenders) if (c.refused) console.log(`  note: ${c.name} had ${c.refused} refused acquires`);
+  results.commandsPerOperation = commandsPerOp;
+  results.config = { node: process.version, redis: version, users: USERS, limit: LIMIT, ttlMs: TTL_MS, pairs: PAIRS, rounds: ROUNDS, timeMs: TIME_MS };
+  if (values.json) {
+    await mkdir(path.dirname(values.json), { recursive: true });
+    await writeFile(values.json, JSON.stringify(results, null, 2) + '\n');
+    console.log(`\nwrote ${path.relative(ROOT, values.json)}`);
+  }
+} finally {
+  for (const c of contenders) await c.close();
+  await redis.stop();
+}
