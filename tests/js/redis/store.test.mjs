@@ -429,3 +429,44 @@ test('failMode open: accepts while Redis is down (per-node limit, logged loudly)
   assert.equal(refused.ok, false, 'quota enforced again');
   if (during.ok) assert.equal(await b.release(during.lease.runId), true, 'a lease accepted offline is a normal lease now');
 });
+
+test('operations issued together go to Redis in batches; each stays atomic and gets its own answer', async (t) => {
+  const redis = await startRedis(t);
+  const a = await store(t, redis, { perUserLimit: 3, onLimit: 'reject' });
+  const b = await store(t, redis, { perUserLimit: 3, onLimit: 'reject', batchSize: 5 });
+  const monitor = await redis.admin().monitor();
+  let calls = 0;
+  monitor.on('monitor', (_time, args, source) => {
+    if (source !== 'lua' && /^eval/i.test(String(args[0]))) calls++;
+  });
+  const marker = redis.admin();
+  await waitFor(async () => {
+    await marker.ping();
+    return true;
+  }, 'MONITOR running');
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  calls = 0;
+
+  // 40 users x 5 attempts, half through each node, all issued at once.
+  const attempts = [];
+  for (let u = 0; u < 40; u++) for (let i = 0; i < 5; i++) attempts.push((i % 2 ? a : b).acquire(`batch-${u}`));
+  const results = await Promise.all(attempts);
+  for (let u = 0; u < 40; u++) {
+    const mine = results.slice(u * 5, u * 5 + 5);
+    assert.equal(mine.filter((r) => r.ok).length, 3, `user ${u}: exactly the limit granted`);
+    for (const r of mine) if (!r.ok) assert.equal(r.reason, 'user-limit');
+  }
+  const leases = results.flatMap((r) => (r.ok ? [r.lease] : []));
+  assert.equal(new Set(leases.map((l) => l.id)).size, 120);
+  // Released through the other node by run id, touched through both, all at once.
+  const touched = await Promise.all(leases.map((l, i) => (i % 2 ? b : a).touch(l.threadId)));
+  assert.ok(touched.every(Boolean));
+  const released = await Promise.all(leases.map((l, i) => (i % 2 ? a : b).release(l.runId)));
+  assert.ok(released.every(Boolean));
+  assert.deepEqual(await Promise.all(leases.slice(0, 10).map((l) => a.release(l.id))), Array(10).fill(false));
+  await waitFor(() => calls > 0, 'calls seen');
+  // 200 acquires + 120 touches + 120 releases + 10 releases in far fewer script calls.
+  assert.ok(calls < 450 / 4, `${calls} script calls for 450 operations`);
+  for (let u = 0; u < 40; u++) assert.equal(await liveLeases(redis.admin(), `batch-${u}`), 0);
+  monitor.disconnect();
+});
