@@ -258,10 +258,16 @@ try {
     const redisCpu = { [ours.name]: [], [theirs.name]: [] };
     /** @type {Record<string, number[]>} */
     const clientCpu = { [ours.name]: [], [theirs.name]: [] };
+    // Each round runs both back to back: the ratio within a round is steadier than the
+    // ratio of the medians when the machine's load drifts.
+    /** @type {number[]} */
+    const roundRatios = [];
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 ? [theirs, ours] : [ours, theirs];
       for (const c of order) {
-        const bench = new Bench({ time: TIME_MS, warmupTime: 200, throws: true });
+        // iterations: a floor, not the default 64 (one iteration is PAIRS pairs, so 64 of
+        // them would take many times --time-ms with one in flight).
+        const bench = new Bench({ time: TIME_MS, iterations: 3, warmupTime: 200, warmupIterations: 1, throws: true });
         bench.add(c.name, () => batch(c, inFlight));
         const pairsBefore = c.pairs;
         const cpuBefore = await redisCpuUs(redis.admin);
@@ -276,6 +282,7 @@ try {
         redisCpu[c.name].push((cpuAfter - cpuBefore) / done);
         clientCpu[c.name].push((client.user + client.system) / done);
       }
+      roundRatios.push(/** @type {number} */ (rates[ours.name].at(-1)) / /** @type {number} */ (rates[theirs.name].at(-1)));
       console.log(
         `  ${inFlight} in flight, round ${round + 1}: ${Object.entries(rates)
           .map(([k, v]) => `${k} ${v.at(-1)?.toFixed(0)}`)
@@ -286,12 +293,13 @@ try {
       pairsPerSecond: { [ours.name]: median(rates[ours.name]), [theirs.name]: median(rates[theirs.name]) },
       redisCpuUsPerPair: { [ours.name]: median(redisCpu[ours.name]), [theirs.name]: median(redisCpu[theirs.name]) },
       clientCpuUsPerPair: { [ours.name]: median(clientCpu[ours.name]), [theirs.name]: median(clientCpu[theirs.name]) },
-      ratio: median(rates[ours.name]) / median(rates[theirs.name]),
+      ratio: median(roundRatios),
+      ratioOfMedians: median(rates[ours.name]) / median(rates[theirs.name]),
       target: inFlight === 1 ? 1.0 : inFlight >= 64 ? 1.5 : null,
     };
   }
 
-  console.log('\nacquire + release pairs per second, median of the rounds:');
+  console.log('\nacquire + release pairs per second, median of the rounds (ratio: median of the per-round ratios):');
   console.log('  in flight | socket-lease/redis | redis-semaphore | ratio | target | Redis CPU/pair (ours / theirs) | client CPU/pair (ours / theirs)');
   for (const inFlight of IN_FLIGHT) {
     const r = results[inFlight];

@@ -1219,10 +1219,14 @@ class RedisLeaseStore extends EventEmitter {
     this.#runId = runId;
     for (const script of Object.values(this.#scripts)) await client.script('LOAD', script.lua);
 
-    for (const id of [...this.#pendingReleases]) {
-      await this.#run(this.#scripts.release, [this.nodeId, id, '', '']);
-      this.#pendingReleases.delete(id);
-    }
+    // Behind anything still queued on this connection (a stalled acquire runs first), and
+    // batched like any other release.
+    await Promise.all(
+      [...this.#pendingReleases].map(async (id) => {
+        await this.#call('r', id, '', '');
+        this.#pendingReleases.delete(id);
+      }),
+    );
 
     const held = [...this.#held.entries()];
     let written = 0;
