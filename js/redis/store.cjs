@@ -1133,7 +1133,8 @@ class RedisLeaseStore extends EventEmitter {
   #revoke(id, reason) {
     if (!this.#forget(id)) return;
     this.#counters.revocations[reason]++;
-    this.#log('info', 'lease removed by another node', { leaseId: id, reason });
+    // debug: the guard (or the host) logs the socket it closes for it.
+    this.#log('debug', 'lease removed by another node', { leaseId: id, reason });
     /** @type {RevokedLease} */
     const event = { leaseId: id, reason };
     this.emit('revoked', event);
