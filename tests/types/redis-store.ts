@@ -1,0 +1,44 @@
+// Compiled by `tsc --noEmit`: proves `socket-lease/redis`'s declarations describe the store
+// as the README uses it, and that it fits the guard's `store` option. Never executed.
+import { createEventLogger, createLeaseGuard } from 'socket-lease/node';
+import type { LeaseStore, RevokedLease } from 'socket-lease/node';
+import { createRedisLeaseStore, RedisLeaseStore } from 'socket-lease/redis';
+import type { RedisStoreStats, RedisLeaseStoreOptions } from 'socket-lease/redis';
+import type { AcquireResult } from 'socket-lease';
+
+const options: RedisLeaseStoreOptions = {
+  url: 'redis://127.0.0.1:6379',
+  prefix: 'chat:',
+  perUserLimit: 5,
+  ttlMs: 90_000,
+  onLimit: 'evict-oldest',
+  failMode: 'open',
+  commandTimeoutMs: 500,
+  batchSize: 8,
+  redis: { connectionName: 'socket-lease' },
+  onEvent: createEventLogger(),
+};
+const store: RedisLeaseStore = createRedisLeaseStore(options);
+const asStore: LeaseStore = store;
+const guard = createLeaseGuard({ userId: () => 'u', store });
+
+async function use() {
+  const ready: boolean = await store.ready(1000);
+  const result: AcquireResult = await store.acquire('u', { connectionKey: 'tab' });
+  if (result.ok) {
+    const released: boolean = await store.release(result.lease.runId);
+    void released;
+  }
+  const expired: string[] = await store.sweep();
+  const stats: RedisStoreStats = await store.stats();
+  const down: boolean = stats.redis === 'down';
+  const deployment: number | null = stats.deploymentActive;
+  store.on('revoked', (event: RevokedLease) => void event.reason);
+  await guard.close();
+  await store.close();
+  void [ready, expired, down, deployment, asStore];
+}
+void use;
+
+// @ts-expect-error maxUsers is the core's memory bound; the Redis store refuses it
+createRedisLeaseStore({ maxUsers: 10 });
