@@ -15,7 +15,7 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy (native and wasm32)"
 cargo clippy --all-targets -- -D warnings
-cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --lib --tests --target wasm32-unknown-unknown -- -D warnings
 
 step "cargo test (native core, property tests)"
 cargo test

@@ -22,7 +22,7 @@ fn code_of(err: JsValue) -> String {
     get(&err, "code").as_string().expect("a string code")
 }
 
-fn opts(pairs: &[(&str, JsValue)]) -> JsValue {
+fn opts(pairs: &[(&'static str, JsValue)]) -> JsValue {
     super::convert::object(pairs)
 }
 
