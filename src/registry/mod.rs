@@ -324,7 +324,7 @@ impl<E: Entropy> Registry<E> {
             Some(u) => u,
             None => self.insert_user(user),
         };
-        let handle = self.insert_lease(u, connection_key, now);
+        let handle = self.insert_lease(u, connection_key, now, limit);
         Ok(Acquired::Granted {
             handle,
             evicted,
@@ -390,7 +390,8 @@ impl<E: Entropy> Registry<E> {
         idx
     }
 
-    fn insert_lease(&mut self, u: u32, key: Option<&str>, now: u64) -> u32 {
+    /// `limit` is the user's limit, already looked up by the caller.
+    fn insert_lease(&mut self, u: u32, key: Option<&str>, now: u64, limit: u32) -> u32 {
         let uuid = self.ids.next(now);
         let expires_at = now + self.options.ttl_ms;
         let pos = self.users[u as usize].leases.len() as u32;
@@ -434,8 +435,6 @@ impl<E: Entropy> Registry<E> {
         self.counters.high_water = self.counters.high_water.max(u64::from(self.active));
 
         let active = self.users[u as usize].leases.len() as u32;
-        let name = &self.users[u as usize].name;
-        let limit = self.options.limit_for(name);
         let threshold = self.options.warn_threshold(limit);
         if limit > 0 && active >= threshold && !self.users[u as usize].near {
             self.users[u as usize].near = true;
