@@ -22,7 +22,8 @@ pub fn register_error_class(class: Function) {
 
 /// Builds the JS error for `e`.
 pub fn to_js(e: LeaseError) -> JsValue {
-    let message = JsValue::from_str(&e.to_string());
+    let text = e.to_string();
+    let message = JsValue::from_str(&text);
     let code = JsValue::from_str(e.code());
     let constructed = ERROR_CLASS.with(|c| {
         c.borrow()
@@ -32,7 +33,7 @@ pub fn to_js(e: LeaseError) -> JsValue {
     if let Some(err) = constructed {
         return err;
     }
-    let err = js_sys::Error::new(&e.to_string());
+    let err = js_sys::Error::new(&text);
     err.set_name("LeaseError");
     let _ = Reflect::set(&err, &JsValue::from_str("code"), &code);
     err.into()
