@@ -41,6 +41,8 @@ if (!fs.existsSync(bindings) || fs.statSync(bindings).mtimeMs < fs.statSync(RAW)
 const require = createRequire(import.meta.url);
 /** @type {typeof import('socket-lease')} */
 const pkg = require(bindings);
+// The loader's wiring (the lane, type checks), as `require('socket-lease')` does it.
+const { newId, parseId } = require('../js/runtime.cjs').install(pkg);
 
 // ------------------------------------------------------------------------- workloads
 const T0 = 1_700_000_000_000;
@@ -53,7 +55,7 @@ for (let i = 0; i < LIVE; i++) {
   reg.acquireHandle(users[i % users.length], undefined, what === 'sweep' && group < SWEEPS ? T0 + group : T0 + SWEEPS);
 }
 const NOW = T0 + SWEEPS;
-const ids = Array.from({ length: 1024 }, () => pkg.newId('conn'));
+const ids = Array.from({ length: 1024 }, () => newId('conn'));
 
 /** @type {Record<string, { n: number, run: (n: number) => void }>} */
 const WORKLOADS = {
@@ -81,13 +83,13 @@ const WORKLOADS = {
   'new-id': {
     n: 2_000_000,
     run: (n) => {
-      for (let i = 0; i < n; i++) pkg.newId('conn');
+      for (let i = 0; i < n; i++) newId('conn');
     },
   },
   'parse-id': {
     n: 500_000,
     run: (n) => {
-      for (let i = 0; i < n; i++) pkg.parseId(ids[i & 1023]);
+      for (let i = 0; i < n; i++) parseId(ids[i & 1023]);
     },
   },
   sweep: {

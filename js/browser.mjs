@@ -1,16 +1,17 @@
 // Browser loader: `await init()` once (memoized), then use the exports. Calling anything
 // before init throws a clear error instead of a TypeError deep in the glue code.
 import initWasm, * as wasm from '../pkg/web/socket_lease.js';
-import { LeaseError, guardFastPath } from './runtime.mjs';
+import { LeaseError, install } from './runtime.mjs';
 
 export { LeaseError };
 
 let ready = null;
 let initialized = false;
+/** @type {ReturnType<typeof install> | undefined} */
+let lane;
 
 function finish() {
-  /** @type {any} */ (wasm).__registerErrorClass(LeaseError);
-  guardFastPath(wasm.LeaseRegistry);
+  lane = install(wasm);
   initialized = true;
 }
 
@@ -58,8 +59,16 @@ const guard = (fn) =>
     }
   );
 
-export const newId = guard(wasm.newId);
-export const parseId = guard(wasm.parseId);
+/** @type {typeof wasm.newId} */
+export const newId = (kind, now) => {
+  if (lane === undefined) assertReady();
+  return /** @type {ReturnType<typeof install>} */ (lane).newId(kind, now);
+};
+/** @type {typeof wasm.parseId} */
+export const parseId = (id) => {
+  if (lane === undefined) assertReady();
+  return /** @type {ReturnType<typeof install>} */ (lane).parseId(id);
+};
 export const deriveId = guard(wasm.deriveId);
 export const sameLease = guard(wasm.sameLease);
 export const idFromUuid = guard(wasm.idFromUuid);

@@ -11,16 +11,15 @@ try {
   }
   throw err;
 }
-const { LeaseError, guardFastPath } = require('./runtime.cjs');
+const { LeaseError, install } = require('./runtime.cjs');
 
-/** @type {any} */ (wasm).__registerErrorClass(LeaseError);
-guardFastPath(wasm.LeaseRegistry);
+const { newId, parseId } = install(wasm);
 
 module.exports = {
   LeaseRegistry: wasm.LeaseRegistry,
   LeaseError,
-  newId: wasm.newId,
-  parseId: wasm.parseId,
+  newId,
+  parseId,
   deriveId: wasm.deriveId,
   sameLease: wasm.sameLease,
   idFromUuid: wasm.idFromUuid,

@@ -1,6 +1,6 @@
-// JS half of the boundary, shared by the browser and workerd loaders.
-// Twin of runtime.cjs (Node 20 cannot load one file from both `require` and browsers);
-// keep the two identical apart from the module syntax.
+// JS half of the boundary, shared by every loader. This file is the source: the Node
+// loader's CommonJS copy (js/runtime.cjs) is generated from it by scripts/build.sh,
+// because Node 20 cannot load one file from both `require` and browsers.
 
 /**
  * Thrown by socket-lease for misuse (bad input). A quota refusal is never an error: it
@@ -22,19 +22,58 @@ export class LeaseError extends Error {
 /** @param {unknown} v */
 const kind = (v) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
 
+/** Kinds remembered as checked by `newId`; past this many, new kinds are checked each time. */
+const KIND_CACHE = 256;
+
 /**
- * The fast path takes its strings and numbers straight into wasm, skipping the JsValue
- * round trip that doubles its cost; the generated glue would silently coerce a wrong
- * type (or throw a bare TypeError), so the types are checked here instead, once, before
- * the call. Wraps the methods on the class itself, so every registry (also restored
- * ones) gets the checks.
- * @param {any} LeaseRegistry
+ * Wires the loader's wasm bindings up: registers `LeaseError`, checks the fast path's
+ * argument types, and routes the hot calls over the lane (src/wasm/lane.rs): their
+ * ASCII strings are written into one fixed buffer in linear memory and read back with
+ * `String.fromCharCode`, instead of wasm-bindgen's malloc + encode + free per argument
+ * and TextDecoder per result. Whatever the lane does not carry (non-ASCII, over-long,
+ * an explicit NaN time) and every error take the generated, fully checked binding, so
+ * results and errors are the same either way.
+ *
+ * Patches the methods on the class itself, so every registry (also restored ones) gets
+ * them. Returns `newId` and `parseId` to export in place of the generated ones.
+ * @param {any} wasm the generated bindings (ESM namespace or CommonJS exports)
+ * @returns {{ newId: typeof import('../pkg/web/socket_lease.js').newId, parseId: typeof import('../pkg/web/socket_lease.js').parseId }}
  */
-export function guardFastPath(LeaseRegistry) {
-  const proto = LeaseRegistry.prototype;
+export function install(wasm) {
+  wasm.__registerErrorClass(LeaseError);
+
+  /** @type {[WebAssembly.Memory, number, number]} */
+  const [memory, address, capacity] = wasm.__lane();
+  let bytes = new Uint8Array(memory.buffer);
+  // A grown memory detaches the old view (its length becomes 0).
+  const view = () => (bytes.byteLength === 0 ? (bytes = new Uint8Array(memory.buffer)) : bytes);
+  /**
+   * Writes `s` at lane offset `at`. False if it is not ASCII or does not fit.
+   * @param {string} s @param {number} at
+   */
+  const put = (s, at) => {
+    const n = s.length;
+    if (at + n > capacity) return false;
+    const b = view();
+    const base = address + at;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) return false;
+      b[base + i] = c;
+    }
+    return true;
+  };
+  /** Whether `now` (already checked to be a number or absent) can go on the lane. The
+   * lane always gets a time: ours (`Date.now()`, cheaper than wasm calling out for it)
+   * when none was given. A NaN given by the caller takes the checked binding. */
+  const laneNow = (/** @type {unknown} */ now) => now === undefined || now === null || now === now;
+
+  const proto = wasm.LeaseRegistry.prototype;
   const acquireHandle = proto.acquireHandle;
   const releaseHandle = proto.releaseHandle;
   const touchHandle = proto.touchHandle;
+  const acquireLane = proto.__acquireLane;
+  const releaseLane = proto.__releaseLane;
   /** @param {unknown} now */
   const checkNow = (now) => {
     if (now !== undefined && now !== null && typeof now !== 'number') {
@@ -47,19 +86,30 @@ export function guardFastPath(LeaseRegistry) {
       throw new LeaseError(`invalid id: a lease handle must be a number, got ${kind(handle)}`, 'INVALID_ID');
     }
   };
+  // The generated glue would silently coerce a wrong type (or throw a bare TypeError),
+  // so the fast path's types are checked here, once, before the call.
   proto.acquireHandle = function (/** @type {unknown} */ userId, /** @type {unknown} */ connectionKey, /** @type {unknown} */ now) {
     if (typeof userId !== 'string') {
       throw new LeaseError(`invalid user id: user id must be a string, got ${kind(userId)}`, 'INVALID_USER_ID');
     }
-    if (connectionKey !== undefined && connectionKey !== null && typeof connectionKey !== 'string') {
+    const keyed = connectionKey !== undefined && connectionKey !== null;
+    if (keyed && typeof connectionKey !== 'string') {
       throw new LeaseError(`invalid option: connectionKey must be a string, got ${kind(connectionKey)}`, 'INVALID_OPTION');
     }
     checkNow(now);
-    return acquireHandle.call(this, userId, connectionKey ?? undefined, now ?? undefined);
+    if (laneNow(now) && put(userId, 0) && (!keyed || put(/** @type {string} */ (connectionKey), userId.length))) {
+      const r = acquireLane.call(this, userId.length, keyed ? /** @type {string} */ (connectionKey).length : -1, now ?? Date.now());
+      if (r === r) return r;
+    }
+    return acquireHandle.call(this, userId, keyed ? connectionKey : undefined, now ?? undefined);
   };
   proto.releaseHandle = function (/** @type {unknown} */ handle, /** @type {unknown} */ now) {
     checkHandle(handle);
     checkNow(now);
+    if (laneNow(now)) {
+      const r = releaseLane.call(this, handle, now ?? Date.now());
+      if (r === r) return r === 1;
+    }
     return releaseHandle.call(this, handle, now ?? undefined);
   };
   proto.touchHandle = function (/** @type {unknown} */ handle, /** @type {unknown} */ now) {
@@ -67,4 +117,55 @@ export function guardFastPath(LeaseRegistry) {
     checkNow(now);
     return touchHandle.call(this, handle, now ?? undefined);
   };
+
+  const checkedNewId = wasm.newId;
+  const checkedParseId = wasm.parseId;
+  const newIdLane = wasm.__newIdLane;
+  const parseIdLane = wasm.__parseIdLane;
+  /** kind -> `kind_` (or '' for the bare suffix), for kinds already checked. */
+  const prefixes = new Map();
+  /** @param {string} kind @param {number} [now] @returns {string} */
+  const newId = (kind, now) => {
+    const prefix = prefixes.get(kind);
+    if (prefix !== undefined && (now === undefined || (typeof now === 'number' && now === now)) && newIdLane(now ?? Date.now()) === 1) {
+      const b = view();
+      const p = address;
+      // prettier-ignore
+      return prefix + String.fromCharCode(
+        b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7], b[p + 8],
+        b[p + 9], b[p + 10], b[p + 11], b[p + 12], b[p + 13], b[p + 14], b[p + 15], b[p + 16],
+        b[p + 17], b[p + 18], b[p + 19], b[p + 20], b[p + 21], b[p + 22], b[p + 23], b[p + 24],
+        b[p + 25]);
+    }
+    // The checked binding throws for a bad kind or time; a kind it accepted is remembered.
+    const id = checkedNewId(kind, now);
+    if (prefixes.size < KIND_CACHE) prefixes.set(kind, kind === '' ? '' : `${kind}_`);
+    return id;
+  };
+  /** @param {string} id @returns {import('../pkg/web/socket_lease.js').ParsedId} */
+  const parseId = (id) => {
+    if (typeof id === 'string' && put(id, 0)) {
+      const timestampMs = parseIdLane(id.length);
+      if (timestampMs >= 0) {
+        const b = view();
+        const p = address;
+        const k = b[p + 36];
+        return {
+          kind: k === 0 ? '' : id.slice(0, k),
+          suffix: k === 0 ? id : id.slice(k + 1),
+          // prettier-ignore
+          uuid: String.fromCharCode(
+            b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7], b[p + 8],
+            b[p + 9], b[p + 10], b[p + 11], b[p + 12], b[p + 13], b[p + 14], b[p + 15], b[p + 16],
+            b[p + 17], b[p + 18], b[p + 19], b[p + 20], b[p + 21], b[p + 22], b[p + 23], b[p + 24],
+            b[p + 25], b[p + 26], b[p + 27], b[p + 28], b[p + 29], b[p + 30], b[p + 31], b[p + 32],
+            b[p + 33], b[p + 34], b[p + 35]),
+          timestampMs,
+          version: b[p + 37],
+        };
+      }
+    }
+    return checkedParseId(id);
+  };
+  return { newId, parseId };
 }

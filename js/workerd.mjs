@@ -3,11 +3,10 @@
 // which we instantiate synchronously at module load.
 import wasmModule from '../pkg/web/socket_lease_bg.wasm';
 import * as wasm from '../pkg/web/socket_lease.js';
-import { LeaseError, guardFastPath } from './runtime.mjs';
+import { LeaseError, install } from './runtime.mjs';
 
 wasm.initSync({ module: wasmModule });
-/** @type {any} */ (wasm).__registerErrorClass(LeaseError);
-guardFastPath(wasm.LeaseRegistry);
 
 export { LeaseError };
-export const { LeaseRegistry, newId, parseId, deriveId, sameLease, idFromUuid } = wasm;
+export const { newId, parseId } = install(wasm);
+export const { LeaseRegistry, deriveId, sameLease, idFromUuid } = wasm;

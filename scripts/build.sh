@@ -36,6 +36,9 @@ else
   rm -rf "$old"
 fi
 
+# The Node loader's CommonJS copy of the boundary's JS half (js/runtime.mjs is the source).
+node scripts/runtime-cjs.mjs
+
 out=pkg/web/socket_lease_bg.wasm
 raw=$(wc -c < "$out")
 gz=$(gzip -9c "$out" | wc -c)

@@ -35,12 +35,26 @@ pub enum SuffixError {
     Overflow,
 }
 
+// The value is handled as three parts that fit machine words: `hi` (characters 0-12,
+// bits 65-127), `mid` (character 13, bits 60-64) and `lo` (characters 14-25, bits
+// 0-59). wasm32 has no 128-bit shifts; a variable u128 shift is a library call, and
+// one per character made this the bulk of `newId` and `parseId`.
+const LO_BITS: u32 = 60;
+const LO_MASK: u64 = (1 << LO_BITS) - 1;
+
 /// Encodes a 128-bit value as a 26-character suffix.
 pub fn encode(value: u128) -> [u8; SUFFIX_LEN] {
+    let hi = (value >> 65) as u64;
+    let mid = (value >> LO_BITS) as u64 & 0x1f;
+    let lo = value as u64 & LO_MASK;
     let mut out = [0u8; SUFFIX_LEN];
-    // Character i (from the right) holds bits 5*i .. 5*i+4; the leftmost holds 3 bits.
-    for (i, slot) in out.iter_mut().rev().enumerate() {
-        *slot = ALPHABET[((value >> (5 * i)) & 0x1f) as usize];
+    // Character j holds 5 bits; the leftmost holds only the top 3 of the value.
+    for (i, slot) in out[..13].iter_mut().rev().enumerate() {
+        *slot = ALPHABET[((hi >> (5 * i)) & 0x1f) as usize];
+    }
+    out[13] = ALPHABET[mid as usize];
+    for (i, slot) in out[14..].iter_mut().rev().enumerate() {
+        *slot = ALPHABET[((lo >> (5 * i)) & 0x1f) as usize];
     }
     out
 }
@@ -50,7 +64,7 @@ pub fn decode(suffix: &[u8]) -> Result<u128, SuffixError> {
     if suffix.len() != SUFFIX_LEN {
         return Err(SuffixError::Length(suffix.len()));
     }
-    let mut value: u128 = 0;
+    let (mut hi, mut mid, mut lo) = (0u64, 0u64, 0u64);
     for (i, &byte) in suffix.iter().enumerate() {
         let digit = DECODE[byte as usize];
         if digit == INVALID {
@@ -59,9 +73,14 @@ pub fn decode(suffix: &[u8]) -> Result<u128, SuffixError> {
         if i == 0 && digit > 7 {
             return Err(SuffixError::Overflow);
         }
-        value = (value << 5) | u128::from(digit);
+        let digit = u64::from(digit);
+        match i {
+            0..=12 => hi = (hi << 5) | digit,
+            13 => mid = digit,
+            _ => lo = (lo << 5) | digit,
+        }
     }
-    Ok(value)
+    Ok((u128::from(hi) << 65) | (u128::from(mid) << LO_BITS) | u128::from(lo))
 }
 
 #[cfg(test)]
@@ -77,6 +96,21 @@ mod tests {
             decode(b"8zzzzzzzzzzzzzzzzzzzzzzzzz"),
             Err(SuffixError::Overflow)
         );
+    }
+
+    #[test]
+    fn every_bit_round_trips() {
+        for bit in 0..128 {
+            let v = 1u128 << bit;
+            assert_eq!(decode(&encode(v)), Ok(v), "bit {bit}");
+            assert_eq!(decode(&encode(!v)), Ok(!v), "all but bit {bit}");
+        }
+        // Reference: the plain 5-bits-per-character definition.
+        let v = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128;
+        let expected: Vec<u8> = (0..SUFFIX_LEN)
+            .map(|j| ALPHABET[((v >> (5 * (SUFFIX_LEN - 1 - j))) & 0x1f) as usize])
+            .collect();
+        assert_eq!(encode(v).to_vec(), expected);
     }
 
     #[test]

@@ -133,15 +133,24 @@ pub fn format(prefix: &str, uuid: u128) -> String {
 
 /// The canonical hyphenated lowercase form of a UUID.
 pub fn uuid_string(uuid: u128) -> String {
-    let hex = format!("{uuid:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    // The bytes are ASCII hex digits and hyphens, so this cannot fail.
+    std::str::from_utf8(&uuid_ascii(uuid))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The canonical hyphenated lowercase form of a UUID, as bytes (no allocation).
+pub fn uuid_ascii(uuid: u128) -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    /// Where each byte's two digits go, around the hyphens at 8, 13, 18 and 23.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    let mut out = [b'-'; 36];
+    // Byte by byte: wasm32 has no 128-bit shifts (see base32).
+    for (&byte, &at) in uuid.to_be_bytes().iter().zip(AT.iter()) {
+        out[at] = HEX[usize::from(byte >> 4)];
+        out[at + 1] = HEX[usize::from(byte & 0xf)];
+    }
+    out
 }
 
 /// Parses a hyphenated UUID string (used by the spec tests and `fromUuid`).

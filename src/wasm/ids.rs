@@ -2,8 +2,10 @@
 
 use super::convert::{id_arg, now_opt, num, object};
 use super::errors::{js, JsResult};
-use crate::error::LeaseError;
-use crate::id::{self, OsEntropy, Uuid7Generator};
+use super::lane;
+use crate::error::{check_time, LeaseError};
+use crate::id::base32::{self, SUFFIX_LEN};
+use crate::id::{self, uuid7, OsEntropy, Uuid7Generator};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 
@@ -33,6 +35,39 @@ pub fn new_id(
     let t = now_opt(now)?;
     let uuid = IDS.with(|g| g.borrow_mut().next(t));
     Ok(id::format(&kind, uuid))
+}
+
+/// `newId` on the lane (see `lane`): writes the 26-character suffix of a fresh id at
+/// the start of the lane and returns 1; 0 for a bad `now`. The JS half checks the kind
+/// (once per kind) and prepends it, and passes its own clock (cheaper than calling back
+/// for it).
+#[wasm_bindgen(js_name = "__newIdLane", skip_typescript)]
+pub fn new_id_lane(now: f64) -> u32 {
+    let Ok(t) = check_time(now) else {
+        return 0;
+    };
+    let uuid = IDS.with(|g| g.borrow_mut().next(t));
+    lane::with(|bytes| bytes[..SUFFIX_LEN].copy_from_slice(&base32::encode(uuid)));
+    1
+}
+
+/// `parseId` on the lane, of the `len` bytes at its start: writes the hyphenated UUID
+/// at 0..36, the kind's length at 36 and the UUID version at 37, and returns the
+/// timestamp in ms; -1 if the id is not valid (the JS half then asks `parseId` why).
+#[wasm_bindgen(js_name = "__parseIdLane", skip_typescript)]
+pub fn parse_id_lane(len: u32) -> f64 {
+    lane::with(|bytes| {
+        let parsed = lane::text(bytes, 0, len as usize).map(id::parse);
+        let Some(Ok(id::TypeId { prefix, uuid })) = parsed else {
+            return -1.0;
+        };
+        // At most 63: the parse checked it.
+        let kind_len = prefix.len() as u8;
+        bytes[..36].copy_from_slice(&id::typeid::uuid_ascii(uuid));
+        bytes[36] = kind_len;
+        bytes[37] = ((uuid >> 76) & 0xf) as u8;
+        uuid7::timestamp_ms(uuid) as f64
+    })
 }
 
 /// Parses a TypeID strictly and returns its parts. Throws `INVALID_ID` naming the reason.

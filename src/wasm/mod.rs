@@ -8,6 +8,7 @@
 mod convert;
 mod errors;
 mod ids;
+mod lane;
 mod registry;
 mod types;
 

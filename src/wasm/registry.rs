@@ -4,6 +4,7 @@ use super::convert::{
     self, get, id_arg, is_bag, keys, now, now_opt, num, object, strings, user_id,
 };
 use super::errors::{js, to_js, JsResult};
+use super::lane;
 use crate::error::LeaseError;
 use crate::id::{self, OsEntropy};
 use crate::registry::events::{Event, Refusal, RefusalReason};
@@ -223,29 +224,80 @@ impl JsLeaseRegistry {
         #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<f64>,
     ) -> JsResult<f64> {
         // Strings arrive directly (no JsValue round trip); their JS types were checked by
-        // the loader's guard (js/runtime.*), which the generated glue cannot do.
+        // the loader's guard (js/runtime.*), which the generated glue cannot do. The
+        // loader sends ASCII ids through the lane instead (`__acquireLane`).
         let t = fast_now(now)?;
-        let result = {
-            let mut core = self.core.borrow_mut();
-            match js(core.acquire(user, connection_key.as_deref(), t))? {
-                Acquired::Granted {
-                    handle, evicted, ..
-                } => {
-                    if !evicted.is_empty() || !self.last_evicted.borrow().is_empty() {
-                        *self.last_evicted.borrow_mut() = evicted;
-                    }
-                    core.token(handle) as f64
-                }
-                Acquired::Refused(r) => {
-                    let code = refusal_code(r.reason);
-                    *self.last_refusal.borrow_mut() = Some(r);
-                    self.last_evicted.borrow_mut().clear();
-                    code
-                }
-            }
-        };
+        let result = js(self.acquire_decided(user, connection_key.as_deref(), t))?;
         self.dispatch();
         Ok(result)
+    }
+
+    /// `acquireHandle` on the lane (see `lane`): the user id is the first `user_len`
+    /// bytes of the lane, the connection key the next `key_len` (negative: none); the JS
+    /// half always passes `now` (its clock if none was given). Returns what
+    /// `acquireHandle` returns, or NaN where it would throw (the JS half then calls it
+    /// to throw).
+    #[wasm_bindgen(js_name = "__acquireLane", skip_typescript)]
+    pub fn acquire_lane(&self, user_len: u32, key_len: i32, now: f64) -> f64 {
+        let Ok(t) = crate::error::check_time(now) else {
+            return f64::NAN;
+        };
+        let decided = lane::with(|bytes| {
+            let user_len = user_len as usize;
+            let user = lane::text(bytes, 0, user_len)?;
+            let key = match usize::try_from(key_len) {
+                Ok(len) => Some(lane::text(bytes, user_len, len)?),
+                Err(_) => None,
+            };
+            self.acquire_decided(user, key, t).ok()
+        });
+        // Events go out after the lane is released: a callback may call `newId`.
+        self.dispatch();
+        decided.unwrap_or(f64::NAN)
+    }
+
+    /// The decision of `acquireHandle`, without dispatching events (no JS is called).
+    fn acquire_decided(&self, user: &str, key: Option<&str>, t: u64) -> Result<f64, LeaseError> {
+        let mut core = self.core.borrow_mut();
+        Ok(match core.acquire(user, key, t)? {
+            Acquired::Granted {
+                handle, evicted, ..
+            } => {
+                if !evicted.is_empty() || !self.last_evicted.borrow().is_empty() {
+                    *self.last_evicted.borrow_mut() = evicted;
+                }
+                core.token(handle) as f64
+            }
+            Acquired::Refused(r) => {
+                let code = refusal_code(r.reason);
+                *self.last_refusal.borrow_mut() = Some(r);
+                self.last_evicted.borrow_mut().clear();
+                code
+            }
+        })
+    }
+
+    /// `releaseHandle` on the lane: 1 released, 0 not, NaN for a bad `now` (the JS
+    /// half then calls `releaseHandle` to throw). Skips the `Result` the glue unpacks.
+    #[wasm_bindgen(js_name = "__releaseLane", skip_typescript)]
+    pub fn release_lane(&self, handle: f64, now: f64) -> f64 {
+        let Ok(t) = crate::error::check_time(now) else {
+            return f64::NAN;
+        };
+        let released = self.release_decided(handle, t);
+        self.dispatch();
+        f64::from(u8::from(released))
+    }
+
+    fn release_decided(&self, handle: f64, t: u64) -> bool {
+        let mut core = self.core.borrow_mut();
+        match token_arg(handle).and_then(|tok| core.resolve_token(tok)) {
+            Some(h) => core.release_handle(h, t),
+            None => {
+                core.count_unknown_release();
+                false
+            }
+        }
     }
 
     /// Releases by handle (fast path). `false` for a stale or unknown handle (counted).
@@ -256,16 +308,7 @@ impl JsLeaseRegistry {
         #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<f64>,
     ) -> JsResult<bool> {
         let t = fast_now(now)?;
-        let released = {
-            let mut core = self.core.borrow_mut();
-            match token_arg(handle).and_then(|tok| core.resolve_token(tok)) {
-                Some(h) => core.release_handle(h, t),
-                None => {
-                    core.count_unknown_release();
-                    false
-                }
-            }
-        };
+        let released = self.release_decided(handle, t);
         self.dispatch();
         Ok(released)
     }

@@ -1,0 +1,50 @@
+//! The lane: one fixed buffer in linear memory through which the hot calls pass their
+//! strings, so that they cross the boundary as plain numbers.
+//!
+//! wasm-bindgen's glue pays, per string argument, a `malloc`, an encoding loop and a
+//! `free`, and per returned string a `malloc`, a `TextDecoder` call and a `free`; for
+//! `acquireHandle`, `newId` and `parseId` that is most of their cost. On the lane, the
+//! JS half (`js/runtime.*`) writes ASCII input straight into this buffer and reads ASCII
+//! output back with `String.fromCharCode`; the Rust half only reads and writes bytes.
+//! Anything the lane does not carry (non-ASCII or over-long input) takes the ordinary,
+//! fully checked binding, which is also how every error is reported: a lane call that
+//! fails returns a sentinel and the JS half repeats the call on the ordinary binding,
+//! which throws the `LeaseError` (an error never changes state, so repeating is safe).
+//!
+//! Not public API: these exports are hidden from the TypeScript types.
+
+use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
+
+/// Bytes the lane carries: the longest TypeID is 90 bytes; user ids and connection keys
+/// longer than what is left take the ordinary binding.
+pub const CAPACITY: usize = 1024;
+
+thread_local! {
+    // Allocated once and never resized, so its address is stable for the JS half.
+    static LANE: RefCell<Box<[u8; CAPACITY]>> = RefCell::new(Box::new([0; CAPACITY]));
+}
+
+/// `[memory, address, capacity]` for the JS half. Called once per instance by the loader.
+#[wasm_bindgen(js_name = "__lane", skip_typescript)]
+pub fn lane() -> js_sys::Array {
+    let address = LANE.with(|l| l.borrow().as_ptr() as usize);
+    js_sys::Array::of3(
+        &wasm_bindgen::memory(),
+        &JsValue::from(address as u32),
+        &JsValue::from(CAPACITY as u32),
+    )
+}
+
+/// Runs `f` on the lane's bytes.
+pub fn with<R>(f: impl FnOnce(&mut [u8; CAPACITY]) -> R) -> R {
+    LANE.with(|l| f(&mut l.borrow_mut()))
+}
+
+/// The `len` bytes the JS half wrote at `start`, as text. `None` if the range is out
+/// of the lane or not UTF-8 (the JS half writes ASCII only; this is the guard against
+/// a caller of the raw export).
+pub fn text(bytes: &[u8; CAPACITY], start: usize, len: usize) -> Option<&str> {
+    let end = start.checked_add(len)?;
+    std::str::from_utf8(bytes.get(start..end)?).ok()
+}
