@@ -1,24 +1,29 @@
 -- acquire: prune the user's expired leases, reuse a connection key's lease, count, apply
--- the per-user limit and policy and the global limit, then write. `now` is Redis's TIME.
--- Returns one line of space-separated fields (ids are TypeIDs: no spaces), one bulk
--- string being far cheaper for the client to decode than nested arrays:
+-- the per-user limit and policy and the global limit, then write. `now` is Redis's TIME
+-- (`now_s` the same as a string).
+-- Returns, in the usual case (granted, a new lease, nothing expired or evicted, fewer
+-- than 1000 leases), one integer: now * 1000 + the user's leases after it (the lease's
+-- times and its previous count follow from these). Otherwise one line of space-separated
+-- fields (ids are TypeIDs: no spaces):
 --   granted: 1 id acquiredAt touchedAt expiresAt active reused userActiveBefore
 --            expiredCount n <n expired ids this node held> <evicted ids>
 --   refused: 0 reason limit active retryAfterMs userActive expiredCount n <n ids>
+-- An integer or one bulk string is far cheaper for both sides than nested arrays, and
+-- the integer spares Redis formatting numbers.
 local function granted(now, lease, acquired, expires, count, reused, before, expired_count, mine, evicted)
   local line = table.concat({ 1, lease, acquired, now, expires, count, reused, before, expired_count, #mine, unpack(mine) }, ' ')
   if evicted then return line .. ' ' .. evicted end
   return line
 end
 
-local function acquire(now, id, user, limit, conn_key)
-  local ukey, lkey, ckey = prefix .. 'u:' .. user, prefix .. 'l:' .. id, prefix .. 'c:' .. user
+local function acquire(now, now_s, id, user, limit, conn_key)
+  local ukey = prefix .. 'u:' .. user
 
   -- One read gives the count, the expired leases and the earliest expiry (the user's
   -- set is small: at most its limit, plus what expired since its last operation).
   local entries = redis.call('ZRANGE', ukey, 0, -1, 'WITHSCORES')
-  local live = {}
-  local mine, expired_count = {}, 0
+  local active, expired_count = 0, 0
+  local live, mine = {}, {}
   local first_live_at = false
   for i = 1, #entries, 2 do
     local member, at = entries[i], tonumber(entries[i + 1])
@@ -26,17 +31,14 @@ local function acquire(now, id, user, limit, conn_key)
       expired_count = expired_count + 1
       if drop_by_id(member, user, 'expired') == node then mine[#mine + 1] = member end
     else
-      live[#live + 1] = member
+      active = active + 1
+      live[active] = member
       if not first_live_at then first_live_at = at end
     end
   end
-  local active = #live
-
-  local function refuse(reason, lim, count, retry)
-    return table.concat({ 0, reason, lim, count, math.max(1, retry), active, expired_count, #mine, unpack(mine) }, ' ')
-  end
 
   if conn_key ~= '' then
+    local ckey = prefix .. 'c:' .. user
     local existing = redis.call('HGET', ckey, conn_key)
     if existing then
       local score = redis.call('ZSCORE', ukey, existing)
@@ -46,9 +48,9 @@ local function acquire(now, id, user, limit, conn_key)
         local elk = prefix .. 'l:' .. existing
         redis.call('ZADD', ukey, expires, existing)
         if indexed then redis.call('ZADD', all_key, expires, existing) end
-        redis.call('PEXPIRE', ukey, keep_ms)
-        redis.call('PEXPIRE', ckey, keep_ms)
-        redis.call('PEXPIRE', elk, keep_ms)
+        redis.call('PEXPIRE', ukey, keep)
+        redis.call('PEXPIRE', ckey, keep)
+        redis.call('PEXPIRE', elk, keep)
         local rec = redis.call('GET', elk)
         local acquired = now
         if rec then
@@ -59,6 +61,10 @@ local function acquire(now, id, user, limit, conn_key)
       end
       redis.call('HDEL', ckey, conn_key)
     end
+  end
+
+  local function refuse(reason, lim, count, retry)
+    return table.concat({ 0, reason, lim, count, math.max(1, retry), active, expired_count, #mine, unpack(mine) }, ' ')
   end
 
   local victim = false
@@ -92,9 +98,9 @@ local function acquire(now, id, user, limit, conn_key)
 
   if indexed then
     local freed = victim and 1 or 0
-    local count = redis.call('ZCOUNT', all_key, '(' .. now, '+inf')
+    local count = redis.call('ZCOUNT', all_key, '(' .. now_s, '+inf')
     if count - freed >= global then
-      local first = redis.call('ZRANGEBYSCORE', all_key, '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+      local first = redis.call('ZRANGEBYSCORE', all_key, '(' .. now_s, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
       return refuse('global-limit', global, count, first[2] and (tonumber(first[2]) - now) or 1)
     end
   end
@@ -107,15 +113,17 @@ local function acquire(now, id, user, limit, conn_key)
 
   local expires = now + ttl
   redis.call('ZADD', ukey, expires, id)
-  redis.call('PEXPIRE', ukey, keep_ms)
-  redis.call('SET', lkey, pack(node, now, user, conn_key), 'PX', keep_ms)
+  redis.call('PEXPIRE', ukey, keep)
+  redis.call('SET', prefix .. 'l:' .. id, pack(node, now_s, user, conn_key), 'PX', keep)
   if indexed then
     redis.call('ZADD', all_key, expires, id)
-    redis.call('PEXPIRE', all_key, keep_ms)
+    redis.call('PEXPIRE', all_key, keep)
   end
   if conn_key ~= '' then
+    local ckey = prefix .. 'c:' .. user
     redis.call('HSET', ckey, conn_key, id)
-    redis.call('PEXPIRE', ckey, keep_ms)
+    redis.call('PEXPIRE', ckey, keep)
   end
+  if not victim and expired_count == 0 and after < 1000 and conn_key == '' then return now * 1000 + after end
   return granted(now, id, now, expires, after, 0, active, expired_count, mine, victim)
 end

@@ -3,21 +3,23 @@
 -- loop). Each runs exactly as in its own script, one after the other, at one Redis time;
 -- the whole batch is atomic too. One call instead of many saves Redis the per-command
 -- work (reading, parsing, the script call itself) and the client the encoding.
--- ARGV: 2.. pairs of: an operation ("a <limit> <lease id>", "r <lease id>" or
---       "t <lease id>"; connection keys are never batched) and the user id ('' for t)
--- Returns one line per operation, each as its own script returns it.
-local now = clock_ms()
+-- ARGV: 1 this node's id, then per operation 3 values: "a<limit>" (acquire), "r"
+--       (release) or "t" (touch); the lease id; the user id ('' for a touch, and for a
+--       release by a node that does not hold the lease). Connection keys are never
+--       batched.
+-- Returns one element per operation, each what its own script returns.
+node = ARGV[1]
+local now, now_s = clock()
 local out = {}
-for i = 2, #ARGV, 2 do
-  local op, user = ARGV[i], ARGV[i + 1]
-  local kind = string.sub(op, 1, 1)
-  if kind == 'a' then
-    local limit, id = string.match(op, '^a (%d+) (.+)$')
-    out[#out + 1] = acquire(now, id, user, tonumber(limit), '')
-  elseif kind == 'r' then
-    out[#out + 1] = release(string.sub(op, 3), user, '')
+for i = 2, #ARGV, 3 do
+  local op = ARGV[i]
+  local kind = string.byte(op)
+  if kind == 97 then -- a
+    out[#out + 1] = acquire(now, now_s, ARGV[i + 1], ARGV[i + 2], tonumber(string.sub(op, 2)), '')
+  elseif kind == 114 then -- r
+    out[#out + 1] = release(ARGV[i + 1], ARGV[i + 2], '')
   else
-    out[#out + 1] = touch(now, string.sub(op, 3))
+    out[#out + 1] = touch(now, ARGV[i + 1])
   end
 end
-return table.concat(out, '\n')
+return out

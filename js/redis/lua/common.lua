@@ -1,8 +1,8 @@
 -- Prepended to every script by store.cjs, after a header that store.cjs generates from
--- the store's options: `prefix`, `ttl`, `grace` (ms), `policy` and `global` (-1: none)
--- are constants of the script, so a call sends only what changes (every argument costs
--- the client time to encode). Nodes with the same options share scripts, and every node
--- of a deployment must have the same options.
+-- the store's options: `prefix`, `ttl`, `grace` (ms), `keep` (ttl + grace, as a string),
+-- `policy` and `global` (-1: none) are constants of the script, so a call sends only what
+-- changes (every argument costs both sides time). Nodes with the same options share
+-- scripts, and every node of a deployment must have the same options.
 --
 -- The data: per user a sorted set of lease ids scored by expiry (u:<user>); per lease a
 -- record (l:<lease id>) that every derived id leads to; per user the ids of its
@@ -15,31 +15,47 @@
 -- id to decide anything. Keys are not declared in KEYS: one deployment is one Redis
 -- (standalone, or a primary with replicas), not a Redis Cluster.
 --
--- ARGV[1] is always the id of the calling node.
---
--- Every redis.call costs Redis's single thread time, so the scripts make as few as they
--- can: that, not the network, bounds throughput with many operations in flight.
-local node = ARGV[1]
-local keep_ms = ttl + grace
+-- Every redis.call costs Redis's single thread time (and in Redis 7.0 every number
+-- passed to it, or joined into a string with `..`, is formatted with sprintf), so the
+-- hot paths make as few calls as they can, pass constants as strings and build
+-- strings from strings: that, not the network, bounds throughput.
+local node -- the calling node's id: set by each script's first line when it needs it
 local all_key = prefix .. 'all'
 local indexed = global >= 0
 
--- Redis's own clock, so hosts with skewed clocks agree on every expiry.
-local function clock_ms()
+-- Redis's own clock, so hosts with skewed clocks agree on every expiry. Returns the time
+-- in ms as a number and as its decimal string, the string made from TIME's own strings
+-- (seconds, microseconds) without formatting a number.
+local function clock()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local us = t[2]
+  local n = #us
+  local s
+  if n == 6 then
+    s = t[1] .. string.sub(us, 1, 3)
+  elseif n > 3 then
+    s = t[1] .. string.rep('0', 6 - n) .. string.sub(us, 1, n - 3)
+  else
+    s = t[1] .. '000'
+  end
+  return tonumber(s), s
 end
 
--- A lease record is one string: "<node> <acquiredAt> <user length> <user><connection key>"
--- (the user and the key are arbitrary bytes, hence the length).
+-- A lease record is one string: "<node> <acquiredAt> <user>" or, with a connection key,
+-- "<node> <acquiredAt>#<user length> <user><connection key>" (the user and the key are
+-- arbitrary bytes, hence the length; without a key the user is simply the rest).
 local function pack(holder, acquired, user, conn_key)
-  return holder .. ' ' .. acquired .. ' ' .. #user .. ' ' .. user .. conn_key
+  if conn_key == '' then return holder .. ' ' .. acquired .. ' ' .. user end
+  return holder .. ' ' .. acquired .. '#' .. #user .. ' ' .. user .. conn_key
 end
 
+-- Returns holder, acquiredAt (number), user, connection key ('' for none).
 local function unpack_record(rec)
-  local holder, acquired, len, at = string.match(rec, '^(%S+) (%d+) (%d+) ()')
+  local holder, acquired, sep, at = string.match(rec, '^(%S+) (%d+)([ #])()')
+  if sep == ' ' then return holder, tonumber(acquired), string.sub(rec, at), '' end
+  local len, start = string.match(rec, '^(%d+) ()', at)
   len = tonumber(len)
-  return holder, tonumber(acquired), string.sub(rec, at, at + len - 1), string.sub(rec, at + len)
+  return holder, tonumber(acquired), string.sub(rec, start, start + len - 1), string.sub(rec, start + len)
 end
 
 -- Removes one lease from its record, its user's set, the global index and its connection
@@ -52,7 +68,7 @@ local function drop(id, user, holder, conn_key, why)
   if indexed then redis.call('ZREM', all_key, id) end
   if conn_key ~= '' then redis.call('HDEL', prefix .. 'c:' .. user, conn_key) end
   if holder ~= node then
-    redis.call('SET', prefix .. 'x:' .. id, why, 'PX', keep_ms)
+    redis.call('SET', prefix .. 'x:' .. id, why, 'PX', keep)
     redis.call('PUBLISH', prefix .. 'n:' .. holder, why .. ' ' .. id)
   end
 end

@@ -7,8 +7,9 @@
 -- released, or expired and reclaimed), so this node must close its socket.
 -- Written back even above the limit: quotas apply to new connections from here on.
 -- Returns a flat list: id, status ('ok', 'evicted', 'released' or 'expired').
+node = ARGV[1]
 local restarted = ARGV[2] == '1'
-local now = clock_ms()
+local now = clock()
 local out = {}
 for i = 3, #ARGV, 5 do
   local id, user, acquired, is_local, conn_key = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
@@ -20,8 +21,8 @@ for i = 3, #ARGV, 5 do
     local expires = math.max(tonumber(score), now + ttl)
     redis.call('ZADD', ukey, expires, id)
     if indexed then redis.call('ZADD', all_key, expires, id) end
-    if redis.call('PEXPIRE', lk, keep_ms) == 0 then
-      redis.call('SET', lk, pack(node, acquired, user, conn_key), 'PX', keep_ms)
+    if redis.call('PEXPIRE', lk, keep) == 0 then
+      redis.call('SET', lk, pack(node, acquired, user, conn_key), 'PX', keep)
     end
   elseif score then
     status = 'expired'
@@ -33,18 +34,18 @@ for i = 3, #ARGV, 5 do
       local expires = now + ttl
       redis.call('ZADD', ukey, expires, id)
       if indexed then redis.call('ZADD', all_key, expires, id) end
-      redis.call('SET', lk, pack(node, acquired, user, conn_key), 'PX', keep_ms)
+      redis.call('SET', lk, pack(node, acquired, user, conn_key), 'PX', keep)
       if conn_key ~= '' then
         redis.call('HSET', prefix .. 'c:' .. user, conn_key, id)
-        redis.call('PEXPIRE', prefix .. 'c:' .. user, keep_ms)
+        redis.call('PEXPIRE', prefix .. 'c:' .. user, keep)
       end
     else
       status = 'expired'
     end
   end
-  if status == 'ok' then redis.call('PEXPIRE', ukey, keep_ms) end
+  if status == 'ok' then redis.call('PEXPIRE', ukey, keep) end
   out[#out + 1] = id
   out[#out + 1] = status
 end
-if redis.call('EXISTS', all_key) == 1 then redis.call('PEXPIRE', all_key, keep_ms) end
+if redis.call('EXISTS', all_key) == 1 then redis.call('PEXPIRE', all_key, keep) end
 return out

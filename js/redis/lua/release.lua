@@ -1,11 +1,12 @@
 -- release: the lease named by its id (the JS side turned any derived id into it), from
 -- whichever node. Idempotent: 0 when there is nothing (left) to release. The holder
--- passes the user and connection key it knows, which spares reading the record; any
--- other caller passes '' and the record is read.
+-- passes the user and connection key it knows, which spares reading the record (and
+-- the holder's own id: nobody else is told); any other caller passes '' and the record
+-- is read.
 -- Returns 1 if released, 0 if unknown.
 local function release(id, user, conn_key)
   local lkey = prefix .. 'l:' .. id
-  local holder = node
+  local holder = false
   if user == '' then
     local rec = redis.call('GET', lkey)
     if not rec then return 0 end
@@ -21,8 +22,8 @@ local function release(id, user, conn_key)
   redis.call('DEL', lkey)
   if indexed then redis.call('ZREM', all_key, id) end
   if conn_key ~= '' then redis.call('HDEL', prefix .. 'c:' .. user, conn_key) end
-  if holder ~= node then
-    redis.call('SET', prefix .. 'x:' .. id, 'released', 'PX', keep_ms)
+  if holder and holder ~= node then
+    redis.call('SET', prefix .. 'x:' .. id, 'released', 'PX', keep)
     redis.call('PUBLISH', prefix .. 'n:' .. holder, 'released ' .. id)
   end
   return 1

@@ -7,8 +7,9 @@
 --       node's leases not renewed for a while (the JS side picks them)
 -- Returns {reclaimed count, {id, user, user's leases left, ... for those this node held},
 --          more (1 if the global batch was full)}
+node = ARGV[1]
 local batch = tonumber(ARGV[2])
-local now = clock_ms()
+local now = clock()
 local mine = {}
 local reclaimed = 0
 for i = 3, #ARGV, 2 do
@@ -52,7 +53,7 @@ if indexed and batch > 0 then
       redis.call('ZREM', all_key, id)
     end
   end
-  if redis.call('EXISTS', all_key) == 1 then redis.call('PEXPIRE', all_key, keep_ms) end
+  if redis.call('EXISTS', all_key) == 1 then redis.call('PEXPIRE', all_key, keep) end
   if #expired == batch then more = 1 end
 end
 return { reclaimed, mine, more }

@@ -1,22 +1,22 @@
 -- touch: the heartbeat. Moves the expiry to now + ttl (never earlier than it was) and
 -- renews the TTLs of the keys the lease lives in.
--- Returns "1 touchedAt expiresAt", or "0" when the lease is unknown or expired (the
--- host closes that socket; the next acquire or sweep reclaims the lease).
+-- Returns touchedAt (Redis's now, an integer), or 0 when the lease is unknown or expired
+-- (the host closes that socket; the next acquire or sweep reclaims the lease).
 local function touch(now, id)
   local lkey = prefix .. 'l:' .. id
   local rec = redis.call('GET', lkey)
-  if not rec then return '0' end
+  if not rec then return 0 end
   local _, _, user = unpack_record(rec)
   local ukey = prefix .. 'u:' .. user
   local score = redis.call('ZSCORE', ukey, id)
-  if not score or tonumber(score) <= now then return '0' end
+  if not score or tonumber(score) <= now then return 0 end
   local expires = math.max(tonumber(score), now + ttl)
   redis.call('ZADD', ukey, expires, id)
-  redis.call('PEXPIRE', ukey, keep_ms)
-  redis.call('PEXPIRE', lkey, keep_ms)
+  redis.call('PEXPIRE', ukey, keep)
+  redis.call('PEXPIRE', lkey, keep)
   if indexed then
     redis.call('ZADD', all_key, expires, id)
-    redis.call('PEXPIRE', all_key, keep_ms)
+    redis.call('PEXPIRE', all_key, keep)
   end
-  return '1 ' .. now .. ' ' .. expires
+  return now
 end

@@ -1,7 +1,7 @@
 -- userStats: one user's live leases, read only.
 -- ARGV: 2 user id. touchedAt is the expiry minus the TTL.
 -- Returns {now, then per lease: id, expiresAt, acquiredAt, touchedAt, connection key or ''}
-local now = clock_ms()
+local now = clock()
 local out = { now }
 local rows = redis.call('ZRANGEBYSCORE', prefix .. 'u:' .. ARGV[2], '(' .. now, '+inf', 'WITHSCORES')
 for i = 1, #rows, 2 do
