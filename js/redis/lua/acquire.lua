@@ -10,31 +10,44 @@
 --   refused: 0 reason limit active retryAfterMs userActive expiredCount n <n ids>
 -- An integer or one bulk string is far cheaper for both sides than nested arrays, and
 -- the integer spares Redis formatting numbers.
-local function granted(now, lease, acquired, expires, count, reused, before, expired_count, mine, evicted)
-  local line = table.concat({ 1, lease, acquired, now, expires, count, reused, before, expired_count, #mine, unpack(mine) }, ' ')
-  if evicted then return line .. ' ' .. evicted end
-  return line
-end
-
 local function acquire(now, now_s, id, user, limit, conn_key)
   local ukey = prefix .. 'u:' .. user
 
   -- One read gives the count, the expired leases and the earliest expiry (the user's
   -- set is small: at most its limit, plus what expired since its last operation).
   local entries = redis.call('ZRANGE', ukey, 0, -1, 'WITHSCORES')
+  local n = #entries
+  if n == 0 and conn_key == '' and limit > 0 and not indexed then
+    -- The usual case, with nothing to count, prune, evict or look up.
+    redis.call('ZADD', ukey, now + ttl, id)
+    redis.call('PEXPIRE', ukey, keep)
+    redis.call('SET', prefix .. 'l:' .. id, node .. ' ' .. now_s .. ' ' .. user, 'PX', keep)
+    return now * 1000 + 1
+  end
+
   local active, expired_count = 0, 0
   local live, mine = {}, {}
   local first_live_at = false
-  for i = 1, #entries, 2 do
+  for i = 1, n, 2 do
     local member, at = entries[i], tonumber(entries[i + 1])
     if at <= now then
       expired_count = expired_count + 1
-      if drop_by_id(member, user, 'expired') == node then mine[#mine + 1] = member end
+      if lib().drop_by_id(member, user, 'expired') == node then mine[#mine + 1] = member end
     else
       active = active + 1
       live[active] = member
       if not first_live_at then first_live_at = at end
     end
+  end
+
+  local function granted(lease, acquired, expires, count, reused, before, evicted)
+    local line = table.concat({ 1, lease, acquired, now, expires, count, reused, before, expired_count, #mine, unpack(mine) }, ' ')
+    if evicted then return line .. ' ' .. evicted end
+    return line
+  end
+
+  local function refuse(reason, lim, count, retry)
+    return table.concat({ 0, reason, lim, count, math.max(1, retry), active, expired_count, #mine, unpack(mine) }, ' ')
   end
 
   if conn_key ~= '' then
@@ -57,14 +70,10 @@ local function acquire(now, now_s, id, user, limit, conn_key)
           local _
           _, acquired = unpack_record(rec)
         end
-        return granted(now, existing, acquired, expires, active, 1, active, expired_count, mine, false)
+        return granted(existing, acquired, expires, active, 1, active, false)
       end
       redis.call('HDEL', ckey, conn_key)
     end
-  end
-
-  local function refuse(reason, lim, count, retry)
-    return table.concat({ 0, reason, lim, count, math.max(1, retry), active, expired_count, #mine, unpack(mine) }, ' ')
   end
 
   local victim = false
@@ -107,7 +116,7 @@ local function acquire(now, now_s, id, user, limit, conn_key)
 
   local after = active + 1
   if victim then
-    drop_by_id(victim, user, 'evicted')
+    lib().drop_by_id(victim, user, 'evicted')
     after = active
   end
 
@@ -125,5 +134,5 @@ local function acquire(now, now_s, id, user, limit, conn_key)
     redis.call('PEXPIRE', ckey, keep)
   end
   if not victim and expired_count == 0 and after < 1000 and conn_key == '' then return now * 1000 + after end
-  return granted(now, id, now, expires, after, 0, active, expired_count, mine, victim)
+  return granted(id, now, expires, after, 0, active, victim)
 end

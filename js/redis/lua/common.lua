@@ -18,7 +18,10 @@
 -- Every redis.call costs Redis's single thread time (and in Redis 7.0 every number
 -- passed to it, or joined into a string with `..`, is formatted with sprintf), so the
 -- hot paths make as few calls as they can, pass constants as strings and build
--- strings from strings: that, not the network, bounds throughput.
+-- strings from strings: that, not the network, bounds throughput. For the same reason
+-- each call of a script creates as few closures as it can (a closure costs an
+-- allocation and a walk of the open upvalues for each one it captures): the helpers of
+-- the rare paths are made by lib() when one of those paths runs.
 local node -- the calling node's id: set by each script's first line when it needs it
 local all_key = prefix .. 'all'
 local indexed = global >= 0
@@ -58,31 +61,42 @@ local function unpack_record(rec)
   return holder, tonumber(acquired), string.sub(rec, start, start + len - 1), string.sub(rec, start + len)
 end
 
--- Removes one lease from its record, its user's set, the global index and its connection
--- key. When another node holds its socket, that node is told on its channel (so it closes
--- the socket) and a tombstone records why, so that node does not write the lease back
--- after an outage.
-local function drop(id, user, holder, conn_key, why)
-  redis.call('DEL', prefix .. 'l:' .. id)
-  redis.call('ZREM', prefix .. 'u:' .. user, id)
-  if indexed then redis.call('ZREM', all_key, id) end
-  if conn_key ~= '' then redis.call('HDEL', prefix .. 'c:' .. user, conn_key) end
-  if holder ~= node then
-    redis.call('SET', prefix .. 'x:' .. id, why, 'PX', keep)
-    redis.call('PUBLISH', prefix .. 'n:' .. holder, why .. ' ' .. id)
-  end
-end
+-- The helpers of the rare paths (expired leases, evictions, other nodes' leases), made
+-- once per call of a script that needs them.
+local helpers
+local function lib()
+  if helpers then return helpers end
+  local h = {}
 
--- drop() for a lease known only by id and user (expired, evicted). Returns its holder,
--- or false when its record was already gone (then only the index entries are removed).
-local function drop_by_id(id, user, why)
-  local rec = redis.call('GET', prefix .. 'l:' .. id)
-  if not rec then
+  -- Removes one lease from its record, its user's set, the global index and its
+  -- connection key. When another node holds its socket, that node is told on its channel
+  -- (so it closes the socket) and a tombstone records why, so that node does not write
+  -- the lease back after an outage.
+  function h.drop(id, user, holder, conn_key, why)
+    redis.call('DEL', prefix .. 'l:' .. id)
     redis.call('ZREM', prefix .. 'u:' .. user, id)
     if indexed then redis.call('ZREM', all_key, id) end
-    return false
+    if conn_key ~= '' then redis.call('HDEL', prefix .. 'c:' .. user, conn_key) end
+    if holder ~= node then
+      redis.call('SET', prefix .. 'x:' .. id, why, 'PX', keep)
+      redis.call('PUBLISH', prefix .. 'n:' .. holder, why .. ' ' .. id)
+    end
   end
-  local holder, _, _, conn_key = unpack_record(rec)
-  drop(id, user, holder, conn_key, why)
-  return holder
+
+  -- drop() for a lease known only by id and user (expired, evicted). Returns its holder,
+  -- or false when its record was already gone (then only the index entries are removed).
+  function h.drop_by_id(id, user, why)
+    local rec = redis.call('GET', prefix .. 'l:' .. id)
+    if not rec then
+      redis.call('ZREM', prefix .. 'u:' .. user, id)
+      if indexed then redis.call('ZREM', all_key, id) end
+      return false
+    end
+    local holder, _, _, conn_key = unpack_record(rec)
+    h.drop(id, user, holder, conn_key, why)
+    return holder
+  end
+
+  helpers = h
+  return h
 end

@@ -18,7 +18,7 @@ for i = 3, #ARGV, 2 do
   local score = redis.call('ZSCORE', ukey, id)
   if not score or tonumber(score) <= now then
     if score then
-      drop_by_id(id, user, 'expired')
+      lib().drop_by_id(id, user, 'expired')
       reclaimed = reclaimed + 1
     end
     mine[#mine + 1] = id
@@ -40,7 +40,7 @@ if indexed and batch > 0 then
       if score > now then
         redis.call('ZADD', all_key, score, id)
       else
-        drop(id, user, holder, conn_key, 'expired')
+        lib().drop(id, user, holder, conn_key, 'expired')
         reclaimed = reclaimed + 1
         if holder == node then
           mine[#mine + 1] = id
