@@ -45,8 +45,15 @@ export function install(wasm) {
   /** @type {[WebAssembly.Memory, number, number]} */
   const [memory, address, capacity] = wasm.__lane();
   let bytes = new Uint8Array(memory.buffer);
-  // A grown memory detaches the old view (its length becomes 0).
-  const view = () => (bytes.byteLength === 0 ? (bytes = new Uint8Array(memory.buffer)) : bytes);
+  let data = new DataView(memory.buffer);
+  // A grown memory detaches the old views (a typed array's length becomes 0).
+  const view = () => {
+    if (bytes.byteLength === 0) {
+      bytes = new Uint8Array(memory.buffer);
+      data = new DataView(memory.buffer);
+    }
+    return bytes;
+  };
   /**
    * Writes `s` at lane offset `at`. False if it is not ASCII or does not fit.
    * @param {string} s @param {number} at
@@ -116,6 +123,96 @@ export function install(wasm) {
     checkHandle(handle);
     checkNow(now);
     return touchHandle.call(this, handle, now ?? undefined);
+  };
+
+  // The object path (`acquire`, `release`, `touch`) on the lane: the result objects are
+  // built here from the lane's bytes, in the shape and key order of the checked binding.
+  const acquire = proto.acquire;
+  const release = proto.release;
+  const touch = proto.touch;
+  const acquireLeaseLane = proto.__acquireLeaseLane;
+  const dispatch = proto.__dispatch;
+  const releaseIdLane = proto.__releaseIdLane;
+  const touchIdLane = proto.__touchIdLane;
+  /** @type {Record<number, import('../pkg/web/socket_lease.js').RefusalReason>} */
+  const REASONS = { [-1]: 'user-limit', [-2]: 'global-limit', [-3]: 'user-table-full' };
+  /**
+   * `acquire`'s options when the lane can take them: `[connectionKey, now]`, or null.
+   * @param {unknown} options
+   * @returns {[string | undefined, number | undefined] | null}
+   */
+  const laneOptions = (options) => {
+    if (options === undefined || options === null) return [undefined, undefined];
+    if (typeof options !== 'object' || Array.isArray(options)) return null;
+    for (const k in options) if (k !== 'now' && k !== 'connectionKey') return null;
+    const { connectionKey, now } = /** @type {{ connectionKey?: unknown, now?: unknown }} */ (options);
+    if (connectionKey !== undefined && connectionKey !== null && typeof connectionKey !== 'string') return null;
+    if (now !== undefined && now !== null && (typeof now !== 'number' || now !== now)) return null;
+    return [connectionKey ?? undefined, now ?? undefined];
+  };
+  proto.acquire = function (/** @type {unknown} */ userId, /** @type {unknown} */ options) {
+    const opts = typeof userId === 'string' ? laneOptions(options) : null;
+    if (opts === null || !put(/** @type {string} */ (userId), 0)) return acquire.call(this, userId, options);
+    const user = /** @type {string} */ (userId);
+    const [key, now] = opts;
+    if (key !== undefined && !put(key, user.length)) return acquire.call(this, userId, options);
+    const r = acquireLeaseLane.call(this, user.length, key === undefined ? -1 : key.length, now ?? Date.now());
+    if (r !== r) return acquire.call(this, userId, options);
+    const b = view();
+    const p = address;
+    /** @type {import('../pkg/web/socket_lease.js').AcquireResult} */
+    let result;
+    if (r < 0) {
+      result = {
+        ok: false,
+        reason: REASONS[r],
+        limit: data.getFloat64(p + 32, true),
+        active: data.getFloat64(p + 40, true),
+        retryAfterMs: data.getFloat64(p + 48, true),
+      };
+    } else {
+      // prettier-ignore
+      const suffix = String.fromCharCode(
+        b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7], b[p + 8],
+        b[p + 9], b[p + 10], b[p + 11], b[p + 12], b[p + 13], b[p + 14], b[p + 15], b[p + 16],
+        b[p + 17], b[p + 18], b[p + 19], b[p + 20], b[p + 21], b[p + 22], b[p + 23], b[p + 24],
+        b[p + 25]);
+      const reused = b[p + 26] === 1;
+      const evicted = b[p + 27] === 1;
+      const kinds = b[p + 28] === 1;
+      const id = `conn_${suffix}`;
+      /** @type {import('../pkg/web/socket_lease.js').Lease} */
+      let lease = {
+        id,
+        connectionId: id,
+        runId: `run_${suffix}`,
+        threadId: `thread_${suffix}`,
+        userId: user,
+        acquiredAt: data.getFloat64(p + 32, true),
+        touchedAt: data.getFloat64(p + 40, true),
+        expiresAt: data.getFloat64(p + 48, true),
+      };
+      if (key !== undefined) lease.connectionKey = key;
+      // Extra kinds: the lease (with its `ids`) as the checked binding builds it.
+      if (kinds) lease = /** @type {import('../pkg/web/socket_lease.js').Lease} */ (this.getLease(id));
+      result = { ok: true, lease, evicted: evicted ? this.lastEvicted() : [], reused };
+    }
+    if (b[p + 29] === 1) dispatch.call(this);
+    return result;
+  };
+  proto.release = function (/** @type {unknown} */ anyId, /** @type {unknown} */ now) {
+    if (typeof anyId === 'string' && (now === undefined || now === null || (typeof now === 'number' && now === now)) && put(anyId, 0)) {
+      const r = releaseIdLane.call(this, anyId.length, now ?? Date.now());
+      if (r === r) return r === 1;
+    }
+    return release.call(this, anyId, now);
+  };
+  proto.touch = function (/** @type {unknown} */ anyId, /** @type {unknown} */ now) {
+    if (typeof anyId === 'string' && (now === undefined || now === null || (typeof now === 'number' && now === now)) && put(anyId, 0)) {
+      const r = touchIdLane.call(this, anyId.length, now ?? Date.now());
+      if (r === r) return r === 1;
+    }
+    return touch.call(this, anyId, now);
   };
 
   const checkedNewId = wasm.newId;

@@ -61,24 +61,30 @@ pub fn encode(value: u128) -> [u8; SUFFIX_LEN] {
 
 /// Decodes a 26-character suffix into its 128-bit value.
 pub fn decode(suffix: &[u8]) -> Result<u128, SuffixError> {
-    if suffix.len() != SUFFIX_LEN {
+    let Ok(chars) = <&[u8; SUFFIX_LEN]>::try_from(suffix) else {
         return Err(SuffixError::Length(suffix.len()));
+    };
+    // No branch per character: valid digits are below 32 and `INVALID` has the top bit
+    // set, so OR-ing every digit tells at the end whether one was invalid; only then is
+    // the position looked for.
+    let mut seen = 0u8;
+    let mut part = |range: std::ops::Range<usize>| {
+        chars[range].iter().fold(0u64, |acc, &byte| {
+            let digit = DECODE[byte as usize];
+            seen |= digit;
+            (acc << 5) | u64::from(digit & 0x1f)
+        })
+    };
+    let (hi, mid, lo) = (part(0..13), part(13..14), part(14..SUFFIX_LEN));
+    // Reasons in the order a left-to-right reader meets them: a first character above
+    // `7` is reported even if a later one is invalid.
+    let first = DECODE[chars[0] as usize];
+    if first != INVALID && first > 7 {
+        return Err(SuffixError::Overflow);
     }
-    let (mut hi, mut mid, mut lo) = (0u64, 0u64, 0u64);
-    for (i, &byte) in suffix.iter().enumerate() {
-        let digit = DECODE[byte as usize];
-        if digit == INVALID {
-            return Err(SuffixError::Character(i));
-        }
-        if i == 0 && digit > 7 {
-            return Err(SuffixError::Overflow);
-        }
-        let digit = u64::from(digit);
-        match i {
-            0..=12 => hi = (hi << 5) | digit,
-            13 => mid = digit,
-            _ => lo = (lo << 5) | digit,
-        }
+    if seen & 0x80 != 0 {
+        let position = chars.iter().position(|&b| DECODE[b as usize] == INVALID);
+        return Err(SuffixError::Character(position.unwrap_or(0)));
     }
     Ok((u128::from(hi) << 65) | (u128::from(mid) << LO_BITS) | u128::from(lo))
 }
@@ -141,5 +147,13 @@ mod tests {
             Err(SuffixError::Character(25))
         );
         assert_eq!(decode(b"000"), Err(SuffixError::Length(3)));
+        assert_eq!(
+            decode(b"i000000000000000000000000i"),
+            Err(SuffixError::Character(0))
+        );
+        assert_eq!(
+            decode(b"8000000000000000000000000i"),
+            Err(SuffixError::Overflow)
+        );
     }
 }

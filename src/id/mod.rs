@@ -32,10 +32,11 @@ pub struct IdParts {
 /// Parses `id` into its parts.
 pub fn parse_parts(id: &str) -> Result<IdParts, IdError> {
     let parsed = parse(id)?;
-    let suffix_start = id.len() - base32::SUFFIX_LEN;
+    // A valid id ends with the 26 ASCII characters of its suffix.
+    let suffix = id.get(id.len() - base32::SUFFIX_LEN..).unwrap_or_default();
     Ok(IdParts {
         kind: parsed.prefix.to_owned(),
-        suffix: id[suffix_start..].to_owned(),
+        suffix: suffix.to_owned(),
         uuid: parsed.uuid,
         timestamp_ms: uuid7::timestamp_ms(parsed.uuid),
     })

@@ -104,9 +104,15 @@ pub fn parse(id: &str) -> Result<TypeId<'_>, IdError> {
     if id.len() > MAX_ID_LEN {
         return Err(IdError::TooLong(id.len()));
     }
+    // `split_at_checked`, not indexing: `_` is one byte, so the split cannot fail, but
+    // the compiler cannot know that, and indexing would pull the panic's formatting
+    // code (several KiB) into the .wasm.
     let (prefix, suffix) = match id.rfind('_') {
         Some(0) => return Err(IdError::EmptyPrefixWithSeparator),
-        Some(at) => (&id[..at], &id[at + 1..]),
+        Some(at) => match id.split_at_checked(at) {
+            Some((prefix, rest)) => (prefix, rest.get(1..).unwrap_or_default()),
+            None => ("", id),
+        },
         None => ("", id),
     };
     validate_prefix(prefix)?;

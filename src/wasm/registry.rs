@@ -6,6 +6,7 @@ use super::convert::{
 use super::errors::{js, to_js, JsResult};
 use super::lane;
 use crate::error::LeaseError;
+use crate::id::base32::SUFFIX_LEN;
 use crate::id::{self, OsEntropy};
 use crate::registry::events::{Event, Refusal, RefusalReason};
 use crate::registry::options::OptionsPatch;
@@ -30,6 +31,8 @@ pub struct JsLeaseRegistry {
     /// path returns a plain number.
     last_refusal: RefCell<Option<Refusal>>,
     last_evicted: RefCell<Vec<u128>>,
+    /// Whether the last acquire returned the connection key's existing lease.
+    last_reused: Cell<bool>,
 }
 
 impl JsLeaseRegistry {
@@ -42,6 +45,7 @@ impl JsLeaseRegistry {
             callback_errors: Cell::new(0),
             last_refusal: RefCell::new(None),
             last_evicted: RefCell::new(Vec::new()),
+            last_reused: Cell::new(false),
         }
     }
 
@@ -257,15 +261,20 @@ impl JsLeaseRegistry {
     }
 
     /// The decision of `acquireHandle`, without dispatching events (no JS is called).
+    /// Not inlined: three exports share it, and the core's `acquire` is large.
+    #[inline(never)]
     fn acquire_decided(&self, user: &str, key: Option<&str>, t: u64) -> Result<f64, LeaseError> {
         let mut core = self.core.borrow_mut();
         Ok(match core.acquire(user, key, t)? {
             Acquired::Granted {
-                handle, evicted, ..
+                handle,
+                evicted,
+                reused,
             } => {
                 if !evicted.is_empty() || !self.last_evicted.borrow().is_empty() {
                     *self.last_evicted.borrow_mut() = evicted;
                 }
+                self.last_reused.set(reused);
                 core.token(handle) as f64
             }
             Acquired::Refused(r) => {
@@ -275,6 +284,89 @@ impl JsLeaseRegistry {
                 code
             }
         })
+    }
+
+    /// `acquire` on the lane: takes what `__acquireLane` takes and returns what it
+    /// returns, and writes what the JS half needs to build the result the checked
+    /// `acquire` returns, at these lane offsets:
+    ///
+    /// - granted: 0..26 the suffix, 26 reused, 27 whether leases were evicted (read them
+    ///   with `lastEvicted`), 28 whether extra kinds are configured (the JS half then
+    ///   reads the lease with `getLease`), and f64s (little-endian) at 32 `acquiredAt`,
+    ///   40 `touchedAt`, 48 `expiresAt`;
+    /// - refused: f64s at 32 `limit`, 40 `active`, 48 `retryAfterMs`;
+    /// - always: 29 whether events wait for `__dispatch`.
+    ///
+    /// Events are not dispatched here: a callback may use the lane, so the JS half reads
+    /// it first and then calls `__dispatch`.
+    #[wasm_bindgen(js_name = "__acquireLeaseLane", skip_typescript)]
+    pub fn acquire_lease_lane(&self, user_len: u32, key_len: i32, now: f64) -> f64 {
+        let Ok(t) = crate::error::check_time(now) else {
+            return f64::NAN;
+        };
+        lane::with(|bytes| {
+            let user_len = user_len as usize;
+            let user = lane::text(bytes, 0, user_len)?;
+            let key = match usize::try_from(key_len) {
+                Ok(len) => Some(lane::text(bytes, user_len, len)?),
+                Err(_) => None,
+            };
+            let r = self.acquire_decided(user, key, t).ok()?;
+            let core = self.core.borrow();
+            let times = if r >= 0.0 {
+                let lease = core.resolve_token(r as u64).and_then(|h| core.lease(h))?;
+                bytes[..SUFFIX_LEN].copy_from_slice(&id::base32::encode(lease.uuid));
+                bytes[26] = u8::from(self.last_reused.get());
+                bytes[27] = u8::from(!self.last_evicted.borrow().is_empty());
+                bytes[28] = u8::from(!core.options().kinds.is_empty());
+                [lease.acquired_at, lease.touched_at, lease.expires_at]
+            } else {
+                let refusal = self.last_refusal.borrow();
+                let r = refusal.as_ref()?;
+                [r.limit.into(), r.active.into(), r.retry_after_ms]
+            };
+            bytes[29] = u8::from(self.on_event.is_some());
+            for (at, value) in [32, 40, 48].into_iter().zip(times) {
+                bytes[at..at + 8].copy_from_slice(&(value as f64).to_le_bytes());
+            }
+            Some(r)
+        })
+        .unwrap_or(f64::NAN)
+    }
+
+    /// Delivers the events of the last lane call that left them (see `__acquireLeaseLane`).
+    #[wasm_bindgen(js_name = "__dispatch", skip_typescript)]
+    pub fn dispatch_lane(&self) {
+        self.dispatch();
+    }
+
+    /// `release` on the lane, of the id in the first `len` bytes: 1 released, 0 not
+    /// (unknown ids counted), NaN where `release` would throw.
+    #[wasm_bindgen(js_name = "__releaseIdLane", skip_typescript)]
+    pub fn release_id_lane(&self, len: u32, now: f64) -> f64 {
+        let Ok(t) = crate::error::check_time(now) else {
+            return f64::NAN;
+        };
+        let released = lane::with(|bytes| {
+            let text = lane::text(bytes, 0, len as usize)?;
+            self.core.borrow_mut().release(text, t).ok()
+        });
+        self.dispatch();
+        released.map_or(f64::NAN, |r| f64::from(u8::from(r)))
+    }
+
+    /// `touch` on the lane, of the id in the first `len` bytes: 1 touched, 0 not, NaN
+    /// where `touch` would throw.
+    #[wasm_bindgen(js_name = "__touchIdLane", skip_typescript)]
+    pub fn touch_id_lane(&self, len: u32, now: f64) -> f64 {
+        let Ok(t) = crate::error::check_time(now) else {
+            return f64::NAN;
+        };
+        lane::with(|bytes| {
+            let text = lane::text(bytes, 0, len as usize)?;
+            self.core.borrow_mut().touch(text, t).ok()
+        })
+        .map_or(f64::NAN, |r| f64::from(u8::from(r)))
     }
 
     /// `releaseHandle` on the lane: 1 released, 0 not, NaN for a bad `now` (the JS

@@ -115,3 +115,97 @@ test('a callback re-entering the lane from onEvent sees its own strings, not the
   assert.equal(reg.getLease(/** @type {string} */ (reg.handleLeaseId(h)))?.userId, 'outer');
   assert.equal(reg.userStats('inner-user', T0).active, 1);
 });
+
+/**
+ * Replaces every id suffix in `value` by its order of first appearance, so results of two
+ * registries (whose ids are random) can be compared.
+ */
+const normalizer = () => {
+  /** @type {Map<string, string>} */
+  const seen = new Map();
+  return (/** @type {unknown} */ value) =>
+    JSON.parse(
+      JSON.stringify(value ?? null).replace(/([a-z_]+_)?([0-7][0-9a-hjkmnp-tv-z]{25})/g, (_, prefix, suffix) => {
+        if (!seen.has(suffix)) seen.set(suffix, `#${seen.size}`);
+        return `${prefix ?? ''}${seen.get(suffix)}`;
+      }),
+    );
+};
+
+test('acquire, release and touch on the lane return what the checked binding returns', () => {
+  const options = [
+    { perUserLimit: 2, onLimit: 'reject' },
+    { perUserLimit: 2, onLimit: 'evict-oldest', kinds: ['room', 'span'] },
+    { perUserLimit: 3, onLimit: 'evict-idle', globalLimit: 5, warnRatio: 0.5 },
+  ];
+  for (const opts of options) {
+    /** @type {unknown[][]} */
+    const events = [[], []];
+    const ours = new LeaseRegistry({ ...opts, onEvent: (e) => events[0].push(e) });
+    const theirs = new raw.LeaseRegistry({ ...opts, onEvent: (e) => events[1].push(e) });
+    const norm = [normalizer(), normalizer()];
+    /** @param {(reg: any, i: number) => unknown} step */
+    const same = (step, what = '') => {
+      const a = norm[0](step(ours, 0));
+      const b = norm[1](step(theirs, 1));
+      assert.deepEqual(a, b, `${JSON.stringify(opts)} ${what}`);
+      return a;
+    };
+    /** @type {string[][]} */
+    const ids = [[], []];
+    const acquire = (/** @type {string} */ user, /** @type {any} */ o) =>
+      same((reg, i) => {
+        const r = reg.acquire(user, o);
+        if (r.ok) ids[i].push(r.lease.id);
+        return r;
+      }, `acquire ${user} ${JSON.stringify(o)}`);
+    acquire('alice', { now: T0 });
+    acquire('alice', { now: T0 + 1, connectionKey: 'tab-1' });
+    acquire('alice', { now: T0 + 2, connectionKey: 'tab-1' }); // reused
+    acquire('alice', { now: T0 + 3 }); // at the limit: refused or evicting
+    acquire('bob', { connectionKey: null, now: T0 + 4 });
+    acquire('ünï', { now: T0 + 5, connectionKey: 'ключ' });
+    acquire('carol', { now: T0 + 6, connectionKey: undefined });
+    acquire('carol', { now: T0 + 7 });
+    acquire('carol', { now: T0 + 8 });
+    acquire('dave', { now: T0 + 9 });
+    same((reg, i) => [reg.touch(ids[i][0], T0 + 50), reg.touch(ids[i][0].replace('conn_', 'run_'), T0 + 60)], 'touch');
+    same((reg, i) => [reg.release(ids[i][1].replace('conn_', 'thread_'), T0 + 70), reg.release(ids[i][1], T0 + 71)], 'release');
+    same((reg, i) => ids[i].map((id) => reg.getLease(id)), 'leases');
+    same((reg) => {
+      const { ...s } = reg.stats();
+      return s;
+    }, 'stats');
+    assert.deepEqual(norm[0](events[0]), norm[1](events[1]), 'the same events');
+    assert.ok(events[0].length > 0);
+    // After a sweep both have expired the same leases.
+    same((reg) => reg.sweep(T0 + 10 * 60_000).length, 'sweep');
+    ours.free();
+    theirs.free();
+  }
+});
+
+test('the object path: bad input throws as the checked binding does, and changes nothing', () => {
+  const reg = new LeaseRegistry({ perUserLimit: 1 });
+  const rawReg = new raw.LeaseRegistry({ perUserLimit: 1 });
+  /** @type {[unknown, unknown][]} */
+  const acquires = [
+    ['', undefined], [7, undefined], ['x'.repeat(300), undefined], ['a', 5], ['a', []], ['a', { now: NaN }], ['a', { now: '5' }],
+    ['a', { now: -1 }], ['a', { connectionKey: 5 }], ['a', { connectionKey: '' }], ['a', { other: 1 }], ['a', { now: Infinity }],
+  ];
+  for (const [user, opts] of acquires) {
+    const ours = thrown(() => reg.acquire(/** @type {any} */ (user), /** @type {any} */ (opts)));
+    assert.ok(ours, `${String(user).slice(0, 10)} ${JSON.stringify(opts)} is refused`);
+    assert.deepEqual(ours, thrown(() => rawReg.acquire(/** @type {any} */ (user), /** @type {any} */ (opts))));
+  }
+  for (const [id, now] of /** @type {[unknown, unknown][]} */ ([['nope', undefined], [5, undefined], ['conn_01h455vb4pex5vsknk084sn02q', NaN], ['conn_01h455vb4pex5vsknk084sn02q', 'x']])) {
+    for (const method of ['release', 'touch']) {
+      const ours = thrown(() => /** @type {any} */ (reg)[method](id, now));
+      assert.ok(ours, `${method} ${String(id)} ${String(now)}`);
+      assert.deepEqual(ours, thrown(() => /** @type {any} */ (rawReg)[method](id, now)));
+    }
+  }
+  assert.equal(reg.stats().active, 0);
+  assert.equal(reg.release('conn_01h455vb4pex5vsknk084sn02q'), false, 'a forged id releases nothing');
+  assert.equal(reg.stats().unknownReleases, 1);
+});
