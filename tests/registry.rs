@@ -519,23 +519,21 @@ fn churn_does_not_grow_the_expiry_heap_without_bound() {
 }
 
 #[test]
-fn idle_users_are_kept_for_reuse_then_purged() {
+fn user_entries_go_with_their_last_lease() {
     let mut reg = registry(limit(2));
-    // Many more users than the idle slack (1,024), so releasing them all forces purges.
-    let ids: Vec<u128> = (0..20_000)
+    let long = "a-user-id-longer-than-the-inline-twenty-two-bytes";
+    let mut ids: Vec<u128> = (0..20_000)
         .map(|i| grant(&mut reg, &format!("user{i}"), 0))
         .collect();
+    ids.push(grant(&mut reg, long, 0));
+    assert_eq!(reg.user_entries(), 20_001);
     for uuid in &ids {
         assert!(reg.release(&conn(*uuid), 1).unwrap());
     }
     assert_eq!(reg.stats().users, 0);
-    assert!(
-        reg.user_entries() <= 1_024 + 1,
-        "idle entries were not purged: {}",
-        reg.user_entries()
-    );
+    assert_eq!(reg.user_entries(), 0, "idle users keep no entry");
     reg.check_invariants();
-    // Users whose entries were purged, and users still idle, acquire as before.
+    // Users come back (reusing dropped entries) and are counted as before.
     for i in (0..20_000).step_by(97) {
         grant(&mut reg, &format!("user{i}"), 2);
         grant(&mut reg, &format!("user{i}"), 2);
@@ -544,6 +542,37 @@ fn idle_users_are_kept_for_reuse_then_purged() {
             Acquired::Refused(_)
         ));
     }
+    grant(&mut reg, long, 2);
+    assert_eq!(reg.user_leases(long, 2).1.len(), 1);
+    reg.check_invariants();
+}
+
+#[test]
+fn an_immediate_release_leaves_no_expiry_entry() {
+    let mut reg = registry(limit(5));
+    let held = grant(&mut reg, "alice", 0);
+    for i in 0..10_000u64 {
+        let uuid = grant(&mut reg, &format!("user{}", i % 300), i);
+        assert!(reg.release(&conn(uuid), i).unwrap());
+    }
+    assert_eq!(reg.expiry_entries(), 1, "only the held lease is scheduled");
+    assert_eq!(reg.sweep(1_000), vec![held]);
+    reg.check_invariants();
+}
+
+#[test]
+fn evicting_a_users_only_lease_keeps_the_user() {
+    let mut reg = registry(OptionsPatch {
+        on_limit: Some(Policy::EvictOldest),
+        ..limit(1)
+    });
+    let first = grant(&mut reg, "alice", 0);
+    match reg.acquire("alice", None, 1).unwrap() {
+        Acquired::Granted { evicted, .. } => assert_eq!(evicted, vec![first]),
+        other => panic!("expected a grant, got {other:?}"),
+    }
+    assert_eq!(reg.stats().users, 1);
+    assert_eq!(reg.user_leases("alice", 1).1.len(), 1);
     reg.check_invariants();
 }
 

@@ -1,60 +1,153 @@
-//! Native timing of the core's acquire + release pair, to separate the core's cost from
-//! the boundary's when tuning (`cargo run --release --example core_pairs`).
+//! Native timing of the core, to separate its cost from the boundary's when tuning
+//! (`cargo run --release --example core_pairs [pairs|sweep|memory]...`, all by default).
+//!
+//! The workloads follow bench/core.mjs: 100,000 users named `user-<i>`, lease `i` going
+//! to user `i mod 100,000`, pairs walking the users with a cursor, sweeps expiring one
+//! group of 10,000 out of 1,000,000 and refilling it. Memory is what the allocator holds
+//! (live bytes, and the peak, which is what wasm linear memory cannot give back); native
+//! pointers are twice the size of wasm32's, so it reads high against the .wasm figure.
 use socket_lease::id::SeededEntropy;
 use socket_lease::registry::options::{Options, OptionsPatch};
 use socket_lease::registry::{Acquired, Registry};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
-fn main() {
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let now = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
+        PEAK.fetch_max(now, Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Relaxed);
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const T0: u64 = 1_700_000_000_000;
+const TTL: u64 = 90_000;
+const USERS: usize = 100_000;
+const BIG: usize = 1_000_000;
+const SWEEP_BATCH: usize = 10_000;
+const SWEEP_RUNS: usize = 7;
+const NOW: u64 = T0 + SWEEP_RUNS as u64;
+
+fn registry(seed: u64) -> Registry<SeededEntropy> {
     let patch = OptionsPatch {
-        per_user_limit: Some(1000),
-        ttl_ms: Some(1 << 30),
+        ttl_ms: Some(TTL),
         ..Default::default()
     };
-    let mut reg = Registry::new(
+    Registry::new(
         Options::default().patched(&patch).unwrap(),
-        SeededEntropy::new(1),
-    );
-    let now = 1_700_000_000_000;
-    for i in 0..10_000 {
-        reg.acquire(&format!("u{}", i % 100_000), None, now)
-            .unwrap();
-    }
-    let users: Vec<String> = (0..1000).map(|i| format!("user{i}")).collect();
-    let n = 3_000_000;
-    let start = Instant::now();
-    for i in 0..n {
-        if let Acquired::Granted { handle, .. } = reg.acquire(&users[i % 1000], None, now).unwrap()
-        {
-            reg.release_handle(handle, now);
+        SeededEntropy::new(seed),
+    )
+}
+
+/// As bench/core.mjs: the first SWEEP_RUNS groups of a 1M fill at T0 + group.
+fn fill(reg: &mut Registry<SeededEntropy>, users: &[String], count: usize) {
+    for i in 0..count {
+        let group = i / SWEEP_BATCH;
+        let t = if count == BIG && group < SWEEP_RUNS {
+            T0 + group as u64
+        } else {
+            NOW
+        };
+        match reg.acquire(&users[i % USERS], None, t).unwrap() {
+            Acquired::Granted { .. } => {}
+            Acquired::Refused(r) => panic!("fill refused: {r:?}"),
         }
     }
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "core acquire+release: {:.0} pairs/s ({:.0} ns/pair)",
-        n as f64 / secs,
-        secs * 1e9 / n as f64
-    );
+}
 
-    // Sweep: 10,000 expiring out of 1,000,000 live leases over 100,000 users.
-    let patch = OptionsPatch {
-        per_user_limit: Some(1000),
-        ttl_ms: Some(1000),
-        ..Default::default()
-    };
-    let mut reg = Registry::new(
-        Options::default().patched(&patch).unwrap(),
-        SeededEntropy::new(2),
-    );
-    for i in 0..1_000_000u64 {
-        let t = if i < 10_000 { now } else { now + 500 };
-        reg.acquire(&format!("u{}", i % 100_000), None, t).unwrap();
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs[xs.len() / 2]
+}
+
+fn pairs(users: &[String]) {
+    for live in [10_000, BIG] {
+        let mut reg = registry(1);
+        fill(&mut reg, users, live);
+        let n = 2_000_000;
+        let mut rates = Vec::new();
+        let mut j = 0;
+        for _ in 0..5 {
+            let start = Instant::now();
+            for _ in 0..n {
+                if let Acquired::Granted { handle, .. } = reg.acquire(&users[j], None, NOW).unwrap()
+                {
+                    reg.release_handle(handle, NOW);
+                }
+                j = if j + 1 == USERS { 0 } else { j + 1 };
+            }
+            rates.push(n as f64 / start.elapsed().as_secs_f64());
+        }
+        let rate = median(rates);
+        println!(
+            "pairs at {live} live over {USERS} users: {:.2} M pairs/s ({:.0} ns/pair)",
+            rate / 1e6,
+            1e9 / rate
+        );
     }
-    let start = Instant::now();
-    let expired = reg.sweep(now + 1000);
+}
+
+fn sweep(users: &[String]) {
+    let mut reg = registry(2);
+    fill(&mut reg, users, BIG);
+    let mut ms = Vec::new();
+    for r in 0..SWEEP_RUNS {
+        let now = T0 + r as u64 + TTL;
+        let start = Instant::now();
+        let expired = reg.sweep(now);
+        ms.push(start.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(expired.len(), SWEEP_BATCH);
+        for i in 0..SWEEP_BATCH {
+            reg.acquire(&users[(r * SWEEP_BATCH + i) % USERS], None, now)
+                .unwrap();
+        }
+    }
+    let shown: Vec<String> = ms.iter().map(|m| format!("{m:.2}")).collect();
     println!(
-        "core sweep of {} out of 1M: {:.2} ms",
-        expired.len(),
-        start.elapsed().as_secs_f64() * 1e3
+        "sweep {SWEEP_BATCH} of {BIG}: median {:.2} ms (runs {})",
+        median(ms.clone()),
+        shown.join(" ")
     );
+}
+
+fn memory(users: &[String]) {
+    let (live0, _) = (LIVE.load(Relaxed), PEAK.swap(LIVE.load(Relaxed), Relaxed));
+    let mut reg = registry(3);
+    fill(&mut reg, users, BIG);
+    let (live1, peak) = (LIVE.load(Relaxed), PEAK.load(Relaxed));
+    println!(
+        "memory at {BIG} leases over {USERS} users (native): {:.1} B/lease held, {:.1} B/lease peak",
+        (live1 - live0) as f64 / BIG as f64,
+        (peak - live0) as f64 / BIG as f64
+    );
+    drop(reg);
+}
+
+fn main() {
+    let users: Vec<String> = (0..USERS).map(|i| format!("user-{i}")).collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let all = args.is_empty();
+    let wants = |what: &str| all || args.iter().any(|a| a == what);
+    if wants("memory") {
+        memory(&users);
+    }
+    if wants("sweep") {
+        sweep(&users);
+    }
+    if wants("pairs") {
+        pairs(&users);
+    }
 }

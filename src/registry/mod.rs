@@ -22,11 +22,15 @@ use hashbrown::HashTable;
 use options::{Mode, Options, OptionsPatch, Policy};
 use slab::Slab;
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher as _};
 
 /// Hash state seeded from the registry's entropy, so user ids chosen by clients cannot be
 /// crafted to collide (the seed is not in the source, unlike a fixed-key hasher's).
 type Hasher = ahash::RandomState;
 type Map<K, V> = HashMap<K, V, Hasher>;
+/// How an index rehashes its entries when it grows. One type for both indexes, so the
+/// table's growth code is in the .wasm once (it runs rarely; the indirect call is free).
+type Rehash<'a> = &'a dyn Fn(&u32) -> u64;
 
 /// Lazily reclaimed lease ids are kept for the next `sweep()`, up to this many, so the
 /// host learns which sockets to close even when an acquire reclaimed them first.
@@ -35,12 +39,13 @@ const PENDING_EXPIRED_CAP: usize = 65_536;
 /// Generation bits carried in a handle token (see `token`).
 const TOKEN_GENERATION_MASK: u32 = (1 << 20) - 1;
 
-/// Users whose last lease went away keep their table entry (and its allocations) for
-/// reuse, since the same user usually reconnects; idle entries are purged in one pass
-/// once they outnumber active users by this much, so memory stays bounded.
-/// (Measured: a slack of 65,536 was slower under churn across 100,000 users than 1,024;
-/// the bigger table costs more in cache misses than re-creating entries saves.)
-const IDLE_USER_SLACK: usize = 1024;
+/// The end of a user's lease list.
+const NONE: u32 = u32::MAX;
+
+/// `Slot::meta` bits: the rest of the word is the slot's generation.
+const LIVE: u32 = 1;
+const KEYED: u32 = 2;
+const GENERATION_ONE: u32 = 4;
 
 /// A 128-bit id kept as two halves: `u128` is 16-byte aligned on wasm32, which would pad
 /// every slot from 56 to 64 bytes (the slab is the bulk of memory per lease).
@@ -67,28 +72,113 @@ impl Id128 {
 #[derive(Debug, Clone)]
 struct Slot {
     uuid: Id128,
-    user: u32,
     acquired_at: u64,
     touched_at: u64,
     expires_at: u64,
-    /// Bumped on every reuse of the slot so stale heap entries are recognised.
-    generation: u32,
-    /// Position in the owner's `leases` vector, for O(1) removal.
-    pos: u32,
-    live: bool,
-    /// Whether the lease has a connection key. The key itself lives only in the owner's
-    /// `keys` map (one allocation, not two), found there by handle when needed.
-    keyed: bool,
+    user: u32,
+    /// A user's leases are a doubly linked list through their slots, oldest first: no
+    /// per-user vector to allocate, grow and scatter, and O(1) removal.
+    prev: u32,
+    next: u32,
+    /// `LIVE`, `KEYED` (the key itself lives only in the owner's `keys` map, found there
+    /// by handle when needed), and above them a generation bumped on every reuse of the
+    /// slot, so a token kept after release cannot name the next lease. Packed into one
+    /// word to keep the slot at 56 bytes.
+    meta: u32,
 }
 
+impl Slot {
+    fn live(&self) -> bool {
+        self.meta & LIVE != 0
+    }
+
+    fn keyed(&self) -> bool {
+        self.meta & KEYED != 0
+    }
+
+    fn generation(&self) -> u32 {
+        self.meta / GENERATION_ONE
+    }
+}
+
+/// User ids up to this many bytes are stored inside the user entry: most ids (numbers,
+/// short names) cost no allocation, so creating and dropping an entry is cheap.
+const INLINE_NAME: usize = 22;
+
+/// A user id, inline when short (24 bytes either way).
+#[derive(Debug, Clone)]
+enum Name {
+    Inline { len: u8, bytes: [u8; INLINE_NAME] },
+    Heap(Box<str>),
+}
+
+impl Name {
+    const EMPTY: Name = Name::Inline {
+        len: 0,
+        bytes: [0; INLINE_NAME],
+    };
+
+    fn new(s: &str) -> Self {
+        if s.len() <= INLINE_NAME {
+            let mut bytes = [0; INLINE_NAME];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Name::Inline {
+                len: s.len() as u8,
+                bytes,
+            }
+        } else {
+            Name::Heap(s.into())
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Name::Inline { len, bytes } => &bytes[..usize::from(*len).min(INLINE_NAME)],
+            Name::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Always valid: copied whole from a `&str`.
+            Name::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            Name::Heap(s) => s,
+        }
+    }
+}
+
+/// A user holding at least one lease. Entries exist only while a user holds leases: one
+/// is created (no allocation for a short id) on the first acquire and dropped with the
+/// last lease, so idle users cost nothing and the table is bounded by `max_users`.
 #[derive(Debug, Clone)]
 struct User {
-    name: Box<str>,
-    leases: Vec<u32>,
+    name: Name,
+    /// Oldest and newest lease.
+    head: u32,
+    tail: u32,
+    count: u32,
+    /// The low half of the id's `name_hash`.
+    hash: u32,
     /// Connection key -> handle; allocated only for users that pass keys.
-    keys: Option<Map<Box<str>, u32>>,
+    keys: Option<Box<Map<Box<str>, u32>>>,
     /// Whether the user is at or above its warn threshold (edge-triggered events).
     near: bool,
+}
+
+impl User {
+    const FREE: User = User {
+        name: Name::EMPTY,
+        head: NONE,
+        tail: NONE,
+        count: 0,
+        hash: 0,
+        keys: None,
+        near: false,
+    };
+
+    fn hash(&self) -> u64 {
+        u64::from(self.hash) << 32 | u64::from(self.hash)
+    }
 }
 
 /// A read-only view of one lease.
@@ -143,13 +233,16 @@ pub struct Registry<E> {
     /// id itself lives in the slab and is hashed from there.
     by_uuid: HashTable<u32>,
     hasher: Hasher,
-    users: Vec<User>,
+    /// Users holding leases, in fixed-size chunks (no doubling copy left behind).
+    users: Slab<User>,
     free_users: Vec<u32>,
-    user_index: Map<Box<str>, u32>,
-    /// Users holding at least one lease (the rest of `user_index` is idle entries).
+    /// Index from user id to entry; the id itself is stored once, in the entry.
+    by_name: HashTable<u32>,
+    /// Users holding at least one lease (every entry in `by_name`).
     active_users: u32,
-    /// Bumped by every purge of idle users, which invalidates user indexes held across it.
-    idle_purges: u64,
+    /// Bumped whenever a user entry is dropped, which invalidates user indexes held
+    /// across a call that may remove leases.
+    user_frees: u64,
     /// Earliest expiry first; stale entries are skipped when they surface.
     expiry: ExpiryQueue,
     active: u32,
@@ -173,12 +266,12 @@ impl<E: Entropy> Registry<E> {
             slots: Slab::default(),
             free_slots: Vec::new(),
             by_uuid: HashTable::new(),
-            hasher: hasher.clone(),
-            users: Vec::new(),
+            hasher,
+            users: Slab::default(),
             free_users: Vec::new(),
-            user_index: Map::with_hasher(hasher),
+            by_name: HashTable::new(),
             active_users: 0,
-            idle_purges: 0,
+            user_frees: 0,
             expiry: ExpiryQueue::default(),
             active: 0,
             counters: Counters::default(),
@@ -233,30 +326,32 @@ impl<E: Entropy> Registry<E> {
                 .map_err(|e| LeaseError::InvalidOption(format!("connectionKey: {e}")))?;
         }
         let limit = self.options.limit_for(user);
-        let user_idx = self.user_index.get(user).copied();
-        let epoch = self.idle_purges;
+        let hash = self.name_hash(user);
+        let user_idx = self.find_user(hash, user);
+        let epoch = self.user_frees;
 
         if let Some(u) = user_idx {
             self.drop_expired_of_user(u, now);
-            if let Some(key) = connection_key {
-                let existing = self.users[u as usize]
-                    .keys
-                    .as_ref()
-                    .and_then(|k| k.get(key).copied());
-                if let Some(handle) = existing {
-                    self.touch_handle(handle, now);
-                    return Ok(Acquired::Granted {
-                        handle,
-                        evicted: Vec::new(),
-                        reused: true,
-                    });
-                }
+        }
+        // Dropping expired leases may have emptied the user and dropped its entry, so
+        // look it up again.
+        let user_idx = self.lookup_again(hash, user, user_idx, epoch);
+        if let (Some(u), Some(key)) = (user_idx, connection_key) {
+            let existing = self.users[u as usize]
+                .keys
+                .as_ref()
+                .and_then(|k| k.get(key).copied());
+            if let Some(handle) = existing {
+                self.touch_handle(handle, now);
+                return Ok(Acquired::Granted {
+                    handle,
+                    evicted: Vec::new(),
+                    reused: true,
+                });
             }
         }
-        // Dropping expired leases may have emptied the user and let a purge of idle
-        // users remove its entry, so look it up again.
-        let user_idx = self.lookup_again(user, user_idx, epoch);
-        let holds_leases = user_idx.is_some_and(|u| !self.users[u as usize].leases.is_empty());
+        // Every entry holds leases (entries go with the last one).
+        let holds_leases = user_idx.is_some();
 
         if !holds_leases && self.active_users >= self.options.max_users {
             self.purge_expired(now, None);
@@ -272,7 +367,7 @@ impl<E: Entropy> Registry<E> {
             }
         }
 
-        let user_active = user_idx.map_or(0, |u| self.users[u as usize].leases.len() as u32);
+        let user_active = user_idx.map_or(0, |u| self.users[u as usize].count);
         let dry_run = self.options.mode == Mode::DryRun;
 
         // Decide everything before mutating, so a refusal leaves the table untouched.
@@ -319,10 +414,10 @@ impl<E: Entropy> Registry<E> {
         if let Some(handle) = victim {
             evicted.push(self.remove(handle, Removal::Evicted, now));
         }
-        // A purge above may have removed this user's (idle) entry.
-        let u = match self.lookup_again(user, user_idx, epoch) {
+        // An eviction or a purge above may have dropped this user's entry.
+        let u = match self.lookup_again(hash, user, user_idx, epoch) {
             Some(u) => u,
-            None => self.insert_user(user),
+            None => self.insert_user(hash, user),
         };
         let handle = self.insert_lease(u, connection_key, now, limit);
         Ok(Acquired::Granted {
@@ -332,14 +427,33 @@ impl<E: Entropy> Registry<E> {
         })
     }
 
-    /// `known` is the user's index looked up when `idle_purges` was `epoch`; it is still
-    /// right unless an idle-user purge ran since, which is rare, so the hash lookup is
-    /// repeated only then.
-    fn lookup_again(&self, user: &str, known: Option<u32>, epoch: u64) -> Option<u32> {
-        if self.idle_purges == epoch {
+    /// A user id's hash: 32 bits, kept in the entry (so resizing the index and dropping
+    /// an entry never rehash names), spread over both halves of the `u64` the table
+    /// takes (it probes with the low bits and tags with the top ones of a `usize`).
+    fn name_hash(&self, name: &str) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        h.write(name.as_bytes());
+        let h = h.finish() as u32;
+        u64::from(h) << 32 | u64::from(h)
+    }
+
+    /// The entry of the user whose id hashes to `hash`.
+    fn find_user(&self, hash: u64, name: &str) -> Option<u32> {
+        let users = &self.users;
+        self.by_name
+            .find(hash, |&u| {
+                users[u as usize].name.as_bytes() == name.as_bytes()
+            })
+            .copied()
+    }
+
+    /// `known` is the user's entry looked up when `user_frees` was `epoch`; it is still
+    /// right unless an entry was dropped since, so the hash lookup is repeated only then.
+    fn lookup_again(&self, hash: u64, user: &str, known: Option<u32>, epoch: u64) -> Option<u32> {
+        if self.user_frees == epoch {
             known
         } else {
-            self.user_index.get(user).copied()
+            self.find_user(hash, user)
         }
     }
 
@@ -352,29 +466,30 @@ impl<E: Entropy> Registry<E> {
         dry_run: bool,
     ) -> Acquired {
         self.counters.count_rejection(refusal.reason);
-        let active = self
-            .user_index
-            .get(user)
-            .map_or(0, |&u| self.users[u as usize].leases.len() as u32);
-        self.emit(Event {
-            kind: EventKind::Rejected,
-            user: user.to_owned(),
-            lease: None,
-            active,
-            limit: user_limit,
-            reason: Some(refusal.reason),
-            dry_run,
-            at: now,
-        });
+        if self.collect_events {
+            let active = self
+                .find_user(self.name_hash(user), user)
+                .map_or(0, |u| self.users[u as usize].count);
+            self.events.push(Event {
+                kind: EventKind::Rejected,
+                user: user.to_owned(),
+                lease: None,
+                active,
+                limit: user_limit,
+                reason: Some(refusal.reason),
+                dry_run,
+                at: now,
+            });
+        }
         Acquired::Refused(refusal)
     }
 
-    fn insert_user(&mut self, name: &str) -> u32 {
+    /// A new entry for a user that holds no lease yet (`hash` is its `name_hash`).
+    fn insert_user(&mut self, hash: u64, name: &str) -> u32 {
         let user = User {
-            name: name.into(),
-            leases: Vec::new(),
-            keys: None,
-            near: false,
+            name: Name::new(name),
+            hash: hash as u32,
+            ..User::FREE
         };
         let idx = match self.free_users.pop() {
             Some(i) => {
@@ -386,30 +501,94 @@ impl<E: Entropy> Registry<E> {
                 (self.users.len() - 1) as u32
             }
         };
-        self.user_index.insert(name.into(), idx);
+        let users = &self.users;
+        let rehash: Rehash<'_> = &|&u| users[u as usize].hash();
+        self.by_name.insert_unique(hash, idx, rehash);
         idx
+    }
+
+    /// Drops the entry of a user whose last lease went away.
+    fn free_user(&mut self, u: u32) {
+        let hash = self.users[u as usize].hash();
+        if let Ok(entry) = self.by_name.find_entry(hash, |&x| x == u) {
+            entry.remove();
+        }
+        self.users[u as usize] = User::FREE;
+        self.free_users.push(u);
+        self.user_frees += 1;
+    }
+
+    /// The handles of a user's leases, oldest first.
+    fn leases_of(&self, u: u32) -> impl Iterator<Item = u32> + '_ {
+        let head = self.users[u as usize].head;
+        std::iter::successors((head != NONE).then_some(head), move |&h| {
+            let next = self.slots[h as usize].next;
+            (next != NONE).then_some(next)
+        })
+    }
+
+    /// Appends a written slot to its user's list.
+    fn link(&mut self, u: u32, handle: u32) {
+        let tail = self.users[u as usize].tail;
+        {
+            let s = &mut self.slots[handle as usize];
+            s.prev = tail;
+            s.next = NONE;
+        }
+        if tail == NONE {
+            self.users[u as usize].head = handle;
+        } else {
+            self.slots[tail as usize].next = handle;
+        }
+        let user = &mut self.users[u as usize];
+        user.tail = handle;
+        user.count += 1;
+        if user.count == 1 {
+            self.active_users += 1;
+        }
+    }
+
+    /// Takes a slot out of its user's list (the slot keeps its stale links).
+    fn unlink(&mut self, u: u32, handle: u32) {
+        let (prev, next) = {
+            let s = &self.slots[handle as usize];
+            (s.prev, s.next)
+        };
+        if prev == NONE {
+            self.users[u as usize].head = next;
+        } else {
+            self.slots[prev as usize].next = next;
+        }
+        if next == NONE {
+            self.users[u as usize].tail = prev;
+        } else {
+            self.slots[next as usize].prev = prev;
+        }
+        self.users[u as usize].count -= 1;
     }
 
     /// `limit` is the user's limit, already looked up by the caller.
     fn insert_lease(&mut self, u: u32, key: Option<&str>, now: u64, limit: u32) -> u32 {
         let uuid = self.ids.next(now);
         let expires_at = now + self.options.ttl_ms;
-        let pos = self.users[u as usize].leases.len() as u32;
         let slot = Slot {
             uuid: Id128::new(uuid),
-            user: u,
-            keyed: key.is_some(),
             acquired_at: now,
             touched_at: now,
             expires_at,
-            generation: 0,
-            pos,
-            live: true,
+            user: u,
+            prev: NONE,
+            next: NONE,
+            meta: LIVE | if key.is_some() { KEYED } else { 0 },
         };
         let handle = match self.free_slots.pop() {
             Some(h) => {
-                let generation = self.slots[h as usize].generation.wrapping_add(1);
-                self.slots[h as usize] = Slot { generation, ..slot };
+                let s = &mut self.slots[h as usize];
+                let generation = (s.meta & !(LIVE | KEYED)).wrapping_add(GENERATION_ONE);
+                *s = Slot {
+                    meta: slot.meta | generation,
+                    ..slot
+                };
                 h
             }
             None => {
@@ -418,23 +597,20 @@ impl<E: Entropy> Registry<E> {
             }
         };
         self.index_uuid(handle);
-        let hasher = self.hasher.clone();
-        let user = &mut self.users[u as usize];
-        user.leases.push(handle);
+        self.link(u, handle);
         if let Some(key) = key {
-            user.keys
-                .get_or_insert_with(|| Map::with_hasher(hasher))
+            let hasher = self.hasher.clone();
+            self.users[u as usize]
+                .keys
+                .get_or_insert_with(|| Box::new(Map::with_hasher(hasher)))
                 .insert(key.into(), handle);
         }
         self.push_expiry(handle);
-        if self.users[u as usize].leases.len() == 1 {
-            self.active_users += 1;
-        }
         self.active += 1;
         self.counters.acquired += 1;
         self.counters.high_water = self.counters.high_water.max(u64::from(self.active));
 
-        let active = self.users[u as usize].leases.len() as u32;
+        let active = self.users[u as usize].count;
         let threshold = self.options.warn_threshold(limit);
         if limit > 0 && active >= threshold && !self.users[u as usize].near {
             self.users[u as usize].near = true;
@@ -448,7 +624,6 @@ impl<E: Entropy> Registry<E> {
     }
 
     fn pick_victim(&self, u: u32) -> Option<u32> {
-        let leases = &self.users[u as usize].leases;
         let key = |h: &u32| {
             let s = &self.slots[*h as usize];
             match self.options.on_limit {
@@ -457,7 +632,7 @@ impl<E: Entropy> Registry<E> {
                 _ => (s.acquired_at, s.uuid.get()),
             }
         };
-        leases.iter().copied().min_by_key(key)
+        self.leases_of(u).min_by_key(key)
     }
 
     // ----- release / touch -----------------------------------------------------------
@@ -466,9 +641,8 @@ impl<E: Entropy> Registry<E> {
     fn index_uuid(&mut self, handle: u32) {
         let (slots, hasher) = (&self.slots, &self.hasher);
         let hash = hasher.hash_one(slots[handle as usize].uuid.get());
-        self.by_uuid.insert_unique(hash, handle, |&h| {
-            hasher.hash_one(slots[h as usize].uuid.get())
-        });
+        let rehash: Rehash<'_> = &|&h| hasher.hash_one(slots[h as usize].uuid.get());
+        self.by_uuid.insert_unique(hash, handle, rehash);
     }
 
     /// The handle of the live lease with this id.
@@ -566,7 +740,7 @@ impl<E: Entropy> Registry<E> {
     /// token kept after release cannot act on the next lease that reuses the slot (until
     /// the same slot has been reused 2^20 times). Fits in a JS number.
     pub fn token(&self, handle: u32) -> u64 {
-        let generation = self.slots.get(handle as usize).map_or(0, |s| s.generation);
+        let generation = self.slots.get(handle as usize).map_or(0, Slot::generation);
         (u64::from(generation & TOKEN_GENERATION_MASK) << 32) | u64::from(handle)
     }
 
@@ -575,46 +749,43 @@ impl<E: Entropy> Registry<E> {
         let handle = (token & 0xffff_ffff) as u32;
         let generation = (token >> 32) as u32;
         let slot = self.slots.get(handle as usize)?;
-        (slot.live && slot.generation & TOKEN_GENERATION_MASK == generation).then_some(handle)
+        (slot.live() && slot.generation() & TOKEN_GENERATION_MASK == generation).then_some(handle)
     }
 
     pub fn is_live(&self, handle: u32) -> bool {
-        self.slots.get(handle as usize).is_some_and(|s| s.live)
+        self.slots.get(handle as usize).is_some_and(Slot::live)
     }
 
     // ----- expiry ----------------------------------------------------------------------
 
     fn push_expiry(&mut self, handle: u32) {
-        let s = &self.slots[handle as usize];
         self.expiry.push(ExpiryEntry {
-            at: s.expires_at,
+            at: self.slots[handle as usize].expires_at,
             handle,
-            generation: s.generation,
         });
         if self.expiry.len() > 2 * self.active as usize + 1024 {
             self.rebuild_expiry();
         }
     }
 
-    /// Drops stale heap entries (released or re-touched leases) in one O(n) pass.
+    /// Drops stale entries (released or re-touched leases) in one O(n) pass, in place:
+    /// no second buffer (wasm memory never shrinks), and the in-order part stays a FIFO.
     fn rebuild_expiry(&mut self) {
-        let entries: Vec<_> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.live)
-            .map(|(h, s)| ExpiryEntry {
-                at: s.expires_at,
-                handle: h as u32,
-                generation: s.generation,
-            })
-            .collect();
-        self.expiry.rebuild(entries);
+        let slots = &self.slots;
+        self.expiry.retain(|e| Self::is_current(slots, e));
+    }
+
+    /// Whether `e` is the expiry of the lease now in its slot. An entry carries no
+    /// generation: one left by an earlier lease of the slot that happens to name the same
+    /// time is as good as the lease's own (it expires the lease at the right time; the
+    /// other is then stale).
+    fn is_current(slots: &Slab<Slot>, e: &ExpiryEntry) -> bool {
+        let s = &slots[e.handle as usize];
+        s.live() && s.expires_at == e.at()
     }
 
     fn entry_is_current(&self, e: &ExpiryEntry) -> bool {
-        let s = &self.slots[e.handle as usize];
-        s.live && s.generation == e.generation && s.expires_at == e.at
+        Self::is_current(&self.slots, e)
     }
 
     /// Removes expired leases (earliest first), at most `max` of them.
@@ -625,7 +796,7 @@ impl<E: Entropy> Registry<E> {
                 self.expiry.pop();
                 continue;
             }
-            if entry.at > now || max.is_some_and(|m| removed >= m) {
+            if entry.at() > now || max.is_some_and(|m| removed >= m) {
                 break;
             }
             self.expiry.pop();
@@ -646,13 +817,11 @@ impl<E: Entropy> Registry<E> {
         // Nothing anywhere expires before the front of the expiry index (stale entries
         // only make it earlier), so in the common case the user's slots, scattered
         // across a large slab, need not be read at all.
-        if self.expiry.peek().is_none_or(|e| e.at > now) {
+        if self.expiry.peek().is_none_or(|e| e.at() > now) {
             return;
         }
-        let expired: Vec<u32> = self.users[u as usize]
-            .leases
-            .iter()
-            .copied()
+        let expired: Vec<u32> = self
+            .leases_of(u)
             .filter(|&h| self.slots[h as usize].expires_at <= now)
             .collect();
         for handle in expired {
@@ -665,7 +834,7 @@ impl<E: Entropy> Registry<E> {
     fn earliest_expiry(&mut self, now: u64) -> u64 {
         while let Some(entry) = self.expiry.peek() {
             if self.entry_is_current(&entry) {
-                return entry.at.saturating_sub(now).max(1);
+                return entry.at().saturating_sub(now).max(1);
             }
             self.expiry.pop();
         }
@@ -673,10 +842,8 @@ impl<E: Entropy> Registry<E> {
     }
 
     fn earliest_expiry_of_user(&self, u: u32, now: u64) -> u64 {
-        self.users[u as usize]
-            .leases
-            .iter()
-            .map(|&h| self.slots[h as usize].expires_at)
+        self.leases_of(u)
+            .map(|h| self.slots[h as usize].expires_at)
             .min()
             .map_or(1, |e| e.saturating_sub(now).max(1))
     }
@@ -704,7 +871,7 @@ impl<E: Entropy> Registry<E> {
             .slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.live && !keep.contains(&s.uuid.get()))
+            .filter(|(_, s)| s.live() && !keep.contains(&s.uuid.get()))
             .map(|(h, _)| h as u32)
             .collect();
         Ok(doomed
@@ -715,28 +882,24 @@ impl<E: Entropy> Registry<E> {
 
     /// Removes a live lease and updates every index; returns its id.
     fn remove(&mut self, handle: u32, why: Removal, now: u64) -> u128 {
-        let (uuid, u, pos, keyed) = {
+        let (uuid, u, keyed, expires_at) = {
             let s = &mut self.slots[handle as usize];
-            debug_assert!(s.live);
-            s.live = false;
-            (
-                s.uuid.get(),
-                s.user,
-                s.pos as usize,
-                std::mem::take(&mut s.keyed),
-            )
+            debug_assert!(s.live());
+            let keyed = s.keyed();
+            s.meta &= !(LIVE | KEYED);
+            (s.uuid.get(), s.user, keyed, s.expires_at)
         };
+        // A lease released right after it was granted leaves no stale expiry entry.
+        self.expiry.forget_newest(handle, expires_at);
         self.free_slots.push(handle);
         self.unindex_uuid(uuid);
         self.active -= 1;
-        let user = &mut self.users[u as usize];
-        user.leases.swap_remove(pos);
-        if let Some(&moved) = user.leases.get(pos) {
-            self.slots[moved as usize].pos = pos as u32;
-        }
-        if let (true, Some(keys)) = (keyed, user.keys.as_mut()) {
-            // The user's few keys are scanned for this handle (see `Slot::keyed`).
-            keys.retain(|_, h| *h != handle);
+        self.unlink(u, handle);
+        if keyed {
+            if let Some(keys) = self.users[u as usize].keys.as_mut() {
+                // The user's few keys are scanned for this handle (see `Slot::meta`).
+                keys.retain(|_, h| *h != handle);
+            }
         }
         match why {
             Removal::Released => self.counters.released += 1,
@@ -753,44 +916,17 @@ impl<E: Entropy> Registry<E> {
                 self.emit_for_user(EventKind::Evicted, u, Some(uuid), now);
             }
         }
-        let user = &mut self.users[u as usize];
-        if user.leases.is_empty() {
-            user.near = false;
+        let user = &self.users[u as usize];
+        if user.count == 0 {
             self.active_users -= 1;
-            let idle = self.user_index.len() - self.active_users as usize;
-            if idle > self.active_users as usize + IDLE_USER_SLACK {
-                self.purge_idle_users();
-            }
-        } else {
-            let limit = self.options.limit_for(&self.users[u as usize].name);
-            let user = &mut self.users[u as usize];
-            if (user.leases.len() as u32) < self.options.warn_threshold(limit) {
-                user.near = false;
+            self.free_user(u);
+        } else if user.near {
+            let limit = self.options.limit_for(user.name.as_str());
+            if user.count < self.options.warn_threshold(limit) {
+                self.users[u as usize].near = false;
             }
         }
         uuid
-    }
-
-    /// Drops the table entries of users that hold no lease.
-    fn purge_idle_users(&mut self) {
-        self.idle_purges += 1;
-        let users = &mut self.users;
-        let free_users = &mut self.free_users;
-        self.user_index.retain(|_, &mut u| {
-            let user = &mut users[u as usize];
-            if user.leases.is_empty() {
-                *user = User {
-                    name: Box::from(""),
-                    leases: Vec::new(),
-                    keys: None,
-                    near: false,
-                };
-                free_users.push(u);
-                false
-            } else {
-                true
-            }
-        });
     }
 
     fn emit_for_user(&mut self, kind: EventKind, u: u32, lease: Option<u128>, now: u64) {
@@ -798,24 +934,18 @@ impl<E: Entropy> Registry<E> {
             return;
         }
         let user = &self.users[u as usize];
-        let limit = self.options.limit_for(&user.name);
+        let name = user.name.as_str();
         let event = Event {
             kind,
-            user: user.name.to_string(),
+            user: name.to_owned(),
             lease,
-            active: user.leases.len() as u32,
-            limit,
+            active: user.count,
+            limit: self.options.limit_for(name),
             reason: None,
             dry_run: false,
             at: now,
         };
         self.events.push(event);
-    }
-
-    fn emit(&mut self, event: Event) {
-        if self.collect_events {
-            self.events.push(event);
-        }
     }
 
     // ----- limits ----------------------------------------------------------------------
@@ -875,13 +1005,13 @@ impl<E: Entropy> Registry<E> {
 
     /// The view of a live lease.
     pub fn lease(&self, handle: u32) -> Option<LeaseView<'_>> {
-        let s = self.slots.get(handle as usize).filter(|s| s.live)?;
+        let s = self.slots.get(handle as usize).filter(|s| s.live())?;
         let user = &self.users[s.user as usize];
         Some(LeaseView {
             handle,
             uuid: s.uuid.get(),
-            user: &user.name,
-            connection_key: if s.keyed {
+            user: user.name.as_str(),
+            connection_key: if s.keyed() {
                 user.keys
                     .as_ref()
                     .and_then(|k| k.iter().find(|(_, &h)| h == handle))
@@ -899,13 +1029,10 @@ impl<E: Entropy> Registry<E> {
     pub fn user_leases(&self, user: &str, now: u64) -> (u32, Vec<LeaseView<'_>>) {
         let limit = self.options.limit_for(user);
         let mut leases: Vec<LeaseView<'_>> = self
-            .user_index
-            .get(user)
-            .map(|&u| {
-                self.users[u as usize]
-                    .leases
-                    .iter()
-                    .filter_map(|&h| self.lease(h))
+            .find_user(self.name_hash(user), user)
+            .map(|u| {
+                self.leases_of(u)
+                    .filter_map(|h| self.lease(h))
                     .filter(|l| l.expires_at > now)
                     .collect()
             })
@@ -927,13 +1054,14 @@ impl<E: Entropy> Registry<E> {
         (0..self.slots.len() as u32).filter_map(|h| self.lease(h))
     }
 
-    /// Entries in the user table, active and idle (for memory-bound tests).
+    /// Entries in the user table (for memory-bound tests): only users holding leases
+    /// have one.
     #[doc(hidden)]
     pub fn user_entries(&self) -> usize {
-        self.user_index.len()
+        self.by_name.len()
     }
 
-    /// Entries in the expiry heap, live and stale (for memory-bound tests).
+    /// Entries in the expiry index, live and stale (for memory-bound tests).
     #[doc(hidden)]
     pub fn expiry_entries(&self) -> usize {
         self.expiry.len()
@@ -942,54 +1070,85 @@ impl<E: Entropy> Registry<E> {
     /// Internal consistency check, used by the property tests.
     #[doc(hidden)]
     pub fn check_invariants(&self) {
-        let live = self.slots.iter().filter(|s| s.live).count();
+        let live = self.slots.iter().filter(|s| s.live()).count();
         assert_eq!(live, self.active as usize, "active count drifted");
         assert_eq!(self.by_uuid.len(), live, "uuid index size");
+        assert_eq!(
+            self.slots.len(),
+            live + self.free_slots.len(),
+            "free slot list"
+        );
         let mut per_user = 0;
-        let mut holding = 0;
-        for (name, &u) in &self.user_index {
+        for &u in self.by_name.iter() {
             let user = &self.users[u as usize];
-            assert_eq!(&*user.name, &**name);
-            if user.leases.is_empty() {
-                assert!(user.keys.as_ref().is_none_or(|k| k.is_empty()));
-                continue;
-            }
-            holding += 1;
-            for (pos, &h) in user.leases.iter().enumerate() {
+            let name = user.name.as_str();
+            assert_eq!(self.find_user(self.name_hash(name), name), Some(u));
+            assert!(user.count > 0, "an entry without leases was kept");
+            let mut prev = NONE;
+            let mut n = 0;
+            for h in self.leases_of(u) {
                 let s = &self.slots[h as usize];
-                assert!(s.live && s.user == u && s.pos as usize == pos);
+                assert!(s.live() && s.user == u && s.prev == prev);
                 assert_eq!(self.find_uuid(s.uuid.get()), Some(h));
+                prev = h;
+                n += 1;
+                assert!(n <= user.count, "lease list longer than its count");
             }
+            assert_eq!(n, user.count);
+            assert_eq!(user.tail, prev);
             let keyed = user.keys.as_ref().map_or(0, |k| k.len());
             assert_eq!(
                 keyed,
-                user.leases
-                    .iter()
-                    .filter(|&&h| self.slots[h as usize].keyed)
+                self.leases_of(u)
+                    .filter(|&h| self.slots[h as usize].keyed())
                     .count()
             );
-            per_user += user.leases.len();
+            per_user += user.count as usize;
         }
         assert_eq!(per_user, live);
-        assert_eq!(holding, self.active_users, "active user count drifted");
-        assert!(
-            self.user_index.len() <= 2 * self.active_users as usize + IDLE_USER_SLACK + 1,
-            "idle users not purged"
+        assert_eq!(
+            self.by_name.len(),
+            self.active_users as usize,
+            "active user count drifted"
         );
-        for s in self.slots.iter().filter(|s| s.live) {
+        assert_eq!(
+            self.users.len(),
+            self.by_name.len() + self.free_users.len(),
+            "free user list"
+        );
+        for (h, s) in self.slots.iter().enumerate().filter(|(_, s)| s.live()) {
             assert!(self
                 .expiry
                 .iter()
-                .any(|e| e.at == s.expires_at && e.generation == s.generation));
+                .any(|e| e.handle == h as u32 && e.at() == s.expires_at));
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_slot_stays_small() {
         // The slab dominates memory per lease; keep an eye on its element size.
-        assert_eq!(std::mem::size_of::<super::Slot>(), 56);
+        assert_eq!(std::mem::size_of::<Slot>(), 56);
+    }
+
+    #[test]
+    fn a_user_entry_stays_small() {
+        // 24-byte name, four words, the boxed key map, a flag: 48 bytes on wasm32.
+        assert!(std::mem::size_of::<User>() <= 40 + 2 * std::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn names_inline_up_to_the_limit_and_boxed_beyond() {
+        for len in [0, 1, INLINE_NAME, INLINE_NAME + 1, 256] {
+            let s = "é".repeat(len / 2) + &"x".repeat(len % 2);
+            let name = Name::new(&s);
+            assert_eq!(name.as_str(), s);
+            assert_eq!(name.as_bytes(), s.as_bytes());
+            assert_eq!(matches!(name, Name::Inline { .. }), s.len() <= INLINE_NAME);
+        }
     }
 }

@@ -11,7 +11,7 @@
 
 use super::events::Counters;
 use super::options::{Options, OptionsPatch, UserLimits};
-use super::{Registry, Slot, User};
+use super::{Registry, Slot};
 use crate::error::{check_user_id, LeaseError};
 use crate::id::{uuid7::MAX_TIMESTAMP_MS, Entropy};
 use crc::{Crc, NoTable, CRC_32_ISO_HDLC};
@@ -287,8 +287,9 @@ impl<E: Entropy> Registry<E> {
         // Duplicates and the user bound are checked while inserting into the new registry,
         // which is dropped on error, so nothing half-restored ever escapes.
         for l in leases {
-            let u = match reg.user_index.get(l.user) {
-                Some(&u) => u,
+            let hash = reg.name_hash(l.user);
+            let u = match reg.find_user(hash, l.user) {
+                Some(u) => u,
                 None => {
                     if reg.active_users >= reg.options.max_users {
                         return Err(bad(format!(
@@ -296,34 +297,29 @@ impl<E: Entropy> Registry<E> {
                             reg.options.max_users
                         )));
                     }
-                    reg.insert_user(l.user)
+                    reg.insert_user(hash, l.user)
                 }
             };
             if reg.find_uuid(l.uuid).is_some() {
                 return Err(bad(format!("lease {:032x} appears twice", l.uuid)));
             }
             let handle = reg.slots.len() as u32;
-            let user: &mut User = &mut reg.users[u as usize];
             reg.slots.push(Slot {
                 uuid: super::Id128::new(l.uuid),
-                user: u,
-                keyed: l.key.is_some(),
                 acquired_at: l.acquired_at,
                 touched_at: l.touched_at,
                 expires_at: l.expires_at,
-                generation: 0,
-                pos: user.leases.len() as u32,
-                live: true,
+                user: u,
+                prev: super::NONE,
+                next: super::NONE,
+                meta: super::LIVE | if l.key.is_some() { super::KEYED } else { 0 },
             });
-            user.leases.push(handle);
-            if user.leases.len() == 1 {
-                reg.active_users += 1;
-            }
+            reg.link(u, handle);
             if let Some(k) = l.key {
                 let hasher = reg.hasher.clone();
-                let keys = user
+                let keys = reg.users[u as usize]
                     .keys
-                    .get_or_insert_with(|| super::Map::with_hasher(hasher));
+                    .get_or_insert_with(|| Box::new(super::Map::with_hasher(hasher)));
                 if keys.insert(k.into(), handle).is_some() {
                     return Err(bad(format!(
                         "connection key \"{k}\" of \"{}\" appears twice",
@@ -335,11 +331,10 @@ impl<E: Entropy> Registry<E> {
             reg.active += 1;
             reg.push_expiry(handle);
         }
-        for u in 0..reg.users.len() {
-            let user = &reg.users[u];
-            let limit = reg.options.limit_for(&user.name);
-            let near = limit > 0 && user.leases.len() as u32 >= reg.options.warn_threshold(limit);
-            reg.users[u].near = near;
+        for &u in reg.by_name.iter() {
+            let user = &mut reg.users[u as usize];
+            let limit = reg.options.limit_for(user.name.as_str());
+            user.near = limit > 0 && user.count >= reg.options.warn_threshold(limit);
         }
         Ok(reg)
     }
