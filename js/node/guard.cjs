@@ -160,9 +160,9 @@ class LeaseGuard {
   /** @type {(() => number) | null} */ #clock;
   /**
    * The store when it is an in-process LeaseRegistry with the handle API: its fast path
-   * builds no JS objects (about 1 us per acquire+release instead of about 10), which is
-   * most of the guard's cost per connection. Any other store goes through the awaited
-   * object API.
+   * builds no JS objects and no id strings (a number per socket; the id is made only
+   * when asked for), the cheapest way through the registry. Any other store goes through
+   * the awaited object API.
    * @type {InstanceType<typeof LeaseRegistry> | null}
    */
   #registry = null;
