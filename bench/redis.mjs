@@ -5,7 +5,8 @@
 // persistence) and removes it at the end.
 //
 //   node bench/redis.mjs [--time-ms 1500] [--rounds 5] [--users 1024] [--limit 5]
-//                        [--in-flight 1,64] [--pairs 2048] [--json target/bench/redis.json]
+//                        [--in-flight 1,64] [--pairs 2048] [--batch-size N]
+//                        [--json target/bench/redis.json]
 //
 // One measured operation is `--pairs` acquire+release pairs (1 in flight: one after the
 // other; 64 in flight: 64 workers each running its share in sequence, so 64 are pending
@@ -43,6 +44,7 @@ const { values } = parseArgs({
     'ttl-ms': { type: 'string', default: '90000' },
     'in-flight': { type: 'string', default: '1,64' },
     pairs: { type: 'string', default: '2048' },
+    'batch-size': { type: 'string' },
     json: { type: 'string', default: path.join(ROOT, 'target/bench/redis.json') },
   },
 });
@@ -53,6 +55,8 @@ const LIMIT = Number(values.limit);
 const TTL_MS = Number(values['ttl-ms']);
 const IN_FLIGHT = values['in-flight'].split(',').map(Number);
 const PAIRS = Number(values.pairs);
+// socket-lease/redis's batchSize; unset: the store's default.
+const BATCH_SIZE = values['batch-size'] === undefined ? undefined : Number(values['batch-size']);
 for (const [name, n] of Object.entries({ TIME_MS, ROUNDS, USERS, LIMIT, TTL_MS, PAIRS, ...Object.fromEntries(IN_FLIGHT.map((v, i) => [`IN_FLIGHT[${i}]`, v])) })) {
   if (!Number.isInteger(n) || n < 1) throw new Error(`bench/redis: bad ${name}: ${n}`);
 }
@@ -149,7 +153,7 @@ async function redisCpuUs(admin) {
  * @returns {Promise<Contender>}
  */
 async function socketLease(url) {
-  const store = createRedisLeaseStore({ url, prefix: 'bench:', perUserLimit: LIMIT, ttlMs: TTL_MS, onLimit: 'reject', logLevel: 'silent' });
+  const store = createRedisLeaseStore({ url, prefix: 'bench:', perUserLimit: LIMIT, ttlMs: TTL_MS, onLimit: 'reject', logLevel: 'silent', ...(BATCH_SIZE === undefined ? {} : { batchSize: BATCH_SIZE }) });
   if (!(await store.ready(10_000))) throw new Error('socket-lease/redis: not connected');
   /** @type {Contender} */
   const c = {

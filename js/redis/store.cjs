@@ -863,47 +863,68 @@ class RedisLeaseStore extends EventEmitter {
    */
   #call(kind, id, user, limit) {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ kind, id, user, limit, resolve, reject });
-      if (!this.#flushScheduled) {
+      const queue = this.#queue;
+      queue.push({ kind, id, user, limit, resolve, reject });
+      if (queue.length >= this.#batchSize) {
+        // A full batch goes at once: Redis (on another core) runs it while this process
+        // still handles other replies and gathers the next batch. Waiting for the end of
+        // the turn would send every batch together and leave each side idle while the
+        // other works.
+        this.#queue = [];
+        this.#dispatch(queue);
+      } else if (!this.#flushScheduled) {
         this.#flushScheduled = true;
         process.nextTick(this.#flush);
       }
     });
   }
 
+  /**
+   * The batch script's call for several operations.
+   * @param {Array<{ kind: 'a' | 'r' | 't', id: string, user: string, limit: number, resolve: (value: any) => void, reject: (err: unknown) => void }>} ops
+   * @returns {[Script, Array<string | number>, (value: any) => void, (err: unknown) => void]}
+   */
+  #batchCall(ops) {
+    /** @type {Array<string | number>} */
+    const args = [this.nodeId];
+    for (const op of ops) args.push(op.kind === 'a' ? `a${op.limit}` : op.kind, op.id, op.user);
+    return [
+      this.#scripts.batch,
+      args,
+      (/** @type {unknown[]} */ results) => {
+        for (let i = 0; i < ops.length; i++) ops[i].resolve(results[i]);
+      },
+      (err) => {
+        for (const op of ops) op.reject(err);
+      },
+    ];
+  }
+
+  // What is left at the end of the turn: fewer than a batch.
   #flush = () => {
     this.#flushScheduled = false;
     const queue = this.#queue;
+    if (queue.length === 0) return;
     this.#queue = [];
-    // Several small batches rather than one big one: they are pipelined, so Redis runs one
-    // while this process handles the replies of another (one big batch would leave each
-    // side idle while the other works).
     const size = this.#batchSize;
-    for (let start = 0; start < queue.length; start += size) {
-      const ops = queue.length <= size ? queue : queue.slice(start, start + size);
-      if (ops.length === 1) {
-        const op = ops[0];
-        if (op.kind === 'a') this.#send(this.#scripts.acquire, [this.nodeId, op.id, op.user, op.limit], op.resolve, op.reject);
-        else if (op.kind === 't') this.#send(this.#scripts.touch, [op.id], op.resolve, op.reject);
-        // The holder's release names the user; any other node's names itself instead.
-        else this.#send(this.#scripts.release, op.user ? [op.id, op.user] : [op.id, '', '', this.nodeId], op.resolve, op.reject);
-        continue;
-      }
-      /** @type {Array<string | number>} */
-      const args = [this.nodeId];
-      for (const op of ops) args.push(op.kind === 'a' ? `a${op.limit}` : op.kind, op.id, op.user);
-      this.#send(
-        this.#scripts.batch,
-        args,
-        (/** @type {unknown[]} */ results) => {
-          for (let i = 0; i < ops.length; i++) ops[i].resolve(results[i]);
-        },
-        (err) => {
-          for (const op of ops) op.reject(err);
-        },
-      );
-    }
+    for (let start = 0; start < queue.length; start += size) this.#dispatch(queue.length <= size ? queue : queue.slice(start, start + size));
   };
+
+  /**
+   * One operation alone runs its own script; several, the batch script.
+   * @param {Array<{ kind: 'a' | 'r' | 't', id: string, user: string, limit: number, resolve: (value: any) => void, reject: (err: unknown) => void }>} ops
+   */
+  #dispatch(ops) {
+    if (ops.length > 1) {
+      this.#send(...this.#batchCall(ops));
+      return;
+    }
+    const op = ops[0];
+    if (op.kind === 'a') this.#send(this.#scripts.acquire, [this.nodeId, op.id, op.user, op.limit], op.resolve, op.reject);
+    else if (op.kind === 't') this.#send(this.#scripts.touch, [op.id], op.resolve, op.reject);
+    // The holder's release names the user; any other node's names itself instead.
+    else this.#send(this.#scripts.release, op.user ? [op.id, op.user] : [op.id, '', '', this.nodeId], op.resolve, op.reject);
+  }
 
   #checkOpen() {
     if (this.#closed) throw new Error('socket-lease/redis: the store is closed');

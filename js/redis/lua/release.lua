@@ -2,9 +2,11 @@
 -- whichever node. Idempotent: 0 when there is nothing (left) to release. The holder
 -- passes the user and connection key it knows, which spares reading the record (and
 -- the holder's own id: nobody else is told); any other caller passes '' and the record
--- is read.
+-- is read. `dels`, in a batch: the records to delete are added to it, and the batch
+-- deletes them all in one call at its end (nothing in a batch reads the record of a
+-- lease already gone from its user's set, so no operation can tell the difference).
 -- Returns 1 if released, 0 if unknown.
-local function release(id, user, conn_key)
+local function release(id, user, conn_key, dels)
   local lkey = prefix .. 'l:' .. id
   local holder = false
   if user == '' then
@@ -13,14 +15,11 @@ local function release(id, user, conn_key)
     local _
     holder, _, user, conn_key = unpack_record(rec)
   end
-  if redis.call('ZREM', prefix .. 'u:' .. user, id) == 0 then
-    -- Already gone from the user's set (released, or reclaimed with the set's TTL).
-    redis.call('DEL', lkey)
-    if indexed then redis.call('ZREM', all_key, id) end
-    return 0
-  end
-  redis.call('DEL', lkey)
+  local removed = redis.call('ZREM', prefix .. 'u:' .. user, id)
+  if dels then dels[#dels + 1] = lkey else redis.call('DEL', lkey) end
   if indexed then redis.call('ZREM', all_key, id) end
+  -- 0: already gone from the user's set (released, or reclaimed with the set's TTL).
+  if removed == 0 then return 0 end
   if conn_key ~= '' then redis.call('HDEL', prefix .. 'c:' .. user, conn_key) end
   if holder and holder ~= node then
     redis.call('SET', prefix .. 'x:' .. id, 'released', 'PX', keep)
