@@ -470,3 +470,57 @@ test('operations issued together go to Redis in batches; each stays atomic and g
   for (let u = 0; u < 40; u++) assert.equal(await liveLeases(redis.admin(), `batch-${u}`), 0);
   monitor.disconnect();
 });
+
+test('lease records keep any user id and connection key intact (spaces, digits, "#", non-ASCII), read back by other nodes', async (t) => {
+  const redis = await startRedis(t);
+  const a = await store(t, redis, { perUserLimit: 2, onLimit: 'evict-oldest' });
+  const b = await store(t, redis, { perUserLimit: 2, onLimit: 'evict-oldest' });
+  const users = ['12 34#5 x', '#7 a', 'ü 0', ' lead'];
+  for (const user of users) {
+    const plain = await a.acquire(user);
+    const keyed = await a.acquire(user, { connectionKey: '3 #k y' });
+    assert.ok(plain.ok && keyed.ok);
+    if (!plain.ok || !keyed.ok) return;
+    // userStats reads every record (acquiredAt, connection key).
+    const seen = await b.userStats(user);
+    assert.equal(seen.active, 2);
+    assert.deepEqual(seen.leases.map((l) => [l.id, l.acquiredAt, l.connectionKey]), [
+      [plain.lease.id, plain.lease.acquiredAt, undefined],
+      [keyed.lease.id, keyed.lease.acquiredAt, '3 #k y'],
+    ]);
+    // Another node touches and releases by a derived id: it finds the user in the record.
+    assert.equal(await b.touch(keyed.lease.threadId), true);
+    // evict-oldest reads acquiredAt from the records: the older plain lease goes.
+    const third = await b.acquire(user);
+    assert.ok(third.ok);
+    if (!third.ok) return;
+    assert.deepEqual(third.evicted, [plain.lease.id]);
+    assert.equal(await b.release(keyed.lease.runId), true);
+    assert.equal(await a.release(keyed.lease.id), false, 'already released by B');
+    assert.equal(await a.acquire(user, { connectionKey: '3 #k y' }).then((r) => r.ok && !r.reused), true, 'the key was freed');
+    assert.equal(await liveLeases(redis.admin(), user), 2);
+  }
+});
+
+test('a batch that releases a lease and then touches or releases it again answers as separate calls would', async (t) => {
+  const redis = await startRedis(t);
+  const a = await store(t, redis, { perUserLimit: 3, batchSize: 16 });
+  const b = await store(t, redis, { perUserLimit: 3, batchSize: 16 });
+  const leases = [];
+  for (let i = 0; i < 6; i++) {
+    const r = await a.acquire(`same-batch-${i % 3}`);
+    assert.ok(r.ok);
+    if (r.ok) leases.push(r.lease);
+  }
+  // Issued in one turn on one node, so they go in batches, in order: per lease, a
+  // release by the holder, then a touch and a second release of the same lease.
+  const answers = await Promise.all(leases.flatMap((l) => [a.release(l.id), a.touch(l.runId), a.release(l.threadId)]));
+  assert.deepEqual(answers, leases.flatMap(() => [true, false, false]));
+  assert.deepEqual(await Promise.all(leases.map((l) => b.release(l.runId))), leases.map(() => false), 'and for another node too');
+  const admin = redis.admin();
+  for (const l of leases) assert.equal(await admin.exists(`socket-lease:l:${l.id}`), 0, 'no record left behind');
+  for (let u = 0; u < 3; u++) assert.equal(await liveLeases(admin, `same-batch-${u}`), 0);
+  const stats = await a.stats();
+  assert.equal(stats.released, 6);
+  assert.equal(stats.active, 0);
+});
