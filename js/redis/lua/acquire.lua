@@ -68,7 +68,7 @@ local function acquire(now, now_s, id, user, limit, conn_key)
         local acquired = now
         if rec then
           local _
-          _, acquired = unpack_record(rec)
+          _, acquired = lib().unpack_record(rec)
         end
         return granted(existing, acquired, expires, active, 1, active, false)
       end
@@ -93,7 +93,7 @@ local function acquire(now, now_s, id, user, limit, conn_key)
           local at = 0
           if rec then
             local _
-            _, at = unpack_record(rec)
+            _, at = lib().unpack_record(rec)
           end
           if not best_at or at < best_at or (at == best_at and candidate < victim) then
             best_at, victim = at, candidate
@@ -123,7 +123,7 @@ local function acquire(now, now_s, id, user, limit, conn_key)
   local expires = now + ttl
   redis.call('ZADD', ukey, expires, id)
   redis.call('PEXPIRE', ukey, keep)
-  redis.call('SET', prefix .. 'l:' .. id, pack(node, now_s, user, conn_key), 'PX', keep)
+  redis.call('SET', prefix .. 'l:' .. id, lib().pack(node, now_s, user, conn_key), 'PX', keep)
   if indexed then
     redis.call('ZADD', all_key, expires, id)
     redis.call('PEXPIRE', all_key, keep)

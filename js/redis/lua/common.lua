@@ -44,29 +44,30 @@ local function clock()
   return tonumber(s), s
 end
 
--- A lease record is one string: "<node> <acquiredAt> <user>" or, with a connection key,
--- "<node> <acquiredAt>#<user length> <user><connection key>" (the user and the key are
--- arbitrary bytes, hence the length; without a key the user is simply the rest).
-local function pack(holder, acquired, user, conn_key)
-  if conn_key == '' then return holder .. ' ' .. acquired .. ' ' .. user end
-  return holder .. ' ' .. acquired .. '#' .. #user .. ' ' .. user .. conn_key
-end
-
--- Returns holder, acquiredAt (number), user, connection key ('' for none).
-local function unpack_record(rec)
-  local holder, acquired, sep, at = string.match(rec, '^(%S+) (%d+)([ #])()')
-  if sep == ' ' then return holder, tonumber(acquired), string.sub(rec, at), '' end
-  local len, start = string.match(rec, '^(%d+) ()', at)
-  len = tonumber(len)
-  return holder, tonumber(acquired), string.sub(rec, start, start + len - 1), string.sub(rec, start + len)
-end
-
--- The helpers of the rare paths (expired leases, evictions, other nodes' leases), made
--- once per call of a script that needs them.
+-- The helpers of the rare paths (records read or written with a connection key, expired
+-- leases, evictions, other nodes' leases), made once per call of a script that needs
+-- them.
 local helpers
 local function lib()
   if helpers then return helpers end
   local h = {}
+
+  -- A lease record is one string: "<node> <acquiredAt> <user>" or, with a connection key,
+  -- "<node> <acquiredAt>#<user length> <user><connection key>" (the user and the key are
+  -- arbitrary bytes, hence the length; without a key the user is simply the rest).
+  function h.pack(holder, acquired, user, conn_key)
+    if conn_key == '' then return holder .. ' ' .. acquired .. ' ' .. user end
+    return holder .. ' ' .. acquired .. '#' .. #user .. ' ' .. user .. conn_key
+  end
+
+  -- Returns holder, acquiredAt (number), user, connection key ('' for none).
+  function h.unpack_record(rec)
+    local holder, acquired, sep, at = string.match(rec, '^(%S+) (%d+)([ #])()')
+    if sep == ' ' then return holder, tonumber(acquired), string.sub(rec, at), '' end
+    local len, start = string.match(rec, '^(%d+) ()', at)
+    len = tonumber(len)
+    return holder, tonumber(acquired), string.sub(rec, start, start + len - 1), string.sub(rec, start + len)
+  end
 
   -- Removes one lease from its record, its user's set, the global index and its
   -- connection key. When another node holds its socket, that node is told on its channel
@@ -92,7 +93,7 @@ local function lib()
       if indexed then redis.call('ZREM', all_key, id) end
       return false
     end
-    local holder, _, _, conn_key = unpack_record(rec)
+    local holder, _, _, conn_key = h.unpack_record(rec)
     h.drop(id, user, holder, conn_key, why)
     return holder
   end

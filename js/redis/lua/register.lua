@@ -22,7 +22,7 @@ for i = 3, #ARGV, 5 do
     redis.call('ZADD', ukey, expires, id)
     if indexed then redis.call('ZADD', all_key, expires, id) end
     if redis.call('PEXPIRE', lk, keep) == 0 then
-      redis.call('SET', lk, pack(node, acquired, user, conn_key), 'PX', keep)
+      redis.call('SET', lk, lib().pack(node, acquired, user, conn_key), 'PX', keep)
     end
   elseif score then
     status = 'expired'
@@ -34,7 +34,7 @@ for i = 3, #ARGV, 5 do
       local expires = now + ttl
       redis.call('ZADD', ukey, expires, id)
       if indexed then redis.call('ZADD', all_key, expires, id) end
-      redis.call('SET', lk, pack(node, acquired, user, conn_key), 'PX', keep)
+      redis.call('SET', lk, lib().pack(node, acquired, user, conn_key), 'PX', keep)
       if conn_key ~= '' then
         redis.call('HSET', prefix .. 'c:' .. user, conn_key, id)
         redis.call('PEXPIRE', prefix .. 'c:' .. user, keep)

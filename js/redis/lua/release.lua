@@ -13,7 +13,7 @@ local function release(id, user, conn_key, dels)
     local rec = redis.call('GET', lkey)
     if not rec then return 0 end
     local _
-    holder, _, user, conn_key = unpack_record(rec)
+    holder, _, user, conn_key = lib().unpack_record(rec)
   end
   local removed = redis.call('ZREM', prefix .. 'u:' .. user, id)
   if dels then dels[#dels + 1] = lkey else redis.call('DEL', lkey) end

@@ -33,7 +33,7 @@ if indexed and batch > 0 then
     local id = expired[i]
     local rec = redis.call('GET', prefix .. 'l:' .. id)
     if rec then
-      local holder, _, user, conn_key = unpack_record(rec)
+      local holder, _, user, conn_key = lib().unpack_record(rec)
       local ukey = prefix .. 'u:' .. user
       -- Touched since it was indexed? The user's set has the authoritative expiry.
       local score = tonumber(redis.call('ZSCORE', ukey, id) or 0)

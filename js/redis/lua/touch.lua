@@ -6,7 +6,7 @@ local function touch(now, id)
   local lkey = prefix .. 'l:' .. id
   local rec = redis.call('GET', lkey)
   if not rec then return 0 end
-  local _, _, user = unpack_record(rec)
+  local _, _, user = lib().unpack_record(rec)
   local ukey = prefix .. 'u:' .. user
   local score = redis.call('ZSCORE', ukey, id)
   if not score or tonumber(score) <= now then return 0 end

@@ -9,7 +9,7 @@ for i = 1, #rows, 2 do
   local acquired, conn_key = 0, ''
   if rec then
     local _
-    _, acquired, _, conn_key = unpack_record(rec)
+    _, acquired, _, conn_key = lib().unpack_record(rec)
   end
   local expires = tonumber(rows[i + 1])
   out[#out + 1] = rows[i]
