@@ -257,8 +257,6 @@ class RedisLeaseStore extends EventEmitter {
   /** Operations waiting for this turn's batch. @type {Array<{ kind: 'a' | 'r' | 't', id: string, user: string, limit: number, resolve: (value: any) => void, reject: (err: unknown) => void }>} */
   #queue = [];
   #flushScheduled = false;
-  /** Calls of queued operations sent and not answered yet. */
-  #inFlight = 0;
 
   #counters = {
     acquired: 0,
@@ -866,12 +864,6 @@ class RedisLeaseStore extends EventEmitter {
   #call(kind, id, user, limit) {
     return new Promise((resolve, reject) => {
       const queue = this.#queue;
-      if (this.#inFlight === 0 && queue.length === 0) {
-        // Nothing on its way to Redis, so nothing to wait for: sent at once. (Operations
-        // that follow while it is on its way are gathered into batches.)
-        this.#dispatch([{ kind, id, user, limit, resolve, reject }]);
-        return;
-      }
       queue.push({ kind, id, user, limit, resolve, reject });
       if (queue.length >= this.#batchSize) {
         // A full batch goes at once: Redis (on another core) runs it while this process
@@ -900,11 +892,9 @@ class RedisLeaseStore extends EventEmitter {
       this.#scripts.batch,
       args,
       (/** @type {unknown[]} */ results) => {
-        this.#inFlight--;
         for (let i = 0; i < ops.length; i++) ops[i].resolve(results[i]);
       },
       (err) => {
-        this.#inFlight--;
         for (const op of ops) op.reject(err);
       },
     ];
@@ -925,26 +915,15 @@ class RedisLeaseStore extends EventEmitter {
    * @param {Array<{ kind: 'a' | 'r' | 't', id: string, user: string, limit: number, resolve: (value: any) => void, reject: (err: unknown) => void }>} ops
    */
   #dispatch(ops) {
-    this.#inFlight++;
     if (ops.length > 1) {
       this.#send(...this.#batchCall(ops));
       return;
     }
     const op = ops[0];
-    /** @param {unknown} value */
-    const resolve = (value) => {
-      this.#inFlight--;
-      op.resolve(value);
-    };
-    /** @param {unknown} err */
-    const reject = (err) => {
-      this.#inFlight--;
-      op.reject(err);
-    };
-    if (op.kind === 'a') this.#send(this.#scripts.acquire, [this.nodeId, op.id, op.user, op.limit], resolve, reject);
-    else if (op.kind === 't') this.#send(this.#scripts.touch, [op.id], resolve, reject);
+    if (op.kind === 'a') this.#send(this.#scripts.acquire, [this.nodeId, op.id, op.user, op.limit], op.resolve, op.reject);
+    else if (op.kind === 't') this.#send(this.#scripts.touch, [op.id], op.resolve, op.reject);
     // The holder's release names the user; any other node's names itself instead.
-    else this.#send(this.#scripts.release, op.user ? [op.id, op.user] : [op.id, '', '', this.nodeId], resolve, reject);
+    else this.#send(this.#scripts.release, op.user ? [op.id, op.user] : [op.id, '', '', this.nodeId], op.resolve, op.reject);
   }
 
   #checkOpen() {
