@@ -561,6 +561,27 @@ fn an_immediate_release_leaves_no_expiry_entry() {
 }
 
 #[test]
+fn a_slot_reused_at_the_same_expiry_is_swept_once() {
+    let mut reg = registry(limit(5));
+    let a = grant(&mut reg, "alice", 0);
+    let b = grant(&mut reg, "bob", 0);
+    // a's entry is no longer the newest, so it stays behind; the next lease takes a's
+    // slot and expires at the same time: two entries name that slot and time.
+    assert!(reg.release(&conn(a), 0).unwrap());
+    let c = grant(&mut reg, "carol", 0);
+    assert_eq!(reg.expiry_entries(), 3);
+    reg.check_invariants();
+    let mut swept = reg.sweep(1_000);
+    swept.sort();
+    let mut want = vec![b, c];
+    want.sort();
+    assert_eq!(swept, want);
+    assert_eq!(reg.stats().counters.expired, 2);
+    assert_eq!(reg.expiry_entries(), 0);
+    reg.check_invariants();
+}
+
+#[test]
 fn evicting_a_users_only_lease_keeps_the_user() {
     let mut reg = registry(OptionsPatch {
         on_limit: Some(Policy::EvictOldest),
