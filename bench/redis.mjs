@@ -15,6 +15,10 @@
 // contender in a rotating order; the summary is the median round (a shared 2-core machine
 // has bursts of other load that a mean would smear over everything).
 //
+// After every phase the bench checks that nothing is left behind (socket-lease: no lease
+// held by the store and no user set, record or connection key in Redis; redis-semaphore:
+// no semaphore key), and fails otherwise.
+//
 // Also reported: Redis commands sent per operation (counted on the client side: every
 // command ioredis sends, top-level only; commands inside scripts are not round trips),
 // and CPU time per pair, of Redis (INFO cpu) and of this process.
@@ -144,6 +148,7 @@ async function redisCpuUs(admin) {
  * @property {string} name
  * @property {(user: string) => Promise<void>} pair   one acquire + release
  * @property {() => Promise<void>} close
+ * @property {(admin: Redis) => Promise<string[]>} leftBehind   what is still held after a phase (must be nothing)
  * @property {number} refused
  * @property {number} pairs
  */
@@ -170,6 +175,11 @@ async function socketLease(url) {
       await store.release(r.lease.id);
     },
     close: () => store.close(),
+    async leftBehind(admin) {
+      const held = (await store.stats()).active;
+      const keys = [...(await admin.keys('bench:u:*')), ...(await admin.keys('bench:l:*')), ...(await admin.keys('bench:c:*'))];
+      return [...(held ? [`${held} leases still held by the store`] : []), ...keys];
+    },
   };
   return c;
 }
@@ -203,6 +213,8 @@ async function redisSemaphore(port) {
     async close() {
       await client.quit();
     },
+    // An empty sorted set is no key: any key left is a semaphore still held.
+    leftBehind: (admin) => admin.keys('semaphore:*'),
   };
   return c;
 }
@@ -280,6 +292,9 @@ try {
         const client = process.cpuUsage(clientBefore);
         const cpuAfter = await redisCpuUs(redis.admin);
         const done = c.pairs - pairsBefore;
+        // Correctness after every phase: every acquire was released, nothing is left.
+        const left = await c.leftBehind(redis.admin);
+        if (left.length > 0) throw new Error(`${c.name}: left behind after a phase: ${left.slice(0, 5).join(', ')}${left.length > 5 ? ', ...' : ''}`);
         const r = /** @type {any} */ (bench.tasks[0].result);
         if (r.state !== 'completed') throw new Error(`${c.name}: ${r.state} ${String(r.error ?? '')}`);
         rates[c.name].push((PAIRS * 1000) / r.latency.mean);

@@ -37,7 +37,7 @@ export interface RedisLeaseStoreOptions extends Omit<LeaseRegistryOptions, 'mode
   /**
    * Acquires, releases and touches issued in the same turn of the event loop go to Redis
    * in calls of at most this many operations, one script call each; a call is sent as
-   * soon as it is full (default 64; 1: one call per operation).
+   * soon as it is full (default 16; 1: one call per operation).
    */
   batchSize?: number;
   /** Where the store's JSON lines go (default `console`); pino loggers are detected. */

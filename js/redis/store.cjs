@@ -286,7 +286,7 @@ class RedisLeaseStore extends EventEmitter {
       keyGraceMs = 60_000,
       sweepBatch = 1000,
       probeMs = 500,
-      batchSize = 64,
+      batchSize = 16,
       logger,
       logLevel = 'info',
       onEvent,
