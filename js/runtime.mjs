@@ -42,8 +42,8 @@ const KIND_CACHE = 256;
 export function install(wasm) {
   wasm.__registerErrorClass(LeaseError);
 
-  /** @type {[WebAssembly.Memory, number, number]} */
-  const [memory, address, capacity] = wasm.__lane();
+  /** @type {[WebAssembly.Memory, number, number, number]} */
+  const [memory, address, capacity, idsAt] = wasm.__lane();
   let bytes = new Uint8Array(memory.buffer);
   let data = new DataView(memory.buffer);
   // A grown memory detaches the old views (a typed array's length becomes 0).
@@ -69,6 +69,17 @@ export function install(wasm) {
       b[base + i] = c;
     }
     return true;
+  };
+  /** The 26-character suffix the wasm half wrote at lane offset `at`. */
+  const suffixAt = (/** @type {number} */ at) => {
+    const b = view();
+    const p = address + at;
+    // prettier-ignore
+    return String.fromCharCode(
+      b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7], b[p + 8],
+      b[p + 9], b[p + 10], b[p + 11], b[p + 12], b[p + 13], b[p + 14], b[p + 15], b[p + 16],
+      b[p + 17], b[p + 18], b[p + 19], b[p + 20], b[p + 21], b[p + 22], b[p + 23], b[p + 24],
+      b[p + 25]);
   };
   /** Whether `now` (already checked to be a number or absent) can go on the lane. The
    * lane always gets a time: ours (`Date.now()`, cheaper than wasm calling out for it)
@@ -171,12 +182,7 @@ export function install(wasm) {
         retryAfterMs: data.getFloat64(p + 48, true),
       };
     } else {
-      // prettier-ignore
-      const suffix = String.fromCharCode(
-        b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7], b[p + 8],
-        b[p + 9], b[p + 10], b[p + 11], b[p + 12], b[p + 13], b[p + 14], b[p + 15], b[p + 16],
-        b[p + 17], b[p + 18], b[p + 19], b[p + 20], b[p + 21], b[p + 22], b[p + 23], b[p + 24],
-        b[p + 25]);
+      const suffix = suffixAt(0);
       const reused = b[p + 26] === 1;
       const evicted = b[p + 27] === 1;
       const kinds = b[p + 28] === 1;
@@ -221,19 +227,30 @@ export function install(wasm) {
   const parseIdLane = wasm.__parseIdLane;
   /** kind -> `kind_` (or '' for the bare suffix), for kinds already checked. */
   const prefixes = new Map();
+  // Suffixes made ahead for the clock's current millisecond (see `__newIdLane`): the
+  // next one is at lane offset idsAt + 26 * next, while next < end.
+  const AHEAD = 16;
+  let aheadMs = -1;
+  let next = 0;
+  let end = 0;
   /** @param {string} kind @param {number} [now] @returns {string} */
   const newId = (kind, now) => {
     const prefix = prefixes.get(kind);
-    if (prefix !== undefined && (now === undefined || (typeof now === 'number' && now === now)) && newIdLane(now ?? Date.now()) === 1) {
-      const b = view();
-      const p = address;
-      // prettier-ignore
-      return prefix + String.fromCharCode(
-        b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7], b[p + 8],
-        b[p + 9], b[p + 10], b[p + 11], b[p + 12], b[p + 13], b[p + 14], b[p + 15], b[p + 16],
-        b[p + 17], b[p + 18], b[p + 19], b[p + 20], b[p + 21], b[p + 22], b[p + 23], b[p + 24],
-        b[p + 25]);
+    if (prefix !== undefined) {
+      if (now === undefined) {
+        const t = Date.now();
+        if (t !== aheadMs || next === end) {
+          end = newIdLane(t, AHEAD);
+          aheadMs = t;
+          next = 0;
+        }
+        if (next < end) return prefix + suffixAt(idsAt + 26 * next++);
+      } else if (typeof now === 'number' && now === now) {
+        end = 0; // made another way: what was made ahead must not be handed out after it
+        if (newIdLane(now, 1) === 1) return prefix + suffixAt(idsAt);
+      }
     }
+    end = 0;
     // The checked binding throws for a bad kind or time; a kind it accepted is remembered.
     const id = checkedNewId(kind, now);
     if (prefixes.size < KIND_CACHE) prefixes.set(kind, kind === '' ? '' : `${kind}_`);

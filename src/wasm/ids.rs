@@ -37,18 +37,33 @@ pub fn new_id(
     Ok(id::format(&kind, uuid))
 }
 
-/// `newId` on the lane (see `lane`): writes the 26-character suffix of a fresh id at
-/// the start of the lane and returns 1; 0 for a bad `now`. The JS half checks the kind
-/// (once per kind) and prepends it, and passes its own clock (cheaper than calling back
-/// for it).
+/// `newId` on the lane (see `lane`): writes the 26-character suffixes of `count` fresh
+/// ids (at most what fits) from `lane::IDS_AT` on and returns how many; 0 for a bad
+/// `now`. The JS half checks the kind (once per kind), prepends it, and passes its own
+/// clock (cheaper than calling back for it). Without a given time it asks for several
+/// ids at once and hands them out while its clock reads the same millisecond: the same
+/// ids, in the same order, as one call per id within that millisecond would make (the
+/// rest are dropped when the clock moves on or an id is made another way, so handed-out
+/// ids stay strictly increasing).
 #[wasm_bindgen(js_name = "__newIdLane", skip_typescript)]
-pub fn new_id_lane(now: f64) -> u32 {
+pub fn new_id_lane(now: f64, count: u32) -> u32 {
     let Ok(t) = check_time(now) else {
         return 0;
     };
-    let uuid = IDS.with(|g| g.borrow_mut().next(t));
-    lane::with(|bytes| bytes[..SUFFIX_LEN].copy_from_slice(&base32::encode(uuid)));
-    1
+    let room = (lane::CAPACITY - lane::IDS_AT) / SUFFIX_LEN;
+    let count = (count as usize).clamp(1, room);
+    IDS.with(|g| {
+        let mut g = g.borrow_mut();
+        lane::with(|bytes| {
+            for slot in bytes[lane::IDS_AT..]
+                .chunks_exact_mut(SUFFIX_LEN)
+                .take(count)
+            {
+                slot.copy_from_slice(&base32::encode(g.next(t)));
+            }
+        });
+    });
+    count as u32
 }
 
 /// `parseId` on the lane, of the `len` bytes at its start: writes the hyphenated UUID

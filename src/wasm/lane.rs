@@ -16,23 +16,28 @@
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 
-/// Bytes the lane carries: the longest TypeID is 90 bytes; user ids and connection keys
-/// longer than what is left take the ordinary binding.
+/// Bytes the lane carries.
 pub const CAPACITY: usize = 1024;
+/// Where `newId`'s suffixes go, after the room for inputs: a user id and a connection key
+/// of at most 256 bytes each; longer (invalid) input takes the ordinary binding, so it
+/// never overwrites suffixes not yet handed out.
+pub const IDS_AT: usize = 512;
 
 thread_local! {
     // Allocated once and never resized, so its address is stable for the JS half.
     static LANE: RefCell<Box<[u8; CAPACITY]>> = RefCell::new(Box::new([0; CAPACITY]));
 }
 
-/// `[memory, address, capacity]` for the JS half. Called once per instance by the loader.
+/// `[memory, address, input capacity, offset of newId's suffixes]` for the JS half.
+/// Called once per instance by the loader.
 #[wasm_bindgen(js_name = "__lane", skip_typescript)]
 pub fn lane() -> js_sys::Array {
     let address = LANE.with(|l| l.borrow().as_ptr() as usize);
-    js_sys::Array::of3(
+    js_sys::Array::of4(
         &wasm_bindgen::memory(),
         &JsValue::from(address as u32),
-        &JsValue::from(CAPACITY as u32),
+        &JsValue::from(IDS_AT as u32),
+        &JsValue::from(IDS_AT as u32),
     )
 }
 
