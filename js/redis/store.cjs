@@ -39,24 +39,28 @@ const { LeaseRegistry, LeaseError, newId, parseId, deriveId } = require('../node
 
 const LUA_DIR = path.join(__dirname, 'lua');
 const SOURCES = Object.fromEntries(
-  ['common', 'acquire', 'release', 'touch', 'batch', 'sweep', 'register', 'stats', 'user'].map((name) => [name, readFileSync(path.join(LUA_DIR, `${name}.lua`), 'utf8')]),
+  ['common', 'lib', 'acquire_alone', 'acquire', 'release_alone', 'release', 'touch', 'batch', 'sweep', 'register', 'stats', 'user'].map((name) => [
+    name,
+    readFileSync(path.join(LUA_DIR, `${name}.lua`), 'utf8'),
+  ]),
 );
-// Each script: the files it is made of (after the generated header and common.lua), and
-// the line that runs it. acquire/release/touch define one function each, shared with
-// the batch script.
+// Each script: the files it is made of (after the generated header), and the line that
+// runs it. acquire/release/touch define one function each, shared with the batch
+// script; the acquire and release scripts start with their usual case inline
+// (*_alone.lua), which returns before the functions of the general case are made.
 /** @type {Record<'acquire' | 'release' | 'touch' | 'batch' | 'sweep' | 'register' | 'stats' | 'user', [string[], string]>} */
 const SCRIPT_PARTS = {
   // ARGV: node, lease id, user, limit[, connection key]
-  acquire: [['acquire'], "node = ARGV[1]\nlocal now, now_s = clock()\nreturn acquire(now, now_s, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5] or '')"],
+  acquire: [['common', 'acquire_alone', 'lib', 'acquire'], 'return acquire(now, now_s, id, user, limit, conn_key, entries)'],
   // ARGV: lease id, user, connection key (the holder), or lease id, '', '', node (any other node)
-  release: [['release'], "node = ARGV[4]\nreturn release(ARGV[1], ARGV[2], ARGV[3] or '')"],
+  release: [['common', 'release_alone', 'lib', 'release'], 'return release(id, user, conn_key)'],
   // ARGV: lease id
-  touch: [['touch'], 'return touch(clock(), ARGV[1])'],
-  batch: [['acquire', 'release', 'touch', 'batch'], ''],
-  sweep: [['sweep'], ''],
-  register: [['register'], ''],
-  stats: [['stats'], ''],
-  user: [['user'], ''],
+  touch: [['common', 'lib', 'touch'], 'return touch(clock(), ARGV[1])'],
+  batch: [['common', 'lib', 'acquire', 'release', 'touch', 'batch'], ''],
+  sweep: [['common', 'lib', 'sweep'], ''],
+  register: [['common', 'lib', 'register'], ''],
+  stats: [['common', 'stats'], ''],
+  user: [['common', 'lib', 'user'], ''],
 };
 /** @typedef {Record<keyof typeof SCRIPT_PARTS, Script>} Scripts */
 
@@ -77,8 +81,8 @@ function luaString(value) {
 const scriptCache = new Map();
 
 /**
- * The scripts for one set of options: a generated header of constants, common.lua, then
- * the operation's own file(s).
+ * The scripts for one set of options: a generated header of constants, then the files
+ * of SCRIPT_PARTS (common.lua first) and the line that runs it.
  * @param {{ prefix: string, ttlMs: number, graceMs: number, policy: string, globalLimit: number | null }} o
  * @returns {Scripts}
  */
@@ -98,7 +102,7 @@ function buildScripts(o) {
   const scripts = /** @type {Scripts} */ (
     Object.fromEntries(
       Object.entries(SCRIPT_PARTS).map(([name, [files, run]]) => {
-        const lua = [header, SOURCES.common, ...files.map((f) => SOURCES[f]), run].join('\n');
+        const lua = [header, ...files.map((f) => SOURCES[f]), run].join('\n');
         return [name, { name, lua, sha: createHash('sha1').update(lua).digest('hex') }];
       }),
     )
@@ -1368,4 +1372,4 @@ const checkedClass = RedisLeaseStore;
 /** @type {typeof import('./index.js').createRedisLeaseStore} */
 const checkedFactory = createRedisLeaseStore;
 
-module.exports = { RedisLeaseStore: checkedClass, createRedisLeaseStore: checkedFactory, userIdProblem };
+module.exports = { RedisLeaseStore: checkedClass, createRedisLeaseStore: checkedFactory, userIdProblem, buildScripts };

@@ -10,15 +10,17 @@
 --   refused: 0 reason limit active retryAfterMs userActive expiredCount n <n ids>
 -- An integer or one bulk string is far cheaper for both sides than nested arrays, and
 -- the integer spares Redis formatting numbers.
-local function acquire(now, now_s, id, user, limit, conn_key)
+-- `entries`: the user's set as ZRANGE … WITHSCORES gives it, when the caller read it.
+local function acquire(now, now_s, id, user, limit, conn_key, entries)
   local ukey = prefix .. 'u:' .. user
 
   -- One read gives the count, the expired leases and the earliest expiry (the user's
   -- set is small: at most its limit, plus what expired since its last operation).
-  local entries = redis.call('ZRANGE', ukey, 0, -1, 'WITHSCORES')
+  entries = entries or redis.call('ZRANGE', ukey, 0, -1, 'WITHSCORES')
   local n = #entries
   if n == 0 and conn_key == '' and limit > 0 and not indexed then
-    -- The usual case, with nothing to count, prune, evict or look up.
+    -- The usual case, with nothing to count, prune, evict or look up (as in
+    -- acquire_alone.lua).
     redis.call('ZADD', ukey, now + ttl, id)
     redis.call('PEXPIRE', ukey, keep)
     redis.call('SET', prefix .. 'l:' .. id, node .. ' ' .. now_s .. ' ' .. user, 'PX', keep)

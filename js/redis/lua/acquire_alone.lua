@@ -1,0 +1,16 @@
+-- The acquire script (not the batch) starts here: its usual case (a user with no lease
+-- left, no connection key, no global limit) is decided and written before any function
+-- of the general case is made, since making closures costs Redis time on every call.
+-- The same case in acquire() (acquire.lua) does the same writes.
+-- ARGV: node, lease id, user, limit[, connection key]
+node = ARGV[1]
+local now, now_s = clock()
+local id, user, limit, conn_key = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5] or ''
+local entries = redis.call('ZRANGE', prefix .. 'u:' .. user, 0, -1, 'WITHSCORES')
+if #entries == 0 and conn_key == '' and limit > 0 and not indexed then
+  local ukey = prefix .. 'u:' .. user
+  redis.call('ZADD', ukey, now + ttl, id)
+  redis.call('PEXPIRE', ukey, keep)
+  redis.call('SET', prefix .. 'l:' .. id, node .. ' ' .. now_s .. ' ' .. user, 'PX', keep)
+  return now * 1000 + 1
+end

@@ -1,0 +1,57 @@
+-- The helpers of the rare paths (records read or written with a connection key, expired
+-- leases, evictions, other nodes' leases), made once per call of a script that needs
+-- them.
+local helpers
+local function lib()
+  if helpers then return helpers end
+  local h = {}
+
+  -- A lease record is one string: "<node> <acquiredAt> <user>" or, with a connection key,
+  -- "<node> <acquiredAt>#<user length> <user><connection key>" (the user and the key are
+  -- arbitrary bytes, hence the length; without a key the user is simply the rest).
+  function h.pack(holder, acquired, user, conn_key)
+    if conn_key == '' then return holder .. ' ' .. acquired .. ' ' .. user end
+    return holder .. ' ' .. acquired .. '#' .. #user .. ' ' .. user .. conn_key
+  end
+
+  -- Returns holder, acquiredAt (number), user, connection key ('' for none).
+  function h.unpack_record(rec)
+    local holder, acquired, sep, at = string.match(rec, '^(%S+) (%d+)([ #])()')
+    if sep == ' ' then return holder, tonumber(acquired), string.sub(rec, at), '' end
+    local len, start = string.match(rec, '^(%d+) ()', at)
+    len = tonumber(len)
+    return holder, tonumber(acquired), string.sub(rec, start, start + len - 1), string.sub(rec, start + len)
+  end
+
+  -- Removes one lease from its record, its user's set, the global index and its
+  -- connection key. When another node holds its socket, that node is told on its channel
+  -- (so it closes the socket) and a tombstone records why, so that node does not write
+  -- the lease back after an outage.
+  function h.drop(id, user, holder, conn_key, why)
+    redis.call('DEL', prefix .. 'l:' .. id)
+    redis.call('ZREM', prefix .. 'u:' .. user, id)
+    if indexed then redis.call('ZREM', all_key, id) end
+    if conn_key ~= '' then redis.call('HDEL', prefix .. 'c:' .. user, conn_key) end
+    if holder ~= node then
+      redis.call('SET', prefix .. 'x:' .. id, why, 'PX', keep)
+      redis.call('PUBLISH', prefix .. 'n:' .. holder, why .. ' ' .. id)
+    end
+  end
+
+  -- drop() for a lease known only by id and user (expired, evicted). Returns its holder,
+  -- or false when its record was already gone (then only the index entries are removed).
+  function h.drop_by_id(id, user, why)
+    local rec = redis.call('GET', prefix .. 'l:' .. id)
+    if not rec then
+      redis.call('ZREM', prefix .. 'u:' .. user, id)
+      if indexed then redis.call('ZREM', all_key, id) end
+      return false
+    end
+    local holder, _, _, conn_key = h.unpack_record(rec)
+    h.drop(id, user, holder, conn_key, why)
+    return holder
+  end
+
+  helpers = h
+  return h
+end
