@@ -28,11 +28,11 @@ const KIND_CACHE = 256;
 /**
  * Wires the loader's wasm bindings up: registers `LeaseError`, checks the fast path's
  * argument types, and routes the hot calls over the lane (src/wasm/lane.rs): their
- * ASCII strings are written into one fixed buffer in linear memory and read back with
+ * strings are written (UTF-8) into one fixed buffer in linear memory, results read back with
  * `String.fromCharCode`, instead of wasm-bindgen's malloc + encode + free per argument
- * and TextDecoder per result. Whatever the lane does not carry (non-ASCII, over-long,
- * an explicit NaN time) and every error take the generated, fully checked binding, so
- * results and errors are the same either way.
+ * and TextDecoder per result. Whatever the lane does not carry (over-long input, an
+ * explicit NaN time, an unusual options object) and every error take the generated,
+ * fully checked binding, so results and errors are the same either way.
  *
  * Patches the methods on the class itself, so every registry (also restored ones) gets
  * them. Returns `newId` and `parseId` to export in place of the generated ones.
@@ -46,29 +46,42 @@ export function install(wasm) {
   const [memory, address, capacity, idsAt] = wasm.__lane();
   let bytes = new Uint8Array(memory.buffer);
   let data = new DataView(memory.buffer);
+  let input = bytes.subarray(address, address + capacity);
   // A grown memory detaches the old views (a typed array's length becomes 0).
   const view = () => {
     if (bytes.byteLength === 0) {
       bytes = new Uint8Array(memory.buffer);
       data = new DataView(memory.buffer);
+      input = bytes.subarray(address, address + capacity);
     }
     return bytes;
   };
+  const encoder = new TextEncoder();
   /**
-   * Writes `s` at lane offset `at`. False if it is not ASCII or does not fit.
+   * Writes `s` as UTF-8 at lane offset `at` and returns its length in bytes, or -1 if
+   * it does not fit. `encodeInto` replaces lone surrogates as wasm-bindgen's glue does.
+   * @param {string} s @param {number} at
+   */
+  const putUtf8 = (s, at) => {
+    const { read, written } = encoder.encodeInto(s, at === 0 ? input : input.subarray(at));
+    return read === s.length ? written : -1;
+  };
+  /**
+   * `putUtf8`, with a plain loop for short ASCII strings (user ids, mostly), which beats
+   * `encodeInto`'s fixed cost below about two dozen characters (measured).
    * @param {string} s @param {number} at
    */
   const put = (s, at) => {
-    const n = s.length;
-    if (at + n > capacity) return false;
     const b = view();
+    const n = s.length;
+    if (n > 24 || at + n > capacity) return putUtf8(s, at);
     const base = address + at;
     for (let i = 0; i < n; i++) {
       const c = s.charCodeAt(i);
-      if (c > 0x7f) return false;
+      if (c > 0x7f) return putUtf8(s, at);
       b[base + i] = c;
     }
-    return true;
+    return n;
   };
   /** The 26-character suffix the wasm half wrote at lane offset `at`. */
   const suffixAt = (/** @type {number} */ at) => {
@@ -115,8 +128,10 @@ export function install(wasm) {
       throw new LeaseError(`invalid option: connectionKey must be a string, got ${kind(connectionKey)}`, 'INVALID_OPTION');
     }
     checkNow(now);
-    if (laneNow(now) && put(userId, 0) && (!keyed || put(/** @type {string} */ (connectionKey), userId.length))) {
-      const r = acquireLane.call(this, userId.length, keyed ? /** @type {string} */ (connectionKey).length : -1, now ?? Date.now());
+    const userLen = laneNow(now) ? put(userId, 0) : -1;
+    const keyLen = userLen >= 0 && keyed ? put(/** @type {string} */ (connectionKey), userLen) : -1;
+    if (userLen >= 0 && (!keyed || keyLen >= 0)) {
+      const r = acquireLane.call(this, userLen, keyLen, now ?? Date.now());
       if (r === r) return r;
     }
     return acquireHandle.call(this, userId, keyed ? connectionKey : undefined, now ?? undefined);
@@ -163,11 +178,13 @@ export function install(wasm) {
   };
   proto.acquire = function (/** @type {unknown} */ userId, /** @type {unknown} */ options) {
     const opts = typeof userId === 'string' ? laneOptions(options) : null;
-    if (opts === null || !put(/** @type {string} */ (userId), 0)) return acquire.call(this, userId, options);
+    const userLen = opts === null ? -1 : put(/** @type {string} */ (userId), 0);
+    if (opts === null || userLen < 0) return acquire.call(this, userId, options);
     const user = /** @type {string} */ (userId);
     const [key, now] = opts;
-    if (key !== undefined && !put(key, user.length)) return acquire.call(this, userId, options);
-    const r = acquireLeaseLane.call(this, user.length, key === undefined ? -1 : key.length, now ?? Date.now());
+    const keyLen = key === undefined ? -1 : put(key, userLen);
+    if (key !== undefined && keyLen < 0) return acquire.call(this, userId, options);
+    const r = acquireLeaseLane.call(this, userLen, keyLen, now ?? Date.now());
     if (r !== r) return acquire.call(this, userId, options);
     const b = view();
     const p = address;
@@ -207,15 +224,17 @@ export function install(wasm) {
     return result;
   };
   proto.release = function (/** @type {unknown} */ anyId, /** @type {unknown} */ now) {
-    if (typeof anyId === 'string' && (now === undefined || now === null || (typeof now === 'number' && now === now)) && put(anyId, 0)) {
-      const r = releaseIdLane.call(this, anyId.length, now ?? Date.now());
+    if (typeof anyId === 'string' && (now === undefined || now === null || (typeof now === 'number' && now === now))) {
+      const len = put(anyId, 0);
+      const r = len < 0 ? NaN : releaseIdLane.call(this, len, now ?? Date.now());
       if (r === r) return r === 1;
     }
     return release.call(this, anyId, now);
   };
   proto.touch = function (/** @type {unknown} */ anyId, /** @type {unknown} */ now) {
-    if (typeof anyId === 'string' && (now === undefined || now === null || (typeof now === 'number' && now === now)) && put(anyId, 0)) {
-      const r = touchIdLane.call(this, anyId.length, now ?? Date.now());
+    if (typeof anyId === 'string' && (now === undefined || now === null || (typeof now === 'number' && now === now))) {
+      const len = put(anyId, 0);
+      const r = len < 0 ? NaN : touchIdLane.call(this, len, now ?? Date.now());
       if (r === r) return r === 1;
     }
     return touch.call(this, anyId, now);
@@ -258,8 +277,10 @@ export function install(wasm) {
   };
   /** @param {string} id @returns {import('../pkg/web/socket_lease.js').ParsedId} */
   const parseId = (id) => {
-    if (typeof id === 'string' && put(id, 0)) {
-      const timestampMs = parseIdLane(id.length);
+    // A TypeID is at most 90 characters; anything longer is refused by the checked binding.
+    const len = typeof id === 'string' && id.length <= 90 ? put(id, 0) : -1;
+    if (len >= 0) {
+      const timestampMs = parseIdLane(len);
       if (timestampMs >= 0) {
         const b = view();
         const p = address;

@@ -4,12 +4,13 @@
 //! wasm-bindgen's glue pays, per string argument, a `malloc`, an encoding loop and a
 //! `free`, and per returned string a `malloc`, a `TextDecoder` call and a `free`; for
 //! `acquireHandle`, `newId` and `parseId` that is most of their cost. On the lane, the
-//! JS half (`js/runtime.*`) writes ASCII input straight into this buffer and reads ASCII
-//! output back with `String.fromCharCode`; the Rust half only reads and writes bytes.
-//! Anything the lane does not carry (non-ASCII or over-long input) takes the ordinary,
-//! fully checked binding, which is also how every error is reported: a lane call that
-//! fails returns a sentinel and the JS half repeats the call on the ordinary binding,
-//! which throws the `LeaseError` (an error never changes state, so repeating is safe).
+//! JS half (`js/runtime.*`) writes input straight into this buffer (UTF-8, with
+//! `TextEncoder.encodeInto`) and reads ASCII output back with `String.fromCharCode`; the
+//! Rust half only reads and writes bytes. Anything the lane does not carry (over-long
+//! input, an unusual argument) takes the ordinary, fully checked binding, which is also
+//! how every error is reported: a lane call that fails returns a sentinel and the JS
+//! half repeats the call on the ordinary binding, which throws the `LeaseError` (an
+//! error never changes state, so repeating is safe).
 //!
 //! Not public API: these exports are hidden from the TypeScript types.
 
@@ -47,7 +48,7 @@ pub fn with<R>(f: impl FnOnce(&mut [u8; CAPACITY]) -> R) -> R {
 }
 
 /// The `len` bytes the JS half wrote at `start`, as text. `None` if the range is out
-/// of the lane or not UTF-8 (the JS half writes ASCII only; this is the guard against
+/// of the lane or not UTF-8 (the JS half writes UTF-8 only; this is the guard against
 /// a caller of the raw export).
 pub fn text(bytes: &[u8; CAPACITY], start: usize, len: usize) -> Option<&str> {
     let end = start.checked_add(len)?;

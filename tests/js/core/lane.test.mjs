@@ -70,7 +70,7 @@ test('newId: every kind (more than the lane remembers) and both clocks, strictly
   }
 });
 
-test('acquireHandle: non-ASCII and over-long ids and keys take the checked binding and mean the same', () => {
+test('acquireHandle: non-ASCII, longest and over-long ids and keys mean the same on the lane and the checked binding', () => {
   const reg = new LeaseRegistry({ perUserLimit: 2 });
   const long = 'u'.repeat(256); // the longest allowed, with a key as long
   for (const user of ['ascii', 'ünïcödé', '用户', long]) {
