@@ -188,6 +188,9 @@ export function install(wasm) {
     if (r !== r) return acquire.call(this, userId, options);
     const b = view();
     const p = address;
+    // Everything is read from the lane before anything else is called (which could
+    // write to it, or grow the memory).
+    const events = b[p + 29] === 1;
     /** @type {import('../pkg/web/socket_lease.js').AcquireResult} */
     let result;
     if (r < 0) {
@@ -202,9 +205,9 @@ export function install(wasm) {
       const suffix = suffixAt(0);
       const reused = b[p + 26] === 1;
       const evicted = b[p + 27] === 1;
-      const kinds = b[p + 28] === 1;
+      const shape = b[p + 28];
       const id = `conn_${suffix}`;
-      /** @type {import('../pkg/web/socket_lease.js').Lease} */
+      /** @type {import('../pkg/web/socket_lease.js').Lease | null} */
       let lease = {
         id,
         connectionId: id,
@@ -217,10 +220,11 @@ export function install(wasm) {
       };
       if (key !== undefined) lease.connectionKey = key;
       // Extra kinds: the lease (with its `ids`) as the checked binding builds it.
-      if (kinds) lease = /** @type {import('../pkg/web/socket_lease.js').Lease} */ (this.getLease(id));
-      result = { ok: true, lease, evicted: evicted ? this.lastEvicted() : [], reused };
+      if (shape === 1) lease = this.getLease(id);
+      else if (shape === 2) lease = null;
+      result = /** @type {import('../pkg/web/socket_lease.js').AcquireResult} */ ({ ok: true, lease, evicted: evicted ? this.lastEvicted() : [], reused });
     }
-    if (b[p + 29] === 1) dispatch.call(this);
+    if (events) dispatch.call(this);
     return result;
   };
   proto.release = function (/** @type {unknown} */ anyId, /** @type {unknown} */ now) {

@@ -291,8 +291,8 @@ impl JsLeaseRegistry {
     /// `acquire` returns, at these lane offsets:
     ///
     /// - granted: 0..26 the suffix, 26 reused, 27 whether leases were evicted (read them
-    ///   with `lastEvicted`), 28 whether extra kinds are configured (the JS half then
-    ///   reads the lease with `getLease`), and f64s (little-endian) at 32 `acquiredAt`,
+    ///   with `lastEvicted`), 28 whether extra kinds are configured (1: the JS half then
+    ///   reads the lease with `getLease`; 2: no lease), and f64s (little-endian) at 32 `acquiredAt`,
     ///   40 `touchedAt`, 48 `expiresAt`;
     /// - refused: f64s at 32 `limit`, 40 `active`, 48 `retryAfterMs`;
     /// - always: 29 whether events wait for `__dispatch`.
@@ -312,18 +312,29 @@ impl JsLeaseRegistry {
                 Err(_) => None,
             };
             let r = self.acquire_decided(user, key, t).ok()?;
+            // From here on the acquire has happened: nothing may return NaN, which
+            // would make the JS half repeat it on the checked binding.
             let core = self.core.borrow();
             let times = if r >= 0.0 {
-                let lease = core.resolve_token(r as u64).and_then(|h| core.lease(h))?;
-                bytes[..SUFFIX_LEN].copy_from_slice(&id::base32::encode(lease.uuid));
-                bytes[26] = u8::from(self.last_reused.get());
-                bytes[27] = u8::from(!self.last_evicted.borrow().is_empty());
-                bytes[28] = u8::from(!core.options().kinds.is_empty());
-                [lease.acquired_at, lease.touched_at, lease.expires_at]
+                match core.resolve_token(r as u64).and_then(|h| core.lease(h)) {
+                    Some(lease) => {
+                        bytes[..SUFFIX_LEN].copy_from_slice(&id::base32::encode(lease.uuid));
+                        bytes[26] = u8::from(self.last_reused.get());
+                        bytes[27] = u8::from(!self.last_evicted.borrow().is_empty());
+                        bytes[28] = u8::from(!core.options().kinds.is_empty());
+                        [lease.acquired_at, lease.touched_at, lease.expires_at]
+                    }
+                    // Not reachable (a granted handle names a live lease); `acquire`
+                    // answers `lease: null` then, and so does the JS half on 2.
+                    None => {
+                        bytes[28] = 2;
+                        [0; 3]
+                    }
+                }
             } else {
-                let refusal = self.last_refusal.borrow();
-                let r = refusal.as_ref()?;
-                [r.limit.into(), r.active.into(), r.retry_after_ms]
+                self.last_refusal.borrow().as_ref().map_or([0; 3], |r| {
+                    [r.limit.into(), r.active.into(), r.retry_after_ms]
+                })
             };
             bytes[29] = u8::from(self.on_event.is_some());
             for (at, value) in [32, 40, 48].into_iter().zip(times) {
