@@ -17,10 +17,12 @@ use std::time::Instant;
 struct Counting;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 // SAFETY: forwards to the system allocator; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
         let now = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
         PEAK.fetch_max(now, Relaxed);
         System.alloc(layout)
@@ -110,6 +112,7 @@ fn pairs(users: &[String]) {
         let n = 2_000_000;
         let mut rates = Vec::new();
         let mut j = 0;
+        let allocs = ALLOCS.load(Relaxed);
         for _ in 0..5 {
             let start = cpu_seconds();
             for _ in 0..n {
@@ -121,9 +124,10 @@ fn pairs(users: &[String]) {
             }
             rates.push(n as f64 / (cpu_seconds() - start));
         }
+        let allocs = (ALLOCS.load(Relaxed) - allocs) as f64 / (5 * n) as f64;
         let rate = median(rates);
         println!(
-            "pairs at {live} live over {USERS} users: {:.2} M pairs/s ({:.0} ns/pair)",
+            "pairs at {live} live over {USERS} users: {:.2} M pairs/s ({:.0} ns/pair, {allocs:.3} allocations/pair)",
             rate / 1e6,
             1e9 / rate
         );
