@@ -11,7 +11,9 @@
 -- An integer or one bulk string is far cheaper for both sides than nested arrays, and
 -- the integer spares Redis formatting numbers.
 -- `entries`: the user's set as ZRANGE … WITHSCORES gives it, when the caller read it.
-local function acquire(now, now_s, id, user, limit, conn_key, entries)
+-- `expires_s`: now + ttl as a string, when the caller made it (a batch makes it once for
+-- all its acquires: a score handed over as a number is formatted by Redis each time).
+local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s)
   local ukey = prefix .. 'u:' .. user
 
   -- One read gives the count, the expired leases and the earliest expiry (the user's
@@ -21,7 +23,7 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries)
   if n == 0 and conn_key == '' and limit > 0 and not indexed then
     -- The usual case, with nothing to count, prune, evict or look up (as in
     -- acquire_alone.lua).
-    redis.call('ZADD', ukey, now + ttl, id)
+    redis.call('ZADD', ukey, expires_s or string.format('%d', now + ttl), id)
     redis.call('PEXPIRE', ukey, keep)
     redis.call('SET', prefix .. 'l:' .. id, node .. ' ' .. now_s .. ' ' .. user, 'PX', keep)
     return now * 1000 + 1

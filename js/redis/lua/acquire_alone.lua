@@ -9,7 +9,7 @@ local id, user, limit, conn_key = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5] o
 local entries = redis.call('ZRANGE', prefix .. 'u:' .. user, 0, -1, 'WITHSCORES')
 if #entries == 0 and conn_key == '' and limit > 0 and not indexed then
   local ukey = prefix .. 'u:' .. user
-  redis.call('ZADD', ukey, now + ttl, id)
+  redis.call('ZADD', ukey, string.format('%d', now + ttl), id)
   redis.call('PEXPIRE', ukey, keep)
   redis.call('SET', prefix .. 'l:' .. id, node .. ' ' .. now_s .. ' ' .. user, 'PX', keep)
   return now * 1000 + 1

@@ -13,11 +13,12 @@ node = ARGV[1]
 local now, now_s = clock()
 local out = {}
 local dels = {}
+local expires_s = string.format('%d', now + ttl)
 for i = 2, #ARGV, 3 do
   local op = ARGV[i]
   local kind = string.byte(op)
   if kind == 97 then -- a
-    out[#out + 1] = acquire(now, now_s, ARGV[i + 1], ARGV[i + 2], tonumber(string.sub(op, 2)), '')
+    out[#out + 1] = acquire(now, now_s, ARGV[i + 1], ARGV[i + 2], tonumber(string.sub(op, 2)), '', nil, expires_s)
   elseif kind == 114 then -- r
     out[#out + 1] = release(ARGV[i + 1], ARGV[i + 2], '', dels)
   else
