@@ -103,17 +103,23 @@ impl JsLeaseRegistry {
 /// with 10,000 ids is far cheaper than decoding 10,000 small strings one by one (a large
 /// sweep spent most of its time there). Ids never contain the separator.
 fn lease_ids<I: IntoIterator<Item = u128>>(uuids: I) -> JsValue {
-    let mut joined = String::new();
+    const CONN: &[u8] = b"conn_";
+    let uuids = uuids.into_iter();
+    // Written in place, no string per id: a sweep of 10,000 spent a tenth of its time
+    // allocating and copying them.
+    let mut joined = Vec::with_capacity(uuids.size_hint().0 * (CONN.len() + SUFFIX_LEN + 1));
     for u in uuids {
         if !joined.is_empty() {
-            joined.push(' ');
+            joined.push(b' ');
         }
-        joined.push_str(&id::format(id::CONN, u));
+        joined.extend_from_slice(CONN);
+        joined.extend_from_slice(&id::base32::encode(u));
     }
-    if joined.is_empty() {
-        return js_sys::Array::new().into();
+    // ASCII throughout, so this never fails.
+    match std::str::from_utf8(&joined) {
+        Ok(text) if !text.is_empty() => js_sys::JsString::from(text).split(" ").into(),
+        _ => js_sys::Array::new().into(),
     }
-    js_sys::JsString::from(joined).split(" ").into()
 }
 
 fn refusal_value(r: &Refusal) -> JsValue {
