@@ -582,6 +582,33 @@ fn a_slot_reused_at_the_same_expiry_is_swept_once() {
 }
 
 #[test]
+fn churn_within_one_millisecond_keeps_one_expiry_entry_per_lease() {
+    // Each release frees a slot that the next acquire takes again, expiring at the same
+    // time as the entry the released lease left behind: both entries look current.
+    let mut reg = registry(limit(5));
+    let mut held: Vec<u128> = (0..2_000)
+        .map(|i| grant(&mut reg, &format!("user{i}"), 7))
+        .collect();
+    for i in 0..20_000usize {
+        let k = (i * 7919) % held.len();
+        assert!(reg.release(&conn(held[k]), 7).unwrap());
+        held[k] = grant(&mut reg, &format!("user{}", i % 3_000), 7);
+        assert!(
+            reg.expiry_entries() <= 2 * held.len() + 1_025,
+            "{} expiry entries for {} leases",
+            reg.expiry_entries(),
+            held.len()
+        );
+    }
+    reg.check_invariants();
+    let mut swept = reg.sweep(1_007);
+    swept.sort();
+    held.sort();
+    assert_eq!(swept, held);
+    assert_eq!(reg.expiry_entries(), 0);
+}
+
+#[test]
 fn evicting_a_users_only_lease_keeps_the_user() {
     let mut reg = registry(OptionsPatch {
         on_limit: Some(Policy::EvictOldest),

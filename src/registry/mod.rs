@@ -45,7 +45,9 @@ const NONE: u32 = u32::MAX;
 /// `Slot::meta` bits: the rest of the word is the slot's generation.
 const LIVE: u32 = 1;
 const KEYED: u32 = 2;
-const GENERATION_ONE: u32 = 4;
+/// Set only during `rebuild_expiry`: the slot's entry has been kept.
+const MARK: u32 = 4;
+const GENERATION_ONE: u32 = 8;
 
 /// A 128-bit id kept as two halves: `u128` is 16-byte aligned on wasm32, which would pad
 /// every slot from 56 to 64 bytes (the slab is the bulk of memory per lease).
@@ -625,7 +627,7 @@ impl<E: Entropy> Registry<E> {
         let handle = match self.free_slots.pop() {
             Some(h) => {
                 let s = &mut self.slots[h as usize];
-                let generation = (s.meta & !(LIVE | KEYED)).wrapping_add(GENERATION_ONE);
+                let generation = (s.meta & !(LIVE | KEYED | MARK)).wrapping_add(GENERATION_ONE);
                 *s = Slot {
                     meta: slot.meta | generation,
                     ..slot
@@ -807,9 +809,24 @@ impl<E: Entropy> Registry<E> {
 
     /// Drops stale entries (released or re-touched leases) in one O(n) pass, in place:
     /// no second buffer (wasm memory never shrinks), and the in-order part stays a FIFO.
+    ///
+    /// One entry per live lease is kept. Without the mark, a lease whose slot held an
+    /// earlier lease with the same expiry (released and re-acquired in the same
+    /// millisecond, a common churn pattern) would keep both entries as current; they
+    /// would pile up until every push compacted again (quadratic).
     fn rebuild_expiry(&mut self) {
-        let slots = &self.slots;
-        self.expiry.retain(|e| Self::is_current(slots, e));
+        let slots = &mut self.slots;
+        self.expiry.retain(|e| {
+            let s = &mut slots[e.handle as usize];
+            let keep = s.live() && s.expires_at == e.at() && s.meta & MARK == 0;
+            if keep {
+                s.meta |= MARK;
+            }
+            keep
+        });
+        for s in slots.iter_mut() {
+            s.meta &= !MARK;
+        }
     }
 
     /// Whether `e` is the expiry of the lease now in its slot. An entry carries no

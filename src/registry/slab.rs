@@ -64,6 +64,13 @@ impl<T: Placeholder> Slab<T> {
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.chunks.iter().flat_map(|c| c.iter()).take(self.len)
     }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.chunks
+            .iter_mut()
+            .flat_map(|c| c.iter_mut())
+            .take(self.len)
+    }
 }
 
 impl<T> Index<usize> for Slab<T> {
