@@ -28,9 +28,9 @@ const KIND_CACHE = 256;
 /**
  * Wires the loader's wasm bindings up: registers `LeaseError`, checks the fast path's
  * argument types, and routes the hot calls over the lane (src/wasm/lane.rs): their
- * strings are written (UTF-8) into one fixed buffer in linear memory, results read back with
- * `String.fromCharCode`, instead of wasm-bindgen's malloc + encode + free per argument
- * and TextDecoder per result. Whatever the lane does not carry (over-long input, an
+ * strings are written (UTF-8) into one fixed buffer in linear memory and their results
+ * read back from it with `String.fromCharCode`, instead of wasm-bindgen's malloc +
+ * encode + free per argument and TextDecoder per result. Whatever the lane does not carry (over-long input, an
  * explicit NaN time, an unusual options object) and every error take the generated,
  * fully checked binding, so results and errors are the same either way.
  *
