@@ -3,9 +3,10 @@
 //! A user's usage is the number of its live leases, never a counter that can drift. Leases
 //! live in a slab addressed by small integer handles; an exact index maps every lease's
 //! 128-bit id to its handle, so any derived id (`conn_`, `run_`, `thread_`) releases it.
-//! Expiry is tracked by a min-heap with lazy deletion, so a sweep costs what expired, not
-//! the table size; the heap is rebuilt when stale entries outnumber live ones, so churn
-//! cannot grow memory.
+//! A user's leases are a list through their slots, and a user has an entry only while it
+//! holds leases. Expiry is tracked by a queue in expiry order with lazy deletion (see
+//! `expiry`), so a sweep costs what expired, not the table size; stale entries are
+//! compacted away when they outnumber live ones, so churn cannot grow memory.
 
 pub mod events;
 mod expiry;
