@@ -21,7 +21,7 @@ use events::{Counters, Event, EventKind, Refusal, RefusalReason};
 use expiry::{Entry as ExpiryEntry, ExpiryQueue};
 use hashbrown::HashTable;
 use options::{Mode, Options, OptionsPatch, Policy};
-use slab::{Placeholder, Slab};
+use slab::{Placeholder, Slab, SLOT_CHUNK, USER_CHUNK};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher as _};
 
@@ -269,7 +269,7 @@ enum Removal {
 pub struct Registry<E> {
     options: Options,
     ids: Uuid7Generator<E>,
-    slots: Slab<Slot>,
+    slots: Slab<Slot, SLOT_CHUNK>,
     free_slots: Vec<u32>,
     /// Exact index from a lease's 128-bit id to its handle. Only handles are stored; the
     /// id itself lives in the slab and is hashed from there.
@@ -278,7 +278,7 @@ pub struct Registry<E> {
     /// Key of `uuid_hash`, from the registry's entropy.
     uuid_key: u64,
     /// Users holding leases, in fixed-size chunks (no doubling copy left behind).
-    users: Slab<User>,
+    users: Slab<User, USER_CHUNK>,
     free_users: Vec<u32>,
     /// Index from user id to entry; the id itself is stored once, in the entry.
     by_name: HashTable<u32>,
@@ -834,7 +834,7 @@ impl<E: Entropy> Registry<E> {
     /// generation: one left by an earlier lease of the slot that happens to name the same
     /// time is as good as the lease's own (it expires the lease at the right time; the
     /// other is then stale).
-    fn is_current(slots: &Slab<Slot>, e: &ExpiryEntry) -> bool {
+    fn is_current(slots: &Slab<Slot, SLOT_CHUNK>, e: &ExpiryEntry) -> bool {
         let s = &slots[e.handle as usize];
         s.live() && s.expires_at == e.at()
     }
