@@ -72,12 +72,15 @@ impl Id128 {
 }
 
 /// The id index's hash. Not a general-purpose hasher: the ids in the index are made
-/// here, and their low 48 bits are random, so one keyed multiply spreads them (ids
+/// here, and their low 48 bits are random, so keyed multiplies spread them (ids
 /// presented for lookup can name only what is there; they can make no chain longer).
-/// On wasm32 this is a few instructions where ahash's fallback, with no 64x64->128
-/// multiply and no byte swap instruction, takes about a hundred.
+/// The key goes in before the first multiply, so even ids from a crafted snapshot
+/// cannot be chosen to collide without it. On wasm32 this is a few instructions where
+/// ahash's fallback, with no 64x64->128 multiply and no byte swap instruction, takes
+/// about a hundred.
 fn uuid_hash(key: u64, id: Id128) -> u64 {
-    let x = (id.lo ^ id.hi.rotate_left(32) ^ key).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let x = ((id.lo ^ key).wrapping_mul(K) ^ id.hi).wrapping_mul(K);
     // The table probes with the low bits (and on wasm32 tags with bits 25..32).
     x ^ (x >> 32)
 }
@@ -1225,6 +1228,33 @@ mod tests {
     fn a_slot_stays_small() {
         // The slab dominates memory per lease; keep an eye on its element size.
         assert_eq!(std::mem::size_of::<Slot>(), 56);
+    }
+
+    #[test]
+    fn ids_crafted_to_cancel_out_still_hash_apart() {
+        // A linear mix of the halves would send all of these to one bucket chain.
+        let key = 0x0123_4567_89ab_cdef;
+        let mut hashes: Vec<u64> = (0..10_000u64)
+            .map(|i| {
+                let hi = i << 20;
+                uuid_hash(
+                    key,
+                    Id128 {
+                        hi,
+                        lo: hi.rotate_left(32) ^ 0x5555,
+                    },
+                )
+            })
+            .collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        assert_eq!(hashes.len(), 10_000);
+        let low_bits: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 0xffff).collect();
+        assert!(
+            low_bits.len() > 8_000,
+            "low bits spread: {}",
+            low_bits.len()
+        );
     }
 
     #[test]
