@@ -25,8 +25,9 @@ pub const CAPACITY: usize = 1024;
 pub const IDS_AT: usize = 512;
 
 thread_local! {
-    // Allocated once and never resized, so its address is stable for the JS half.
-    static LANE: RefCell<Box<[u8; CAPACITY]>> = RefCell::new(Box::new([0; CAPACITY]));
+    // A static, so its address is stable for the JS half; const-initialised, so an
+    // access checks no lazy-initialisation state.
+    static LANE: RefCell<[u8; CAPACITY]> = const { RefCell::new([0; CAPACITY]) };
 }
 
 /// `[memory, address, input capacity, offset of newId's suffixes]` for the JS half.
