@@ -5,12 +5,14 @@ import { LeaseError, install } from './runtime.mjs';
 
 export { LeaseError };
 
+/** @type {Promise<void> | null} */
 let ready = null;
 let initialized = false;
 /** @type {ReturnType<typeof install> | undefined} */
 let lane;
 
 function finish() {
+  if (initialized) return;
   lane = install(wasm);
   initialized = true;
 }
@@ -34,6 +36,10 @@ export default function init(input) {
  * @param {import('../pkg/web/socket_lease.js').SyncInitInput} module
  */
 export function initSync(module) {
+  if (!initialized && ready) {
+    // wasm-bindgen would set up a second instance under the pending one.
+    throw new Error('socket-lease: init() is in progress; await it instead of calling initSync()');
+  }
   if (!initialized) {
     wasm.initSync({ module });
     finish();

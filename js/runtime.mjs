@@ -40,6 +40,10 @@ const KIND_CACHE = 256;
  * @returns {{ newId: typeof import('../pkg/web/socket_lease.js').newId, parseId: typeof import('../pkg/web/socket_lease.js').parseId }}
  */
 export function install(wasm) {
+  const lanes = ['__lane', '__newIdLane', '__parseIdLane'];
+  const methods = ['__acquireLane', '__acquireLeaseLane', '__dispatch', '__releaseLane', '__releaseIdLane', '__touchIdLane'];
+  const missing = [...lanes.filter((f) => typeof wasm[f] !== 'function'), ...methods.filter((m) => typeof wasm.LeaseRegistry?.prototype?.[m] !== 'function')];
+  if (missing.length) throw new Error(`socket-lease: the WebAssembly build lacks ${missing.join(', ')}; rebuild it (npm run build)`);
   wasm.__registerErrorClass(LeaseError);
 
   /** @type {[WebAssembly.Memory, number, number, number]} */
@@ -59,10 +63,13 @@ export function install(wasm) {
   const encoder = new TextEncoder();
   /**
    * Writes `s` as UTF-8 at lane offset `at` and returns its length in bytes, or -1 if
-   * it does not fit. `encodeInto` replaces lone surrogates as wasm-bindgen's glue does.
+   * it does not fit or is not well-formed UTF-16.
    * @param {string} s @param {number} at
    */
   const putUtf8 = (s, at) => {
+    // A lone surrogate would be stored as U+FFFD while `acquire` echoes the caller's
+    // string: such input takes the checked binding, which echoes what it stored.
+    if (!(/** @type {any} */ (s).isWellFormed())) return -1;
     const { read, written } = encoder.encodeInto(s, at === 0 ? input : input.subarray(at));
     return read === s.length ? written : -1;
   };
@@ -163,45 +170,69 @@ export function install(wasm) {
   /** @type {Record<number, import('../pkg/web/socket_lease.js').RefusalReason>} */
   const REASONS = { [-1]: 'user-limit', [-2]: 'global-limit', [-3]: 'user-table-full' };
   /**
-   * `acquire`'s options when the lane can take them: `[connectionKey, now]`, or null.
-   * @param {unknown} options
+   * `acquire`'s options as the checked binding reads them (own enumerable keys, each
+   * read once; a getter that throws reads as undefined), copied into a plain object.
+   * @param {object} options
+   * @returns {Record<string, unknown>}
+   */
+  const readOptions = (options) => {
+    /** @type {Record<string, unknown>} */
+    const copy = {};
+    for (const k of Object.keys(options)) {
+      try {
+        copy[k] = /** @type {Record<string, unknown>} */ (options)[k];
+      } catch {
+        copy[k] = undefined;
+      }
+    }
+    return copy;
+  };
+  /**
+   * `[connectionKey, now]` when the lane can take these options, or null.
+   * @param {Record<string, unknown>} opts
    * @returns {[string | undefined, number | undefined] | null}
    */
-  const laneOptions = (options) => {
-    if (options === undefined || options === null) return [undefined, undefined];
-    if (typeof options !== 'object' || Array.isArray(options)) return null;
-    for (const k in options) if (k !== 'now' && k !== 'connectionKey') return null;
-    const { connectionKey, now } = /** @type {{ connectionKey?: unknown, now?: unknown }} */ (options);
+  const laneOptions = (opts) => {
+    for (const k in opts) if (k !== 'now' && k !== 'connectionKey') return null;
+    const { connectionKey, now } = opts;
     if (connectionKey !== undefined && connectionKey !== null && typeof connectionKey !== 'string') return null;
     if (now !== undefined && now !== null && (typeof now !== 'number' || now !== now)) return null;
     return [connectionKey ?? undefined, now ?? undefined];
   };
+  const getLease = proto.getLease;
+  const lastEvicted = proto.lastEvicted;
   proto.acquire = function (/** @type {unknown} */ userId, /** @type {unknown} */ options) {
-    const opts = typeof userId === 'string' ? laneOptions(options) : null;
+    // Getters run once: what falls back to the checked binding gets the copy.
+    const given = options !== null && typeof options === 'object' && !Array.isArray(options) ? readOptions(options) : options;
+    /** @type {[string | undefined, number | undefined] | null} */
+    let opts = null;
+    if (typeof userId === 'string') {
+      if (given === undefined || given === null) opts = [undefined, undefined];
+      else if (typeof given === 'object' && !Array.isArray(given)) opts = laneOptions(/** @type {Record<string, unknown>} */ (given));
+    }
     const userLen = opts === null ? -1 : put(/** @type {string} */ (userId), 0);
-    if (opts === null || userLen < 0) return acquire.call(this, userId, options);
+    if (opts === null || userLen < 0) return acquire.call(this, userId, given);
     const user = /** @type {string} */ (userId);
     const [key, now] = opts;
     const keyLen = key === undefined ? -1 : put(key, userLen);
-    if (key !== undefined && keyLen < 0) return acquire.call(this, userId, options);
+    if (key !== undefined && keyLen < 0) return acquire.call(this, userId, given);
     const r = acquireLeaseLane.call(this, userLen, keyLen, now ?? Date.now());
-    if (r !== r) return acquire.call(this, userId, options);
+    if (r !== r) return acquire.call(this, userId, given);
     const b = view();
     const p = address;
     // Everything is read from the lane before anything else is called (which could
     // write to it, or grow the memory).
     const events = b[p + 29] === 1;
-    /** @type {import('../pkg/web/socket_lease.js').AcquireResult} */
-    let result;
-    if (r < 0) {
-      result = {
-        ok: false,
-        reason: REASONS[r],
-        limit: data.getFloat64(p + 32, true),
-        active: data.getFloat64(p + 40, true),
-        retryAfterMs: data.getFloat64(p + 48, true),
-      };
-    } else {
+    try {
+      if (r < 0) {
+        return {
+          ok: false,
+          reason: REASONS[r],
+          limit: data.getFloat64(p + 32, true),
+          active: data.getFloat64(p + 40, true),
+          retryAfterMs: data.getFloat64(p + 48, true),
+        };
+      }
       const suffix = suffixAt(0);
       const reused = b[p + 26] === 1;
       const evicted = b[p + 27] === 1;
@@ -219,13 +250,14 @@ export function install(wasm) {
         expiresAt: data.getFloat64(p + 48, true),
       };
       if (key !== undefined) lease.connectionKey = key;
-      // Extra kinds: the lease (with its `ids`) as the checked binding builds it.
-      if (shape === 1) lease = this.getLease(id);
+      // Extra kinds: the lease (with its `ids`) as the checked binding builds it. The
+      // class's own methods, not a subclass's overrides.
+      if (shape === 1) lease = getLease.call(this, id);
       else if (shape === 2) lease = null;
-      result = /** @type {import('../pkg/web/socket_lease.js').AcquireResult} */ ({ ok: true, lease, evicted: evicted ? this.lastEvicted() : [], reused });
+      return /** @type {import('../pkg/web/socket_lease.js').AcquireResult} */ ({ ok: true, lease, evicted: evicted ? lastEvicted.call(this) : [], reused });
+    } finally {
+      if (events) dispatch.call(this);
     }
-    if (events) dispatch.call(this);
-    return result;
   };
   proto.release = function (/** @type {unknown} */ anyId, /** @type {unknown} */ now) {
     if (typeof anyId === 'string' && (now === undefined || now === null || (typeof now === 'number' && now === now))) {
@@ -269,11 +301,11 @@ export function install(wasm) {
         }
         if (next < end) return prefix + suffixAt(idsAt + 26 * next++);
       } else if (typeof now === 'number' && now === now) {
-        end = 0; // made another way: what was made ahead must not be handed out after it
+        next = end = 0; // made another way: what was made ahead must not be handed out after it
         if (newIdLane(now, 1) === 1) return prefix + suffixAt(idsAt);
       }
     }
-    end = 0;
+    next = end = 0;
     // The checked binding throws for a bad kind or time; a kind it accepted is remembered.
     const id = checkedNewId(kind, now);
     if (prefixes.size < KIND_CACHE) prefixes.set(kind, kind === '' ? '' : `${kind}_`);

@@ -197,24 +197,28 @@ impl JsLeaseRegistry {
     ) -> JsResult<JsValue> {
         let user = user_id(&user)?;
         let (key, t) = acquire_options(&options.unwrap_or(JsValue::UNDEFINED))?;
-        let result = {
-            let mut core = self.core.borrow_mut();
-            match js(core.acquire(&user, key.as_deref(), t))? {
-                Acquired::Granted {
-                    handle,
-                    evicted,
-                    reused,
-                } => {
-                    let lease = core.lease(handle).map(|l| Self::lease_value(&core, &l));
-                    object(&[
-                        ("ok", JsValue::TRUE),
-                        ("lease", lease.unwrap_or(JsValue::NULL)),
-                        ("evicted", lease_ids(evicted)),
-                        ("reused", JsValue::from_bool(reused)),
-                    ])
-                }
-                Acquired::Refused(r) => refusal_value(&r),
-            }
+        // The same decision (and the same `lastRefusal`/`lastEvicted`) as every path.
+        let r = js(self.acquire_decided(&user, key.as_deref(), t))?;
+        let result = if r >= 0.0 {
+            let core = self.core.borrow();
+            let lease = core
+                .resolve_token(r as u64)
+                .and_then(|h| core.lease(h))
+                .map(|l| Self::lease_value(&core, &l));
+            object(&[
+                ("ok", JsValue::TRUE),
+                ("lease", lease.unwrap_or(JsValue::NULL)),
+                (
+                    "evicted",
+                    lease_ids(self.last_evicted.borrow().iter().copied()),
+                ),
+                ("reused", JsValue::from_bool(self.last_reused.get())),
+            ])
+        } else {
+            self.last_refusal
+                .borrow()
+                .as_ref()
+                .map_or(JsValue::NULL, refusal_value)
         };
         self.dispatch();
         Ok(result)
@@ -449,7 +453,7 @@ impl JsLeaseRegistry {
             .map_or(JsValue::NULL, |l| id::format(id::CONN, l.uuid).into())
     }
 
-    /// The refusal behind the last negative `acquireHandle` result, or `null`.
+    /// The refusal behind the last refused `acquire` or `acquireHandle`, or `null`.
     #[wasm_bindgen(js_name = lastRefusal, unchecked_return_type = "Refusal | null")]
     pub fn last_refusal(&self) -> JsValue {
         match self.last_refusal.borrow().as_ref() {
@@ -458,7 +462,8 @@ impl JsLeaseRegistry {
         }
     }
 
-    /// Lease ids evicted by the last successful `acquireHandle` (close those sockets).
+    /// Lease ids evicted by the last `acquire` or `acquireHandle` (close those sockets);
+    /// empty after a refusal or an acquire that evicted nothing.
     #[wasm_bindgen(js_name = lastEvicted, unchecked_return_type = "string[]")]
     pub fn last_evicted(&self) -> JsValue {
         lease_ids(self.last_evicted.borrow().iter().copied())

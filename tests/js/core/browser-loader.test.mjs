@@ -17,6 +17,8 @@ const bytes = readFileSync('pkg/web/socket_lease_bg.wasm');
 const p1 = init(bytes);
 const p2 = init(bytes);
 out.memoized = p1 === p2;
+// A synchronous init under a pending one would set up a second instance.
+try { initSync(bytes); } catch (e) { out.initSyncWhilePending = e.message; }
 await p1;
 initSync(bytes); // a no-op once initialised
 out.id = newId('thread');
@@ -34,6 +36,7 @@ test('browser build: init is required, memoized, and gives the same API', () => 
   assert.match(out.beforeInit, /call `await init\(\)`/);
   assert.match(out.ctorBeforeInit, /call `await init\(\)`/);
   assert.equal(out.memoized, true);
+  assert.match(out.initSyncWhilePending, /init\(\) is in progress/);
   assert.match(out.id, /^thread_[0-7]/);
   assert.equal(out.ok, true);
   assert.equal(out.refused, true);

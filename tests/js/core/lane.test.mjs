@@ -10,8 +10,16 @@ import { parse } from 'yaml';
 import { LeaseRegistry, newId, parseId, LeaseError } from 'socket-lease';
 
 const require = createRequire(import.meta.url);
+// A second, separate instance of the generated bindings, untouched by the loader: the
+// package's own copy is cached under the same path (and patched), so it is set aside
+// while this one loads, then put back.
+const bindings = require.resolve('../../../pkg/nodejs/socket_lease.js');
+const packaged = require.cache[bindings];
+delete require.cache[bindings];
 /** @type {typeof import('socket-lease')} */
-const raw = require('../../../pkg/nodejs/socket_lease.js');
+const raw = require(bindings);
+if (packaged) require.cache[bindings] = packaged;
+/** @type {any} */ (raw).__registerErrorClass(LeaseError);
 const fixture = (name) => parse(readFileSync(new URL(`../../fixtures/typeid/${name}`, import.meta.url), 'utf8'));
 const T0 = 1_700_000_000_000;
 
@@ -24,6 +32,12 @@ const thrown = (/** @type {() => unknown} */ f) => {
     return { code: /** @type {any} */ (err).code, message: /** @type {Error} */ (err).message };
   }
 };
+
+test('the comparisons below are with a separate, unpatched instance', () => {
+  assert.notEqual(raw.LeaseRegistry, LeaseRegistry);
+  assert.notEqual(raw.LeaseRegistry.prototype.acquire, LeaseRegistry.prototype.acquire);
+  assert.notEqual(raw.parseId, parseId);
+});
 
 test('parseId on the lane returns exactly what the checked binding returns', () => {
   const ids = [...fixture('valid.yml').map((c) => c.typeid), newId('conn'), newId(''), newId('a_b'), newId('x'.repeat(63))];
@@ -208,4 +222,100 @@ test('the object path: bad input throws as the checked binding does, and changes
   assert.equal(reg.stats().active, 0);
   assert.equal(reg.release('conn_01h455vb4pex5vsknk084sn02q'), false, 'a forged id releases nothing');
   assert.equal(reg.stats().unknownReleases, 1);
+});
+
+test('acquire options are read as the checked binding reads them, each getter once', () => {
+  /** @param {{ n: number }} count */
+  const cases = (count) => [
+    Object.create({ now: T0 + 5 }), // inherited: not an option
+    Object.create({ connectionKey: 'k' }),
+    Object.defineProperty({}, 'now', { value: T0 + 5 }), // not enumerable: not an option
+    {
+      get now() {
+        count.n++;
+        return T0 + 7;
+      },
+    },
+    {
+      get now() {
+        count.n++;
+        throw new Error('boom');
+      },
+    },
+    { now: T0 + 9, connectionKey: 'k2' },
+    { now: T0 + 9, connectionKey: 'k2' }, // reused
+    { now: 'x' },
+    [],
+    {
+      get extra() {
+        count.n++;
+        return 1;
+      },
+    },
+  ];
+  const regs = [new LeaseRegistry({ perUserLimit: 100 }), new raw.LeaseRegistry({ perUserLimit: 100 })];
+  const norm = [normalizer(), normalizer()];
+  const counts = [{ n: 0 }, { n: 0 }];
+  const all = [cases(counts[0]), cases(counts[1])];
+  /** A lease made at the clock's time differs from the other's in its times only. */
+  const scrub = (/** @type {any} */ x) =>
+    x?.lease && x.lease.acquiredAt > T0 + 1e6 ? { ...x, lease: { ...x.lease, acquiredAt: 0, touchedAt: 0, expiresAt: 0 } } : x;
+  for (let i = 0; i < all[0].length; i++) {
+    const before = counts.map((c) => c.n);
+    const [a, b] = [0, 1].map((k) => thrown(() => regs[k].acquire('u', /** @type {any} */ (all[k][i]))) ?? scrub(norm[k](regs[k].lastRefusal())));
+    assert.deepEqual(a, b, `case ${i}: the same error`);
+    if (a === null) {
+      // Both granted (no error): compare the results of a second, identical call.
+      const [c, d] = [0, 1].map((k) => scrub(norm[k](regs[k].acquire('v', /** @type {any} */ (cases({ n: 0 })[i])))));
+      assert.deepEqual(c, d, `case ${i}`);
+    }
+    assert.equal(counts[0].n - before[0], counts[1].n - before[1], `case ${i}: getters read as often`);
+  }
+  assert.equal(regs[0].stats().active, regs[1].stats().active);
+});
+
+test('lone surrogates: acquire echoes what the registry stored, as the checked binding does', () => {
+  const regs = [new LeaseRegistry({}), new raw.LeaseRegistry({})];
+  const [a, b] = regs.map((reg) => {
+    const r = /** @type {any} */ (reg.acquire('a\uD800b', { now: T0, connectionKey: 'k\uDC00' }));
+    return [r.lease.userId, r.lease.connectionKey, reg.getLease(r.lease.id)?.userId];
+  });
+  assert.deepEqual(a, b);
+  assert.equal(a[0], a[2], 'the result names the user as stored');
+});
+
+test('a subclass overriding getLease or lastEvicted does not change what acquire returns', () => {
+  class Sub extends LeaseRegistry {
+    getLease() {
+      return /** @type {any} */ ({ overridden: true });
+    }
+    lastEvicted() {
+      return ['overridden'];
+    }
+  }
+  const reg = new Sub({ perUserLimit: 1, onLimit: 'evict-oldest', kinds: ['room'] });
+  const first = /** @type {any} */ (reg.acquire('u', { now: T0 }));
+  const second = /** @type {any} */ (reg.acquire('u', { now: T0 + 1 }));
+  assert.equal(second.lease.userId, 'u');
+  assert.match(second.lease.ids.room, /^room_/);
+  assert.deepEqual(second.evicted, [first.lease.id]);
+});
+
+test('lastRefusal and lastEvicted describe the last acquire of either kind', () => {
+  for (const Reg of [LeaseRegistry, raw.LeaseRegistry]) {
+    const reg = new Reg({ perUserLimit: 1 });
+    assert.equal(reg.lastRefusal(), null);
+    reg.acquire('u', { now: T0 });
+    const refused = reg.acquire('u', { now: T0 + 1 });
+    assert.deepEqual(reg.lastRefusal(), refused);
+    assert.ok(reg.acquireHandle('w', undefined, T0) >= 0);
+    assert.equal(reg.acquireHandle('u', undefined, T0 + 2), -1);
+    assert.equal(/** @type {any} */ (reg.lastRefusal()).retryAfterMs, refused.ok ? -1 : refused.retryAfterMs - 1);
+    const evicting = new Reg({ perUserLimit: 1, onLimit: 'evict-oldest' });
+    const old = /** @type {any} */ (evicting.acquire('e', { now: T0 }));
+    evicting.acquire('e', { now: T0 + 1 });
+    assert.deepEqual(evicting.lastEvicted(), [old.lease.id]);
+    evicting.acquire('f', { now: T0 + 2 });
+    assert.deepEqual(evicting.lastEvicted(), []);
+  }
 });
