@@ -63,13 +63,10 @@ export function install(wasm) {
   const encoder = new TextEncoder();
   /**
    * Writes `s` as UTF-8 at lane offset `at` and returns its length in bytes, or -1 if
-   * it does not fit or is not well-formed UTF-16.
+   * it does not fit. Lone surrogates become U+FFFD, as in wasm-bindgen's glue.
    * @param {string} s @param {number} at
    */
   const putUtf8 = (s, at) => {
-    // A lone surrogate would be stored as U+FFFD while `acquire` echoes the caller's
-    // string: such input takes the checked binding, which echoes what it stored.
-    if (!(/** @type {any} */ (s).isWellFormed())) return -1;
     const { read, written } = encoder.encodeInto(s, at === 0 ? input : input.subarray(at));
     return read === s.length ? written : -1;
   };
@@ -201,12 +198,15 @@ export function install(wasm) {
   };
   const getLease = proto.getLease;
   const lastEvicted = proto.lastEvicted;
+  const wellFormed = (/** @type {unknown} */ v) => typeof v !== 'string' || /** @type {any} */ (v).isWellFormed();
   proto.acquire = function (/** @type {unknown} */ userId, /** @type {unknown} */ options) {
     // Getters run once: what falls back to the checked binding gets the copy.
     const given = options !== null && typeof options === 'object' && !Array.isArray(options) ? readOptions(options) : options;
     /** @type {[string | undefined, number | undefined] | null} */
     let opts = null;
-    if (typeof userId === 'string') {
+    // A lone surrogate is stored as U+FFFD, and the lane's result echoes the caller's
+    // strings: such input takes the checked binding, which answers with what it stored.
+    if (typeof userId === 'string' && wellFormed(userId) && (given === null || typeof given !== 'object' || wellFormed(/** @type {any} */ (given).connectionKey))) {
       if (given === undefined || given === null) opts = [undefined, undefined];
       else if (typeof given === 'object' && !Array.isArray(given)) opts = laneOptions(/** @type {Record<string, unknown>} */ (given));
     }
