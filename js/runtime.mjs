@@ -98,10 +98,10 @@ export function install(wasm) {
       b[p + 17], b[p + 18], b[p + 19], b[p + 20], b[p + 21], b[p + 22], b[p + 23], b[p + 24],
       b[p + 25]);
   };
-  /** Whether `now` (already checked to be a number or absent) can go on the lane. The
-   * lane always gets a time: ours (`Date.now()`, cheaper than wasm calling out for it)
-   * when none was given. A NaN given by the caller takes the checked binding. */
-  const laneNow = (/** @type {unknown} */ now) => now === undefined || now === null || now === now;
+  /** Whether `now` can go on the lane: absent, or a number that is not NaN. The lane
+   * always gets a time: ours (`Date.now()`, cheaper than wasm calling out for it) when
+   * none was given. Anything else takes the checked binding, which says what is wrong. */
+  const laneNow = (/** @type {unknown} */ now) => now === undefined || now === null || (typeof now === 'number' && now === now);
 
   const proto = wasm.LeaseRegistry.prototype;
   const acquireHandle = proto.acquireHandle;
@@ -193,8 +193,8 @@ export function install(wasm) {
     for (const k in opts) if (k !== 'now' && k !== 'connectionKey') return null;
     const { connectionKey, now } = opts;
     if (connectionKey !== undefined && connectionKey !== null && typeof connectionKey !== 'string') return null;
-    if (now !== undefined && now !== null && (typeof now !== 'number' || now !== now)) return null;
-    return [connectionKey ?? undefined, now ?? undefined];
+    if (!laneNow(now)) return null;
+    return [connectionKey ?? undefined, /** @type {number | undefined} */ (now ?? undefined)];
   };
   const getLease = proto.getLease;
   const lastEvicted = proto.lastEvicted;
@@ -259,22 +259,24 @@ export function install(wasm) {
       if (events) dispatch.call(this);
     }
   };
-  proto.release = function (/** @type {unknown} */ anyId, /** @type {unknown} */ now) {
-    if (typeof anyId === 'string' && (now === undefined || now === null || (typeof now === 'number' && now === now))) {
-      const len = put(anyId, 0);
-      const r = len < 0 ? NaN : releaseIdLane.call(this, len, now ?? Date.now());
-      if (r === r) return r === 1;
-    }
-    return release.call(this, anyId, now);
-  };
-  proto.touch = function (/** @type {unknown} */ anyId, /** @type {unknown} */ now) {
-    if (typeof anyId === 'string' && (now === undefined || now === null || (typeof now === 'number' && now === now))) {
-      const len = put(anyId, 0);
-      const r = len < 0 ? NaN : touchIdLane.call(this, len, now ?? Date.now());
-      if (r === r) return r === 1;
-    }
-    return touch.call(this, anyId, now);
-  };
+  /**
+   * `release` or `touch` by id: over the lane (`lane` answers 1, 0, or NaN where the
+   * checked binding would throw) when it can take the call, else the checked `method`.
+   * @param {(this: unknown, len: number, now: number) => number} lane
+   * @param {(this: unknown, anyId: unknown, now: unknown) => boolean} method
+   */
+  const byId = (lane, method) =>
+    /** @this {unknown} @param {unknown} anyId @param {unknown} now */
+    function (anyId, now) {
+      if (typeof anyId === 'string' && laneNow(now)) {
+        const len = put(anyId, 0);
+        const r = len < 0 ? NaN : lane.call(this, len, /** @type {number | undefined} */ (now) ?? Date.now());
+        if (r === r) return r === 1;
+      }
+      return method.call(this, anyId, now);
+    };
+  proto.release = byId(releaseIdLane, release);
+  proto.touch = byId(touchIdLane, touch);
 
   const checkedNewId = wasm.newId;
   const checkedParseId = wasm.parseId;

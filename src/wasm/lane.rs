@@ -55,3 +55,19 @@ pub fn text(bytes: &[u8; CAPACITY], start: usize, len: usize) -> Option<&str> {
     let end = start.checked_add(len)?;
     std::str::from_utf8(bytes.get(start..end)?).ok()
 }
+
+/// The user id in the first `user_len` bytes and the connection key in the `key_len`
+/// after it (negative: none), as the JS half writes them for an acquire.
+pub fn user_and_key(
+    bytes: &[u8; CAPACITY],
+    user_len: u32,
+    key_len: i32,
+) -> Option<(&str, Option<&str>)> {
+    let user_len = user_len as usize;
+    let user = text(bytes, 0, user_len)?;
+    let key = match usize::try_from(key_len) {
+        Ok(len) => Some(text(bytes, user_len, len)?),
+        Err(_) => None,
+    };
+    Some((user, key))
+}

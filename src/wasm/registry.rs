@@ -257,12 +257,7 @@ impl JsLeaseRegistry {
             return f64::NAN;
         };
         let decided = lane::with(|bytes| {
-            let user_len = user_len as usize;
-            let user = lane::text(bytes, 0, user_len)?;
-            let key = match usize::try_from(key_len) {
-                Ok(len) => Some(lane::text(bytes, user_len, len)?),
-                Err(_) => None,
-            };
+            let (user, key) = lane::user_and_key(bytes, user_len, key_len)?;
             self.acquire_decided(user, key, t).ok()
         });
         // Events go out after the lane is released: a callback may call `newId`.
@@ -315,12 +310,7 @@ impl JsLeaseRegistry {
             return f64::NAN;
         };
         lane::with(|bytes| {
-            let user_len = user_len as usize;
-            let user = lane::text(bytes, 0, user_len)?;
-            let key = match usize::try_from(key_len) {
-                Ok(len) => Some(lane::text(bytes, user_len, len)?),
-                Err(_) => None,
-            };
+            let (user, key) = lane::user_and_key(bytes, user_len, key_len)?;
             let r = self.acquire_decided(user, key, t).ok()?;
             // From here on the acquire has happened: nothing may return NaN, which
             // would make the JS half repeat it on the checked binding.
