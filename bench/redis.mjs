@@ -26,10 +26,7 @@
 // Targets from issue 6: one round trip per operation; ratio >= 1.0 with 1 in flight and
 // >= 1.5 with 64 in flight, although socket-lease also keeps the derived-id index, the
 // global and users indexes, Redis-clock expiry and the eviction policies.
-import { spawn } from 'node:child_process';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
-import os from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -37,6 +34,7 @@ import { Bench } from 'tinybench';
 import { Redis } from 'ioredis';
 import { Semaphore } from 'redis-semaphore';
 import { createRedisLeaseStore } from 'socket-lease/redis';
+import { launchRedis } from '../scripts/redis-server.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
@@ -68,56 +66,21 @@ const users = Array.from({ length: USERS }, (_, i) => `user-${i}`);
 
 // ------------------------------------------------------------------- the Redis server
 
-/** @returns {Promise<number>} */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = /** @type {net.AddressInfo} */ (server.address());
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function startRedis() {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'socket-lease-bench-redis-'));
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--logfile', ''], {
-    stdio: 'ignore',
-  });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const server = await launchRedis();
   // Whatever happens to this process, its redis-server goes with it.
-  const killChild = () => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  };
+  const killChild = () => void server.destroy();
   process.once('exit', killChild);
-  // Wait until it listens (bounded: a redis-server that cannot start fails the bench).
-  for (let attempt = 0; ; attempt++) {
-    const up = await new Promise((resolve) => {
-      const socket = net.connect(port, '127.0.0.1');
-      socket.once('connect', () => resolve(socket.destroy() && true));
-      socket.once('error', () => resolve(false));
-    });
-    if (up) break;
-    if (attempt > 200 || child.exitCode !== null) {
-      killChild();
-      throw new Error('bench/redis: redis-server did not start');
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  const admin = new Redis({ port, host: '127.0.0.1' });
+  const admin = new Redis({ port: server.port, host: '127.0.0.1' });
   admin.on('error', () => {});
   await new Promise((resolve) => admin.once('ready', resolve));
   return {
-    port,
+    port: server.port,
     admin,
     async stop() {
       admin.disconnect();
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
       process.removeListener('exit', killChild);
-      await rm(dir, { recursive: true, force: true });
+      await server.destroy();
     },
   };
 }
