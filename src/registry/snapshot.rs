@@ -331,8 +331,8 @@ impl<E: Entropy> Registry<E> {
             reg.active += 1;
             reg.push_expiry(handle);
         }
-        for &u in reg.by_name.iter() {
-            let user = &mut reg.users[u as usize];
+        // Restoring frees no entry, so every entry is a user holding leases.
+        for user in reg.users.iter_mut() {
             let limit = reg.options.limit_for(user.name.as_str());
             user.near = limit > 0 && user.count >= reg.options.warn_threshold(limit);
         }
