@@ -48,6 +48,7 @@ function ping(port) {
 /**
  * @typedef {object} RedisProcess
  * @property {number} port
+ * @property {() => number | undefined} pid   of the running process (under `wrap`, the wrapper's, which for valgrind is the server's)
  * @property {string} url          redis://127.0.0.1:port
  * @property {string} dir          its working dir (AOF files)
  * @property {() => string} log    what it printed so far
@@ -59,7 +60,9 @@ function ping(port) {
  */
 
 /**
- * @param {{ aof?: boolean, timeoutMs?: number }} [options]
+ * @param {{ aof?: boolean, timeoutMs?: number, wrap?: string[] }} [options]
+ *   wrap: a command that runs redis-server (e.g. valgrind and its options), its
+ *   arguments first
  * @returns {Promise<RedisProcess>}
  */
 export async function launchRedis(options = {}) {
@@ -84,7 +87,8 @@ export async function launchRedis(options = {}) {
 
   /** @returns {Promise<boolean>} whether it answers (false: it exited, e.g. the port was taken) */
   async function launch() {
-    const proc = spawn('redis-server', args(), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [command, ...prefix] = [...(options.wrap ?? []), 'redis-server'];
+    const proc = spawn(command, [...prefix, ...args()], { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     /** @type {NonNullable<typeof proc.stdout>} */ (proc.stdout).setEncoding('utf8').on('data', (d) => (log += d));
     /** @type {NonNullable<typeof proc.stderr>} */ (proc.stderr).setEncoding('utf8').on('data', (d) => (log += d));
@@ -116,6 +120,7 @@ export async function launchRedis(options = {}) {
     port,
     url: `redis://127.0.0.1:${port}`,
     dir,
+    pid: () => child?.pid,
     log: () => log,
     async stop(signal = 'SIGTERM') {
       if (!running()) return;
