@@ -25,7 +25,7 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
     -- acquire_alone.lua).
     redis.call('ZADD', ukey, expires_s or string.format('%d', now + ttl), id)
     redis.call('PEXPIRE', ukey, keep)
-    redis.call('SET', prefix .. 'l:' .. id, node .. ' ' .. now_s .. ' ' .. user, 'PX', keep)
+    redis.call('PSETEX', prefix .. 'l:' .. id, keep, node .. ' ' .. now_s .. ' ' .. user)
     return now * 1000 + 1
   end
 
@@ -127,7 +127,7 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
   local expires = now + ttl
   redis.call('ZADD', ukey, expires, id)
   redis.call('PEXPIRE', ukey, keep)
-  redis.call('SET', prefix .. 'l:' .. id, lib().pack(node, now_s, user, conn_key), 'PX', keep)
+  redis.call('PSETEX', prefix .. 'l:' .. id, keep, lib().pack(node, now_s, user, conn_key))
   if indexed then
     redis.call('ZADD', all_key, expires, id)
     redis.call('PEXPIRE', all_key, keep)

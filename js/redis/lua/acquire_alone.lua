@@ -6,11 +6,11 @@
 node = ARGV[1]
 local now, now_s = clock()
 local id, user, limit, conn_key = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5] or ''
-local entries = redis.call('ZRANGE', prefix .. 'u:' .. user, 0, -1, 'WITHSCORES')
+local ukey = prefix .. 'u:' .. user
+local entries = redis.call('ZRANGE', ukey, 0, -1, 'WITHSCORES')
 if #entries == 0 and conn_key == '' and limit > 0 and not indexed then
-  local ukey = prefix .. 'u:' .. user
   redis.call('ZADD', ukey, string.format('%d', now + ttl), id)
   redis.call('PEXPIRE', ukey, keep)
-  redis.call('SET', prefix .. 'l:' .. id, node .. ' ' .. now_s .. ' ' .. user, 'PX', keep)
+  redis.call('PSETEX', prefix .. 'l:' .. id, keep, node .. ' ' .. now_s .. ' ' .. user)
   return now * 1000 + 1
 end
