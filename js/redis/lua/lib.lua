@@ -31,11 +31,18 @@ local function lib()
     redis.call('DEL', prefix .. 'l:' .. id)
     redis.call('ZREM', prefix .. 'u:' .. user, id)
     if indexed then redis.call('ZREM', all_key, id) end
-    if conn_key ~= '' then redis.call('HDEL', prefix .. 'c:' .. user, conn_key) end
+    if conn_key ~= '' then h.unmap(user, conn_key, id) end
     if holder ~= node then
       redis.call('SET', prefix .. 'x:' .. id, why, 'PX', keep)
       redis.call('PUBLISH', prefix .. 'n:' .. holder, why .. ' ' .. id)
     end
+  end
+
+  -- Removes a connection key's entry only while it still names this lease: a newer lease
+  -- of the same key (given one after this lease's entry was lost) keeps its own.
+  function h.unmap(user, conn_key, id)
+    local ckey = prefix .. 'c:' .. user
+    if redis.call('HGET', ckey, conn_key) == id then redis.call('HDEL', ckey, conn_key) end
   end
 
   -- drop() for a lease known only by id and user (expired, evicted). Returns its holder,

@@ -20,7 +20,7 @@ local function release(id, user, conn_key, dels)
   if indexed then redis.call('ZREM', all_key, id) end
   -- 0: already gone from the user's set (released, or reclaimed with the set's TTL).
   if removed == 0 then return 0 end
-  if conn_key ~= '' then redis.call('HDEL', prefix .. 'c:' .. user, conn_key) end
+  if conn_key ~= '' then lib().unmap(user, conn_key, id) end
   if holder and holder ~= node then
     redis.call('SET', prefix .. 'x:' .. id, 'released', 'PX', keep)
     redis.call('PUBLISH', prefix .. 'n:' .. holder, 'released ' .. id)

@@ -6,7 +6,7 @@ local function touch(now, id)
   local lkey = prefix .. 'l:' .. id
   local rec = redis.call('GET', lkey)
   if not rec then return 0 end
-  local _, _, user = lib().unpack_record(rec)
+  local _, _, user, conn_key = lib().unpack_record(rec)
   local ukey = prefix .. 'u:' .. user
   local score = redis.call('ZSCORE', ukey, id)
   if not score or tonumber(score) <= now then return 0 end
@@ -14,6 +14,15 @@ local function touch(now, id)
   redis.call('ZADD', ukey, expires, id)
   redis.call('PEXPIRE', ukey, keep)
   redis.call('PEXPIRE', lkey, keep)
+  if conn_key ~= '' then
+    -- The key's entry must live as long as its lease: a connection that only heartbeats
+    -- never acquires with its key again, and if the entry expired, that connection asking
+    -- again would get a second lease. HSETNX also puts back an entry that was lost, never
+    -- over one that names another lease of the key.
+    local ckey = prefix .. 'c:' .. user
+    redis.call('HSETNX', ckey, conn_key, id)
+    redis.call('PEXPIRE', ckey, keep)
+  end
   if indexed then
     redis.call('ZADD', all_key, expires, id)
     redis.call('PEXPIRE', all_key, keep)

@@ -304,6 +304,83 @@ test('connection keys give the same lease back, from any node; the global limit 
   assert.equal((await a.acquire('hal')).ok, true, 'a slot freed on B is usable on A');
 });
 
+test('a connection key lives as long as its lease: touches renew it past ttl + keyGraceMs, and asking again reuses the lease', async (t) => {
+  const redis = await startRedis(t);
+  const admin = redis.admin();
+  // keyGraceMs 0: the key's hash would expire ttlMs after the acquire unless touches renew it.
+  const options = { perUserLimit: 3, ttlMs: 600, keyGraceMs: 0 };
+  const a = await store(t, redis, options);
+  const b = await store(t, redis, options);
+  const first = await a.acquire('kai', { connectionKey: 'tab' });
+  assert.ok(first.ok);
+  if (!first.ok) return;
+  // Heartbeats (every poll, far more often than the TTL) until Redis's clock is well past
+  // the moment the acquire's TTL on the hash ran out.
+  await waitFor(async () => {
+    assert.equal(await a.touch(first.lease.id), true, 'the lease stays alive while touched');
+    return (await redisNow(admin)) > first.lease.acquiredAt + 2 * options.ttlMs;
+  }, 'touched past ttl + keyGraceMs');
+  assert.equal(await admin.hget('socket-lease:c:kai', 'tab'), first.lease.id, 'the key still names the lease');
+  const again = await b.acquire('kai', { connectionKey: 'tab' });
+  assert.ok(again.ok);
+  if (!again.ok) return;
+  assert.equal(again.reused, true);
+  assert.equal(again.lease.id, first.lease.id);
+  assert.equal(await liveLeases(admin, 'kai'), 1, 'never a second lease for the same key');
+
+  // An entry lost while its lease lives (Redis evicting the hash under maxmemory, say)
+  // comes back with the next touch.
+  assert.equal(await admin.del('socket-lease:c:kai'), 1);
+  assert.equal(await a.touch(first.lease.id), true);
+  assert.equal(await admin.hget('socket-lease:c:kai', 'tab'), first.lease.id, 'put back by the touch');
+  const pttl = await admin.pttl('socket-lease:c:kai');
+  assert.ok(pttl > 0 && pttl <= options.ttlMs, `with the lease's TTL (${pttl})`);
+});
+
+test('a connection key names the newest lease given for it: removing an older lease of the key (evicted, released by its holder or by another node) leaves it alone', async (t) => {
+  const redis = await startRedis(t);
+  const admin = redis.admin();
+  const options = /** @type {const} */ ({ perUserLimit: 4, onLimit: 'evict-oldest', ttlMs: 60_000 });
+  const a = await store(t, redis, options);
+  const b = await store(t, redis, options);
+  const ckey = 'socket-lease:c:lev';
+  // A key names two live leases only when its mapping was lost while the older lease lived
+  // (as when touches did not renew it, or Redis evicted the hash under maxmemory): lose it
+  // by hand before each new acquire, so the key gets three older leases and a newest one.
+  const leases = [];
+  for (let i = 0; i < 4; i++) {
+    if (i > 0) assert.equal(await admin.del(ckey), 1);
+    const r = await a.acquire('lev', { connectionKey: 'tab' });
+    assert.ok(r.ok && !r.reused);
+    if (r.ok) leases.push(r.lease);
+  }
+  const [oldest, older, old, newest] = leases;
+  assert.equal(await admin.hget(ckey, 'tab'), newest.id);
+
+  // At the limit, a plain acquire on B evicts the oldest (dropped in Lua with its key).
+  const plain = await b.acquire('lev');
+  assert.ok(plain.ok);
+  if (!plain.ok) return;
+  assert.deepEqual(plain.evicted, [oldest.id]);
+  assert.equal(await admin.hget(ckey, 'tab'), newest.id, 'kept after an eviction');
+  // The holder's release passes the key it knows.
+  assert.equal(await a.release(older.id), true);
+  assert.equal(await admin.hget(ckey, 'tab'), newest.id, 'kept after the holder\'s release');
+  // Another node's release reads the key from the record.
+  assert.equal(await b.release(old.runId), true);
+  assert.equal(await admin.hget(ckey, 'tab'), newest.id, 'kept after another node\'s release');
+
+  const again = await b.acquire('lev', { connectionKey: 'tab' });
+  assert.ok(again.ok);
+  if (!again.ok) return;
+  assert.equal(again.reused, true);
+  assert.equal(again.lease.id, newest.id);
+  assert.equal(await liveLeases(admin, 'lev'), 2, 'the newest keyed lease and the plain one');
+  // Released in turn, the newest lease takes its key with it.
+  assert.equal(await a.release(newest.id), true);
+  assert.equal(await admin.hexists(ckey, 'tab'), 0);
+});
+
 test('a lease not touched within the TTL expires by Redis\'s clock; its node learns it from the sweep or from another node', async (t) => {
   const redis = await startRedis(t);
   const events = /** @type {import('socket-lease').LeaseEvent[]} */ ([]);
