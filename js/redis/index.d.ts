@@ -102,6 +102,12 @@ export interface RedisStoreOptionsInForce {
  * A lease store shared by every Node host connected to one Redis, with the contract of
  * `LeaseRegistry` made asynchronous. Give it to `createLeaseGuard({ store })`.
  *
+ * Bad arguments reject with the core's `LeaseError` codes and messages (a `now` the
+ * in-memory registry refuses is refused here too, although ignored otherwise). Besides
+ * those, calls reject with an `Error` whose `code` is `"REDIS_UNAVAILABLE"` (Redis away,
+ * failMode "closed"; `cause`: the last error from Redis or the connection) or
+ * `"STORE_CLOSED"` (after `close()`).
+ *
  * Emits `revoked` ({@link RevokedLease}) when another node evicted, released or reclaimed
  * a lease whose socket this node holds; the guard closes that socket (4008 for an
  * eviction, 4009 otherwise).

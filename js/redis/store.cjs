@@ -190,6 +190,16 @@ function isUnavailable(err) {
   return true;
 }
 
+/**
+ * A `now` argument checked as the in-memory registry checks it, by the core itself (newId
+ * checks a time with the registry's rules, codes and messages): the store ignores `now`,
+ * since Redis's clock decides, but refuses what the registry refuses.
+ * @param {unknown} now
+ */
+function checkTime(now) {
+  if (now !== undefined && now !== null) newId('', /** @type {number} */ (now));
+}
+
 /** @param {unknown} err */
 function isNoScript(err) {
   return err instanceof ReplyError && String(/** @type {Error} */ (err).message).startsWith('NOSCRIPT');
@@ -213,7 +223,9 @@ function checkInt(value, name, min, max) {
  * @property {string} userId
  * @property {number} acquiredAt
  * @property {number} touchedAt
- * @property {number} renewedAt        host clock when Redis last confirmed the lease (sweep picks stale ones)
+ * @property {number} renewedAt        host clock when the lease was last renewed: confirmed by Redis, or touched
+ *                                     here while Redis was away (sweep picks stale ones; an outage expires
+ *                                     by it, never by comparing the host clock with Redis's times)
  * @property {boolean} local           accepted while Redis was away (failMode "open"); not in Redis yet
  * @property {string} connectionKey    '' for none
  */
@@ -254,6 +266,15 @@ class RedisLeaseStore extends EventEmitter {
   #subscribed = false;
   #closed = false;
   /** @type {string | null} */ #runId = null;
+  // Redis restarted and this node's leases are not all written back yet: kept until a
+  // write-back has gone through completely, so one that fails half-way is redone as one
+  // after a restart (and does not take the missing leases for removed by another node).
+  #restartPending = false;
+  /** The last error of the connection or of a call, the cause given with REDIS_UNAVAILABLE. @type {unknown} */
+  #lastError = undefined;
+  // Whether this outage (or the start-up wait) has been logged, and its failed resync.
+  #downLogged = false;
+  #resyncFailLogged = false;
   /** @type {Promise<void> | null} */ #resyncing = null;
   #resyncAgain = false;
   /** @type {NodeJS.Timeout | null} */ #probeTimer = null;
@@ -365,10 +386,16 @@ class RedisLeaseStore extends EventEmitter {
       ? new Redis(url, { ...connection, enableOfflineQueue: true, commandTimeout: undefined, autoResubscribe: true })
       : new Redis({ ...connection, enableOfflineQueue: true, commandTimeout: undefined, autoResubscribe: true });
 
-    this.#client.on('error', (err) => this.#log('debug', 'redis connection error', { error: String(err) }));
+    this.#client.on('error', (err) => {
+      this.#lastError = err;
+      this.#log('debug', 'redis connection error', { error: String(err) });
+      // Before the first ready too (refused, wrong password): an outage, said once.
+      if (!this.#available) this.#setUnavailable(err);
+    });
     this.#sub.on('error', (err) => this.#log('debug', 'redis subscriber error', { error: String(err) }));
     this.#client.on('ready', () => void this.#resync());
-    this.#client.on('close', () => this.#setUnavailable(new Error('connection to Redis closed')));
+    // The error that closed it (refused, NOAUTH…) says more than the close itself.
+    this.#client.on('close', () => this.#setUnavailable(this.#lastError ?? new Error('connection to Redis closed')));
     this.#sub.on('message', (channel, message) => this.#onMessage(channel, message));
     this.#sub.on('ready', () => this.#subscribe());
   }
@@ -386,6 +413,8 @@ class RedisLeaseStore extends EventEmitter {
     if (problem) throw new LeaseError(`invalid user id: ${problem}`, 'INVALID_USER_ID');
     let connectionKey = '';
     if (options !== undefined && options !== null) {
+      if (typeof options !== 'object') throw invalidOption(`acquire options must be an object, got ${typeof options}`);
+      checkTime(options.now);
       for (const name of Object.keys(options)) {
         if (name !== 'connectionKey' && name !== 'now') {
           throw invalidOption(`unknown acquire option "${name}"; known: connectionKey, now`);
@@ -407,6 +436,7 @@ class RedisLeaseStore extends EventEmitter {
     /** @type {string} */
     let line;
     try {
+      if (connectionKey) this.#flush(); // behind what this node asked before (see #flush)
       line = await (connectionKey
         ? this.#run(this.#scripts.acquire, [this.nodeId, id, userId, limit, connectionKey])
         : this.#call('a', id, userId, limit));
@@ -500,6 +530,7 @@ class RedisLeaseStore extends EventEmitter {
    * @returns {Promise<boolean>}
    */
   async release(anyId, _now) {
+    checkTime(_now);
     const id = this.#leaseIdOf(anyId);
     if (id === null) {
       this.#counters.unknownReleases++;
@@ -513,6 +544,7 @@ class RedisLeaseStore extends EventEmitter {
     try {
       // The holder passes the user and key it knows, which spares Redis reading the record.
       const conn = held?.connectionKey ?? '';
+      if (conn) this.#flush();
       released = Number(
         await (conn ? this.#run(this.#scripts.release, [id, /** @type {Held} */ (held).userId, conn]) : this.#call('r', id, held?.userId ?? '', 0)),
       );
@@ -540,12 +572,13 @@ class RedisLeaseStore extends EventEmitter {
    * @returns {Promise<boolean>}
    */
   async touch(anyId, _now) {
+    checkTime(_now);
     const id = this.#leaseIdOf(anyId);
     if (id === null) return false;
     this.#checkOpen();
     const held = this.#held.get(id);
     if (held && (held.local || !this.#available)) {
-      held.touchedAt = Date.now();
+      held.touchedAt = held.renewedAt = Date.now();
       return true;
     }
     if (!this.#available) throw this.#unavailableError();
@@ -557,7 +590,7 @@ class RedisLeaseStore extends EventEmitter {
       if (!isUnavailable(err)) throw err;
       this.#setUnavailable(err);
       if (!held) throw this.#unavailableError(err);
-      held.touchedAt = Date.now();
+      held.touchedAt = held.renewedAt = Date.now();
       return true;
     }
     // touchedAt (Redis's now), or 0 for a lease that is gone.
@@ -583,6 +616,7 @@ class RedisLeaseStore extends EventEmitter {
    * @returns {Promise<string[]>}
    */
   async sweep(_now) {
+    checkTime(_now);
     this.#checkOpen();
     const out = this.#pendingExpired.splice(0);
     if (!this.#available) return out.concat(this.#expireLocally());
@@ -704,10 +738,18 @@ class RedisLeaseStore extends EventEmitter {
   async userStats(userId, _now) {
     const problem = userIdProblem(userId);
     if (problem) throw new LeaseError(`invalid user id: ${problem}`, 'INVALID_USER_ID');
+    checkTime(_now);
     this.#checkOpen();
     if (!this.#available) throw this.#unavailableError();
     /** @type {any[]} */
-    const reply = await this.#run(this.#scripts.user, [this.nodeId, userId]);
+    let reply;
+    try {
+      reply = await this.#run(this.#scripts.user, [this.nodeId, userId]);
+    } catch (err) {
+      if (!isUnavailable(err)) throw err;
+      this.#setUnavailable(err);
+      throw this.#unavailableError(err);
+    }
     /** @type {Lease[]} */
     const leases = [];
     for (let i = 1; i < reply.length; i += 5) {
@@ -931,7 +973,11 @@ class RedisLeaseStore extends EventEmitter {
   }
 
   #checkOpen() {
-    if (this.#closed) throw new Error('socket-lease/redis: the store is closed');
+    if (this.#closed) {
+      const err = new Error('socket-lease/redis: the store is closed');
+      /** @type {any} */ (err).code = 'STORE_CLOSED';
+      throw err;
+    }
   }
 
   #isReady() {
@@ -944,7 +990,7 @@ class RedisLeaseStore extends EventEmitter {
   }
 
   /** @param {unknown} [cause] */
-  #unavailableError(cause) {
+  #unavailableError(cause = this.#lastError) {
     const err = new Error(
       `socket-lease/redis: Redis is unavailable (failMode "closed": refusing new connections)${cause ? `: ${String(/** @type {Error} */ (cause).message ?? cause)}` : ''}`,
       cause ? { cause } : undefined,
@@ -1075,7 +1121,7 @@ class RedisLeaseStore extends EventEmitter {
       for (const id of mine) {
         const held = /** @type {Held} */ (this.#held.get(id));
         if (held.connectionKey === connectionKey) {
-          held.touchedAt = now;
+          held.touchedAt = held.renewedAt = now;
           return { ok: true, lease: this.#lease(id, userId, held.acquiredAt, now, now + this.#ttlMs, connectionKey), evicted: [], reused: true };
         }
       }
@@ -1098,13 +1144,17 @@ class RedisLeaseStore extends EventEmitter {
     return { ok: true, lease: this.#lease(id, userId, now, now, now + this.#ttlMs, connectionKey), evicted: [], reused: false };
   }
 
-  /** While Redis is away: leases of this node not touched within the TTL (host clock). */
+  /**
+   * While Redis is away: leases of this node not renewed within the TTL, by the host
+   * clock on both sides (touchedAt is Redis's time: a host clock ahead of it would expire
+   * every lease, one behind it none).
+   */
   #expireLocally() {
     const now = Date.now();
     /** @type {string[]} */
     const out = [];
     for (const [id, held] of this.#held) {
-      if (now - held.touchedAt >= this.#ttlMs) {
+      if (now - held.renewedAt >= this.#ttlMs) {
         this.#forget(id);
         this.#counters.expired++;
         out.push(id);
@@ -1221,9 +1271,15 @@ class RedisLeaseStore extends EventEmitter {
   /** @param {unknown} err */
   #setUnavailable(err) {
     if (this.#closed) return;
+    if (err !== undefined) this.#lastError = err;
     if (this.#available) {
       this.#available = false;
       this.#counters.outages++;
+    }
+    // Once per outage, and once for a Redis that cannot be used from the start (refused,
+    // wrong password, missing ACL permission): the reason must reach the default log level.
+    if (!this.#downLogged) {
+      this.#downLogged = true;
       const detail = String(/** @type {Error} */ (err)?.message ?? err);
       if (this.#failMode === 'closed') {
         this.#log('error', 'Redis unavailable; failMode closed: new connections are refused with HTTP 503 until it returns', { error: detail, nodeId: this.nodeId });
@@ -1270,7 +1326,10 @@ class RedisLeaseStore extends EventEmitter {
           await this.#resyncOnce();
         } while (this.#resyncAgain && !this.#closed);
       } catch (err) {
-        this.#log('debug', 'resync failed; retrying', { error: String(err) });
+        // Once per outage at warn (a wrong ACL, say, fails here for good and would
+        // otherwise show only as "unavailable"), then at debug as the probe retries.
+        this.#log(this.#resyncFailLogged ? 'debug' : 'warn', 'could not put this node\'s leases back in Redis; retrying', { error: String(err), nodeId: this.nodeId });
+        this.#resyncFailLogged = true;
         this.#setUnavailable(err);
       } finally {
         this.#resyncing = null;
@@ -1284,10 +1343,55 @@ class RedisLeaseStore extends EventEmitter {
     const info = String(await client.info('server'));
     const runId = /run_id:(\w+)/.exec(info)?.[1] ?? '';
     // A different run id means Redis restarted: without persistence it lost every lease.
-    const restarted = this.#runId !== null && runId !== this.#runId;
+    if (this.#runId !== null && runId !== this.#runId) this.#restartPending = true;
     this.#runId = runId;
+    const restarted = this.#restartPending;
     for (const script of Object.values(this.#scripts)) await client.script('LOAD', script.lua);
 
+    // The first pass writes back every lease this node holds. Acquires accepted locally
+    // (failMode "open") and releases made while a pass was on its way are not in it: the
+    // next pass takes them, until none is left. Under a steady stream of them this is
+    // bounded, and what the last pass leaves is written once Redis is in use again.
+    const totals = { written: 0, revoked: 0 };
+    let all = true;
+    for (let pass = 0; pass < 5; pass++) {
+      await this.#writeBack(all, restarted, totals);
+      all = false;
+      if (!this.#writeBackLeft()) break;
+    }
+    this.#restartPending = false;
+    const wasDown = !this.#available;
+    this.#available = true;
+    this.#lastError = undefined;
+    this.#downLogged = false;
+    this.#resyncFailLogged = false;
+    this.#stopProbe();
+    if (this.#writeBackLeft()) await this.#writeBack(false, false, totals);
+    if (wasDown && (this.#counters.outages > 0 || this.#held.size > 0)) {
+      this.#log('info', 'Redis available; quotas are enforced across nodes again', {
+        nodeId: this.nodeId,
+        redisRestarted: restarted,
+        leasesWrittenBack: totals.written,
+        leasesRevoked: totals.revoked,
+      });
+    }
+    this.#wakeReadyWaiters();
+  }
+
+  /** Releases still to send, or leases accepted while Redis was away still to write back. */
+  #writeBackLeft() {
+    return this.#pendingReleases.size > 0 || this.#countLocal() > 0;
+  }
+
+  /**
+   * One pass of the write-back: the releases that could not be sent, then this node's
+   * leases (all of them, or only those accepted while Redis was away) through
+   * register.lua, which says for each whether it stays or was removed by another node.
+   * @param {boolean} all
+   * @param {boolean} restarted
+   * @param {{ written: number, revoked: number }} totals
+   */
+  async #writeBack(all, restarted, totals) {
     // Behind anything still queued on this connection (a stalled acquire runs first), and
     // batched like any other release.
     await Promise.all(
@@ -1297,13 +1401,18 @@ class RedisLeaseStore extends EventEmitter {
       }),
     );
 
-    const held = [...this.#held.entries()];
-    let written = 0;
-    let revoked = 0;
+    const held = [...this.#held.entries()].filter(([, h]) => all || h.local);
+    const now = Date.now();
     for (let i = 0; i < held.length; i += REGISTER_CHUNK) {
       /** @type {Array<string | number>} */
       const args = [this.nodeId, restarted ? 1 : 0];
-      for (const [id, h] of held.slice(i, i + REGISTER_CHUNK)) args.push(id, h.userId, h.acquiredAt, h.local ? 1 : 0, h.connectionKey);
+      for (const [id, h] of held.slice(i, i + REGISTER_CHUNK)) {
+        // Alive: accepted here while Redis was away, or renewed here within the TTL (its
+        // socket heartbeats). Such a lease is written back even when Redis let it expire
+        // during the outage, unless another node removed it (a tombstone says so).
+        const alive = h.local || now - h.renewedAt < this.#ttlMs;
+        args.push(id, h.userId, h.acquiredAt, alive ? 1 : 0, h.connectionKey);
+      }
       /** @type {string[]} */
       const reply = await this.#run(this.#scripts.register, args);
       for (let j = 0; j < reply.length; j += 2) {
@@ -1311,32 +1420,20 @@ class RedisLeaseStore extends EventEmitter {
         const status = reply[j + 1];
         const h = this.#held.get(id);
         if (!h) {
-          // Released here while this call was on its way: give the slot back at once.
+          // Released here while this call was on its way: the next pass gives the slot back.
           if (status === 'ok') this.#pendingReleases.add(id);
           continue;
         }
         if (status === 'ok') {
           h.local = false;
           h.renewedAt = Date.now();
-          written++;
+          totals.written++;
         } else {
-          revoked++;
+          totals.revoked++;
           this.#revoke(id, /** @type {RevokedLease['reason']} */ (REVOCATION_REASONS.has(status) ? status : 'expired'));
         }
       }
     }
-    const wasDown = !this.#available;
-    this.#available = true;
-    this.#stopProbe();
-    if (wasDown && (this.#counters.outages > 0 || held.length > 0)) {
-      this.#log('info', 'Redis available; quotas are enforced across nodes again', {
-        nodeId: this.nodeId,
-        redisRestarted: restarted,
-        leasesWrittenBack: written,
-        leasesRevoked: revoked,
-      });
-    }
-    this.#wakeReadyWaiters();
   }
 }
 

@@ -1,6 +1,8 @@
 // Real redis-server processes for the tests: each on a free 127.0.0.1 port, in its own
 // temp dir, without persistence unless a test asks for AOF; stopped, restarted, paused
 // and cleaned up by the test that started it. Never a system Redis.
+import { Console } from 'node:console';
+import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { launchRedis } from '../../../scripts/redis-server.mjs';
 import { run } from '../node/helpers.mjs';
@@ -70,4 +72,31 @@ export async function startNode(t, redis, env = {}) {
   });
   const url = await proc.url();
   return { ...proc, url, wsUrl: `${url.replace('http', 'ws')}/ws` };
+}
+
+/**
+ * A store (one node) torn down after the test, connected before it is returned.
+ * @param {import('node:test').TestContext} t
+ * @param {{ url: string }} redis
+ * @param {import('socket-lease/redis').RedisLeaseStoreOptions} [options]
+ */
+export async function openStore(t, redis, options = {}) {
+  const { createRedisLeaseStore } = await import('socket-lease/redis');
+  const s = createRedisLeaseStore({ url: redis.url, logLevel: 'silent', ...options });
+  t.after(() => s.close());
+  if (!(await s.ready(10_000))) throw new Error('the store did not connect');
+  return s;
+}
+
+/** A console writing JSON lines into memory (the stores' and guards' log format). */
+export function memoryLogger() {
+  /** @type {any[]} */
+  const lines = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { logger: new Console({ stdout: stream, stderr: stream }), lines };
 }
