@@ -192,6 +192,7 @@ class LeaseGuard {
     heartbeatTimeouts: 0,
     closes: { 1001: 0, 4008: 0, 4009: 0 },
     storeErrors: 0,
+    storeUnavailable: 0,
   };
 
   /** @param {LeaseGuardOptions} options */
@@ -346,6 +347,7 @@ class LeaseGuard {
       heartbeatTimeouts: s.heartbeatTimeouts,
       closes: { ...s.closes },
       storeErrors: s.storeErrors,
+      storeUnavailable: s.storeUnavailable,
       closing: this.#closePromise !== null,
     };
   }
@@ -368,9 +370,12 @@ class LeaseGuard {
       '# HELP socket_lease_guard_closes_total Sockets closed by the guard, by close code.',
       '# TYPE socket_lease_guard_closes_total counter',
       ...Object.entries(s.closes).map(([code, n]) => `socket_lease_guard_closes_total{code="${code}"} ${n}`),
-      '# HELP socket_lease_store_errors_total Store calls that threw or rejected.',
+      '# HELP socket_lease_store_errors_total Store calls that threw or rejected (other than those counted in socket_lease_store_unavailable_total).',
       '# TYPE socket_lease_store_errors_total counter',
       `socket_lease_store_errors_total ${s.storeErrors}`,
+      '# HELP socket_lease_store_unavailable_total Store calls refused because the store\'s backend was unavailable (code REDIS_UNAVAILABLE).',
+      '# TYPE socket_lease_store_unavailable_total counter',
+      `socket_lease_store_unavailable_total ${s.storeUnavailable}`,
     ];
     return core + lines.join('\n') + '\n';
   }
@@ -743,6 +748,15 @@ class LeaseGuard {
    * @param {unknown} err
    */
   #storeError(what, err) {
+    // A store whose backend is down and that refuses on purpose (socket-lease/redis in
+    // failMode "closed") logs the outage itself, once. Each refusal is then an expected
+    // 503, not a failure of the store: counted apart, and at debug so that an outage does
+    // not write one error line per connection attempt.
+    if (/** @type {any} */ (err)?.code === 'REDIS_UNAVAILABLE') {
+      this.#stats.storeUnavailable++;
+      this.#log('debug', 'store unavailable', { call: what, error: String(err) });
+      return;
+    }
     this.#stats.storeErrors++;
     this.#log('error', 'store call failed', { call: what, error: String(err) });
   }

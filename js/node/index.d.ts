@@ -150,8 +150,14 @@ export interface GuardStats {
   heartbeatTimeouts: number;
   /** Sockets closed by the guard, by close code. */
   closes: Record<'1001' | '4008' | '4009', number>;
-  /** Store calls that threw or rejected. */
+  /** Store calls that threw or rejected, except those counted in `storeUnavailable`. */
   storeErrors: number;
+  /**
+   * Store calls refused because the store's backend was unavailable (`code:
+   * "REDIS_UNAVAILABLE"`: socket-lease/redis in failMode "closed"); logged at debug, since
+   * the store logs the outage itself.
+   */
+  storeUnavailable: number;
   /** Whether `close()` has been called. */
   closing: boolean;
 }

@@ -498,6 +498,50 @@ test('lastRefusal: the guard remembers each user\'s last refused upgrade exactly
   await closed(one);
 });
 
+test('a store whose backend is down (REDIS_UNAVAILABLE): 503, counted apart from store errors, logged at debug only; any other failure is an error', async (t) => {
+  const { logger, lines } = memoryConsole();
+  /** @type {Error & { code?: string }} */
+  let failure = new Error('socket-lease/redis: Redis is unavailable');
+  failure.code = 'REDIS_UNAVAILABLE';
+  class DownStore extends AsyncStore {
+    async acquire() {
+      throw failure;
+    }
+  }
+  const store = new DownStore({ perUserLimit: 5 });
+  const demo = await startDemo(t, { guard: { store }, logger, logLevel: 'debug' });
+  t.after(() => store.registry.free()); // after the demo's close, which asks the store
+  const refuse = async () => {
+    const r = await connect(`${demo.wsUrl}?user=ora`);
+    assert.ok(!r.ok);
+    if (r.ok) return;
+    assert.equal(r.status, 503);
+    assert.equal(r.headers['retry-after'], '1');
+    assert.deepEqual(JSON.parse(r.body), { reason: 'store-unavailable' });
+  };
+  for (let i = 0; i < 3; i++) await refuse();
+  assert.equal(demo.guard.stats().storeUnavailable, 3);
+  assert.equal(demo.guard.stats().storeErrors, 0);
+  let m = await demo.guard.metrics();
+  assert.equal(metric(m, 'socket_lease_store_unavailable_total'), 3);
+  assert.equal(metric(m, 'socket_lease_store_errors_total'), 0);
+  assert.equal(metric(m, 'socket_lease_upgrades_total{status="503"}'), 3);
+  assert.deepEqual(lines.filter((l) => l.level === 'error'), [], 'no error line: the store logs the outage');
+  assert.deepEqual(
+    lines.filter((l) => l.msg === 'store unavailable').map((l) => [l.level, l.call]),
+    [['debug', 'acquire'], ['debug', 'acquire'], ['debug', 'acquire']],
+  );
+
+  failure = new Error('store broke');
+  await refuse();
+  assert.equal(demo.guard.stats().storeErrors, 1);
+  assert.equal(demo.guard.stats().storeUnavailable, 3);
+  m = await demo.guard.metrics();
+  assert.equal(metric(m, 'socket_lease_store_errors_total'), 1);
+  assert.equal(metric(m, 'socket_lease_store_unavailable_total'), 3);
+  assert.deepEqual(lines.filter((l) => l.level === 'error').map((l) => [l.msg, l.call]), [['store call failed', 'acquire']]);
+});
+
 test('evict-oldest: the 6th connect succeeds and the oldest socket is closed with 4008 and a reason', async (t) => {
   const { logger, lines } = memoryConsole();
   const demo = await startDemo(t, { limit: 5, policy: 'evict-oldest', logger, logLevel: 'info', guard: { clock: steppingClock() } });
