@@ -66,6 +66,8 @@ const CHURN_FIRST = 1_000_000;
 const CHURN_TOTAL = QUICK ? 2_000_000 : 10_000_000;
 const CHURN_LIVE = 10_000;
 const BATCH = 1_000;
+/** The churn rows' ring: how many pairs a lease lives before it is released. */
+const CHURN_RING = 256;
 /** After every fill: later than every acquisition, long before any expiry. */
 const NOW = T0 + SWEEP_RUNS;
 
@@ -375,8 +377,49 @@ for (const live of [0, 10_000, BIG]) {
       return u;
     };
   };
+  // Churn: each step acquires a lease and releases the one acquired CHURN_RING steps
+  // before, so every lease goes through the id index and the user table as a connection
+  // that stays a while does. (A lease released right after its grant, as in `fast`, can
+  // skip the index: the registry indexes the newest lease only when the next one comes.)
+  // The ring adds CHURN_RING live leases; they are released after the rounds.
+  /** @type {number[]} */
+  const fastRing = [];
+  /** @type {any[]} */
+  const refRing = [];
   /** @type {Record<string, () => void>} */
   const tasks = {
+    fastChurn: (() => {
+      const next = cursor();
+      for (let i = 0; i < CHURN_RING; i++) fastRing.push(reg.acquireHandle(next(), undefined, NOW));
+      let i = 0;
+      return () => {
+        for (let k = 0; k < BATCH; k++) {
+          const h = reg.acquireHandle(next(), undefined, NOW);
+          if (h < 0) throw new Error('refused');
+          reg.releaseHandle(fastRing[i], NOW);
+          fastRing[i] = h;
+          i = i + 1 === CHURN_RING ? 0 : i + 1;
+        }
+      };
+    })(),
+    referenceChurn: (() => {
+      const next = cursor();
+      for (let i = 0; i < CHURN_RING; i++) {
+        const r = ref.acquire(next(), { now: NOW });
+        if (!r.ok) throw new Error('refused');
+        refRing.push(r.lease);
+      }
+      let i = 0;
+      return () => {
+        for (let k = 0; k < BATCH; k++) {
+          const r = ref.acquire(next(), { now: NOW });
+          if (!r.ok) throw new Error('refused');
+          ref.release(refRing[i], NOW);
+          refRing[i] = r.lease;
+          i = i + 1 === CHURN_RING ? 0 : i + 1;
+        }
+      };
+    })(),
     fast: (() => {
       const next = cursor();
       return () => {
@@ -431,6 +474,8 @@ for (const live of [0, 10_000, BIG]) {
   };
   const label = live === 0 ? '0' : live === 10_000 ? '10k' : '1M';
   pairs[label] = await throughput(`pairs, ${live.toLocaleString('en-US')} live`, tasks);
+  for (const h of fastRing) reg.releaseHandle(h, NOW);
+  for (const lease of refRing) ref.release(lease, NOW);
   if (reg.stats().active !== live || ref.stats().active !== live) throw new Error('pairs left leases behind');
   if (live !== BIG) reg.free();
 }
@@ -441,6 +486,8 @@ const PAIR_NAMES = {
   reference: 'pure-JS reference (acquire + release by lease object)',
   referenceById: 'pure-JS reference (acquire + release by id)',
   map: 'bare Map set + delete (floor)',
+  fastChurn: `package fast path, churn (releasing the lease acquired ${CHURN_RING} pairs before)`,
+  referenceChurn: `pure-JS reference, churn (the same)`,
 };
 for (const [label, live] of /** @type {const} */ ([['0', '0'], ['10k', '10,000'], ['1M', '1,000,000']])) {
   for (const [task, name] of Object.entries(PAIR_NAMES)) {
@@ -469,6 +516,15 @@ for (const [label, live] of /** @type {const} */ ([['0', '0'], ['10k', '10,000']
     unit: 'x',
     shown: `${ratio.toFixed(2)}x`,
     ...(label === '10k' ? { target: '>= 1.0x', goal: 'pairs at 10k live vs reference', met: ratio >= 1 } : {}),
+  });
+  const churnRatio = pairs[label].fastChurn.perSec / pairs[label].referenceChurn.perSec;
+  add({
+    id: `pairs.${label}.churnRatio`,
+    section: `pairs/s, ${live} live`,
+    name: 'churn: fast path / pure-JS reference',
+    value: churnRatio,
+    unit: 'x',
+    shown: `${churnRatio.toFixed(2)}x`,
   });
 }
 
