@@ -129,9 +129,9 @@ impl NameKeys {
         let mut words = bytes.chunks_exact(8);
         let mut i = 0;
         for w in &mut words {
-            let mut b = [0; 8];
-            b.copy_from_slice(w);
-            acc = acc.wrapping_add(nh(i, u64::from_le_bytes(b)));
+            // As an array, not `copy_from_slice` (see `copy_short`).
+            let w = <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes);
+            acc = acc.wrapping_add(nh(i, w));
             i += 1;
         }
         let rest = words.remainder();
@@ -209,6 +209,37 @@ enum Name {
     Heap(Box<str>),
 }
 
+/// `dst[..src.len()] = src` for up to `INLINE_NAME` bytes, in at most three fixed-size
+/// moves that overlap where the length needs it, each an array assignment: the .wasm
+/// (opt-level "s") does a slice's `copy_from_slice` with a call that ends in a
+/// `memory.copy`, which V8 (Node 20) runs as a call out to C++, whatever the length.
+fn copy_short(dst: &mut [u8; INLINE_NAME], src: &[u8]) {
+    fn at<const N: usize>(dst: &mut [u8], src: &[u8], i: usize) {
+        let from = src.get(i..i + N).and_then(|s| <&[u8; N]>::try_from(s).ok());
+        let to = dst
+            .get_mut(i..i + N)
+            .and_then(|d| <&mut [u8; N]>::try_from(d).ok());
+        if let (Some(from), Some(to)) = (from, to) {
+            *to = *from;
+        }
+    }
+    let n = src.len();
+    if n >= 8 {
+        at::<8>(dst, src, 0);
+        if n > 16 {
+            at::<8>(dst, src, 8);
+        }
+        at::<8>(dst, src, n - 8);
+    } else if n >= 4 {
+        at::<4>(dst, src, 0);
+        at::<4>(dst, src, n - 4);
+    } else if n > 0 {
+        dst[0] = src[0];
+        dst[n / 2] = src[n / 2];
+        dst[n - 1] = src[n - 1];
+    }
+}
+
 impl Name {
     const EMPTY: Name = Name::Inline {
         len: 0,
@@ -228,7 +259,7 @@ impl Name {
     fn set(&mut self, s: &str) {
         match self {
             Name::Inline { len, bytes } if s.len() <= INLINE_NAME => {
-                bytes[..s.len()].copy_from_slice(s.as_bytes());
+                copy_short(bytes, s.as_bytes());
                 *len = s.len() as u8;
             }
             _ if s.len() <= INLINE_NAME => {
@@ -663,7 +694,18 @@ impl<E: Entropy> Registry<E> {
                 entry.remove();
             }
         }
-        self.users[u as usize] = User::FREE;
+        // Back to `User::FREE` field by field: assigning the whole entry was a 48-byte
+        // `memory.copy` in the .wasm (see `copy_short`). The list and count are empty
+        // already: the last lease was unlinked.
+        let user = &mut self.users[u as usize];
+        debug_assert!(user.head == NONE && user.tail == NONE && user.count == 0);
+        match &mut user.name {
+            Name::Inline { len, .. } => *len = 0,
+            Name::Heap(_) => user.name = Name::EMPTY,
+        }
+        user.hash = 0;
+        user.keys = None;
+        user.near = false;
         self.free_users.push(u);
         self.user_frees += 1;
     }
@@ -1456,6 +1498,16 @@ mod tests {
         // Other keys, other hashes.
         let other = NameKeys::new(1);
         assert_ne!(keys.hash(b"user-1"), other.hash(b"user-1"));
+    }
+
+    #[test]
+    fn names_of_every_inline_length_copy_whole() {
+        let mut name = Name::new(&"#".repeat(INLINE_NAME));
+        for len in (0..=INLINE_NAME + 1).chain((0..=INLINE_NAME).rev()) {
+            let s: String = (0..len).map(|i| char::from(b'a' + i as u8)).collect();
+            name.set(&s);
+            assert_eq!(name.as_str(), s);
+        }
     }
 
     #[test]
