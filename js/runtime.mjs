@@ -76,14 +76,15 @@ export function install(wasm) {
    * @param {string} s @param {number} at
    */
   const put = (s, at) => {
-    const b = view();
+    if (input.length === 0) view();
     const n = s.length;
     if (n > 24 || at + n > capacity) return putUtf8(s, at);
-    const base = address + at;
+    // Into the lane's own view (offsets from 0), not the whole memory's.
+    const b = input;
     for (let i = 0; i < n; i++) {
       const c = s.charCodeAt(i);
       if (c > 0x7f) return putUtf8(s, at);
-      b[base + i] = c;
+      b[at + i] = c;
     }
     return n;
   };
@@ -123,7 +124,8 @@ export function install(wasm) {
   };
   // The generated glue would silently coerce a wrong type (or throw a bare TypeError),
   // so the fast path's types are checked here, once, before the call.
-  proto.acquireHandle = function (/** @type {unknown} */ userId, /** @type {unknown} */ connectionKey, /** @type {unknown} */ now) {
+  /** @this {unknown} @param {unknown} userId @param {unknown} connectionKey @param {unknown} now */
+  const acquireChecked = function (userId, connectionKey, now) {
     if (typeof userId !== 'string') {
       throw new LeaseError(`invalid user id: user id must be a string, got ${kind(userId)}`, 'INVALID_USER_ID');
     }
@@ -140,7 +142,8 @@ export function install(wasm) {
     }
     return acquireHandle.call(this, userId, keyed ? connectionKey : undefined, now ?? undefined);
   };
-  proto.releaseHandle = function (/** @type {unknown} */ handle, /** @type {unknown} */ now) {
+  /** @this {unknown} @param {unknown} handle @param {unknown} now */
+  const releaseChecked = function (handle, now) {
     checkHandle(handle);
     checkNow(now);
     if (laneNow(now)) {
@@ -148,6 +151,26 @@ export function install(wasm) {
       if (r === r) return r === 1;
     }
     return releaseHandle.call(this, handle, now ?? undefined);
+  };
+  // The common calls first, with nothing to check but types (no connection key; a time
+  // that is a number, or none); anything else, and whatever the lane refuses, takes the
+  // checked wrappers above, which decide exactly as before.
+  proto.acquireHandle = function (/** @type {unknown} */ userId, /** @type {unknown} */ connectionKey, /** @type {unknown} */ now) {
+    if (typeof userId === 'string' && connectionKey === undefined && (typeof now === 'number' ? now === now : now === undefined)) {
+      const n = put(userId, 0);
+      if (n >= 0) {
+        const r = acquireLane.call(this, n, -1, now ?? Date.now());
+        if (r === r) return r;
+      }
+    }
+    return acquireChecked.call(this, userId, connectionKey, now);
+  };
+  proto.releaseHandle = function (/** @type {unknown} */ handle, /** @type {unknown} */ now) {
+    if (typeof handle === 'number' && (typeof now === 'number' ? now === now : now === undefined)) {
+      const r = releaseLane.call(this, handle, now ?? Date.now());
+      if (r === r) return r === 1;
+    }
+    return releaseChecked.call(this, handle, now);
   };
   proto.touchHandle = function (/** @type {unknown} */ handle, /** @type {unknown} */ now) {
     checkHandle(handle);
