@@ -704,7 +704,10 @@ impl<E: Entropy> Registry<E> {
             Name::Heap(_) => user.name = Name::EMPTY,
         }
         user.hash = 0;
-        user.keys = None;
+        if user.keys.is_some() {
+            // Dropping a `None` is still a call in the .wasm.
+            user.keys = None;
+        }
         user.near = false;
         self.free_users.push(u);
         self.user_frees += 1;

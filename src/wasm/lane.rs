@@ -71,3 +71,43 @@ pub fn user_and_key(
     };
     Some((user, key))
 }
+
+/// `now` as `check_time` accepts and converts it (finite, not negative, within UUIDv7's
+/// 48 bits; fractions truncated), or `None` where it would fail. Without building the
+/// error (and dropping it) on every call: a lane call that fails answers NaN, and the
+/// checked binding, called next, reports why.
+pub fn time(now: f64) -> Option<u64> {
+    // NaN fails both comparisons; the infinities fail one each.
+    (now >= 0.0 && now <= crate::id::uuid7::MAX_TIMESTAMP_MS as f64).then_some(now as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_accepts_what_check_time_accepts() {
+        let max = crate::id::uuid7::MAX_TIMESTAMP_MS as f64;
+        for now in [
+            0.0,
+            -0.0,
+            0.5,
+            1.7e12,
+            1_700_000_000_007.9,
+            max,
+            max + 1.0,
+            f64::from_bits(max.to_bits() + 1),
+            -1.0,
+            -0.1,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+        ] {
+            assert_eq!(
+                super::time(now),
+                crate::error::check_time(now).ok(),
+                "{now}"
+            );
+        }
+    }
+}

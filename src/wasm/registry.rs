@@ -49,11 +49,17 @@ impl JsLeaseRegistry {
         }
     }
 
-    /// Delivers queued events. Called after the core borrow is released.
+    /// Delivers queued events. Called after the core borrow is released. Inlined, so a
+    /// registry without `onEvent` (the hot calls' usual case) pays a test, not a call.
+    #[inline]
     fn dispatch(&self) {
-        let Some(callback) = &self.on_event else {
-            return;
-        };
+        if let Some(callback) = &self.on_event {
+            self.deliver(callback);
+        }
+    }
+
+    #[inline(never)]
+    fn deliver(&self, callback: &Function) {
         let events = self.core.borrow_mut().take_events();
         for event in events {
             let value = event_value(&event, &self.core.borrow());
@@ -253,7 +259,7 @@ impl JsLeaseRegistry {
     /// to throw).
     #[wasm_bindgen(js_name = "__acquireLane", skip_typescript)]
     pub fn acquire_lane(&self, user_len: u32, key_len: i32, now: f64) -> f64 {
-        let Ok(t) = crate::error::check_time(now) else {
+        let Some(t) = lane::time(now) else {
             return f64::NAN;
         };
         let decided = lane::with(|bytes| {
@@ -306,7 +312,7 @@ impl JsLeaseRegistry {
     /// it first and then calls `__dispatch`.
     #[wasm_bindgen(js_name = "__acquireLeaseLane", skip_typescript)]
     pub fn acquire_lease_lane(&self, user_len: u32, key_len: i32, now: f64) -> f64 {
-        let Ok(t) = crate::error::check_time(now) else {
+        let Some(t) = lane::time(now) else {
             return f64::NAN;
         };
         lane::with(|bytes| {
@@ -355,7 +361,7 @@ impl JsLeaseRegistry {
     /// (unknown ids counted), NaN where `release` would throw.
     #[wasm_bindgen(js_name = "__releaseIdLane", skip_typescript)]
     pub fn release_id_lane(&self, len: u32, now: f64) -> f64 {
-        let Ok(t) = crate::error::check_time(now) else {
+        let Some(t) = lane::time(now) else {
             return f64::NAN;
         };
         let released = lane::with(|bytes| {
@@ -370,7 +376,7 @@ impl JsLeaseRegistry {
     /// where `touch` would throw.
     #[wasm_bindgen(js_name = "__touchIdLane", skip_typescript)]
     pub fn touch_id_lane(&self, len: u32, now: f64) -> f64 {
-        let Ok(t) = crate::error::check_time(now) else {
+        let Some(t) = lane::time(now) else {
             return f64::NAN;
         };
         lane::with(|bytes| {
@@ -384,7 +390,7 @@ impl JsLeaseRegistry {
     /// half then calls `releaseHandle` to throw). Skips the `Result` the glue unpacks.
     #[wasm_bindgen(js_name = "__releaseLane", skip_typescript)]
     pub fn release_lane(&self, handle: f64, now: f64) -> f64 {
-        let Ok(t) = crate::error::check_time(now) else {
+        let Some(t) = lane::time(now) else {
             return f64::NAN;
         };
         let released = self.release_decided(handle, t);
