@@ -432,28 +432,19 @@ class LeaseGuard {
     if (socket.destroyed) return;
     if (this.#closePromise) return this.#refuseUser(socket, userId, 503, { reason: 'shutting-down' }, 1000);
 
-    /** @type {string} */ let leaseId;
-    let handle = -1;
-    /** @type {Lease | null} */ let lease = null;
-    /** @type {string[]} */ let evicted;
-    /** @type {import('socket-lease').Refusal | null} */ let refusal = null;
+    const registry = this.#registry;
+    /** @type {{ handle: number, leaseId: string, lease: Lease | null } | null} */
+    let held = null;
+    /** @type {any} */ let answer;
     try {
-      const registry = this.#registry;
       if (registry) {
-        handle = registry.acquireHandle(userId, undefined, this.#storeNow());
-        if (handle < 0) refusal = registry.lastRefusal();
-        evicted = handle < 0 ? [] : registry.lastEvicted();
-        leaseId = handle < 0 ? '' : /** @type {string} */ (registry.handleLeaseId(handle));
+        const handle = registry.acquireHandle(userId, undefined, this.#storeNow());
+        if (handle >= 0) held = { handle, leaseId: '', lease: null };
+        else answer = registry.lastRefusal();
       } else {
-        const result = await (this.#clock ? this.store.acquire(userId, { now: this.#clock() }) : this.store.acquire(userId));
-        if (!result.ok) {
-          refusal = result;
-          evicted = [];
-          leaseId = '';
-        } else {
-          lease = result.lease;
-          leaseId = lease.id;
-          evicted = result.evicted;
+        answer = await (this.#clock ? this.store.acquire(userId, { now: this.#clock() }) : this.store.acquire(userId));
+        if (answer?.ok === true && typeof answer.lease?.id === 'string' && answer.lease.id !== '') {
+          held = { handle: -1, leaseId: answer.lease.id, lease: answer.lease };
         }
       }
     } catch (err) {
@@ -464,10 +455,14 @@ class LeaseGuard {
       return this.#refuseUser(socket, userId, 503, { reason: 'store-unavailable' }, 1000);
     }
 
-    if (refusal || (this.#registry && handle < 0)) {
-      if (!refusal) {
-        this.#storeError('acquire', new Error(`refusal code ${handle} without lastRefusal()`));
-        return this.#refuseUser(socket, userId, 503, { reason: 'store-unavailable' }, 1000);
+    if (!held) {
+      if (answer?.ok === true) throw this.#badAnswer('acquire answered ok without a lease id (lease.id must be a non-empty string)');
+      const refusal = answer;
+      if (!refusal || refusal.ok !== false || typeof refusal.reason !== 'string') {
+        throw this.#badAnswer(`acquire answered neither a lease nor a refusal: ${describe(answer)}`);
+      }
+      if (typeof refusal.retryAfterMs !== 'number' || !Number.isFinite(refusal.retryAfterMs) || refusal.retryAfterMs < 0) {
+        throw this.#badAnswer(`a refusal's retryAfterMs must be a finite number >= 0, got ${describe(refusal.retryAfterMs)}`);
       }
       // The quota answer: explicit, before any WebSocket exists, with when to retry.
       const { reason, limit, active } = refusal;
@@ -476,23 +471,40 @@ class LeaseGuard {
       return this.#refuseUser(socket, userId, 429, { reason, limit, active }, refusal.retryAfterMs);
     }
 
-    for (const id of evicted) this.#evicted(id);
+    // From here a lease is held: whatever throws before the socket is registered (a store
+    // answer that breaks the contract, a throwing clock, a bug) must give it back, or it
+    // stays counted against the user until the TTL (or for good, with a store that only
+    // expires leases on touch). handleUpgrade's catch then answers 500.
+    /** @type {Conn | null} */
+    let conn = null;
+    try {
+      /** @type {unknown} */
+      const evicted = registry ? registry.lastEvicted() : answer.evicted;
+      if (!Array.isArray(evicted) || !evicted.every((id) => typeof id === 'string')) {
+        throw this.#badAnswer(`acquire's evicted must be an array of lease ids, got ${describe(evicted)}`);
+      }
+      if (registry) held.leaseId = /** @type {string} */ (registry.handleLeaseId(held.handle));
+      for (const id of evicted) this.#evicted(id);
 
-    /** @type {Conn} */
-    const conn = {
-      leaseId,
-      handle,
-      lease,
-      userId,
-      ws: null,
-      alive: true,
-      storeGone: false,
-      goneCode: CloseCodes.EVICTED,
-      finished: false,
-      lastTouch: this.#now(),
-      closingTicks: 0,
-    };
-    this.#byLease.set(leaseId, conn);
+      conn = {
+        leaseId: held.leaseId,
+        handle: held.handle,
+        lease: held.lease,
+        userId,
+        ws: null,
+        alive: true,
+        storeGone: false,
+        goneCode: CloseCodes.EVICTED,
+        finished: false,
+        lastTouch: this.#now(),
+        closingTicks: 0,
+      };
+      this.#byLease.set(conn.leaseId, conn);
+    } catch (err) {
+      if (conn) this.#finish(conn);
+      else this.#releaseHeld(held);
+      throw err;
+    }
 
     // The client may have gone, or shutdown begun, while we waited for the store.
     if (socket.destroyed || !socket.writable) {
@@ -614,8 +626,34 @@ class LeaseGuard {
     if (conn.storeGone) return;
     this.#stats.released++;
     const registry = this.#registry;
-    if (registry && conn.handle >= 0) this.#call('release', () => registry.releaseHandle(conn.handle, this.#storeNow()));
-    else this.#call('release', () => this.store.release(conn.leaseId, this.#storeNow()));
+    this.#releaseHeld(conn);
+  }
+
+  /**
+   * Gives a held lease back to the store. The time passed is the host's clock when it
+   * answers; a clock that throws must not cost the release, so the store then uses its own.
+   * @param {{ handle: number, leaseId: string }} held
+   */
+  #releaseHeld(held) {
+    /** @type {number | undefined} */
+    let now;
+    try {
+      now = this.#storeNow();
+    } catch (err) {
+      this.#log('error', 'clock() threw; releasing with the store\'s own time', { leaseId: held.leaseId, error: String(err) });
+    }
+    const registry = this.#registry;
+    if (registry && held.handle >= 0) this.#call('release', () => registry.releaseHandle(held.handle, now));
+    else this.#call('release', () => this.store.release(held.leaseId, now));
+  }
+
+  /**
+   * A store answer that breaks the LeaseStore contract: a bug in the store, answered 500.
+   * @param {string} problem
+   */
+  #badAnswer(problem) {
+    this.#stats.storeErrors++;
+    return Object.assign(new Error(`socket-lease/node: store.${problem}`), { code: 'INVALID_STORE_ANSWER' });
   }
 
   /** @param {Conn} conn */
@@ -826,6 +864,17 @@ class LeaseGuard {
 }
 
 function noop() {}
+
+/** A short description of an unexpected value, for error messages. @param {unknown} value */
+function describe(value) {
+  if (value === undefined) return 'undefined';
+  try {
+    const text = JSON.stringify(value);
+    return text === undefined ? typeof value : text.length > 80 ? `${text.slice(0, 80)}...` : text;
+  } catch {
+    return typeof value;
+  }
+}
 
 /**
  * The path of a request target, without parsing it as a URL: `new URL` throws on some

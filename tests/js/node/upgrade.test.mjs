@@ -1,0 +1,130 @@
+// The guard's upgrade path when the host's parts misbehave: a store answer that breaks the
+// contract, a clock that throws, identity or a store that never answers, upgrades after
+// close(), handshakes ws would refuse, async verifyClient. Real HTTP servers and `ws`
+// clients on 127.0.0.1; every lease acquired is accounted for in the registry's stats.
+import { test as nodeTest } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { LeaseRegistry } from 'socket-lease';
+import { createLeaseGuard } from 'socket-lease/node';
+import { AsyncStore, closed, connect, echo, open, waitFor } from './helpers.mjs';
+
+/** @param {string} name @param {(t: import('node:test').TestContext) => unknown} fn */
+const test = (name, fn) => nodeTest(name, { timeout: 60_000 }, fn);
+
+/**
+ * A guard attached to a real HTTP server on an ephemeral loopback port, echoing text
+ * messages; closed (guard, then server) after the test.
+ * @param {import('node:test').TestContext} t
+ * @param {Partial<import('socket-lease/node').LeaseGuardOptions>} options
+ */
+async function startGuard(t, options) {
+  const server = http.createServer((_req, res) => res.writeHead(426).end());
+  const guard = createLeaseGuard({ userId: (req) => new URL(req.url ?? '/', 'http://x').searchParams.get('user'), logLevel: 'silent', ...options });
+  guard.attach(server, { path: '/ws' });
+  guard.wss.on('connection', (ws) => {
+    ws.on('message', (data) => ws.send(JSON.stringify({ type: 'echo', data: String(data), leaseId: guard.leaseIdOf(ws) })));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
+  const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
+  t.after(async () => {
+    await guard.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(() => resolve(undefined)));
+  });
+  return { server, guard, url: `ws://127.0.0.1:${port}/ws` };
+}
+
+/** Every acquired lease was given back exactly once (or reclaimed by the store). */
+function assertNoLeak(/** @type {LeaseRegistry} */ registry) {
+  const s = registry.stats();
+  assert.equal(s.active, 0, 'no active lease left');
+  assert.equal(s.unknownReleases, 0, 'no lease released twice or released unknown');
+  assert.equal(s.released + s.expired + s.evicted, s.acquired, 'every lease accounted for');
+}
+
+/** An asynchronous store whose acquire answers are rewritten by the test. */
+class RewritingStore extends AsyncStore {
+  /** @type {(answer: any) => any} */ rewrite = (answer) => answer;
+  /** @param {string} userId @param {{ now?: number }} [o] */
+  async acquire(userId, o) {
+    return this.rewrite(await super.acquire(userId, o));
+  }
+}
+
+test('a store answer that breaks the contract is a 500 internal-error, and a lease it granted is released', async (t) => {
+  const store = new RewritingStore({ perUserLimit: 5 });
+  t.after(() => store.registry.free());
+  const { guard, url } = await startGuard(t, { store, heartbeatMs: 60_000 });
+
+  // A lease without `evicted`: the lease exists in the store and must be given back.
+  store.rewrite = ({ evicted: _evicted, ...rest }) => rest;
+  const r = await connect(`${url}?user=ann`);
+  assert.ok(!r.ok);
+  assert.equal(r.status, 500);
+  assert.deepEqual(JSON.parse(r.body), { reason: 'internal-error' });
+  await waitFor(() => store.registry.stats().released === 1, 'the granted lease released');
+  assertNoLeak(store.registry);
+
+  // A refusal without a finite retryAfterMs would send `Retry-After: NaN`.
+  // (The fixture gives back the lease it hides from the guard.)
+  /** @param {any} answer */
+  const hide = (answer) => {
+    if (answer.ok) store.registry.release(answer.lease.id);
+  };
+  store.rewrite = (answer) => {
+    hide(answer);
+    return { ok: false, reason: 'user-limit', limit: 5, active: 5 };
+  };
+  const nan = await connect(`${url}?user=ann`);
+  assert.ok(!nan.ok);
+  assert.equal(nan.status, 500);
+  assert.equal(nan.headers['retry-after'], undefined);
+
+  // Nothing usable at all.
+  store.rewrite = (answer) => {
+    hide(answer);
+    return null;
+  };
+  const nothing = await connect(`${url}?user=ann`);
+  assert.ok(!nothing.ok);
+  assert.equal(nothing.status, 500);
+
+  const s = guard.stats();
+  assert.equal(s.upgrades[500], 3);
+  assert.equal(s.storeErrors, 3);
+  assert.equal(s.socketsOpen, 0);
+
+  // The store is fine again: the user still has the whole limit.
+  store.rewrite = (answer) => answer;
+  const sockets = [];
+  for (let i = 0; i < 5; i++) sockets.push(await open(`${url}?user=ann`));
+  for (const ws of sockets) ws.close();
+  await Promise.all(sockets.map(closed));
+  await waitFor(() => store.registry.stats().active === 0, 'all released');
+  assertNoLeak(store.registry);
+});
+
+test('a clock that throws after the acquire: 500, and the lease is released with the store\'s own time', async (t) => {
+  let calls = 0;
+  const clock = () => {
+    // The first read (the acquire's `now`) works; the next one throws, past the acquire.
+    if (++calls === 2) throw new Error('clock broke');
+    return Date.now();
+  };
+  const { guard, url } = await startGuard(t, { registry: { perUserLimit: 5 }, clock, heartbeatMs: 60_000 });
+  const registry = /** @type {LeaseRegistry} */ (/** @type {unknown} */ (guard.store));
+  const r = await connect(`${url}?user=bob`);
+  assert.ok(!r.ok);
+  assert.equal(r.status, 500);
+  assert.deepEqual(JSON.parse(r.body), { reason: 'internal-error' });
+  assert.equal(registry.stats().acquired, 1);
+  assertNoLeak(registry);
+  // The next upgrade works (the clock answers again).
+  const ws = await open(`${url}?user=bob`);
+  assert.equal((await echo(ws, 'hi')).data, 'hi');
+  ws.close();
+  await closed(ws);
+  await waitFor(() => registry.stats().active === 0, 'released on close');
+  assertNoLeak(registry);
+});
