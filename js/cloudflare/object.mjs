@@ -405,17 +405,24 @@ export class SocketLeaseObject extends DurableObject {
    * - an alarm is due (or missing while leases are held): some lease may be near or past
    *   its expiry with heartbeats the runtime answered that the registry has not seen, and
    *   the acquire would drop it as expired;
+   * - the user is at its limit under `evict-idle`: the acquire will evict the lease
+   *   touched longest ago, and the registry's touch times miss every heartbeat the
+   *   runtime answered since the last reconcile, so it would pick a heartbeating socket
+   *   over a silent one. The runtime's timestamps must be applied first, which visits
+   *   every socket: an evicting connect costs O(sockets) under this policy;
    * - the user is at its limit and the OPEN sockets do not match the leases one to one:
    *   a close event went missing, and its lease would cause a refusal or an eviction.
-   * Otherwise the registry is exact: every lease has its OPEN socket and none is within a
-   * quarter TTL of its expiry (the alarm is set no later than that).
+   * Otherwise the registry is exact enough to decide: every lease has its OPEN socket and
+   * none is within a quarter TTL of its expiry (the alarm is set no later than that).
    * @param {number} now
    */
   #reconcileBeforeAcquire(now) {
     const active = this.#active();
     if (active === 0) return this.ctx.getWebSockets().length > 0;
     if (this.#alarmAt === null || now >= this.#alarmAt) return true;
-    if (active < this.#registry.getOptions().perUserLimit) return false;
+    const options = this.#registry.getOptions();
+    if (active < options.perUserLimit) return false;
+    if (options.onLimit === 'evict-idle') return true;
     let open = 0;
     for (const ws of this.ctx.getWebSockets()) if (ws.readyState === WebSocket.OPEN) open++;
     return open !== active;

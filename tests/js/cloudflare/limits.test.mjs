@@ -2,7 +2,7 @@
 // 127.0.0.1.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { roundTrip, startExample, waitFor } from './harness.mjs';
+import { roundTrip, startExample, waitFor, within } from './harness.mjs';
 
 // The documented close code for eviction (README), the same as the Node guard's.
 const CLOSE_EVICTED = 4008;
@@ -149,5 +149,75 @@ describe('cloudflare: SOCKET_LEASE_POLICY=evict-oldest', { timeout: 60_000 }, ()
     assert.equal(stats.stats.unknownReleases, 0);
     for (const c of [middle, newest]) c.ws.close(1000);
     await Promise.all([middle.closed, newest.closed]);
+  });
+});
+
+describe('cloudflare: SOCKET_LEASE_POLICY=evict-idle', { timeout: 60_000 }, () => {
+  /** @type {App} */
+  let app;
+  before(async () => {
+    app = await startExample({ vars: { SOCKET_LEASE_LIMIT: '2', SOCKET_LEASE_POLICY: 'evict-idle' } });
+  });
+  after(() => app?.dispose());
+
+  // The heartbeat is answered by the runtime without running the object, so the registry
+  // hears of it only when the object reads the runtime's timestamps. The socket that spoke
+  // last by message (`silent`) is not the one that was last alive (`beating`, which sent
+  // heartbeats after that): evict-idle must judge by the heartbeats too.
+  test('the third connect evicts the socket silent longest, counting auto-answered heartbeats', async () => {
+    const [beating, silent] = await openAccepted(app, 'fred', 2);
+    // The object's view: the silent socket's message came after the beating one's.
+    const lease = (/** @type {any} */ s, /** @type {string} */ id) =>
+      s.leases.find((/** @type {{ id: string }} */ l) => l.id === id);
+    const before = await app.stats('fred');
+    assert.ok(
+      lease(before, silent.leaseId).touchedAt > lease(before, beating.leaseId).touchedAt,
+      'the silent socket was touched last by a message',
+    );
+    // Heartbeats stamped strictly after that message: wait until the object's clock has
+    // passed it (a bounded poll, no fixed sleep).
+    await waitFor(async () => (await app.stats('fred')).now > lease(before, silent.leaseId).touchedAt, {
+      what: 'the object clock to pass the silent socket\'s last message',
+    });
+    let pongs = 0;
+    for (let i = 0; i < 3; i++) {
+      const reply = await roundTrip(beating.ws, '{"type":"ping"}');
+      assert.deepEqual(reply, { type: 'pong' });
+      pongs++;
+    }
+    assert.equal(pongs, 3);
+    const unseen = await app.stats('fred');
+    assert.equal(
+      lease(unseen, beating.leaseId).touchedAt,
+      lease(before, beating.leaseId).touchedAt,
+      'the heartbeats were answered by the runtime: the registry has not seen them yet',
+    );
+
+    const [newest] = await openAccepted(app, 'fred', 1);
+    // Whichever socket the object closes first, so a wrong pick fails at once by name.
+    const evicted = await within(
+      Promise.race([
+        silent.closed.then((c) => ({ who: 'silent', ...c })),
+        beating.closed.then((c) => ({ who: 'heartbeating', ...c })),
+      ]),
+      10_000,
+      'a socket to be evicted',
+    );
+    assert.deepEqual(evicted, { ...evicted, who: 'silent', code: CLOSE_EVICTED }, 'the silent socket is the one evicted');
+    // The heartbeating socket is still open, on its lease.
+    assert.equal((await roundTrip(beating.ws, 'still here')).leaseId, beating.leaseId);
+    const stats = await waitFor(async () => {
+      const s = await app.stats('fred');
+      return s.socketsOpen === 2 ? s : null;
+    }, { what: 'the evicted socket to be gone' });
+    assert.deepEqual(
+      stats.leases.map((/** @type {{ id: string }} */ l) => l.id).sort(),
+      [beating.leaseId, newest.leaseId].sort(),
+    );
+    assert.equal(stats.stats.evicted, 1);
+    for (const c of [beating, newest]) c.ws.close(1000);
+    await Promise.all([beating.closed, newest.closed]);
+    await waitIdle(app, 'fred');
+    assert.equal((await app.stats('fred')).stats.unknownReleases, 0);
   });
 });
