@@ -26,6 +26,7 @@ import {
   HEARTBEAT_PING,
   HEARTBEAT_PONG,
   USER_HEADER,
+  decodeUserId,
   json,
 } from './protocol.mjs';
 
@@ -233,7 +234,7 @@ export class SocketLeaseObject extends DurableObject {
   async fetch(request) {
     const { pathname } = new URL(request.url);
     if (pathname === '/connect') return this.#connect(request);
-    if (pathname === '/stats') return json(200, this.#stats(request.headers.get(USER_HEADER)));
+    if (pathname === '/stats') return json(200, this.#stats(decodeUserId(request.headers.get(USER_HEADER))));
     if (pathname === '/metrics') {
       return new Response(this.#metrics(), { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } });
     }
@@ -246,8 +247,8 @@ export class SocketLeaseObject extends DurableObject {
     if ((request.headers.get('upgrade') ?? '').toLowerCase() !== 'websocket') {
       return json(426, { error: 'expected a WebSocket upgrade', code: 'UPGRADE_REQUIRED' }, { upgrade: 'websocket' });
     }
-    const userId = request.headers.get(USER_HEADER);
-    if (!userId) return json(400, { error: `missing ${USER_HEADER}`, code: 'INVALID_USER_ID' });
+    const userId = decodeUserId(request.headers.get(USER_HEADER));
+    if (!userId) return json(400, { error: `missing or malformed ${USER_HEADER}`, code: 'INVALID_USER_ID' });
     if (this.#userId !== null && this.#userId !== userId) {
       // Only possible if a host routed by something other than idFromName(userId).
       return json(500, { error: 'this object belongs to another user', code: 'WRONG_OBJECT' });

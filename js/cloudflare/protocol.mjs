@@ -30,8 +30,40 @@ export const MAX_SOCKETS_PER_OBJECT = 32768;
 
 // The Worker names the user for the object in this header. Durable Objects are reachable
 // only through the Worker's binding, and the Worker always overwrites it, so a client
-// cannot choose it.
+// cannot choose it. The value is the id percent-encoded (encodeUserId): a header value
+// cannot hold control characters (Headers.set throws) and the runtime trims its leading
+// and trailing whitespace, while a user id may hold both and must reach the object as the
+// same string the Worker routed by.
 export const USER_HEADER = 'x-socket-lease-user';
+
+/**
+ * The header value for `userId`, or null when the id is not well-formed Unicode (a lone
+ * surrogate, which percent-encoding cannot express and no UTF-8 store keeps intact).
+ * @param {string} userId
+ * @returns {string | null}
+ */
+export function encodeUserId(userId) {
+  try {
+    return encodeURIComponent(userId);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The user id carried by a header value from encodeUserId, or null when there is none or
+ * it is not percent-encoded UTF-8.
+ * @param {string | null} value
+ * @returns {string | null}
+ */
+export function decodeUserId(value) {
+  if (!value) return null;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return null;
+  }
+}
 
 // The object is addressed only by these internal URLs, so the host's public paths can be
 // anything.

@@ -2,7 +2,7 @@
 // from the host (`userId(request, env)`), never from this module: a real host reads a
 // verified session or token, the example reads `?user=` for the demo.
 import { ConfigError, readConfig } from './config.mjs';
-import { INTERNAL_ORIGIN, USER_HEADER, json } from './protocol.mjs';
+import { INTERNAL_ORIGIN, USER_HEADER, encodeUserId, json } from './protocol.mjs';
 
 /** @typedef {import('./index.js').SocketLeaseWorkerOptions} SocketLeaseWorkerOptions */
 
@@ -33,7 +33,8 @@ function namespaceOf(env, binding) {
 function callObject(ns, userId, path, headers) {
   const h = new Headers(headers);
   // Always overwritten: the object trusts this header because only the Worker can set it.
-  h.set(USER_HEADER, userId);
+  // Encoded, so any id checkUserId let through is carried exactly (see USER_HEADER).
+  h.set(USER_HEADER, /** @type {string} */ (encodeUserId(userId)));
   return ns.get(ns.idFromName(userId)).fetch(`${INTERNAL_ORIGIN}${path}`, { headers: h });
 }
 
@@ -47,6 +48,9 @@ function checkUserId(user) {
   }
   if (utf8.encode(user).length > MAX_USER_ID_BYTES) {
     return json(400, { error: `user id is longer than ${MAX_USER_ID_BYTES} bytes`, code: 'INVALID_USER_ID' });
+  }
+  if (encodeUserId(user) === null) {
+    return json(400, { error: 'user id is not well-formed Unicode (it holds a lone surrogate)', code: 'INVALID_USER_ID' });
   }
   return null;
 }

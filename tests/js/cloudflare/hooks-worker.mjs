@@ -8,12 +8,15 @@
 // - production storage limits: with the var TEST_STORAGE_LIMITS = "kv", every storage
 //   call is checked against the limits of a KV-backed Durable Object class (128 KiB per
 //   value, 2 KiB per key, 128 keys per call), which local workerd does not enforce.
+// - GET /__test/ws?userJson=<JSON string>: the upgrade route with the id taken as JSON, so
+//   a test can send ids no URL decodes to (a lone surrogate).
 // - GET /__test/storage?user=<id>: the keys of that user's object storage and the size of
 //   each value, to check the layout.
 // - GET /__test/legacy?user=<id>&leases=<n>: replaces that user's storage with the layout
 //   of older versions of the adapter (one core snapshot holding n leases), then resets the
 //   object (ctx.abort, answered 500), so the next request rebuilds it from that layout.
 import worker, { SocketLeaseObject as ExampleObject } from '../../../examples/cloudflare/worker.js';
+import { handleSocketLease } from '../../../js/cloudflare/index.mjs';
 import { LeaseRegistry } from '../../../js/workerd.mjs';
 
 // workerd accepts only handlers and classes as exports of the main module, so the tests
@@ -195,6 +198,16 @@ export default {
    */
   async fetch(request, env, ctx) {
     const url = new URL(request.url);
+    if (url.pathname === '/__test/ws') {
+      // The adapter's upgrade route with a host identity that can return any string: the
+      // id is JSON in ?userJson=, so a test can send what no URL decodes to (a lone
+      // surrogate).
+      const answer = await handleSocketLease(request, env, {
+        path: '/__test/ws',
+        userId: (/** @type {Request} */ r) => JSON.parse(new URL(r.url).searchParams.get('userJson') ?? 'null'),
+      });
+      return answer ?? new Response('not found', { status: 404 });
+    }
     if (url.pathname.startsWith('/__test/')) {
       const user = url.searchParams.get('user') ?? '';
       const ns = env.SOCKET_LEASE;

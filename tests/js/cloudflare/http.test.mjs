@@ -1,0 +1,85 @@
+// What the Worker and the object answer over HTTP, in workerd (miniflare): user ids that
+// HTTP headers cannot carry as they are, and every documented non-101 answer with its
+// `{ error, code }` body.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { connect, roundTrip, startExample } from './harness.mjs';
+
+/** @typedef {Awaited<ReturnType<typeof startExample>>} App */
+
+/**
+ * The documented error shape: exactly `{ error, code }`, with this code.
+ * @param {{ status: number, body: any }} res
+ * @param {number} status
+ * @param {string} code
+ */
+function assertError(res, status, code) {
+  assert.equal(res.status, status, JSON.stringify(res.body));
+  assert.deepEqual(Object.keys(res.body).sort(), ['code', 'error'], `the documented error shape: ${JSON.stringify(res.body)}`);
+  assert.equal(res.body.code, code);
+  assert.equal(typeof res.body.error, 'string');
+}
+
+describe('cloudflare: user ids that a header cannot carry as they are', { timeout: 60_000 }, () => {
+  /** @type {App} */
+  let app;
+  before(async () => {
+    app = await startExample({ vars: { SOCKET_LEASE_LIMIT: '2' } });
+  });
+  after(() => app?.dispose());
+
+  // The core accepts any id of 1..256 bytes; the adapter must hand it to the object
+  // unchanged, whatever HTTP header values allow.
+  for (const [what, user] of [
+    ['a line feed', 'a\nb'],
+    ['a NUL', 'x\u0000y'],
+    ['a carriage return and a tab', 'c\r\td'],
+  ]) {
+    test(`an id with ${what} is served as is`, async () => {
+      const c = await app.connect(user);
+      assert.ok(c.ws, `refused: ${JSON.stringify(c)}`);
+      assert.equal((await roundTrip(c.ws, 'hi')).type, 'echo');
+      const stats = await app.stats(user);
+      assert.equal(stats.userId, user);
+      assert.equal(stats.active, 1);
+      c.ws.close(1000);
+      await c.closed;
+    });
+  }
+
+  test('ids that differ only by leading or trailing whitespace are different users', async () => {
+    const users = ['alice', ' alice', 'alice ', '\talice'];
+    const held = [];
+    for (const user of users) {
+      const c = await app.connect(user);
+      assert.ok(c.ws, `${JSON.stringify(user)} refused: ${JSON.stringify(c)}`);
+      held.push(c);
+    }
+    for (const user of users) {
+      const stats = await app.stats(user);
+      assert.equal(stats.userId, user, 'each object records its own id, untrimmed');
+      assert.equal(stats.active, 1, `${JSON.stringify(user)} has its own object and count`);
+    }
+    for (const c of held) c.ws?.close(1000);
+    await Promise.all(held.map((c) => c.ws && c.closed));
+  });
+
+  test('an id that is not well-formed Unicode (a lone surrogate from the host) -> 400 INVALID_USER_ID', async () => {
+    // Only a host's userId() can produce one (URL decoding never does); the test worker's
+    // /__test/ws takes the id as JSON, which can spell it.
+    const app2 = await startExample({ testHooks: true });
+    try {
+      const url = `${app2.base.replace(/^http/, 'ws')}/__test/ws?userJson=${encodeURIComponent('"a\\ud800b"')}`;
+      const res = await connect(url, new Set());
+      assert.equal(res.ws, null);
+      assertError(/** @type {any} */ (res), 400, 'INVALID_USER_ID');
+      // The same route serves a plain id, so the 400 is about the id.
+      const ok = await connect(`${app2.base.replace(/^http/, 'ws')}/__test/ws?userJson=${encodeURIComponent('"b"')}`, new Set());
+      assert.ok(ok.ws, JSON.stringify(ok));
+      ok.ws.close(1000);
+      await ok.closed;
+    } finally {
+      await app2.dispose();
+    }
+  });
+});
