@@ -286,28 +286,60 @@ export class SocketLeaseObject extends DurableObject {
     this.#lastId = lease.id;
     // Leases the acquire dropped because they had expired (none when the reconcile ran).
     const expired = this.#closeExpired(now);
-    // Persist before accepting: if the write fails, no socket exists without a stored
-    // lease. (Storage awaits keep the input gate shut, so no event slips in between, and
-    // the output gate holds the 101 until the write is confirmed.) One record and the
-    // meta record, plus a delete per evicted or expired lease: O(1) in the lease count.
-    await this.#store([lease.id], [...result.evicted, ...expired]);
-    await this.#alarmNoLaterThan(now, lease.expiresAt);
+    /** @type {WebSocket | null} */
+    let accepted = null;
+    try {
+      // Persist before accepting: if the write fails, no socket exists without a stored
+      // lease. (Storage awaits keep the input gate shut, so no event slips in between, and
+      // the output gate holds the 101 until the write is confirmed.) One record and the
+      // meta record, plus a delete per evicted or expired lease: O(1) in the lease count.
+      await this.#store([lease.id], [...result.evicted, ...expired]);
+      await this.#alarmNoLaterThan(now, lease.expiresAt);
 
-    const { 0: client, 1: server } = new WebSocketPair();
-    // The lease id is the tag, so getWebSockets(leaseId) finds the socket to close on
-    // eviction or expiry, even after hibernation.
-    this.ctx.acceptWebSocket(server, [lease.id]);
-    /** @type {SocketAttachment} */
-    const attachment = {
-      leaseId: lease.id,
-      runId: lease.runId,
-      threadId: lease.threadId,
-      userId,
-      acquiredAt: lease.acquiredAt,
-      seenAt: now,
-    };
-    server.serializeAttachment(attachment);
-    return new Response(null, { status: 101, webSocket: client });
+      const { 0: client, 1: server } = new WebSocketPair();
+      // The lease id is the tag, so getWebSockets(leaseId) finds the socket to close on
+      // eviction or expiry, even after hibernation.
+      this.ctx.acceptWebSocket(server, [lease.id]);
+      accepted = server;
+      /** @type {SocketAttachment} */
+      const attachment = {
+        leaseId: lease.id,
+        runId: lease.runId,
+        threadId: lease.threadId,
+        userId,
+        acquiredAt: lease.acquiredAt,
+        seenAt: now,
+      };
+      server.serializeAttachment(attachment);
+      return new Response(null, { status: 101, webSocket: client });
+    } catch (e) {
+      return this.#rollBack(lease.id, accepted, now, e);
+    }
+  }
+
+  /**
+   * Undoes a granted lease whose socket could not be stored or accepted, so the slot is
+   * free at once instead of held by no socket until the next reconcile. The evictions the
+   * acquire made stand (those sockets are already closed).
+   * @param {string} leaseId
+   * @param {WebSocket | null} accepted the server side, if it was accepted before the failure
+   * @param {number} now
+   * @param {unknown} error
+   */
+  async #rollBack(leaseId, accepted, now, error) {
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(JSON.stringify({ event: 'socket-lease.accept-failed', leaseId, message }));
+    if (accepted) closeQuietly(accepted, 1011, 'the lease could not be recorded');
+    this.#registry.release(leaseId, now);
+    try {
+      // Only this key: the meta record is rewritten by the next write, and a storage that
+      // just failed may fail a larger batch again.
+      await this.ctx.storage.delete(LEASE_PREFIX + leaseId);
+    } catch (e) {
+      // A record left behind has no socket: the next wake reconciles it away.
+      console.error(JSON.stringify({ event: 'socket-lease.rollback-failed', leaseId, message: e instanceof Error ? e.message : String(e) }));
+    }
+    return json(500, { error: `the connection could not be accepted: ${message}`, code: 'INTERNAL_ERROR' });
   }
 
   /**

@@ -8,6 +8,8 @@
 // - production storage limits: with the var TEST_STORAGE_LIMITS = "kv", every storage
 //   call is checked against the limits of a KV-backed Durable Object class (128 KiB per
 //   value, 2 KiB per key, 128 keys per call), which local workerd does not enforce.
+// - failed writes: with the var TEST_FAIL_PUT_USER = "<id>", every storage put that
+//   writes that user's meta record fails, so a connect of that user cannot store its lease.
 // - GET /__test/ws?userJson=<JSON string>: the upgrade route with the id taken as JSON, so
 //   a test can send ids no URL decodes to (a lone surrogate).
 // - GET /__test/storage?user=<id>: the keys of that user's object storage and the size of
@@ -106,10 +108,34 @@ function withKvLimits(storage) {
  * @param {Record<string, unknown>} env
  */
 function testCtx(ctx, env) {
-  if (env.TEST_STORAGE_LIMITS === 'kv') {
-    Object.defineProperty(ctx, 'storage', { value: withKvLimits(ctx.storage), configurable: true });
-  }
+  let storage = ctx.storage;
+  if (env.TEST_STORAGE_LIMITS === 'kv') storage = withKvLimits(storage);
+  if (typeof env.TEST_FAIL_PUT_USER === 'string') storage = withFailingPuts(storage, env.TEST_FAIL_PUT_USER);
+  if (storage !== ctx.storage) Object.defineProperty(ctx, 'storage', { value: storage, configurable: true });
   return ctx;
+}
+
+/**
+ * Storage whose `put` fails (a rejected promise, as a failed write is reported) whenever
+ * it would write the meta record of `user`: every write of a lease for that user fails.
+ * @param {DurableObjectStorage} storage
+ * @param {string} user
+ */
+function withFailingPuts(storage, user) {
+  return new Proxy(storage, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target);
+      if (typeof value !== 'function') return value;
+      if (prop === 'put') {
+        return (/** @type {any} */ keyOrEntries, /** @type {any[]} */ ...rest) => {
+          const meta = typeof keyOrEntries === 'object' ? keyOrEntries['socket-lease:meta'] : undefined;
+          if (meta?.userId === user) return Promise.reject(new Error('test: injected storage failure'));
+          return value.call(target, keyOrEntries, ...rest);
+        };
+      }
+      return value.bind(target);
+    },
+  });
 }
 
 /** @param {WebSocket} ws */

@@ -83,3 +83,33 @@ describe('cloudflare: user ids that a header cannot carry as they are', { timeou
     }
   });
 });
+
+describe('cloudflare: a lease that cannot be stored is rolled back', { timeout: 60_000 }, () => {
+  /** @type {App} */
+  let app;
+  before(async () => {
+    // The test worker fails every storage write of this user's lease (hooks-worker.mjs).
+    app = await startExample({ testHooks: true, vars: { SOCKET_LEASE_LIMIT: '1', TEST_FAIL_PUT_USER: 'pia' } });
+  });
+  after(() => app?.dispose());
+
+  test('the connect is answered 500 INTERNAL_ERROR, and the slot is free at once, with nothing stored', async () => {
+    const res = await app.connect('pia');
+    assert.equal(res.ws, null, 'no socket without a stored lease');
+    assertError(/** @type {any} */ (res), 500, 'INTERNAL_ERROR');
+    assert.match(res.body.error, /injected storage failure/);
+    const stats = await app.stats('pia');
+    assert.equal(stats.active, 0, 'the lease was released, not left to the next reconcile');
+    assert.deepEqual(stats.leases, []);
+    assert.equal(stats.stats.acquired, 1);
+    assert.equal(stats.stats.released, 1);
+    assert.equal(stats.socketsOpen, 0);
+    const { sizes } = await app.storage('pia');
+    assert.deepEqual(Object.keys(sizes).filter((k) => k.startsWith('socket-lease:lease:')), []);
+    // Other users are not affected.
+    const other = await app.connect('quin');
+    assert.ok(other.ws, JSON.stringify(other));
+    other.ws.close(1000);
+    await other.closed;
+  });
+});
