@@ -39,6 +39,10 @@ import {
 const NO_FRAME_CLOSE_CODES = new Set([1006, 1015]);
 // A close frame without a code is reported as 1005, which may not be sent back.
 const NO_STATUS_CODE = 1005;
+// How long a counter change that wrote nothing (a refusal) may wait for the alarm to
+// write the meta record: a reconnect storm costs one write per second, not one per
+// request, and the counters reach storage before the object can hibernate.
+const META_WRITE_DELAY_MS = 1000;
 
 // The same reason strings as the Node guard, so one client handles both hosts.
 const EVICTED_REASON = 'lease evicted: a newer connection of this user took the slot';
@@ -105,6 +109,10 @@ export class SocketLeaseObject extends DurableObject {
   #lastId = null;
   /** When this instance was constructed: it changes after each hibernation or eviction. */
   #startedAt = Date.now();
+  /** Whether the registry's counters changed since the meta record was last written. */
+  #metaDirty = false;
+  /** When the alarm must write them, if #metaDirty. */
+  #metaDueAt = 0;
 
   /**
    * @param {DurableObjectState} ctx
@@ -269,7 +277,10 @@ export class SocketLeaseObject extends DurableObject {
       throw e;
     }
     if (!result.ok) {
-      // Nothing is written on a refusal, so a reconnect storm costs no storage writes.
+      // The refusal counted in `rejected`. Not written now, so a reconnect storm costs no
+      // write per request, but not dropped either: lost on hibernation, the counter would
+      // go back (a Prometheus counter reset). The alarm writes it within a second.
+      await this.#countersChanged(now);
       const retryAfter = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
       return json(
         429,
@@ -399,7 +410,20 @@ export class SocketLeaseObject extends DurableObject {
   async alarm() {
     // The alarm that fired is spent; #reconcile sets the next one from the leases left.
     this.#alarmAt = null;
+    if (this.#metaDirty) await this.#store([], []);
     await this.#reconcile(Date.now());
+  }
+
+  /**
+   * Counters changed without a write (a refusal): has the alarm write the meta record
+   * within META_WRITE_DELAY_MS, unless a write is already due. Any #store writes it too.
+   * @param {number} now
+   */
+  async #countersChanged(now) {
+    if (this.#metaDirty || this.#userId === null) return;
+    this.#metaDirty = true;
+    this.#metaDueAt = now + META_WRITE_DELAY_MS;
+    await this.#setAlarm(now, []);
   }
 
   /**
@@ -555,7 +579,11 @@ export class SocketLeaseObject extends DurableObject {
     const reg = this.#registry;
     /** @type {Array<[string, unknown]>} */
     const entries = [];
-    if (this.#userId !== null) entries.push([META_KEY, metaRecord(reg.stats(), this.#userId, this.#lastId)]);
+    const wasDirty = this.#metaDirty;
+    if (this.#userId !== null) {
+      entries.push([META_KEY, metaRecord(reg.stats(), this.#userId, this.#lastId)]);
+      this.#metaDirty = false;
+    }
     const deletes = [...keys];
     for (const id of put) {
       const lease = reg.getLease(id);
@@ -568,12 +596,19 @@ export class SocketLeaseObject extends DurableObject {
     const writes = [];
     for (const batch of chunks(entries)) writes.push(storage.put(Object.fromEntries(batch)));
     for (const batch of chunks(deletes)) writes.push(storage.delete(batch));
-    await Promise.all(writes);
+    try {
+      await Promise.all(writes);
+    } catch (e) {
+      // Still unwritten: the alarm already set for it will try again.
+      this.#metaDirty ||= wasDirty;
+      throw e;
+    }
   }
 
   /**
-   * One alarm, driven by the earliest lease expiry; none when no lease is held, so an idle
-   * user costs nothing.
+   * One alarm, driven by the earliest lease expiry, or sooner when counters wait to be
+   * written (#countersChanged); none when no lease is held and nothing waits, so an idle
+   * user costs no wake-up.
    *
    * The alarm first runs a quarter TTL before a lease expires, to apply the heartbeats the
    * runtime answered meanwhile (the registry cannot extend a lease once it has expired,
@@ -592,6 +627,8 @@ export class SocketLeaseObject extends DurableObject {
       const refreshAt = expiresAt - margin;
       next = Math.min(next, refreshAt > now ? refreshAt : expiresAt);
     }
+    // Counters waiting to be written keep the alarm, whatever the leases.
+    if (this.#metaDirty) next = Math.min(next, this.#metaDueAt);
     if (next === Infinity) {
       if (this.#alarmAt !== null && (exact || this.#active() === 0)) {
         await this.ctx.storage.deleteAlarm();

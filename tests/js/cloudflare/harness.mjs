@@ -113,9 +113,10 @@ export async function startExample(opts = {}) {
       return /** @type {Promise<any>} */ (res.json());
     },
     /**
-     * The keys in `user`'s object storage and the size of each value (testHooks only).
+     * The keys in `user`'s object storage and the size of each value, and the stored meta
+     * record (testHooks only).
      * @param {string} user
-     * @returns {Promise<{ sizes: Record<string, number>, alarm: number | null }>}
+     * @returns {Promise<{ sizes: Record<string, number>, meta: any, alarm: number | null }>}
      */
     async storage(user) {
       const res = await fetch(`${base}/__test/storage?user=${encodeURIComponent(user)}`);

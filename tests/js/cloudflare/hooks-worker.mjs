@@ -13,7 +13,7 @@
 // - GET /__test/ws?userJson=<JSON string>: the upgrade route with the id taken as JSON, so
 //   a test can send ids no URL decodes to (a lone surrogate).
 // - GET /__test/storage?user=<id>: the keys of that user's object storage and the size of
-//   each value, to check the layout.
+//   each value, to check the layout, and the stored meta record.
 // - GET /__test/legacy?user=<id>&leases=<n>: replaces that user's storage with the layout
 //   of older versions of the adapter (one core snapshot holding n leases), then resets the
 //   object (ctx.abort, answered 500), so the next request rebuilds it from that layout.
@@ -176,7 +176,7 @@ export class SocketLeaseObject extends ExampleObject {
       /** @type {Record<string, number>} */
       const sizes = {};
       for (const [key, value] of all) sizes[key] = valueSize(value);
-      return Response.json({ sizes, alarm: await this.ctx.storage.getAlarm() });
+      return Response.json({ sizes, meta: all.get('socket-lease:meta') ?? null, alarm: await this.ctx.storage.getAlarm() });
     }
     return super.fetch(request);
   }

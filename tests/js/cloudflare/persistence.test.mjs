@@ -111,3 +111,30 @@ test('a store in the old one-snapshot layout is read once, migrated to per-lease
   for (const c of held) c.ws.close(1000);
   await Promise.all(held.map((c) => c.closed));
 });
+
+test('refusals reach storage by themselves: the rejected counter survives a restart with no connect or close after them', { timeout: 60_000 }, async () => {
+  const storage = await tempDir();
+  cleanups.push(storage.remove);
+  const opts = { vars: { SOCKET_LEASE_LIMIT: '1' }, persistDir: storage.dir, testHooks: true };
+  const first = await startExample(opts);
+  let firstDisposed = false;
+  cleanups.push(() => (firstDisposed ? Promise.resolve() : first.dispose()));
+  await openOne(first, 'rita');
+  for (let i = 0; i < 3; i++) assert.equal((await first.connect('rita')).status, 429);
+  // Nothing else happens to the object: only the refusals themselves can get the counter
+  // written (within about a second, by the object's alarm).
+  await waitFor(
+    async () => (await first.storage('rita')).meta?.counters?.rejected === 3,
+    { timeoutMs: 10_000, what: 'the three refusals to reach storage' },
+  );
+  // The runtime goes away (as when the object is evicted): no close event, no write.
+  await first.dispose();
+  firstDisposed = true;
+
+  const second = await startExample(opts);
+  cleanups.push(() => second.dispose());
+  const after = await second.stats('rita');
+  assert.equal(after.stats.rejected, 3, 'a counter never goes back');
+  assert.equal(after.stats.acquired, 1);
+  assert.equal(after.stats.reconciled, 1, 'the socket died with the runtime');
+});
