@@ -39,6 +39,18 @@ function callObject(ns, userId, path, headers) {
 }
 
 /**
+ * For the read-only views, where the id is named in the request (not an identity): none
+ * named is a malformed request, not a failed authentication.
+ * @param {string | null} user
+ * @param {string} usage
+ * @returns {Response | null}
+ */
+function checkNamedUser(user, usage) {
+  if (!user) return json(400, { error: `no user id: use ${usage}`, code: 'MISSING_USER' });
+  return checkUserId(user);
+}
+
+/**
  * @param {unknown} user
  * @returns {Response | null} an error answer, or null when the id is usable
  */
@@ -64,9 +76,9 @@ function checkUserId(user) {
  *   every other answer is `{ error, code }`: 401 without a user, 426 without the upgrade
  *   header, 500 `INVALID_CONFIG` on bad env vars.
  * - `statsPath` (off unless set, e.g. `/api/users/`): `GET <statsPath><userId>` answers that
- *   user's leases as JSON. Protect it like any admin route.
+ *   user's leases as JSON; 400 `MISSING_USER` without an id. Protect it like any admin route.
  * - `metricsPath` (off unless set, e.g. `/metrics`): `GET <metricsPath>?user=<id>` answers
- *   that user's object's Prometheus text.
+ *   that user's object's Prometheus text; 400 `MISSING_USER` without `?user=`.
  *
  * @param {Request} request
  * @param {Record<string, unknown>} env
@@ -100,14 +112,14 @@ export async function handleSocketLease(request, env, options) {
       } catch {
         return json(400, { error: 'malformed user id in path', code: 'INVALID_USER_ID' });
       }
-      const bad = checkUserId(user);
+      const bad = checkNamedUser(user, `GET ${options.statsPath}<userId>`);
       if (bad) return bad;
       return await callObject(ns, user, '/stats');
     }
     if (options.metricsPath && request.method === 'GET' && url.pathname === options.metricsPath) {
       const ns = namespaceOf(env, binding);
       const user = url.searchParams.get('user');
-      const bad = checkUserId(user);
+      const bad = checkNamedUser(user, `GET ${options.metricsPath}?user=<userId>`);
       if (bad) return bad;
       return await callObject(ns, /** @type {string} */ (user), '/metrics');
     }

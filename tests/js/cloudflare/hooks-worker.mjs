@@ -10,8 +10,12 @@
 //   value, 2 KiB per key, 128 keys per call), which local workerd does not enforce.
 // - failed writes: with the var TEST_FAIL_PUT_USER = "<id>", every storage put that
 //   writes that user's meta record fails, so a connect of that user cannot store its lease.
-// - GET /__test/ws?userJson=<JSON string>: the upgrade route with the id taken as JSON, so
-//   a test can send ids no URL decodes to (a lone surrogate).
+// - GET /__test/ws?userJson=<JSON string>[&binding=<name>]: the upgrade route with the id
+//   taken as JSON, so a test can send ids no URL decodes to (a lone surrogate), and with
+//   another binding name, to see a missing binding answered.
+// - GET /__test/connect-as?user=<id>&header=<value>: a connect sent to <id>'s object with
+//   the user header set to <value> as is, as a host routing by something other than
+//   idFromName(userId) (or forging the header) would.
 // - GET /__test/storage?user=<id>: the keys of that user's object storage and the size of
 //   each value, to check the layout, and the stored meta record.
 // - GET /__test/legacy?user=<id>&leases=<n>: replaces that user's storage with the layout
@@ -171,6 +175,10 @@ export class SocketLeaseObject extends ExampleObject {
       await this.ctx.storage.sync();
       this.ctx.abort('test: rebuild from the legacy storage layout');
     }
+    if (url.pathname === '/__test/connect-as') {
+      const headers = { upgrade: 'websocket', 'x-socket-lease-user': url.searchParams.get('header') ?? '' };
+      return super.fetch(new Request('https://socket-lease.internal/connect', { headers }));
+    }
     if (url.pathname === '/__test/storage') {
       const all = await this.ctx.storage.list();
       /** @type {Record<string, number>} */
@@ -230,6 +238,7 @@ export default {
       // surrogate).
       const answer = await handleSocketLease(request, env, {
         path: '/__test/ws',
+        binding: url.searchParams.get('binding') ?? undefined,
         userId: (/** @type {Request} */ r) => JSON.parse(new URL(r.url).searchParams.get('userJson') ?? 'null'),
       });
       return answer ?? new Response('not found', { status: 404 });

@@ -20,6 +20,99 @@ function assertError(res, status, code) {
   assert.equal(typeof res.body.error, 'string');
 }
 
+/**
+ * @param {string} url
+ * @param {RequestInit} [init]
+ * @returns {Promise<{ status: number, headers: Headers, body: any }>}
+ */
+async function fetchJson(url, init) {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let body = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: kept as text, which the shape assertions then report
+  }
+  return { status: res.status, headers: res.headers, body };
+}
+
+describe('cloudflare: every answer that is not a 101', { timeout: 60_000 }, () => {
+  /** @type {App} */
+  let app;
+  /** @type {string} */
+  let ws;
+  before(async () => {
+    app = await startExample({ testHooks: true, vars: { SOCKET_LEASE_LIMIT: '2' } });
+    ws = app.base.replace(/^http/, 'ws');
+  });
+  after(() => app?.dispose());
+
+  test('a method other than GET -> 405 METHOD_NOT_ALLOWED with Allow: GET', async () => {
+    for (const method of ['POST', 'PUT', 'DELETE']) {
+      // Checked before the upgrade header (which fetch cannot send).
+      const res = await fetchJson(`${app.base}/ws?user=ken`, { method });
+      assertError(res, 405, 'METHOD_NOT_ALLOWED');
+      assert.equal(res.headers.get('allow'), 'GET');
+    }
+  });
+
+  test('a user id over 256 bytes of UTF-8 -> 400 INVALID_USER_ID; exactly 256 is served', async () => {
+    // Bytes, not characters: 129 two-byte characters are 258 bytes.
+    for (const user of ['x'.repeat(257), '\u00e9'.repeat(129)]) {
+      const res = await app.connect(user);
+      assert.equal(res.ws, null);
+      assertError(/** @type {any} */ (res), 400, 'INVALID_USER_ID');
+      assertError(await fetchJson(`${app.base}/api/users/${encodeURIComponent(user)}`), 400, 'INVALID_USER_ID');
+    }
+    const longest = '\u00e9'.repeat(128);
+    const ok = await app.connect(longest);
+    assert.ok(ok.ws, JSON.stringify(ok));
+    assert.equal((await app.stats(longest)).userId, longest);
+    ok.ws.close(1000);
+    await ok.closed;
+  });
+
+  test('the read-only views without a user id -> 400 MISSING_USER (not 401: they authenticate nothing)', async () => {
+    assertError(await fetchJson(`${app.base}/api/users/`), 400, 'MISSING_USER');
+    assertError(await fetchJson(`${app.base}/metrics`), 400, 'MISSING_USER');
+    assertError(await fetchJson(`${app.base}/metrics?user=`), 400, 'MISSING_USER');
+    // With one, both answer.
+    assert.equal((await fetchJson(`${app.base}/api/users/ken`)).status, 200);
+    const metrics = await fetch(`${app.base}/metrics?user=ken`);
+    assert.equal(metrics.status, 200);
+    assert.match(await metrics.text(), /socket_lease_sockets_open 0/);
+  });
+
+  test('a stats path that is not percent-encoded UTF-8 -> 400 INVALID_USER_ID', async () => {
+    assertError(await fetchJson(`${app.base}/api/users/%E0%A4`), 400, 'INVALID_USER_ID');
+    assertError(await fetchJson(`${app.base}/api/users/%`), 400, 'INVALID_USER_ID');
+  });
+
+  test('a missing Durable Object binding -> 500 INVALID_CONFIG naming it', async () => {
+    const res = await connect(`${ws}/__test/ws?binding=NOPE&userJson=${encodeURIComponent('"ken"')}`, new Set());
+    assert.equal(res.ws, null);
+    assertError(/** @type {any} */ (res), 500, 'INVALID_CONFIG');
+    assert.match(res.body.error, /the Durable Object binding NOPE is missing/);
+  });
+
+  test('an object reached under another user\'s id -> 500 WRONG_OBJECT; a malformed user header -> 400', async () => {
+    const c = await app.connect('owner');
+    assert.ok(c.ws);
+    const at = (/** @type {string} */ header) =>
+      fetchJson(`${app.base}/__test/connect-as?user=owner&header=${encodeURIComponent(header)}`);
+    assertError(await at(encodeURIComponent('intruder')), 500, 'WRONG_OBJECT');
+    assertError(await at('%E0%A4'), 400, 'INVALID_USER_ID');
+    assertError(await at(''), 400, 'INVALID_USER_ID');
+    // Neither took a lease.
+    const stats = await app.stats('owner');
+    assert.equal(stats.active, 1);
+    assert.equal(stats.userId, 'owner');
+    c.ws.close(1000);
+    await c.closed;
+  });
+});
+
 describe('cloudflare: user ids that a header cannot carry as they are', { timeout: 60_000 }, () => {
   /** @type {App} */
   let app;
