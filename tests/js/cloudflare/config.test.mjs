@@ -2,7 +2,10 @@
 // requests the adapter cannot serve.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { connect, roundTrip, startExample } from './harness.mjs';
+import { connect, roundTrip, startExample, waitFor, within } from './harness.mjs';
+
+// The documented close code for eviction (README).
+const CLOSE_EVICTED = 4008;
 
 /** @typedef {Awaited<ReturnType<typeof startExample>>} App */
 
@@ -40,18 +43,59 @@ describe('cloudflare: configuration from env vars', { timeout: 180_000 }, () => 
     });
   }
 
-  test('valid overrides (number strings with spaces, every policy) are accepted', async () => {
-    for (const policy of ['reject', 'evict-oldest', 'evict-idle']) {
+  // Each policy is told apart by what the third connect at a limit of 2 does: the first
+  // socket connected is touched last (by a message), so evict-oldest and evict-idle pick
+  // different victims, and reject picks none.
+  /** @type {Array<[string, (r: { third: any, first: any, second: any }) => void]>} */
+  const POLICY_EFFECTS = [
+    ['reject', ({ third }) => assert.deepEqual({ status: third.status, body: third.body }, { status: 429, body: { reason: 'user-limit', limit: 2, active: 2 } })],
+    ['evict-oldest', ({ third, first }) => {
+      assert.ok(third.ws, 'accepted');
+      assert.equal(first.code, CLOSE_EVICTED, 'the first connected is evicted');
+    }],
+    ['evict-idle', ({ third, second }) => {
+      assert.ok(third.ws, 'accepted');
+      assert.equal(second.code, CLOSE_EVICTED, 'the one silent longest is evicted');
+    }],
+  ];
+
+  for (const [policy, check] of POLICY_EFFECTS) {
+    test(`valid overrides (numbers with spaces, policy ${policy}) take effect`, async () => {
+      const user = `ken-${policy}`;
       await app.setVars({ SOCKET_LEASE_LIMIT: ' 2 ', SOCKET_LEASE_TTL_MS: '60000', SOCKET_LEASE_POLICY: policy });
-      const res = await app.connect('ken');
-      assert.ok(res.ws, `${policy}: ${JSON.stringify(res)}`);
-      assert.equal((await roundTrip(res.ws, 'x')).type, 'echo');
-      const stats = await app.stats('ken');
-      assert.equal(stats.limit, 2);
-      res.ws.close(1000);
-      await res.closed;
-    }
-  });
+      const a = await app.connect(user);
+      const b = await app.connect(user);
+      assert.ok(a.ws && b.ws, `${policy}: ${JSON.stringify([a, b])}`);
+      const lease = (/** @type {any} */ s, /** @type {WebSocket} */ ws) => s.leases.find((/** @type {{ id: string }} */ l) => l.id === ids.get(ws));
+      const ids = new Map([
+        [a.ws, (await roundTrip(a.ws, 'x')).leaseId],
+        [b.ws, (await roundTrip(b.ws, 'x')).leaseId],
+      ]);
+      const before = await app.stats(user);
+      assert.equal(before.limit, 2);
+      assert.equal(lease(before, b.ws).expiresAt - lease(before, b.ws).touchedAt, 60_000, 'the TTL');
+      // Touch the first socket again once the object's clock has passed the second's touch.
+      await waitFor(async () => (await app.stats(user)).now > lease(before, b.ws).touchedAt, { what: 'the object clock to move' });
+      await roundTrip(a.ws, 'again');
+      assert.ok(lease(await app.stats(user), a.ws).touchedAt > lease(before, b.ws).touchedAt);
+
+      const third = await app.connect(user);
+      /** @type {Record<string, any>} */
+      const closedBy = { first: null, second: null };
+      if (third.ws) {
+        // One of the two is evicted: wait for whichever it is.
+        const gone = await within(
+          Promise.race([a.closed.then((c) => ['first', c]), b.closed.then((c) => ['second', c])]),
+          10_000,
+          'an eviction',
+        );
+        closedBy[gone[0]] = gone[1];
+      }
+      check({ third, ...closedBy });
+      for (const c of [a, b, third]) c.ws?.close(1000);
+      await Promise.all([a, b, third].map((c) => c.ws && c.closed));
+    });
+  }
 
   test('defaults apply when the vars are unset', async () => {
     await app.setVars({ SOCKET_LEASE_LIMIT: undefined, SOCKET_LEASE_TTL_MS: undefined, SOCKET_LEASE_POLICY: undefined });

@@ -80,17 +80,28 @@ test('leases survive their object hibernating: a heartbeating peer keeps its lea
       );
     }
 
-    // 2. The heartbeating lease lives on across it: renewed past two TTLs.
+    // 2. The heartbeating lease lives on across it: renewed past two TTLs, by an instance
+    //    built after the expiry stored at the acquire had passed. Renewals are never
+    //    stored, so that instance could only keep the lease by applying the renewal kept
+    //    in the socket's attachment (#wake): the path this test is here for.
     const stats = await waitFor(
       async () => {
         const s = await app.stats('hugo');
         if (s.objectStartedAt > lastContact) restarts++;
         lastContact = Date.now();
-        return checkBeating(s).touchedAt > acquiredAt + 2 * TTL_MS ? s : null;
+        return checkBeating(s).touchedAt > acquiredAt + 2 * TTL_MS && s.objectStartedAt > acquiredAt + TTL_MS ? s : null;
       },
-      { intervalMs: POLL_MS, timeoutMs: 4 * TTL_MS, what: 'the heartbeating lease to be renewed past two TTLs' },
+      {
+        intervalMs: POLL_MS,
+        timeoutMs: 4 * TTL_MS,
+        what: 'the heartbeating lease renewed past two TTLs, held by an object rebuilt after its stored expiry',
+      },
     );
     assert.ok(restarts > 0);
+    assert.ok(
+      stats.objectStartedAt > acquiredAt + TTL_MS,
+      `the object serving the lease was built ${stats.objectStartedAt - acquiredAt} ms after the acquire, past the stored expiry`,
+    );
     assert.equal(stats.active, 1);
     assert.equal(stats.socketsOpen, 1);
     assert.equal(stats.stats.acquired, 1);
