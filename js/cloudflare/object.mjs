@@ -43,6 +43,12 @@ const NO_STATUS_CODE = 1005;
 // write the meta record: a reconnect storm costs one write per second, not one per
 // request, and the counters reach storage before the object can hibernate.
 const META_WRITE_DELAY_MS = 1000;
+// How long a count of OPEN sockets that matched the leases is trusted by connects at the
+// limit. Counting visits every socket, and a reconnect storm at the limit would pay that
+// on every refused request; with this, at most once a second. The price: a close event
+// lost within that second can cause refusals for up to a second (Retry-After is at least
+// one), after which the next connect counts again and reconciles.
+const OPEN_COUNT_TRUST_MS = 1000;
 
 // The same reason strings as the Node guard, so one client handles both hosts.
 const EVICTED_REASON = 'lease evicted: a newer connection of this user took the slot';
@@ -113,6 +119,8 @@ export class SocketLeaseObject extends DurableObject {
   #metaDirty = false;
   /** When the alarm must write them, if #metaDirty. */
   #metaDueAt = 0;
+  /** When a connect at the limit last counted as many OPEN sockets as leases. */
+  #openMatchedAt = -Infinity;
 
   /**
    * @param {DurableObjectState} ctx
@@ -469,6 +477,9 @@ export class SocketLeaseObject extends DurableObject {
    *   every socket: an evicting connect costs O(sockets) under this policy;
    * - the user is at its limit and the OPEN sockets do not match the leases one to one:
    *   a close event went missing, and its lease would cause a refusal or an eviction.
+   *   Counting visits every socket, so a count that matched is trusted for
+   *   OPEN_COUNT_TRUST_MS: a storm of refused connects costs O(1) each, plus one count a
+   *   second.
    * Otherwise the registry is exact enough to decide: every lease has its OPEN socket and
    * none is within a quarter TTL of its expiry (the alarm is set no later than that).
    * @param {number} now
@@ -480,9 +491,12 @@ export class SocketLeaseObject extends DurableObject {
     const options = this.#registry.getOptions();
     if (active < options.perUserLimit) return false;
     if (options.onLimit === 'evict-idle') return true;
+    if (now - this.#openMatchedAt < OPEN_COUNT_TRUST_MS) return false;
     let open = 0;
     for (const ws of this.ctx.getWebSockets()) if (ws.readyState === WebSocket.OPEN) open++;
-    return open !== active;
+    if (open !== active) return true;
+    this.#openMatchedAt = now;
+    return false;
   }
 
   /** Live leases (the object serves one user, so the registry's total is that user's). */

@@ -16,6 +16,8 @@
 // - GET /__test/connect-as?user=<id>&header=<value>: a connect sent to <id>'s object with
 //   the user header set to <value> as is, as a host routing by something other than
 //   idFromName(userId) (or forging the header) would.
+// - GET /__test/scans?user=<id>: how many times this instance of that user's object called
+//   ctx.getWebSockets() without a tag, i.e. visited every socket.
 // - GET /__test/storage?user=<id>: the keys of that user's object storage and the size of
 //   each value, to check the layout, and the stored meta record.
 // - GET /__test/legacy?user=<id>&leases=<n>: replaces that user's storage with the layout
@@ -119,6 +121,26 @@ function testCtx(ctx, env) {
   return ctx;
 }
 
+/** Calls of ctx.getWebSockets() without a tag (each visits every socket), per object. */
+const socketScans = new WeakMap();
+
+/**
+ * Counts the untagged getWebSockets() calls of this object (an own property shadowing the
+ * runtime's method, which it calls unchanged).
+ * @param {DurableObjectState} ctx
+ */
+function countScans(ctx) {
+  const original = ctx.getWebSockets.bind(ctx);
+  socketScans.set(ctx, 0);
+  Object.defineProperty(ctx, 'getWebSockets', {
+    configurable: true,
+    value: (/** @type {string | undefined} */ tag) => {
+      if (tag === undefined) socketScans.set(ctx, socketScans.get(ctx) + 1);
+      return original(tag);
+    },
+  });
+}
+
 /**
  * Storage whose `put` fails (a rejected promise, as a failed write is reported) whenever
  * it would write the meta record of `user`: every write of a lease for that user fails.
@@ -157,7 +179,9 @@ export class SocketLeaseObject extends ExampleObject {
    * @param {Record<string, unknown>} env
    */
   constructor(ctx, env) {
-    super(testCtx(ctx, env), env);
+    const state = testCtx(ctx, env);
+    countScans(state);
+    super(state, env);
   }
 
   /** @param {Request} request */
@@ -174,6 +198,9 @@ export class SocketLeaseObject extends ExampleObject {
       // Durable before the reset, which would drop unconfirmed writes.
       await this.ctx.storage.sync();
       this.ctx.abort('test: rebuild from the legacy storage layout');
+    }
+    if (url.pathname === '/__test/scans') {
+      return Response.json({ scans: socketScans.get(this.ctx) });
     }
     if (url.pathname === '/__test/connect-as') {
       const headers = { upgrade: 'websocket', 'x-socket-lease-user': url.searchParams.get('header') ?? '' };

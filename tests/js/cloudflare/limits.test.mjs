@@ -221,3 +221,37 @@ describe('cloudflare: SOCKET_LEASE_POLICY=evict-idle', { timeout: 60_000 }, () =
     assert.equal((await app.stats('fred')).stats.unknownReleases, 0);
   });
 });
+
+describe('cloudflare: refusals at the limit do not visit every socket', { timeout: 60_000 }, () => {
+  /** @type {App} */
+  let app;
+  before(async () => {
+    app = await startExample({ testHooks: true, vars: { SOCKET_LEASE_LIMIT: '3' } });
+  });
+  after(() => app?.dispose());
+
+  /** How many times gus's object has listed all its sockets (hooks-worker.mjs). */
+  const scans = async () => /** @type {number} */ ((await (await fetch(`${app.base}/__test/scans?user=gus`)).json()).scans);
+
+  test('a storm of refused connects visits every socket about once a second, not once per request', async () => {
+    const held = await openAccepted(app, 'gus', 3);
+    const before = await scans();
+    const started = Date.now();
+    const STORM = 40;
+    for (let i = 0; i < STORM; i++) assert.equal((await app.connect('gus')).status, 429);
+    const elapsedMs = Date.now() - started;
+    const during = (await scans()) - before;
+    // Per started second of the storm at most two (a count at the limit, and the alarm
+    // that writes the refusals' counter, which reconciles), however slow the machine; a
+    // count per request would be STORM.
+    const allowed = 2 * Math.ceil(elapsedMs / 1000) + 1;
+    assert.ok(during <= allowed, `${during} socket scans for ${STORM} refusals in ${elapsedMs} ms (at most ${allowed} expected)`);
+    assert.ok(allowed < STORM, `the storm took ${elapsedMs} ms: too slow to tell the two apart`);
+    const stats = await app.stats('gus');
+    assert.equal(stats.stats.rejected, STORM);
+    assert.equal(stats.active, 3);
+    for (const c of held) c.ws.close(1000);
+    await Promise.all(held.map((c) => c.closed));
+    await waitIdle(app, 'gus');
+  });
+});
