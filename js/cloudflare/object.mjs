@@ -622,7 +622,8 @@ export class SocketLeaseObject extends DurableObject {
   /**
    * One alarm, driven by the earliest lease expiry, or sooner when counters wait to be
    * written (#countersChanged); none when no lease is held and nothing waits, so an idle
-   * user costs no wake-up.
+   * user costs no wake-up. (It does keep its meta record in storage, for its counters:
+   * see "Retention" in storage.mjs.)
    *
    * The alarm first runs a quarter TTL before a lease expires, to apply the heartbeats the
    * runtime answered meanwhile (the registry cannot extend a lease once it has expired,

@@ -13,6 +13,13 @@
 // connect and release: ~50 B per lease, so 1.6 MB near the cap, over the KV-backed limit
 // above ~2,700 leases.)
 //
+// Retention: when the last lease is released, the meta record stays (with no alarm, so an
+// idle user costs this storage and no wake-up): ~250 B plus the user id, per user that ever
+// connected, for as long as the object exists. It holds the counters, which must never go
+// back (Prometheus counters), and the newest lease id. Deleting it when the user goes idle
+// would reset both; a host that must forget a user (e.g. on account deletion) deletes that
+// user's object storage itself.
+//
 // On wake the records are read back with one `list({ prefix })` and turned into the core's
 // snapshot format (version 1, documented in src/registry/snapshot.rs), so that
 // `LeaseRegistry.restore` rebuilds the registry with the same lease ids the sockets carry.

@@ -113,7 +113,15 @@ for (const kind of /** @type {const} */ (['kv', 'sqlite'])) {
       for (const c of again) c.ws.close(1000);
       await Promise.all(again.map((c) => c.closed));
       await waitFor(async () => (await second.stats(USER)).active === 0, { what: 'every lease to be released' });
-      assert.deepEqual(layout(await second.storage(USER)).records, []);
+      // An idle user keeps only its meta record (so its counters never go back), and no
+      // alarm: it costs that storage and no wake-up (README, retention).
+      const idle = await second.storage(USER);
+      view = layout(idle);
+      assert.deepEqual(view.records, []);
+      assert.deepEqual(view.others, [META_KEY]);
+      assert.ok(idle.sizes[META_KEY] <= 300 + 256, `meta record: ${idle.sizes[META_KEY]} B`);
+      assert.equal(idle.alarm, null, 'no alarm once nothing is held');
+      assert.equal(idle.meta.counters.rejected, 2, 'the last refusal was written too');
     });
   });
 }
