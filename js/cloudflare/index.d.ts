@@ -68,18 +68,40 @@ export interface QuotaRefusalBody {
   active: number;
 }
 
+/**
+ * The stable codes of `ErrorBody`:
+ * - 400 `INVALID_USER_ID`: over 256 bytes of UTF-8, not well-formed Unicode, or a stats
+ *   path that is not percent-encoded UTF-8;
+ * - 400 `MISSING_USER`: a stats or metrics request naming no user;
+ * - 401 `UNAUTHENTICATED`: `userId()` gave no user for an upgrade;
+ * - 404 `NOT_FOUND`, 405 `METHOD_NOT_ALLOWED`, 426 `UPGRADE_REQUIRED`;
+ * - 500 `INVALID_CONFIG` (bad env var, missing binding), `WRONG_OBJECT` (not routed by
+ *   `idFromName(userId)`), `INTERNAL_ERROR` (the lease could not be stored or the socket
+ *   accepted; the lease was released).
+ */
+export type ErrorCode =
+  | 'INVALID_USER_ID'
+  | 'MISSING_USER'
+  | 'UNAUTHENTICATED'
+  | 'NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
+  | 'UPGRADE_REQUIRED'
+  | 'INVALID_CONFIG'
+  | 'WRONG_OBJECT'
+  | 'INTERNAL_ERROR';
+
 /** The body of every other answer that is not a 101. */
 export interface ErrorBody {
   /** For people. */
   error: string;
-  /** For programs: `INVALID_CONFIG`, `UNAUTHENTICATED`, `INVALID_USER_ID`, `UPGRADE_REQUIRED`, `METHOD_NOT_ALLOWED`, `NOT_FOUND`, `WRONG_OBJECT`. */
-  code: string;
+  /** For programs: one of `ErrorCode`. */
+  code: ErrorCode;
 }
 
 /**
  * The socket-lease routes of `request`, or `null` for any other path. Answers 101; 429
  * with `Retry-After` and a `QuotaRefusalBody`; or 400, 401, 405, 426, 500 with an
- * `ErrorBody` (`INVALID_CONFIG` for a bad env var).
+ * `ErrorBody` (see `ErrorCode`).
  */
 export declare function handleSocketLease(
   request: Request,
