@@ -191,18 +191,27 @@ export function install(wasm) {
   const REASONS = { [-1]: 'user-limit', [-2]: 'global-limit', [-3]: 'user-table-full' };
   /**
    * `acquire`'s options as the checked binding reads them (own enumerable keys, each
-   * read once; a getter that throws reads as undefined), copied into a plain object.
+   * read once), copied into a plain object. Keys or a getter that throw are an
+   * INVALID_OPTION with the checked binding's message (a throwing connectionKey read as
+   * undefined would grant an unkeyed lease on every call).
    * @param {object} options
    * @returns {Record<string, unknown>}
    */
   const readOptions = (options) => {
+    /** @type {string[]} */
+    let keys;
+    try {
+      keys = Object.keys(options);
+    } catch {
+      throw new LeaseError("invalid option: the options' keys could not be read (listing them threw)", 'INVALID_OPTION');
+    }
     /** @type {Record<string, unknown>} */
     const copy = {};
-    for (const k of Object.keys(options)) {
+    for (const k of keys) {
       try {
         copy[k] = /** @type {Record<string, unknown>} */ (options)[k];
       } catch {
-        copy[k] = undefined;
+        throw new LeaseError(`invalid option: reading "${k}" threw`, 'INVALID_OPTION');
       }
     }
     return copy;

@@ -3,15 +3,44 @@
 use super::errors::{js, JsResult};
 use crate::error::{check_time, LeaseError};
 use crate::registry::options::{Mode, OptionsPatch, Policy, UserLimits, MAX_LIMIT};
-use js_sys::{Array, Object, Reflect};
+use js_sys::{Array, JsString, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+
+// Every JS operation on a value the caller handed in goes through an import that catches.
+// A Proxy, a throwing getter or a subclass can make `Array.isArray`, `Object.keys`, an
+// index read or a method throw, and a JS exception that unwinds through wasm frames skips
+// Rust's cleanup: the registry stays borrowed (every later call fails) and the shadow
+// stack is never popped (after a few hundred such throws the whole instance traps).
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(catch, js_namespace = Array, js_name = isArray)]
+    fn js_is_array(v: &JsValue) -> Result<bool, JsValue>;
+    #[wasm_bindgen(catch, js_namespace = Object, js_name = keys)]
+    fn js_object_keys(v: &JsValue) -> Result<Array, JsValue>;
+}
+
+/// `Array.isArray`, false when it throws (a revoked Proxy).
+fn is_array(v: &JsValue) -> bool {
+    js_is_array(v).unwrap_or(false)
+}
+
+/// A string argument is copied into wasm memory to be read, so one far longer than any
+/// valid value is refused by its length first: a 200 MB string must not grow the
+/// instance's memory (which never shrinks) by as much. 4096 UTF-16 units is far above
+/// every limit (user ids 256 bytes, TypeIDs 90 characters), so no valid value is near it.
+const MAX_STRING_UNITS: u32 = 4096;
+
+/// The string's length in UTF-16 units when it is a string, without copying it.
+fn string_units(v: &JsValue) -> Option<u32> {
+    v.dyn_ref::<JsString>().map(JsString::length)
+}
 
 /// A short description of a JS value's type for error messages.
 pub fn type_name(v: &JsValue) -> String {
     if v.is_null() {
         "null".into()
-    } else if Array::is_array(v) {
+    } else if is_array(v) {
         "array".into()
     } else {
         v.js_typeof()
@@ -22,6 +51,12 @@ pub fn type_name(v: &JsValue) -> String {
 
 /// A user id: must be a string (the core checks length).
 pub fn user_id(v: &JsValue) -> JsResult<String> {
+    if let Some(units) = string_units(v).filter(|&n| n > MAX_STRING_UNITS) {
+        return js(Err(LeaseError::InvalidUserId(format!(
+            "user id is {units} UTF-16 units long; at most {} bytes of UTF-8 allowed",
+            crate::error::MAX_USER_ID_BYTES
+        ))));
+    }
     v.as_string().ok_or_else(|| {
         super::errors::to_js(LeaseError::InvalidUserId(format!(
             "user id must be a string, got {}",
@@ -32,6 +67,11 @@ pub fn user_id(v: &JsValue) -> JsResult<String> {
 
 /// A lease id or other TypeID argument: must be a string.
 pub fn id_arg(v: &JsValue, what: &str) -> JsResult<String> {
+    if let Some(units) = string_units(v).filter(|&n| n > MAX_STRING_UNITS) {
+        return js(Err(LeaseError::InvalidId(format!(
+            "{what} is {units} characters long; a TypeID is at most 90"
+        ))));
+    }
     v.as_string().ok_or_else(|| {
         super::errors::to_js(LeaseError::InvalidId(format!(
             "{what} must be a string, got {}",
@@ -61,19 +101,51 @@ pub fn now_opt(v: Option<JsValue>) -> JsResult<u64> {
 
 /// Whether `v` is a plain options bag (an object that is not an array or function).
 pub fn is_bag(v: &JsValue) -> bool {
-    v.is_object() && !Array::is_array(v) && !v.is_function()
+    v.is_object() && !is_array(v) && !v.is_function()
 }
 
-/// Own enumerable keys of an object.
-pub fn keys(v: &JsValue) -> Vec<String> {
-    Object::keys(v.unchecked_ref::<Object>())
-        .iter()
-        .filter_map(|k| k.as_string())
-        .collect()
+/// Own enumerable keys of an object; `INVALID_OPTION` when listing them throws (a Proxy).
+pub fn keys(v: &JsValue) -> JsResult<Vec<String>> {
+    let list = js_object_keys(v).map_err(|_| {
+        option_err("the options' keys could not be read (listing them threw)".into())
+    })?;
+    Ok(list.iter().filter_map(|k| k.as_string()).collect())
 }
 
-pub fn get(obj: &JsValue, key: &str) -> JsValue {
-    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+/// One option, read once; `INVALID_OPTION` when reading it throws. (Read as `undefined`
+/// instead, a throwing `connectionKey` would grant an unkeyed lease on every call: the
+/// leak this library exists to prevent.)
+pub fn get(obj: &JsValue, key: &str) -> JsResult<JsValue> {
+    Reflect::get(obj, &JsValue::from_str(key))
+        .map_err(|_| option_err(format!("reading \"{key}\" threw")))
+}
+
+/// `Map.prototype.entries` run on `v` itself (never through `v.entries`, which a subclass
+/// may replace): `None` when `v` is not a Map (the built-in throws for any other value, a
+/// Proxy of a Map included), else its entries in order, read without running user code.
+fn map_entries(v: &JsValue) -> JsResult<Option<Vec<(JsValue, JsValue)>>> {
+    if !v.is_object() {
+        return Ok(None);
+    }
+    let entries = Reflect::get(&js_sys::Map::new(), &JsValue::from_str("entries"))
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    let Some(iter) = entries.and_then(|f| f.call0(v).ok()) else {
+        return Ok(None);
+    };
+    let iter: js_sys::Iterator = iter.unchecked_into();
+    let unreadable = || option_err("userLimits could not be read (iterating it threw)".into());
+    let mut out = Vec::new();
+    loop {
+        let step = iter.next().map_err(|_| unreadable())?;
+        if step.done() {
+            return Ok(Some(out));
+        }
+        let pair = step.value();
+        let key = Reflect::get_u32(&pair, 0).map_err(|_| unreadable())?;
+        let value = Reflect::get_u32(&pair, 1).map_err(|_| unreadable())?;
+        out.push((key, value));
+    }
 }
 
 fn option_err(msg: String) -> JsValue {
@@ -97,7 +169,13 @@ pub fn int(name: &str, v: &JsValue, min: u64, max: u64) -> JsResult<u64> {
     }
 }
 
-fn string(name: &str, v: &JsValue) -> JsResult<String> {
+/// A string option (refused by its length first when far too long, see `string_units`).
+pub fn string(name: &str, v: &JsValue) -> JsResult<String> {
+    if let Some(units) = string_units(v).filter(|&n| n > MAX_STRING_UNITS) {
+        return Err(option_err(format!(
+            "{name} is {units} characters long; far too long"
+        )));
+    }
     v.as_string()
         .ok_or_else(|| option_err(format!("{name} must be a string, got {}", type_name(v))))
 }
@@ -109,18 +187,15 @@ fn limit(name: &str, v: &JsValue) -> JsResult<u32> {
 /// Reads a `userLimits` object (or `Map`) of user id -> limit.
 fn user_limits(v: &JsValue) -> JsResult<UserLimits> {
     let mut out = UserLimits::default();
-    let entries: Vec<(JsValue, JsValue)> = if let Some(map) = v.dyn_ref::<js_sys::Map>() {
-        let mut pairs = Vec::new();
-        map.for_each(&mut |value, key| pairs.push((key, value)));
+    let entries: Vec<(JsValue, JsValue)> = if let Some(pairs) = map_entries(v)? {
         pairs
     } else if is_bag(v) {
-        keys(v)
-            .into_iter()
-            .map(|k| {
-                let value = get(v, &k);
-                (JsValue::from_str(&k), value)
-            })
-            .collect()
+        let mut pairs = Vec::new();
+        for k in keys(v)? {
+            let value = get(v, &k)?;
+            pairs.push((JsValue::from_str(&k), value));
+        }
+        pairs
     } else {
         return Err(option_err(format!(
             "userLimits must be an object or Map of user id to limit, got {}",
@@ -166,8 +241,8 @@ pub fn options_patch(v: &JsValue, allow_on_event: bool) -> JsResult<OptionsPatch
             type_name(v)
         )));
     }
-    for key in keys(v) {
-        let value = get(v, &key);
+    for key in keys(v)? {
+        let value = get(v, &key)?;
         if value.is_undefined() {
             continue;
         }
@@ -203,15 +278,27 @@ pub fn options_patch(v: &JsValue, allow_on_event: bool) -> JsResult<OptionsPatch
             }
             "mode" => patch.mode = Some(js(Mode::parse(&string("mode", &value)?))?),
             "kinds" => {
-                if !Array::is_array(&value) {
+                if !is_array(&value) {
                     return Err(option_err(format!(
                         "kinds must be an array of strings, got {}",
                         type_name(&value)
                     )));
                 }
-                let arr: &Array = value.unchecked_ref();
+                // Read as any object: its length and items may be getters (a Proxy).
+                let unreadable = || option_err("kinds could not be read (reading it threw)".into());
+                let len = Reflect::get(&value, &JsValue::from_str("length"))
+                    .map_err(|_| unreadable())?
+                    .as_f64()
+                    .unwrap_or(0.0);
+                if !(0.0..=1024.0).contains(&len) {
+                    return Err(option_err(format!(
+                        "kinds must have at most 1024 items, got {}",
+                        crate::error::describe_number(len)
+                    )));
+                }
                 let mut kinds = Vec::new();
-                for item in arr.iter() {
+                for i in 0..len as u32 {
+                    let item = Reflect::get_u32(&value, i).map_err(|_| unreadable())?;
                     kinds.push(string("kinds[]", &item)?);
                 }
                 patch.kinds = Some(kinds);

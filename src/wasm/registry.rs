@@ -160,7 +160,7 @@ fn on_event_option(options: &JsValue) -> JsResult<Option<Function>> {
     if !is_bag(options) {
         return Ok(None);
     }
-    let cb = get(options, "onEvent");
+    let cb = get(options, "onEvent")?;
     if cb.is_undefined() || cb.is_null() {
         return Ok(None);
     }
@@ -724,17 +724,12 @@ fn acquire_options(v: &JsValue) -> JsResult<(Option<String>, u64)> {
     }
     let mut key = None;
     let mut t = JsValue::UNDEFINED;
-    for k in keys(v) {
-        let value = get(v, &k);
+    for k in keys(v)? {
+        let value = get(v, &k)?;
         match k.as_str() {
             "connectionKey" => {
                 if !(value.is_undefined() || value.is_null()) {
-                    key = Some(value.as_string().ok_or_else(|| {
-                        to_js(LeaseError::InvalidOption(format!(
-                            "connectionKey must be a string, got {}",
-                            convert::type_name(&value)
-                        )))
-                    })?);
+                    key = Some(convert::string("connectionKey", &value)?);
                 }
             }
             "now" => t = value,

@@ -2,6 +2,7 @@
 // LeaseError with the documented code, leave the registry unchanged, and never trap
 // (a trap would poison the instance, so the registry must still work afterwards).
 import { test } from 'node:test';
+import { createRequire } from 'node:module';
 import assert from 'node:assert/strict';
 import { LeaseRegistry, LeaseError, newId, parseId, deriveId, sameLease, idFromUuid } from 'socket-lease';
 
@@ -129,4 +130,104 @@ test('forged ids (right shape, never issued) release nothing and are counted', (
   assert.equal(reg.getLease(forged), null);
   assert.equal(reg.stats().active, 1);
   assert.equal(reg.stats().unknownReleases, 1);
+});
+
+test('hostile option objects (throwing Proxies, getters, subclasses) are refused with INVALID_OPTION, and the instance lives on', () => {
+  const boom = () => {
+    throw new Error('boom');
+  };
+  const revoked = Proxy.revocable({}, {});
+  revoked.revoke();
+  class SneakyMap extends Map {
+    forEach() {
+      boom();
+    }
+    entries() {
+      return boom();
+    }
+  }
+  /** Options whose reading throws somewhere, each refused before anything changes. */
+  const hostile = () => [
+    new Proxy({}, { ownKeys: boom }),
+    revoked.proxy,
+    { get perUserLimit() { return boom(); } },
+    { userLimits: new Proxy({}, { ownKeys: boom }) },
+    { userLimits: { get vip() { return boom(); } } },
+    { kinds: new Proxy(['chat'], { get: (t, k) => (k === '0' ? boom() : Reflect.get(t, k)) }) },
+    { kinds: new Proxy([], { get: (t, k) => (k === 'length' ? boom() : Reflect.get(t, k)) }) },
+  ];
+  // Hundreds of times: an exception unwinding through wasm used to leak the shadow stack
+  // and kill the instance after about 228.
+  for (let round = 0; round < 300; round++) {
+    for (const options of hostile()) {
+      expectCode(() => new LeaseRegistry(/** @type {any} */ (options)), 'INVALID_OPTION', `constructor, round ${round}`);
+    }
+  }
+  const reg = new LeaseRegistry({ perUserLimit: 2, userLimits: { vip: 5 } });
+  const before = reg.getOptions();
+  for (let round = 0; round < 50; round++) {
+    for (const options of hostile()) expectCode(() => reg.setLimits(/** @type {any} */ (options)), 'INVALID_OPTION', `setLimits, round ${round}`);
+    expectCode(() => reg.acquire('u', /** @type {any} */ ({ get connectionKey() { return boom(); } })), 'INVALID_OPTION', 'acquire with a throwing connectionKey');
+    expectCode(() => reg.acquire('u', /** @type {any} */ (new Proxy({}, { ownKeys: boom }))), 'INVALID_OPTION', 'acquire with throwing keys');
+  }
+  assert.deepEqual(reg.getOptions(), before, 'no refused call changed the options');
+  assert.equal(reg.stats().active, 0, 'no refused acquire granted a lease');
+  const snap = reg.snapshot();
+  for (const options of hostile()) expectCode(() => LeaseRegistry.restore(snap, /** @type {any} */ (options)), 'INVALID_OPTION', 'restore options');
+  // A Map subclass is read as the Map it is, never through its own methods.
+  const fromMap = new LeaseRegistry({ userLimits: new SneakyMap([['vip', 7]]) });
+  assert.equal(fromMap.getOptions().userLimits.vip, 7);
+  fromMap.free();
+  // Still a working registry and a working instance.
+  assert.equal(reg.acquire('u').ok, true);
+  assert.equal(reg.stats().active, 1);
+  reg.free();
+  assert.match(newId('conn'), /^conn_/);
+});
+
+test('strings far longer than any valid value are refused by their length, without growing wasm memory', () => {
+  // A separate instance of the generated bindings (the package's keeps its memory to
+  // itself), whose WebAssembly.Memory is caught as it is made.
+  const require = createRequire(import.meta.url);
+  const bindings = require.resolve('../../../pkg/nodejs/socket_lease.js');
+  const packaged = require.cache[bindings];
+  const RealInstance = WebAssembly.Instance;
+  /** @type {WebAssembly.Memory | undefined} */
+  let memory;
+  WebAssembly.Instance = new Proxy(RealInstance, {
+    construct(target, argList, newTarget) {
+      const instance = Reflect.construct(target, argList, newTarget);
+      if (instance.exports.memory instanceof WebAssembly.Memory) memory = instance.exports.memory;
+      return instance;
+    },
+  });
+  /** @type {typeof import('socket-lease')} */
+  let raw;
+  try {
+    delete require.cache[bindings];
+    raw = require(bindings);
+  } finally {
+    WebAssembly.Instance = RealInstance;
+    if (packaged) require.cache[bindings] = packaged;
+  }
+  /** @type {any} */ (raw).__registerErrorClass(LeaseError);
+  assert.ok(memory, 'the instance\'s memory was caught');
+  const wasmBytes = () => /** @type {WebAssembly.Memory} */ (memory).buffer.byteLength;
+
+  const huge = 'é'.repeat(1 << 24); // 16 M UTF-16 units: 32 MB of UTF-8 if it were copied
+  for (const registry of [new LeaseRegistry(), new raw.LeaseRegistry()]) {
+    registry.acquire('warm');
+    const before = wasmBytes();
+    expectCode(() => registry.acquire(huge), 'INVALID_USER_ID', 'a huge user id');
+    expectCode(() => registry.release(huge), 'INVALID_ID', 'a huge id to release');
+    expectCode(() => registry.touch(huge), 'INVALID_ID', 'a huge id to touch');
+    expectCode(() => registry.acquire('u', { connectionKey: huge }), 'INVALID_OPTION', 'a huge connection key');
+    expectCode(() => registry.userStats(huge), 'INVALID_USER_ID', 'a huge user id to look up');
+    assert.equal(wasmBytes() - before, 0, 'the raw instance\'s memory did not grow');
+    registry.free();
+  }
+  const before = wasmBytes();
+  expectCode(() => raw.parseId(huge), 'INVALID_ID', 'a huge id to parse');
+  expectCode(() => raw.newId(huge), 'INVALID_ID', 'a huge kind');
+  assert.equal(wasmBytes() - before, 0);
 });
