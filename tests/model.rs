@@ -66,6 +66,9 @@ struct Model {
     leases: Vec<ModelLease>,
     /// Every id ever granted, so releases can target dead ones too.
     issued: Vec<u128>,
+    /// Expired leases reclaimed lazily (by acquires) since the last sweep, which reports
+    /// them with its own.
+    reclaimed: Vec<u128>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -77,8 +80,24 @@ enum Decision {
 
 impl Model {
     fn drop_expired_of(&mut self, user: &str, now: u64) {
-        self.leases
-            .retain(|l| !(l.user == user && l.expires <= now));
+        let reclaimed = &mut self.reclaimed;
+        self.leases.retain(|l| {
+            let gone = l.user == user && l.expires <= now;
+            if gone {
+                reclaimed.push(l.uuid);
+            }
+            !gone
+        });
+    }
+
+    fn drop_expired(&mut self, now: u64) {
+        let reclaimed = &mut self.reclaimed;
+        self.leases.retain(|l| {
+            if l.expires <= now {
+                reclaimed.push(l.uuid);
+            }
+            l.expires > now
+        });
     }
 
     fn acquire(&mut self, user: &str, key: Option<&str>, now: u64) -> Decision {
@@ -119,7 +138,7 @@ impl Model {
         if let Some(g) = self.global {
             let freed = u32::from(evict.is_some());
             if self.leases.len() as u32 - freed >= g {
-                self.leases.retain(|l| l.expires > now);
+                self.drop_expired(now);
             }
             if self.leases.len() as u32 - freed >= g {
                 let retry = self
@@ -191,7 +210,7 @@ proptest! {
             ..Default::default()
         };
         let mut reg = Registry::new(Options::default().patched(&patch).unwrap(), SeededEntropy::new(seed));
-        let mut model = Model { limit, global, ttl, policy, leases: Vec::new(), issued: Vec::new() };
+        let mut model = Model { limit, global, ttl, policy, leases: Vec::new(), issued: Vec::new(), reclaimed: Vec::new() };
         let mut now = 1_000u64;
         for op in ops {
             match op {
@@ -248,8 +267,15 @@ proptest! {
                 }
                 Op::Sweep { dt } => {
                     now += dt;
-                    reg.sweep(now);
-                    model.leases.retain(|l| l.expires > now);
+                    // Every lease that expired, whether this sweep or an acquire reclaimed
+                    // it, comes back exactly once.
+                    let swept: Vec<u128> = reg.sweep(now);
+                    model.drop_expired(now);
+                    let mut expected = std::mem::take(&mut model.reclaimed);
+                    let mut got = swept;
+                    expected.sort_unstable();
+                    got.sort_unstable();
+                    prop_assert_eq!(got, expected);
                 }
                 Op::SetTtl { ttl } => {
                     reg.set_limits(&OptionsPatch { ttl_ms: Some(ttl), ..Default::default() }).unwrap();

@@ -647,3 +647,28 @@ fn a_touch_never_shortens_a_lease() {
         "a lower TTL applies from the next renewal that extends"
     );
 }
+
+#[test]
+fn sweep_returns_every_lease_it_reclaims_beyond_the_lazy_list_cap() {
+    // More than the 65,536 ids kept for leases reclaimed lazily by acquires: what the
+    // sweep itself reclaims must all come back, or the host never closes those sockets.
+    let mut reg = registry(OptionsPatch {
+        per_user_limit: Some(100),
+        ttl_ms: Some(1_000),
+        ..Default::default()
+    });
+    let n = 100_000;
+    for i in 0..n {
+        grant(&mut reg, &format!("user-{}", i % 5_000), 100);
+    }
+    let swept = reg.sweep(2_000);
+    assert_eq!(swept.len(), n);
+    assert_eq!(
+        swept.iter().collect::<std::collections::HashSet<_>>().len(),
+        n,
+        "each once"
+    );
+    assert_eq!(reg.stats().counters.expired, n as u64);
+    assert!(reg.sweep(2_000).is_empty());
+    reg.check_invariants();
+}

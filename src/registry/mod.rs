@@ -34,7 +34,8 @@ type Map<K, V> = HashMap<K, V, Hasher>;
 type Rehash<'a> = &'a dyn Fn(&u32) -> u64;
 
 /// Lazily reclaimed lease ids are kept for the next `sweep()`, up to this many, so the
-/// host learns which sockets to close even when an acquire reclaimed them first.
+/// host learns which sockets to close even when an acquire reclaimed them first. (Only
+/// those: what `sweep` itself reclaims it always returns in full.)
 const PENDING_EXPIRED_CAP: usize = 65_536;
 
 /// Generation bits carried in a handle token (see `token`).
@@ -521,7 +522,7 @@ impl<E: Entropy> Registry<E> {
         let holds_leases = user_idx.is_some();
 
         if !holds_leases && self.active_users >= self.options.max_users {
-            self.purge_expired(now);
+            self.purge_expired(now, false);
             if self.active_users >= self.options.max_users {
                 // Enforced even in dry-run: this bound protects memory, not a quota.
                 let refusal = Refusal {
@@ -560,7 +561,7 @@ impl<E: Entropy> Registry<E> {
         if let Some(global) = self.options.global_limit {
             let freed = u32::from(victim.is_some());
             if self.active - freed >= global {
-                self.purge_expired(now);
+                self.purge_expired(now, false);
             }
             if self.active - freed >= global {
                 let refusal = Refusal {
@@ -1013,7 +1014,10 @@ impl<E: Entropy> Registry<E> {
     /// and one lease's chain is too long for the CPU to overlap it with the next one's.
     /// A short read-only pass over a batch touches all of them with independent loads
     /// first, so the misses overlap, and the removals then find everything in cache.
-    fn purge_expired(&mut self, now: u64) {
+    ///
+    /// `sweeping`: every removed id goes to the list `sweep` returns; otherwise (an acquire
+    /// purging lazily) within `PENDING_EXPIRED_CAP`.
+    fn purge_expired(&mut self, now: u64, sweeping: bool) {
         const BATCH: usize = 32;
         let mut batch = [0u32; BATCH];
         loop {
@@ -1037,7 +1041,11 @@ impl<E: Entropy> Registry<E> {
                 // An entry may be in the batch twice (see `is_current`).
                 if self.slots[handle as usize].live() {
                     let uuid = self.remove(handle, Removal::Expired, now);
-                    self.note_lazily_expired(uuid);
+                    if sweeping {
+                        self.pending_expired.push(uuid);
+                    } else {
+                        self.note_lazily_expired(uuid);
+                    }
                 }
             }
             if n < BATCH {
@@ -1107,7 +1115,7 @@ impl<E: Entropy> Registry<E> {
     /// together with those reclaimed lazily by `acquire` since the last sweep. Cost is
     /// proportional to what expired.
     pub fn sweep(&mut self, now: u64) -> Vec<u128> {
-        self.purge_expired(now);
+        self.purge_expired(now, true);
         std::mem::take(&mut self.pending_expired)
     }
 
