@@ -351,9 +351,10 @@ export class SocketLeaseObject extends DurableObject {
     if (accepted) closeQuietly(accepted, 1011, 'the lease could not be recorded');
     this.#registry.release(leaseId, now);
     try {
-      // Only this key: the meta record is rewritten by the next write, and a storage that
-      // just failed may fail a larger batch again.
+      // Only this key, not a batch with the meta record: a storage that just failed may
+      // fail a larger write again. The counters (acquired, released) go with the alarm.
       await this.ctx.storage.delete(LEASE_PREFIX + leaseId);
+      await this.#countersChanged(now);
     } catch (e) {
       // A record left behind has no socket: the next wake reconciles it away.
       console.error(JSON.stringify({ event: 'socket-lease.rollback-failed', leaseId, message: e instanceof Error ? e.message : String(e) }));
@@ -613,7 +614,8 @@ export class SocketLeaseObject extends DurableObject {
     try {
       await Promise.all(writes);
     } catch (e) {
-      // Still unwritten: the alarm already set for it will try again.
+      // The meta record is still unwritten: if it was already waiting, the alarm set for
+      // it tries again.
       this.#metaDirty ||= wasDirty;
       throw e;
     }
