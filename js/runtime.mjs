@@ -41,7 +41,7 @@ const KIND_CACHE = 256;
  */
 export function install(wasm) {
   const lanes = ['__lane', '__newIdLane', '__parseIdLane'];
-  const methods = ['__acquireLane', '__acquireLeaseLane', '__dispatch', '__releaseLane', '__releaseIdLane', '__touchIdLane'];
+  const methods = ['__acquireLane', '__acquireLeaseLane', '__dispatch', '__releaseLane', '__releaseIdLane', '__touchIdLane', '__busy'];
   const missing = [...lanes.filter((f) => typeof wasm[f] !== 'function'), ...methods.filter((m) => typeof wasm.LeaseRegistry?.prototype?.[m] !== 'function')];
   if (missing.length) throw new Error(`socket-lease: the WebAssembly build lacks ${missing.join(', ')}; rebuild it (npm run build)`);
   wasm.__registerErrorClass(LeaseError);
@@ -176,6 +176,29 @@ export function install(wasm) {
     checkHandle(handle);
     checkNow(now);
     return touchHandle.call(this, handle, now ?? undefined);
+  };
+  // The glue coerces any argument to a number (null, '' and [] all named handle 0).
+  const handleLeaseId = proto.handleLeaseId;
+  proto.handleLeaseId = function (/** @type {unknown} */ handle) {
+    checkHandle(handle);
+    return handleLeaseId.call(this, handle);
+  };
+  // free() from an onEvent callback (a callback may call anything): the registry is in
+  // use further up the stack, and the generated free() would drop its pointer before the
+  // wasm side refuses, leaving a registry that is neither usable nor ever returned. It
+  // runs instead once the call has returned. (`using` calls free too.)
+  const free = proto.free;
+  const busy = proto.__busy;
+  proto.free = function () {
+    const self = /** @type {{ __wbg_ptr: number }} */ (/** @type {unknown} */ (this));
+    if (self.__wbg_ptr && busy.call(this)) {
+      const ptr = self.__wbg_ptr;
+      queueMicrotask(() => {
+        if (self.__wbg_ptr === ptr) free.call(this);
+      });
+      return;
+    }
+    free.call(this);
   };
 
   // The object path (`acquire`, `release`, `touch`) on the lane: the result objects are

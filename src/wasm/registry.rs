@@ -33,6 +33,10 @@ pub struct JsLeaseRegistry {
     last_evicted: RefCell<Vec<u128>>,
     /// Whether the last acquire returned the connection key's existing lease.
     last_reused: Cell<bool>,
+    /// Events being delivered (nested when a callback calls back in): the only time
+    /// user code runs inside a call of this registry, so the only time `free()` could be
+    /// called while the registry is in use (see `busy`).
+    delivering: Cell<u32>,
 }
 
 impl JsLeaseRegistry {
@@ -46,6 +50,7 @@ impl JsLeaseRegistry {
             last_refusal: RefCell::new(None),
             last_evicted: RefCell::new(Vec::new()),
             last_reused: Cell::new(false),
+            delivering: Cell::new(0),
         }
     }
 
@@ -61,6 +66,7 @@ impl JsLeaseRegistry {
     #[inline(never)]
     fn deliver(&self, callback: &Function) {
         let events = self.core.borrow_mut().take_events();
+        self.delivering.set(self.delivering.get() + 1);
         for event in events {
             let value = event_value(&event, &self.core.borrow());
             // A throwing callback must not corrupt anything: the change is already
@@ -69,6 +75,7 @@ impl JsLeaseRegistry {
                 self.callback_errors.set(self.callback_errors.get() + 1);
             }
         }
+        self.delivering.set(self.delivering.get() - 1);
     }
 
     fn lease_value(reg: &Registry<OsEntropy>, lease: &LeaseView<'_>) -> JsValue {
@@ -437,6 +444,14 @@ impl JsLeaseRegistry {
                 None => false,
             },
         )
+    }
+
+    /// Whether an `onEvent` callback of this registry is running (the registry is in use
+    /// further up the stack). `free()` then waits until the call returns (js/runtime.mjs):
+    /// the generated `free` drops its pointer before the wasm side can refuse.
+    #[wasm_bindgen(js_name = __busy)]
+    pub fn busy(&self) -> bool {
+        self.delivering.get() > 0
     }
 
     /// The lease id (`conn_…`) of a live handle, or `null`.

@@ -132,6 +132,15 @@ test('forged ids (right shape, never issued) release nothing and are counted', (
   assert.equal(reg.stats().unknownReleases, 1);
 });
 
+test('handleLeaseId refuses what is not a number (the glue would read null, "" or [] as handle 0)', () => {
+  const reg = new LeaseRegistry();
+  const h = reg.acquireHandle('u');
+  assert.ok(h >= 0);
+  for (const v of [null, '', false, [], '0', {}, undefined]) expectCode(() => reg.handleLeaseId(/** @type {any} */ (v)), 'INVALID_ID', `handleLeaseId ${label(v)}`);
+  assert.match(String(reg.handleLeaseId(h)), /^conn_/);
+  reg.free();
+});
+
 test('hostile option objects (throwing Proxies, getters, subclasses) are refused with INVALID_OPTION, and the instance lives on', () => {
   const boom = () => {
     throw new Error('boom');

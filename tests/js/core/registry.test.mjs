@@ -283,3 +283,32 @@ test('fast path: handles instead of objects, stale handles act on nothing', () =
   assert.ok(evicting.acquireHandle('dave', undefined, T0 + 2) >= 0);
   assert.deepEqual(evicting.lastEvicted(), [], 'only the last acquire is reported');
 });
+
+test('free() from an onEvent callback takes effect once the call has returned, and the registry works until then', async () => {
+  for (const keyed of [false, true]) {
+    /** @type {LeaseRegistry} */
+    let reg;
+    let freedInCallback = 0;
+    reg = new LeaseRegistry({
+      perUserLimit: 1,
+      onEvent: (e) => {
+        if (e.type !== 'limit-reached') return;
+        reg.free();
+        freedInCallback++;
+        // Still the same, working registry inside the call.
+        assert.equal(reg.stats().active, 1);
+      },
+    });
+    const r = keyed ? reg.acquire('u', { connectionKey: 'k' }) : reg.acquire('u');
+    assert.equal(r.ok, true);
+    assert.equal(freedInCallback, 1);
+    assert.equal(reg.stats().active, 1, 'usable for the rest of this turn');
+    assert.equal(reg.stats().callbackErrors, 0, 'free() did not throw in the callback');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.throws(() => reg.stats(), /null pointer/, 'freed once the call returned');
+  }
+  // The instance is fine.
+  const other = new LeaseRegistry();
+  assert.equal(other.acquire('v').ok, true);
+  other.free();
+});
