@@ -452,9 +452,9 @@ fn damaged_snapshots_are_refused_whole() {
         }
     }
     let mut future = bytes.clone();
-    future[4] = 2;
+    future[4] = 3;
     let err = restore(&future).err().unwrap();
-    assert!(err.to_string().contains("version 2"), "{err}");
+    assert!(err.to_string().contains("version 3"), "{err}");
     // Options that cannot hold the snapshot are refused too.
     let err = socket_lease::registry::Registry::restore(
         &bytes,
@@ -671,4 +671,84 @@ fn sweep_returns_every_lease_it_reclaims_beyond_the_lazy_list_cap() {
     assert_eq!(reg.stats().counters.expired, n as u64);
     assert!(reg.sweep(2_000).is_empty());
     reg.check_invariants();
+}
+
+#[test]
+fn snapshots_keep_their_id_kinds_and_version_1_still_reads() {
+    use socket_lease::registry::Registry;
+    let with_kinds = OptionsPatch {
+        kinds: Some(vec!["chat".into()]),
+        ..limit(5)
+    };
+    let mut reg = registry(with_kinds.clone());
+    let a = grant(&mut reg, "alice", 100);
+    let bytes = reg.snapshot();
+    let restore = |patch: &OptionsPatch| {
+        Registry::restore(&bytes, patch, socket_lease::id::SeededEntropy::new(9))
+    };
+
+    // The kinds come back with the leases: a lease is still known by its `chat_` id.
+    let mut back = restore(&OptionsPatch::default()).unwrap();
+    assert_eq!(back.options().kinds, vec!["chat".to_string()]);
+    assert!(back.release(&id::format("chat", a), 200).unwrap());
+    // Repeating them is fine; changing them is refused (as setLimits refuses it).
+    assert!(restore(&with_kinds).is_ok());
+    let err = restore(&OptionsPatch {
+        kinds: Some(vec!["room".into()]),
+        ..Default::default()
+    })
+    .err()
+    .unwrap();
+    assert_eq!(err.code(), "INVALID_OPTION");
+
+    // A version-1 snapshot (no kinds) of the same registry without kinds still reads,
+    // and takes its kinds from the options.
+    let mut plain = registry(limit(5));
+    let b = grant(&mut plain, "bob", 100);
+    let v2 = plain.snapshot();
+    let v1 = to_version_1(&v2);
+    let mut old =
+        Registry::restore(&v1, &with_kinds, socket_lease::id::SeededEntropy::new(9)).unwrap();
+    assert_eq!(old.options().kinds, vec!["chat".to_string()]);
+    assert!(old.release(&id::format("chat", b), 200).unwrap());
+    old.check_invariants();
+}
+
+/// A version-2 snapshot with no kinds, rewritten as version 1 wrote it: the same bytes
+/// without the kind count, with its header and checksum redone.
+fn to_version_1(v2: &[u8]) -> Vec<u8> {
+    const HEADER: usize = 10;
+    let len = u32::from_le_bytes(v2[6..10].try_into().unwrap()) as usize;
+    let payload = &v2[HEADER..HEADER + len];
+    // generator (8 + 4), counters, then the overrides: find the kind count after them by
+    // walking the overrides (none here) from the end of the counters.
+    let counters_end = {
+        let plain = registry(limit(5));
+        let empty = plain.snapshot();
+        let empty_len = u32::from_le_bytes(empty[6..10].try_into().unwrap()) as usize;
+        // An empty registry's payload ends with: overrides (4), kinds (4), lease count (4).
+        empty_len - 12
+    };
+    let overrides_end = counters_end + 4;
+    assert_eq!(
+        &payload[counters_end..overrides_end],
+        &[0, 0, 0, 0],
+        "no overrides"
+    );
+    assert_eq!(
+        &payload[overrides_end..overrides_end + 4],
+        &[0, 0, 0, 0],
+        "no kinds"
+    );
+    let mut body = Vec::new();
+    body.extend_from_slice(&payload[..overrides_end]);
+    body.extend_from_slice(&payload[overrides_end + 4..]);
+    let mut out = Vec::new();
+    out.extend_from_slice(b"SLSN");
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
 }

@@ -18,7 +18,9 @@ use crc::{Crc, NoTable, CRC_32_ISO_HDLC};
 
 const MAGIC: &[u8; 4] = b"SLSN";
 /// Version written by this build; older versions stay readable when they change.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+/// Version 1 had no id kinds: a registry restored from it takes them from the options.
+const OLDEST_READABLE: u16 = 1;
 const HEADER_LEN: usize = 4 + 2 + 4;
 const CRC32: Crc<u32, NoTable> = Crc::<u32, NoTable>::new(&CRC_32_ISO_HDLC);
 
@@ -158,6 +160,12 @@ impl<E: Entropy> Registry<E> {
             w.str(user);
             w.u32(limit);
         }
+        // The extra id kinds (version 2): without them a restored registry would not know
+        // a lease by its `chat_…` id, and releasing by it would silently do nothing.
+        w.u32(self.options.kinds.len() as u32);
+        for kind in &self.options.kinds {
+            w.str(kind);
+        }
         w.u32(self.active);
         for l in self.leases() {
             w.u128(l.uuid);
@@ -197,9 +205,9 @@ impl<E: Entropy> Registry<E> {
             return Err(bad("not a socket-lease snapshot (bad magic bytes)"));
         }
         let version = u16::from_le_bytes([bytes[4], bytes[5]]);
-        if version != VERSION {
+        if !(OLDEST_READABLE..=VERSION).contains(&version) {
             return Err(bad(format!(
-                "snapshot version {version} is not supported (this build reads version {VERSION})"
+                "snapshot version {version} is not supported (this build reads versions {OLDEST_READABLE} to {VERSION})"
             )));
         }
         let len = u32::from_le_bytes([bytes[6], bytes[7], bytes[8], bytes[9]]) as usize;
@@ -230,6 +238,19 @@ impl<E: Entropy> Registry<E> {
             let limit = r.u32("override limit")?;
             user_limits.insert(user.to_owned(), limit);
         }
+        let kinds = if version >= 2 {
+            let n = r.u32("kind count")? as usize;
+            if n > len {
+                return Err(bad(format!("kind count {n} does not fit in {len} bytes")));
+            }
+            let mut kinds = Vec::with_capacity(n);
+            for _ in 0..n {
+                kinds.push(r.str("id kind")?.to_owned());
+            }
+            Some(kinds)
+        } else {
+            None
+        };
         let n_leases = r.u32("lease count")? as usize;
         // Each lease takes at least 16 + 2 + 1 + 24 bytes; refuse absurd counts up front.
         if n_leases > (len / 43) + 1 {
@@ -273,12 +294,24 @@ impl<E: Entropy> Registry<E> {
             )));
         }
 
+        // Kinds are part of what the leases are (the ids they answer to): options may
+        // repeat the snapshot's, not change them (as `setLimits` may not).
+        if let (Some(stored), Some(asked)) = (&kinds, &patch.kinds) {
+            if stored != asked {
+                return Err(LeaseError::InvalidOption(format!(
+                    "kinds: the snapshot's leases have kinds [{}]; restore cannot change them to [{}]",
+                    stored.join(", "),
+                    asked.join(", ")
+                )));
+            }
+        }
         let base = Options::default()
             .patched(&OptionsPatch {
                 user_limits: Some(user_limits),
+                kinds: kinds.filter(|k| !k.is_empty()),
                 ..Default::default()
             })
-            .map_err(|e| bad(format!("per-user overrides: {e}")))?;
+            .map_err(|e| bad(format!("per-user overrides or kinds: {e}")))?;
         let options = base.patched(patch)?;
 
         let mut reg = Registry::new(options, entropy);
