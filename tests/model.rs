@@ -123,7 +123,7 @@ impl Model {
                     .iter()
                     .min_by_key(|l| match self.policy {
                         Policy::EvictIdle => (l.touched, l.uuid),
-                        _ => (l.acquired, l.uuid),
+                        _ => (0, l.uuid),
                     })
                     .map(|l| l.uuid);
             } else {

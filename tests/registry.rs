@@ -752,3 +752,28 @@ fn to_version_1(v2: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
+
+#[test]
+fn evict_oldest_evicts_the_first_granted_even_when_the_clock_stepped_back() {
+    let mut reg = registry(OptionsPatch {
+        on_limit: Some(Policy::EvictOldest),
+        ttl_ms: Some(60_000),
+        ..limit(2)
+    });
+    let first = grant(&mut reg, "alice", 10_000);
+    let second = grant(&mut reg, "alice", 5_000); // the host clock went back 5 s
+    let (_, listed) = reg.user_leases("alice", 5_000);
+    assert_eq!(
+        listed[0].uuid, first,
+        "userStats lists the first granted first"
+    );
+    match reg.acquire("alice", None, 6_000).unwrap() {
+        Acquired::Granted { evicted, .. } => assert_eq!(evicted, vec![first]),
+        other => panic!("expected an eviction, got {other:?}"),
+    }
+    assert!(
+        reg.touch(&conn(second), 6_000).unwrap(),
+        "the second lease stays"
+    );
+    reg.check_invariants();
+}

@@ -827,8 +827,10 @@ impl<E: Entropy> Registry<E> {
             let s = &self.slots[*h as usize];
             match self.options.on_limit {
                 Policy::EvictIdle => (s.touched_at, s.uuid.get()),
-                // uuids are monotonic, so they break acquire-time ties in acquire order.
-                _ => (s.acquired_at, s.uuid.get()),
+                // The oldest is the one granted first, which the uuid says on its own (a
+                // registry's ids only increase): by `acquired_at`, a clock stepped back
+                // would make the newest lease look oldest.
+                _ => (0, s.uuid.get()),
             }
         };
         self.leases_of(u).min_by_key(key)
