@@ -156,14 +156,22 @@ impl Model {
 
 fn check_against_model(reg: &Registry<SeededEntropy>, model: &Model) {
     reg.check_invariants();
-    let mut have: Vec<(u128, String, u64)> = reg
+    let mut have: Vec<(u128, String, u64, u64, u64)> = reg
         .leases()
-        .map(|l| (l.uuid, l.user.to_owned(), l.expires_at))
+        .map(|l| {
+            (
+                l.uuid,
+                l.user.to_owned(),
+                l.acquired_at,
+                l.touched_at,
+                l.expires_at,
+            )
+        })
         .collect();
-    let mut want: Vec<(u128, String, u64)> = model
+    let mut want: Vec<(u128, String, u64, u64, u64)> = model
         .leases
         .iter()
-        .map(|l| (l.uuid, l.user.clone(), l.expires))
+        .map(|l| (l.uuid, l.user.clone(), l.acquired, l.touched, l.expires))
         .collect();
     have.sort();
     want.sort();
