@@ -651,7 +651,19 @@ impl JsLeaseRegistry {
         let o = core.options();
         let user_limits = js_sys::Object::new();
         for (user, limit) in &o.user_limits {
-            let _ = Reflect::set(&user_limits, &user.into(), &num(u64::from(*limit)));
+            let value = num(u64::from(*limit));
+            if user == "__proto__" {
+                // Assigned, this name would set the object's prototype, not a property.
+                let desc = object(&[
+                    ("value", value),
+                    ("enumerable", JsValue::TRUE),
+                    ("writable", JsValue::TRUE),
+                    ("configurable", JsValue::TRUE),
+                ]);
+                let _ = Reflect::define_property(&user_limits, &user.into(), desc.unchecked_ref());
+            } else {
+                let _ = Reflect::set(&user_limits, &user.into(), &value);
+            }
         }
         object(&[
             ("perUserLimit", num(u64::from(o.per_user_limit))),

@@ -312,3 +312,12 @@ test('free() from an onEvent callback takes effect once the call has returned, a
   assert.equal(other.acquire('v').ok, true);
   other.free();
 });
+
+test('getOptions().userLimits keeps a user named "__proto__" as a property', () => {
+  const reg = new LeaseRegistry({ userLimits: new Map([['__proto__', 3], ['bob', 2]]) });
+  const limits = reg.getOptions().userLimits;
+  assert.deepEqual(Object.keys(limits), ['__proto__', 'bob']);
+  assert.equal(Object.getOwnPropertyDescriptor(limits, '__proto__')?.value, 3);
+  assert.equal(Object.getPrototypeOf(limits), Object.prototype);
+  reg.free();
+});
