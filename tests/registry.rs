@@ -777,3 +777,25 @@ fn evict_oldest_evicts_the_first_granted_even_when_the_clock_stepped_back() {
     );
     reg.check_invariants();
 }
+
+#[test]
+fn dry_run_reports_one_refusal_per_acquire_over_both_limits() {
+    let mut reg = registry(OptionsPatch {
+        mode: Some(Mode::DryRun),
+        global_limit: Some(Some(1)),
+        ..limit(1)
+    });
+    reg.set_collect_events(true);
+    grant(&mut reg, "alice", 100);
+    // Over the user limit and the global limit at once: enforce mode would answer the
+    // user limit; dry-run grants and reports that one refusal, once.
+    grant(&mut reg, "alice", 200);
+    let c = reg.stats().counters;
+    assert_eq!((c.rejected_user_limit, c.rejected_global_limit), (1, 0));
+    let rejected = reg
+        .take_events()
+        .into_iter()
+        .filter(|e| e.kind == EventKind::Rejected)
+        .count();
+    assert_eq!(rejected, 1);
+}

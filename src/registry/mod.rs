@@ -540,6 +540,8 @@ impl<E: Entropy> Registry<E> {
 
         // Decide everything before mutating, so a refusal leaves the table untouched.
         let mut victim = None;
+        // Dry-run reports the refusal enforce mode would answer: the first one, once.
+        let mut dry_refused = false;
         if user_active >= limit {
             let can_evict =
                 self.options.on_limit != Policy::Reject && limit > 0 && user_active == limit;
@@ -551,6 +553,7 @@ impl<E: Entropy> Registry<E> {
             };
             if dry_run {
                 self.refuse(user, refusal, limit, now, true);
+                dry_refused = true;
             } else if can_evict {
                 victim = user_idx.and_then(|u| self.pick_victim(u));
             } else {
@@ -571,7 +574,9 @@ impl<E: Entropy> Registry<E> {
                     retry_after_ms: self.earliest_expiry(now),
                 };
                 if dry_run {
-                    self.refuse(user, refusal, limit, now, true);
+                    if !dry_refused {
+                        self.refuse(user, refusal, limit, now, true);
+                    }
                 } else {
                     return Ok(self.refuse(user, refusal, limit, now, false));
                 }
