@@ -799,3 +799,32 @@ fn dry_run_reports_one_refusal_per_acquire_over_both_limits() {
         .count();
     assert_eq!(rejected, 1);
 }
+
+#[test]
+fn near_limit_fires_once_while_evictions_keep_a_user_at_its_limit() {
+    let mut reg = registry(OptionsPatch {
+        on_limit: Some(Policy::EvictOldest),
+        ..limit(2)
+    });
+    reg.set_collect_events(true);
+    for t in 0..10 {
+        grant(&mut reg, "alice", 100 + t);
+    }
+    assert_eq!(reg.stats().counters.near_limit_events, 1);
+    let near = reg
+        .take_events()
+        .into_iter()
+        .filter(|e| e.kind == EventKind::NearLimit)
+        .count();
+    assert_eq!(near, 1);
+    // Below the threshold and back: a new edge.
+    let (_, leases) = reg.user_leases("alice", 200);
+    let ids: Vec<u128> = leases.iter().map(|l| l.uuid).collect();
+    for uuid in ids {
+        assert!(reg.release(&conn(uuid), 200).unwrap());
+    }
+    grant(&mut reg, "alice", 300);
+    grant(&mut reg, "alice", 301);
+    assert_eq!(reg.stats().counters.near_limit_events, 2);
+    reg.check_invariants();
+}

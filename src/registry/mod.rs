@@ -584,6 +584,9 @@ impl<E: Entropy> Registry<E> {
         }
 
         let mut evicted = Vec::new();
+        // An eviction swaps one lease for another: the user stays as near its limit as it
+        // was, so near-limit (edge-triggered) must not fire again for the new lease.
+        let was_near = victim.is_some() && user_idx.is_some_and(|u| self.users[u as usize].near);
         if let Some(handle) = victim {
             evicted.push(self.remove(handle, Removal::Evicted, now));
         }
@@ -592,6 +595,9 @@ impl<E: Entropy> Registry<E> {
             Some(u) => u,
             None => self.insert_user(hash, user),
         };
+        if was_near {
+            self.users[u as usize].near = true;
+        }
         let handle = self.insert_lease(u, connection_key, now, limit);
         Ok(Acquired::Granted {
             handle,
