@@ -21,7 +21,7 @@
 // user's object storage itself.
 //
 // On wake the records are read back with one `list({ prefix })` and turned into the core's
-// snapshot format (version 1, documented in src/registry/snapshot.rs), so that
+// snapshot format (version 2, documented in src/registry/snapshot.rs), so that
 // `LeaseRegistry.restore` rebuilds the registry with the same lease ids the sockets carry.
 // Kept free of runtime imports so that Node tests can check it against the core.
 
@@ -149,15 +149,15 @@ export function isMetaRecord(v) {
   );
 }
 
-// --- the core's snapshot format, version 1 (src/registry/snapshot.rs) -----------------
+// --- the core's snapshot format, version 2 (src/registry/snapshot.rs) -----------------
 //
 //   "SLSN" | version u16 | payload length u32 | payload | CRC-32 (ISO-HDLC) of all before
 //   payload: generator last_ms u64, counter u32 | 11 counters u64 | overrides u32 (+ each)
-//            | lease count u32 | per lease: uuid u128, user str, key flag u8 (+ str),
+//            | extra id kinds u32 (+ each str) | lease count u32 | per lease: uuid u128, user str, key flag u8 (+ str),
 //              acquired u64, touched u64, expires u64
 //   integers little-endian; str = u16 byte length + UTF-8
 
-const SNAPSHOT_VERSION = 1;
+const SNAPSHOT_VERSION = 2;
 // The core clamps the generator counter to its 26 bits; the largest value makes the next
 // id carry into the following millisecond, so new ids sort after every restored one.
 const COUNTER_CARRY = 0xffffffff;
@@ -223,7 +223,7 @@ class Writer {
 }
 
 /**
- * The core snapshot (version 1) for one user's stored leases, for `LeaseRegistry.restore`.
+ * The core snapshot (version 2) for one user's stored leases, for `LeaseRegistry.restore`.
  * Leases are written in id order, which is acquisition order.
  *
  * @param {object} state
@@ -249,6 +249,7 @@ export function encodeSnapshot({ userId, counters, lastIdMs, leases }) {
   for (const v of [n('acquired'), n('released'), n('expired'), n('evicted'), n('rejected'), 0, 0]) p.u64(v);
   for (const v of [n('unknownReleases'), n('nearLimitEvents'), n('reconciled'), n('highWater')]) p.u64(v);
   p.u32(0); // per-user overrides: this adapter sets none
+  p.u32(0); // extra id kinds: nor these (its leases answer to conn_ ids only)
   p.u32(sorted.length);
   for (const { uuid, record } of sorted) {
     p.u128(uuid);
