@@ -147,6 +147,17 @@ function isThenable(value) {
  * @property {number} closingTicks       heartbeat ticks seen while CLOSING
  */
 
+/**
+ * One upgrade request the guard has not finished with: waiting for identity, the store,
+ * or ws (an asynchronous verifyClient).
+ * @typedef {object} PendingUpgrade
+ * @property {Duplex} socket
+ * @property {boolean} done              answered, accepted or abandoned: nothing more is written
+ * @property {NodeJS.Timeout | null} timer  upgradeTimeoutMs
+ * @property {Promise<void>} settled     what handleUpgrade returns
+ * @property {() => void} settle
+ */
+
 class LeaseGuard {
   /** @type {LeaseStore} */ store;
   /** @type {import('./index.js').LeaseGuard['wss']} */ wss;
@@ -157,6 +168,7 @@ class LeaseGuard {
   #sweepMs;
   /** @type {number | false} */ #messageTouchMs;
   #closeGraceMs;
+  #upgradeTimeoutMs;
   /** @type {(() => number) | null} */ #clock;
   /**
    * The store when it is an in-process LeaseRegistry with the handle API: its fast path
@@ -169,13 +181,14 @@ class LeaseGuard {
   #log;
   /** @type {Map<WebSocket, Conn>} */ #byWs = new Map();
   /** @type {Map<string, Conn>} */ #byLease = new Map();
-  /** @type {Set<Promise<void>>} */ #pendingUpgrades = new Set();
+  /** @type {Set<PendingUpgrade>} */ #pendingUpgrades = new Set();
+  /** Pending upgrades given to ws.handleUpgrade. @type {WeakSet<PendingUpgrade>} */ #handedOver = new WeakSet();
   /** @type {Set<Promise<unknown>>} */ #pendingStoreCalls = new Set();
   /** @type {NodeJS.Timeout | null} */ #heartbeatTimer = null;
   /** @type {NodeJS.Timeout | null} */ #sweepTimer = null;
   #sweeping = false;
   /** @type {Promise<void> | null} */ #closePromise = null;
-  /** @type {Array<() => void>} */ #detachers = [];
+  /** @type {Array<() => void>} */ #storeDetachers = [];
   /**
    * The last refusal of each recently refused user, least recently refused first (a Map
    * keeps insertion order), capped at #refusalMemory entries. A browser's WebSocket sees a
@@ -207,6 +220,7 @@ class LeaseGuard {
     this.#heartbeatMs = checkMs(options.heartbeatMs ?? 30_000, 'heartbeatMs', 10);
     this.#sweepMs = checkMs(options.sweepMs ?? this.#heartbeatMs, 'sweepMs', 10);
     this.#closeGraceMs = checkMs(options.closeGraceMs ?? 2_000, 'closeGraceMs', 0);
+    this.#upgradeTimeoutMs = checkMs(options.upgradeTimeoutMs ?? 10_000, 'upgradeTimeoutMs', 1);
     this.#refusalMemory = checkMs(options.refusalMemory ?? 1_000, 'refusalMemory', 0);
     const touchMs = options.messageTouchMs ?? 1_000;
     this.#messageTouchMs = touchMs === false ? false : checkMs(touchMs, 'messageTouchMs', 0);
@@ -247,7 +261,7 @@ class LeaseGuard {
       /** @param {RevokedLease} event */
       const onRevoked = (event) => this.#revoked(event);
       emitter.on('revoked', onRevoked);
-      this.#detachers.push(() => (emitter.off ?? emitter.removeListener)?.call(emitter, 'revoked', onRevoked));
+      this.#storeDetachers.push(() => (emitter.off ?? emitter.removeListener)?.call(emitter, 'revoked', onRevoked));
     }
     const ttlMs = /** @type {any} */ (this.store).getOptions?.()?.ttlMs;
     if (typeof ttlMs === 'number' && ttlMs <= this.#heartbeatMs) {
@@ -274,13 +288,48 @@ class LeaseGuard {
    * @returns {Promise<void>}
    */
   handleUpgrade(req, socket, head) {
-    const task = this.#upgrade(req, socket, head).catch((err) => {
-      this.#log('error', 'upgrade failed', { error: String(err) });
-      this.#refuse(socket, 500, { reason: 'internal-error' });
-    });
-    this.#pendingUpgrades.add(task);
-    void task.finally(() => this.#pendingUpgrades.delete(task));
-    return task;
+    /** @type {PendingUpgrade} */
+    const up = { socket, done: false, timer: null, settled: Promise.resolve(), settle: noop };
+    up.settled = new Promise((resolve) => (up.settle = () => resolve(undefined)));
+    this.#pendingUpgrades.add(up);
+    // Once a request is an `upgrade`, Node's HTTP timeouts no longer apply to its socket:
+    // without this bound, a userId(req) or store call that never settles would hold the
+    // socket (and the client) for good. unref: the socket itself keeps the process alive.
+    up.timer = setTimeout(() => this.#abandon(up, 'upgrade-timeout'), this.#upgradeTimeoutMs).unref();
+    this.#upgrade(up, req, socket, head).then(
+      () => {
+        // Handed to ws: settled when ws accepts it or the socket closes.
+        if (!this.#handedOver.has(up)) this.#settleUpgrade(up);
+      },
+      (err) => {
+        this.#log('error', 'upgrade failed', { error: String(err) });
+        if (!up.done) this.#refuse(socket, 500, { reason: 'internal-error' });
+        this.#settleUpgrade(up);
+      },
+    );
+    return up.settled;
+  }
+
+  /** @param {PendingUpgrade} up */
+  #settleUpgrade(up) {
+    if (up.done) return;
+    up.done = true;
+    if (up.timer) clearTimeout(up.timer);
+    this.#pendingUpgrades.delete(up);
+    up.settle();
+  }
+
+  /**
+   * Gives up on an upgrade still pending (timeout, or close() after its grace): answers 503
+   * and drops the socket. A lease acquired later is released where the acquire returns.
+   * @param {PendingUpgrade} up
+   * @param {'upgrade-timeout' | 'shutting-down'} reason
+   */
+  #abandon(up, reason) {
+    if (up.done) return;
+    this.#settleUpgrade(up);
+    this.#log('warn', 'upgrade abandoned: identity, the store or ws did not answer in time', { reason });
+    this.#refuse(up.socket, 503, { reason }, 1);
   }
 
   /**
@@ -299,9 +348,7 @@ class LeaseGuard {
       void this.handleUpgrade(req, socket, head);
     };
     server.on('upgrade', onUpgrade);
-    const detach = () => void server.removeListener('upgrade', onUpgrade);
-    this.#detachers.push(detach);
-    return detach;
+    return () => void server.removeListener('upgrade', onUpgrade);
   }
 
   /** @param {WebSocket} ws */
@@ -385,7 +432,10 @@ class LeaseGuard {
     if (this.#heartbeatTimer) clearInterval(this.#heartbeatTimer);
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     this.#heartbeatTimer = this.#sweepTimer = null;
-    for (const detach of this.#detachers.splice(0)) detach();
+    // attach()'s listeners stay until the host detaches them: an upgrade that arrives after
+    // close() is still answered 503 shutting-down, instead of falling through to the HTTP
+    // server's request handler or hanging with no `upgrade` listener at all.
+    for (const detach of this.#storeDetachers.splice(0)) detach();
     this.#closePromise = this.#shutdown();
     return this.#closePromise;
   }
@@ -393,7 +443,10 @@ class LeaseGuard {
   async #shutdown() {
     // Upgrades in flight see `closing` when their await returns and answer 503, releasing
     // what they acquired; wait for them, bounded in case the store hangs.
-    await settledWithin([...this.#pendingUpgrades], this.#closeGraceMs);
+    await settledWithin([...this.#pendingUpgrades].map((up) => up.settled), this.#closeGraceMs);
+    // Those still waiting (a hung identity or store call, a slow verifyClient) are answered
+    // now rather than left holding their sockets past close().
+    for (const up of [...this.#pendingUpgrades]) this.#abandon(up, 'shutting-down');
     const conns = [...this.#byWs.values()];
     for (const conn of conns) this.#closeSocket(conn, CloseCodes.GOING_AWAY);
     const closed = conns.map((conn) => closedPromise(/** @type {WebSocket} */ (conn.ws)));
@@ -408,11 +461,12 @@ class LeaseGuard {
   }
 
   /**
+   * @param {PendingUpgrade} up
    * @param {IncomingMessage} req
    * @param {Duplex} socket
    * @param {Buffer} head
    */
-  async #upgrade(req, socket, head) {
+  async #upgrade(up, req, socket, head) {
     // Node removes its own error listener from an upgraded socket; without one, a reset
     // during the handshake would crash the process.
     socket.on('error', noop);
@@ -426,8 +480,11 @@ class LeaseGuard {
       userId = await this.#userId(req);
     } catch (err) {
       this.#log('error', 'userId(req) threw', { error: String(err) });
+      if (up.done) return;
       return this.#refuse(socket, 500, { reason: 'identity-error' });
     }
+    // Abandoned meanwhile (upgradeTimeoutMs, close()): already answered.
+    if (up.done) return;
     if (typeof userId !== 'string' || userId === '') return this.#refuse(socket, 401, { reason: 'unauthorized' });
     if (socket.destroyed) return;
     if (this.#closePromise) return this.#refuseUser(socket, userId, 503, { reason: 'shutting-down' }, 1000);
@@ -452,10 +509,12 @@ class LeaseGuard {
         return this.#refuse(socket, 400, { reason: 'invalid-user-id' });
       }
       this.#storeError('acquire', err);
+      if (up.done) return;
       return this.#refuseUser(socket, userId, 503, { reason: 'store-unavailable' }, 1000);
     }
 
     if (!held) {
+      if (up.done) return;
       if (answer?.ok === true) throw this.#badAnswer('acquire answered ok without a lease id (lease.id must be a non-empty string)');
       const refusal = answer;
       if (!refusal || refusal.ok !== false || typeof refusal.reason !== 'string') {
@@ -506,6 +565,11 @@ class LeaseGuard {
       throw err;
     }
 
+    // Abandoned while the store decided: the socket was answered; give the lease back.
+    if (up.done) {
+      this.#finish(conn);
+      return;
+    }
     // The client may have gone, or shutdown begun, while we waited for the store.
     if (socket.destroyed || !socket.writable) {
       this.#finish(conn);
@@ -521,11 +585,14 @@ class LeaseGuard {
     // close is the only signal left: release there.
     let upgraded = false;
     const onEarlyClose = () => {
+      this.#settleUpgrade(up);
       if (!upgraded) this.#finish(conn);
     };
     socket.once('close', onEarlyClose);
+    this.#handedOver.add(up);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       upgraded = true;
+      this.#settleUpgrade(up);
       socket.removeListener('close', onEarlyClose);
       socket.removeListener('error', noop);
       this.#accept(conn, ws, req);

@@ -116,8 +116,18 @@ export interface LeaseGuardOptions {
    * on every message; `false` never (only pongs touch).
    */
   messageTouchMs?: number | false;
-  /** `close()` waits this long for close handshakes before terminating sockets (default 2000). */
+  /**
+   * `close()` waits this long for upgrades in flight, then for close handshakes before
+   * terminating sockets, then for store calls still pending (default 2000).
+   */
   closeGraceMs?: number;
+  /**
+   * How long one upgrade may wait for `userId(req)`, the store and ws before it is
+   * answered 503 `{"reason":"upgrade-timeout"}` (`Retry-After: 1`) and its socket dropped;
+   * a lease the store grants later is released at once (default 10000). Node's HTTP
+   * timeouts no longer apply to a socket once it is an `upgrade`.
+   */
+  upgradeTimeoutMs?: number;
   /**
    * How many users' last refusal `lastRefusal(userId)` remembers (default 1000; 0: none).
    * The user refused least recently is forgotten first, so memory stays bounded.
@@ -170,12 +180,14 @@ export declare class LeaseGuard {
   readonly wss: WebSocketServer;
   /**
    * Answers one `upgrade` request: 401/429/400/500/503 before the upgrade, or accepts it,
-   * attaches a lease and emits `connection` on `wss`. Never rejects.
+   * attaches a lease and emits `connection` on `wss`. Resolves once the request is
+   * answered, accepted or abandoned (`upgradeTimeoutMs`, `close()`); never rejects.
    */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
   /**
    * Handles `upgrade` events of `server`. With `path`, other paths are answered 404.
-   * Returns a function that detaches the listener.
+   * Returns a function that detaches the listener; `close()` does not (upgrades that
+   * arrive after it are answered 503 `shutting-down`).
    */
   attach(server: HttpServer, options?: { path?: string }): () => void;
   /**
@@ -200,9 +212,10 @@ export declare class LeaseGuard {
   /** The store's metrics plus the guard's `socket_lease_sockets_open` and counters. */
   metrics(): Promise<string>;
   /**
-   * Stops the timers, refuses new upgrades (503), closes every socket with 1001
-   * (terminating those that do not finish the close handshake within `closeGraceMs`),
-   * releases every lease, and resolves when all of that is done. Idempotent.
+   * Stops the timers, refuses new upgrades (503), answers upgrades still pending after
+   * `closeGraceMs` with 503, closes every socket with 1001 (terminating those that do not
+   * finish the close handshake within `closeGraceMs`), releases every lease, and resolves
+   * when all of that is done. Idempotent.
    */
   close(): Promise<void>;
 }

@@ -5,12 +5,17 @@
 import { test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import { LeaseRegistry } from 'socket-lease';
 import { createLeaseGuard } from 'socket-lease/node';
 import { AsyncStore, closed, connect, echo, open, waitFor } from './helpers.mjs';
 
-/** @param {string} name @param {(t: import('node:test').TestContext) => unknown} fn */
-const test = (name, fn) => nodeTest(name, { timeout: 60_000 }, fn);
+/**
+ * Bounded, so a regression fails instead of hanging the run; far above a normal run
+ * (under a second each).
+ * @param {string} name @param {(t: import('node:test').TestContext) => unknown} fn
+ */
+const test = (name, fn) => nodeTest(name, { timeout: 20_000 }, fn);
 
 /**
  * A guard attached to a real HTTP server on an ephemeral loopback port, echoing text
@@ -25,14 +30,40 @@ async function startGuard(t, options) {
   guard.wss.on('connection', (ws) => {
     ws.on('message', (data) => ws.send(JSON.stringify({ type: 'echo', data: String(data), leaseId: guard.leaseIdOf(ws) })));
   });
+  // Upgraded (or upgrading) sockets are no longer the HTTP server's to close: a test that
+  // failed with one still open must not hang in server.close().
+  /** @type {Set<import('node:net').Socket>} */
+  const sockets = new Set();
+  server.on('connection', (socket) => sockets.add(socket));
   await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
   const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
   t.after(async () => {
     await guard.close();
-    server.closeAllConnections();
+    for (const socket of sockets) socket.destroy();
     await new Promise((resolve) => server.close(() => resolve(undefined)));
   });
   return { server, guard, url: `ws://127.0.0.1:${port}/ws` };
+}
+
+/**
+ * A raw TCP client that sends one handshake (plus `extra` header lines) and never closes
+ * its side: `response` is all the server wrote, `ended` resolves when the server closed.
+ * @param {string} wsUrl
+ * @param {string} [extra]
+ */
+function rawUpgrade(wsUrl, extra = '') {
+  const url = new URL(wsUrl);
+  const socket = net.connect(Number(url.port), url.hostname);
+  socket.on('error', () => {});
+  let response = '';
+  socket.setEncoding('latin1').on('data', (d) => (response += d));
+  /** @type {Promise<void>} */
+  const ended = new Promise((resolve) => socket.once('close', () => resolve()));
+  socket.write(
+    `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
+  );
+  return { socket, ended, response: () => response };
 }
 
 /** Every acquired lease was given back exactly once (or reclaimed by the store). */
@@ -127,4 +158,84 @@ test('a clock that throws after the acquire: 500, and the lease is released with
   await closed(ws);
   await waitFor(() => registry.stats().active === 0, 'released on close');
   assertNoLeak(registry);
+});
+
+/** An asynchronous store whose acquire waits until the test opens the gate. */
+class GatedStore extends AsyncStore {
+  /** @type {Array<() => void>} */ gates = [];
+  /** @param {string} userId @param {{ now?: number }} [o] */
+  async acquire(userId, o) {
+    await new Promise((resolve) => this.gates.push(() => resolve(undefined)));
+    return super.acquire(userId, o);
+  }
+  openAll() {
+    for (const open of this.gates.splice(0)) open();
+  }
+}
+
+test('upgradeTimeoutMs: identity that never answers gets 503 upgrade-timeout with Retry-After, and the socket is dropped', async (t) => {
+  assert.throws(() => createLeaseGuard({ userId: () => 'a', upgradeTimeoutMs: 0 }), /upgradeTimeoutMs must be an integer/);
+  const { guard, url } = await startGuard(t, { userId: () => new Promise(() => {}), upgradeTimeoutMs: 150, registry: { perUserLimit: 5 } });
+  const results = await Promise.all([connect(`${url}?user=cy`), connect(`${url}?user=cy`)]);
+  for (const r of results) {
+    assert.ok(!r.ok);
+    assert.equal(r.status, 503);
+    assert.equal(r.headers['retry-after'], '1');
+    assert.deepEqual(JSON.parse(r.body), { reason: 'upgrade-timeout' });
+  }
+  assert.equal(guard.stats().pendingUpgrades, 0);
+  assert.equal(guard.stats().upgrades[503], 2);
+
+  // A client that never closes its side: the server answers and closes the connection.
+  const raw = rawUpgrade(`${url}?user=cy`);
+  t.after(() => raw.socket.destroy());
+  await raw.ended;
+  assert.match(raw.response(), /^HTTP\/1\.1 503 /);
+  assert.equal(guard.stats().pendingUpgrades, 0);
+});
+
+test('upgradeTimeoutMs: a store that answers after the timeout has its lease released at once', async (t) => {
+  const store = new GatedStore({ perUserLimit: 5 });
+  t.after(() => store.registry.free());
+  const { guard, url } = await startGuard(t, { store, upgradeTimeoutMs: 150 });
+  const r = await connect(`${url}?user=dee`);
+  assert.ok(!r.ok);
+  assert.equal(r.status, 503);
+  assert.deepEqual(JSON.parse(r.body), { reason: 'upgrade-timeout' });
+  assert.equal(store.gates.length, 1, 'the acquire is still pending');
+  store.openAll();
+  await waitFor(() => store.registry.stats().released === 1, 'the late lease released');
+  assert.equal(store.registry.stats().acquired, 1);
+  assertNoLeak(store.registry);
+  assert.equal(guard.stats().socketsOpen, 0);
+});
+
+test('close() answers upgrades still pending after closeGraceMs with 503 shutting-down and does not wait for them', async (t) => {
+  const store = new GatedStore({ perUserLimit: 5 });
+  t.after(() => store.registry.free());
+  const { guard, url } = await startGuard(t, { store, upgradeTimeoutMs: 600_000, closeGraceMs: 100 });
+  const pending = connect(`${url}?user=eve`);
+  await waitFor(() => store.gates.length === 1, 'the acquire pending');
+  await guard.close();
+  const r = await pending;
+  assert.ok(!r.ok);
+  assert.equal(r.status, 503);
+  assert.equal(r.headers['retry-after'], '1');
+  assert.deepEqual(JSON.parse(r.body), { reason: 'shutting-down' });
+  assert.equal(guard.stats().pendingUpgrades, 0);
+  store.openAll();
+  await waitFor(() => store.registry.stats().released === 1, 'the late lease released');
+  assertNoLeak(store.registry);
+});
+
+test('after close(), a new upgrade is still answered 503 shutting-down with Retry-After: 1 until the host detaches', async (t) => {
+  const { guard, url } = await startGuard(t, { registry: { perUserLimit: 5 } });
+  await guard.close();
+  const r = await connect(`${url}?user=fay`);
+  assert.ok(!r.ok);
+  assert.equal(r.status, 503);
+  assert.equal(r.headers['retry-after'], '1');
+  assert.equal(r.headers['content-type'], 'application/json');
+  assert.deepEqual(JSON.parse(r.body), { reason: 'shutting-down' });
+  assert.equal(guard.stats().upgrades[503], 1);
 });
