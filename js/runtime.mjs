@@ -177,6 +177,12 @@ export function install(wasm) {
     checkNow(now);
     return touchHandle.call(this, handle, now ?? undefined);
   };
+  const renewHandle = proto.renewHandle;
+  proto.renewHandle = function (/** @type {unknown} */ handle, /** @type {unknown} */ now) {
+    checkHandle(handle);
+    checkNow(now);
+    return renewHandle.call(this, handle, now ?? undefined);
+  };
   // The glue coerces any argument to a number (null, '' and [] all named handle 0).
   const handleLeaseId = proto.handleLeaseId;
   proto.handleLeaseId = function (/** @type {unknown} */ handle) {

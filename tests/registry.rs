@@ -828,3 +828,41 @@ fn near_limit_fires_once_while_evictions_keep_a_user_at_its_limit() {
     assert_eq!(reg.stats().counters.near_limit_events, 2);
     reg.check_invariants();
 }
+
+#[test]
+fn renew_extends_a_lease_without_counting_as_activity() {
+    let mut reg = registry(OptionsPatch {
+        on_limit: Some(Policy::EvictIdle),
+        ttl_ms: Some(1_000),
+        ..limit(2)
+    });
+    let busy = grant(&mut reg, "alice", 100);
+    let quiet = grant(&mut reg, "alice", 200);
+    let handle = |reg: &socket_lease::registry::Registry<_>, uuid| {
+        reg.resolve(&conn(uuid)).unwrap().unwrap()
+    };
+    // Both answer keep-alives; only `busy` has activity.
+    let (hb, hq) = (handle(&reg, busy), handle(&reg, quiet));
+    assert!(reg.touch_handle(hb, 500));
+    assert!(reg.renew_handle(hq, 900));
+    assert!(reg.renew_handle(hb, 900));
+    // Renewed: alive past its first expiry (200 + 1000).
+    assert!(reg.touch(&conn(quiet), 1_500).is_ok_and(|alive| alive));
+    let mut reg2 = registry(OptionsPatch {
+        on_limit: Some(Policy::EvictIdle),
+        ttl_ms: Some(1_000),
+        ..limit(2)
+    });
+    let busy = grant(&mut reg2, "bob", 100);
+    let quiet = grant(&mut reg2, "bob", 200);
+    let (hb, hq) = (handle(&reg2, busy), handle(&reg2, quiet));
+    assert!(reg2.touch_handle(hb, 500));
+    assert!(reg2.renew_handle(hq, 900));
+    assert!(reg2.renew_handle(hb, 900));
+    // evict-idle picks the lease idle longest by activity, not the last keep-alive.
+    match reg2.acquire("bob", None, 1_100).unwrap() {
+        Acquired::Granted { evicted, .. } => assert_eq!(evicted, vec![quiet]),
+        other => panic!("expected an eviction, got {other:?}"),
+    }
+    reg2.check_invariants();
+}

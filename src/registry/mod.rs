@@ -930,8 +930,19 @@ impl<E: Entropy> Registry<E> {
         })
     }
 
-    /// Touch by handle.
+    /// Touch by handle: activity on the lease, which also extends it.
     pub fn touch_handle(&mut self, handle: u32, now: u64) -> bool {
+        self.extend(handle, now, true)
+    }
+
+    /// Extends the lease like a touch, without counting as activity: `evict-idle` still
+    /// sees the lease as idle since its last touch. For keep-alives (a WebSocket pong),
+    /// which every open socket answers, busy or not.
+    pub fn renew_handle(&mut self, handle: u32, now: u64) -> bool {
+        self.extend(handle, now, false)
+    }
+
+    fn extend(&mut self, handle: u32, now: u64, activity: bool) -> bool {
         if !self.is_live(handle) {
             return false;
         }
@@ -942,7 +953,9 @@ impl<E: Entropy> Registry<E> {
             // next acquire reclaims it and reports it.
             return false;
         }
-        slot.touched_at = slot.touched_at.max(now);
+        if activity {
+            slot.touched_at = slot.touched_at.max(now);
+        }
         // A touch never shortens a lease: a late-arriving heartbeat stamped with an older
         // time (or one after the TTL was lowered) must not bring the expiry forward.
         let next = now + ttl;

@@ -446,6 +446,25 @@ impl JsLeaseRegistry {
         )
     }
 
+    /// `touchHandle` for keep-alives: extends the lease without counting as activity, so
+    /// `evict-idle` still sees a socket that only answers pings as idle. `false` when the
+    /// handle is stale or the lease already expired.
+    #[wasm_bindgen(js_name = renewHandle)]
+    pub fn renew_handle(
+        &self,
+        handle: f64,
+        #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<f64>,
+    ) -> JsResult<bool> {
+        let t = fast_now(now)?;
+        let mut core = self.core.borrow_mut();
+        Ok(
+            match token_arg(handle).and_then(|tok| core.resolve_token(tok)) {
+                Some(h) => core.renew_handle(h, t),
+                None => false,
+            },
+        )
+    }
+
     /// Whether an `onEvent` callback of this registry is running (the registry is in use
     /// further up the stack). `free()` then waits until the call returns (js/runtime.mjs):
     /// the generated `free` drops its pointer before the wasm side can refuse.

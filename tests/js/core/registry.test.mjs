@@ -321,3 +321,20 @@ test('getOptions().userLimits keeps a user named "__proto__" as a property', () 
   assert.equal(Object.getPrototypeOf(limits), Object.prototype);
   reg.free();
 });
+
+test('renewHandle keeps a lease alive without making it look active to evict-idle', () => {
+  const reg = new LeaseRegistry({ perUserLimit: 2, onLimit: 'evict-idle', ttlMs: 1000 });
+  const busy = reg.acquireHandle('u', undefined, 100);
+  const quiet = reg.acquireHandle('u', undefined, 200);
+  assert.equal(reg.touchHandle(busy, 500), true);
+  assert.equal(reg.renewHandle(quiet, 900), true);
+  assert.equal(reg.renewHandle(busy, 900), true);
+  assert.equal(reg.renewHandle(quiet, 5000), false, 'expired: nothing to renew');
+  const quietId = reg.handleLeaseId(quiet);
+  const r = reg.acquire('u', { now: 1100 });
+  assert.ok(r.ok);
+  assert.deepEqual(r.ok && r.evicted, [quietId], 'the lease without activity is the idle one');
+  for (const bad of [null, '1', {}]) assert.throws(() => reg.renewHandle(/** @type {any} */ (bad)), (e) => e instanceof LeaseError && e.code === 'INVALID_ID');
+  assert.throws(() => reg.renewHandle(busy, NaN), (e) => e instanceof LeaseError && e.code === 'INVALID_TIME');
+  reg.free();
+});
