@@ -12,7 +12,15 @@
 // store) can replace the in-memory LeaseRegistry without changing the guard.
 
 const { STATUS_CODES } = require('node:http');
+const path = require('node:path');
 const { WebSocketServer, WebSocket } = require('ws');
+// ws's own header parsers, so the guard refuses exactly what ws would refuse. They are not
+// in ws's `exports`, hence the file paths; package.json pins ws to one exact version, and
+// these files have kept their names and exports through ws 8.
+const WS_LIB = path.join(path.dirname(require.resolve('ws')), 'lib');
+const subprotocol = require(path.join(WS_LIB, 'subprotocol.js'));
+const extension = require(path.join(WS_LIB, 'extension.js'));
+const PerMessageDeflate = require(path.join(WS_LIB, 'permessage-deflate.js'));
 const { LeaseRegistry } = require('../node.cjs');
 
 /** @typedef {import('./index.js').LeaseStore} LeaseStore */
@@ -55,15 +63,17 @@ const EVENT_LEVELS = {
   expired: 'info',
 };
 
-// The same checks `ws` makes before it upgrades, done before acquiring so that a request
-// ws would refuse never takes (and churns) a lease.
+// The same checks `ws` (WebSocketServer#handleUpgrade) makes before it upgrades, in its
+// order, done before acquiring: a request ws would refuse must never take a lease, and
+// with evict-oldest must never evict the user's live socket for nothing.
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
 
 /**
  * @param {IncomingMessage} req
- * @returns {string | null} why the request is not a WebSocket handshake, or null
+ * @param {import('ws').WebSocketServer} wss
+ * @returns {string | null} why ws would refuse the handshake, or null
  */
-function handshakeProblem(req) {
+function handshakeProblem(req, wss) {
   if (req.method !== 'GET') return 'method must be GET';
   const upgrade = req.headers.upgrade;
   if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') return 'Upgrade header must be websocket';
@@ -71,6 +81,29 @@ function handshakeProblem(req) {
   if (key === undefined || !WS_KEY.test(key)) return 'missing or invalid Sec-WebSocket-Key';
   const version = Number(req.headers['sec-websocket-version']);
   if (version !== 13 && version !== 8) return 'missing or invalid Sec-WebSocket-Version';
+  if (!wss.shouldHandle(req)) return 'not a path the ws server handles';
+  const protocols = req.headers['sec-websocket-protocol'];
+  if (protocols !== undefined) {
+    try {
+      subprotocol.parse(protocols);
+    } catch {
+      return 'invalid Sec-WebSocket-Protocol';
+    }
+  }
+  // ws reads extensions only when it has permessage-deflate on (its default is off).
+  const options = /** @type {any} */ (wss).options;
+  const extensions = req.headers['sec-websocket-extensions'];
+  if (options?.perMessageDeflate && extensions !== undefined) {
+    try {
+      const offers = extension.parse(extensions);
+      if (offers[PerMessageDeflate.extensionName]) {
+        // accept() only checks and picks parameters; no zlib stream is made.
+        new PerMessageDeflate({ ...options.perMessageDeflate, isServer: true, maxPayload: options.maxPayload }).accept(offers[PerMessageDeflate.extensionName]);
+      }
+    } catch {
+      return 'invalid or unacceptable Sec-WebSocket-Extensions';
+    }
+  }
   return null;
 }
 
@@ -470,7 +503,7 @@ class LeaseGuard {
     // Node removes its own error listener from an upgraded socket; without one, a reset
     // during the handshake would crash the process.
     socket.on('error', noop);
-    const problem = handshakeProblem(req);
+    const problem = handshakeProblem(req, /** @type {any} */ (this.wss));
     if (problem) return this.#refuse(socket, 400, { reason: 'bad-handshake', message: problem });
     if (this.#closePromise) return this.#refuse(socket, 503, { reason: 'shutting-down' }, 1);
 

@@ -6,6 +6,7 @@ import { test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import { WebSocketServer } from 'ws';
 import { LeaseRegistry } from 'socket-lease';
 import { createLeaseGuard } from 'socket-lease/node';
 import { AsyncStore, closed, connect, echo, open, waitFor } from './helpers.mjs';
@@ -238,4 +239,46 @@ test('after close(), a new upgrade is still answered 503 shutting-down with Retr
   assert.equal(r.headers['content-type'], 'application/json');
   assert.deepEqual(JSON.parse(r.body), { reason: 'shutting-down' });
   assert.equal(guard.stats().upgrades[503], 1);
+});
+
+test('a handshake ws would refuse (subprotocols, extensions, the ws server\'s path) is a 400 before any lease: it evicts no live socket', async (t) => {
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: true });
+  const { guard, url } = await startGuard(t, { wss, registry: { perUserLimit: 1, onLimit: 'evict-oldest' }, heartbeatMs: 60_000 });
+  const registry = /** @type {LeaseRegistry} */ (/** @type {unknown} */ (guard.store));
+  const live = await open(`${url}?user=gil`);
+  for (const header of [
+    'Sec-WebSocket-Protocol: a,,b',
+    'Sec-WebSocket-Protocol: a b',
+    'Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=99',
+    'Sec-WebSocket-Extensions: permessage-deflate;;',
+  ]) {
+    const raw = rawUpgrade(`${url}?user=gil`, `${header}\r\n`);
+    t.after(() => raw.socket.destroy());
+    await raw.ended;
+    assert.match(raw.response(), /^HTTP\/1\.1 400 /, header);
+    assert.match(raw.response(), /"reason":"bad-handshake"/, header);
+  }
+  assert.equal(registry.stats().acquired, 1, 'no lease taken for the refused handshakes');
+  assert.equal((await echo(live, 'still here')).data, 'still here');
+  assert.equal(guard.stats().upgrades[400], 4);
+  // A valid handshake still takes the slot (evict-oldest), with ws's own deflate offer.
+  const evicted = closed(live);
+  const next = await open(`${url}?user=gil`, { perMessageDeflate: true });
+  assert.equal((await evicted).code, 4008);
+  assert.match(next.extensions, /permessage-deflate/);
+  next.close();
+  await closed(next);
+  await waitFor(() => registry.stats().active === 0, 'released');
+  assertNoLeak(registry);
+});
+
+test('an upgrade for a path the host\'s ws server does not handle (its `path` option) is a 400 before any lease', async (t) => {
+  const wss = new WebSocketServer({ noServer: true, path: '/elsewhere' });
+  const { guard, url } = await startGuard(t, { wss, registry: { perUserLimit: 1 } });
+  const r = await connect(`${url}?user=hal`);
+  assert.ok(!r.ok);
+  assert.equal(r.status, 400);
+  assert.equal(JSON.parse(r.body).reason, 'bad-handshake');
+  assert.equal(/** @type {LeaseRegistry} */ (/** @type {unknown} */ (guard.store)).stats().acquired, 0);
+  assert.equal(guard.stats().upgrades[400], 1);
 });
