@@ -42,9 +42,15 @@ export interface SocketLeaseWorkerOptions {
   binding?: string;
   /** WebSocket path (default `/ws`). */
   path?: string;
-  /** Prefix of `GET <statsPath><userId>` (JSON leases of one user); off when unset. */
+  /**
+   * Prefix of `GET <statsPath><userId>` (JSON leases of one user, the id percent-encoded);
+   * off when unset. Without an id: 400 `MISSING_USER`.
+   */
   statsPath?: string;
-  /** Path of `GET <metricsPath>?user=<id>` (Prometheus text of one user's object); off when unset. */
+  /**
+   * Path of `GET <metricsPath>?user=<id>` (Prometheus text of one user's object); off when
+   * unset. Without `?user=`: 400 `MISSING_USER`.
+   */
   metricsPath?: string;
 }
 
