@@ -239,6 +239,7 @@ class LeaseGuard {
     closes: { 1001: 0, 4008: 0, 4009: 0 },
     storeErrors: 0,
     storeUnavailable: 0,
+    storeCallsAbandoned: 0,
   };
 
   /** @param {LeaseGuardOptions} options */
@@ -428,6 +429,7 @@ class LeaseGuard {
       closes: { ...s.closes },
       storeErrors: s.storeErrors,
       storeUnavailable: s.storeUnavailable,
+      storeCallsAbandoned: s.storeCallsAbandoned,
       closing: this.#closePromise !== null,
     };
   }
@@ -489,7 +491,14 @@ class LeaseGuard {
     // Backstop: whatever did not report `close` is released here, so shutdown never
     // leaves a lease behind even if a close event went missing.
     for (const conn of [...this.#byLease.values()]) this.#finish(conn);
-    await Promise.allSettled([...this.#pendingStoreCalls]);
+    // Bounded too: a store whose release never settles (a backend that stopped answering)
+    // must not hang the host's shutdown. What is left is counted and logged, not waited for.
+    await settledWithin([...this.#pendingStoreCalls], this.#closeGraceMs);
+    const abandoned = this.#pendingStoreCalls.size;
+    if (abandoned > 0) {
+      this.#stats.storeCallsAbandoned += abandoned;
+      this.#log('error', 'close(): store calls still pending after closeGraceMs; not waiting for them', { pending: abandoned, closeGraceMs: this.#closeGraceMs });
+    }
     if (this.#ownsWss) await new Promise((resolve) => this.wss.close(() => resolve(undefined)));
   }
 
@@ -638,6 +647,18 @@ class LeaseGuard {
    * @param {IncomingMessage} req
    */
   #accept(conn, ws, req) {
+    // ws can call back late (a host wss with an asynchronous verifyClient): meanwhile the
+    // sweep may have dropped the lease, or close() begun. Registering such a socket would
+    // keep it open without a lease, or past close(): close it instead, with the code for
+    // what happened.
+    if (conn.finished || this.#closePromise) {
+      const code = conn.storeGone ? conn.goneCode : this.#closePromise ? CloseCodes.GOING_AWAY : CloseCodes.LEASE_EXPIRED;
+      this.#finish(conn);
+      ws.on('error', () => ws.terminate());
+      this.#stats.closes[code]++;
+      ws.close(code, CLOSE_REASONS[code]);
+      return;
+    }
     conn.ws = ws;
     this.#byWs.set(ws, conn);
     this.#stats.upgrades[101]++;
@@ -843,6 +864,9 @@ class LeaseGuard {
         const conn = this.#byLease.get(id);
         if (!conn) continue;
         conn.storeGone = true;
+        // For a socket ws has not handed over yet (asynchronous verifyClient): #accept
+        // closes it with this code.
+        conn.goneCode = CloseCodes.LEASE_EXPIRED;
         if (conn.ws) this.#closeSocket(conn, CloseCodes.LEASE_EXPIRED);
         else this.#finish(conn);
       }

@@ -168,6 +168,11 @@ export interface GuardStats {
    * the store logs the outage itself.
    */
   storeUnavailable: number;
+  /**
+   * Store calls (releases, touches) `close()` stopped waiting for: still pending
+   * `closeGraceMs` after the sockets were closed; logged at error.
+   */
+  storeCallsAbandoned: number;
   /** Whether `close()` has been called. */
   closing: boolean;
 }

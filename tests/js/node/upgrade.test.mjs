@@ -39,7 +39,7 @@ async function startGuard(t, options) {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
   const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
   t.after(async () => {
-    await guard.close();
+    await within(guard.close(), 'guard.close() in teardown').catch(() => {});
     for (const socket of sockets) socket.destroy();
     await new Promise((resolve) => server.close(() => resolve(undefined)));
   });
@@ -65,6 +65,21 @@ function rawUpgrade(wsUrl, extra = '') {
       `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
   );
   return { socket, ended, response: () => response };
+}
+
+/**
+ * Resolves as `promise` does, or fails naming `what` after `ms`: a regression that hangs
+ * fails here instead of hanging the run (the bound is not the assertion).
+ * @template T @param {Promise<T>} promise @param {string} what @param {number} [ms]
+ * @returns {Promise<T>}
+ */
+function within(promise, what, ms = 10_000) {
+  /** @type {NodeJS.Timeout | undefined} */
+  let timer;
+  const bound = new Promise((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for: ${what}`)), ms);
+  });
+  return /** @type {Promise<T>} */ (Promise.race([promise, bound]).finally(() => clearTimeout(timer)));
 }
 
 /** Every acquired lease was given back exactly once (or reclaimed by the store). */
@@ -281,4 +296,81 @@ test('an upgrade for a path the host\'s ws server does not handle (its `path` op
   assert.equal(JSON.parse(r.body).reason, 'bad-handshake');
   assert.equal(/** @type {LeaseRegistry} */ (/** @type {unknown} */ (guard.store)).stats().acquired, 0);
   assert.equal(guard.stats().upgrades[400], 1);
+});
+
+test('close() does not wait past closeGraceMs for a store release that never settles; it counts and logs what it left', async (t) => {
+  /** A store whose releases hang, as a backend that stopped answering would. */
+  class HangingReleaseStore extends AsyncStore {
+    /** @param {string} _id */
+    release(_id) {
+      return new Promise(() => {});
+    }
+  }
+  const store = new HangingReleaseStore({ perUserLimit: 5 });
+  t.after(() => store.registry.free());
+  /** @type {any[]} */
+  const lines = [];
+  const logger = { error: (/** @type {string} */ line) => lines.push(JSON.parse(line)) };
+  const { guard, url } = await startGuard(t, { store, closeGraceMs: 100, logger, logLevel: 'error', heartbeatMs: 60_000 });
+  const ws = await open(`${url}?user=ida`);
+  const code = closed(ws);
+  await within(guard.close(), 'close() with a release pending');
+  assert.equal((await code).code, 1001);
+  assert.equal(guard.stats().storeCallsAbandoned, 1);
+  assert.ok(lines.some((l) => /store calls still pending/.test(l.msg) && l.pending === 1), JSON.stringify(lines));
+});
+
+/**
+ * A host wss whose asynchronous verifyClient waits until the test lets it answer.
+ * @returns {{ wss: WebSocketServer, waiting: () => number, pass: () => void }}
+ */
+function gatedWss() {
+  /** @type {Array<() => void>} */
+  const gates = [];
+  const wss = new WebSocketServer({
+    noServer: true,
+    verifyClient: (_info, done) => gates.push(() => done(true)),
+  });
+  return { wss, waiting: () => gates.length, pass: () => gates.splice(0).forEach((go) => go()) };
+}
+
+test('a host wss with an async verifyClient: a lease swept meanwhile closes the socket with 4009 when ws hands it over', async (t) => {
+  let now = Date.now();
+  const { wss, waiting, pass } = gatedWss();
+  const { guard, url } = await startGuard(t, { wss, clock: () => now, sweepMs: 10, heartbeatMs: 60_000, registry: { perUserLimit: 5, ttlMs: 60_000 } });
+  const registry = /** @type {LeaseRegistry} */ (/** @type {unknown} */ (guard.store));
+  const pending = open(`${url}?user=jo`);
+  await waitFor(() => waiting() === 1, 'verifyClient waiting');
+  now += 61_000;
+  await waitFor(() => registry.stats().expired === 1, 'the sweep expired the lease');
+  pass();
+  const ws = await pending;
+  assert.deepEqual(await closed(ws), { code: 4009, reason: 'lease expired or revoked; reconnect' });
+  await waitFor(() => guard.stats().pendingUpgrades === 0, 'upgrade settled');
+  assert.equal(guard.stats().socketsOpen, 0);
+  assert.equal(guard.stats().closes[4009], 1);
+  assertNoLeak(registry);
+});
+
+test('a host wss with an async verifyClient: close() meanwhile answers 503 and no socket opens without a lease afterwards', async (t) => {
+  const { wss, waiting, pass } = gatedWss();
+  const { guard, url } = await startGuard(t, { wss, closeGraceMs: 100, registry: { perUserLimit: 5 } });
+  const registry = /** @type {LeaseRegistry} */ (/** @type {unknown} */ (guard.store));
+  const pending = connect(`${url}?user=kai`);
+  await waitFor(() => waiting() === 1, 'verifyClient waiting');
+  await guard.close();
+  const r = await pending;
+  assert.ok(!r.ok);
+  assert.equal(r.status, 503);
+  assert.deepEqual(JSON.parse(r.body), { reason: 'shutting-down' });
+  assertNoLeak(registry);
+  // verifyClient answers after close() resolved: nothing is accepted.
+  /** @type {unknown[]} */
+  const connections = [];
+  wss.on('connection', (ws) => connections.push(ws));
+  pass();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(connections.length, 0);
+  assert.equal(guard.stats().socketsOpen, 0);
+  assertNoLeak(registry);
 });
