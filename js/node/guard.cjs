@@ -21,7 +21,7 @@ const WS_LIB = path.join(path.dirname(require.resolve('ws')), 'lib');
 const subprotocol = require(path.join(WS_LIB, 'subprotocol.js'));
 const extension = require(path.join(WS_LIB, 'extension.js'));
 const PerMessageDeflate = require(path.join(WS_LIB, 'permessage-deflate.js'));
-const { LeaseRegistry } = require('../node.cjs');
+const { LeaseRegistry, LeaseError } = require('../node.cjs');
 
 /** @typedef {import('./index.js').LeaseStore} LeaseStore */
 /** @typedef {import('./index.js').LeaseGuardOptions} LeaseGuardOptions */
@@ -114,10 +114,27 @@ function handshakeProblem(req, wss) {
  */
 function checkMs(value, name, min) {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > 2 ** 31 - 1) {
-    throw new RangeError(`socket-lease/node: ${name} must be an integer from ${min} to ${2 ** 31 - 1}, got ${String(value)}`);
+    throw invalidOption(`${name} must be an integer from ${min} to ${2 ** 31 - 1}, got ${String(value)}`);
   }
   return value;
 }
+
+/**
+ * Misuse of the guard's options: a LeaseError with the same stable code as the core's and
+ * the Redis store's option errors, so a host can tell it from a failure at run time.
+ * @param {string} message
+ */
+function invalidOption(message) {
+  return new LeaseError(`socket-lease/node: invalid option: ${message}`, 'INVALID_OPTION');
+}
+
+const GUARD_OPTIONS = [
+  'userId', 'store', 'registry', 'wss', 'heartbeatMs', 'sweepMs', 'messageTouchMs', 'closeGraceMs',
+  'upgradeTimeoutMs', 'refusalMemory', 'logger', 'logLevel', 'clock',
+];
+
+/** @param {unknown} value @returns {boolean} (not a type predicate: callers keep their `any`) */
+const isObject = (value) => value !== null && typeof value === 'object';
 
 /**
  * One function that writes a JSON line to a console-like logger, or fields + message to a
@@ -128,8 +145,12 @@ function checkMs(value, name, min) {
  * @returns {(level: Exclude<LogLevel, 'silent'>, msg: string, fields: Record<string, unknown>) => void}
  */
 function makeLog(logger, level = 'info') {
-  if (!(level in LEVELS)) {
-    throw new RangeError(`socket-lease/node: logLevel must be one of ${Object.keys(LEVELS).join(', ')}, got ${String(level)}`);
+  // hasOwn: `in` would accept inherited names ('constructor', 'toString').
+  if (typeof level !== 'string' || !Object.hasOwn(LEVELS, level)) {
+    throw invalidOption(`logLevel must be one of ${Object.keys(LEVELS).join(', ')}, got ${String(level)}`);
+  }
+  if (logger !== undefined && !(isObject(logger) && ['debug', 'info', 'warn', 'error', 'log'].some((m) => typeof (/** @type {any} */ (logger))[m] === 'function'))) {
+    throw invalidOption('logger must be a console-like or pino-like object (with debug/info/warn/error or log methods)');
   }
   const min = LEVELS[level];
   const sink = logger ?? console;
@@ -244,11 +265,28 @@ class LeaseGuard {
 
   /** @param {LeaseGuardOptions} options */
   constructor(options) {
-    if (!options || typeof options.userId !== 'function') {
-      throw new TypeError('socket-lease/node: options.userId(req) is required; the guard never invents identity');
+    if (!isObject(options)) throw invalidOption('options must be an object with userId(req)');
+    // A misspelt option (heartbeatMS) would otherwise be ignored without a word.
+    for (const name of Object.keys(options)) {
+      if (!GUARD_OPTIONS.includes(name)) throw invalidOption(`unknown option "${name}"; known: ${GUARD_OPTIONS.join(', ')}`);
+    }
+    if (typeof options.userId !== 'function') {
+      throw invalidOption('userId(req) is required; the guard never invents identity');
     }
     if (options.store && options.registry) {
-      throw new TypeError('socket-lease/node: give either options.store or options.registry, not both');
+      throw invalidOption('give either store or registry, not both');
+    }
+    if (options.store !== undefined && !isObject(options.store)) throw invalidOption('store must be an object');
+    if (options.registry !== undefined && !isObject(options.registry)) throw invalidOption('registry must be an object of LeaseRegistry options');
+    if (options.clock !== undefined && typeof options.clock !== 'function') {
+      throw invalidOption(`clock must be a function returning milliseconds, got ${typeof options.clock}`);
+    }
+    const wss = /** @type {any} */ (options.wss);
+    if (
+      wss !== undefined &&
+      !(isObject(wss) && ['handleUpgrade', 'shouldHandle', 'emit', 'on'].every((m) => typeof wss[m] === 'function') && wss.options?.noServer === true)
+    ) {
+      throw invalidOption('wss must be a ws WebSocketServer created with { noServer: true }');
     }
     this.#userId = options.userId;
     this.#heartbeatMs = checkMs(options.heartbeatMs ?? 30_000, 'heartbeatMs', 10);
@@ -278,7 +316,7 @@ class LeaseGuard {
     }
     for (const method of /** @type {const} */ (['acquire', 'release', 'touch', 'sweep'])) {
       if (typeof this.store[method] !== 'function') {
-        throw new TypeError(`socket-lease/node: the store has no ${method}() method`);
+        throw invalidOption(`the store has no ${method}() method`);
       }
     }
     const fast = /** @type {any} */ (this.store);
@@ -527,7 +565,12 @@ class LeaseGuard {
     }
     // Abandoned meanwhile (upgradeTimeoutMs, close()): already answered.
     if (up.done) return;
-    if (typeof userId !== 'string' || userId === '') return this.#refuse(socket, 401, { reason: 'unauthorized' });
+    if (userId === null || userId === undefined || userId === '') return this.#refuse(socket, 401, { reason: 'unauthorized' });
+    if (typeof userId !== 'string') {
+      // A host bug, not an anonymous client: a 401 would hide it behind a debug line.
+      this.#log('error', 'userId(req) must return a string, null or undefined', { got: typeof userId });
+      return this.#refuse(socket, 500, { reason: 'identity-error' });
+    }
     if (socket.destroyed) return;
     if (this.#closePromise) return this.#refuseUser(socket, userId, 503, { reason: 'shutting-down' }, 1000);
 

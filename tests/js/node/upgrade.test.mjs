@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { WebSocketServer } from 'ws';
 import { LeaseRegistry } from 'socket-lease';
-import { createLeaseGuard } from 'socket-lease/node';
+import { createEventLogger, createLeaseGuard } from 'socket-lease/node';
 import { AsyncStore, closed, connect, echo, open, waitFor } from './helpers.mjs';
 
 /**
@@ -373,4 +373,50 @@ test('a host wss with an async verifyClient: close() meanwhile answers 503 and n
   assert.equal(connections.length, 0);
   assert.equal(guard.stats().socketsOpen, 0);
   assertNoLeak(registry);
+});
+
+test('bad options throw a LeaseError with code INVALID_OPTION that names the option', () => {
+  const userId = () => 'a';
+  /** @type {Array<[Record<string, unknown>, RegExp]>} */
+  const cases = [
+    [{}, /userId\(req\) is required/],
+    [{ userId, heartbeatMS: 5_000 }, /unknown option "heartbeatMS"/],
+    [{ userId, clock: 5 }, /clock must be a function/],
+    [{ userId, logger: 5 }, /logger must be/],
+    [{ userId, logger: {} }, /logger must be/],
+    [{ userId, wss: {} }, /wss must be a ws WebSocketServer/],
+    [{ userId, wss: new WebSocketServer({ port: 0, autoPong: true, noServer: false, server: undefined, host: '127.0.0.1' }) }, /noServer: true/],
+    [{ userId, logLevel: 'constructor' }, /logLevel must be one of/],
+    [{ userId, logLevel: 'loud' }, /logLevel must be one of/],
+    [{ userId, heartbeatMs: 0 }, /heartbeatMs must be an integer/],
+    [{ userId, upgradeTimeoutMs: 1.5 }, /upgradeTimeoutMs must be an integer/],
+    [{ userId, store: {}, registry: {} }, /either store or registry/],
+    [{ userId, store: { acquire() {} } }, /no release\(\) method/],
+    [{ userId, store: 5 }, /store must be an object/],
+  ];
+  for (const [options, message] of cases) {
+    assert.throws(
+      () => {
+        const guard = createLeaseGuard(/** @type {any} */ (options));
+        void guard.close();
+      },
+      (/** @type {any} */ err) => err.name === 'LeaseError' && err.code === 'INVALID_OPTION' && message.test(err.message),
+      `${JSON.stringify(Object.keys(options))} ${message}`,
+    );
+  }
+  for (const options of cases) if (options[0].wss instanceof WebSocketServer) options[0].wss.close();
+  assert.throws(() => createEventLogger({ level: /** @type {any} */ ('toString') }), { code: 'INVALID_OPTION' });
+});
+
+test('userId(req) returning something other than a string or nothing is a 500 identity-error logged at error, not a 401', async (t) => {
+  /** @type {any[]} */
+  const lines = [];
+  const logger = { error: (/** @type {string} */ line) => lines.push(JSON.parse(line)) };
+  const { guard, url } = await startGuard(t, { userId: () => /** @type {any} */ (42), logger, logLevel: 'error', registry: { perUserLimit: 5 } });
+  const r = await connect(`${url}?user=x`);
+  assert.ok(!r.ok);
+  assert.equal(r.status, 500);
+  assert.deepEqual(JSON.parse(r.body), { reason: 'identity-error' });
+  assert.equal(guard.stats().upgrades[500], 1);
+  assert.ok(lines.some((l) => l.level === 'error' && /must return a string/.test(l.msg) && l.got === 'number'), JSON.stringify(lines));
 });
