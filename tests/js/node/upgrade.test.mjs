@@ -6,10 +6,11 @@ import { test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import { EventEmitter } from 'node:events';
 import { WebSocketServer } from 'ws';
 import { LeaseRegistry } from 'socket-lease';
 import { createEventLogger, createLeaseGuard } from 'socket-lease/node';
-import { AsyncStore, closed, connect, echo, open, waitFor } from './helpers.mjs';
+import { AsyncStore, closed, connect, echo, open, rawHandshake, waitFor } from './helpers.mjs';
 
 /**
  * Bounded, so a regression fails instead of hanging the run; far above a normal run
@@ -419,4 +420,192 @@ test('userId(req) returning something other than a string or nothing is a 500 id
   assert.deepEqual(JSON.parse(r.body), { reason: 'identity-error' });
   assert.equal(guard.stats().upgrades[500], 1);
   assert.ok(lines.some((l) => l.level === 'error' && /must return a string/.test(l.msg) && l.got === 'number'), JSON.stringify(lines));
+});
+
+test('userId(req): a slow async answer is waited for; a throw (sync or async) is a 500 identity-error; guard.handleUpgrade works from the host\'s own upgrade handler', async (t) => {
+  const server = http.createServer();
+  /** @type {Record<string, (req: import('node:http').IncomingMessage) => unknown>} */
+  const identities = {
+    slow: () => new Promise((resolve) => setTimeout(() => resolve('slow-user'), 50)),
+    throws: () => {
+      throw new Error('session store down');
+    },
+    rejects: async () => {
+      throw new Error('token check failed');
+    },
+  };
+  const guard = createLeaseGuard({
+    userId: (req) => /** @type {any} */ (identities[new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? '']?.(req) ?? null),
+    registry: { perUserLimit: 5 },
+    logLevel: 'silent',
+  });
+  /** @type {Promise<void>[]} */
+  const handled = [];
+  // The host routes upgrades itself (no attach()).
+  server.on('upgrade', (req, socket, head) => handled.push(guard.handleUpgrade(req, socket, head)));
+  guard.wss.on('connection', (ws) => ws.on('message', (data) => ws.send(JSON.stringify({ type: 'echo', data: String(data), userId: guard.userIdOf(ws) }))));
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
+  t.after(async () => {
+    await guard.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(() => resolve(undefined)));
+  });
+  const base = `ws://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (server.address()).port}/any`;
+
+  const ws = await open(`${base}?id=slow`);
+  assert.deepEqual(await echo(ws, 'hi'), { type: 'echo', data: 'hi', userId: 'slow-user' });
+  for (const id of ['throws', 'rejects']) {
+    const r = await connect(`${base}?id=${id}`);
+    assert.ok(!r.ok);
+    assert.equal(r.status, 500, id);
+    assert.deepEqual(JSON.parse(r.body), { reason: 'identity-error' });
+  }
+  const none = await connect(`${base}?id=nobody`);
+  assert.ok(!none.ok);
+  assert.equal(none.status, 401);
+  assert.deepEqual(JSON.parse(none.body), { reason: 'unauthorized' });
+  assert.deepEqual(guard.stats().upgrades, { 101: 1, 400: 0, 401: 1, 429: 0, 500: 2, 503: 0 });
+  // handleUpgrade's promise never rejects, and has resolved for every request answered.
+  await Promise.all(handled);
+  ws.close();
+  await closed(ws);
+});
+
+test('a refusal with retryAfterMs 0 still sends Retry-After: 1 (a client must not retry in a busy loop)', async (t) => {
+  const store = new RewritingStore({ perUserLimit: 5 });
+  t.after(() => store.registry.free());
+  store.rewrite = (answer) => {
+    if (answer.ok) store.registry.release(answer.lease.id);
+    return { ok: false, reason: 'user-limit', limit: 5, active: 5, retryAfterMs: 0 };
+  };
+  const { guard, url } = await startGuard(t, { store });
+  const r = await connect(`${url}?user=lu`);
+  assert.ok(!r.ok);
+  assert.equal(r.status, 429);
+  assert.equal(r.headers['retry-after'], '1');
+  assert.equal(guard.lastRefusal('lu')?.retryAfterS, 1);
+});
+
+test('a lease revoked by another host while ws finishes the upgrade: the socket gets that reason\'s code (4009 for released), not 4008', async (t) => {
+  /** The asynchronous store plus the event side of a shared store, remembering its last lease. */
+  class SharedStore extends AsyncStore {
+    events = new EventEmitter();
+    lastLeaseId = '';
+    /** @param {string} userId @param {{ now?: number }} [o] */
+    async acquire(userId, o) {
+      const answer = await super.acquire(userId, o);
+      if (answer.ok) this.lastLeaseId = answer.lease.id;
+      return answer;
+    }
+    /** @param {'revoked'} event @param {(e: any) => void} listener */
+    on(event, listener) {
+      this.events.on(event, listener);
+      return this;
+    }
+    /** @param {'revoked'} event @param {(e: any) => void} listener */
+    off(event, listener) {
+      this.events.off(event, listener);
+      return this;
+    }
+  }
+  const store = new SharedStore({ perUserLimit: 5 });
+  t.after(() => store.registry.free());
+  const { wss, waiting, pass } = gatedWss();
+  const { guard, url } = await startGuard(t, { store, wss, heartbeatMs: 60_000 });
+  const pending = open(`${url}?user=mo`);
+  await waitFor(() => waiting() === 1, 'verifyClient waiting');
+  store.registry.release(store.lastLeaseId);
+  store.events.emit('revoked', { leaseId: store.lastLeaseId, reason: 'released' });
+  pass();
+  const ws = await pending;
+  assert.equal((await closed(ws)).code, 4009);
+  await waitFor(() => guard.stats().socketsOpen === 0, 'forgotten');
+  assert.equal(guard.stats().released, 0, 'the revoked lease is not released again');
+  assertNoLeak(store.registry);
+});
+
+/**
+ * A peer that completed the handshake and then never writes again (no close frame back,
+ * no pong): `ended` resolves when the server drops its TCP connection.
+ * @param {import('node:test').TestContext} t
+ * @param {string} wsUrl
+ */
+async function silentPeer(t, wsUrl) {
+  const { socket, status } = await rawHandshake(wsUrl);
+  assert.equal(status, 101);
+  t.after(() => socket.destroy());
+  let ended = false;
+  socket.on('close', () => (ended = true));
+  socket.on('error', () => {});
+  // Read (and drop) what the server sends, so its FIN is seen; never answer.
+  socket.resume();
+  return { socket, ended: () => ended };
+}
+
+test('close(): a peer that never answers the close frame has its TCP connection dropped by the guard, not left to ws\'s closeTimeout', async (t) => {
+  // ws's own closeTimeout is out of reach here: only the guard's terminate can end it.
+  const wss = new WebSocketServer({ noServer: true, closeTimeout: 600_000 });
+  const { guard, url } = await startGuard(t, { wss, closeGraceMs: 100, heartbeatMs: 60_000, registry: { perUserLimit: 5 } });
+  const registry = /** @type {LeaseRegistry} */ (/** @type {unknown} */ (guard.store));
+  const peer = await silentPeer(t, `${url}?user=ned`);
+  await waitFor(() => guard.stats().socketsOpen === 1, 'accepted');
+  await within(guard.close(), 'close()');
+  await waitFor(peer.ended, 'the silent peer\'s connection dropped');
+  assert.equal(guard.stats().closes[1001], 1);
+  assertNoLeak(registry);
+});
+
+test('heartbeat: a socket whose close handshake never finishes (evicted, silent peer) is terminated after two ticks', async (t) => {
+  const wss = new WebSocketServer({ noServer: true, closeTimeout: 600_000 });
+  const { guard, url } = await startGuard(t, { wss, heartbeatMs: 200, registry: { perUserLimit: 1, onLimit: 'evict-oldest' } });
+  const registry = /** @type {LeaseRegistry} */ (/** @type {unknown} */ (guard.store));
+  const peer = await silentPeer(t, `${url}?user=ola`);
+  const next = await open(`${url}?user=ola`);
+  assert.equal(guard.stats().closes[4008], 1, 'the silent peer was evicted, not timed out');
+  await waitFor(peer.ended, 'the evicted silent peer\'s connection dropped');
+  assert.equal(guard.stats().heartbeatTimeouts, 0, 'ended as CLOSING, not as a missed pong');
+  next.close();
+  await closed(next);
+  await waitFor(() => registry.stats().active === 0, 'released');
+  assertNoLeak(registry);
+});
+
+test('heartbeat: a socket already CLOSED whose close event never reached the guard is reclaimed on the next tick', async (t) => {
+  // No client tracking, so the guard's is the only `close` listener the host can lose.
+  const wss = new WebSocketServer({ noServer: true, clientTracking: false });
+  const { guard, url } = await startGuard(t, { wss, heartbeatMs: 50, registry: { perUserLimit: 5 } });
+  const registry = /** @type {LeaseRegistry} */ (/** @type {unknown} */ (guard.store));
+  // A host handler that (wrongly) drops every close listener: the guard never hears `close`.
+  wss.prependListener('connection', (ws) => ws.removeAllListeners('close'));
+  const ws = await open(`${url}?user=pia`);
+  await waitFor(() => guard.stats().socketsOpen === 1, 'accepted');
+  ws.close();
+  await closed(ws);
+  await waitFor(() => guard.stats().socketsOpen === 0 && registry.stats().active === 0, 'reclaimed by the heartbeat');
+  assertNoLeak(registry);
+});
+
+test('messageTouchMs: messages renew the lease at most once per interval of the guard\'s clock', async (t) => {
+  class CountingStore extends AsyncStore {
+    touches = 0;
+    /** @param {string} id @param {number} [now] */
+    touch(id, now) {
+      this.touches++;
+      return super.touch(id, now);
+    }
+  }
+  const store = new CountingStore({ perUserLimit: 5, ttlMs: 600_000 });
+  t.after(() => store.registry.free());
+  let now = Date.now();
+  const { url } = await startGuard(t, { store, clock: () => now, messageTouchMs: 1_000, heartbeatMs: 60_000 });
+  const ws = await open(`${url}?user=quin`);
+  for (let i = 0; i < 10; i++) await echo(ws, `m${i}`);
+  assert.equal(store.touches, 0, 'no touch within the first interval');
+  now += 1_000;
+  for (let i = 0; i < 10; i++) await echo(ws, `n${i}`);
+  assert.equal(store.touches, 1, 'one touch for the next interval, however many messages');
+  ws.close();
+  await closed(ws);
+  await waitFor(() => store.registry.stats().active === 0, 'released');
+  assertNoLeak(store.registry);
 });
