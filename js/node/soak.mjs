@@ -37,6 +37,8 @@ const USAGE = `Usage: npm run soak -- [options]
 
 Exit status (the first that applies):
   0  every cycle ran, at least --min-completed of them completed, leases back, no errors
+  6  metrics unreadable: /metrics could not be read after the run, so the leak check
+     could not run (not a leak: nothing is known)
   1  leak: socket_lease_active_leases did not come back to its value before the run
   4  locked out: fewer than --min-completed of the cycles completed (none at all, say,
      because the host already holds every slot of these users)
@@ -44,7 +46,7 @@ Exit status (the first that applies):
   5  incomplete: --max-seconds stopped the run before every cycle ran
   2  bad usage`;
 
-export const EXIT = Object.freeze({ OK: 0, LEAK: 1, USAGE: 2, ERRORS: 3, LOCKED_OUT: 4, INCOMPLETE: 5 });
+export const EXIT = Object.freeze({ OK: 0, LEAK: 1, USAGE: 2, ERRORS: 3, LOCKED_OUT: 4, INCOMPLETE: 5, METRICS_UNREADABLE: 6 });
 
 /**
  * @param {string} message
@@ -67,6 +69,20 @@ function intOption(raw, name, fallback, min, max) {
   if (!/^\d+$/.test(raw)) usage(`--${name} must be a whole number, got "${raw}"`);
   const n = Number(raw);
   if (n < min || n > max) usage(`--${name} must be from ${min} to ${max}, got ${n}`);
+  return n;
+}
+
+/**
+ * A fraction from 0 to 1 written as a plain decimal. Number() alone would take '' (and
+ * `--min-completed=` would silently turn the lock-out check off), '0x1', '1e0', ' 1 '.
+ * @param {string | undefined} raw
+ * @param {string} name
+ * @param {number} fallback
+ */
+function fractionOption(raw, name, fallback) {
+  if (raw === undefined) return fallback;
+  const n = /^(?:\d+(?:\.\d+)?|\.\d+)$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 0 && n <= 1)) usage(`--${name} must be a fraction from 0 to 1 (a decimal such as 0.25), got "${raw}"`);
   return n;
 }
 
@@ -154,10 +170,8 @@ async function main() {
   const timeoutMs = intOption(o['timeout-ms'], 'timeout-ms', 10_000, 100, 600_000);
   const drainTimeoutMs = intOption(o['drain-timeout-ms'], 'drain-timeout-ms', 30_000, 0, 3_600_000);
   const maxSeconds = intOption(o['max-seconds'], 'max-seconds', 600, 1, 3_600);
-  const abrupt = o.abrupt === undefined ? 0 : Number(o.abrupt);
-  if (!(abrupt >= 0 && abrupt <= 1)) usage(`--abrupt must be a fraction from 0 to 1, got "${o.abrupt}"`);
-  const minCompleted = o['min-completed'] === undefined ? 0.5 : Number(o['min-completed']);
-  if (!(minCompleted >= 0 && minCompleted <= 1)) usage(`--min-completed must be a fraction from 0 to 1, got "${o['min-completed']}"`);
+  const abrupt = fractionOption(o.abrupt, 'abrupt', 0);
+  const minCompleted = fractionOption(o['min-completed'], 'min-completed', 0.5);
   const message = o.message ?? 'soak';
   const prefix = o['user-prefix'] ?? `soak-${process.pid}-`;
 
@@ -347,9 +361,14 @@ async function main() {
     if ((active !== undefined && active <= startActive) || Date.now() >= drainDeadline) break;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  const leaked = active === undefined || active > startActive;
-  if (leaked) {
-    console.log(`  LEAK: socket_lease_active_leases is ${active ?? 'unreadable'} after ${drainTimeoutMs} ms (expected at most ${startActive}, its value before the run)`);
+  // Unreadable is not a leak: the check could not run, and a monitoring script must be
+  // able to tell "the host leaks" from "the host's /metrics is down".
+  const unreadable = active === undefined;
+  const leaked = active !== undefined && active > startActive;
+  if (unreadable) {
+    console.log(`  METRICS UNREADABLE: socket_lease_active_leases could not be read for ${drainTimeoutMs} ms after the run; no leak check`);
+  } else if (leaked) {
+    console.log(`  LEAK: socket_lease_active_leases is ${active} after ${drainTimeoutMs} ms (expected at most ${startActive}, its value before the run)`);
   } else {
     console.log(`  leases             back to ${active}${startActive ? ` (${startActive} before the run): no new leak` : ': no leak'}`);
   }
@@ -367,6 +386,7 @@ async function main() {
     console.log(`  LOCKED OUT: ${completed} of ${done} cycles completed (${(share * 100).toFixed(1)}%, --min-completed ${minCompleted}): ${why}`);
   }
   if (cutShort) console.log(`  INCOMPLETE: ${done} of ${total} cycles ran before --max-seconds ${maxSeconds}; raise it or lower --cycles`);
+  if (unreadable) return EXIT.METRICS_UNREADABLE;
   if (leaked) return EXIT.LEAK;
   if (lockedOut) return EXIT.LOCKED_OUT;
   if (echoFailures > 0 || errorTotal > 0) return EXIT.ERRORS;

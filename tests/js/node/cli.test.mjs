@@ -4,7 +4,8 @@ import { test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig, ConfigError } from '../../../examples/node/config.mjs';
 import { isLoopback } from '../../../js/node/soak.mjs';
-import { childEnv, closed, getText, metric, open, run } from './helpers.mjs';
+import http from 'node:http';
+import { childEnv, closed, getText, metric, open, run, startDemo } from './helpers.mjs';
 
 /**
  * Every test is bounded, so a regression in a close or echo path fails instead of hanging
@@ -135,6 +136,31 @@ test('soak: only loopback targets', async (t) => {
   const badShare = await run(t, [SOAK, '--min-completed', 'most']).exited;
   assert.equal(badShare.code, 2);
   assert.match(badShare.stderr, /--min-completed must be a fraction/);
+  // Empty, hex, exponent and signed values are not fractions: `--min-completed=` must not
+  // silently turn the lock-out check off (Number('') is 0).
+  for (const [option, value] of [['min-completed', ''], ['min-completed', '0x0'], ['abrupt', '0x1'], ['abrupt', '1e-1'], ['min-completed', ' 0.5'], ['abrupt', '-0']]) {
+    const r2 = await run(t, [SOAK, `--${option}=${value}`]).exited;
+    assert.equal(r2.code, 2, `--${option}=${JSON.stringify(value)}`);
+    assert.match(r2.stderr, new RegExp(`--${option} must be a fraction`));
+  }
+});
+
+test('soak: /metrics unreadable after the run exits 6 (no leak check), not 1 (leak)', async (t) => {
+  const demo = await startDemo(t, { limit: 5 });
+  // A /metrics in front of the demo's that answers once (the baseline) and then fails.
+  let reads = 0;
+  const front = http.createServer(async (_req, res) => {
+    if (reads++ > 0) return void res.writeHead(503).end('down');
+    res.writeHead(200, { 'Content-Type': 'text/plain' }).end(await demo.guard.metrics());
+  });
+  await new Promise((resolve) => front.listen(0, '127.0.0.1', () => resolve(undefined)));
+  t.after(() => new Promise((resolve) => front.close(() => resolve(undefined))));
+  const metricsUrl = `http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (front.address()).port}/metrics`;
+  const soak = await run(t, [SOAK, '--url', demo.wsUrl, '--metrics-url', metricsUrl, '--users', '1', '--cycles', '3', '--concurrency', '1', '--drain-timeout-ms', '200']).exited;
+  assert.equal(soak.code, 6, soak.stdout + soak.stderr);
+  assert.match(soak.stdout, /METRICS UNREADABLE/);
+  assert.doesNotMatch(soak.stdout, /LEAK:/);
+  assert.match(soak.stdout, /completed\s+3 of 3 /);
 });
 
 test('soak against the demo server: abrupt and clean disconnects, exits 0 with no leak', async (t) => {
