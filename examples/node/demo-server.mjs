@@ -165,8 +165,11 @@ export async function createDemoServer(options = {}) {
       return sendJson(res, 405, { error: 'method not allowed' });
     }
     if (pathname === '/metrics') {
+      // Read before the status line goes out: a store whose metrics() rejects must give a
+      // 500 (route's catch), not a 200 cut short that a scraper could half-parse.
+      const text = await guard.metrics();
       res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' });
-      res.end(req.method === 'HEAD' ? undefined : await guard.metrics());
+      res.end(req.method === 'HEAD' ? undefined : text);
       return;
     }
     if (pathname === '/healthz') {

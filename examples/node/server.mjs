@@ -47,9 +47,16 @@ async function shutdown(signal) {
   // A second signal while shutting down means "now".
   process.once('SIGINT', () => process.exit(130));
   process.once('SIGTERM', () => process.exit(143));
-  const stats = await demo.close();
-  console.log(`socket-lease demo: stopped; final stats ${JSON.stringify(stats)}`);
-  process.exit(0);
+  try {
+    const stats = await demo.close();
+    console.log(`socket-lease demo: stopped; final stats ${JSON.stringify(stats)}`);
+    process.exit(0);
+  } catch (err) {
+    // A signal handler's rejection would be an unhandled rejection with a stack trace;
+    // say what failed and exit non-zero instead.
+    console.error(`socket-lease demo: shutdown failed: ${String(err)}`);
+    process.exit(1);
+  }
 }
 process.once('SIGINT', shutdown);
 process.once('SIGTERM', shutdown);

@@ -934,3 +934,24 @@ test('the demo answers the Workers heartbeat message with the matching pong, not
   ws.close();
   await closed(ws);
 });
+
+test('the demo\'s /metrics answers 500 when the store\'s metrics() rejects, never a 200 cut short', async (t) => {
+  class BrokenMetricsStore extends AsyncStore {
+    metrics() {
+      return Promise.reject(new Error('metrics backend down'));
+    }
+  }
+  const store = new BrokenMetricsStore({ perUserLimit: 5 });
+  /** @type {string[]} */
+  const errors = [];
+  const realError = console.error;
+  // route()'s catch logs the failure with console.error: keep it out of the test output.
+  console.error = (...args) => errors.push(args.join(' '));
+  t.after(() => (console.error = realError));
+  const demo = await startDemo(t, { guard: { store } });
+  t.after(() => store.registry.free());
+  const r = await getText(`${demo.url}/metrics`);
+  assert.equal(r.status, 500);
+  assert.deepEqual(JSON.parse(r.text), { error: 'internal error' });
+  assert.ok(errors.some((line) => /metrics backend down/.test(line)));
+});
