@@ -42,6 +42,9 @@ async function startGuard(t, options) {
   t.after(async () => {
     await within(guard.close(), 'guard.close() in teardown').catch(() => {});
     for (const socket of sockets) socket.destroy();
+    // A test's in-memory store (AsyncStore) is freed only after the guard's last release.
+    const inner = /** @type {any} */ (options.store)?.registry;
+    if (inner instanceof LeaseRegistry) inner.free();
     await new Promise((resolve) => server.close(() => resolve(undefined)));
   });
   return { server, guard, url: `ws://127.0.0.1:${port}/ws` };
@@ -102,7 +105,6 @@ class RewritingStore extends AsyncStore {
 
 test('a store answer that breaks the contract is a 500 internal-error, and a lease it granted is released', async (t) => {
   const store = new RewritingStore({ perUserLimit: 5 });
-  t.after(() => store.registry.free());
   const { guard, url } = await startGuard(t, { store, heartbeatMs: 60_000 });
 
   // A lease without `evicted`: the lease exists in the store and must be given back.
@@ -213,7 +215,6 @@ test('upgradeTimeoutMs: identity that never answers gets 503 upgrade-timeout wit
 
 test('upgradeTimeoutMs: a store that answers after the timeout has its lease released at once', async (t) => {
   const store = new GatedStore({ perUserLimit: 5 });
-  t.after(() => store.registry.free());
   const { guard, url } = await startGuard(t, { store, upgradeTimeoutMs: 150 });
   const r = await connect(`${url}?user=dee`);
   assert.ok(!r.ok);
@@ -229,7 +230,6 @@ test('upgradeTimeoutMs: a store that answers after the timeout has its lease rel
 
 test('close() answers upgrades still pending after closeGraceMs with 503 shutting-down and does not wait for them', async (t) => {
   const store = new GatedStore({ perUserLimit: 5 });
-  t.after(() => store.registry.free());
   const { guard, url } = await startGuard(t, { store, upgradeTimeoutMs: 600_000, closeGraceMs: 100 });
   const pending = connect(`${url}?user=eve`);
   await waitFor(() => store.gates.length === 1, 'the acquire pending');
@@ -308,7 +308,6 @@ test('close() does not wait past closeGraceMs for a store release that never set
     }
   }
   const store = new HangingReleaseStore({ perUserLimit: 5 });
-  t.after(() => store.registry.free());
   /** @type {any[]} */
   const lines = [];
   const logger = { error: (/** @type {string} */ line) => lines.push(JSON.parse(line)) };
@@ -473,7 +472,6 @@ test('userId(req): a slow async answer is waited for; a throw (sync or async) is
 
 test('a refusal with retryAfterMs 0 still sends Retry-After: 1 (a client must not retry in a busy loop)', async (t) => {
   const store = new RewritingStore({ perUserLimit: 5 });
-  t.after(() => store.registry.free());
   store.rewrite = (answer) => {
     if (answer.ok) store.registry.release(answer.lease.id);
     return { ok: false, reason: 'user-limit', limit: 5, active: 5, retryAfterMs: 0 };
@@ -509,7 +507,6 @@ test('a lease revoked by another host while ws finishes the upgrade: the socket 
     }
   }
   const store = new SharedStore({ perUserLimit: 5 });
-  t.after(() => store.registry.free());
   const { wss, waiting, pass } = gatedWss();
   const { guard, url } = await startGuard(t, { store, wss, heartbeatMs: 60_000 });
   const pending = open(`${url}?user=mo`);
@@ -595,7 +592,6 @@ test('messageTouchMs: messages renew the lease at most once per interval of the 
     }
   }
   const store = new CountingStore({ perUserLimit: 5, ttlMs: 600_000 });
-  t.after(() => store.registry.free());
   let now = Date.now();
   const { url } = await startGuard(t, { store, clock: () => now, messageTouchMs: 1_000, heartbeatMs: 60_000 });
   const ws = await open(`${url}?user=quin`);
