@@ -94,8 +94,10 @@ export interface EventLoggerOptions {
 
 export interface LeaseGuardOptions {
   /**
-   * The user behind an upgrade request, from the host's authentication. A falsy result
-   * answers HTTP 401; a throw answers 500. The guard never invents identity.
+   * The user behind an upgrade request, from the host's authentication. `null`,
+   * `undefined` or `''` answers HTTP 401; a throw, a rejection or any other non-string
+   * answers 500 `identity-error` (logged at error). Bounded by `upgradeTimeoutMs`. The
+   * guard never invents identity.
    */
   userId: (req: IncomingMessage) => string | null | undefined | Promise<string | null | undefined>;
   /** The lease store. Give either this or `registry`. */
@@ -105,7 +107,11 @@ export interface LeaseGuardOptions {
    * events are logged by the guard; an `onEvent` given here is called too.
    */
   registry?: LeaseRegistryOptions;
-  /** A `ws` server in `noServer` mode. Created (and closed by `close()`) when omitted. */
+  /**
+   * A `ws` server in `noServer` mode (anything else throws INVALID_OPTION). Created (and
+   * closed by `close()`) when omitted. Its `path`, subprotocol and permessage-deflate
+   * checks run before a lease is acquired.
+   */
   wss?: WebSocketServer;
   /** Ping interval; a socket that has not answered the previous ping is terminated (default 30000). */
   heartbeatMs?: number;
@@ -148,7 +154,7 @@ export interface LeaseGuardOptions {
 export interface GuardStats {
   /** Sockets the guard holds open (upgraded and not yet closed). */
   socketsOpen: number;
-  /** Upgrade requests still waiting for identity or the store. */
+  /** Upgrade requests still waiting for identity, the store or ws (an async verifyClient). */
   pendingUpgrades: number;
   /** Upgrade answers by HTTP status (101 = accepted). */
   upgrades: Record<'101' | '400' | '401' | '429' | '500' | '503', number>;
@@ -178,6 +184,10 @@ export interface GuardStats {
 }
 
 export declare class LeaseGuard {
+  /**
+   * Throws `LeaseError` with code `INVALID_OPTION` for an unknown option name, a missing
+   * `userId`, or an option of the wrong type or range.
+   */
   constructor(options: LeaseGuardOptions);
   /** The store in use (the created `LeaseRegistry` when `registry` options were given). */
   readonly store: LeaseStore;
