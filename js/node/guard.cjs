@@ -322,7 +322,7 @@ class LeaseGuard {
     const fast = /** @type {any} */ (this.store);
     if (
       this.store instanceof LeaseRegistry &&
-      ['acquireHandle', 'releaseHandle', 'touchHandle', 'handleLeaseId', 'lastEvicted', 'lastRefusal'].every((m) => typeof fast[m] === 'function')
+      ['acquireHandle', 'releaseHandle', 'touchHandle', 'renewHandle', 'handleLeaseId', 'lastEvicted', 'lastRefusal'].every((m) => typeof fast[m] === 'function')
     ) {
       this.#registry = this.store;
     }
@@ -720,7 +720,8 @@ class LeaseGuard {
     });
     ws.on('pong', () => {
       conn.alive = true;
-      this.#touch(conn);
+      // A keep-alive, not activity: every open socket answers pings, busy or idle.
+      this.#touch(conn, false);
     });
     if (this.#messageTouchMs !== false) {
       const every = this.#messageTouchMs;
@@ -820,12 +821,26 @@ class LeaseGuard {
     return Object.assign(new Error(`socket-lease/node: store.${problem}`), { code: 'INVALID_STORE_ANSWER' });
   }
 
-  /** @param {Conn} conn */
-  #touch(conn) {
+  /**
+   * Renews the lease. `activity`: a message (what `evict-idle` ranks by); otherwise a
+   * pong, which renews without counting as activity where the store can tell the two
+   * apart (LeaseRegistry's renewHandle, a store's `renew`); other stores get a touch.
+   * @param {Conn} conn
+   * @param {boolean} [activity]
+   */
+  #touch(conn, activity = true) {
     if (conn.finished || conn.storeGone) return;
-    conn.lastTouch = this.#now();
+    if (activity) conn.lastTouch = this.#now();
     const registry = this.#registry;
-    const touch = registry && conn.handle >= 0 ? () => registry.touchHandle(conn.handle, this.#storeNow()) : () => this.store.touch(conn.leaseId, this.#storeNow());
+    const store = /** @type {any} */ (this.store);
+    const touch =
+      registry && conn.handle >= 0
+        ? activity
+          ? () => registry.touchHandle(conn.handle, this.#storeNow())
+          : () => registry.renewHandle(conn.handle, this.#storeNow())
+        : !activity && typeof store.renew === 'function'
+          ? () => store.renew(conn.leaseId, this.#storeNow())
+          : () => this.store.touch(conn.leaseId, this.#storeNow());
     this.#call('touch', touch, (ok) => {
       if (ok === false && !conn.finished && !conn.storeGone) {
         conn.storeGone = true;

@@ -15,6 +15,11 @@ export interface LeaseStore {
   release(anyId: string, now?: number): boolean | Promise<boolean>;
   /** Heartbeat; `false` when the lease is gone (expired or revoked): the socket is closed. */
   touch(anyId: string, now?: number): boolean | Promise<boolean>;
+  /**
+   * Optional: renews like `touch` without counting as activity (for `evict-idle`). The
+   * guard calls it on every pong when present, `touch` otherwise; messages always touch.
+   */
+  renew?(anyId: string, now?: number): boolean | Promise<boolean>;
   /** Ids of leases that expired: their sockets are closed. */
   sweep(now?: number): string[] | Promise<string[]>;
   /** Prometheus text of the store's own `socket_lease_*` series, if it has any. */

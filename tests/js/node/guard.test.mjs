@@ -223,14 +223,15 @@ function mockHeartbeat(t, ms) {
 }
 
 /** Each lease's touchedAt for a user, by lease id. */
-const touches = (/** @type {LeaseRegistry} */ registry, /** @type {string} */ user, /** @type {number} */ now) =>
-  new Map(registry.userStats(user, now).leases.map((l) => [l.id, l.touchedAt]));
+/** Each lease's expiry: a pong renews it (without counting as activity: touchedAt stays). */
+const renewals = (/** @type {LeaseRegistry} */ registry, /** @type {string} */ user, /** @type {number} */ now) =>
+  new Map(registry.userStats(user, now).leases.map((l) => [l.id, l.expiresAt]));
 
 test('half-open peers (no FIN, no pong) are reclaimed on the second heartbeat after they went silent; the user reconnects to the full limit', async (t) => {
   const tick = mockHeartbeat(t, 100);
   const clock = steppingClock();
-  // Only pongs touch (not messages), and the clock moves on every read, so a touch is
-  // visible as a larger touchedAt.
+  // Only pongs renew (not messages), and the clock moves on every read, so a renewal is
+  // visible as a later expiresAt.
   const demo = await startDemo(t, { limit: 5, heartbeatMs: 100, guard: { clock, messageTouchMs: false } });
   const registry = registryOf(demo);
   /** @type {number[]} */
@@ -261,9 +262,9 @@ test('half-open peers (no FIN, no pong) are reclaimed on the second heartbeat af
   // Live clients answer every ping: three more ticks, each after the previous pings were
   // answered (every lease touched again), cost none of them its socket.
   for (let round = 0; round < 3; round++) {
-    const before = touches(registry, 'dave', clock());
+    const before = renewals(registry, 'dave', clock());
     tick();
-    await waitFor(() => [...touches(registry, 'dave', clock())].every(([id, at]) => at > /** @type {number} */ (before.get(id))), 'every live client answered the ping');
+    await waitFor(() => [...renewals(registry, 'dave', clock())].every(([id, at]) => at > /** @type {number} */ (before.get(id))), 'every live client answered the ping');
   }
   assert.equal(demo.guard.stats().heartbeatTicks, 5);
   assert.equal(demo.guard.stats().heartbeatTimeouts, 5, 'no live client timed out');
@@ -589,6 +590,30 @@ test('evict-idle: the socket without recent messages is the one closed with 4008
   assert.equal((await idleClosed).code, 4008);
   for (const [i, ws] of sockets.entries()) if (i !== 2) assert.equal(ws.readyState, ws.OPEN);
   for (const ws of [...sockets, sixth]) ws.close();
+  await waitFor(() => registry.stats().active === 0, 'all released');
+  assertNoLeak(registry);
+});
+
+test('evict-idle with heartbeats: pongs keep leases alive but do not count as activity', async (t) => {
+  // Every open socket answers pings. Were a pong a touch, the socket whose pong came
+  // last would look busiest; here the socket that sent a message is the busy one.
+  // The stepping clock: no two store calls share a millisecond, so nothing ties.
+  const demo = await startDemo(t, { limit: 2, policy: 'evict-idle', heartbeatMs: 50, guard: { clock: steppingClock(), messageTouchMs: 0 } });
+  const registry = registryOf(demo);
+  const url = `${demo.wsUrl}?user=ike`;
+  const busy = await open(url);
+  const quiet = await open(url);
+  await echo(busy, 'work'); // activity after quiet's acquire
+  // Several heartbeats: both answer each ping (busy is pinged first, so its pong comes
+  // first and quiet's last).
+  const ticks = demo.guard.stats().heartbeatTicks;
+  await waitFor(() => demo.guard.stats().heartbeatTicks >= ticks + 3, 'three heartbeats');
+  const closes = Promise.race([closed(quiet).then((c) => ['quiet', c.code]), closed(busy).then((c) => ['busy', c.code])]);
+  const third = await open(url);
+  assert.deepEqual(await closes, ['quiet', CloseCodes.EVICTED], 'the socket without activity is evicted');
+  assert.equal(busy.readyState, busy.OPEN);
+  assert.equal((await echo(busy, 'still here')).data, 'still here');
+  for (const ws of [busy, third]) ws.close();
   await waitFor(() => registry.stats().active === 0, 'all released');
   assertNoLeak(registry);
 });
