@@ -34,6 +34,10 @@ enum Op {
     SetTtl {
         ttl: u64,
     },
+    /// The host's clock steps back: nothing may shorten, and "oldest" stays grant order.
+    ClockBack {
+        dt: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -44,6 +48,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u64..120).prop_map(|dt| Op::Sweep { dt }),
         1 => Just(Op::ReleaseUnknown),
         1 => (5u64..150).prop_map(|ttl| Op::SetTtl { ttl }),
+        1 => (1u64..60).prop_map(|dt| Op::ClockBack { dt }),
     ]
 }
 
@@ -284,6 +289,9 @@ proptest! {
                     expected.sort_unstable();
                     got.sort_unstable();
                     prop_assert_eq!(got, expected);
+                }
+                Op::ClockBack { dt } => {
+                    now = now.saturating_sub(dt);
                 }
                 Op::SetTtl { ttl } => {
                     reg.set_limits(&OptionsPatch { ttl_ms: Some(ttl), ..Default::default() }).unwrap();
