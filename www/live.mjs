@@ -95,6 +95,9 @@ export function mountLive() {
   /** @type {ReturnType<typeof setInterval> | null} */
   let timer = null;
   let polling = false;
+  // Set when a poll is asked for while one is on its way; bumped when the watched user changes.
+  let pollAgain = false;
+  let watchGeneration = 0;
   /** @type {boolean | null} null until /healthz has answered once */
   let available = null;
 
@@ -134,6 +137,9 @@ export function mountLive() {
     sock.ws.addEventListener('open', () => {
       wasOpen = true;
       sock.state = 'open';
+      // Connected: an earlier refusal no longer describes this user's state.
+      refusalBox.hidden = true;
+      refusalBox.replaceChildren();
       note('client', 'opened', `socket #${n} for ${userId} is open`);
       statusLine.textContent = `Socket #${n} open`;
       renderSockets();
@@ -157,7 +163,11 @@ export function mountLive() {
     });
     sock.ws.addEventListener('close', (event) => {
       sockets.delete(n);
-      if (!wasOpen) {
+      if (!wasOpen && sock.state === 'closing') {
+        // Disconnected by this page before it opened: not a refusal, not a failure.
+        note('client', 'closed', `socket #${n} cancelled before it opened`);
+        statusLine.textContent = `Socket #${n} cancelled`;
+      } else if (!wasOpen) {
         void explainRefusal(n, userId, seqBefore);
       } else {
         /** @type {Record<number, string>} */
@@ -309,11 +319,20 @@ export function mountLive() {
   }
 
   async function poll() {
-    if (polling || available !== true || document.hidden) return;
+    if (available !== true || document.hidden) return;
+    if (polling) {
+      // Asked while one is on its way (the watched user changed, a socket opened): one
+      // more right after it, so the answer shown is never older than the question.
+      pollAgain = true;
+      return;
+    }
     polling = true;
     try {
       const userId = watchedUser();
+      const generation = watchGeneration;
       const [view, m] = await Promise.all([userId ? fetchJson(`/api/users/${encodeURIComponent(userId)}`) : null, fetchMetrics()]);
+      // The watched user changed meanwhile: this answer is about someone else.
+      if (generation !== watchGeneration || userId !== watchedUser()) return;
       userView = view;
       if (m) metrics = m;
       samples.push({
@@ -327,12 +346,18 @@ export function mountLive() {
       updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
     } finally {
       polling = false;
+      if (pollAgain) {
+        pollAgain = false;
+        void poll();
+      }
     }
   }
 
   function renderServer() {
     const userId = watchedUser();
     const mine = new Map([...sockets.values()].filter((s) => s.leaseId).map((s) => [s.leaseId, s.n]));
+    // The page learns a socket's lease id from its first echo.
+    const unlabelled = [...sockets.values()].filter((s) => s.state === 'open' && !s.leaseId && s.userId === userId).length;
     serverBox.replaceChildren(
       userView
         ? h(
@@ -358,7 +383,9 @@ export function mountLive() {
                       h(
                         'div',
                         { class: 'conn-head' },
-                        mine.has(l.id) ? h('strong', {}, `socket #${mine.get(l.id)}`) : h('span', { class: 'muted' }, 'another socket'),
+                        mine.has(l.id)
+                          ? h('strong', {}, `socket #${mine.get(l.id)}`)
+                          : h('span', { class: 'muted' }, unlabelled > 0 ? 'another socket, or one of this page\u2019s before its first echo' : 'another socket'),
                         h('span', { class: 'expires' }, `expires in ${clock(Math.max(0, l.expiresAt - Date.now()))} unless a pong renews it`),
                       ),
                       leaseIds(l),
@@ -391,8 +418,13 @@ export function mountLive() {
     connect();
   });
   userInput.addEventListener('change', () => {
+    watchGeneration++;
     userView = null;
     samples.length = 0;
+    // A refusal shown for the previous user is not this one's.
+    refusalBox.hidden = true;
+    refusalBox.replaceChildren();
+    renderServer();
     void poll();
   });
 

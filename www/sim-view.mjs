@@ -37,14 +37,19 @@ export function mountSimulation({ LeaseRegistry, sameLease }) {
   });
 
   /** @type {Simulation} */
-  let sim = fresh();
+  let sim = fresh(readSettings());
 
-  function fresh() {
+  /**
+   * A new simulation with these options (a reset keeps the ones in force: a value typed
+   * but never applied, or one the form refused, is not taken silently).
+   * @param {ReturnType<typeof readSettings>} options
+   */
+  function fresh(options) {
     const s = new Simulation({
       LeaseRegistry,
       // Start at the real time so the ids' embedded timestamps look like today's.
       startMs: Math.floor(Date.now() / 1000) * 1000,
-      options: readSettings(),
+      options,
     });
     s.heartbeats = heartbeatsInput.checked;
     s.addUser('alice');
@@ -85,11 +90,19 @@ export function mountSimulation({ LeaseRegistry, sameLease }) {
     renderLog(logList, sim.log, (at) => clock(at - sim.startMs));
   }
 
+  /** @type {Map<string, string>} */
+  const titleIds = new Map();
+
   /** @param {string} userId */
   function userCard(userId) {
     const view = sim.view(userId);
     const conns = sim.connectionsOf(userId);
-    const titleId = `user-${userId.replace(/[^a-zA-Z0-9_-]/g, '_')}`;
+    // One id per user, whatever its characters ("a b" and "a_b" must not share one).
+    let titleId = titleIds.get(userId);
+    if (titleId === undefined) {
+      titleId = `user-${titleIds.size}`;
+      titleIds.set(userId, titleId);
+    }
     return h(
       'article',
       { class: 'user', dataset: { user: userId }, 'aria-labelledby': titleId },
@@ -259,8 +272,9 @@ export function mountSimulation({ LeaseRegistry, sameLease }) {
     input.value = '';
   });
   $('sim-reset').addEventListener('click', () => {
+    const options = { ...sim.options };
     sim.registry.free();
-    sim = fresh();
+    sim = fresh(options);
     render();
     status.textContent = 'Simulation reset';
   });

@@ -414,3 +414,81 @@ test('phone width (375 px): nothing overflows sideways, controls stay labelled a
   await eventually(attr(page.locator('[data-testid="server-gauge"]'), 'aria-valuenow'), (v) => v === '0', 'released');
   errors.assertClean();
 });
+
+test('live: switching the watched user while a poll is on its way never shows the old user\u2019s numbers under the new name', TIMEOUT, async () => {
+  const held = await openFromNode('live-carl'); // one lease for live-carl, none for live-dana
+  try {
+    const { page, errors } = await openPage({ width: 1280, height: 900 }, '#live');
+    await eventually(text(page.locator('#live-status')), (t) => /Connected to the demo server/.test(t), 'server detected');
+    // Hold live-carl's answer until the user has been switched.
+    /** @type {() => void} */
+    let release = () => {};
+    const gate = new Promise((resolve) => (release = () => resolve(undefined)));
+    let held1 = false;
+    await page.route('**/api/users/live-carl', async (route) => {
+      held1 = true;
+      await gate;
+      await route.continue();
+    });
+    await page.getByLabel('User id').fill('live-carl');
+    await page.getByLabel('User id').dispatchEvent('change');
+    await eventually(async () => held1, (v) => v === true, 'a poll for live-carl is on its way');
+    await page.getByLabel('User id').fill('live-dana');
+    await page.getByLabel('User id').dispatchEvent('change');
+    release();
+    const gauge = page.locator('[data-testid="server-gauge"]');
+    await eventually(text(page.locator('#live-server')), (t) => t.includes('open on the server for live-dana'), 'live-dana shown');
+    // Several polls later, still live-dana's own numbers: no lease.
+    for (let i = 0; i < 3; i++) {
+      assert.equal(await gauge.getAttribute('aria-valuenow'), '0');
+      assert.ok(!(await text(page.locator('#live-server'))()).includes('1 socket open'));
+      await page.waitForTimeout(400);
+    }
+    errors.assertClean();
+  } finally {
+    held.close();
+  }
+});
+
+test('live: a connect cancelled before it opens is reported as cancelled; a successful connect clears an earlier refusal', TIMEOUT, async () => {
+  const user = 'live-erin';
+  const { page, errors } = await openPage({ width: 1280, height: 900 }, '#live');
+  errors.allow(/WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws\?user=live-erin' failed: .*429/);
+  await eventually(text(page.locator('#live-status')), (t) => /Connected to the demo server/.test(t), 'server detected');
+  await page.getByLabel('User id').fill(user);
+  // Connect and Disconnect in one go: the socket never opens.
+  await page.evaluate(() => {
+    /** @type {HTMLButtonElement} */ (document.querySelector('#live-form button[type="submit"]')).click();
+    /** @type {HTMLButtonElement | null} */ (document.querySelector('[aria-label="Disconnect socket #1"]'))?.click();
+  });
+  await eventually(text(page.locator('#live-status')), (t) => /Socket #1 (cancelled|open|closed)/.test(t), 'socket #1 settled');
+  assert.equal(await page.locator('#live-refusal').isHidden(), true, 'no refusal or failure shown for a cancelled connect');
+  await eventually(async () => (await serverUser(user)).active, (n) => n === 0, 'no lease left');
+
+  // Fill the limit from Node, get refused on the page, free a slot, connect: the alert goes.
+  const others = [];
+  for (let i = 0; i < SERVER_LIMIT; i++) others.push(await openFromNode(user));
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
+  await eventually(text(page.locator('[data-testid="refusal-reason"]')), (t) => t === 'user-limit', 'the refusal is shown');
+  others.pop()?.close();
+  await eventually(async () => (await serverUser(user)).active, (n) => n === SERVER_LIMIT - 1, 'a slot is free');
+  await page.getByRole('button', { name: 'Connect', exact: true }).click();
+  await page.locator('[data-state="open"]').first().waitFor({ timeout: 10_000 });
+  assert.equal(await page.locator('#live-refusal').isHidden(), true, 'the old refusal is gone');
+  for (const ws of others) ws.close();
+  errors.assertClean();
+});
+
+test('simulation: users whose names differ only in punctuation get their own cards and accessible names', TIMEOUT, async () => {
+  const { page, errors } = await openPage();
+  for (const name of ['a b', 'a_b', 'a.b']) {
+    await page.getByLabel('New user').fill(name);
+    await page.getByRole('button', { name: 'Add user' }).click();
+  }
+  for (const name of ['a b', 'a_b', 'a.b']) {
+    assert.equal(await page.getByRole('article', { name, exact: true }).count(), 1, `one card named ${name}`);
+  }
+  const ids = await page.evaluate(() => Array.from(document.querySelectorAll('article.user h3')).map((el) => el.id));
+  assert.equal(new Set(ids).size, ids.length, 'no two cards share an id');
+  errors.assertClean();
+});
