@@ -172,17 +172,19 @@ export function install(wasm) {
     }
     return releaseChecked.call(this, handle, now);
   };
-  proto.touchHandle = function (/** @type {unknown} */ handle, /** @type {unknown} */ now) {
-    checkHandle(handle);
-    checkNow(now);
-    return touchHandle.call(this, handle, now ?? undefined);
-  };
-  const renewHandle = proto.renewHandle;
-  proto.renewHandle = function (/** @type {unknown} */ handle, /** @type {unknown} */ now) {
-    checkHandle(handle);
-    checkNow(now);
-    return renewHandle.call(this, handle, now ?? undefined);
-  };
+  /**
+   * A by-handle method with its argument types checked (touchHandle, renewHandle).
+   * @param {(this: unknown, handle: unknown, now: unknown) => boolean} method
+   */
+  const checkedByHandle = (method) =>
+    /** @this {unknown} @param {unknown} handle @param {unknown} now */
+    function (handle, now) {
+      checkHandle(handle);
+      checkNow(now);
+      return method.call(this, handle, now ?? undefined);
+    };
+  proto.touchHandle = checkedByHandle(touchHandle);
+  proto.renewHandle = checkedByHandle(proto.renewHandle);
   // The glue coerces any argument to a number (null, '' and [] all named handle 0).
   const handleLeaseId = proto.handleLeaseId;
   proto.handleLeaseId = function (/** @type {unknown} */ handle) {

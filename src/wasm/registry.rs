@@ -63,6 +63,19 @@ impl JsLeaseRegistry {
         }
     }
 
+    /// `touchHandle` and `renewHandle`: a touch that counts as activity, or a renewal.
+    fn extend_handle(&self, handle: f64, now: Option<f64>, activity: bool) -> JsResult<bool> {
+        let t = fast_now(now)?;
+        let mut core = self.core.borrow_mut();
+        Ok(
+            match token_arg(handle).and_then(|tok| core.resolve_token(tok)) {
+                Some(h) if activity => core.touch_handle(h, t),
+                Some(h) => core.renew_handle(h, t),
+                None => false,
+            },
+        )
+    }
+
     #[inline(never)]
     fn deliver(&self, callback: &Function) {
         let events = self.core.borrow_mut().take_events();
@@ -436,14 +449,7 @@ impl JsLeaseRegistry {
         handle: f64,
         #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<f64>,
     ) -> JsResult<bool> {
-        let t = fast_now(now)?;
-        let mut core = self.core.borrow_mut();
-        Ok(
-            match token_arg(handle).and_then(|tok| core.resolve_token(tok)) {
-                Some(h) => core.touch_handle(h, t),
-                None => false,
-            },
-        )
+        self.extend_handle(handle, now, true)
     }
 
     /// `touchHandle` for keep-alives: extends the lease without counting as activity, so
@@ -455,14 +461,7 @@ impl JsLeaseRegistry {
         handle: f64,
         #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<f64>,
     ) -> JsResult<bool> {
-        let t = fast_now(now)?;
-        let mut core = self.core.borrow_mut();
-        Ok(
-            match token_arg(handle).and_then(|tok| core.resolve_token(tok)) {
-                Some(h) => core.renew_handle(h, t),
-                None => false,
-            },
-        )
+        self.extend_handle(handle, now, false)
     }
 
     /// Whether an `onEvent` callback of this registry is running (the registry is in use
