@@ -42,7 +42,7 @@ import { Bench } from 'tinybench';
 import { Redis } from 'ioredis';
 import { Semaphore } from 'redis-semaphore';
 import { createRedisLeaseStore } from 'socket-lease/redis';
-import { launchRedis } from '../scripts/redis-server.mjs';
+import { commandCalls, launchRedis } from '../scripts/redis-server.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
@@ -110,17 +110,6 @@ Redis.prototype.sendCommand = function countedSend(/** @type {any[]} */ ...args)
   commandsSent++;
   return originalSend.apply(this, /** @type {any} */ (args));
 };
-
-/**
- * Commands Redis has run so far, by name (those inside scripts too), from INFO
- * commandstats. @param {Redis} admin @returns {Promise<Record<string, number>>}
- */
-async function commandCalls(admin) {
-  /** @type {Record<string, number>} */
-  const calls = {};
-  for (const m of String(await admin.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[m[1]] = Number(m[2]);
-  return calls;
-}
 
 /**
  * Commands per pair between two commandCalls, leaving out the bench's own INFO.

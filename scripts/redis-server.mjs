@@ -148,3 +148,17 @@ export async function launchRedis(options = {}) {
     },
   };
 }
+
+/**
+ * Calls of each command Redis has run so far, by name (those inside scripts too), from
+ * its own INFO commandstats: exact, unlike MONITOR, which starts asynchronously and may
+ * miss calls. Used by the Redis tests and the Redis bench.
+ * @param {{ info(section: string): Promise<string> }} client
+ * @returns {Promise<Record<string, number>>}
+ */
+export async function commandCalls(client) {
+  /** @type {Record<string, number>} */
+  const calls = {};
+  for (const m of String(await client.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[m[1]] = Number(m[2]);
+  return calls;
+}

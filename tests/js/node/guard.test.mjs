@@ -4,7 +4,6 @@
 import { test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { Console } from 'node:console';
 import { Writable } from 'node:stream';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +11,7 @@ import path from 'node:path';
 import { WebSocketServer } from 'ws';
 import { LeaseRegistry } from 'socket-lease';
 import { CloseCodes, createLeaseGuard, createEventLogger } from 'socket-lease/node';
-import { AsyncStore, closed, connect, echo, getText, metric, open, rawHandshake, run, startDemo, waitFor } from './helpers.mjs';
+import { AsyncStore, closed, connect, echo, getText, memoryLogger, metric, open, rawHandshake, run, startDemo, waitFor } from './helpers.mjs';
 
 /**
  * Every test is bounded, so a regression in a close or echo path fails instead of hanging
@@ -31,21 +30,6 @@ function assertNoLeak(/** @type {LeaseRegistry} */ registry) {
   assert.equal(s.active, 0, 'no active lease left');
   assert.equal(s.unknownReleases, 0, 'no lease released twice or released unknown');
   assert.equal(s.released + s.expired + s.evicted, s.acquired, 'every lease accounted for');
-}
-
-/** A logger that is really `console`, writing into memory; returns the parsed lines. */
-function memoryConsole() {
-  /** @type {any[]} */
-  const lines = [];
-  // A Writable whose write completes synchronously, so a line is there as soon as the
-  // guard has logged it.
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: new Console({ stdout: stream, stderr: stream }), lines };
 }
 
 /** A clock that moves forward one millisecond on every read, so "oldest" never ties. */
@@ -500,7 +484,7 @@ test('lastRefusal: the guard remembers each user\'s last refused upgrade exactly
 });
 
 test('a store whose backend is down (REDIS_UNAVAILABLE): 503, counted apart from store errors, logged at debug only; any other failure is an error', async (t) => {
-  const { logger, lines } = memoryConsole();
+  const { logger, lines } = memoryLogger();
   /** @type {Error & { code?: string }} */
   let failure = new Error('socket-lease/redis: Redis is unavailable');
   failure.code = 'REDIS_UNAVAILABLE';
@@ -544,7 +528,7 @@ test('a store whose backend is down (REDIS_UNAVAILABLE): 503, counted apart from
 });
 
 test('evict-oldest: the 6th connect succeeds and the oldest socket is closed with 4008 and a reason', async (t) => {
-  const { logger, lines } = memoryConsole();
+  const { logger, lines } = memoryLogger();
   const demo = await startDemo(t, { limit: 5, policy: 'evict-oldest', logger, logLevel: 'info', guard: { clock: steppingClock() } });
   const registry = registryOf(demo);
   const url = `${demo.wsUrl}?user=erin`;
@@ -646,7 +630,7 @@ test('many messages on one socket never take more than one lease', async (t) => 
 });
 
 test('an expired lease (no touch within the TTL) is swept: its socket gets 4009 and the event is logged', async (t) => {
-  const { logger, lines } = memoryConsole();
+  const { logger, lines } = memoryLogger();
   const clock = steppingClock();
   // Heartbeat far away, so nothing renews the lease; the sweep runs often.
   const demo = await startDemo(t, { limit: 5, ttlMs: 5_000, heartbeatMs: 600_000, logger, logLevel: 'info', guard: { clock, sweepMs: 20, messageTouchMs: false } });
@@ -692,7 +676,7 @@ test('a pong for a lease the store no longer has (expired before any sweep) clos
 });
 
 test('near-limit and rejected events are logged as one JSON line each; the level filters them', async (t) => {
-  const loud = memoryConsole();
+  const loud = memoryLogger();
   const demo = await startDemo(t, { limit: 5, logger: loud.logger, logLevel: 'info' });
   const url = `${demo.wsUrl}?user=ivy`;
   const sockets = [];
@@ -711,7 +695,7 @@ test('near-limit and rejected events are logged as one JSON line each; the level
   assert.equal(typeof rejected[0].time, 'string');
   for (const ws of sockets) ws.close();
 
-  const quiet = memoryConsole();
+  const quiet = memoryLogger();
   const demo2 = await startDemo(t, { limit: 1, logger: quiet.logger, logLevel: 'error' });
   const one = await open(`${demo2.wsUrl}?user=ivy`);
   assert.equal((await connect(`${demo2.wsUrl}?user=ivy`)).ok, false);
@@ -720,7 +704,7 @@ test('near-limit and rejected events are logged as one JSON line each; the level
   assert.deepEqual(quiet.lines, []);
 
   // The standalone event logger for a registry the host creates itself.
-  const own = memoryConsole();
+  const own = memoryLogger();
   const registry = new LeaseRegistry({ perUserLimit: 1, onEvent: createEventLogger({ logger: own.logger, level: 'warn' }) });
   registry.acquire('joe');
   registry.acquire('joe');

@@ -1,6 +1,9 @@
 // Shared pieces of the Node host tests: real servers on ephemeral 127.0.0.1 ports, real
 // `ws` clients and raw TCP peers, and bounded polling instead of timed assertions.
 import net from 'node:net';
+import { Console } from 'node:console';
+import { EventEmitter } from 'node:events';
+import { Writable } from 'node:stream';
 import crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -261,4 +264,45 @@ export function run(t, args, env = {}) {
       return m[1];
     },
   };
+}
+
+/**
+ * A logger that is really `console`, writing JSON lines into memory (the guard's and the
+ * stores' log format); returns the parsed lines. The stream's write completes
+ * synchronously, so a line is there as soon as it has been logged.
+ */
+export function memoryLogger() {
+  /** @type {any[]} */
+  const lines = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { logger: new Console({ stdout: stream, stderr: stream }), lines };
+}
+
+/** The asynchronous in-memory store plus the event side of a store shared by several hosts. */
+export class SharedStore extends AsyncStore {
+  events = new EventEmitter();
+  /** @param {'revoked'} event @param {(e: import('socket-lease/node').RevokedLease) => void} listener */
+  on(event, listener) {
+    this.events.on(event, listener);
+    return this;
+  }
+  /** @param {'revoked'} event @param {(e: import('socket-lease/node').RevokedLease) => void} listener */
+  off(event, listener) {
+    this.events.off(event, listener);
+    return this;
+  }
+  /**
+   * What another host did: the lease is gone from the shared store, and this host is told.
+   * @param {string} leaseId
+   * @param {import('socket-lease/node').RevokedLease['reason']} reason
+   */
+  removeElsewhere(leaseId, reason) {
+    this.registry.release(leaseId);
+    this.events.emit('revoked', { leaseId, reason });
+  }
 }

@@ -3,36 +3,11 @@
 // 4008 for an eviction and 4009 otherwise, and the lease is never released again here.
 import { test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { CloseCodes } from 'socket-lease/node';
-import { AsyncStore, closed, echo, open, startDemo, waitFor } from './helpers.mjs';
+import { SharedStore, closed, echo, open, startDemo, waitFor } from './helpers.mjs';
 
 /** @param {string} name @param {(t: import('node:test').TestContext) => unknown} fn */
 const test = (name, fn) => nodeTest(name, { timeout: 60_000 }, fn);
-
-/** The asynchronous in-memory store plus the event side of a shared store. */
-class SharedStore extends AsyncStore {
-  events = new EventEmitter();
-  /** @param {'revoked'} event @param {(e: import('socket-lease/node').RevokedLease) => void} listener */
-  on(event, listener) {
-    this.events.on(event, listener);
-    return this;
-  }
-  /** @param {'revoked'} event @param {(e: import('socket-lease/node').RevokedLease) => void} listener */
-  off(event, listener) {
-    this.events.off(event, listener);
-    return this;
-  }
-  /**
-   * What another host did: the lease is gone from the shared store, and this host is told.
-   * @param {string} leaseId
-   * @param {import('socket-lease/node').RevokedLease['reason']} reason
-   */
-  removeElsewhere(leaseId, reason) {
-    this.registry.release(leaseId);
-    this.events.emit('revoked', { leaseId, reason });
-  }
-}
 
 test('a lease evicted by another host closes its socket here with 4008; released or expired elsewhere, 4009', async (t) => {
   const store = new SharedStore({ perUserLimit: 5 });

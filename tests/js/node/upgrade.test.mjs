@@ -6,11 +6,10 @@ import { test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { EventEmitter } from 'node:events';
 import { WebSocketServer } from 'ws';
 import { LeaseRegistry } from 'socket-lease';
 import { createEventLogger, createLeaseGuard } from 'socket-lease/node';
-import { AsyncStore, closed, connect, echo, open, rawHandshake, waitFor } from './helpers.mjs';
+import { AsyncStore, SharedStore, closed, connect, echo, open, rawHandshake, waitFor } from './helpers.mjs';
 
 /**
  * Bounded, so a regression fails instead of hanging the run; far above a normal run
@@ -485,9 +484,8 @@ test('a refusal with retryAfterMs 0 still sends Retry-After: 1 (a client must no
 });
 
 test('a lease revoked by another host while ws finishes the upgrade: the socket gets that reason\'s code (4009 for released), not 4008', async (t) => {
-  /** The asynchronous store plus the event side of a shared store, remembering its last lease. */
-  class SharedStore extends AsyncStore {
-    events = new EventEmitter();
+  /** The shared store (helpers.mjs), remembering its last lease. */
+  class RecordingStore extends SharedStore {
     lastLeaseId = '';
     /** @param {string} userId @param {{ now?: number }} [o] */
     async acquire(userId, o) {
@@ -495,24 +493,13 @@ test('a lease revoked by another host while ws finishes the upgrade: the socket 
       if (answer.ok) this.lastLeaseId = answer.lease.id;
       return answer;
     }
-    /** @param {'revoked'} event @param {(e: any) => void} listener */
-    on(event, listener) {
-      this.events.on(event, listener);
-      return this;
-    }
-    /** @param {'revoked'} event @param {(e: any) => void} listener */
-    off(event, listener) {
-      this.events.off(event, listener);
-      return this;
-    }
   }
-  const store = new SharedStore({ perUserLimit: 5 });
+  const store = new RecordingStore({ perUserLimit: 5 });
   const { wss, waiting, pass } = gatedWss();
   const { guard, url } = await startGuard(t, { store, wss, heartbeatMs: 60_000 });
   const pending = open(`${url}?user=mo`);
   await waitFor(() => waiting() === 1, 'verifyClient waiting');
-  store.registry.release(store.lastLeaseId);
-  store.events.emit('revoked', { leaseId: store.lastLeaseId, reason: 'released' });
+  store.removeElsewhere(store.lastLeaseId, 'released');
   pass();
   const ws = await pending;
   assert.equal((await closed(ws)).code, 4009);

@@ -1,13 +1,13 @@
 // Real redis-server processes for the tests: each on a free 127.0.0.1 port, in its own
 // temp dir, without persistence unless a test asks for AOF; stopped, restarted, paused
 // and cleaned up by the test that started it. Never a system Redis.
-import { Console } from 'node:console';
-import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { launchRedis } from '../../../scripts/redis-server.mjs';
+
+export { commandCalls } from '../../../scripts/redis-server.mjs';
 import { run } from '../node/helpers.mjs';
 
-export { closed, connect, echo, getText, metric, open, run, waitFor } from '../node/helpers.mjs';
+export { closed, connect, echo, getText, memoryLogger, metric, open, run, waitFor } from '../node/helpers.mjs';
 
 /**
  * @typedef {import('../../../scripts/redis-server.mjs').RedisProcess & { admin: () => Redis }} RedisServer
@@ -86,17 +86,4 @@ export async function openStore(t, redis, options = {}) {
   t.after(() => s.close());
   if (!(await s.ready(10_000))) throw new Error('the store did not connect');
   return s;
-}
-
-/** A console writing JSON lines into memory (the stores' and guards' log format). */
-export function memoryLogger() {
-  /** @type {any[]} */
-  const lines = [];
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: new Console({ stdout: stream, stderr: stream }), lines };
 }

@@ -5,52 +5,12 @@
 import { test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { Console } from 'node:console';
-import { Writable } from 'node:stream';
 import { LeaseError, LeaseRegistry, deriveId, parseId, sameLease } from 'socket-lease';
 import { RedisLeaseStore, createRedisLeaseStore } from 'socket-lease/redis';
-import { liveLeases, startRedis, waitFor } from './harness.mjs';
+import { commandCalls, liveLeases, memoryLogger, openStore, startRedis, waitFor } from './harness.mjs';
 
 /** @param {string} name @param {(t: import('node:test').TestContext) => unknown} fn */
 const test = (name, fn) => nodeTest(name, { timeout: 60_000 }, fn);
-
-/**
- * A store torn down after the test.
- * @param {import('node:test').TestContext} t
- * @param {{ url: string }} redis
- * @param {import('socket-lease/redis').RedisLeaseStoreOptions} [options]
- */
-async function store(t, redis, options = {}) {
-  const s = createRedisLeaseStore({ url: redis.url, logLevel: 'silent', ...options });
-  t.after(() => s.close());
-  assert.equal(await s.ready(10_000), true, 'the store connected');
-  return s;
-}
-
-/** A console writing JSON lines into memory. */
-function memoryLogger() {
-  /** @type {any[]} */
-  const lines = [];
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: new Console({ stdout: stream, stderr: stream }), lines };
-}
-
-/**
- * Calls of each command so far, from Redis's own INFO commandstats (as bench/redis.mjs
- * counts them): exact, unlike MONITOR, which starts asynchronously and may miss calls.
- * @param {import('ioredis').Redis} admin
- */
-async function commandCalls(admin) {
-  /** @type {Record<string, number>} */
-  const calls = {};
-  for (const m of String(await admin.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[m[1]] = Number(m[2]);
-  return calls;
-}
 
 /** @param {import('ioredis').Redis} admin */
 async function redisNow(admin) {
@@ -78,7 +38,7 @@ test('import and require give one module; the result shapes are the core\'s; ids
   assert.equal(required.RedisLeaseStore, RedisLeaseStore);
   const redis = await startRedis(t);
   const admin = redis.admin();
-  const a = await store(t, redis, { perUserLimit: 2, ttlMs: 60_000 });
+  const a = await openStore(t, redis, { perUserLimit: 2, ttlMs: 60_000 });
 
   const before = await redisNow(admin);
   // A host clock far in the past is ignored: expiry is Redis's TIME plus the TTL.
@@ -124,8 +84,8 @@ test('import and require give one module; the result shapes are the core\'s; ids
 
 test('release through either node by any derived id; idempotent; unknown ids are counted, malformed ones throw', async (t) => {
   const redis = await startRedis(t);
-  const a = await store(t, redis, { perUserLimit: 5, kinds: ['job'] });
-  const b = await store(t, redis, { perUserLimit: 5, kinds: ['job'] });
+  const a = await openStore(t, redis, { perUserLimit: 5, kinds: ['job'] });
+  const b = await openStore(t, redis, { perUserLimit: 5, kinds: ['job'] });
   /** @type {import('socket-lease/redis').RevokedLease[]} */
   const revokedOnA = [];
   a.on('revoked', (e) => revokedOnA.push(e));
@@ -159,7 +119,7 @@ test('release through either node by any derived id; idempotent; unknown ids are
 
 test('user ids and options are checked with the core\'s rules and messages', async (t) => {
   const redis = await startRedis(t);
-  const s = await store(t, redis);
+  const s = await openStore(t, redis);
   const registry = new LeaseRegistry();
   t.after(() => registry.free());
   const cases = [42, null, undefined, '', 'x'.repeat(256), 'x'.repeat(257), 'é'.repeat(128), 'é'.repeat(129), '😀'.repeat(64), '😀'.repeat(65)];
@@ -197,10 +157,10 @@ test('every key carries the prefix and a TTL; prefixes keep deployments apart', 
   const admin = redis.admin();
   const ttlMs = 5_000;
   const keyGraceMs = 1_000;
-  const a = await store(t, redis, { prefix: 'app1:', perUserLimit: 2, ttlMs, keyGraceMs, onLimit: 'evict-oldest' });
-  const b = await store(t, redis, { prefix: 'app1:', perUserLimit: 2, ttlMs, keyGraceMs, onLimit: 'evict-oldest' });
+  const a = await openStore(t, redis, { prefix: 'app1:', perUserLimit: 2, ttlMs, keyGraceMs, onLimit: 'evict-oldest' });
+  const b = await openStore(t, redis, { prefix: 'app1:', perUserLimit: 2, ttlMs, keyGraceMs, onLimit: 'evict-oldest' });
   // With a global limit the store keeps the global index too.
-  const other = await store(t, redis, { prefix: 'app2:', perUserLimit: 2, ttlMs, keyGraceMs, globalLimit: 100 });
+  const other = await openStore(t, redis, { prefix: 'app2:', perUserLimit: 2, ttlMs, keyGraceMs, globalLimit: 100 });
   await a.acquire('cy');
   await a.acquire('cy', { connectionKey: 'tab-1' });
   await b.acquire('cy'); // evicts A's oldest: a tombstone and a message for A
@@ -226,7 +186,7 @@ test('every key carries the prefix and a TTL; prefixes keep deployments apart', 
 
 test('one round trip per operation: a single EVALSHA each, EVAL only after Redis forgot the script', async (t) => {
   const redis = await startRedis(t);
-  const a = await store(t, redis, { perUserLimit: 3 });
+  const a = await openStore(t, redis, { perUserLimit: 3 });
   const monitor = await redis.admin().monitor();
   /** @type {string[]} */
   const calls = [];
@@ -268,8 +228,8 @@ test('one round trip per operation: a single EVALSHA each, EVAL only after Redis
 test('policies across nodes: evict-idle evicts the least recently touched, and its node is told', async (t) => {
   const redis = await startRedis(t);
   const options = /** @type {const} */ ({ perUserLimit: 2, onLimit: 'evict-idle', ttlMs: 60_000 });
-  const a = await store(t, redis, options);
-  const b = await store(t, redis, options);
+  const a = await openStore(t, redis, options);
+  const b = await openStore(t, redis, options);
   /** @type {import('socket-lease/redis').RevokedLease[]} */
   const revokedOnB = [];
   b.on('revoked', (e) => revokedOnB.push(e));
@@ -293,8 +253,8 @@ test('policies across nodes: evict-idle evicts the least recently touched, and i
 
 test('connection keys give the same lease back, from any node; the global limit counts every node', async (t) => {
   const redis = await startRedis(t);
-  const a = await store(t, redis, { perUserLimit: 3, globalLimit: 4 });
-  const b = await store(t, redis, { perUserLimit: 3, globalLimit: 4 });
+  const a = await openStore(t, redis, { perUserLimit: 3, globalLimit: 4 });
+  const b = await openStore(t, redis, { perUserLimit: 3, globalLimit: 4 });
   const one = await a.acquire('ed', { connectionKey: 'tab' });
   const again = await b.acquire('ed', { connectionKey: 'tab' });
   assert.ok(one.ok && again.ok);
@@ -322,8 +282,8 @@ test('a connection key lives as long as its lease: touches renew it past ttl + k
   const admin = redis.admin();
   // keyGraceMs 0: the key's hash would expire ttlMs after the acquire unless touches renew it.
   const options = { perUserLimit: 3, ttlMs: 600, keyGraceMs: 0 };
-  const a = await store(t, redis, options);
-  const b = await store(t, redis, options);
+  const a = await openStore(t, redis, options);
+  const b = await openStore(t, redis, options);
   const first = await a.acquire('kai', { connectionKey: 'tab' });
   assert.ok(first.ok);
   if (!first.ok) return;
@@ -354,8 +314,8 @@ test('a connection key names the newest lease given for it: removing an older le
   const redis = await startRedis(t);
   const admin = redis.admin();
   const options = /** @type {const} */ ({ perUserLimit: 4, onLimit: 'evict-oldest', ttlMs: 60_000 });
-  const a = await store(t, redis, options);
-  const b = await store(t, redis, options);
+  const a = await openStore(t, redis, options);
+  const b = await openStore(t, redis, options);
   const ckey = 'socket-lease:c:lev';
   // A key names two live leases only when its mapping was lost while the older lease lived
   // (as when touches did not renew it, or Redis evicted the hash under maxmemory): lose it
@@ -397,8 +357,8 @@ test('a connection key names the newest lease given for it: removing an older le
 test('a lease not touched within the TTL expires by Redis\'s clock; its node learns it from the sweep or from another node', async (t) => {
   const redis = await startRedis(t);
   const events = /** @type {import('socket-lease').LeaseEvent[]} */ ([]);
-  const a = await store(t, redis, { perUserLimit: 1, ttlMs: 300 });
-  const b = await store(t, redis, { perUserLimit: 1, ttlMs: 300, onEvent: (e) => events.push(e) });
+  const a = await openStore(t, redis, { perUserLimit: 1, ttlMs: 300 });
+  const b = await openStore(t, redis, { perUserLimit: 1, ttlMs: 300, onEvent: (e) => events.push(e) });
   /** @type {import('socket-lease/redis').RevokedLease[]} */
   const revokedOnA = [];
   a.on('revoked', (e) => revokedOnA.push(e));
@@ -432,7 +392,7 @@ test('a lease not touched within the TTL expires by Redis\'s clock; its node lea
 test('events: near-limit (edge-triggered), limit-reached, rejected; metrics has the core\'s series and the store\'s', async (t) => {
   const redis = await startRedis(t);
   const events = /** @type {import('socket-lease').LeaseEvent[]} */ ([]);
-  const a = await store(t, redis, { perUserLimit: 5, warnRatio: 0.6, onEvent: (e) => events.push(e) });
+  const a = await openStore(t, redis, { perUserLimit: 5, warnRatio: 0.6, onEvent: (e) => events.push(e) });
   const ids = [];
   for (let i = 0; i < 6; i++) {
     const r = await a.acquire('kim');
@@ -463,7 +423,7 @@ test('events: near-limit (edge-triggered), limit-reached, rejected; metrics has 
 test('never hang: a stalled Redis fails calls within the command timeout (closed: refuse; held leases kept), then recovers', async (t) => {
   const redis = await startRedis(t);
   const { logger, lines } = memoryLogger();
-  const a = await store(t, redis, { perUserLimit: 3, commandTimeoutMs: 200, probeMs: 50, logger, logLevel: 'info' });
+  const a = await openStore(t, redis, { perUserLimit: 3, commandTimeoutMs: 200, probeMs: 50, logger, logLevel: 'info' });
   const held = await a.acquire('lu');
   assert.ok(held.ok);
   if (!held.ok) return;
@@ -494,8 +454,8 @@ test('never hang: a stalled Redis fails calls within the command timeout (closed
 test('failMode open: accepts while Redis is down (per-node limit, logged loudly), writes the leases back when it returns', async (t) => {
   const redis = await startRedis(t);
   const { logger, lines } = memoryLogger();
-  const a = await store(t, redis, { perUserLimit: 2, failMode: 'open', commandTimeoutMs: 300, probeMs: 50, logger, logLevel: 'info' });
-  const b = await store(t, redis, { perUserLimit: 2, failMode: 'open', commandTimeoutMs: 300, probeMs: 50 });
+  const a = await openStore(t, redis, { perUserLimit: 2, failMode: 'open', commandTimeoutMs: 300, probeMs: 50, logger, logLevel: 'info' });
+  const b = await openStore(t, redis, { perUserLimit: 2, failMode: 'open', commandTimeoutMs: 300, probeMs: 50 });
   const before = await a.acquire('mo');
   assert.ok(before.ok);
 
@@ -522,8 +482,8 @@ test('failMode open: accepts while Redis is down (per-node limit, logged loudly)
 
 test('operations issued together go to Redis in batches; each stays atomic and gets its own answer', async (t) => {
   const redis = await startRedis(t);
-  const a = await store(t, redis, { perUserLimit: 3, onLimit: 'reject' });
-  const b = await store(t, redis, { perUserLimit: 3, onLimit: 'reject', batchSize: 5 });
+  const a = await openStore(t, redis, { perUserLimit: 3, onLimit: 'reject' });
+  const b = await openStore(t, redis, { perUserLimit: 3, onLimit: 'reject', batchSize: 5 });
   const admin = redis.admin();
   // Redis's own count of the scripts it ran (nothing but these two stores runs one here).
   const before = await commandCalls(admin);
@@ -558,8 +518,8 @@ test('operations issued together go to Redis in batches; each stays atomic and g
 
 test('lease records keep any user id and connection key intact (spaces, digits, "#", non-ASCII), read back by other nodes', async (t) => {
   const redis = await startRedis(t);
-  const a = await store(t, redis, { perUserLimit: 2, onLimit: 'evict-oldest' });
-  const b = await store(t, redis, { perUserLimit: 2, onLimit: 'evict-oldest' });
+  const a = await openStore(t, redis, { perUserLimit: 2, onLimit: 'evict-oldest' });
+  const b = await openStore(t, redis, { perUserLimit: 2, onLimit: 'evict-oldest' });
   const users = ['12 34#5 x', '#7 a', 'ü 0', ' lead'];
   for (const user of users) {
     const plain = await a.acquire(user);
@@ -589,8 +549,8 @@ test('lease records keep any user id and connection key intact (spaces, digits, 
 
 test('a batch that releases a lease and then touches or releases it again answers as separate calls would', async (t) => {
   const redis = await startRedis(t);
-  const a = await store(t, redis, { perUserLimit: 3, batchSize: 16 });
-  const b = await store(t, redis, { perUserLimit: 3, batchSize: 16 });
+  const a = await openStore(t, redis, { perUserLimit: 3, batchSize: 16 });
+  const b = await openStore(t, redis, { perUserLimit: 3, batchSize: 16 });
   const leases = [];
   for (let i = 0; i < 6; i++) {
     const r = await a.acquire(`same-batch-${i % 3}`);
