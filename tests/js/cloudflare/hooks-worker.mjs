@@ -72,38 +72,50 @@ function checkValue(value) {
 }
 
 /**
- * The storage of a KV-backed class in production: same calls, with its limits enforced.
+ * `storage` with some of its methods wrapped: each wrapper gets the original method (bound
+ * to the real storage) and the call's arguments; every other property passes through.
  * @param {DurableObjectStorage} storage
+ * @param {Record<string, (original: (...args: any[]) => any, ...args: any[]) => any>} wrappers
  */
-function withKvLimits(storage) {
+function interceptStorage(storage, wrappers) {
   return new Proxy(storage, {
     get(target, prop) {
       const value = Reflect.get(target, prop, target);
       if (typeof value !== 'function') return value;
-      if (prop === 'put') {
-        return (/** @type {any} */ keyOrEntries, /** @type {any[]} */ ...rest) => {
-          if (typeof keyOrEntries === 'string') {
-            checkKey(keyOrEntries);
-            checkValue(rest[0]);
-          } else {
-            const entries = Object.entries(keyOrEntries);
-            checkCount(entries);
-            for (const [k, v] of entries) {
-              checkKey(k);
-              checkValue(v);
-            }
-          }
-          return value.call(target, keyOrEntries, ...rest);
-        };
-      }
-      if (prop === 'get' || prop === 'delete') {
-        return (/** @type {any} */ keys, /** @type {any[]} */ ...rest) => {
-          if (Array.isArray(keys)) checkCount(keys);
-          return value.call(target, keys, ...rest);
-        };
-      }
-      return value.bind(target);
+      const original = value.bind(target);
+      const wrap = typeof prop === 'string' && Object.hasOwn(wrappers, prop) ? wrappers[prop] : undefined;
+      return wrap ? (/** @type {any[]} */ ...args) => wrap(original, ...args) : original;
     },
+  });
+}
+
+/**
+ * The storage of a KV-backed class in production: same calls, with its limits enforced.
+ * @param {DurableObjectStorage} storage
+ */
+function withKvLimits(storage) {
+  /** @param {(...args: any[]) => any} original @param {any} keys @param {any[]} rest */
+  const countChecked = (original, keys, ...rest) => {
+    if (Array.isArray(keys)) checkCount(keys);
+    return original(keys, ...rest);
+  };
+  return interceptStorage(storage, {
+    put(original, keyOrEntries, ...rest) {
+      if (typeof keyOrEntries === 'string') {
+        checkKey(keyOrEntries);
+        checkValue(rest[0]);
+      } else {
+        const entries = Object.entries(keyOrEntries);
+        checkCount(entries);
+        for (const [k, v] of entries) {
+          checkKey(k);
+          checkValue(v);
+        }
+      }
+      return original(keyOrEntries, ...rest);
+    },
+    get: countChecked,
+    delete: countChecked,
   });
 }
 
@@ -148,18 +160,11 @@ function countScans(ctx) {
  * @param {string} user
  */
 function withFailingPuts(storage, user) {
-  return new Proxy(storage, {
-    get(target, prop) {
-      const value = Reflect.get(target, prop, target);
-      if (typeof value !== 'function') return value;
-      if (prop === 'put') {
-        return (/** @type {any} */ keyOrEntries, /** @type {any[]} */ ...rest) => {
-          const meta = typeof keyOrEntries === 'object' ? keyOrEntries['socket-lease:meta'] : undefined;
-          if (meta?.userId === user) return Promise.reject(new Error('test: injected storage failure'));
-          return value.call(target, keyOrEntries, ...rest);
-        };
-      }
-      return value.bind(target);
+  return interceptStorage(storage, {
+    put(original, keyOrEntries, ...rest) {
+      const meta = typeof keyOrEntries === 'object' ? keyOrEntries['socket-lease:meta'] : undefined;
+      if (meta?.userId === user) return Promise.reject(new Error('test: injected storage failure'));
+      return original(keyOrEntries, ...rest);
     },
   });
 }
