@@ -376,29 +376,69 @@ export function install(wasm) {
     if (prefixes.size < KIND_CACHE) prefixes.set(kind, kind === '' ? '' : `${kind}_`);
     return id;
   };
+  /** The hyphenated UUID `parseIdLane(len, true)` wrote at the lane's start. */
+  const uuidAt = () => {
+    const b = view();
+    const p = address;
+    // prettier-ignore
+    return String.fromCharCode(
+      b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7], b[p + 8],
+      b[p + 9], b[p + 10], b[p + 11], b[p + 12], b[p + 13], b[p + 14], b[p + 15], b[p + 16],
+      b[p + 17], b[p + 18], b[p + 19], b[p + 20], b[p + 21], b[p + 22], b[p + 23], b[p + 24],
+      b[p + 25], b[p + 26], b[p + 27], b[p + 28], b[p + 29], b[p + 30], b[p + 31], b[p + 32],
+      b[p + 33], b[p + 34], b[p + 35]);
+  };
+  /**
+   * What `parseId` returns: `kind`, `suffix`, `timestampMs` and `version` are own data
+   * properties; `uuid` is an accessor that makes the string when first read and keeps
+   * it. Making a 36-character string in JS was over a third of a parse, and most callers
+   * read the kind, suffix or time. `toJSON` and Node's inspect show all five; a spread
+   * or `structuredClone` copies the four own ones (use `toJSON()` for a plain object).
+   */
+  class ParsedId {
+    /** The suffix as parsed (the public one may be reassigned). */
+    #suffix;
+    /** @type {string | undefined} */
+    #uuid;
+    /** @param {string} kind @param {string} suffix @param {number} timestampMs @param {number} version */
+    constructor(kind, suffix, timestampMs, version) {
+      this.kind = kind;
+      this.suffix = suffix;
+      this.timestampMs = timestampMs;
+      this.version = version;
+      this.#suffix = suffix;
+      this.#uuid = undefined;
+    }
+    get uuid() {
+      if (this.#uuid !== undefined) return this.#uuid;
+      // The suffix alone is a valid TypeID (no kind) of the same UUID.
+      const s = this.#suffix;
+      /** @type {string} */
+      const uuid = put(s, 0) === 26 && parseIdLane(26, true) >= 0 ? uuidAt() : checkedParseId(s).uuid;
+      this.#uuid = uuid;
+      return uuid;
+    }
+    set uuid(/** @type {string} */ value) {
+      this.#uuid = value;
+    }
+    toJSON() {
+      return { kind: this.kind, suffix: this.suffix, uuid: this.uuid, timestampMs: this.timestampMs, version: this.version };
+    }
+    /** Node's `util.inspect` (console.log): all five parts, `uuid` included. */
+    [Symbol.for('nodejs.util.inspect.custom')](/** @type {number} */ _depth, /** @type {object} */ options, /** @type {(v: unknown, o: object) => string} */ inspect) {
+      return `ParsedId ${inspect(this.toJSON(), options)}`;
+    }
+  }
   /** @param {string} id @returns {import('../pkg/web/socket_lease.js').ParsedId} */
   const parseId = (id) => {
     // A TypeID is at most 90 characters; anything longer is refused by the checked binding.
     const len = typeof id === 'string' && id.length <= 90 ? put(id, 0) : -1;
     if (len >= 0) {
-      const timestampMs = parseIdLane(len);
+      const timestampMs = parseIdLane(len, false);
       if (timestampMs >= 0) {
         const b = view();
-        const p = address;
-        const k = b[p + 36];
-        return {
-          kind: k === 0 ? '' : id.slice(0, k),
-          suffix: k === 0 ? id : id.slice(k + 1),
-          // prettier-ignore
-          uuid: String.fromCharCode(
-            b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7], b[p + 8],
-            b[p + 9], b[p + 10], b[p + 11], b[p + 12], b[p + 13], b[p + 14], b[p + 15], b[p + 16],
-            b[p + 17], b[p + 18], b[p + 19], b[p + 20], b[p + 21], b[p + 22], b[p + 23], b[p + 24],
-            b[p + 25], b[p + 26], b[p + 27], b[p + 28], b[p + 29], b[p + 30], b[p + 31], b[p + 32],
-            b[p + 33], b[p + 34], b[p + 35]),
-          timestampMs,
-          version: b[p + 37],
-        };
+        const k = b[address + 36];
+        return new ParsedId(k === 0 ? '' : id.slice(0, k), k === 0 ? id : id.slice(k + 1), timestampMs, b[address + 37]);
       }
     }
     return checkedParseId(id);

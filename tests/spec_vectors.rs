@@ -53,6 +53,68 @@ fn rejection_reasons_are_specific() {
     ));
 }
 
+#[test]
+fn the_quick_parse_takes_exactly_the_valid_vectors() {
+    for v in common::valid_vectors() {
+        let quick = typeid::parse_bytes(v.typeid.as_bytes());
+        assert_eq!(quick.map(|(k, _)| k), Some(v.prefix.len()), "{}", v.name);
+    }
+    for v in common::invalid_vectors() {
+        assert_eq!(typeid::parse_bytes(v.typeid.as_bytes()), None, "{}", v.name);
+    }
+}
+
+/// `parse_bytes` against `parse_explained` on one input: the same parts, or both refuse.
+fn quick_agrees(text: &str) -> Result<(), TestCaseError> {
+    let explained = typeid::parse_explained(text).ok();
+    let quick = typeid::parse_bytes(text.as_bytes());
+    prop_assert_eq!(
+        quick,
+        explained.map(|t| (t.prefix.len(), t.uuid)),
+        "{:?}",
+        text
+    );
+    Ok(())
+}
+
+/// Valid ids with a byte or two changed, cut or doubled, mostly where a quick test
+/// could go wrong: the prefix's ends, the separator and the suffix's first character.
+fn near_miss() -> impl Strategy<Value = String> {
+    // Where: an index into the spots below, or anywhere.
+    let spot = prop_oneof![0usize..5, any::<usize>().prop_map(|n| 5 + n % 1000)];
+    let edit = (
+        0u8..3,
+        spot,
+        prop::sample::select(b"_az079xA-\x80".to_vec()),
+    );
+    let prefix = prop_oneof![prefix_strategy(), "[a-z][a-z_]{61}[a-z]", "[a-z]{1,3}"];
+    (prefix, any::<u128>(), proptest::collection::vec(edit, 0..3)).prop_map(
+        |(prefix, uuid, edits)| {
+            let mut bytes = id::format(&prefix, uuid).into_bytes();
+            for (op, spot, b) in edits {
+                let n = bytes.len();
+                if n == 0 {
+                    break;
+                }
+                let sep = n.saturating_sub(27);
+                let at = [0, sep.saturating_sub(1), sep, sep + 1, n - 1]
+                    .get(spot)
+                    .copied()
+                    .unwrap_or(spot.saturating_sub(5))
+                    % n;
+                match op {
+                    0 => bytes[at] = b,
+                    1 => {
+                        bytes.remove(at);
+                    }
+                    _ => bytes.insert(at, b),
+                }
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        },
+    )
+}
+
 fn prefix_strategy() -> impl Strategy<Value = String> {
     prop_oneof![Just(String::new()), "[a-z]", "[a-z][a-z_]{0,61}[a-z]",]
 }
@@ -78,7 +140,9 @@ proptest! {
     #[test]
     fn arbitrary_strings_never_panic(s in "\\PC{0,100}") {
         let _ = id::parse(&s);
+        quick_agrees(&s)?;
     }
+
 
     #[test]
     fn generated_ids_are_strictly_increasing(seed in any::<u64>(), steps in proptest::collection::vec(-5i64..5, 1..200)) {
@@ -92,5 +156,14 @@ proptest! {
             prop_assert!(id::uuid7::is_v7(id::parse(&text).unwrap().uuid));
             last = text;
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn the_quick_parse_agrees_on_near_misses(text in near_miss()) {
+        quick_agrees(&text)?;
     }
 }

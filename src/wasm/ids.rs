@@ -66,22 +66,25 @@ pub fn new_id_lane(now: f64, count: u32) -> u32 {
     count as u32
 }
 
-/// `parseId` on the lane, of the `len` bytes at its start: writes the hyphenated UUID
-/// at 0..36, the kind's length at 36 and the UUID version at 37, and returns the
-/// timestamp in ms; -1 if the id is not valid (the JS half then asks `parseId` why).
+/// `parseId` on the lane, of the `len` bytes at its start: writes the kind's length at
+/// 36 and the UUID version at 37 and returns the timestamp in ms, or -1 if the id is not
+/// valid (the JS half then asks `parseId` why). With `uuid`, also writes the hyphenated
+/// UUID at 0..36: `parseId` asks for it only when its `uuid` is first read.
 #[wasm_bindgen(js_name = "__parseIdLane", skip_typescript)]
-pub fn parse_id_lane(len: u32) -> f64 {
+pub fn parse_id_lane(len: u32, uuid: bool) -> f64 {
     lane::with(|bytes| {
-        let parsed = lane::text(bytes, 0, len as usize).map(id::parse);
-        let Some(Ok(id::TypeId { prefix, uuid })) = parsed else {
+        // `parse_bytes` accepts exactly the valid ids, so `None` is an invalid one.
+        let parsed = bytes.get(..len as usize).and_then(id::typeid::parse_bytes);
+        let Some((kind_len, value)) = parsed else {
             return -1.0;
         };
+        if uuid {
+            bytes[..36].copy_from_slice(&id::typeid::uuid_ascii(value));
+        }
         // At most 63: the parse checked it.
-        let kind_len = prefix.len() as u8;
-        bytes[..36].copy_from_slice(&id::typeid::uuid_ascii(uuid));
-        bytes[36] = kind_len;
-        bytes[37] = ((uuid >> 76) & 0xf) as u8;
-        uuid7::timestamp_ms(uuid) as f64
+        bytes[36] = kind_len as u8;
+        bytes[37] = ((value >> 76) & 0xf) as u8;
+        uuid7::timestamp_ms(value) as f64
     })
 }
 

@@ -78,6 +78,11 @@ export type AcquireResult =
   | { ok: true; lease: Lease; evicted: string[]; reused: boolean }
   | { ok: false; reason: RefusalReason; limit: number; active: number; retryAfterMs: number };
 
+/**
+ * What `parseId` returns. `uuid` is made when first read (an accessor; the other four are
+ * own properties), so a spread or `structuredClone` leaves it out: `toJSON()` (and
+ * `JSON.stringify`) give all five as a plain object.
+ */
 export interface ParsedId {
   kind: string;
   suffix: string;

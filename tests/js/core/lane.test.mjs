@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { inspect } from 'node:util';
 import { parse } from 'yaml';
 import { LeaseRegistry, newId, parseId, LeaseError } from 'socket-lease';
 
@@ -41,12 +42,34 @@ test('the comparisons below are with a separate, unpatched instance', () => {
 
 test('parseId on the lane returns exactly what the checked binding returns', () => {
   const ids = [...fixture('valid.yml').map((c) => c.typeid), newId('conn'), newId(''), newId('a_b'), newId('x'.repeat(63))];
-  for (const id of ids) assert.deepEqual(parseId(id), raw.parseId(id), id);
+  // All five parts, read as properties (the uuid accessor included) and as JSON.
+  const parts = (/** @type {any} */ p) => ({ kind: p.kind, suffix: p.suffix, uuid: p.uuid, timestampMs: p.timestampMs, version: p.version });
+  for (const id of ids) {
+    const expected = raw.parseId(id);
+    assert.deepEqual(parts(parseId(id)), expected, id);
+    assert.deepEqual(JSON.parse(JSON.stringify(parseId(id))), expected, id);
+    assert.deepEqual(parseId(id).toJSON(), expected, id);
+  }
+  // `uuid` is made when first read: from this object's own suffix, whatever the lane
+  // held since, and whatever the caller did to the public `suffix`.
+  const first = parseId(ids[0]);
+  const second = parseId(ids[1]);
+  first.suffix = 'changed';
+  assert.equal(first.uuid, raw.parseId(ids[0]).uuid);
+  assert.equal(second.uuid, raw.parseId(ids[1]).uuid);
+  assert.equal(first.uuid, first.uuid);
+  first.uuid = 'assigned';
+  assert.equal(first.uuid, 'assigned', 'uuid can be assigned, like any field of a plain object');
+  // Own properties are the other four; Node's inspect (console.log) shows all five.
+  assert.deepEqual(Object.keys(parseId(ids[2])), ['kind', 'suffix', 'timestampMs', 'version']);
+  assert.match(inspect(parseId(ids[2])), new RegExp(`uuid: '${raw.parseId(ids[2]).uuid}'`));
   // Also after the linear memory has grown (the lane's view of it must follow).
-  const before = parseId(ids[0]);
+  const before = parts(parseId(ids[0]));
+  const unread = parseId(ids[3]);
   const big = new LeaseRegistry({ perUserLimit: 1_000_000 });
   for (let i = 0; i < 200_000; i++) big.acquireHandle(`grow-${i}`, undefined, T0);
-  assert.deepEqual(parseId(ids[0]), before);
+  assert.deepEqual(parts(parseId(ids[0])), before);
+  assert.equal(unread.uuid, raw.parseId(ids[3]).uuid);
   assert.match(newId('conn'), /^conn_[0-7][0-9a-hjkmnp-tv-z]{25}$/);
   big.free();
 });
