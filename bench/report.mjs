@@ -57,7 +57,7 @@ out.push(
     `load average ${m.loadavgBefore.join(' / ')} before and ${m.loadavgAfter.join(' / ')} after the ${result.durationSec} s run. ` +
     (method.quick
       ? '**Quick smoke run (one short round): the numbers are indicative only.**'
-      : `Throughput rows are the median of ${method.rounds} rounds (tinybench, ${method.timeMsPerTask} ms per task per round, batches of ${method.batch} calls, competitors in alternating order), all in one process. ` +
+      : `Throughput rows are the median of ${method.rounds} rounds (tinybench, ${method.timeMsPerTask} ms per task per round, batches of ${method.batch} calls, competitors in alternating order; the 0- and 10,000-live pairs rows share their rounds, so each is spread over about a minute), all in one process. ` +
         'Rates and sweep times are per CPU time of the benchmark process (`process.cpuUsage`, user + system of all its threads, so background GC counts), which other processes inflate less than the wall clock; the wall-clock medians are beside them. ' +
         'The machine is a shared 2-core VM: the same code measured minutes apart moves by up to 2x (natively too: the core alone gave 90 to 150 ns per pair in back-to-back runs), so a row near its target can land on either side of it.'),
   '',
@@ -84,7 +84,7 @@ out.push(
   'How each row is measured (`bench/core.mjs`):',
   '',
   '- **pairs/s**: one `acquire` + `release` of a lease for the next of 100,000 users, on a registry already holding 0, 10,000 or 1,000,000 live leases spread over those users (10 per user at 1,000,000), with a fixed `now`. The fast path is `acquireHandle` + `releaseHandle`; the rich path builds the lease object and releases by its id string. The pure-JS reference (`bench/reference.mjs`: `Map`s and `Set`s, a lease object per lease, an indexed min-heap of expiry times, TypeID strings as keys; checked against the package decision by decision in `tests/js/bench/reference.test.mjs`) is measured both releasing by the lease object it returned and by id. The floor is `Map.set` + `Map.delete` on a `Map` of the same size.',
-  '- **ids**: `newId("conn")` against `crypto.randomUUID()`, `uuid` v7, `typeid-js` and `nanoid`; `parseId` against `typeid-js` (parse and convert to a UUID, as `parseId` does) and `uuid` `parse`.',
+  '- **ids**: `newId("conn")` against `crypto.randomUUID()`, `uuid` v7, `typeid-js` and `nanoid`; `parseId` (its `uuid` is made when first read, so the row reads only what it returns eagerly) and `parseId(...).uuid` (the UUID string made too) against `typeid-js` (parse and convert to a UUID) and `uuid` `parse`.',
   '- **memory**: growth of the wasm linear memory (`WebAssembly.Memory` byteLength, what the process pays, page and allocator slack included) while filling 1,000,000 leases, divided by the leases; the reference is the JS heap growth (`heapUsed` after forced collections) for the same fill.',
   '- **sweep**: one `sweep(now)` call that expires exactly 10,000 of 1,000,000 leases and returns their ids (median of several; each starts after a forced garbage collection and once the collector\'s background threads are idle, so it pays only for its own garbage).',
   '- **churn**: 10,000 live leases; each cycle releases the oldest and acquires a new one, the clock advancing 1 ms every 100 cycles; wasm memory after the first 1,000,000 cycles and after 10,000,000.',
