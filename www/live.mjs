@@ -1,6 +1,6 @@
 // The live tab: real WebSockets to the demo server (`npm start`), their echoes, and the
 // server's own view (`/api/users/:userId`, `/metrics`) polled once a second while the tab
-// is shown.
+// is shown, and less and less often (up to every 30 s) while the server does not answer.
 //
 // A refused upgrade is an HTTP 429 with `Retry-After` and a JSON body, but a browser's
 // WebSocket API exposes none of it (only a close with code 1006). So when a socket fails
@@ -15,6 +15,10 @@ import { gaugeLevel } from './sim.mjs';
 // The server's registry uses the library's default warn ratio; /api/users does not report it.
 const SERVER_WARN_RATIO = 0.8;
 const POLL_MS = 1000;
+// While the server does not answer: retry after 2, 4, 8, 16 s, then every 30 s.
+const RETRY_MAX_MS = 30_000;
+/** What the fetch helpers answer when the request never got an answer (network error). */
+const DOWN = Symbol('down');
 
 /**
  * Prometheus text to a map from `name{labels}` to value.
@@ -92,8 +96,14 @@ export function mountLive() {
   let userView = null;
   /** @type {Map<string, number>} */
   let metrics = new Map();
-  /** @type {ReturnType<typeof setInterval> | null} */
+  /** @type {ReturnType<typeof setTimeout> | null} */
   let timer = null;
+  /** Whether the tab is shown (polls are scheduled only then). */
+  let running = false;
+  /** Polls in a row that got no answer from the server; 0 while it answers. */
+  let failures = 0;
+  /** When the server last answered a poll. */
+  let lastAnswerAt = 0;
   let polling = false;
   // Set when a poll is asked for while one is on its way; bumped when the watched user changes.
   let pollAgain = false;
@@ -195,7 +205,8 @@ export function mountLive() {
    * @param {number} seqBefore  the newest refusal `seq` this page knew of for the user
    */
   async function explainRefusal(n, userId, seqBefore) {
-    const view = await fetchJson(`/api/users/${encodeURIComponent(userId)}`);
+    const answer = await fetchJson(`/api/users/${encodeURIComponent(userId)}`);
+    const view = answer === DOWN ? null : answer;
     /** @type {{ status: number, reason: string, limit: number | null, active: number | null, retryAfterMs: number, retryAfterS: number, at: number, seq: number } | null} */
     const last = view?.lastRefusal ?? null;
     if (!last || last.seq <= seqBefore) {
@@ -299,27 +310,63 @@ export function mountLive() {
     if (hadFocus && !socketsBox.contains(document.activeElement)) connectButton.focus();
   }
 
-  /** @param {string} url */
+  /**
+   * The JSON answer, null for an HTTP error, DOWN when no answer came at all.
+   * @param {string} url
+   */
   async function fetchJson(url) {
     try {
       const res = await fetch(url, { cache: 'no-store' });
       return res.ok ? await res.json() : null;
     } catch {
-      return null;
+      return DOWN;
     }
   }
 
+  /** The metrics, null for an HTTP error, DOWN when no answer came at all. */
   async function fetchMetrics() {
     try {
       const res = await fetch('/metrics', { cache: 'no-store' });
       return res.ok ? parseMetrics(await res.text()) : null;
     } catch {
-      return null;
+      return DOWN;
     }
   }
 
+  /** The next poll: in a second, or later while the server does not answer. */
+  function schedule() {
+    if (timer !== null) clearTimeout(timer);
+    timer = running ? setTimeout(() => void poll(), failures === 0 ? POLL_MS : retryMs()) : null;
+  }
+  const retryMs = () => Math.min(RETRY_MAX_MS, POLL_MS * 2 ** failures);
+
+  /**
+   * A poll got no answer: stop asking every second, say so, and keep the last numbers
+   * (labelled with their time) rather than drawing zeros the server never said.
+   */
+  function serverDown() {
+    failures++;
+    const since = lastAnswerAt ? ` since ${new Date(lastAnswerAt).toLocaleTimeString()}` : '';
+    if (failures === 1) note('client', 'unreachable', `the demo server at ${location.host} stopped answering`);
+    connectButton.disabled = true;
+    statusLine.textContent = `The demo server at ${location.host} is not answering${since}. Retrying in ${Math.round(retryMs() / 1000)} s; the numbers below are its last answer.`;
+    updated.textContent = lastAnswerAt ? `no answer${since}` : '';
+  }
+
+  function serverBack() {
+    failures = 0;
+    note('client', 'reachable', `the demo server at ${location.host} answers again`);
+    connectButton.disabled = false;
+    statusLine.textContent = connectedText();
+  }
+  const connectedText = () =>
+    `Connected to the demo server at ${location.host}. Open sockets, send messages, and watch the server's own numbers.`;
+
   async function poll() {
-    if (available !== true || document.hidden) return;
+    if (available !== true || document.hidden) {
+      schedule();
+      return;
+    }
     if (polling) {
       // Asked while one is on its way (the watched user changed, a socket opened): one
       // more right after it, so the answer shown is never older than the question.
@@ -331,6 +378,12 @@ export function mountLive() {
       const userId = watchedUser();
       const generation = watchGeneration;
       const [view, m] = await Promise.all([userId ? fetchJson(`/api/users/${encodeURIComponent(userId)}`) : null, fetchMetrics()]);
+      if (view === DOWN || m === DOWN) {
+        serverDown();
+        return;
+      }
+      lastAnswerAt = Date.now();
+      if (failures > 0) serverBack();
       // The watched user changed meanwhile: this answer is about someone else.
       if (generation !== watchGeneration || userId !== watchedUser()) return;
       userView = view;
@@ -349,6 +402,8 @@ export function mountLive() {
       if (pollAgain) {
         pollAgain = false;
         void poll();
+      } else {
+        schedule();
       }
     }
   }
@@ -405,10 +460,10 @@ export function mountLive() {
 
   async function checkServer() {
     const health = await fetchJson('/healthz');
-    available = health !== null;
+    available = health !== null && health !== DOWN;
     connectButton.disabled = !available;
     statusLine.textContent = available
-      ? `Connected to the demo server at ${location.host}. Open sockets, send messages, and watch the server's own numbers.`
+      ? connectedText()
       : 'Live mode needs the demo server: run `npm start` and open the URL it prints. The simulation works without it.';
     return available;
   }
@@ -433,13 +488,13 @@ export function mountLive() {
     async start() {
       if (available === null && !(await checkServer())) return;
       if (!available) return;
+      running = true;
       void poll();
-      timer ??= setInterval(() => void poll(), POLL_MS);
     },
     /** Called when the tab is hidden: stop polling (sockets stay open). */
     stop() {
-      if (timer !== null) clearInterval(timer);
-      timer = null;
+      running = false;
+      schedule();
     },
   };
 }

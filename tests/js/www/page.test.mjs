@@ -479,6 +479,71 @@ test('live: a connect cancelled before it opens is reported as cancelled; a succ
   errors.assertClean();
 });
 
+test('live: when the demo server stops answering, the page says so, keeps the last numbers, retries less and less often, and picks up when it is back', TIMEOUT, async () => {
+  const user = 'live-fay';
+  const env = { SOCKET_LEASE_LIMIT: String(SERVER_LIMIT), SOCKET_LEASE_TTL_MS: String(SERVER_TTL_MS), SOCKET_LEASE_HEARTBEAT_MS: String(SERVER_TTL_MS - 10_000) };
+  // A server of its own, stopped and started again on the same port.
+  let own = await startServer(env);
+  const port = new URL(own.url).port;
+  /** @type {WebSocket | null} */
+  let held = null;
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    contexts.push(context);
+    const page = await context.newPage();
+    const errors = watchErrors(page);
+    await page.goto(`${own.url}/#live`);
+    await page.locator('html[data-ready="true"]').waitFor({ timeout: 15_000 });
+    const status = text(page.locator('#live-status'));
+    await eventually(status, (t) => /Connected to the demo server/.test(t), 'server detected');
+    held = await new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${own.url.replace('http', 'ws')}/ws?user=${user}`);
+      ws.once('open', () => resolve(ws));
+      ws.once('error', reject);
+    });
+    await page.getByLabel('User id').fill(user);
+    await page.getByLabel('User id').dispatchEvent('change');
+    const gauge = page.locator('[data-testid="server-gauge"]');
+    await eventually(attr(gauge, 'aria-valuenow'), (v) => v === '1', 'the held lease is shown');
+
+    /** @type {number[]} when each poll of /metrics failed (this process's clock) */
+    const failedPolls = [];
+    page.on('requestfailed', (req) => {
+      if (new URL(req.url()).pathname === '/metrics') failedPolls.push(Date.now());
+    });
+    await own.stop();
+    await eventually(status, (t) => /is not answering/.test(t) && /Retrying in 2 s/.test(t), 'the outage is reported');
+    await eventually(status, (t) => /Retrying in 8 s/.test(t), 'the retries back off', 30_000);
+    // The last answer stays, labelled: no zeros the server never said.
+    assert.equal(await gauge.getAttribute('aria-valuenow'), '1');
+    assert.match((await page.locator('#live-chart').getAttribute('aria-label')) ?? '', /leases held by the watched user: 1,/);
+    assert.match(await text(page.locator('#live-updated'))(), /^no answer since /);
+    assert.equal(await page.getByRole('button', { name: 'Connect', exact: true }).isDisabled(), true, 'no connect while the server is gone');
+    // Each failed poll waited at least the delay it announced (2 s, then 4 s), not 1 s.
+    // Timers only fire late, never early: a lower bound with slack for the clocks.
+    assert.ok(failedPolls.length >= 3, `${failedPolls.length} failed polls`);
+    assert.ok(failedPolls[1] - failedPolls[0] >= 1_800, `second retry ${failedPolls[1] - failedPolls[0]} ms after the first`);
+    assert.ok(failedPolls[2] - failedPolls[1] >= 3_600, `third retry ${failedPolls[2] - failedPolls[1]} ms after the second`);
+
+    own = await startServer({ ...env, PORT: port });
+    await eventually(status, (t) => /Connected to the demo server/.test(t), 'polling picks up again', 30_000);
+    // The restarted server holds nothing for the user: its own numbers, not the old ones.
+    await eventually(attr(gauge, 'aria-valuenow'), (v) => v === '0', 'the new server’s numbers are shown');
+    assert.match(await text(page.locator('#live-updated'))(), /^updated /);
+    assert.equal(await page.getByRole('button', { name: 'Connect', exact: true }).isDisabled(), false);
+    assert.equal(await page.locator('#live-log [data-type="unreachable"]').count(), 1, 'the outage is in the event log once');
+    assert.equal(await page.locator('#live-log [data-type="reachable"]').count(), 1);
+    // What went wrong meanwhile is only the polls that could not reach the server.
+    for (const problem of errors.problems) {
+      assert.match(problem, /^(request failed: http:\/\/127\.0\.0\.1:\d+\/(metrics|api\/users\/live-fay) |console error: Failed to load resource: net::ERR_CONNECTION_REFUSED)/);
+    }
+    assert.ok(errors.problems.length > 0, 'the outage was seen by the page');
+  } finally {
+    held?.terminate();
+    await own.stop();
+  }
+});
+
 test('simulation: users whose names differ only in punctuation get their own cards and accessible names', TIMEOUT, async () => {
   const { page, errors } = await openPage();
   for (const name of ['a b', 'a_b', 'a.b']) {
