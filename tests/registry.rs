@@ -700,6 +700,11 @@ fn snapshots_keep_their_id_kinds_and_version_1_still_reads() {
     .err()
     .unwrap();
     assert_eq!(err.code(), "INVALID_OPTION");
+    assert!(
+        err.to_string()
+            .contains("have kinds [chat]; restore cannot change them to [room]"),
+        "{err}"
+    );
 
     // A version-1 snapshot (no kinds) of the same registry without kinds still reads,
     // and takes its kinds from the options.

@@ -12,7 +12,7 @@
 use super::events::Counters;
 use super::options::{Options, OptionsPatch, UserLimits};
 use super::{Registry, Slot};
-use crate::error::{check_user_id, LeaseError};
+use crate::error::{check_user_id, LeaseError, Listed};
 use crate::id::{uuid7::MAX_TIMESTAMP_MS, Entropy};
 use crc::{Crc, NoTable, CRC_32_ISO_HDLC};
 
@@ -300,8 +300,8 @@ impl<E: Entropy> Registry<E> {
             if stored != asked {
                 return Err(LeaseError::InvalidOption(format!(
                     "kinds: the snapshot's leases have kinds [{}]; restore cannot change them to [{}]",
-                    stored.join(", "),
-                    asked.join(", ")
+                    Listed(stored),
+                    Listed(asked)
                 )));
             }
         }

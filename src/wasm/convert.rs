@@ -1,7 +1,7 @@
 //! Checked conversions between `JsValue` and core types, and small object builders.
 
 use super::errors::{js, JsResult};
-use crate::error::{check_time, LeaseError};
+use crate::error::{check_time, LeaseError, Listed};
 use crate::registry::options::{Mode, OptionsPatch, Policy, UserLimits, MAX_LIMIT};
 use js_sys::{Array, JsString, Object, Reflect};
 use wasm_bindgen::prelude::*;
@@ -307,7 +307,7 @@ pub fn options_patch(v: &JsValue, allow_on_event: bool) -> JsResult<OptionsPatch
             other => {
                 return Err(option_err(format!(
                     "unknown option \"{other}\"; known options are {}{}",
-                    OPTION_NAMES.join(", "),
+                    Listed(&OPTION_NAMES),
                     if allow_on_event { ", onEvent" } else { "" }
                 )))
             }

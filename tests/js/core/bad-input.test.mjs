@@ -117,6 +117,10 @@ test('constructor and setLimits options: every field validated, unknown names re
   }
   expectCode(() => reg.setLimits(/** @type {any} */ ({ onEvent: () => {} })), 'INVALID_OPTION', 'setLimits onEvent');
   expectCode(() => reg.setLimits(/** @type {any} */ (undefined)), 'INVALID_OPTION', 'setLimits nothing');
+  // A misspelt option is answered with the names it could have meant.
+  const known = 'perUserLimit, globalLimit, userLimits, ttlMs, onLimit, warnRatio, maxUsers, mode, kinds';
+  assert.throws(() => new LeaseRegistry(/** @type {any} */ ({ perUserLimt: 5 })), { message: `invalid option: unknown option "perUserLimt"; known options are ${known}, onEvent` });
+  assert.throws(() => reg.setLimits(/** @type {any} */ ({ ttl: 5 })), { message: `invalid option: unknown option "ttl"; known options are ${known}` });
   assert.equal(reg.getOptions().perUserLimit, 3);
 });
 
