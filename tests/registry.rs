@@ -806,6 +806,52 @@ fn dry_run_reports_one_refusal_per_acquire_over_both_limits() {
 }
 
 #[test]
+fn dry_run_with_an_evict_policy_reports_the_eviction_enforce_mode_would_make() {
+    for policy in [Policy::EvictOldest, Policy::EvictIdle] {
+        let mut reg = registry(OptionsPatch {
+            mode: Some(Mode::DryRun),
+            on_limit: Some(policy),
+            global_limit: Some(Some(2)),
+            ..limit(2)
+        });
+        reg.set_collect_events(true);
+        let first = grant(&mut reg, "alice", 100);
+        let second = grant(&mut reg, "alice", 200);
+        // evict-idle picks the least recently touched: make that the second lease.
+        assert!(reg.touch(&conn(first), 300).unwrap());
+        let _ = reg.take_events();
+        // At the limit (and the global limit): enforce mode would evict, not refuse, and
+        // the eviction would make room under the global limit too.
+        grant(&mut reg, "alice", 400);
+        let c = reg.stats().counters;
+        assert_eq!(
+            (c.evicted, c.rejected_user_limit, c.rejected_global_limit),
+            (1, 0, 0),
+            "{policy:?}"
+        );
+        let would = if policy == Policy::EvictIdle {
+            second
+        } else {
+            first
+        };
+        let events = reg.take_events();
+        assert_eq!(events.len(), 1, "{policy:?}: {events:?}");
+        assert_eq!(
+            (events[0].kind, events[0].lease, events[0].dry_run),
+            (EventKind::Evicted, Some(would), true)
+        );
+        // Named, not done: every lease is still there.
+        assert_eq!(reg.active(), 3);
+        assert!(reg.touch(&conn(would), 500).unwrap());
+        // Above the limit enforce mode would refuse (an eviction swaps one for one only
+        // at exactly the limit), and dry-run reports that.
+        grant(&mut reg, "alice", 600);
+        let c = reg.stats().counters;
+        assert_eq!((c.evicted, c.rejected_user_limit), (1, 1), "{policy:?}");
+    }
+}
+
+#[test]
 fn near_limit_fires_once_while_evictions_keep_a_user_at_its_limit() {
     let mut reg = registry(OptionsPatch {
         on_limit: Some(Policy::EvictOldest),

@@ -540,8 +540,10 @@ impl<E: Entropy> Registry<E> {
 
         // Decide everything before mutating, so a refusal leaves the table untouched.
         let mut victim = None;
-        // Dry-run reports the refusal enforce mode would answer: the first one, once.
+        // Dry-run reports what enforce mode would do in the present state: the refusal it
+        // would answer (the first one, once), or the lease it would evict.
         let mut dry_refused = false;
+        let mut dry_victim = None;
         if user_active >= limit {
             let can_evict =
                 self.options.on_limit != Policy::Reject && limit > 0 && user_active == limit;
@@ -551,7 +553,9 @@ impl<E: Entropy> Registry<E> {
                 active: user_active,
                 retry_after_ms: user_idx.map_or(1, |u| self.earliest_expiry_of_user(u, now)),
             };
-            if dry_run {
+            if dry_run && can_evict {
+                dry_victim = user_idx.and_then(|u| self.pick_victim(u));
+            } else if dry_run {
                 self.refuse(user, refusal, limit, now, true);
                 dry_refused = true;
             } else if can_evict {
@@ -562,7 +566,7 @@ impl<E: Entropy> Registry<E> {
         }
 
         if let Some(global) = self.options.global_limit {
-            let freed = u32::from(victim.is_some());
+            let freed = u32::from(victim.is_some() || dry_victim.is_some());
             if self.active - freed >= global {
                 self.purge_expired(now, false);
             }
@@ -583,6 +587,15 @@ impl<E: Entropy> Registry<E> {
             }
         }
 
+        if let Some(handle) = dry_victim {
+            // Counted and reported as enforce mode would, and left in place.
+            self.counters.evicted += 1;
+            let (u, uuid) = (
+                self.slots[handle as usize].user,
+                self.slots[handle as usize].uuid.get(),
+            );
+            self.emit_for_user(EventKind::Evicted, u, Some(uuid), now, true);
+        }
         let mut evicted = Vec::new();
         // An eviction swaps one lease for another: the user stays as near its limit as it
         // was, so near-limit (edge-triggered) must not fire again for the new lease.
@@ -825,10 +838,10 @@ impl<E: Entropy> Registry<E> {
         if limit > 0 && active >= threshold && !self.users[u as usize].near {
             self.users[u as usize].near = true;
             self.counters.near_limit_events += 1;
-            self.emit_for_user(EventKind::NearLimit, u, None, now);
+            self.emit_for_user(EventKind::NearLimit, u, None, now, false);
         }
         if limit > 0 && active == limit {
-            self.emit_for_user(EventKind::LimitReached, u, None, now);
+            self.emit_for_user(EventKind::LimitReached, u, None, now, false);
         }
         handle
     }
@@ -1198,11 +1211,11 @@ impl<E: Entropy> Registry<E> {
             }
             Removal::Expired => {
                 self.counters.expired += 1;
-                self.emit_for_user(EventKind::Expired, u, Some(uuid), now);
+                self.emit_for_user(EventKind::Expired, u, Some(uuid), now, false);
             }
             Removal::Evicted => {
                 self.counters.evicted += 1;
-                self.emit_for_user(EventKind::Evicted, u, Some(uuid), now);
+                self.emit_for_user(EventKind::Evicted, u, Some(uuid), now, false);
             }
         }
         let user = &self.users[u as usize];
@@ -1218,7 +1231,15 @@ impl<E: Entropy> Registry<E> {
         uuid
     }
 
-    fn emit_for_user(&mut self, kind: EventKind, u: u32, lease: Option<u128>, now: u64) {
+    /// `dry_run`: reported but not done (an eviction dry-run mode only names).
+    fn emit_for_user(
+        &mut self,
+        kind: EventKind,
+        u: u32,
+        lease: Option<u128>,
+        now: u64,
+        dry_run: bool,
+    ) {
         if !self.collect_events {
             return;
         }
@@ -1231,7 +1252,7 @@ impl<E: Entropy> Registry<E> {
             active: user.count,
             limit: self.options.limit_for(name),
             reason: None,
-            dry_run: false,
+            dry_run,
             at: now,
         };
         self.events.push(event);

@@ -129,6 +129,24 @@ test('dry-run counts and reports, never refuses', () => {
   assert.match(reg.metrics(), /^socket_lease_rejected_total\{reason="user-limit"\} 1$/m);
 });
 
+test('dry-run under evict-oldest reports the eviction enforce mode would make, and keeps the lease', () => {
+  /** @type {any[]} */
+  const events = [];
+  const reg = new LeaseRegistry({ perUserLimit: 1, onLimit: 'evict-oldest', mode: 'dry-run', onEvent: (e) => events.push(e) });
+  const first = /** @type {any} */ (reg.acquire('alice', { now: T0 })).lease.id;
+  const second = reg.acquire('alice', { now: T0 + 1 });
+  assert.deepEqual(second.ok && second.evicted, [], 'nothing is evicted');
+  // `active` is what the user held when the eviction would have been made.
+  assert.deepEqual(
+    events.filter((e) => e.type !== 'near-limit' && e.type !== 'limit-reached'),
+    [{ type: 'evicted', userId: 'alice', leaseId: first, active: 1, limit: 1, dryRun: true, at: T0 + 1 }],
+  );
+  assert.equal(reg.stats().rejected, 0);
+  assert.equal(reg.stats().evicted, 1);
+  assert.match(reg.metrics(), /^socket_lease_evicted_total 1$/m);
+  assert.equal(reg.getLease(first)?.id, first, 'the lease it names is still held');
+});
+
 test('setLimits and setUserLimit: lowering never drops, refuses until under', () => {
   const reg = new LeaseRegistry({ perUserLimit: 4 });
   const ids = [0, 1, 2, 3].map(() => /** @type {any} */ (reg.acquire('alice')).lease.id);
