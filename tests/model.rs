@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 use socket_lease::id::{self, SeededEntropy};
 use socket_lease::registry::events::RefusalReason;
-use socket_lease::registry::options::{Options, OptionsPatch, Policy};
+use socket_lease::registry::options::{Mode, Options, OptionsPatch, Policy};
 use socket_lease::registry::{Acquired, Registry};
 
 #[derive(Debug, Clone)]
@@ -70,6 +70,7 @@ struct ModelLease {
 
 #[derive(Debug)]
 struct Model {
+    dry_run: bool,
     limit: u32,
     global: Option<u32>,
     ttl: u64,
@@ -128,6 +129,8 @@ impl Model {
         let mine: Vec<&ModelLease> = self.leases.iter().filter(|l| l.user == user).collect();
         let active = mine.len() as u32;
         let mut evict = None;
+        // Dry-run goes on past a refusal (it grants), and reports the first one.
+        let mut refused = None;
         if active >= self.limit {
             if self.policy != Policy::Reject && self.limit > 0 && active == self.limit {
                 evict = mine
@@ -143,7 +146,10 @@ impl Model {
                     .map(|l| l.expires)
                     .min()
                     .map_or(1, |e| e.saturating_sub(now).max(1));
-                return Decision::Refuse(RefusalReason::UserLimit, retry);
+                if !self.dry_run {
+                    return Decision::Refuse(RefusalReason::UserLimit, retry);
+                }
+                refused = Some(Decision::Refuse(RefusalReason::UserLimit, retry));
             }
         }
         if let Some(g) = self.global {
@@ -158,14 +164,15 @@ impl Model {
                     .map(|l| l.expires)
                     .min()
                     .map_or(1, |e| e.saturating_sub(now).max(1));
-                return Decision::Refuse(RefusalReason::GlobalLimit, retry);
+                // Refused before anything is evicted.
+                return refused.unwrap_or(Decision::Refuse(RefusalReason::GlobalLimit, retry));
             }
         }
-        Decision::Grant { evict }
+        refused.unwrap_or(Decision::Grant { evict })
     }
 }
 
-fn check_against_model(reg: &Registry<SeededEntropy>, model: &Model) {
+fn check_against_model(reg: &Registry<SeededEntropy>, model: &Model, dry_run: bool) {
     reg.check_invariants();
     let mut have: Vec<(u128, String, u64, u64, u64)> = reg
         .leases()
@@ -187,6 +194,10 @@ fn check_against_model(reg: &Registry<SeededEntropy>, model: &Model) {
     have.sort();
     want.sort();
     assert_eq!(have, want, "registry and model disagree on the lease table");
+    // Dry-run grants past the limits: it only counts (checked where it decides).
+    if dry_run {
+        return;
+    }
     for user in 0..4 {
         let name = format!("user{user}");
         let n = model.leases.iter().filter(|l| l.user == name).count() as u32;
@@ -218,6 +229,7 @@ proptest! {
         global in proptest::option::of(1u32..8),
         ttl in 5u64..150,
         policy in policy(),
+        dry_run in proptest::bool::weighted(0.25),
         seed in any::<u64>(),
         ops in proptest::collection::vec(op(), 1..120),
     ) {
@@ -226,11 +238,14 @@ proptest! {
             global_limit: Some(global),
             ttl_ms: Some(ttl),
             on_limit: Some(policy),
+            mode: Some(if dry_run { Mode::DryRun } else { Mode::Enforce }),
             ..Default::default()
         };
         let mut reg = Registry::new(Options::default().patched(&patch).unwrap(), SeededEntropy::new(seed));
-        let mut model = Model { limit, global, ttl, policy, leases: Vec::new(), issued: Vec::new(), reclaimed: Vec::new() };
+        let mut model = Model { dry_run, limit, global, ttl, policy, leases: Vec::new(), issued: Vec::new(), reclaimed: Vec::new() };
         let mut now = 1_000u64;
+        // Dry-run: (user-limit refusals, global-limit refusals, evictions) it reported.
+        let mut dry = (0u64, 0u64, 0u64);
         for op in ops {
             match op {
                 Op::Acquire { user, key, dt } => {
@@ -239,6 +254,26 @@ proptest! {
                     let key = key.map(|k| format!("socket{k}"));
                     let expected = model.acquire(&name, key.as_deref(), now);
                     let got = reg.acquire(&name, key.as_deref(), now).unwrap();
+                    // Dry-run grants what enforce mode would refuse or evict for, and
+                    // counts what enforce mode would have done.
+                    let expected = match expected {
+                        Decision::Refuse(reason, _) if dry_run => {
+                            match reason {
+                                RefusalReason::GlobalLimit => dry.1 += 1,
+                                _ => dry.0 += 1,
+                            }
+                            Decision::Grant { evict: None }
+                        }
+                        Decision::Grant { evict: Some(_) } if dry_run => {
+                            dry.2 += 1;
+                            Decision::Grant { evict: None }
+                        }
+                        other => other,
+                    };
+                    if dry_run {
+                        let c = reg.stats().counters;
+                        prop_assert_eq!((c.rejected_user_limit, c.rejected_global_limit, c.evicted), dry);
+                    }
                     match (expected, got) {
                         (Decision::Reuse(uuid), Acquired::Granted { handle, reused: true, evicted }) => {
                             prop_assert_eq!(reg.lease(handle).unwrap().uuid, uuid);
@@ -323,7 +358,7 @@ proptest! {
                     prop_assert_eq!(reg.stats().counters.unknown_releases, before + 1);
                 }
             }
-            check_against_model(&reg, &model);
+            check_against_model(&reg, &model, dry_run);
         }
         // Releasing everything empties the table.
         for l in model.leases.clone() {

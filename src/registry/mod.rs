@@ -581,6 +581,8 @@ impl<E: Entropy> Registry<E> {
                     if !dry_refused {
                         self.refuse(user, refusal, limit, now, true);
                     }
+                    // Enforce mode refuses here, before it would evict anything.
+                    dry_victim = None;
                 } else {
                     return Ok(self.refuse(user, refusal, limit, now, false));
                 }
