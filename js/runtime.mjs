@@ -22,6 +22,33 @@ export class LeaseError extends Error {
 /** @param {unknown} v */
 const kind = (v) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
 
+/** Where a ParsedId keeps the UUID it was parsed from (four 32-bit numbers, high first:
+ * four fields rather than an array, which would be one more allocation per parse) and
+ * its text once made. */
+const W0 = Symbol('uuid bits 96-127');
+const W1 = Symbol('uuid bits 64-95');
+const W2 = Symbol('uuid bits 32-63');
+const W3 = Symbol('uuid bits 0-31');
+const UUID = Symbol('uuid');
+
+/** Char codes of the lowercase hex digits. */
+const HEX = Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+
+/**
+ * The canonical hyphenated lowercase spelling of a UUID given as four 32-bit numbers,
+ * high first (8-4-4-4-12 digits). Spelling only: the wasm core parsed and checked it.
+ * @param {number} a @param {number} b @param {number} c @param {number} d
+ */
+function uuidText(a, b, c, d) {
+  const x = (/** @type {number} */ w, /** @type {number} */ shift) => HEX[(w >>> shift) & 15];
+  // prettier-ignore
+  return String.fromCharCode(
+    x(a, 28), x(a, 24), x(a, 20), x(a, 16), x(a, 12), x(a, 8), x(a, 4), x(a, 0), 45,
+    x(b, 28), x(b, 24), x(b, 20), x(b, 16), 45, x(b, 12), x(b, 8), x(b, 4), x(b, 0), 45,
+    x(c, 28), x(c, 24), x(c, 20), x(c, 16), 45, x(c, 12), x(c, 8), x(c, 4), x(c, 0),
+    x(d, 28), x(d, 24), x(d, 20), x(d, 16), x(d, 12), x(d, 8), x(d, 4), x(d, 0));
+}
+
 /** Kinds remembered as checked by `newId`; past this many, new kinds are checked each time. */
 const KIND_CACHE = 256;
 
@@ -376,57 +403,59 @@ export function install(wasm) {
     if (prefixes.size < KIND_CACHE) prefixes.set(kind, kind === '' ? '' : `${kind}_`);
     return id;
   };
-  /** The hyphenated UUID `parseIdLane(len, true)` wrote at the lane's start. */
-  const uuidAt = () => {
-    const b = view();
-    const p = address;
-    // prettier-ignore
-    return String.fromCharCode(
-      b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7], b[p + 8],
-      b[p + 9], b[p + 10], b[p + 11], b[p + 12], b[p + 13], b[p + 14], b[p + 15], b[p + 16],
-      b[p + 17], b[p + 18], b[p + 19], b[p + 20], b[p + 21], b[p + 22], b[p + 23], b[p + 24],
-      b[p + 25], b[p + 26], b[p + 27], b[p + 28], b[p + 29], b[p + 30], b[p + 31], b[p + 32],
-      b[p + 33], b[p + 34], b[p + 35]);
-  };
   /**
    * What `parseId` returns: `kind`, `suffix`, `timestampMs` and `version` are own data
    * properties; `uuid` is an accessor that makes the string when first read and keeps
    * it. Making a 36-character string in JS was over a third of a parse, and most callers
    * read the kind, suffix or time. `toJSON` and Node's inspect show all five; a spread
    * or `structuredClone` copies the four own ones (use `toJSON()` for a plain object).
+   * Its state is under symbol keys, not private fields: a Proxy of it (a framework's
+   * reactive wrapper) must still read `uuid`.
    */
   class ParsedId {
-    /** The suffix as parsed (the public one may be reassigned). */
-    #suffix;
-    /** @type {string | undefined} */
-    #uuid;
-    /** @param {string} kind @param {string} suffix @param {number} timestampMs @param {number} version */
-    constructor(kind, suffix, timestampMs, version) {
+    /**
+     * @param {string} kind @param {string} suffix @param {number} timestampMs @param {number} version
+     * @param {number} a @param {number} b @param {number} c @param {number} d the UUID, 32 bits each, high first
+     */
+    constructor(kind, suffix, timestampMs, version, a, b, c, d) {
       this.kind = kind;
       this.suffix = suffix;
       this.timestampMs = timestampMs;
       this.version = version;
-      this.#suffix = suffix;
-      this.#uuid = undefined;
+      // The UUID as parsed (the public fields may be reassigned).
+      this[W0] = a;
+      this[W1] = b;
+      this[W2] = c;
+      this[W3] = d;
+      /** @type {string | undefined} */
+      this[UUID] = undefined;
     }
     get uuid() {
-      if (this.#uuid !== undefined) return this.#uuid;
-      // The suffix alone is a valid TypeID (no kind) of the same UUID.
-      const s = this.#suffix;
-      /** @type {string} */
-      const uuid = put(s, 0) === 26 && parseIdLane(26, true) >= 0 ? uuidAt() : checkedParseId(s).uuid;
-      this.#uuid = uuid;
+      /** @type {string | undefined} */
+      let uuid = this[UUID];
+      if (uuid !== undefined) return uuid;
+      uuid = uuidText(this[W0], this[W1], this[W2], this[W3]);
+      try {
+        this[UUID] = uuid;
+      } catch {
+        // Frozen: made again on the next read.
+      }
       return uuid;
     }
     set uuid(/** @type {string} */ value) {
-      this.#uuid = value;
+      this[UUID] = value;
     }
     toJSON() {
       return { kind: this.kind, suffix: this.suffix, uuid: this.uuid, timestampMs: this.timestampMs, version: this.version };
     }
-    /** Node's `util.inspect` (console.log): all five parts, `uuid` included. */
-    [Symbol.for('nodejs.util.inspect.custom')](/** @type {number} */ _depth, /** @type {object} */ options, /** @type {(v: unknown, o: object) => string} */ inspect) {
-      return `ParsedId ${inspect(this.toJSON(), options)}`;
+    /**
+     * Node's `util.inspect` (console.log): all five parts, `uuid` included.
+     * @param {number} depth @param {{ depth?: number | null }} options @param {(v: unknown, o: object) => string} inspect
+     */
+    [Symbol.for('nodejs.util.inspect.custom')](depth, options, inspect) {
+      if (depth < 0) return '[ParsedId]';
+      const deeper = options.depth === null || options.depth === undefined ? options.depth : options.depth - 1;
+      return `ParsedId ${inspect(this.toJSON(), { ...options, depth: deeper })}`;
     }
   }
   /** @param {string} id @returns {import('../pkg/web/socket_lease.js').ParsedId} */
@@ -434,11 +463,15 @@ export function install(wasm) {
     // A TypeID is at most 90 characters; anything longer is refused by the checked binding.
     const len = typeof id === 'string' && id.length <= 90 ? put(id, 0) : -1;
     if (len >= 0) {
-      const timestampMs = parseIdLane(len, false);
+      const timestampMs = parseIdLane(len);
       if (timestampMs >= 0) {
         const b = view();
-        const k = b[address + 36];
-        return new ParsedId(k === 0 ? '' : id.slice(0, k), k === 0 ? id : id.slice(k + 1), timestampMs, b[address + 37]);
+        const p = address;
+        const k = b[p + 36];
+        const slice = k === 0 ? id : id.slice(k + 1);
+        // prettier-ignore
+        return new ParsedId(k === 0 ? '' : id.slice(0, k), slice, timestampMs, b[p + 37],
+          data.getUint32(p + 40), data.getUint32(p + 44), data.getUint32(p + 48), data.getUint32(p + 52));
       }
     }
     return checkedParseId(id);

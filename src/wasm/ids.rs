@@ -67,23 +67,22 @@ pub fn new_id_lane(now: f64, count: u32) -> u32 {
 }
 
 /// `parseId` on the lane, of the `len` bytes at its start: writes the kind's length at
-/// 36 and the UUID version at 37 and returns the timestamp in ms, or -1 if the id is not
-/// valid (the JS half then asks `parseId` why). With `uuid`, also writes the hyphenated
-/// UUID at 0..36: `parseId` asks for it only when its `uuid` is first read.
+/// 36, the UUID version at 37 and the UUID's 16 bytes (big-endian) at 40..56, and
+/// returns the timestamp in ms; -1 if the id is not valid (the JS half then asks
+/// `parseId` why). The JS half keeps the bytes as four numbers and spells the
+/// hyphenated UUID only when its `uuid` is first read.
 #[wasm_bindgen(js_name = "__parseIdLane", skip_typescript)]
-pub fn parse_id_lane(len: u32, uuid: bool) -> f64 {
+pub fn parse_id_lane(len: u32) -> f64 {
     lane::with(|bytes| {
         // `parse_bytes` accepts exactly the valid ids, so `None` is an invalid one.
         let parsed = bytes.get(..len as usize).and_then(id::typeid::parse_bytes);
         let Some((kind_len, value)) = parsed else {
             return -1.0;
         };
-        if uuid {
-            bytes[..36].copy_from_slice(&id::typeid::uuid_ascii(value));
-        }
         // At most 63: the parse checked it.
         bytes[36] = kind_len as u8;
         bytes[37] = ((value >> 76) & 0xf) as u8;
+        bytes[40..56].copy_from_slice(&value.to_be_bytes());
         uuid7::timestamp_ms(value) as f64
     })
 }

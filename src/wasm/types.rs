@@ -89,6 +89,8 @@ export interface ParsedId {
   uuid: string;
   timestampMs: number;
   version: number;
+  /** All five parts as a plain object (what `JSON.stringify` writes). */
+  toJSON(): { kind: string; suffix: string; uuid: string; timestampMs: number; version: number };
 }
 
 export interface LeaseStats {

@@ -60,9 +60,17 @@ test('parseId on the lane returns exactly what the checked binding returns', () 
   assert.equal(first.uuid, first.uuid);
   first.uuid = 'assigned';
   assert.equal(first.uuid, 'assigned', 'uuid can be assigned, like any field of a plain object');
+  // Read through a Proxy (a framework's reactive wrapper), a child object or a frozen one.
+  const wrapped = new Proxy(parseId(ids[1]), {});
+  assert.equal(wrapped.uuid, raw.parseId(ids[1]).uuid);
+  assert.equal(Object.create(parseId(ids[1])).uuid, raw.parseId(ids[1]).uuid);
+  const frozen = Object.freeze(parseId(ids[2]));
+  assert.equal(frozen.uuid, raw.parseId(ids[2]).uuid);
+  assert.equal(frozen.uuid, raw.parseId(ids[2]).uuid, 'read again');
   // Own properties are the other four; Node's inspect (console.log) shows all five.
   assert.deepEqual(Object.keys(parseId(ids[2])), ['kind', 'suffix', 'timestampMs', 'version']);
   assert.match(inspect(parseId(ids[2])), new RegExp(`uuid: '${raw.parseId(ids[2]).uuid}'`));
+  assert.match(inspect({ a: { b: { c: parseId(ids[2]) } } }), /c: \[ParsedId\]/, 'nested past the depth: folded, like any object');
   // Also after the linear memory has grown (the lane's view of it must follow).
   const before = parts(parseId(ids[0]));
   const unread = parseId(ids[3]);
