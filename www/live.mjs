@@ -100,6 +100,8 @@ export function mountLive() {
   let timer = null;
   /** Whether the tab is shown (polls are scheduled only then). */
   let running = false;
+  /** Bumped by every start() and stop(): a start() that finds it moved was overtaken. */
+  let shownCount = 0;
   /** Polls in a row that got no answer from the server; 0 while it answers. */
   let failures = 0;
   /** When the server last answered a poll. */
@@ -307,26 +309,29 @@ export function mountLive() {
       },
     );
     // Focus was on a socket that is gone now: hand it to the connect button.
-    if (hadFocus && !socketsBox.contains(document.activeElement)) connectButton.focus();
+    if (hadFocus && !socketsBox.contains(document.activeElement)) (connectButton.disabled ? userInput : connectButton).focus();
   }
 
   /**
-   * The JSON answer, null for an HTTP error, DOWN when no answer came at all.
+   * The JSON answer, null for an HTTP error, DOWN when the server is not answering: no
+   * answer at all, or a 5xx (a proxy in front of a server that is gone says 502 or 503).
    * @param {string} url
    */
   async function fetchJson(url) {
     try {
       const res = await fetch(url, { cache: 'no-store' });
+      if (res.status >= 500) return DOWN;
       return res.ok ? await res.json() : null;
     } catch {
       return DOWN;
     }
   }
 
-  /** The metrics, null for an HTTP error, DOWN when no answer came at all. */
+  /** The metrics, null for an HTTP error, DOWN as for `fetchJson`. */
   async function fetchMetrics() {
     try {
       const res = await fetch('/metrics', { cache: 'no-store' });
+      if (res.status >= 500) return DOWN;
       return res.ok ? parseMetrics(await res.text()) : null;
     } catch {
       return DOWN;
@@ -336,7 +341,7 @@ export function mountLive() {
   /** The next poll: in a second, or later while the server does not answer. */
   function schedule() {
     if (timer !== null) clearTimeout(timer);
-    timer = running ? setTimeout(() => void poll(), failures === 0 ? POLL_MS : retryMs()) : null;
+    timer = running ? setTimeout(() => void poll(true), failures === 0 ? POLL_MS : retryMs()) : null;
   }
   const retryMs = () => Math.min(RETRY_MAX_MS, POLL_MS * 2 ** failures);
 
@@ -362,11 +367,18 @@ export function mountLive() {
   const connectedText = () =>
     `Connected to the demo server at ${location.host}. Open sockets, send messages, and watch the server's own numbers.`;
 
-  async function poll() {
-    if (available !== true || document.hidden) {
+  /**
+   * Asks the server for the watched user's view and the metrics. Called by the timer and
+   * on the page's own events (a socket opened or closed, the user switched); while the
+   * server is not answering, only the timer asks (the backoff it announced holds).
+   * @param {boolean} [fromTimer]
+   */
+  async function poll(fromTimer = false) {
+    if (!running || available !== true || document.hidden) {
       schedule();
       return;
     }
+    if (failures > 0 && !fromTimer) return;
     if (polling) {
       // Asked while one is on its way (the watched user changed, a socket opened): one
       // more right after it, so the answer shown is never older than the question.
@@ -399,10 +411,12 @@ export function mountLive() {
       updated.textContent = `updated ${new Date().toLocaleTimeString()}`;
     } finally {
       polling = false;
-      if (pollAgain) {
+      // Asked again meanwhile, and the server answered: right away; else on the timer.
+      if (pollAgain && failures === 0) {
         pollAgain = false;
         void poll();
       } else {
+        pollAgain = false;
         schedule();
       }
     }
@@ -484,15 +498,21 @@ export function mountLive() {
   });
 
   return {
-    /** Called when the live tab is shown: check the server, then poll once a second. */
+    /**
+     * Called when the live tab is shown: check the server (again, if it was not there
+     * before), then poll once a second.
+     */
     async start() {
-      if (available === null && !(await checkServer())) return;
-      if (!available) return;
+      const shown = ++shownCount;
+      if (available !== true && !(await checkServer())) return;
+      // Hidden again (or shown anew) while /healthz was on its way.
+      if (shown !== shownCount) return;
       running = true;
       void poll();
     },
     /** Called when the tab is hidden: stop polling (sockets stay open). */
     stop() {
+      shownCount++;
       running = false;
       schedule();
     },

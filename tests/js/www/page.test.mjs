@@ -519,11 +519,12 @@ test('live: when the demo server stops answering, the page says so, keeps the la
     assert.match((await page.locator('#live-chart').getAttribute('aria-label')) ?? '', /leases held by the watched user: 1,/);
     assert.match(await text(page.locator('#live-updated'))(), /^no answer since /);
     assert.equal(await page.getByRole('button', { name: 'Connect', exact: true }).isDisabled(), true, 'no connect while the server is gone');
-    // Each failed poll waited at least the delay it announced (2 s, then 4 s), not 1 s.
-    // Timers only fire late, never early: a lower bound with slack for the clocks.
+    // Each failed poll waited at least the delay it announced (2 s, then 4 s), not the
+    // 1 s of a page that does not back off. Timers only fire late, never early; the
+    // slack is for the event times, taken in this process rather than in the page.
     assert.ok(failedPolls.length >= 3, `${failedPolls.length} failed polls`);
-    assert.ok(failedPolls[1] - failedPolls[0] >= 1_800, `second retry ${failedPolls[1] - failedPolls[0]} ms after the first`);
-    assert.ok(failedPolls[2] - failedPolls[1] >= 3_600, `third retry ${failedPolls[2] - failedPolls[1]} ms after the second`);
+    assert.ok(failedPolls[1] - failedPolls[0] >= 1_500, `second retry ${failedPolls[1] - failedPolls[0]} ms after the first`);
+    assert.ok(failedPolls[2] - failedPolls[1] >= 3_000, `third retry ${failedPolls[2] - failedPolls[1]} ms after the second`);
 
     own = await startServer({ ...env, PORT: port });
     await eventually(status, (t) => /Connected to the demo server/.test(t), 'polling picks up again', 30_000);
@@ -533,9 +534,11 @@ test('live: when the demo server stops answering, the page says so, keeps the la
     assert.equal(await page.getByRole('button', { name: 'Connect', exact: true }).isDisabled(), false);
     assert.equal(await page.locator('#live-log [data-type="unreachable"]').count(), 1, 'the outage is in the event log once');
     assert.equal(await page.locator('#live-log [data-type="reachable"]').count(), 1);
-    // What went wrong meanwhile is only the polls that could not reach the server.
+    // What went wrong meanwhile is only the polls that could not reach the server (one
+    // on its way when it stopped ends with a reset or an empty response, later ones are
+    // refused).
     for (const problem of errors.problems) {
-      assert.match(problem, /^(request failed: http:\/\/127\.0\.0\.1:\d+\/(metrics|api\/users\/live-fay) |console error: Failed to load resource: net::ERR_CONNECTION_REFUSED)/);
+      assert.match(problem, /^(request failed: http:\/\/127\.0\.0\.1:\d+\/(metrics|api\/users\/live-fay) |console error: Failed to load resource: net::ERR_[A-Z_]+$)/);
     }
     assert.ok(errors.problems.length > 0, 'the outage was seen by the page');
   } finally {
