@@ -9,6 +9,7 @@ use socket_lease::id::{self, SeededEntropy};
 use socket_lease::registry::events::RefusalReason;
 use socket_lease::registry::options::{Mode, Options, OptionsPatch, Policy};
 use socket_lease::registry::{Acquired, Registry};
+use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -43,6 +44,11 @@ enum Op {
     SnapshotRestore {
         seed: u64,
     },
+    /// Sets or clears one user's limit override; lowering one never drops a lease.
+    SetUserLimit {
+        user: u8,
+        limit: Option<u32>,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -55,6 +61,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (5u64..150).prop_map(|ttl| Op::SetTtl { ttl }),
         1 => (1u64..60).prop_map(|dt| Op::ClockBack { dt }),
         1 => any::<u64>().prop_map(|seed| Op::SnapshotRestore { seed }),
+        1 => (0u8..4, proptest::option::of(0u32..4)).prop_map(|(user, limit)| Op::SetUserLimit { user, limit }),
     ]
 }
 
@@ -72,6 +79,11 @@ struct ModelLease {
 struct Model {
     dry_run: bool,
     limit: u32,
+    /// Per-user limit overrides in force.
+    overrides: HashMap<String, u32>,
+    /// The highest limit each user has had: what it may hold (a lowered limit drops
+    /// nothing).
+    highest: HashMap<String, u32>,
     global: Option<u32>,
     ttl: u64,
     policy: Policy,
@@ -91,6 +103,10 @@ enum Decision {
 }
 
 impl Model {
+    fn limit_for(&self, user: &str) -> u32 {
+        self.overrides.get(user).copied().unwrap_or(self.limit)
+    }
+
     fn drop_expired_of(&mut self, user: &str, now: u64) {
         let reclaimed = &mut self.reclaimed;
         self.leases.retain(|l| {
@@ -126,13 +142,14 @@ impl Model {
                 return Decision::Reuse(l.uuid);
             }
         }
+        let limit = self.limit_for(user);
         let mine: Vec<&ModelLease> = self.leases.iter().filter(|l| l.user == user).collect();
         let active = mine.len() as u32;
         let mut evict = None;
         // Dry-run goes on past a refusal (it grants), and reports the first one.
         let mut refused = None;
-        if active >= self.limit {
-            if self.policy != Policy::Reject && self.limit > 0 && active == self.limit {
+        if active >= limit {
+            if self.policy != Policy::Reject && limit > 0 && active == limit {
                 evict = mine
                     .iter()
                     .min_by_key(|l| match self.policy {
@@ -174,22 +191,33 @@ impl Model {
 
 fn check_against_model(reg: &Registry<SeededEntropy>, model: &Model, dry_run: bool) {
     reg.check_invariants();
-    let mut have: Vec<(u128, String, u64, u64, u64)> = reg
+    type Row = (u128, String, Option<String>, u64, u64, u64);
+    let mut have: Vec<Row> = reg
         .leases()
         .map(|l| {
             (
                 l.uuid,
                 l.user.to_owned(),
+                l.connection_key.map(str::to_owned),
                 l.acquired_at,
                 l.touched_at,
                 l.expires_at,
             )
         })
         .collect();
-    let mut want: Vec<(u128, String, u64, u64, u64)> = model
+    let mut want: Vec<Row> = model
         .leases
         .iter()
-        .map(|l| (l.uuid, l.user.clone(), l.acquired, l.touched, l.expires))
+        .map(|l| {
+            (
+                l.uuid,
+                l.user.clone(),
+                l.key.clone(),
+                l.acquired,
+                l.touched,
+                l.expires,
+            )
+        })
         .collect();
     have.sort();
     want.sort();
@@ -201,10 +229,15 @@ fn check_against_model(reg: &Registry<SeededEntropy>, model: &Model, dry_run: bo
     for user in 0..4 {
         let name = format!("user{user}");
         let n = model.leases.iter().filter(|l| l.user == name).count() as u32;
+        let bound = model
+            .highest
+            .get(&name)
+            .copied()
+            .unwrap_or(0)
+            .max(model.limit);
         assert!(
-            n <= model.limit,
-            "{name} holds {n} leases over the limit {}",
-            model.limit
+            n <= bound,
+            "{name} holds {n} leases over its highest limit {bound}"
         );
     }
     if let Some(g) = model.global {
@@ -242,7 +275,7 @@ proptest! {
             ..Default::default()
         };
         let mut reg = Registry::new(Options::default().patched(&patch).unwrap(), SeededEntropy::new(seed));
-        let mut model = Model { dry_run, limit, global, ttl, policy, leases: Vec::new(), issued: Vec::new(), reclaimed: Vec::new() };
+        let mut model = Model { dry_run, limit, overrides: HashMap::new(), highest: HashMap::new(), global, ttl, policy, leases: Vec::new(), issued: Vec::new(), reclaimed: Vec::new() };
         let mut now = 1_000u64;
         // Dry-run: (user-limit refusals, global-limit refusals, evictions) it reported.
         let mut dry = (0u64, 0u64, 0u64);
@@ -341,16 +374,34 @@ proptest! {
                 Op::SnapshotRestore { seed } => {
                     let bytes = reg.snapshot();
                     let counters = reg.stats().counters;
+                    let limits = reg.options().user_limits.clone();
                     // Options are the host's to pass again; the snapshot keeps the leases,
                     // counters, per-user overrides and the id generator.
                     let again = OptionsPatch { ttl_ms: Some(model.ttl), ..patch.clone() };
                     reg = Registry::restore(&bytes, &again, SeededEntropy::new(seed)).unwrap();
                     prop_assert_eq!(reg.stats().counters, counters);
-                    prop_assert_eq!(reg.snapshot(), bytes, "a restored registry snapshots to the same bytes");
+                    // The same content: leases (checked below), counters, overrides. The bytes
+                    // can differ only in the order of the overrides (a hash map's).
+                    prop_assert_eq!(&reg.options().user_limits, &limits);
+                    prop_assert_eq!(reg.snapshot().len(), bytes.len());
                     // Leases an acquire reclaimed lazily are reported by the next sweep of
                     // the registry that reclaimed them; a snapshot does not carry that list
                     // (their sockets belonged to the process the snapshot came from).
                     model.reclaimed.clear();
+                }
+                Op::SetUserLimit { user, limit } => {
+                    let name = format!("user{user}");
+                    reg.set_user_limit(&name, limit).unwrap();
+                    match limit {
+                        Some(n) => {
+                            model.overrides.insert(name.clone(), n);
+                            let h = model.highest.entry(name).or_insert(0);
+                            *h = (*h).max(n);
+                        }
+                        None => {
+                            model.overrides.remove(&name);
+                        }
+                    }
                 }
                 Op::ReleaseUnknown => {
                     let before = reg.stats().counters.unknown_releases;
