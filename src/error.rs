@@ -92,28 +92,32 @@ pub fn describe_number(x: f64) -> String {
     }
 }
 
+/// A millisecond timestamp from the host as the core takes it (finite, not negative,
+/// within UUIDv7's 48 bits; sub-millisecond fractions, from performance.now()-style
+/// clocks, truncated), or `None`. The one definition of a valid time: `check_time` says
+/// why one is not, and the lane calls ask only whether (a lane call that fails answers
+/// NaN, and the checked binding, called next, reports why).
+pub fn time_ms(now_ms: f64) -> Option<u64> {
+    // NaN fails both comparisons; the infinities fail one each.
+    (now_ms >= 0.0 && now_ms <= crate::id::uuid7::MAX_TIMESTAMP_MS as f64).then_some(now_ms as u64)
+}
+
 /// Checks a millisecond timestamp coming from the host.
 pub fn check_time(now_ms: f64) -> Result<u64, LeaseError> {
-    if !now_ms.is_finite() {
-        return Err(LeaseError::InvalidTime(format!(
-            "{} is not a finite number",
-            describe_number(now_ms)
-        )));
+    if let Some(t) = time_ms(now_ms) {
+        return Ok(t);
     }
-    if now_ms < 0.0 {
-        return Err(LeaseError::InvalidTime(format!(
-            "{} is negative",
-            describe_number(now_ms)
-        )));
-    }
-    if now_ms > crate::id::uuid7::MAX_TIMESTAMP_MS as f64 {
-        return Err(LeaseError::InvalidTime(format!(
-            "{} is beyond the 48-bit millisecond range of UUIDv7",
-            describe_number(now_ms)
-        )));
-    }
-    // Sub-millisecond fractions (performance.now()-style clocks) are truncated.
-    Ok(now_ms as u64)
+    let why = if !now_ms.is_finite() {
+        "is not a finite number"
+    } else if now_ms < 0.0 {
+        "is negative"
+    } else {
+        "is beyond the 48-bit millisecond range of UUIDv7"
+    };
+    Err(LeaseError::InvalidTime(format!(
+        "{} {why}",
+        describe_number(now_ms)
+    )))
 }
 
 /// Items separated by ", ", for error messages. Written through the formatter rather
@@ -130,5 +134,32 @@ impl<T: AsRef<str>> std::fmt::Display for Listed<'_, T> {
             f.write_str(item.as_ref())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_ms_accepts_what_check_time_accepts() {
+        let max = crate::id::uuid7::MAX_TIMESTAMP_MS as f64;
+        for now in [
+            0.0,
+            -0.0,
+            0.5,
+            1.7e12,
+            1_700_000_000_007.9,
+            max,
+            max + 1.0,
+            f64::from_bits(max.to_bits() + 1),
+            -1.0,
+            -0.1,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+        ] {
+            assert_eq!(super::time_ms(now), super::check_time(now).ok(), "{now}");
+        }
     }
 }

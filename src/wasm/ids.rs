@@ -3,7 +3,7 @@
 use super::convert::{id_arg, now_opt, num, object};
 use super::errors::{js, JsResult};
 use super::lane;
-use crate::error::LeaseError;
+use crate::error::{time_ms, LeaseError};
 use crate::id::base32::{self, SUFFIX_LEN};
 use crate::id::{self, uuid7, OsEntropy, Uuid7Generator};
 use std::cell::RefCell;
@@ -47,7 +47,7 @@ pub fn new_id(
 /// ids stay strictly increasing).
 #[wasm_bindgen(js_name = "__newIdLane", skip_typescript)]
 pub fn new_id_lane(now: f64, count: u32) -> u32 {
-    let Some(t) = lane::time(now) else {
+    let Some(t) = time_ms(now) else {
         return 0;
     };
     let room = (lane::CAPACITY - lane::IDS_AT) / SUFFIX_LEN;

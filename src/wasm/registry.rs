@@ -5,7 +5,7 @@ use super::convert::{
 };
 use super::errors::{js, to_js, JsResult};
 use super::lane;
-use crate::error::LeaseError;
+use crate::error::{time_ms, LeaseError};
 use crate::id::base32::SUFFIX_LEN;
 use crate::id::{self, OsEntropy};
 use crate::registry::events::{Event, Refusal, RefusalReason};
@@ -279,7 +279,7 @@ impl JsLeaseRegistry {
     /// to throw).
     #[wasm_bindgen(js_name = "__acquireLane", skip_typescript)]
     pub fn acquire_lane(&self, user_len: u32, key_len: i32, now: f64) -> f64 {
-        let Some(t) = lane::time(now) else {
+        let Some(t) = time_ms(now) else {
             return f64::NAN;
         };
         let decided = lane::with(|bytes| {
@@ -332,7 +332,7 @@ impl JsLeaseRegistry {
     /// it first and then calls `__dispatch`.
     #[wasm_bindgen(js_name = "__acquireLeaseLane", skip_typescript)]
     pub fn acquire_lease_lane(&self, user_len: u32, key_len: i32, now: f64) -> f64 {
-        let Some(t) = lane::time(now) else {
+        let Some(t) = time_ms(now) else {
             return f64::NAN;
         };
         lane::with(|bytes| {
@@ -381,7 +381,7 @@ impl JsLeaseRegistry {
     /// (unknown ids counted), NaN where `release` would throw.
     #[wasm_bindgen(js_name = "__releaseIdLane", skip_typescript)]
     pub fn release_id_lane(&self, len: u32, now: f64) -> f64 {
-        let Some(t) = lane::time(now) else {
+        let Some(t) = time_ms(now) else {
             return f64::NAN;
         };
         let released = lane::with(|bytes| {
@@ -396,7 +396,7 @@ impl JsLeaseRegistry {
     /// where `touch` would throw.
     #[wasm_bindgen(js_name = "__touchIdLane", skip_typescript)]
     pub fn touch_id_lane(&self, len: u32, now: f64) -> f64 {
-        let Some(t) = lane::time(now) else {
+        let Some(t) = time_ms(now) else {
             return f64::NAN;
         };
         lane::with(|bytes| {
@@ -410,7 +410,7 @@ impl JsLeaseRegistry {
     /// half then calls `releaseHandle` to throw). Skips the `Result` the glue unpacks.
     #[wasm_bindgen(js_name = "__releaseLane", skip_typescript)]
     pub fn release_lane(&self, handle: f64, now: f64) -> f64 {
-        let Some(t) = lane::time(now) else {
+        let Some(t) = time_ms(now) else {
             return f64::NAN;
         };
         let released = self.release_decided(handle, t);
