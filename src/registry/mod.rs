@@ -591,12 +591,8 @@ impl<E: Entropy> Registry<E> {
 
         if let Some(handle) = dry_victim {
             // Counted and reported as enforce mode would, and left in place.
-            self.counters.evicted += 1;
-            let (u, uuid) = (
-                self.slots[handle as usize].user,
-                self.slots[handle as usize].uuid.get(),
-            );
-            self.emit_for_user(EventKind::Evicted, u, Some(uuid), now, true);
+            let slot = &self.slots[handle as usize];
+            self.note_eviction(slot.user, slot.uuid.get(), now, true);
         }
         let mut evicted = Vec::new();
         // An eviction swaps one lease for another: the user stays as near its limit as it
@@ -1215,10 +1211,7 @@ impl<E: Entropy> Registry<E> {
                 self.counters.expired += 1;
                 self.emit_for_user(EventKind::Expired, u, Some(uuid), now, false);
             }
-            Removal::Evicted => {
-                self.counters.evicted += 1;
-                self.emit_for_user(EventKind::Evicted, u, Some(uuid), now, false);
-            }
+            Removal::Evicted => self.note_eviction(u, uuid, now, false),
         }
         let user = &self.users[u as usize];
         if user.count == 0 {
@@ -1231,6 +1224,13 @@ impl<E: Entropy> Registry<E> {
             }
         }
         uuid
+    }
+
+    /// Counts and reports an eviction of user `u`'s lease `uuid`; `dry_run`: one that
+    /// dry-run mode only names.
+    fn note_eviction(&mut self, u: u32, uuid: u128, now: u64, dry_run: bool) {
+        self.counters.evicted += 1;
+        self.emit_for_user(EventKind::Evicted, u, Some(uuid), now, dry_run);
     }
 
     /// `dry_run`: reported but not done (an eviction dry-run mode only names).
