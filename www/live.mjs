@@ -126,6 +126,11 @@ export function mountLive() {
 
   const watchedUser = () => userInput.value.trim();
 
+  function clearRefusal() {
+    refusalBox.hidden = true;
+    refusalBox.replaceChildren();
+  }
+
   function wsUrl(/** @type {string} */ userId) {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     return `${scheme}://${location.host}/ws?user=${encodeURIComponent(userId)}`;
@@ -150,8 +155,7 @@ export function mountLive() {
       wasOpen = true;
       sock.state = 'open';
       // Connected: an earlier refusal no longer describes this user's state.
-      refusalBox.hidden = true;
-      refusalBox.replaceChildren();
+      clearRefusal();
       note('client', 'opened', `socket #${n} for ${userId} is open`);
       statusLine.textContent = `Socket #${n} open`;
       renderSockets();
@@ -313,30 +317,26 @@ export function mountLive() {
   }
 
   /**
-   * The JSON answer, null for an HTTP error, DOWN when the server is not answering: no
-   * answer at all, or a 5xx (a proxy in front of a server that is gone says 502 or 503).
+   * `read`'s answer from the response, null for an HTTP error, DOWN when the server is
+   * not answering: no answer at all, or a 5xx (a proxy in front of a server that is gone
+   * says 502 or 503).
+   * @template T
    * @param {string} url
+   * @param {(res: Response) => Promise<T>} read
+   * @returns {Promise<T | null | typeof DOWN>}
    */
-  async function fetchJson(url) {
+  async function fetchFrom(url, read) {
     try {
       const res = await fetch(url, { cache: 'no-store' });
       if (res.status >= 500) return DOWN;
-      return res.ok ? await res.json() : null;
+      return res.ok ? await read(res) : null;
     } catch {
       return DOWN;
     }
   }
-
-  /** The metrics, null for an HTTP error, DOWN as for `fetchJson`. */
-  async function fetchMetrics() {
-    try {
-      const res = await fetch('/metrics', { cache: 'no-store' });
-      if (res.status >= 500) return DOWN;
-      return res.ok ? parseMetrics(await res.text()) : null;
-    } catch {
-      return DOWN;
-    }
-  }
+  /** @param {string} url @returns {Promise<any>} */
+  const fetchJson = (url) => fetchFrom(url, (res) => res.json());
+  const fetchMetrics = () => fetchFrom('/metrics', async (res) => parseMetrics(await res.text()));
 
   /** The next poll: in a second, or later while the server does not answer. */
   function schedule() {
@@ -412,13 +412,10 @@ export function mountLive() {
     } finally {
       polling = false;
       // Asked again meanwhile, and the server answered: right away; else on the timer.
-      if (pollAgain && failures === 0) {
-        pollAgain = false;
-        void poll();
-      } else {
-        pollAgain = false;
-        schedule();
-      }
+      const again = pollAgain && failures === 0;
+      pollAgain = false;
+      if (again) void poll();
+      else schedule();
     }
   }
 
@@ -491,8 +488,7 @@ export function mountLive() {
     userView = null;
     samples.length = 0;
     // A refusal shown for the previous user is not this one's.
-    refusalBox.hidden = true;
-    refusalBox.replaceChildren();
+    clearRefusal();
     renderServer();
     void poll();
   });
