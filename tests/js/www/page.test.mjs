@@ -23,13 +23,16 @@ let browser;
 /** @type {import('playwright-core').BrowserContext[]} */
 const contexts = [];
 
+/** The demo server's settings for every test (one test starts a server of its own). */
+const SERVER_ENV = {
+  SOCKET_LEASE_LIMIT: String(SERVER_LIMIT),
+  SOCKET_LEASE_GLOBAL_LIMIT: String(SERVER_GLOBAL_LIMIT),
+  SOCKET_LEASE_TTL_MS: String(SERVER_TTL_MS),
+  SOCKET_LEASE_HEARTBEAT_MS: String(SERVER_TTL_MS - 10_000),
+};
+
 before(async () => {
-  server = await startServer({
-    SOCKET_LEASE_LIMIT: String(SERVER_LIMIT),
-    SOCKET_LEASE_GLOBAL_LIMIT: String(SERVER_GLOBAL_LIMIT),
-    SOCKET_LEASE_TTL_MS: String(SERVER_TTL_MS),
-    SOCKET_LEASE_HEARTBEAT_MS: String(SERVER_TTL_MS - 10_000),
-  });
+  server = await startServer(SERVER_ENV);
   browser = await launchBrowser();
 });
 
@@ -47,13 +50,14 @@ after(async () => {
  * A fresh page on the demo, with its error watcher, once the WebAssembly core is loaded.
  * @param {{ width: number, height: number }} [viewport]
  * @param {string} [hash]
+ * @param {string} [base] the demo server's URL
  */
-async function openPage(viewport = { width: 1280, height: 900 }, hash = '') {
+async function openPage(viewport = { width: 1280, height: 900 }, hash = '', base = server.url) {
   const context = await browser.newContext({ viewport });
   contexts.push(context);
   const page = await context.newPage();
   const errors = watchErrors(page);
-  await page.goto(`${server.url}/${hash}`);
+  await page.goto(`${base}/${hash}`);
   await page.locator('html[data-ready="true"]').waitFor({ timeout: 15_000 });
   return { page, errors };
 }
@@ -91,11 +95,15 @@ async function serverUser(userId) {
 
 /** @typedef {import('socket-lease/node').LastRefusal} LastRefusal */
 
-/** A socket held by this Node process (not the page). @param {string} userId */
-function openFromNode(userId) {
+/**
+ * A socket held by this Node process (not the page).
+ * @param {string} userId
+ * @param {string} [base] the demo server's URL
+ */
+function openFromNode(userId, base = server.url) {
   return /** @type {Promise<WebSocket>} */ (
     new Promise((resolve, reject) => {
-      const ws = new WebSocket(`${server.url.replace('http', 'ws')}/ws?user=${encodeURIComponent(userId)}`);
+      const ws = new WebSocket(`${base.replace('http', 'ws')}/ws?user=${encodeURIComponent(userId)}`);
       ws.once('open', () => resolve(ws));
       ws.once('error', reject);
       ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode} for ${userId}`)));
@@ -481,26 +489,16 @@ test('live: a connect cancelled before it opens is reported as cancelled; a succ
 
 test('live: when the demo server stops answering, the page says so, keeps the last numbers, retries less and less often, and picks up when it is back', TIMEOUT, async () => {
   const user = 'live-fay';
-  const env = { SOCKET_LEASE_LIMIT: String(SERVER_LIMIT), SOCKET_LEASE_TTL_MS: String(SERVER_TTL_MS), SOCKET_LEASE_HEARTBEAT_MS: String(SERVER_TTL_MS - 10_000) };
   // A server of its own, stopped and started again on the same port.
-  let own = await startServer(env);
+  let own = await startServer(SERVER_ENV);
   const port = new URL(own.url).port;
   /** @type {WebSocket | null} */
   let held = null;
   try {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-    contexts.push(context);
-    const page = await context.newPage();
-    const errors = watchErrors(page);
-    await page.goto(`${own.url}/#live`);
-    await page.locator('html[data-ready="true"]').waitFor({ timeout: 15_000 });
+    const { page, errors } = await openPage(undefined, '#live', own.url);
     const status = text(page.locator('#live-status'));
     await eventually(status, (t) => /Connected to the demo server/.test(t), 'server detected');
-    held = await new Promise((resolve, reject) => {
-      const ws = new WebSocket(`${own.url.replace('http', 'ws')}/ws?user=${user}`);
-      ws.once('open', () => resolve(ws));
-      ws.once('error', reject);
-    });
+    held = await openFromNode(user, own.url);
     await page.getByLabel('User id').fill(user);
     await page.getByLabel('User id').dispatchEvent('change');
     const gauge = page.locator('[data-testid="server-gauge"]');
@@ -526,7 +524,7 @@ test('live: when the demo server stops answering, the page says so, keeps the la
     assert.ok(failedPolls[1] - failedPolls[0] >= 1_500, `second retry ${failedPolls[1] - failedPolls[0]} ms after the first`);
     assert.ok(failedPolls[2] - failedPolls[1] >= 3_000, `third retry ${failedPolls[2] - failedPolls[1]} ms after the second`);
 
-    own = await startServer({ ...env, PORT: port });
+    own = await startServer({ ...SERVER_ENV, PORT: port });
     await eventually(status, (t) => /Connected to the demo server/.test(t), 'polling picks up again', 30_000);
     // The restarted server holds nothing for the user: its own numbers, not the old ones.
     await eventually(attr(gauge, 'aria-valuenow'), (v) => v === '0', 'the new server’s numbers are shown');
