@@ -468,9 +468,8 @@ export function install(wasm) {
         const b = view();
         const p = address;
         const k = b[p + 36];
-        const slice = k === 0 ? id : id.slice(k + 1);
         // prettier-ignore
-        return new ParsedId(k === 0 ? '' : id.slice(0, k), slice, timestampMs, b[p + 37],
+        return new ParsedId(k === 0 ? '' : id.slice(0, k), k === 0 ? id : id.slice(k + 1), timestampMs, b[p + 37],
           data.getUint32(p + 40), data.getUint32(p + 44), data.getUint32(p + 48), data.getUint32(p + 52));
       }
     }
