@@ -58,7 +58,7 @@ out.push(
     (method.quick
       ? '**Quick smoke run (one short round): the numbers are indicative only.**'
       : `Throughput rows are the median of ${method.rounds} rounds (tinybench, ${method.timeMsPerTask} ms per task per round, batches of ${method.batch} calls, competitors in alternating order; the 0- and 10,000-live pairs rows share their rounds, so each is spread over about a minute), all in one process. ` +
-        'Rates and sweep times are per CPU time of the benchmark process (`process.cpuUsage`, user + system of all its threads, so background GC counts), which other processes inflate less than the wall clock; the wall-clock medians are beside them. ' +
+        'Rates and sweep times are per CPU time of the benchmark process (`process.cpuUsage`, user + system of all its threads, so a task\u2019s own background GC counts; each task\u2019s timed phase starts after a full collection, once the collector threads are idle), which other processes inflate less than the wall clock; the wall-clock medians are beside them. ' +
         'The machine is a shared 2-core VM: the same code measured minutes apart moves by up to 2x (natively too: the core alone gave 90 to 150 ns per pair in back-to-back runs), so a row near its target can land on either side of it.'),
   '',
   `**Targets of the performance issue met: ${met.length} of ${targets.length}.**`,
