@@ -50,14 +50,14 @@ test('parseId on the lane returns exactly what the checked binding returns', () 
     assert.deepEqual(JSON.parse(JSON.stringify(parseId(id))), expected, id);
     assert.deepEqual(parseId(id).toJSON(), expected, id);
   }
-  // `uuid` is made when first read: from this object's own suffix, whatever the lane
+  // `uuid` is spelled when first read, from the UUID kept at the parse: whatever the lane
   // held since, and whatever the caller did to the public `suffix`.
   const first = parseId(ids[0]);
   const second = parseId(ids[1]);
   first.suffix = 'changed';
   assert.equal(first.uuid, raw.parseId(ids[0]).uuid);
   assert.equal(second.uuid, raw.parseId(ids[1]).uuid);
-  assert.equal(first.uuid, first.uuid);
+  assert.equal(first.uuid, raw.parseId(ids[0]).uuid, 'read again');
   first.uuid = 'assigned';
   assert.equal(first.uuid, 'assigned', 'uuid can be assigned, like any field of a plain object');
   // Read through a Proxy (a framework's reactive wrapper), a child object or a frozen one.
