@@ -51,7 +51,7 @@ function mapStore() {
       const now = options.now ?? Date.now();
       leases.set(id, userId);
       const lease = { id, connectionId: id, runId: `run_${id.slice(5)}`, threadId: `thread_${id.slice(5)}`, userId, acquiredAt: now, touchedAt: now, expiresAt: now + 90_000 };
-      return { ok: true, lease, evicted: [], reused: false };
+      return { ok: true, lease, evicted: [], reclaimed: [], reused: false };
     },
     release: (id) => leases.delete(id),
     touch: (id) => leases.has(id),

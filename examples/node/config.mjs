@@ -2,6 +2,8 @@
 // (a flag wins over its variable). Every value is validated here, so a typo stops
 // start-up with a message naming the setting instead of running with a surprise.
 
+import { DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PAYLOAD, originCheck, parseOriginList } from 'socket-lease/lifecycle';
+
 /** @typedef {'reject' | 'evict-oldest' | 'evict-idle'} Policy */
 /** @typedef {'debug' | 'info' | 'warn' | 'error' | 'silent'} LogLevel */
 /** @typedef {'closed' | 'open'} FailMode */
@@ -19,6 +21,10 @@
  * @property {string | null} redisUrl    null: the in-memory registry of this process
  * @property {FailMode} redisFailMode
  * @property {string} redisPrefix
+ * @property {string[] | undefined} allowedOrigins  undefined: any origin
+ * @property {number} maxPayload
+ * @property {number} maxBufferedBytes
+ * @property {string | null} adminToken
  */
 
 /** Each setting: its variable, its flag, its default and its parser. */
@@ -34,6 +40,10 @@ const SETTINGS = /** @type {const} */ ([
   ['redisUrl', 'REDIS_URL', '--redis-url', ''],
   ['redisFailMode', 'SOCKET_LEASE_REDIS_FAIL_MODE', '--redis-fail-mode', 'closed'],
   ['redisPrefix', 'SOCKET_LEASE_REDIS_PREFIX', '--redis-prefix', 'socket-lease:'],
+  ['allowedOrigins', 'SOCKET_LEASE_ALLOWED_ORIGINS', '--allowed-origins', ''],
+  ['maxPayload', 'SOCKET_LEASE_MAX_PAYLOAD', '--max-payload', String(DEFAULT_MAX_PAYLOAD)],
+  ['maxBufferedBytes', 'SOCKET_LEASE_MAX_BUFFERED', '--max-buffered', String(DEFAULT_MAX_BUFFERED)],
+  ['adminToken', 'SOCKET_LEASE_ADMIN_TOKEN', '--admin-token', ''],
 ]);
 
 export const USAGE = `Usage: npm start -- [flags]   (or node examples/node/server.mjs [flags])
@@ -54,6 +64,13 @@ export const USAGE = `Usage: npm start -- [flags]   (or node examples/node/serve
                                                         open (accept, tracked on this host only)
   --redis-prefix     SOCKET_LEASE_REDIS_PREFIX
                                                 socket-lease:  prefix of every Redis key and channel
+  --allowed-origins  SOCKET_LEASE_ALLOWED_ORIGINS
+                                                any     comma-separated origins allowed to open
+                                                        sockets (others: 403); set it with cookie auth
+  --max-payload      SOCKET_LEASE_MAX_PAYLOAD   65536   largest message in bytes (larger: close 1009)
+  --max-buffered     SOCKET_LEASE_MAX_BUFFERED  1048576 unsent bytes per socket before close 4010
+  --admin-token      SOCKET_LEASE_ADMIN_TOKEN   none    /metrics and /api/users/:id need
+                                                        Authorization: Bearer <token>
 `;
 
 /**
@@ -133,6 +150,16 @@ export function parseConfig(env, argv) {
   }
   const redisPrefix = raw.redisPrefix.trim();
   if (redisPrefix === '') throw new ConfigError(`${source.redisPrefix} must not be empty`);
+  const allowedOrigins = parseOriginList(raw.allowedOrigins);
+  try {
+    originCheck(allowedOrigins, (message) => new ConfigError(`${source.allowedOrigins}: ${message}`));
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`${source.allowedOrigins}: ${String(err)}`);
+  }
+  const maxPayload = integer(source.maxPayload, raw.maxPayload, 1, 100 * 1024 * 1024);
+  const maxBufferedBytes = integer(source.maxBufferedBytes, raw.maxBufferedBytes, 1, 2 ** 31 - 1);
+  const adminToken = raw.adminToken === '' ? null : raw.adminToken;
   return {
     host,
     port,
@@ -145,6 +172,10 @@ export function parseConfig(env, argv) {
     redisUrl,
     redisFailMode,
     redisPrefix,
+    allowedOrigins,
+    maxPayload,
+    maxBufferedBytes,
+    adminToken,
   };
 }
 

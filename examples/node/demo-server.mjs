@@ -2,6 +2,7 @@
 // metrics, health, a per-user view for the demo page, and static files. `server.mjs` is
 // its command line; tests and the benchmark start it in-process through createDemoServer.
 import http from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -54,6 +55,10 @@ const CONTENT_TYPES = {
  * @property {'closed' | 'open'} [redisFailMode]  default closed
  * @property {string} [redisPrefix]     default socket-lease:
  * @property {number} [redisReadyMs]    how long start-up waits for Redis (default 5000); the fail mode applies after that
+ * @property {string[]} [allowedOrigins] origins allowed to open sockets (default: any)
+ * @property {number} [maxPayload]      largest message in bytes (default 65536); larger frames are closed with 1009
+ * @property {number} [maxBufferedBytes] unsent bytes a socket may queue before it is closed with 4010 (default 1048576)
+ * @property {string | null} [adminToken] when set, /metrics and /api/users/:id need `Authorization: Bearer <token>`
  * @property {Partial<import('socket-lease/node').LeaseGuardOptions>} [guard]  extra guard options (tests: sweepMs, clock, store, ...)
  */
 
@@ -105,6 +110,9 @@ export async function createDemoServer(options = {}) {
     // session cookie or a verified token), never from a query parameter.
     userId: (req) => new URL(req.url ?? '/', 'http://demo').searchParams.get('user'),
     heartbeatMs: options.heartbeatMs ?? 30_000,
+    allowedOrigins: options.allowedOrigins,
+    maxPayload: options.maxPayload,
+    maxBufferedBytes: options.maxBufferedBytes,
     logger: options.logger,
     logLevel: options.logLevel,
     ...(options.guard?.store
@@ -131,6 +139,9 @@ export async function createDemoServer(options = {}) {
         ws.send(JSON.stringify({ type: 'error', error: 'only text messages are echoed', leaseId }));
         return;
       }
+      // A client that never reads makes every reply queue here: past maxBufferedBytes the
+      // guard closes its socket (4010) and the echo stops serving it.
+      if (!guard.writable(ws)) return;
       const text = data.toString();
       // The Workers adapter's hibernation-friendly heartbeat; answering it here lets one
       // client heartbeat against both hosts (this host also pings at the protocol level).
@@ -152,6 +163,17 @@ export async function createDemoServer(options = {}) {
   guard.attach(server, { path: '/ws' });
 
   let closing = false;
+  const adminToken = options.adminToken ?? null;
+  const adminHeader = adminToken === null ? null : `Bearer ${adminToken}`;
+
+  /**
+   * The admin routes (/metrics, /api/users/:id) show who is connected and how often: with
+   * a token set, only a request carrying it sees them.
+   * @param {http.IncomingMessage} req
+   */
+  function admitted(req) {
+    return adminHeader === null || timingSafeEqualText(req.headers.authorization ?? '', adminHeader);
+  }
 
   /**
    * @param {http.IncomingMessage} req
@@ -163,6 +185,10 @@ export async function createDemoServer(options = {}) {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       return sendJson(res, 405, { error: 'method not allowed' });
+    }
+    if ((pathname === '/metrics' || pathname.startsWith('/api/users/')) && !admitted(req)) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="socket-lease admin"');
+      return sendJson(res, 401, { error: 'this admin route needs Authorization: Bearer <SOCKET_LEASE_ADMIN_TOKEN>' });
     }
     if (pathname === '/metrics') {
       // Read before the status line goes out: a store whose metrics() rejects must give a
@@ -258,6 +284,18 @@ export async function createDemoServer(options = {}) {
   }
 
   return { server, guard, url, wsUrl: `ws://${hostForUrl}:${address.port}/ws`, close };
+}
+
+/**
+ * Compares two strings in time that does not depend on where they differ, so a token
+ * cannot be guessed a character at a time.
+ * @param {string} a
+ * @param {string} b
+ */
+function timingSafeEqualText(a, b) {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /**

@@ -32,6 +32,9 @@ console.log(`  metrics    ${demo.url}/metrics   health ${demo.url}/healthz   use
 console.log(
   `  limit ${config.limit} per user, global ${config.globalLimit ?? 'none'}, policy ${config.policy}, ttl ${config.ttlMs} ms, heartbeat ${config.heartbeatMs} ms`,
 );
+console.log(
+  `  origins ${config.allowedOrigins?.join(', ') ?? 'any'}, max message ${config.maxPayload} B, max unsent ${config.maxBufferedBytes} B per socket, admin routes ${config.adminToken ? 'need the admin token' : 'open (set SOCKET_LEASE_ADMIN_TOKEN)'}`,
+);
 if (config.redisUrl) {
   // Never print a password from the URL.
   const shown = new URL(config.redisUrl);

@@ -32,9 +32,13 @@ test('configuration: defaults, variables, flags over variables', () => {
     redisUrl: null,
     redisFailMode: 'closed',
     redisPrefix: 'socket-lease:',
+    allowedOrigins: undefined,
+    maxPayload: 65_536,
+    maxBufferedBytes: 1_048_576,
+    adminToken: null,
   });
-  const env = { HOST: '::1', PORT: '9000', SOCKET_LEASE_LIMIT: '5', SOCKET_LEASE_TTL_MS: '60000', SOCKET_LEASE_HEARTBEAT_MS: '10000', SOCKET_LEASE_POLICY: 'evict-idle', SOCKET_LEASE_GLOBAL_LIMIT: '100' };
-  assert.deepEqual(parseConfig(env, ['--limit', '7', '--policy=evict-oldest']), {
+  const env = { HOST: '::1', PORT: '9000', SOCKET_LEASE_LIMIT: '5', SOCKET_LEASE_TTL_MS: '60000', SOCKET_LEASE_HEARTBEAT_MS: '10000', SOCKET_LEASE_POLICY: 'evict-idle', SOCKET_LEASE_GLOBAL_LIMIT: '100', SOCKET_LEASE_ALLOWED_ORIGINS: ' https://App.Example , http://localhost:8080 ', SOCKET_LEASE_MAX_PAYLOAD: '4096', SOCKET_LEASE_ADMIN_TOKEN: 's3cret' };
+  assert.deepEqual(parseConfig(env, ['--limit', '7', '--policy=evict-oldest', '--max-buffered', '2048']), {
     host: '::1',
     port: 9000,
     limit: 7,
@@ -46,6 +50,10 @@ test('configuration: defaults, variables, flags over variables', () => {
     redisUrl: null,
     redisFailMode: 'closed',
     redisPrefix: 'socket-lease:',
+    allowedOrigins: ['https://App.Example', 'http://localhost:8080'],
+    maxPayload: 4096,
+    maxBufferedBytes: 2048,
+    adminToken: 's3cret',
   });
   assert.equal(parseConfig({}, ['--help']), 'help');
 });
@@ -53,6 +61,10 @@ test('configuration: defaults, variables, flags over variables', () => {
 test('configuration: every invalid value is refused with a message naming it', () => {
   /** @type {Array<[Record<string, string>, string[], RegExp]>} */
   const cases = [
+    [{ SOCKET_LEASE_ALLOWED_ORIGINS: 'https://app.example/path' }, [], /SOCKET_LEASE_ALLOWED_ORIGINS: .*not an origin/],
+    [{ SOCKET_LEASE_ALLOWED_ORIGINS: 'app.example' }, [], /SOCKET_LEASE_ALLOWED_ORIGINS: .*not an origin/],
+    [{ SOCKET_LEASE_MAX_PAYLOAD: '0' }, [], /SOCKET_LEASE_MAX_PAYLOAD must be from 1/],
+    [{}, ['--max-buffered', '-5'], /--max-buffered must be a whole number/],
     [{ SOCKET_LEASE_LIMIT: 'abc' }, [], /SOCKET_LEASE_LIMIT must be a whole number, got "abc"/],
     [{ SOCKET_LEASE_LIMIT: '0' }, [], /SOCKET_LEASE_LIMIT must be from 1/],
     [{}, ['--limit', '-3'], /--limit must be a whole number/],

@@ -44,7 +44,7 @@ test('the package exports the guard for import and require, one instance', () =>
   const require = createRequire(import.meta.url);
   const cjs = require('socket-lease/node');
   assert.equal(cjs.createLeaseGuard, createLeaseGuard);
-  assert.deepEqual({ ...CloseCodes }, { GOING_AWAY: 1001, EVICTED: 4008, LEASE_EXPIRED: 4009 });
+  assert.deepEqual({ ...CloseCodes }, { GOING_AWAY: 1001, MESSAGE_TOO_BIG: 1009, EVICTED: 4008, LEASE_EXPIRED: 4009, BACKPRESSURE: 4010, LIMIT_REACHED: 4029 });
   assert.throws(() => createLeaseGuard(/** @type {any} */ ({})), /userId\(req\) is required/);
   assert.throws(() => createLeaseGuard({ userId: () => 'a', heartbeatMs: 0 }), /heartbeatMs must be an integer/);
   assert.throws(() => createLeaseGuard({ userId: () => 'a', logLevel: /** @type {any} */ ('loud') }), /logLevel must be one of/);
@@ -136,7 +136,7 @@ test('no user id: HTTP 401 before any upgrade; bad handshakes 400; other paths 4
   assert.equal((await getText(`${demo.url}/healthz`)).status, 200, 'still serving');
   const s = registryOf(demo).stats();
   assert.equal(s.acquired, 0, 'no refused request ever took a lease');
-  assert.deepEqual(demo.guard.stats().upgrades, { 101: 0, 400: 2, 401: 1, 429: 0, 500: 0, 503: 0 });
+  assert.deepEqual(demo.guard.stats().upgrades, { 101: 0, 400: 2, 401: 1, 403: 0, 404: 2, 429: 0, 500: 0, 503: 0 });
 });
 
 test('abrupt disconnects (no close frame, TCP reset, protocol error) are reclaimed at once; the user reconnects to the full limit', async (t) => {
@@ -546,13 +546,14 @@ test('evict-oldest: the 6th connect succeeds and the oldest socket is closed wit
   const m = (await getText(`${demo.url}/metrics`)).text;
   assert.equal(metric(m, 'socket_lease_evicted_total'), 1);
   // Every close-code counter the guard exports: one 4008, nothing else. The set of codes
-  // is exactly the three the guard can send, so a 1011 (or any other code) would show up
+  // is exactly those the guard can send, so a 1011 (or any other code) would show up
   // here as an extra key.
   const closeCounters = Object.fromEntries(
     [...m.matchAll(/^socket_lease_guard_closes_total\{code="(\d+)"\} (\d+)$/gm)].map(([, closeCode, n]) => [closeCode, Number(n)]),
   );
-  assert.deepEqual(closeCounters, { 1001: 0, 4008: 1, 4009: 0 });
-  assert.deepEqual(demo.guard.stats().closes, { 1001: 0, 4008: 1, 4009: 0 });
+  const onlyEviction = { 1001: 0, 1009: 0, 4008: 1, 4009: 0, 4010: 0, 4029: 0 };
+  assert.deepEqual(closeCounters, onlyEviction);
+  assert.deepEqual(demo.guard.stats().closes, onlyEviction);
   const evicted = lines.filter((l) => l.event === 'evicted');
   assert.equal(evicted.length, 1);
   assert.equal(evicted[0].userId, 'erin');

@@ -1,0 +1,1155 @@
+// The connection lifecycle of socket-lease, written once for every host. A host adapter
+// (ws on Node, Bun, Deno, crossws, ...) only translates its runtime's events into calls
+// here; everything a connection goes through is decided in this file:
+//
+//   admit(request, origin)   Origin check, identity, the host's verify hook, then phase one
+//                            of the quota decision. Answers a refusal (status, Retry-After,
+//                            JSON body) or a Connection that may hold its lease already.
+//   open(conn, socket)       phase two, once every host check passed and the socket exists:
+//                            commits the eviction phase one only planned, registers the
+//                            socket, closes the sockets of leases the store dropped.
+//   cancel(conn)             a host check refused after admit: gives back what phase one
+//                            took. Never evicts, never touches another lease.
+//   message / pong / closed / error      activity, liveness, release exactly once.
+//   close()                  refuses new upgrades, closes every socket with 1001, releases
+//                            every lease, waits (bounded) for the store.
+//
+// Two-phase admission: phase one asks the store for a lease that evicts nobody. Under the
+// limit it is granted at once (the common case, one store call). At the limit under an
+// evicting policy the store answers "evictable", and the eviction is made only in open(),
+// after the handshake checks, verifyClient and the host's hooks have passed: a refused
+// handshake never evicts a live socket (a cross-site page riding the user's cookie could
+// otherwise kick the user's real sockets again and again).
+//
+// Runtime-neutral: no `node:` import and no WebSocket library. Timers are the global
+// setTimeout/setInterval; sockets are reached only through the adapter's driver.
+
+import { LeaseError } from '../runtime.mjs';
+import { CloseCodes, CLOSE_REASONS, DEFAULT_MAX_BUFFERED, refusal } from './protocol.mjs';
+import { originCheck } from './origin.mjs';
+import { RateLimitedLog, makeLog } from './log.mjs';
+
+/** @typedef {import('./protocol.mjs').Refusal} Refusal */
+/** @typedef {import('./protocol.mjs').RefusalStatus} RefusalStatus */
+
+/**
+ * Misuse of an option: a LeaseError with the same stable code as the core's and the Redis
+ * store's option errors, so a host can tell it from a failure at run time.
+ * @param {string} where  the module named in the message (`socket-lease/node`)
+ * @param {string} message
+ */
+export function invalidOption(where, message) {
+  return new LeaseError(`${where}: invalid option: ${message}`, 'INVALID_OPTION');
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} name
+ * @param {number} min
+ * @param {(message: string) => Error} invalid
+ */
+export function checkMs(value, name, min, invalid) {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > 2 ** 31 - 1) {
+    throw invalid(`${name} must be an integer from ${min} to ${2 ** 31 - 1}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** @param {unknown} value @returns {value is PromiseLike<any>} */
+export function isThenable(value) {
+  return value !== null && typeof value === 'object' && typeof (/** @type {any} */ (value).then) === 'function';
+}
+
+/** @param {unknown} value */
+const isObject = (value) => value !== null && typeof value === 'object';
+
+/** A short description of an unexpected value, for error messages. @param {unknown} value */
+function describe(value) {
+  if (value === undefined) return 'undefined';
+  try {
+    const text = JSON.stringify(value);
+    return text === undefined ? typeof value : text.length > 80 ? `${text.slice(0, 80)}...` : text;
+  } catch {
+    return typeof value;
+  }
+}
+
+/** `readyState` values of the WebSocket API, shared by ws, Bun, Deno and workerd. */
+const OPEN = 1;
+const CLOSING = 2;
+const CLOSED = 3;
+
+/**
+ * How the lifecycle reaches the adapter's sockets. Given once, so a connection costs no
+ * object of its own beyond its record.
+ * @typedef {object} SocketDriver
+ * @property {(socket: any, code: number, reason: string) => void} close      start a close handshake
+ * @property {(socket: any) => void} terminate                                 drop the connection now
+ * @property {((socket: any) => void) | null} [ping]   a protocol ping; without it the
+ *   runtime keeps sockets alive itself (an idle timeout) and pongs are reported by the adapter
+ * @property {(socket: any) => number} [bufferedAmount]   bytes queued unsent
+ * @property {(socket: any) => number} [readyState]       default `socket.readyState`
+ * @property {(fn: () => void) => void} [afterIO]         runs fn once I/O already received
+ *   has been read (Node: two setImmediate hops); default setTimeout(fn, 0)
+ */
+
+/**
+ * One connection, from its admission to its release. The adapter holds it between
+ * `admit` and `open`/`cancel`; after `open` it can find it again with `connectionOf`.
+ */
+export class Connection {
+  /** The lease id (`conn_…`); '' until phase two granted it. */
+  leaseId = '';
+  /** The registry's handle on the fast path, -1 otherwise. */
+  handle = -1;
+  /** @type {import('socket-lease').Lease | null} the full lease, when the store gave one */
+  lease = null;
+  /** @type {any} the adapter's socket, once open */
+  socket = null;
+  /** Answered the last ping. */
+  alive = true;
+  /** The store dropped the lease (evicted, expired, revoked): never release it again. */
+  storeGone = false;
+  /** @type {number} the close code for a lease dropped before its socket opened */
+  goneCode = CloseCodes.EVICTED;
+  /** Released (or known gone) and forgotten. */
+  finished = false;
+  /** Phase two must acquire, evicting: phase one only learnt that an eviction would admit. */
+  evict = false;
+  /** Clock value of the last touch by a message, for messageTouchMs. */
+  lastTouch = 0;
+  /** Heartbeat ticks seen while CLOSING. */
+  closingTicks = 0;
+  /** @type {((reason: 'shutting-down') => void) | null} set by the adapter: answer the raw request, close() gave up on it */
+  onAbandon = null;
+
+  /** @param {string} userId */
+  constructor(userId) {
+    this.userId = userId;
+  }
+}
+
+/**
+ * @typedef {object} LifecycleOptions
+ * @property {import('./index.js').LeaseStore} store
+ * @property {(request: any) => string | null | undefined | Promise<string | null | undefined>} userId
+ * @property {import('./origin.mjs').AllowedOrigins} [allowedOrigins]
+ * @property {(request: any, userId: string) => boolean | Promise<boolean>} [verify]
+ * @property {number} [heartbeatMs]
+ * @property {number} [sweepMs]
+ * @property {number | false} [messageTouchMs]
+ * @property {number} [closeGraceMs]
+ * @property {number} [upgradeTimeoutMs]
+ * @property {number} [refusalMemory]
+ * @property {number} [maxBufferedBytes]
+ * @property {import('./log.mjs').Logger} [logger]
+ * @property {import('./log.mjs').LogLevel} [logLevel]
+ * @property {number} [logIntervalMs]
+ * @property {number} [logBurst]
+ * @property {() => number} [clock]
+ */
+
+/** Option names the lifecycle itself reads (adapters add their own). */
+export const LIFECYCLE_OPTIONS = Object.freeze([
+  'store', 'userId', 'allowedOrigins', 'verify', 'heartbeatMs', 'sweepMs', 'messageTouchMs', 'closeGraceMs',
+  'upgradeTimeoutMs', 'refusalMemory', 'maxBufferedBytes', 'logger', 'logLevel', 'logIntervalMs', 'logBurst', 'clock',
+]);
+
+/** Levels of the lifecycle's own refusal lines, by reason; each rate-limited per reason. */
+/** @type {Record<string, import('./log.mjs').LineLevel>} */
+const REFUSAL_LEVELS = {
+  'origin-not-allowed': 'warn',
+  forbidden: 'info',
+  'identity-error': 'error',
+  'verify-error': 'error',
+  'upgrade-timeout': 'warn',
+  'internal-error': 'error',
+};
+
+export class ConnectionLifecycle {
+  /** @type {import('./index.js').LeaseStore} */ store;
+  #where;
+  #invalid;
+  #userId;
+  #origins;
+  #verify;
+  #heartbeatMs;
+  #sweepMs;
+  /** @type {number | false} */ #messageTouchMs;
+  #closeGraceMs;
+  #upgradeTimeoutMs;
+  #refusalMemory;
+  #maxBuffered;
+  /** @type {(() => number) | null} */ #clock;
+  /** @type {SocketDriver} */ #driver;
+  /**
+   * The store when it is an in-process LeaseRegistry with the handle API: its fast path
+   * builds no JS objects and no id strings (a number per socket; the id is made only
+   * when asked for). Any other store goes through the awaited object API.
+   * @type {any}
+   */
+  #registry = null;
+  #log;
+  #limited;
+  /** @type {Map<any, Connection>} */ #bySocket = new Map();
+  /** @type {Map<string, Connection>} */ #byLease = new Map();
+  /** Admitted, neither opened nor cancelled yet. @type {Set<Connection>} */ #pending = new Set();
+  /** Admissions still waiting for identity, verify or the store. @type {Set<Promise<unknown>>} */ #admitting = new Set();
+  /** @type {Set<Promise<unknown>>} */ #pendingStoreCalls = new Set();
+  /** @type {any} */ #heartbeatTimer = null;
+  /** @type {any} */ #sweepTimer = null;
+  #sweeping = false;
+  /** @type {Promise<void> | null} */ #closePromise = null;
+  /** Resolves when close() stops waiting for admissions in flight: they are answered 503. */
+  #giveUp = /** @type {{ promise: Promise<'shutting-down'>, resolve: () => void }} */ (deferred('shutting-down'));
+  /** @type {Array<() => void>} */ #storeDetachers = [];
+  /**
+   * The last refusal of each recently refused user, least recently refused first (a Map
+   * keeps insertion order), capped at #refusalMemory entries. A browser's WebSocket sees a
+   * refused upgrade only as code 1006; this is where a host can read the real answer.
+   * @type {Map<string, import('./index.js').LastRefusal>}
+   */
+  #refusals = new Map();
+  #refusalSeq = 0;
+  #stats = {
+    upgrades: /** @type {Record<string, number>} */ ({ 101: 0, 400: 0, 401: 0, 403: 0, 429: 0, 500: 0, 503: 0 }),
+    refusals: /** @type {Record<string, number>} */ ({}),
+    released: 0,
+    cancelled: 0,
+    heartbeatTicks: 0,
+    heartbeatTimeouts: 0,
+    closes: /** @type {Record<string, number>} */ ({ 1001: 0, 1009: 0, 4008: 0, 4009: 0, 4010: 0, 4029: 0 }),
+    storeErrors: 0,
+    storeUnavailable: 0,
+    storeCallsAbandoned: 0,
+  };
+
+  /**
+   * @param {LifecycleOptions} options  checked here (the adapter checks option names)
+   * @param {SocketDriver} driver
+   * @param {string} where  the module named in errors and logs (`socket-lease/node`)
+   */
+  constructor(options, driver, where) {
+    this.#where = where;
+    const invalid = (/** @type {string} */ message) => invalidOption(where, message);
+    this.#invalid = invalid;
+    if (typeof options.userId !== 'function') throw invalid('userId(request) is required; the host never invents identity');
+    if (!isObject(options.store)) throw invalid('store must be an object');
+    for (const method of /** @type {const} */ (['acquire', 'release', 'touch', 'sweep'])) {
+      if (typeof (/** @type {any} */ (options.store))[method] !== 'function') throw invalid(`the store has no ${method}() method`);
+    }
+    if (options.verify !== undefined && typeof options.verify !== 'function') throw invalid('verify must be a function (request, userId) => boolean');
+    if (options.clock !== undefined && typeof options.clock !== 'function') {
+      throw invalid(`clock must be a function returning milliseconds, got ${typeof options.clock}`);
+    }
+    this.#userId = options.userId;
+    this.#origins = originCheck(options.allowedOrigins, invalid);
+    this.#verify = options.verify ?? null;
+    this.#heartbeatMs = checkMs(options.heartbeatMs ?? 30_000, 'heartbeatMs', 10, invalid);
+    this.#sweepMs = checkMs(options.sweepMs ?? this.#heartbeatMs, 'sweepMs', 10, invalid);
+    this.#closeGraceMs = checkMs(options.closeGraceMs ?? 2_000, 'closeGraceMs', 0, invalid);
+    this.#upgradeTimeoutMs = checkMs(options.upgradeTimeoutMs ?? 10_000, 'upgradeTimeoutMs', 1, invalid);
+    this.#refusalMemory = checkMs(options.refusalMemory ?? 1_000, 'refusalMemory', 0, invalid);
+    this.#maxBuffered = checkMs(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED, 'maxBufferedBytes', 1, invalid);
+    const touchMs = options.messageTouchMs ?? 1_000;
+    this.#messageTouchMs = touchMs === false ? false : checkMs(touchMs, 'messageTouchMs', 0, invalid);
+    // Without a host clock the store's own Date.now() is the same time, and leaving `now`
+    // out spares the wasm core reading an options object on every call.
+    this.#clock = options.clock ?? null;
+    this.#log = makeLog(options.logger, options.logLevel, invalid);
+    this.#limited = new RateLimitedLog(this.#log, {
+      burst: options.logBurst === undefined ? undefined : checkMs(options.logBurst, 'logBurst', 0, invalid),
+      intervalMs: options.logIntervalMs === undefined ? undefined : checkMs(options.logIntervalMs, 'logIntervalMs', 1, invalid),
+    });
+    this.#driver = driver;
+    this.store = options.store;
+    const fast = /** @type {any} */ (this.store);
+    if (['acquireHandle', 'releaseHandle', 'touchHandle', 'renewHandle', 'handleLeaseId', 'lastEvicted', 'lastRefusal'].every((m) => typeof fast[m] === 'function')) {
+      this.#registry = fast;
+    }
+    // A store shared by several hosts tells this one about its leases that another host
+    // removed (evicted, released, reclaimed), so the socket here is closed at once.
+    if (typeof fast.on === 'function') {
+      /** @param {import('./index.js').RevokedLease} event */
+      const onRevoked = (event) => this.#revoked(event);
+      fast.on('revoked', onRevoked);
+      this.#storeDetachers.push(() => (fast.off ?? fast.removeListener)?.call(fast, 'revoked', onRevoked));
+    }
+    const ttlMs = fast.getOptions?.()?.ttlMs;
+    if (typeof ttlMs === 'number' && ttlMs <= this.#heartbeatMs) {
+      this.#log('warn', 'ttlMs is not above heartbeatMs: live but quiet sockets will lose their leases', { ttlMs, heartbeatMs: this.#heartbeatMs });
+    }
+    this.#heartbeatTimer = unref(setInterval(() => this.#heartbeat(), this.#heartbeatMs));
+    this.#sweepTimer = unref(setInterval(() => void this.#sweep(), this.#sweepMs));
+  }
+
+  /** Milliseconds allowed for one upgrade (identity, verify, store, the runtime's handshake). */
+  get upgradeTimeoutMs() {
+    return this.#upgradeTimeoutMs;
+  }
+
+  get closeGraceMs() {
+    return this.#closeGraceMs;
+  }
+
+  /** Whether `close()` has been called. */
+  get closing() {
+    return this.#closePromise !== null;
+  }
+
+  // ------------------------------------------------------------------ admission
+
+  /**
+   * Phase one. Resolves to a Connection (admitted: the adapter runs its remaining checks,
+   * then calls `open` or `cancel`) or to a Refusal to answer before any WebSocket exists.
+   * Never rejects; bounded by `upgradeTimeoutMs`.
+   * @param {any} request  the runtime's request, passed to `userId`, `verify` and `allowedOrigins`
+   * @param {string | null | undefined} origin  the request's Origin header
+   * @returns {Promise<Connection | Refusal>}
+   */
+  admit(request, origin) {
+    if (this.#closePromise) return Promise.resolve(this.#refuse(503, { reason: 'shutting-down' }, 1000));
+    const admission = this.#admit(request, origin ?? null).catch((err) => {
+      this.#log('error', 'admission failed', { error: String(err) });
+      return this.#refuse(500, { reason: 'internal-error' });
+    });
+    this.#admitting.add(admission);
+    /** @type {any} */
+    let timer;
+    const timeout = new Promise((resolve) => {
+      timer = unref(setTimeout(() => resolve(null), this.#upgradeTimeoutMs));
+    });
+    return Promise.race([admission, timeout, this.#giveUp.promise]).then((result) => {
+      clearTimeout(timer);
+      this.#admitting.delete(admission);
+      if (result !== null && result !== 'shutting-down') return /** @type {Connection | Refusal} */ (result);
+      // Identity, verify or the store did not answer in time (or close() stopped
+      // waiting). A lease granted later is given back where it arrives.
+      void admission.then((late) => {
+        if (late instanceof Connection) this.cancel(late);
+      });
+      return result === null ? this.#refuse(503, { reason: 'upgrade-timeout' }, 1000) : this.#refuse(503, { reason: 'shutting-down' }, 1000);
+    });
+  }
+
+  /**
+   * @param {any} request
+   * @param {string | null} origin
+   * @returns {Promise<Connection | Refusal>}
+   */
+  async #admit(request, origin) {
+    if (this.#origins) {
+      let allowed;
+      try {
+        allowed = await this.#origins(origin, request);
+      } catch (err) {
+        this.#log('error', 'allowedOrigins threw', { error: String(err) });
+        return this.#refuse(500, { reason: 'internal-error' });
+      }
+      // Before identity and quota: a forged page costs nothing and changes nothing.
+      if (allowed !== true) return this.#refuse(403, { reason: 'origin-not-allowed' });
+    }
+
+    /** @type {unknown} */
+    let userId;
+    try {
+      userId = await this.#userId(request);
+    } catch (err) {
+      this.#log('error', 'userId(request) threw', { error: String(err) });
+      return this.#refuse(500, { reason: 'identity-error' });
+    }
+    if (userId === null || userId === undefined || userId === '') return this.#refuse(401, { reason: 'unauthorized' });
+    if (typeof userId !== 'string') {
+      // A host bug, not an anonymous client: a 401 would hide it behind a debug line.
+      this.#log('error', 'userId(request) must return a string, null or undefined', { got: typeof userId });
+      return this.#refuse(500, { reason: 'identity-error' });
+    }
+    if (this.#verify) {
+      let ok;
+      try {
+        ok = await this.#verify(request, userId);
+      } catch (err) {
+        this.#log('error', 'verify(request, userId) threw', { error: String(err) });
+        return this.#refuse(500, { reason: 'verify-error' });
+      }
+      if (ok !== true) return this.#refuse(403, { reason: 'forbidden' }, undefined, userId);
+    }
+    if (this.#closePromise) return this.#refuseUser(userId, 503, { reason: 'shutting-down' }, 1000);
+
+    const conn = new Connection(userId);
+    /** @type {any} */
+    let answer;
+    try {
+      answer = this.#acquire(conn, false);
+      if (isThenable(answer)) answer = await answer;
+    } catch (err) {
+      const code = /** @type {any} */ (err)?.code;
+      if (code === 'INVALID_USER_ID') return this.#refuse(400, { reason: 'invalid-user-id' });
+      // A store that broke its contract: a bug, answered 500 by admit(), not an outage.
+      if (code === 'INVALID_STORE_ANSWER') throw err;
+      this.#storeError('acquire', err);
+      return this.#refuseUser(userId, 503, { reason: 'store-unavailable' }, 1000);
+    }
+    if (answer !== null) return answer;
+    try {
+      conn.lastTouch = this.#now();
+    } catch (err) {
+      // A host clock that throws: nothing is held past this point (admit answers 500).
+      this.cancel(conn);
+      throw err;
+    }
+    if (this.#closePromise) {
+      this.cancel(conn);
+      return this.#refuseUser(userId, 503, { reason: 'shutting-down' }, 1000);
+    }
+    this.#pending.add(conn);
+    return conn;
+  }
+
+  /**
+   * Asks the store for `conn`'s lease: phase one (`evict` false: an eviction is only
+   * planned, `conn.evict`) or phase two. Returns null when `conn` holds its lease or may
+   * take it in phase two, or the refusal to answer. Closes the sockets of leases the store
+   * dropped on the way (evicted; reclaimed because they had expired).
+   * @param {Connection} conn
+   * @param {boolean} evict
+   * @returns {Refusal | null | Promise<Refusal | null>}
+   */
+  #acquire(conn, evict) {
+    const registry = this.#registry;
+    if (registry) {
+      const handle = registry.acquireHandle(conn.userId, undefined, this.#storeNow(), evict);
+      if (handle >= 0) {
+        conn.handle = handle;
+        conn.leaseId = registry.handleLeaseId(handle);
+        this.#dropped(registry.lastEvicted(), CloseCodes.EVICTED);
+        this.#dropped(registry.lastReclaimed?.() ?? [], CloseCodes.LEASE_EXPIRED);
+        this.#track(conn);
+        return null;
+      }
+      this.#dropped(registry.lastReclaimed?.() ?? [], CloseCodes.LEASE_EXPIRED);
+      return this.#refusalOf(conn, registry.lastRefusal(), evict);
+    }
+    const now = this.#storeNow();
+    const options = now === undefined ? { evict } : { now, evict };
+    const answer = this.store.acquire(conn.userId, options);
+    return isThenable(answer) ? Promise.resolve(answer).then((a) => this.#answered(conn, a, evict)) : this.#answered(conn, answer, evict);
+  }
+
+  /**
+   * A store's acquire answer, checked against the LeaseStore contract (a broken store is a
+   * bug answered 500, never a lease held by nobody).
+   * @param {Connection} conn
+   * @param {any} answer
+   * @param {boolean} evict
+   */
+  #answered(conn, answer, evict) {
+    if (answer?.ok === true) {
+      if (typeof answer.lease?.id !== 'string' || answer.lease.id === '') {
+        throw this.#badAnswer('acquire answered ok without a lease id (lease.id must be a non-empty string)');
+      }
+      conn.leaseId = answer.lease.id;
+      conn.lease = answer.lease;
+      // From here the lease is held: a malformed rest of the answer must not leak it.
+      this.#track(conn);
+      // `reclaimed` is newer than the LeaseStore contract: a store without it reclaims nothing.
+      const evicted = answer.evicted;
+      const reclaimed = answer.reclaimed ?? [];
+      if (!isIdList(evicted) || !isIdList(reclaimed)) {
+        this.#finish(conn);
+        throw this.#badAnswer(`acquire's evicted and reclaimed must be arrays of lease ids, got ${describe(evicted)} and ${describe(reclaimed)}`);
+      }
+      this.#dropped(evicted, CloseCodes.EVICTED);
+      this.#dropped(reclaimed, CloseCodes.LEASE_EXPIRED);
+      return null;
+    }
+    if (isIdList(answer?.reclaimed)) this.#dropped(answer.reclaimed, CloseCodes.LEASE_EXPIRED);
+    return this.#refusalOf(conn, answer, evict);
+  }
+
+  /**
+   * @param {Connection} conn
+   * @param {any} answer  the store's refusal
+   * @param {boolean} evict  whether this was phase two
+   * @returns {Refusal | null}
+   */
+  #refusalOf(conn, answer, evict) {
+    if (!answer || answer.ok !== false || typeof answer.reason !== 'string') {
+      throw this.#badAnswer(`acquire answered neither a lease nor a refusal: ${describe(answer)}`);
+    }
+    if (typeof answer.retryAfterMs !== 'number' || !Number.isFinite(answer.retryAfterMs) || answer.retryAfterMs < 0) {
+      throw this.#badAnswer(`a refusal's retryAfterMs must be a finite number >= 0, got ${describe(answer.retryAfterMs)}`);
+    }
+    if (!evict && answer.evictable === true) {
+      // The policy would evict to admit: planned now, made in open().
+      conn.evict = true;
+      return null;
+    }
+    const { reason, limit, active } = answer;
+    return this.#refuseUser(conn.userId, 429, { reason, limit, active }, answer.retryAfterMs);
+  }
+
+  /**
+   * Phase two: every check of the host passed and the socket exists. Commits a planned
+   * eviction, then registers the socket. Returns whether the socket is now served; when
+   * not, the lifecycle already closed it with the code that says why (4029 when the
+   * slot went to another connection meanwhile, 4008/4009 when the lease was dropped,
+   * 1001 when shutting down). A promise only when a planned eviction goes to an
+   * asynchronous store.
+   * @param {Connection} conn
+   * @param {any} socket
+   * @returns {boolean | Promise<boolean>}
+   */
+  open(conn, socket) {
+    this.#pending.delete(conn);
+    conn.socket = socket;
+    if (!conn.finished && !this.#closePromise && conn.evict) {
+      conn.evict = false;
+      /** @type {any} */
+      let refused;
+      try {
+        refused = this.#acquire(conn, true);
+      } catch (err) {
+        refused = Promise.reject(err);
+      }
+      if (isThenable(refused)) {
+        return Promise.resolve(refused).then(
+          (r) => this.#opened(conn, socket, r),
+          (err) => this.#openFailed(conn, socket, err),
+        );
+      }
+      return this.#opened(conn, socket, refused);
+    }
+    return this.#opened(conn, socket, null);
+  }
+
+  /**
+   * @param {Connection} conn
+   * @param {any} socket
+   * @param {Refusal | null} refused
+   */
+  #opened(conn, socket, refused) {
+    if (refused) {
+      // Lost the slot between admission and now: a close the client can act on, with
+      // when to retry in the reason (a 429 can no longer be sent).
+      conn.finished = true;
+      this.#stats.closes[CloseCodes.LIMIT_REACHED]++;
+      const retry = refused.headers['retry-after'];
+      this.#closeRaw(socket, CloseCodes.LIMIT_REACHED, `${CLOSE_REASONS[CloseCodes.LIMIT_REACHED]} (retry after ${retry} s)`);
+      return false;
+    }
+    // Meanwhile the sweep may have dropped the lease, or close() begun. Registering the
+    // socket would keep it open without a lease, or past close(): close it instead.
+    if (conn.finished || this.#closePromise) {
+      const code = conn.storeGone ? conn.goneCode : this.#closePromise ? CloseCodes.GOING_AWAY : CloseCodes.LEASE_EXPIRED;
+      this.#finish(conn);
+      this.#stats.closes[code]++;
+      this.#closeRaw(socket, code, CLOSE_REASONS[/** @type {import('./protocol.mjs').CloseCode} */ (code)]);
+      return false;
+    }
+    this.#bySocket.set(socket, conn);
+    this.#stats.upgrades[101]++;
+    if (conn.storeGone) {
+      this.#closeSocket(conn, conn.goneCode);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * @param {Connection} conn
+   * @param {any} socket
+   * @param {unknown} err
+   */
+  #openFailed(conn, socket, err) {
+    this.#storeError('acquire', err);
+    conn.finished = true;
+    this.#closeRaw(socket, 1011, 'lease store unavailable');
+    return false;
+  }
+
+  /**
+   * A host check refused the request after `admit`: gives back the lease phase one took.
+   * Nothing else changes: no eviction was made, no other lease was touched.
+   * @param {Connection} conn
+   */
+  cancel(conn) {
+    if (conn.finished) return;
+    this.#stats.cancelled++;
+    this.#pending.delete(conn);
+    conn.evict = false;
+    if (conn.leaseId !== '' || conn.handle >= 0) this.#finish(conn);
+    else conn.finished = true;
+  }
+
+  /**
+   * A refusal the adapter decides itself (a malformed handshake, a path it does not
+   * serve), counted and logged as the lifecycle's own.
+   * @param {RefusalStatus} status
+   * @param {{ reason: string } & Record<string, unknown>} body
+   * @param {number} [retryAfterMs]
+   */
+  refuse(status, body, retryAfterMs) {
+    return this.#refuse(status, body, retryAfterMs);
+  }
+
+  // ------------------------------------------------------------------ open sockets
+
+  /**
+   * A message arrived: activity (what `evict-idle` ranks by), renewing the lease at most
+   * once per `messageTouchMs`.
+   * @param {Connection} conn
+   */
+  message(conn) {
+    if (this.#messageTouchMs === false || conn.finished) return;
+    const now = this.#now();
+    if (now - conn.lastTouch >= this.#messageTouchMs) {
+      conn.lastTouch = now;
+      this.#touch(conn, true);
+    }
+  }
+
+  /**
+   * The peer answered a ping (or the runtime reported a pong): alive, and the lease is
+   * renewed without counting as activity.
+   * @param {Connection} conn
+   */
+  pong(conn) {
+    conn.alive = true;
+    this.#touch(conn, false);
+  }
+
+  /**
+   * The socket closed, for whatever reason: the lease is released once.
+   * @param {Connection} conn
+   */
+  closed(conn) {
+    this.#finish(conn);
+  }
+
+  /**
+   * The socket failed (a protocol error, a frame over maxPayload). The runtime closes it;
+   * the lease is released now rather than when the close finally arrives.
+   * @param {Connection} conn
+   * @param {unknown} err
+   */
+  error(conn, err) {
+    this.#log('debug', 'socket error', { leaseId: conn.leaseId, error: String(err) });
+    this.#finish(conn);
+  }
+
+  /**
+   * Whether the socket can take more data. When more than `maxBufferedBytes` wait unsent
+   * (a peer that does not read), the socket is closed with 4010 and terminated if the
+   * close cannot be delivered within `closeGraceMs` either; answers false from then on.
+   * @param {Connection} conn
+   */
+  writable(conn) {
+    if (conn.finished || conn.socket === null) return false;
+    const amount = this.#driver.bufferedAmount?.(conn.socket) ?? 0;
+    if (amount <= this.#maxBuffered) return true;
+    this.#log('info', 'peer is not reading; closing', { userId: conn.userId, leaseId: conn.leaseId, bufferedAmount: amount });
+    const socket = conn.socket;
+    this.#closeSocket(conn, CloseCodes.BACKPRESSURE);
+    // The close frame queues behind what the peer does not read: drop the connection
+    // unless it is gone within the grace. Release now: the slot is not the peer's to keep.
+    this.#finish(conn);
+    unref(setTimeout(() => {
+      if (this.#readyState(socket) !== CLOSED) this.#driver.terminate(socket);
+    }, this.#closeGraceMs));
+    return false;
+  }
+
+  /** @param {any} socket */
+  connectionOf(socket) {
+    return this.#bySocket.get(socket);
+  }
+
+  sockets() {
+    return this.#bySocket.keys();
+  }
+
+  /** @param {string} userId */
+  lastRefusal(userId) {
+    const r = this.#refusals.get(userId);
+    return r ? { ...r } : null;
+  }
+
+  /**
+   * The full lease of an open socket. Built once per socket on the registry's fast path
+   * (which works with handles); its times are those of that moment.
+   * @param {Connection} conn
+   */
+  leaseOf(conn) {
+    if (!conn.lease && this.#registry && !conn.finished) conn.lease = this.#registry.getLease(conn.leaseId);
+    return conn.lease ?? undefined;
+  }
+
+  /** @returns {import('./index.js').LifecycleStats} */
+  stats() {
+    const s = this.#stats;
+    return {
+      socketsOpen: this.#bySocket.size,
+      pendingUpgrades: this.#pending.size + this.#admitting.size,
+      upgrades: /** @type {any} */ ({ ...s.upgrades }),
+      refusals: { ...s.refusals },
+      released: s.released,
+      cancelled: s.cancelled,
+      heartbeatTicks: s.heartbeatTicks,
+      heartbeatTimeouts: s.heartbeatTimeouts,
+      closes: /** @type {any} */ ({ ...s.closes }),
+      storeErrors: s.storeErrors,
+      storeUnavailable: s.storeUnavailable,
+      storeCallsAbandoned: s.storeCallsAbandoned,
+      logLinesSuppressed: this.#limited.suppressed,
+      closing: this.#closePromise !== null,
+    };
+  }
+
+  /** The store's metrics plus the lifecycle's own series, as Prometheus text. */
+  async metrics() {
+    let core = '';
+    if (typeof this.store.metrics === 'function') core = await this.store.metrics();
+    if (core && !core.endsWith('\n')) core += '\n';
+    const s = this.#stats;
+    const lines = [
+      '# HELP socket_lease_sockets_open WebSocket connections the host holds open.',
+      '# TYPE socket_lease_sockets_open gauge',
+      `socket_lease_sockets_open ${this.#bySocket.size}`,
+      '# HELP socket_lease_upgrades_total Upgrade requests answered, by HTTP status (101 = accepted).',
+      '# TYPE socket_lease_upgrades_total counter',
+      ...Object.entries(s.upgrades).map(([status, n]) => `socket_lease_upgrades_total{status="${status}"} ${n}`),
+      '# HELP socket_lease_refusals_total Upgrade requests refused, by reason (every one counted; the log lines are rate-limited).',
+      '# TYPE socket_lease_refusals_total counter',
+      ...Object.entries(s.refusals).map(([reason, n]) => `socket_lease_refusals_total{reason="${reason}"} ${n}`),
+      '# HELP socket_lease_heartbeat_timeouts_total Sockets terminated because they missed a pong.',
+      '# TYPE socket_lease_heartbeat_timeouts_total counter',
+      `socket_lease_heartbeat_timeouts_total ${s.heartbeatTimeouts}`,
+      '# HELP socket_lease_guard_closes_total Sockets closed by the host, by close code.',
+      '# TYPE socket_lease_guard_closes_total counter',
+      ...Object.entries(s.closes).map(([code, n]) => `socket_lease_guard_closes_total{code="${code}"} ${n}`),
+      '# HELP socket_lease_store_errors_total Store calls that threw or rejected (other than those counted in socket_lease_store_unavailable_total).',
+      '# TYPE socket_lease_store_errors_total counter',
+      `socket_lease_store_errors_total ${s.storeErrors}`,
+      "# HELP socket_lease_store_unavailable_total Store calls refused because the store's backend was unavailable (code REDIS_UNAVAILABLE).",
+      '# TYPE socket_lease_store_unavailable_total counter',
+      `socket_lease_store_unavailable_total ${s.storeUnavailable}`,
+      '# HELP socket_lease_log_lines_suppressed_total Log lines a client could trigger that the rate limit left out (each summarised in a "suppressed" line).',
+      '# TYPE socket_lease_log_lines_suppressed_total counter',
+      `socket_lease_log_lines_suppressed_total ${this.#limited.suppressed}`,
+    ];
+    return core + lines.join('\n') + '\n';
+  }
+
+  /**
+   * Stops the timers, refuses new upgrades (503), gives up on admissions still pending
+   * after `closeGraceMs`, closes every socket with 1001 (terminating those that do not
+   * finish the close handshake within `closeGraceMs`), releases every lease, and waits
+   * (bounded by `closeGraceMs`) for the store. Idempotent.
+   * @param {() => Promise<void>} [afterSockets]  the adapter's own shutdown, run last
+   */
+  close(afterSockets) {
+    if (this.#closePromise) return this.#closePromise;
+    clearInterval(this.#heartbeatTimer);
+    clearInterval(this.#sweepTimer);
+    for (const detach of this.#storeDetachers.splice(0)) detach();
+    this.#closePromise = this.#shutdown(afterSockets);
+    return this.#closePromise;
+  }
+
+  /** @param {(() => Promise<void>) | undefined} afterSockets */
+  async #shutdown(afterSockets) {
+    // Admissions in flight see `closing` when their await returns and answer 503, giving
+    // back what they acquired; wait for them, bounded in case identity or the store hangs.
+    await settledWithin([...this.#admitting], this.#closeGraceMs);
+    this.#giveUp.resolve();
+    // Admitted requests the runtime has not finished upgrading (an asynchronous
+    // verifyClient): the adapter answers them now, and what they hold is given back.
+    for (const conn of [...this.#pending]) {
+      conn.onAbandon?.('shutting-down');
+      this.cancel(conn);
+    }
+    const conns = [...this.#bySocket.values()];
+    for (const conn of conns) this.#closeSocket(conn, CloseCodes.GOING_AWAY);
+    const closed = conns.map((conn) => this.#whenClosed(conn));
+    await settledWithin(closed, this.#closeGraceMs);
+    for (const conn of conns) if (this.#readyState(conn.socket) !== CLOSED) this.#driver.terminate(conn.socket);
+    await settledWithin(closed, this.#closeGraceMs);
+    // Backstop: whatever did not report `close` is released here, so shutdown never
+    // leaves a lease behind even if a close event went missing.
+    for (const conn of [...this.#byLease.values()]) this.#finish(conn);
+    // Bounded too: a store whose release never settles (a backend that stopped answering)
+    // must not hang the host's shutdown. What is left is counted and logged, not waited for.
+    await settledWithin([...this.#pendingStoreCalls], this.#closeGraceMs);
+    const abandoned = this.#pendingStoreCalls.size;
+    if (abandoned > 0) {
+      this.#stats.storeCallsAbandoned += abandoned;
+      this.#log('error', 'close(): store calls still pending after closeGraceMs; not waiting for them', { pending: abandoned, closeGraceMs: this.#closeGraceMs });
+    }
+    this.#limited.flush(true);
+    await afterSockets?.();
+  }
+
+  /** Closed sockets are awaited by polling their state: the driver has no events. @param {Connection} conn */
+  #whenClosed(conn) {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (conn.finished || this.#readyState(conn.socket) === CLOSED) resolve(undefined);
+        else timer = setTimeout(check, 10);
+      };
+      /** @type {any} */
+      let timer = null;
+      check();
+    });
+  }
+
+  // ------------------------------------------------------------------ internals
+
+  /** @param {Connection} conn */
+  #track(conn) {
+    this.#byLease.set(conn.leaseId, conn);
+  }
+
+  /**
+   * Sockets of leases the store dropped (evicted, reclaimed): closed with `code`, never
+   * released again (that would count as an unknown release, the store's leak detector).
+   * @param {string[]} ids
+   * @param {4008 | 4009} code
+   */
+  #dropped(ids, code) {
+    for (let i = 0; i < ids.length; i++) {
+      const conn = this.#byLease.get(ids[i]);
+      if (!conn || conn.finished) continue;
+      conn.storeGone = true;
+      conn.goneCode = code;
+      if (conn.socket !== null && this.#bySocket.has(conn.socket)) this.#closeSocket(conn, code);
+    }
+  }
+
+  /**
+   * Another host removed this lease: close its socket with 4008 for an eviction, 4009
+   * otherwise, and never release it again.
+   * @param {import('./index.js').RevokedLease} event
+   */
+  #revoked(event) {
+    const conn = this.#byLease.get(event?.leaseId);
+    if (!conn || conn.finished) return;
+    const code = event.reason === 'evicted' ? CloseCodes.EVICTED : CloseCodes.LEASE_EXPIRED;
+    this.#log('info', 'lease removed by another host; closing its socket', { userId: conn.userId, leaseId: conn.leaseId, reason: event.reason, code });
+    this.#dropped([conn.leaseId], code);
+  }
+
+  /**
+   * @param {Connection} conn
+   * @param {number} code
+   */
+  #closeSocket(conn, code) {
+    const socket = conn.socket;
+    if (socket === null) return;
+    const state = this.#readyState(socket);
+    if (state === CLOSING || state === CLOSED) return;
+    this.#stats.closes[code] = (this.#stats.closes[code] ?? 0) + 1;
+    this.#closeRaw(socket, code, CLOSE_REASONS[/** @type {import('./protocol.mjs').CloseCode} */ (code)]);
+  }
+
+  /**
+   * @param {any} socket
+   * @param {number} code
+   * @param {string} reason
+   */
+  #closeRaw(socket, code, reason) {
+    try {
+      this.#driver.close(socket, code, reason);
+    } catch {
+      this.#driver.terminate(socket);
+    }
+  }
+
+  /** @param {any} socket */
+  #readyState(socket) {
+    return this.#driver.readyState ? this.#driver.readyState(socket) : socket.readyState;
+  }
+
+  /**
+   * Releases the lease once and forgets the connection. Idempotent: every way a socket
+   * ends comes here, and only the first counts.
+   * @param {Connection} conn
+   */
+  #finish(conn) {
+    if (conn.finished) return;
+    conn.finished = true;
+    this.#byLease.delete(conn.leaseId);
+    if (conn.socket !== null) this.#bySocket.delete(conn.socket);
+    if (conn.storeGone || (conn.leaseId === '' && conn.handle < 0)) return;
+    this.#stats.released++;
+    /** @type {number | undefined} */
+    let now;
+    try {
+      now = this.#storeNow();
+    } catch (err) {
+      // A clock that throws must not cost the release: the store then uses its own time.
+      this.#log('error', "clock() threw; releasing with the store's own time", { leaseId: conn.leaseId, error: String(err) });
+    }
+    const registry = this.#registry;
+    if (registry && conn.handle >= 0) this.#call('release', () => registry.releaseHandle(conn.handle, now));
+    else this.#call('release', () => this.store.release(conn.leaseId, now));
+  }
+
+  /**
+   * Renews the lease. `activity`: a message (what `evict-idle` ranks by); otherwise a
+   * pong, which renews without counting as activity where the store can tell the two
+   * apart (LeaseRegistry's renewHandle, a store's `renew`); other stores get a touch.
+   * @param {Connection} conn
+   * @param {boolean} activity
+   */
+  #touch(conn, activity) {
+    if (conn.finished || conn.storeGone) return;
+    const registry = this.#registry;
+    const store = /** @type {any} */ (this.store);
+    const touch =
+      registry && conn.handle >= 0
+        ? activity
+          ? () => registry.touchHandle(conn.handle, this.#storeNow())
+          : () => registry.renewHandle(conn.handle, this.#storeNow())
+        : !activity && typeof store.renew === 'function'
+          ? () => store.renew(conn.leaseId, this.#storeNow())
+          : () => this.store.touch(conn.leaseId, this.#storeNow());
+    this.#call('touch', touch, (ok) => {
+      if (ok === false && !conn.finished && !conn.storeGone) {
+        conn.storeGone = true;
+        this.#closeSocket(conn, CloseCodes.LEASE_EXPIRED);
+      }
+    });
+  }
+
+  #now() {
+    return this.#clock ? this.#clock() : Date.now();
+  }
+
+  /** `now` for a store call: the host's clock, or undefined for the store's own. */
+  #storeNow() {
+    return this.#clock ? this.#clock() : undefined;
+  }
+
+  #heartbeat() {
+    this.#stats.heartbeatTicks++;
+    this.#limited.flush();
+    const ping = this.#driver.ping;
+    /** @type {Connection[]} */
+    const suspects = [];
+    for (const conn of [...this.#bySocket.values()]) {
+      const state = this.#readyState(conn.socket);
+      if (state === CLOSED) {
+        // A close event that never came: reclaim anyway.
+        this.#finish(conn);
+      } else if (state === CLOSING) {
+        // We (or the peer) started a close handshake that is not finishing.
+        if (++conn.closingTicks >= 2) this.#driver.terminate(conn.socket);
+      } else if (!ping) {
+        // The runtime keeps the socket alive (its idle timeout); nothing to ask.
+      } else if (!conn.alive) {
+        suspects.push(conn);
+      } else {
+        this.#ping(conn);
+      }
+    }
+    if (suspects.length === 0) return;
+    // Decide after this turn's I/O has been read: when our own event loop stalled past an
+    // interval, timers run before I/O, and a pong may be waiting unread. A live peer must
+    // not pay for the server's stall.
+    const tick = this.#stats.heartbeatTicks;
+    const afterIO = this.#driver.afterIO ?? ((/** @type {() => void} */ fn) => void setTimeout(fn, 0));
+    afterIO(() => {
+      // A stall as long as an interval again, and a later tick has run meanwhile: it saw
+      // the pongs read since and pinged those sockets again. Its decision stands in for this one.
+      if (this.#stats.heartbeatTicks !== tick) return;
+      for (const conn of suspects) {
+        if (conn.finished || this.#readyState(conn.socket) !== OPEN) continue;
+        if (conn.alive) {
+          this.#ping(conn);
+          continue;
+        }
+        this.#stats.heartbeatTimeouts++;
+        this.#log('info', 'heartbeat timeout; terminating', { userId: conn.userId, leaseId: conn.leaseId });
+        this.#driver.terminate(conn.socket);
+        // The runtime reports the close; releasing now does not wait for it.
+        this.#finish(conn);
+      }
+    });
+  }
+
+  /** @param {Connection} conn */
+  #ping(conn) {
+    conn.alive = false;
+    try {
+      /** @type {(socket: any) => void} */ (this.#driver.ping)(conn.socket);
+    } catch {
+      this.#driver.terminate(conn.socket);
+    }
+  }
+
+  async #sweep() {
+    if (this.#sweeping) return;
+    this.#sweeping = true;
+    try {
+      const ids = await this.store.sweep(this.#storeNow());
+      for (const id of ids) {
+        const conn = this.#byLease.get(id);
+        if (!conn || conn.finished) continue;
+        conn.storeGone = true;
+        conn.goneCode = CloseCodes.LEASE_EXPIRED;
+        if (conn.socket !== null && this.#bySocket.has(conn.socket)) this.#closeSocket(conn, CloseCodes.LEASE_EXPIRED);
+        // Not open yet (the runtime is finishing the handshake): open() closes it.
+        else this.#finish(conn);
+      }
+    } catch (err) {
+      this.#storeError('sweep', err);
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  /**
+   * Runs a store call that may return a value or a promise; tracks promises so close()
+   * can wait for them, and counts failures instead of throwing on a disconnect path.
+   * @template T
+   * @param {string} what
+   * @param {() => T | Promise<T>} call
+   * @param {(value: T) => void} [then]
+   */
+  #call(what, call, then) {
+    let value;
+    try {
+      value = call();
+    } catch (err) {
+      this.#storeError(what, err);
+      return;
+    }
+    if (!isThenable(value)) {
+      then?.(/** @type {T} */ (value));
+      return;
+    }
+    const pending = Promise.resolve(value).then(
+      (v) => then?.(v),
+      (err) => this.#storeError(what, err),
+    );
+    this.#pendingStoreCalls.add(pending);
+    void pending.finally(() => this.#pendingStoreCalls.delete(pending));
+  }
+
+  /**
+   * @param {string} what
+   * @param {unknown} err
+   */
+  #storeError(what, err) {
+    // A store whose backend is down and that refuses on purpose (socket-lease/redis in
+    // failMode "closed") logs the outage itself, once. Each refusal is then an expected
+    // 503, not a failure of the store: counted apart, and at debug.
+    if (/** @type {any} */ (err)?.code === 'REDIS_UNAVAILABLE') {
+      this.#stats.storeUnavailable++;
+      this.#log('debug', 'store unavailable', { call: what, error: String(err) });
+      return;
+    }
+    this.#stats.storeErrors++;
+    this.#limited.write(`store-error:${what}`, 'error', 'store call failed', { call: what, error: String(err) });
+  }
+
+  /**
+   * A store answer that breaks the LeaseStore contract: a bug in the store, answered 500.
+   * @param {string} problem
+   */
+  #badAnswer(problem) {
+    this.#stats.storeErrors++;
+    return Object.assign(new Error(`${this.#where}: store.${problem}`), { code: 'INVALID_STORE_ANSWER' });
+  }
+
+  /**
+   * A refusal, counted exactly and logged within the rate limit of its reason.
+   * @param {RefusalStatus} status
+   * @param {{ reason: string } & Record<string, unknown>} body
+   * @param {number} [retryAfterMs]
+   * @param {string | null} [userId]
+   * @returns {Refusal}
+   */
+  #refuse(status, body, retryAfterMs, userId = null) {
+    const s = this.#stats;
+    s.upgrades[status] = (s.upgrades[status] ?? 0) + 1;
+    s.refusals[body.reason] = (s.refusals[body.reason] ?? 0) + 1;
+    this.#limited.write(`refused:${body.reason}`, REFUSAL_LEVELS[body.reason] ?? 'debug', 'upgrade refused', { status, ...body });
+    return refusal(status, body, retryAfterMs, userId);
+  }
+
+  /**
+   * #refuse for a known user, remembering the answer for lastRefusal(userId).
+   * @param {string} userId
+   * @param {429 | 503} status
+   * @param {{ reason: string, limit?: number, active?: number }} body
+   * @param {number} retryAfterMs
+   */
+  #refuseUser(userId, status, body, retryAfterMs) {
+    const answer = this.#refuse(status, body, retryAfterMs, userId);
+    if (this.#refusalMemory > 0) {
+      const refusals = this.#refusals;
+      refusals.delete(userId);
+      refusals.set(userId, {
+        status,
+        reason: body.reason,
+        limit: body.limit ?? null,
+        active: body.active ?? null,
+        retryAfterMs,
+        retryAfterS: Number(answer.headers['retry-after']),
+        at: this.#now(),
+        seq: ++this.#refusalSeq,
+      });
+      if (refusals.size > this.#refusalMemory) refusals.delete(/** @type {string} */ (refusals.keys().next().value));
+    }
+    return answer;
+  }
+}
+
+/**
+ * @template T
+ * @param {T} value
+ * @returns {{ promise: Promise<T>, resolve: () => void }}
+ */
+function deferred(value) {
+  /** @type {() => void} */
+  let resolve = () => {};
+  const promise = new Promise((r) => {
+    resolve = () => r(value);
+  });
+  return { promise, resolve };
+}
+
+/** @param {unknown} v @returns {v is string[]} */
+function isIdList(v) {
+  return Array.isArray(v) && v.every((id) => typeof id === 'string');
+}
+
+/**
+ * Timers must not keep a process alive on their own (Node, Bun); elsewhere there is no
+ * `unref` and nothing to do. close() clears them anyway.
+ * @template T
+ * @param {T} timer
+ * @returns {T}
+ */
+function unref(timer) {
+  /** @type {any} */ (timer)?.unref?.();
+  return timer;
+}
+
+/**
+ * Waits for all promises to settle, or for `ms`, whichever is first.
+ * @param {Promise<unknown>[]} promises
+ * @param {number} ms
+ */
+async function settledWithin(promises, ms) {
+  if (promises.length === 0) return;
+  /** @type {any} */
+  let timer;
+  const timeout = new Promise((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  await Promise.race([Promise.allSettled(promises), timeout]);
+  clearTimeout(timer);
+}
