@@ -1,5 +1,6 @@
 // Runs examples/cloudflare unchanged in miniflare (real workerd) on 127.0.0.1 and gives
 // the tests real WebSocket clients. Not a test file itself (no .test.mjs).
+import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -104,8 +105,11 @@ export async function startExample(opts = {}) {
     },
     /** @param {string} user */
     wsUrl: (user) => `${base.replace(/^http/, 'ws')}/ws?user=${encodeURIComponent(user)}`,
-    /** @param {string} user */
-    connect: (user) => connect(`${base.replace(/^http/, 'ws')}/ws?user=${encodeURIComponent(user)}`, clients),
+    /**
+     * @param {string} user
+     * @param {import('ws').ClientOptions} [opts] e.g. `{ origin }` or `{ headers }`
+     */
+    connect: (user, opts) => connect(`${base.replace(/^http/, 'ws')}/ws?user=${encodeURIComponent(user)}`, clients, opts),
     /** @param {string} user */
     async stats(user) {
       const res = await fetch(`${base}/api/users/${encodeURIComponent(user)}`);
@@ -140,11 +144,12 @@ export async function startExample(opts = {}) {
  * socket, or `{ status, headers, body }` when the server refused it.
  * @param {string} url
  * @param {Set<WebSocket>} clients
+ * @param {import('ws').ClientOptions} [opts] more client options (`origin`, `headers`)
  * @returns {Promise<{ ws: WebSocket, closed: Promise<{ code: number, reason: string, at: number }> } | { ws: null, status: number, headers: Record<string, string | string[] | undefined>, body: any }>}
  */
-export function connect(url, clients) {
+export function connect(url, clients, opts = {}) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { handshakeTimeout: 10_000 });
+    const ws = new WebSocket(url, { handshakeTimeout: 10_000, ...opts });
     clients.add(ws);
     /** @type {Promise<{ code: number, reason: string, at: number }>} `at`: Date.now() when the close arrived */
     const closed = new Promise((done) => {
@@ -250,4 +255,41 @@ export async function within(promise, timeoutMs, what) {
 export async function tempDir() {
   const dir = await mkdtemp(path.join(tmpdir(), 'socket-lease-cf-'));
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+// The stable `reason` of each code (index.d.ts, ErrorReason): the Node host's names where
+// it answers the same.
+/** @type {Record<string, string>} */
+const REASONS = {
+  INVALID_USER_ID: 'invalid-user-id',
+  MISSING_USER: 'missing-user',
+  UNAUTHENTICATED: 'unauthorized',
+  ORIGIN_NOT_ALLOWED: 'origin-not-allowed',
+  NOT_FOUND: 'not-found',
+  METHOD_NOT_ALLOWED: 'method-not-allowed',
+  UPGRADE_REQUIRED: 'upgrade-required',
+  INVALID_CONFIG: 'invalid-config',
+  IDENTITY_ERROR: 'identity-error',
+  WRONG_OBJECT: 'wrong-object',
+  INTERNAL_ERROR: 'internal-error',
+};
+
+/**
+ * The documented error shape: exactly `{ reason, error, code }`, with this code and its
+ * reason, never cached.
+ * @param {{ status: number, body: any, headers?: any }} res
+ * @param {number} status
+ * @param {string} code
+ */
+export function assertError(res, status, code) {
+  assert.equal(res.status, status, JSON.stringify(res.body));
+  assert.deepEqual(Object.keys(res.body).sort(), ['code', 'error', 'reason'], `the documented error shape: ${JSON.stringify(res.body)}`);
+  assert.equal(res.body.code, code);
+  assert.equal(res.body.reason, REASONS[code], `the reason of ${code}`);
+  assert.equal(typeof res.body.error, 'string');
+  if (res.headers) {
+    const get = (/** @type {string} */ name) => (typeof res.headers.get === 'function' ? res.headers.get(name) : res.headers[name]);
+    assert.equal(get('cache-control'), 'no-store');
+    assert.match(get('content-type'), /^application\/json/);
+  }
 }

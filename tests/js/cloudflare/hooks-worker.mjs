@@ -10,9 +10,15 @@
 //   value, 2 KiB per key, 128 keys per call), which local workerd does not enforce.
 // - failed writes: with the var TEST_FAIL_PUT_USER = "<id>", every storage put that
 //   writes that user's meta record fails, so a connect of that user cannot store its lease.
-// - GET /__test/ws?userJson=<JSON string>[&binding=<name>]: the upgrade route with the id
-//   taken as JSON, so a test can send ids no URL decodes to (a lone surrogate), and with
-//   another binding name, to see a missing binding answered.
+// - GET /__test/ws?userJson=<JSON string>[&binding=<name>][&maxPayload=<n>][&origins=<JSON>]:
+//   the upgrade route with the id taken as JSON, so a test can send ids no URL decodes to
+//   (a lone surrogate) or make userId() throw (JSON that does not parse), with another
+//   binding name, to see a missing binding answered, and with the `maxPayload` and
+//   `allowedOrigins` options (`origins`: a JSON array, or "fn:<origin>" for a function
+//   allowing that one origin and requests without Origin, asynchronously).
+// - alarms that do nothing: with the var TEST_NO_ALARM = "1", the object's alarm handler
+//   returns at once, as an alarm that has not run yet (late) would leave things, so only a
+//   request can reclaim an expired lease.
 // - GET /__test/connect-as?user=<id>&header=<value>: a connect sent to <id>'s object with
 //   the user header set to <value> as is, as a host routing by something other than
 //   idFromName(userId) (or forging the header) would.
@@ -254,6 +260,24 @@ export class SocketLeaseObject extends ExampleObject {
     if (closeIsLost(ws)) return;
     return super.webSocketError(ws, error);
   }
+
+  async alarm() {
+    if (this.env.TEST_NO_ALARM === '1') return;
+    return super.alarm();
+  }
+}
+
+/**
+ * The `allowedOrigins` option a test asked for in `origins`.
+ * @param {string | null} text
+ */
+function originsOption(text) {
+  if (text === null) return undefined;
+  if (text.startsWith('fn:')) {
+    const allowed = text.slice(3);
+    return async (/** @type {string | null} */ origin) => origin === null || origin === allowed;
+  }
+  return JSON.parse(text);
 }
 
 export default {
@@ -268,10 +292,13 @@ export default {
       // The adapter's upgrade route with a host identity that can return any string: the
       // id is JSON in ?userJson=, so a test can send what no URL decodes to (a lone
       // surrogate).
+      const maxPayload = url.searchParams.get('maxPayload');
       const answer = await handleSocketLease(request, env, {
         path: '/__test/ws',
         binding: url.searchParams.get('binding') ?? undefined,
         userId: (/** @type {Request} */ r) => JSON.parse(new URL(r.url).searchParams.get('userJson') ?? 'null'),
+        maxPayload: maxPayload === null ? undefined : Number(maxPayload),
+        allowedOrigins: originsOption(url.searchParams.get('origins')),
       });
       return answer ?? new Response('not found', { status: 404 });
     }
