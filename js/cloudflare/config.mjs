@@ -1,7 +1,8 @@
 // Reads the Worker's env vars (the same names as the Node demo) into registry options.
 // Every value is checked here, with the variable's name in the message, so a deployer
 // sees "SOCKET_LEASE_LIMIT must be ..." instead of a core option name.
-import { MAX_SOCKETS_PER_OBJECT } from './protocol.mjs';
+import { originCheck, parseOriginList } from '../lifecycle/origin.mjs';
+import { DEFAULT_MAX_PAYLOAD, MAX_MAX_PAYLOAD, MAX_SOCKETS_PER_OBJECT } from './protocol.mjs';
 
 /** @typedef {import('./index.js').SocketLeaseConfig} SocketLeaseConfig */
 /** @typedef {import('./index.js').LimitPolicy} LimitPolicy */
@@ -12,6 +13,8 @@ export const DEFAULT_TTL_MS = 90_000;
 // a dead peer holds its slot for longer than anyone will wait.
 export const MIN_TTL_MS = 1000;
 export const MAX_TTL_MS = 86_400_000;
+
+export { DEFAULT_MAX_PAYLOAD, MAX_MAX_PAYLOAD };
 
 /** @type {readonly LimitPolicy[]} */
 const POLICIES = ['reject', 'evict-oldest', 'evict-idle'];
@@ -65,6 +68,12 @@ function integer(env, name, fallback, min, max) {
  * - `SOCKET_LEASE_TTL_MS`: a lease expires this long after the peer was last heard from,
  *   1000..86400000 (default 90000).
  * - `SOCKET_LEASE_POLICY`: `reject` (default), `evict-oldest` or `evict-idle`.
+ * - `SOCKET_LEASE_MAX_PAYLOAD`: largest message in bytes, 1..33554432 (default 65536);
+ *   a larger one closes its socket with 1009 and frees the lease. The upper bound is
+ *   workerd's own message limit.
+ * - `SOCKET_LEASE_ALLOWED_ORIGINS`: comma-separated origins (`https://app.example`) whose
+ *   pages may open sockets; unset or empty: any. An upgrade with another `Origin` header
+ *   is answered 403 by the Worker (no header: allowed, it is not from a browser page).
  * - `SOCKET_LEASE_GLOBAL_LIMIT`: refused when set. Each user has its own object, so no
  *   object sees a global count; silently ignoring a safety limit would be worse than
  *   saying so.
@@ -101,7 +110,12 @@ export function readConfig(env) {
         'runtime answers itself. Unset it; SOCKET_LEASE_TTL_MS decides when a silent socket is closed.',
     );
   }
-  return { limit, ttlMs, policy };
+  const maxPayload = integer(env, 'SOCKET_LEASE_MAX_PAYLOAD', DEFAULT_MAX_PAYLOAD, 1, MAX_MAX_PAYLOAD);
+  const allowedOrigins = parseOriginList(text(env.SOCKET_LEASE_ALLOWED_ORIGINS));
+  // Validated here (and compiled once per value by the Worker, see worker.mjs), so a typo
+  // answers every upgrade 500 naming the variable instead of refusing every browser.
+  originCheck(allowedOrigins, (message) => new ConfigError(`SOCKET_LEASE_ALLOWED_ORIGINS: ${message.replace(/^allowedOrigins:?\s*/, '')}`));
+  return allowedOrigins === undefined ? { limit, ttlMs, policy, maxPayload } : { limit, ttlMs, policy, maxPayload, allowedOrigins };
 }
 
 /**

@@ -1,6 +1,6 @@
 // Types of socket-lease/cloudflare. Checked by tsconfig.workers.json against
 // @cloudflare/workers-types, together with the JSDoc of the .mjs files that import them
-// and a usage file (tests/types/cloudflare.ts).
+// and a usage file (tests/types-workers/cloudflare.ts).
 import { DurableObject } from 'cloudflare:workers';
 
 /** What happens when a user is at its limit (`SOCKET_LEASE_POLICY`). */
@@ -14,6 +14,17 @@ export interface SocketLeaseConfig {
   ttlMs: number;
   /** `SOCKET_LEASE_POLICY` (default `reject`). */
   policy: LimitPolicy;
+  /**
+   * `SOCKET_LEASE_MAX_PAYLOAD`: largest message in bytes, 1..33554432 (default 65536,
+   * `DEFAULT_MAX_PAYLOAD`). A larger message is not processed: its socket is closed with
+   * 1009 and its lease freed at once.
+   */
+  maxPayload: number;
+  /**
+   * `SOCKET_LEASE_ALLOWED_ORIGINS`, comma-separated (`https://app.example,https://admin.example`):
+   * the origins whose pages may open sockets. Absent when unset or empty (any origin).
+   */
+  allowedOrigins?: string[];
 }
 
 /** What each accepted socket carries (`ws.deserializeAttachment()`); survives hibernation. */
@@ -24,6 +35,12 @@ export interface SocketAttachment {
   threadId: string;
   userId: string;
   acquiredAt: number;
+  /**
+   * The largest message this socket may send, in bytes: the Worker's `maxPayload` (or
+   * `SOCKET_LEASE_MAX_PAYLOAD`) when it connected. Absent on sockets accepted by an older
+   * version, which get the object's `SOCKET_LEASE_MAX_PAYLOAD`.
+   */
+  maxPayload?: number;
   /**
    * The last sign of life applied to the lease (ms since the epoch): a message, or a
    * heartbeat the runtime answered, read back by the alarm. Renewals are kept here rather
@@ -52,6 +69,35 @@ export interface SocketLeaseWorkerOptions {
    * unset. Without `?user=`: 400 `MISSING_USER`.
    */
   metricsPath?: string;
+  /**
+   * Which pages may open sockets, by their `Origin` header: exact origins
+   * (`["https://app.example"]`, scheme, host and port, nothing after; `"null"` only if
+   * listed as the string `"null"`), or a function deciding each upgrade (it also gets
+   * requests without `Origin`, as `null`). An upgrade from another origin is answered
+   * 403 `{ "reason": "origin-not-allowed", ... }` by the Worker, before the user's Durable
+   * Object is called: no quota work, no eviction, no storage write. A request without an
+   * `Origin` header is allowed by the list form: it does not come from a browser page.
+   * Default: any origin.
+   *
+   * Why: browsers send cookies with a WebSocket handshake whatever page opened it, and
+   * WebSockets have no CORS. When `userId()` authenticates by cookie, a page on another
+   * site can open sockets as the signed-in user (cross-site WebSocket hijacking): read
+   * their messages, use up their quota and, under `evict-oldest`, evict their real
+   * sockets again and again. A page cannot forge `Origin`, so listing your origins stops
+   * that. (A non-browser client can send any `Origin`: this is no authentication.)
+   *
+   * `SOCKET_LEASE_ALLOWED_ORIGINS` sets the same list from `[vars]`; when both are set, an
+   * upgrade must pass both. Validated when the Worker starts (`createSocketLeaseWorker`
+   * throws a `TypeError`; `handleSocketLease` on its first call).
+   */
+  allowedOrigins?: readonly string[] | ((origin: string | null, request: Request) => boolean | Promise<boolean>);
+  /**
+   * The largest message a socket may send, in bytes, 1..33554432 (workerd's own limit is
+   * 32 MiB). Overrides `SOCKET_LEASE_MAX_PAYLOAD` (default 65536). A larger message (a
+   * string by its UTF-8 length) is not processed: the socket is closed with 1009 and its
+   * lease released at once; the user's other sockets are served as before.
+   */
+  maxPayload?: number;
 }
 
 /** Thrown by `readConfig` for a bad env var; answered as HTTP 500 `{ error, code }`. */
@@ -75,29 +121,58 @@ export interface QuotaRefusalBody {
 }
 
 /**
+ * The `reason` of each `ErrorCode` (the Node host's names where it answers the same):
+ * `invalid-user-id`, `missing-user`, `unauthorized` (401), `origin-not-allowed` (403),
+ * `not-found`, `method-not-allowed`, `upgrade-required`, `invalid-config`,
+ * `identity-error`, `wrong-object`, `internal-error`. A core `LeaseError` answered 400
+ * gets its code in lower case with dashes.
+ */
+export type ErrorReason =
+  | 'invalid-user-id'
+  | 'missing-user'
+  | 'unauthorized'
+  | 'origin-not-allowed'
+  | 'not-found'
+  | 'method-not-allowed'
+  | 'upgrade-required'
+  | 'invalid-config'
+  | 'identity-error'
+  | 'wrong-object'
+  | 'internal-error';
+
+/**
  * The stable codes of `ErrorBody`:
  * - 400 `INVALID_USER_ID`: over 256 bytes of UTF-8, not well-formed Unicode, or a stats
  *   path that is not percent-encoded UTF-8;
  * - 400 `MISSING_USER`: a stats or metrics request naming no user;
  * - 401 `UNAUTHENTICATED`: `userId()` gave no user for an upgrade;
+ * - 403 `ORIGIN_NOT_ALLOWED`: the upgrade's `Origin` is not allowed (`allowedOrigins`);
  * - 404 `NOT_FOUND`, 405 `METHOD_NOT_ALLOWED`, 426 `UPGRADE_REQUIRED`;
- * - 500 `INVALID_CONFIG` (bad env var, missing binding), `WRONG_OBJECT` (not routed by
- *   `idFromName(userId)`), `INTERNAL_ERROR` (the lease could not be stored or the socket
- *   accepted; the lease was released).
+ * - 500 `INVALID_CONFIG` (bad env var, missing binding), `IDENTITY_ERROR` (`userId()`
+ *   threw), `WRONG_OBJECT` (not routed by `idFromName(userId)`), `INTERNAL_ERROR` (the
+ *   lease could not be stored or the socket accepted, and the lease was released; or an
+ *   `allowedOrigins` function threw).
  */
 export type ErrorCode =
   | 'INVALID_USER_ID'
   | 'MISSING_USER'
   | 'UNAUTHENTICATED'
+  | 'ORIGIN_NOT_ALLOWED'
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'UPGRADE_REQUIRED'
   | 'INVALID_CONFIG'
+  | 'IDENTITY_ERROR'
   | 'WRONG_OBJECT'
   | 'INTERNAL_ERROR';
 
-/** The body of every other answer that is not a 101. */
+/**
+ * The body of every other answer that is not a 101. Like the 429's, it has a `reason`, so
+ * a client can read that field alone on every refusal, of every host.
+ */
 export interface ErrorBody {
+  /** For programs, the same on every host: see `ErrorReason`. */
+  reason: ErrorReason;
   /** For people. */
   error: string;
   /** For programs: one of `ErrorCode`. */
@@ -106,8 +181,8 @@ export interface ErrorBody {
 
 /**
  * The socket-lease routes of `request`, or `null` for any other path. Answers 101; 429
- * with `Retry-After` and a `QuotaRefusalBody`; or 400, 401, 405, 426, 500 with an
- * `ErrorBody` (see `ErrorCode`).
+ * with `Retry-After` and a `QuotaRefusalBody`; or 400, 401, 403, 405, 426, 500 with an
+ * `ErrorBody` (see `ErrorCode`). Throws a `TypeError` for bad `options` (first call).
  */
 export declare function handleSocketLease(
   request: Request,
@@ -115,7 +190,10 @@ export declare function handleSocketLease(
   options: SocketLeaseWorkerOptions,
 ): Promise<Response | null>;
 
-/** A Worker default export: socket-lease routes, then `fallback` (or 404). */
+/**
+ * A Worker default export: socket-lease routes, then `fallback` (or 404). Throws a
+ * `TypeError` for bad options (`userId` missing, `allowedOrigins`, `maxPayload`).
+ */
 export declare function createSocketLeaseWorker(
   options: SocketLeaseWorkerOptions & {
     fallback?: (request: Request, env: any, ctx: ExecutionContext) => Response | Promise<Response>;
@@ -135,10 +213,18 @@ export declare class SocketLeaseObject extends DurableObject<Record<string, unkn
   alarm(): Promise<void>;
 }
 
-/** Close code sent to a socket evicted by a newer connection (same as the Node guard). */
+/** Close code sent to a socket evicted by a newer connection (every host's, `CloseCodes.EVICTED`). */
 export declare const CLOSE_EVICTED: 4008;
-/** Close code sent to a socket silent for longer than the TTL. */
+/** Close code sent to a socket silent for longer than the TTL (`CloseCodes.LEASE_EXPIRED`). */
 export declare const CLOSE_LEASE_EXPIRED: 4009;
+/** Close code sent to a socket whose message was larger than `maxPayload` (`CloseCodes.MESSAGE_TOO_BIG`). */
+export declare const CLOSE_MESSAGE_TOO_BIG: 1009;
+/** The reason sent with each close code: every host's (js/lifecycle/protocol.mjs). */
+export declare const CLOSE_REASONS: Readonly<Record<1001 | 1009 | 4008 | 4009 | 4010 | 4029, string>>;
+/** Default `maxPayload`: 64 KiB. */
+export declare const DEFAULT_MAX_PAYLOAD: 65536;
+/** Largest `maxPayload`: 32 MiB, workerd's own message limit. */
+export declare const MAX_MAX_PAYLOAD: 33554432;
 /** The client heartbeat, answered by the runtime without waking the object. */
 export declare const HEARTBEAT_PING: '{"type":"ping"}';
 /** The answer to `HEARTBEAT_PING`. */

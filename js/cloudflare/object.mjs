@@ -7,6 +7,7 @@
 // every host we target, has reports of lost closes), so the socket list is the truth.
 import { DurableObject } from 'cloudflare:workers';
 import { LeaseRegistry, LeaseError, parseId } from '../workerd.mjs';
+import { refusal } from '../lifecycle/protocol.mjs';
 import { ConfigError, DEFAULT_TTL_MS, readConfig, registryOptions } from './config.mjs';
 import {
   LEASE_PREFIX,
@@ -23,11 +24,18 @@ import {
 import {
   CLOSE_EVICTED,
   CLOSE_LEASE_EXPIRED,
+  CLOSE_MESSAGE_TOO_BIG,
+  CLOSE_REASONS,
+  DEFAULT_MAX_PAYLOAD,
   HEARTBEAT_PING,
   HEARTBEAT_PONG,
+  MAX_MAX_PAYLOAD,
+  MAX_PAYLOAD_HEADER,
   USER_HEADER,
   decodeUserId,
+  errorAnswer,
   json,
+  refusalResponse,
 } from './protocol.mjs';
 
 /** @typedef {import('../../pkg/web/socket_lease.js').LeaseRegistry} Registry */
@@ -50,10 +58,6 @@ const META_WRITE_DELAY_MS = 1000;
 // one), after which the next connect counts again and reconciles.
 const OPEN_COUNT_TRUST_MS = 1000;
 
-// The same reason strings as the Node guard, so one client handles both hosts.
-const EVICTED_REASON = 'lease evicted: a newer connection of this user took the slot';
-const EXPIRED_REASON = 'lease expired or revoked; reconnect';
-
 /**
  * @param {WebSocket} ws
  * @returns {SocketAttachment | null}
@@ -65,6 +69,43 @@ function attachmentOf(ws) {
   } catch {
     return null;
   }
+}
+
+/**
+ * A `maxPayload` carried by the Worker's header or a socket's attachment, or null when
+ * there is none or it is out of range.
+ * @param {unknown} value
+ * @returns {number | null}
+ */
+function payloadLimit(value) {
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 1 && n <= MAX_MAX_PAYLOAD ? n : null;
+}
+
+/**
+ * Whether `message` is larger than `limit` bytes: a string by its UTF-8 length (what came
+ * over the wire), a binary one by its length. The UTF-8 length is only counted when the
+ * string's length cannot decide (each UTF-16 unit is 1 to 3 bytes of UTF-8).
+ * @param {string | ArrayBuffer} message
+ * @param {number} limit
+ */
+function tooBig(message, limit) {
+  if (typeof message !== 'string') return message.byteLength > limit;
+  if (message.length > limit) return true;
+  if (message.length * 3 <= limit) return false;
+  let bytes = 0;
+  for (let i = 0; i < message.length; i++) {
+    const c = message.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < message.length && (message.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      // A surrogate pair: one code point, four bytes.
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+    if (bytes > limit) return true;
+  }
+  return false;
 }
 
 /**
@@ -121,6 +162,8 @@ export class SocketLeaseObject extends DurableObject {
   #metaDueAt = 0;
   /** When a connect at the limit last counted as many OPEN sockets as leases. */
   #openMatchedAt = -Infinity;
+  /** SOCKET_LEASE_MAX_PAYLOAD, for a socket whose attachment carries no limit. */
+  #maxPayload = DEFAULT_MAX_PAYLOAD;
 
   /**
    * @param {DurableObjectState} ctx
@@ -140,7 +183,9 @@ export class SocketLeaseObject extends DurableObject {
     /** @type {{ maxUsers: number, ttlMs?: number }} */
     let options = { maxUsers: 1 };
     try {
-      options = registryOptions(readConfig(this.env));
+      const config = readConfig(this.env);
+      options = registryOptions(config);
+      this.#maxPayload = config.maxPayload;
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       // New connections get a 500 naming the variable; the sockets already open keep
@@ -254,21 +299,23 @@ export class SocketLeaseObject extends DurableObject {
     if (pathname === '/metrics') {
       return new Response(this.#metrics(), { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } });
     }
-    return json(404, { error: 'not found', code: 'NOT_FOUND' });
+    return errorAnswer(404, 'NOT_FOUND', 'not found');
   }
 
   /** @param {Request} request */
   async #connect(request) {
-    if (this.#configError) return json(500, { error: this.#configError.message, code: this.#configError.code });
+    if (this.#configError) return errorAnswer(500, this.#configError.code, this.#configError.message);
     if ((request.headers.get('upgrade') ?? '').toLowerCase() !== 'websocket') {
-      return json(426, { error: 'expected a WebSocket upgrade', code: 'UPGRADE_REQUIRED' }, { upgrade: 'websocket' });
+      return errorAnswer(426, 'UPGRADE_REQUIRED', 'expected a WebSocket upgrade', { upgrade: 'websocket' });
     }
     const userId = decodeUserId(request.headers.get(USER_HEADER));
-    if (!userId) return json(400, { error: `missing or malformed ${USER_HEADER}`, code: 'INVALID_USER_ID' });
+    if (!userId) return errorAnswer(400, 'INVALID_USER_ID', `missing or malformed ${USER_HEADER}`);
     if (this.#userId !== null && this.#userId !== userId) {
       // Only possible if a host routed by something other than idFromName(userId).
-      return json(500, { error: 'this object belongs to another user', code: 'WRONG_OBJECT' });
+      return errorAnswer(500, 'WRONG_OBJECT', 'this object belongs to another user');
     }
+    // The Worker's limit for this socket (its option, or the same env var we read).
+    const maxPayload = payloadLimit(request.headers.get(MAX_PAYLOAD_HEADER)) ?? this.#maxPayload;
 
     const now = Date.now();
     // Settle the books against the sockets really held before deciding whenever that can
@@ -281,24 +328,27 @@ export class SocketLeaseObject extends DurableObject {
     try {
       result = this.#registry.acquire(userId, { now });
     } catch (e) {
-      if (e instanceof LeaseError) return json(400, { error: e.message, code: e.code });
+      if (e instanceof LeaseError) return errorAnswer(400, e.code, e.message);
       throw e;
     }
     if (!result.ok) {
-      // The refusal counted in `rejected`. Not written now, so a reconnect storm costs no
-      // write per request, but not dropped either: lost on hibernation, the counter would
-      // go back (a Prometheus counter reset). The alarm writes it within a second.
-      await this.#countersChanged(now);
-      const retryAfter = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
-      return json(
-        429,
-        { reason: result.reason, limit: result.limit, active: result.active },
-        { 'retry-after': String(retryAfter) },
+      // A refusing acquire may still have reclaimed expired leases (the core keeps them
+      // for the next sweep): their sockets are closed now, as on a grant, and their
+      // records deleted with the counters.
+      const expired = this.#closeExpired(now);
+      // Otherwise the refusal counted in `rejected` is not written now, so a reconnect
+      // storm costs no write per request, but not dropped either: lost on hibernation, the
+      // counter would go back (a Prometheus counter reset). The alarm writes it within a
+      // second.
+      if (expired.length > 0) await this.#store([], expired);
+      else await this.#countersChanged(now);
+      return refusalResponse(
+        refusal(429, { reason: result.reason, limit: result.limit, active: result.active }, result.retryAfterMs),
       );
     }
 
     for (const id of result.evicted) {
-      for (const ws of this.ctx.getWebSockets(id)) closeQuietly(ws, CLOSE_EVICTED, EVICTED_REASON);
+      for (const ws of this.ctx.getWebSockets(id)) closeQuietly(ws, CLOSE_EVICTED, CLOSE_REASONS[CLOSE_EVICTED]);
     }
     const { lease } = result;
     this.#userId = userId;
@@ -328,6 +378,7 @@ export class SocketLeaseObject extends DurableObject {
         userId,
         acquiredAt: lease.acquiredAt,
         seenAt: now,
+        maxPayload,
       };
       server.serializeAttachment(attachment);
       return new Response(null, { status: 101, webSocket: client });
@@ -359,7 +410,7 @@ export class SocketLeaseObject extends DurableObject {
       // A record left behind has no socket: the next wake reconciles it away.
       console.error(JSON.stringify({ event: 'socket-lease.rollback-failed', leaseId, message: e instanceof Error ? e.message : String(e) }));
     }
-    return json(500, { error: `the connection could not be accepted: ${message}`, code: 'INTERNAL_ERROR' });
+    return errorAnswer(500, 'INTERNAL_ERROR', `the connection could not be accepted: ${message}`);
   }
 
   /**
@@ -369,15 +420,23 @@ export class SocketLeaseObject extends DurableObject {
   async webSocketMessage(ws, message) {
     const att = attachmentOf(ws);
     if (!att) {
-      closeQuietly(ws, CLOSE_LEASE_EXPIRED, EXPIRED_REASON);
+      closeQuietly(ws, CLOSE_LEASE_EXPIRED, CLOSE_REASONS[CLOSE_LEASE_EXPIRED]);
       return;
     }
     const now = Date.now();
+    if (tooBig(message, payloadLimit(att.maxPayload) ?? this.#maxPayload)) {
+      // Not processed and no sign of life: the peer is closed with 1009 and its slot freed
+      // now, not when (or if) its close event arrives. (The runtime has already received
+      // the whole message: its own limit, 32 MiB, is what bounds that.)
+      closeQuietly(ws, CLOSE_MESSAGE_TOO_BIG, CLOSE_REASONS[CLOSE_MESSAGE_TOO_BIG]);
+      await this.#release(ws, now);
+      return;
+    }
     if (!this.#touch(ws, att.leaseId, now)) {
       // Expired (or reclaimed) before this message: close, free the slot, and let the
       // client reconnect at once.
       await this.#expire(now);
-      closeQuietly(ws, CLOSE_LEASE_EXPIRED, EXPIRED_REASON);
+      closeQuietly(ws, CLOSE_LEASE_EXPIRED, CLOSE_REASONS[CLOSE_LEASE_EXPIRED]);
       return;
     }
     // Touches are never written to storage; the attachment survives hibernation, so this
@@ -525,7 +584,7 @@ export class SocketLeaseObject extends DurableObject {
       const att = attachmentOf(ws);
       const lease = att ? reg.getLease(att.leaseId) : null;
       if (!att || !lease) {
-        closeQuietly(ws, CLOSE_LEASE_EXPIRED, EXPIRED_REASON);
+        closeQuietly(ws, CLOSE_LEASE_EXPIRED, CLOSE_REASONS[CLOSE_LEASE_EXPIRED]);
         continue;
       }
       // Signs of life, oldest first (a lease cannot be extended once expired, so the
@@ -576,7 +635,7 @@ export class SocketLeaseObject extends DurableObject {
   #closeExpired(now) {
     const expired = this.#registry.sweep(now);
     for (const id of expired) {
-      for (const ws of this.ctx.getWebSockets(id)) closeQuietly(ws, CLOSE_LEASE_EXPIRED, EXPIRED_REASON);
+      for (const ws of this.ctx.getWebSockets(id)) closeQuietly(ws, CLOSE_LEASE_EXPIRED, CLOSE_REASONS[CLOSE_LEASE_EXPIRED]);
     }
     return expired;
   }

@@ -1,20 +1,36 @@
 // What a client and a Worker can rely on: close codes, the heartbeat pair, the echo shape,
-// and the JSON error answers. Kept in one file so the README, the Node host and the tests
-// can name the same values.
+// and the JSON error answers. The close codes, their reasons and the refusal bodies are
+// every host's (js/lifecycle/protocol.mjs, the one place they are written); this file
+// names them for the Cloudflare adapter and adds what only this host has.
+import { CLOSE_REASONS, CloseCodes, DEFAULT_MAX_PAYLOAD, STATUS_TEXT, refusal } from '../lifecycle/protocol.mjs';
+
+export { CLOSE_REASONS, CloseCodes, DEFAULT_MAX_PAYLOAD };
 
 /**
  * Close code for a socket whose lease was taken by a newer connection under the
- * `evict-oldest` / `evict-idle` policies. Same code as the Node guard, so one client
- * handles both hosts.
+ * `evict-oldest` / `evict-idle` policies. Every host's code, so one client handles all.
  */
-export const CLOSE_EVICTED = 4008;
+export const CLOSE_EVICTED = CloseCodes.EVICTED;
 
 /**
  * Close code for a socket whose lease expired: the peer sent nothing (no message, no
  * heartbeat) for longer than the TTL, or its lease was already gone when it spoke.
  * The client may reconnect at once: its slot is free.
  */
-export const CLOSE_LEASE_EXPIRED = 4009;
+export const CLOSE_LEASE_EXPIRED = CloseCodes.LEASE_EXPIRED;
+
+/**
+ * Close code for a socket that sent a message larger than `maxPayload`: the object does
+ * not process it, closes the socket and frees its lease at once.
+ */
+export const CLOSE_MESSAGE_TOO_BIG = CloseCodes.MESSAGE_TOO_BIG;
+
+/**
+ * The largest `maxPayload`: 32 MiB, the largest message workerd itself accepts (it
+ * closes with 1009 above that before any handler runs; it was 1 MiB before late 2025).
+ * A larger setting could never take effect.
+ */
+export const MAX_MAX_PAYLOAD = 32 * 1024 * 1024;
 
 /**
  * The heartbeat a client sends. The runtime answers it with `HEARTBEAT_PONG` without
@@ -35,6 +51,11 @@ export const MAX_SOCKETS_PER_OBJECT = 32768;
 // and trailing whitespace, while a user id may hold both and must reach the object as the
 // same string the Worker routed by.
 export const USER_HEADER = 'x-socket-lease-user';
+
+// The Worker's `maxPayload` for the socket being connected, in bytes (digits). Set (or
+// removed) by the Worker on every connect, like USER_HEADER, so a client cannot choose
+// it; the object keeps it in the socket's attachment.
+export const MAX_PAYLOAD_HEADER = 'x-socket-lease-max-payload';
 
 /**
  * The header value for `userId`, or null when the id is not well-formed Unicode (a lone
@@ -78,6 +99,53 @@ export const INTERNAL_ORIGIN = 'https://socket-lease.internal';
 export function json(status, body, headers = {}) {
   return new Response(JSON.stringify(body), {
     status,
-    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers },
+    headers: { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers },
   });
 }
+
+/**
+ * The stable `reason` of each error `code`: the Node host's names where it has the same
+ * answer (`unauthorized`, `invalid-user-id`, `internal-error`, `not-found`), so a client
+ * reads `reason` alone whatever the host.
+ */
+export const ERROR_REASONS = Object.freeze({
+  INVALID_USER_ID: 'invalid-user-id',
+  MISSING_USER: 'missing-user',
+  UNAUTHENTICATED: 'unauthorized',
+  ORIGIN_NOT_ALLOWED: 'origin-not-allowed',
+  NOT_FOUND: 'not-found',
+  METHOD_NOT_ALLOWED: 'method-not-allowed',
+  UPGRADE_REQUIRED: 'upgrade-required',
+  INVALID_CONFIG: 'invalid-config',
+  IDENTITY_ERROR: 'identity-error',
+  WRONG_OBJECT: 'wrong-object',
+  INTERNAL_ERROR: 'internal-error',
+});
+
+/**
+ * A `Response` for a refusal built by js/lifecycle/protocol.mjs (`refusal()`).
+ * @param {import('../lifecycle/protocol.mjs').Refusal} r
+ * @param {Record<string, string>} [headers] more headers (e.g. `allow`)
+ */
+export function refusalResponse(r, headers = {}) {
+  return new Response(r.body, { status: r.status, headers: { ...r.headers, ...headers } });
+}
+
+/**
+ * An error answer: `{ reason, error, code }`. `reason` is stable and every host's (see
+ * ERROR_REASONS); `error` is for people; `code` is this adapter's older stable field, kept.
+ * @param {number} status
+ * @param {string} code  an ErrorCode, or a core LeaseError code
+ * @param {string} error
+ * @param {Record<string, string>} [headers]
+ */
+export function errorAnswer(status, code, error, headers = {}) {
+  const reason = /** @type {Record<string, string>} */ (ERROR_REASONS)[code] ?? code.toLowerCase().replaceAll('_', '-');
+  const body = { reason, error, code };
+  if (Object.hasOwn(STATUS_TEXT, status)) {
+    return refusalResponse(refusal(/** @type {import('../lifecycle/protocol.mjs').RefusalStatus} */ (status), body), headers);
+  }
+  // 405 and 426: not refusals of a lease, but the same shape and headers.
+  return json(status, body, headers);
+}
+

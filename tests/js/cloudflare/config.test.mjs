@@ -21,6 +21,11 @@ const BAD = [
   ['a global limit, which per-user objects cannot enforce', { SOCKET_LEASE_GLOBAL_LIMIT: '100' }, /SOCKET_LEASE_GLOBAL_LIMIT is not supported/],
   // The Node host's server ping interval: the edge cannot ping, and must not pretend to.
   ['a server heartbeat interval, which the edge cannot send', { SOCKET_LEASE_HEARTBEAT_MS: '30000' }, /SOCKET_LEASE_HEARTBEAT_MS is not supported on Cloudflare Workers: .*clients send the heartbeat \{"type":"ping"\}/],
+  ['a max payload of zero', { SOCKET_LEASE_MAX_PAYLOAD: '0' }, /SOCKET_LEASE_MAX_PAYLOAD must be an integer from 1 to 33554432, got "0"/],
+  ['a max payload over workerd\'s own 32 MiB', { SOCKET_LEASE_MAX_PAYLOAD: '33554433' }, /SOCKET_LEASE_MAX_PAYLOAD must be an integer from 1 to 33554432/],
+  ['a max payload with a unit', { SOCKET_LEASE_MAX_PAYLOAD: '64k' }, /SOCKET_LEASE_MAX_PAYLOAD .*got "64k"/],
+  ['an allowed origin with a path', { SOCKET_LEASE_ALLOWED_ORIGINS: 'https://app.example/chat' }, /SOCKET_LEASE_ALLOWED_ORIGINS: "https:\/\/app.example\/chat" is not an origin/],
+  ['an allowed origin that is not a URL', { SOCKET_LEASE_ALLOWED_ORIGINS: 'https://ok.example, app.example' }, /SOCKET_LEASE_ALLOWED_ORIGINS: "app.example" is not an origin like https:\/\/app.example/],
 ];
 
 describe('cloudflare: configuration from env vars', { timeout: 180_000 }, () => {
@@ -32,14 +37,15 @@ describe('cloudflare: configuration from env vars', { timeout: 180_000 }, () => 
   after(() => app?.dispose());
 
   for (const [what, vars, message] of BAD) {
-    test(`${what} -> HTTP 500 { error, code: "INVALID_CONFIG" }, no socket`, async () => {
+    test(`${what} -> HTTP 500 { reason: "invalid-config", error, code: "INVALID_CONFIG" }, no socket`, async () => {
       await app.setVars(vars);
       const res = await app.connect('ken');
       assert.equal(res.ws, null, 'no socket may be accepted under a bad config');
       assert.equal(res.status, 500);
       assert.equal(res.body.code, 'INVALID_CONFIG');
+      assert.equal(res.body.reason, 'invalid-config');
       assert.match(res.body.error, message);
-      assert.deepEqual(Object.keys(res.body).sort(), ['code', 'error'], 'the documented error shape');
+      assert.deepEqual(Object.keys(res.body).sort(), ['code', 'error', 'reason'], 'the documented error shape');
     });
   }
 
@@ -98,7 +104,7 @@ describe('cloudflare: configuration from env vars', { timeout: 180_000 }, () => 
   }
 
   test('defaults apply when the vars are unset', async () => {
-    await app.setVars({ SOCKET_LEASE_LIMIT: undefined, SOCKET_LEASE_TTL_MS: undefined, SOCKET_LEASE_POLICY: undefined });
+    await app.setVars({ SOCKET_LEASE_LIMIT: undefined, SOCKET_LEASE_TTL_MS: undefined, SOCKET_LEASE_POLICY: undefined, SOCKET_LEASE_MAX_PAYLOAD: undefined });
     const res = await app.connect('lena');
     assert.ok(res.ws);
     const stats = await app.stats('lena');
@@ -115,10 +121,11 @@ describe('cloudflare: configuration from env vars', { timeout: 180_000 }, () => 
     assert.equal(noUser.ws, null);
     assert.equal(noUser.status, 401);
     assert.equal(noUser.body.code, 'UNAUTHENTICATED');
-    assert.deepEqual(Object.keys(noUser.body).sort(), ['code', 'error'], 'the documented error shape');
+    assert.equal(noUser.body.reason, 'unauthorized', 'the Node host\'s reason for a 401');
+    assert.deepEqual(Object.keys(noUser.body).sort(), ['code', 'error', 'reason'], 'the documented error shape');
     const plain = await fetch(`${app.base}/ws?user=ken`);
     assert.equal(plain.status, 426);
-    assert.equal((await plain.json()).code, 'UPGRADE_REQUIRED');
+    assert.deepEqual(await plain.json(), { reason: 'upgrade-required', error: 'expected a WebSocket upgrade', code: 'UPGRADE_REQUIRED' });
     const other = await fetch(`${app.base}/`);
     assert.equal(other.status, 200);
     assert.match(await other.text(), /socket-lease on Cloudflare Workers/);

@@ -1,24 +1,11 @@
 // What the Worker and the object answer over HTTP, in workerd (miniflare): user ids that
 // HTTP headers cannot carry as they are, and every documented non-101 answer with its
-// `{ error, code }` body.
+// `{ reason, error, code }` body.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { connect, roundTrip, startExample } from './harness.mjs';
+import { assertError, connect, roundTrip, startExample } from './harness.mjs';
 
 /** @typedef {Awaited<ReturnType<typeof startExample>>} App */
-
-/**
- * The documented error shape: exactly `{ error, code }`, with this code.
- * @param {{ status: number, body: any }} res
- * @param {number} status
- * @param {string} code
- */
-function assertError(res, status, code) {
-  assert.equal(res.status, status, JSON.stringify(res.body));
-  assert.deepEqual(Object.keys(res.body).sort(), ['code', 'error'], `the documented error shape: ${JSON.stringify(res.body)}`);
-  assert.equal(res.body.code, code);
-  assert.equal(typeof res.body.error, 'string');
-}
 
 /**
  * @param {string} url
