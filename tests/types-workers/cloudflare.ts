@@ -3,7 +3,10 @@
 import {
   CLOSE_EVICTED,
   CLOSE_LEASE_EXPIRED,
+  CLOSE_MESSAGE_TOO_BIG,
+  CLOSE_REASONS,
   ConfigError,
+  DEFAULT_MAX_PAYLOAD,
   HEARTBEAT_PING,
   HEARTBEAT_PONG,
   SocketLeaseObject,
@@ -11,6 +14,7 @@ import {
   handleSocketLease,
   readConfig,
   type ErrorBody,
+  type ErrorReason,
   type QuotaRefusalBody,
   type SocketAttachment,
   type SocketLeaseConfig,
@@ -25,7 +29,14 @@ export { SocketLeaseObject };
 
 export default createSocketLeaseWorker({
   userId: (request: Request) => request.headers.get('x-user'),
+  allowedOrigins: ['https://app.example'],
+  maxPayload: DEFAULT_MAX_PAYLOAD * 2,
   fallback: () => new Response('ok'),
+});
+
+export const byFunction = createSocketLeaseWorker({
+  userId: () => 'u1',
+  allowedOrigins: async (origin: string | null, request: Request) => origin === null || request.url.startsWith(origin),
 });
 
 export const composed: ExportedHandler<Env> = {
@@ -40,7 +51,10 @@ export const composed: ExportedHandler<Env> = {
 
 const config: SocketLeaseConfig = readConfig({ SOCKET_LEASE_LIMIT: '5' });
 const policy: 'reject' | 'evict-oldest' | 'evict-idle' = config.policy;
-const codes: [4008, 4009] = [CLOSE_EVICTED, CLOSE_LEASE_EXPIRED];
+const codes: [4008, 4009, 1009] = [CLOSE_EVICTED, CLOSE_LEASE_EXPIRED, CLOSE_MESSAGE_TOO_BIG];
+const tooBig: string = CLOSE_REASONS[CLOSE_MESSAGE_TOO_BIG];
+const maxPayload: number = config.maxPayload;
+const origins: string[] | undefined = config.allowedOrigins;
 const heartbeat: string = HEARTBEAT_PING + HEARTBEAT_PONG;
 const error: 'INVALID_CONFIG' = new ConfigError('x').code;
 
@@ -55,10 +69,14 @@ export async function explain(res: Response): Promise<string> {
     return `${body.reason}: ${body.active}/${body.limit}, retry in ${res.headers.get('retry-after')} s`;
   }
   const body = (await res.json()) as ErrorBody;
-  return `${body.code}: ${body.error}`;
+  const reason: ErrorReason = body.reason;
+  return `${reason} (${body.code}): ${body.error}`;
 }
 
 void policy;
 void codes;
+void tooBig;
+void maxPayload;
+void origins;
 void heartbeat;
 void error;
