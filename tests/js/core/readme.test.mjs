@@ -1,24 +1,29 @@
-// The README's examples are tests: every ```js block runs as an ES module inside the
-// repo (so `socket-lease` resolves to this package by self-reference) and must exit 0.
+// The README's and docs/'s examples are tests: every ```js block runs as an ES module
+// inside the repo (so `socket-lease` resolves to this package by self-reference) and must
+// exit 0.
 // Blocks that need another runtime (Workers, browsers) or serve until stopped are
 // fenced as ```javascript instead.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, mkdirSync, writeFileSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
-const readme = readFileSync(join(root, 'README.md'), 'utf8');
-const blocks = [...readme.matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => m[1]);
+const pages = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+/** @type {Array<{ page: string, code: string }>} */
+const blocks = pages.flatMap((page) =>
+  [...readFileSync(join(root, page), 'utf8').matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => ({ page, code: m[1] })),
+);
 
-test('the README has runnable examples', () => {
-  assert.ok(blocks.length >= 1);
+test('the README and docs/hosts.md have runnable examples', () => {
+  assert.ok(blocks.some((b) => b.page === 'README.md'));
+  assert.ok(blocks.some((b) => b.page === 'docs/hosts.md'));
 });
 
-blocks.forEach((code, i) => {
-  test(`README example ${i + 1} runs`, () => {
+blocks.forEach(({ page, code }, i) => {
+  test(`${page} example ${i + 1} runs`, () => {
     const dir = join(root, 'target', 'readme-examples');
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `example-${i + 1}-${process.pid}.mjs`);
