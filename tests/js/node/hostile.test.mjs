@@ -225,3 +225,25 @@ test('maxPayload is an option of the guard\'s own ws server only, and checked', 
 
 // Keep WebSocket referenced for the type of sockets above.
 void WebSocket;
+
+test('a lease an acquire reclaims lazily (expired, not yet swept) has its socket closed at once with 4009, not at the next sweep', async (t) => {
+  let now = Date.now();
+  const demo = await startDemo(t, { limit: 2, ttlMs: 1_000, heartbeatMs: 60_000, guard: { clock: () => now, sweepMs: 600_000 } });
+  const stale = await open(`${demo.wsUrl}?user=lazy`);
+  const staleId = demo.guard.leaseIdOf([...demo.guard.sockets()][0]);
+  now += 5_000; // past the TTL; no sweep will run during the test
+  const staleClosed = closed(stale);
+  const fresh = await open(`${demo.wsUrl}?user=lazy`);
+  const { code, reason } = await staleClosed;
+  assert.equal(code, 4009);
+  assert.match(reason, /expired/);
+  assert.equal(demo.guard.stats().closes[4009], 1);
+  const registry = registryOf(demo);
+  assert.equal(registry.getLease(/** @type {string} */ (staleId)), null, 'the stale lease is gone from the store');
+  assert.equal(registry.stats().expired, 1);
+  assert.equal(registry.stats().unknownReleases, 0, 'the reclaimed lease was not released again');
+  assert.equal((await echo(fresh, 'hi')).data, 'hi');
+  fresh.close();
+  await closed(fresh);
+  await waitFor(() => registry.stats().active === 0, 'released');
+});
