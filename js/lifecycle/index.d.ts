@@ -276,6 +276,8 @@ export declare class ConnectionLifecycle<S = any> {
   readonly closing: boolean;
   /** Phase one: a Connection (then `open` or `cancel` it) or a refusal to answer. Never rejects. */
   admit(request: any, origin: string | null | undefined): Promise<Connection | Refusal>;
+  /** `admit`, answered at once (no promise, no timer) when the Origin check, identity, verify and the store all answer synchronously; otherwise the same promise as `admit`. */
+  admitNow(request: any, origin: string | null | undefined): Connection | Refusal | Promise<Connection | Refusal>;
   /** Phase two: commits a planned eviction, registers the socket; false when the socket was closed instead. */
   open(conn: Connection, socket: S): boolean | Promise<boolean>;
   /** A host check refused after `admit`: gives back what phase one took, and nothing else. */

@@ -189,6 +189,8 @@ export class ConnectionLifecycle {
    * @type {any}
    */
   #registry = null;
+  /** The registry's `lastRemovedCount`, when it has one. @type {(() => number) | null} */
+  #removedCount = null;
   #log;
   #limited;
   /** @type {Map<any, Connection>} */ #bySocket = new Map();
@@ -266,6 +268,7 @@ export class ConnectionLifecycle {
     const fast = /** @type {any} */ (this.store);
     if (['acquireHandle', 'releaseHandle', 'touchHandle', 'renewHandle', 'handleLeaseId', 'lastEvicted', 'lastRefusal'].every((m) => typeof fast[m] === 'function')) {
       this.#registry = fast;
+      if (typeof fast.lastRemovedCount === 'function') this.#removedCount = fast.lastRemovedCount;
     }
     // A store shared by several hosts tells this one about its leases that another host
     // removed (evicted, released, reclaimed), so the socket here is closed at once.
@@ -308,11 +311,43 @@ export class ConnectionLifecycle {
    * @returns {Promise<Connection | Refusal>}
    */
   admit(request, origin) {
-    if (this.#closePromise) return Promise.resolve(this.#refuse(503, { reason: 'shutting-down' }, 1000));
-    const admission = this.#admit(request, origin ?? null).catch((err) => {
-      this.#log('error', 'admission failed', { error: String(err) });
-      return this.#refuse(500, { reason: 'internal-error' });
-    });
+    const answer = this.admitNow(request, origin);
+    return isThenable(answer) ? answer : Promise.resolve(answer);
+  }
+
+  /**
+   * `admit`, answered at once when the Origin check, identity, verify and the store all
+   * answer synchronously (an in-process registry and a cookie or token read: the usual
+   * case), with no promise and no timer. As soon as one of them returns a promise, the
+   * rest of the admission goes on asynchronously and the answer is a promise, bounded by
+   * `upgradeTimeoutMs` and given up by `close()` after `closeGraceMs`, exactly as `admit`.
+   * The decisions are the same either way: both run the steps of #admit.
+   * @param {any} request
+   * @param {string | null | undefined} origin
+   * @returns {Connection | Refusal | Promise<Connection | Refusal>}
+   */
+  admitNow(request, origin) {
+    if (this.#closePromise) return this.#refuse(503, { reason: 'shutting-down' }, 1000);
+    const steps = this.#admit(request, origin ?? null);
+    /** @type {IteratorResult<PromiseLike<unknown>, Connection | Refusal>} */
+    let step;
+    try {
+      step = steps.next();
+    } catch (err) {
+      return this.#admissionFailed(err);
+    }
+    return step.done ? step.value : this.#admitLater(steps, step.value);
+  }
+
+  /**
+   * The asynchronous rest of an admission: `steps` waits for `pending`, the first answer
+   * that was a promise.
+   * @param {Generator<PromiseLike<unknown>, Connection | Refusal, unknown>} steps
+   * @param {PromiseLike<unknown>} pending
+   * @returns {Promise<Connection | Refusal>}
+   */
+  #admitLater(steps, pending) {
+    const admission = resume(steps, pending).catch((err) => this.#admissionFailed(err));
     this.#admitting.add(admission);
     /** @type {any} */
     let timer;
@@ -332,16 +367,27 @@ export class ConnectionLifecycle {
     });
   }
 
+  /** An admission that threw (a store that broke its contract, a clock that threw): 500. @param {unknown} err */
+  #admissionFailed(err) {
+    this.#log('error', 'admission failed', { error: String(err) });
+    return this.#refuse(500, { reason: 'internal-error' });
+  }
+
   /**
+   * The steps of an admission. Each answer of the host's hooks or the store that is a
+   * promise is yielded, and what it settles to comes back (a rejection is thrown here);
+   * an answer that is not a promise is used at once, so a fully synchronous admission
+   * runs to its end in one `next()` (see admitNow).
    * @param {any} request
    * @param {string | null} origin
-   * @returns {Promise<Connection | Refusal>}
+   * @returns {Generator<PromiseLike<unknown>, Connection | Refusal, any>}
    */
-  async #admit(request, origin) {
+  *#admit(request, origin) {
     if (this.#origins) {
       let allowed;
       try {
-        allowed = await this.#origins(origin, request);
+        allowed = this.#origins(origin, request);
+        if (isThenable(allowed)) allowed = yield allowed;
       } catch (err) {
         this.#log('error', 'allowedOrigins threw', { error: String(err) });
         return this.#refuse(500, { reason: 'internal-error' });
@@ -353,7 +399,8 @@ export class ConnectionLifecycle {
     /** @type {unknown} */
     let userId;
     try {
-      userId = await this.#userId(request);
+      userId = this.#userId(request);
+      if (isThenable(userId)) userId = yield userId;
     } catch (err) {
       this.#log('error', 'userId(request) threw', { error: String(err) });
       return this.#refuse(500, { reason: 'identity-error' });
@@ -367,7 +414,8 @@ export class ConnectionLifecycle {
     if (this.#verify) {
       let ok;
       try {
-        ok = await this.#verify(request, userId);
+        ok = this.#verify(request, userId);
+        if (isThenable(ok)) ok = yield ok;
       } catch (err) {
         this.#log('error', 'verify(request, userId) threw', { error: String(err) });
         return this.#refuse(500, { reason: 'verify-error' });
@@ -381,7 +429,7 @@ export class ConnectionLifecycle {
     let answer;
     try {
       answer = this.#acquire(conn, false);
-      if (isThenable(answer)) answer = await answer;
+      if (isThenable(answer)) answer = yield answer;
     } catch (err) {
       const code = /** @type {any} */ (err)?.code;
       if (code === 'INVALID_USER_ID') return this.#refuse(400, { reason: 'invalid-user-id' });
@@ -419,15 +467,20 @@ export class ConnectionLifecycle {
     const registry = this.#registry;
     if (registry) {
       const handle = registry.acquireHandle(conn.userId, undefined, this.#storeNow(), evict);
+      // Whether this acquire removed any lease: one number instead of two arrays built
+      // in wasm per acquire (a registry without lastRemovedCount is always asked).
+      const removed = this.#removedCount ? this.#removedCount.call(registry) !== 0 : true;
       if (handle >= 0) {
         conn.handle = handle;
         conn.leaseId = registry.handleLeaseId(handle);
-        this.#dropped(registry.lastEvicted(), CloseCodes.EVICTED);
-        this.#dropped(registry.lastReclaimed?.() ?? [], CloseCodes.LEASE_EXPIRED);
+        if (removed) {
+          this.#dropped(registry.lastEvicted(), CloseCodes.EVICTED);
+          this.#dropped(registry.lastReclaimed?.() ?? [], CloseCodes.LEASE_EXPIRED);
+        }
         this.#track(conn);
         return null;
       }
-      this.#dropped(registry.lastReclaimed?.() ?? [], CloseCodes.LEASE_EXPIRED);
+      if (removed) this.#dropped(registry.lastReclaimed?.() ?? [], CloseCodes.LEASE_EXPIRED);
       return this.#refusalOf(conn, registry.lastRefusal(), evict);
     }
     const now = this.#storeNow();
@@ -1119,6 +1172,29 @@ function deferred(value) {
     resolve = () => r(value);
   });
   return { promise, resolve };
+}
+
+/**
+ * Runs the rest of an admission's steps (see #admit), awaiting each promise they yield.
+ * @template T
+ * @param {Generator<PromiseLike<unknown>, T, unknown>} steps
+ * @param {PromiseLike<unknown>} pending
+ * @returns {Promise<T>}
+ */
+async function resume(steps, pending) {
+  /** @type {IteratorResult<PromiseLike<unknown>, T>} */
+  let step = { done: false, value: pending };
+  while (!step.done) {
+    let value;
+    try {
+      value = await step.value;
+    } catch (err) {
+      step = steps.throw(err);
+      continue;
+    }
+    step = steps.next(value);
+  }
+  return step.value;
 }
 
 /** @param {unknown} v @returns {v is string[]} */

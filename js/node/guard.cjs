@@ -11,7 +11,7 @@
 
 const { WebSocketServer } = require('ws');
 const { LeaseRegistry } = require('../node.cjs');
-const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, checkMs, invalidOption } = require('../lifecycle/lifecycle.cjs');
+const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, checkMs, invalidOption, isThenable } = require('../lifecycle/lifecycle.cjs');
 const { CloseCodes, DEFAULT_MAX_PAYLOAD, STATUS_TEXT } = require('../lifecycle/protocol.cjs');
 const { eventLogger } = require('../lifecycle/log.cjs');
 
@@ -86,6 +86,8 @@ function onMessage() {
   this[LIFECYCLE].message(this[CONN]);
 }
 function noop() {}
+/** What handleUpgrade answers when the upgrade is over by the time it returns. */
+const DONE = Promise.resolve();
 
 class LeaseGuard {
   /** @type {import('./index.js').LeaseStore} */ store;
@@ -153,19 +155,45 @@ class LeaseGuard {
     const problem = handshakeProblem(req, /** @type {any} */ (this.wss));
     if (problem) {
       respond(socket, this.#lc.refuse(400, { reason: 'bad-handshake', message: problem }));
-      return Promise.resolve();
+      return DONE;
     }
     const started = Date.now();
-    return this.#lc.admit(req, req.headers.origin).then((admitted) => {
-      if (!(admitted instanceof Connection)) return respond(socket, admitted);
-      // The client may have gone while identity or the store answered.
-      if (socket.destroyed || !socket.writable) {
-        this.#lc.cancel(admitted);
-        socket.destroy();
-        return undefined;
+    // Answered at once when identity, verify, the Origin check and the store are
+    // synchronous (the usual case): then the whole upgrade runs in this call, with no
+    // promise and no timer; otherwise it goes on when they answer.
+    const admitted = this.#lc.admitNow(req, req.headers.origin);
+    if (!isThenable(admitted)) {
+      // A throw (a host's `connection` listener is caught further in) stays a rejection,
+      // as on the asynchronous path.
+      try {
+        return this.#admitted(admitted, req, socket, head, started) ?? DONE;
+      } catch (err) {
+        return Promise.reject(err);
       }
-      return this.#handOver(admitted, req, socket, head, started);
-    });
+    }
+    return admitted.then((a) => this.#admitted(a, req, socket, head, started));
+  }
+
+  /**
+   * @param {Connection | Refusal} admitted
+   * @param {IncomingMessage} req
+   * @param {Duplex} socket
+   * @param {Buffer} head
+   * @param {number} started
+   * @returns {Promise<void> | undefined}
+   */
+  #admitted(admitted, req, socket, head, started) {
+    if (!(admitted instanceof Connection)) {
+      respond(socket, admitted);
+      return undefined;
+    }
+    // The client may have gone while identity or the store answered.
+    if (socket.destroyed || !socket.writable) {
+      this.#lc.cancel(admitted);
+      socket.destroy();
+      return undefined;
+    }
+    return this.#handOver(admitted, req, socket, head, started);
   }
 
   /**
@@ -176,51 +204,58 @@ class LeaseGuard {
    * @param {Duplex} socket
    * @param {Buffer} head
    * @param {number} started
-   * @returns {Promise<void>}
+   * @returns {Promise<void> | undefined}  a promise only while ws holds the request
    */
   #handOver(conn, req, socket, head, started) {
-    return new Promise((resolve) => {
-      let over = false;
-      /** @type {NodeJS.Timeout | null} */
-      let timer = null;
-      const end = () => {
-        if (over) return false;
-        over = true;
+    /** @type {(() => void) | null} set while ws holds the request */
+    let settle = null;
+    let over = false;
+    /** @type {NodeJS.Timeout | null} */
+    let timer = null;
+    const end = () => {
+      if (over) return false;
+      over = true;
+      if (settle !== null) {
         if (timer) clearTimeout(timer);
         socket.removeListener('close', onEarlyClose);
         conn.onAbandon = null;
-        resolve();
-        return true;
-      };
-      // ws refused the request (its own answer went out) or the peer left: nothing was
-      // committed, so nothing but phase one's lease is given back.
-      const onEarlyClose = () => {
-        if (end()) this.#lc.cancel(conn);
-      };
-      socket.once('close', onEarlyClose);
-      conn.onAbandon = (reason) => {
-        if (end()) respond(socket, this.#lc.refuse(503, { reason }, 1000));
-      };
-      this.wss.handleUpgrade(req, socket, head, (ws) => {
-        if (!end()) {
-          // Given up on meanwhile (upgrade timeout, close()): already answered and cancelled.
-          ws.terminate();
-          return;
-        }
-        socket.removeListener('error', noop);
-        this.#accept(conn, ws, req);
-      });
-      // ws answered synchronously (the usual case): no timer at all. Otherwise an
-      // asynchronous verifyClient holds the request; bounded by what is left of
-      // upgradeTimeoutMs, since Node's HTTP timeouts no longer apply to an upgrade.
-      if (!over) {
-        const left = Math.max(1, this.#lc.upgradeTimeoutMs - (Date.now() - started));
-        timer = setTimeout(() => {
-          if (!end()) return;
-          this.#lc.cancel(conn);
-          respond(socket, this.#lc.refuse(503, { reason: 'upgrade-timeout' }, 1000));
-        }, left).unref();
+        settle();
       }
+      return true;
+    };
+    // ws refused the request (its own answer went out) or the peer left: nothing was
+    // committed, so nothing but phase one's lease is given back.
+    const onEarlyClose = () => {
+      if (end()) this.#lc.cancel(conn);
+    };
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      if (!end()) {
+        // Given up on meanwhile (upgrade timeout, close()): already answered and cancelled.
+        ws.terminate();
+        return;
+      }
+      socket.removeListener('error', noop);
+      this.#accept(conn, ws, req);
+    });
+    // ws upgraded synchronously (the usual case): nothing to wait for, no listener, no timer.
+    if (over) return undefined;
+    // ws refused it synchronously (its answer is being written; the socket's `close`
+    // comes later, always asynchronously) or holds it for an asynchronous verifyClient.
+    // Either way the request ends with `close` or the callback above; an asynchronous
+    // verifyClient is bounded by what is left of upgradeTimeoutMs, since Node's HTTP
+    // timeouts no longer apply to an upgrade.
+    socket.once('close', onEarlyClose);
+    conn.onAbandon = (reason) => {
+      if (end()) respond(socket, this.#lc.refuse(503, { reason }, 1000));
+    };
+    const left = Math.max(1, this.#lc.upgradeTimeoutMs - (Date.now() - started));
+    timer = setTimeout(() => {
+      if (!end()) return;
+      this.#lc.cancel(conn);
+      respond(socket, this.#lc.refuse(503, { reason: 'upgrade-timeout' }, 1000));
+    }, left).unref();
+    return new Promise((resolve) => {
+      settle = () => resolve(undefined);
     });
   }
 
@@ -236,7 +271,8 @@ class LeaseGuard {
     // Registered first, so the lease is gone by the time the host's own `close` listener
     // runs; and an `error` listener always, or a protocol error would throw out of ws's
     // emitter and crash the process.
-    ws.once('close', onClose);
+    // (`on`, not `once`: ws emits `close` exactly once, and `once` wraps every listener.)
+    ws.on('close', onClose);
     ws.on('error', onError);
     const opened = this.#lc.open(conn, ws);
     if (opened === true) return this.#serve(conn, ws, req);
