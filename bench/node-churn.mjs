@@ -63,6 +63,21 @@ function mapStore() {
 
 function ignore() {}
 
+/**
+ * The user id of a request, the same cheap way in every server: the identity function is
+ * the host's cost, not the guard's, so the bare server makes the same call (and refuses
+ * a request without a user, as the guard does) and the difference between the two is the
+ * guard alone. (An earlier version gave only the guarded servers a `new URL(req.url)`
+ * per upgrade, several microseconds charged to the guard.) The client always sends
+ * `?user=<id>` as the whole query.
+ * @param {import('node:http').IncomingMessage} req
+ */
+function userOf(req) {
+  const url = req.url ?? '';
+  const at = url.indexOf('?user=');
+  return at === -1 ? null : url.slice(at + 6) || null;
+}
+
 /** @param {Kind} kind */
 async function serve(kind) {
   const server = http.createServer((_req, res) => res.writeHead(404).end());
@@ -71,7 +86,7 @@ async function serve(kind) {
   if (kind !== 'bare') {
     const { createLeaseGuard } = await import('socket-lease/node');
     const guard = createLeaseGuard({
-      userId: (req) => new URL(req.url ?? '/', 'http://bench').searchParams.get('user'),
+      userId: userOf,
       // Limits high enough that the memory run (many open sockets) is never refused:
       // this measures the cost of the bookkeeping, not of refusals.
       ...(kind === 'guarded' ? { registry: { perUserLimit: 100_000 } } : { store: mapStore() }),
@@ -86,6 +101,11 @@ async function serve(kind) {
   } else {
     wss = new WebSocketServer({ noServer: true });
     server.on('upgrade', (req, socket, head) => {
+      // The same identity work as the guarded servers (see userOf).
+      if (userOf(req) === null) {
+        socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
       // One shared listener, removed once upgraded (ws has its own then), as the guard
       // does. A `() => {}` made here would share this scope's context with the callback
       // below and so keep `req` alive for as long as the socket: about 1.5 KiB per open
@@ -118,10 +138,53 @@ async function serve(kind) {
       const m = process.memoryUsage();
       /** @type {NodeJS.Process & { send: Function }} */ (process).send({ mem: { heap: m.heapUsed + m.external, js: m.heapUsed, external: m.external }, open: wss.clients.size });
     }
+    if (msg.cmd === 'profile-start') void profileStart();
+    if (msg.cmd === 'profile-stop') void profileStop().then((profile) => /** @type {NodeJS.Process & { send: Function }} */ (process).send({ profile }));
     if (msg.cmd === 'open') {
       /** @type {NodeJS.Process & { send: Function }} */ (process).send({ open: wss.clients.size });
     }
   });
+}
+
+/** @type {import('node:inspector').Session | null} */
+let session = null;
+/** @param {string} method @param {object} [params] @returns {Promise<any>} */
+const post = (method, params) =>
+  new Promise((resolve, reject) => /** @type {import('node:inspector').Session} */ (session).post(method, params, (err, res) => (err ? reject(err) : resolve(res))));
+
+/** Starts V8's sampling profiler in this (server) process. */
+async function profileStart() {
+  const inspector = await import('node:inspector');
+  session = new inspector.Session();
+  session.connect();
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 50 });
+  await post('Profiler.start');
+  /** @type {NodeJS.Process & { send: Function }} */ (process).send({ profiling: true });
+}
+
+/**
+ * Stops the profiler; self time per function (microseconds, sampled), idle time left out.
+ * @returns {Promise<{ busyUs: number, self: [string, number][] }>}
+ */
+async function profileStop() {
+  /** @type {{ profile: { nodes: { id: number, callFrame: { functionName: string, url: string, lineNumber: number } }[], samples: number[], timeDeltas: number[] } }} */
+  const { profile } = await post('Profiler.stop');
+  /** @type {import('node:inspector').Session} */ (session).disconnect();
+  const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+  /** @type {Map<string, number>} */
+  const self = new Map();
+  let busyUs = 0;
+  profile.samples.forEach((id, i) => {
+    const { functionName, url, lineNumber } = /** @type {{ functionName: string, url: string, lineNumber: number }} */ (byId.get(id));
+    if (functionName === '(idle)') return;
+    const dt = profile.timeDeltas[i + 1] ?? 0; // a sample's time runs until the next one
+    const file = url.includes('wasm') && !url.endsWith('.js') ? 'wasm' : url.replace(/^.*\/(node_modules|js|bench)\//, '$1/').replace(/^node:/, '');
+    const name = file ? `${functionName || '(anonymous)'} ${file}:${lineNumber + 1}` : functionName;
+    self.set(name, (self.get(name) ?? 0) + dt);
+    busyUs += dt;
+  });
+  return { busyUs, self: [...self].sort((a, b) => b[1] - a[1]) };
 }
 
 // ---------------------------------------------------------------- client (parent) side
@@ -133,7 +196,7 @@ async function startServer(kind) {
     child.once('message', (/** @type {any} */ m) => resolve(m.ready));
     child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
   });
-  /** @param {'mem' | 'cpu' | 'open'} cmd */
+  /** @param {'mem' | 'cpu' | 'open' | 'profile-start' | 'profile-stop'} cmd */
   const ask = (cmd) =>
     new Promise((resolve) => {
       child.once('message', (/** @type {any} */ m) => resolve(m));
@@ -148,6 +211,8 @@ async function startServer(kind) {
     open: async () => /** @type {{ open: number }} */ (await ask('open')).open,
     /** CPU microseconds the server process has used so far. */
     cpu: async () => /** @type {{ cpu: number }} */ (await ask('cpu')).cpu,
+    profileStart: () => ask('profile-start'),
+    profileStop: async () => /** @type {{ profile: { busyUs: number, self: [string, number][] } }} */ (await ask('profile-stop')).profile,
     cycles: 0,
   };
 }
@@ -199,6 +264,7 @@ async function main() {
       rounds: { type: 'string', default: '8' },
       open: { type: 'string', default: '4000' },
       only: { type: 'string' },
+      top: { type: 'string', default: '20' },
     },
   });
   if (values.serve === 'bare' || values.serve === 'guarded' || values.serve === 'guard-map-store') return serve(values.serve);
@@ -207,6 +273,7 @@ async function main() {
   const batch = Number(values.batch);
   const rounds = Number(values.rounds);
   const openCount = Number(values.open);
+  if (values.only === 'profile') return profile({ timeMs, batch, top: Number(values.top) });
   if (values.only !== 'memory') await churn({ timeMs, batch, rounds });
   if (values.only !== 'churn') await memory(openCount);
 }
@@ -273,6 +340,38 @@ async function churn({ timeMs, batch, rounds }) {
       console.log(`  ${kind.padEnd(16)} ${us.toFixed(0)} us${extra}`);
     }
 
+  } finally {
+    for (const s of servers) s.child.kill();
+  }
+}
+
+/**
+ * Where each server's CPU goes: V8's sampling profiler in each server process while the
+ * client runs cycles against it alone, self time per function divided by the cycles
+ * served (idle time left out). The profiler itself slows everything down a little, the
+ * same for every server.
+ * @param {{ timeMs: number, batch: number, top: number }} options
+ */
+async function profile({ timeMs, batch, top }) {
+  const servers = [await startServer('bare'), await startServer('guarded'), await startServer('guard-map-store')];
+  try {
+    /** @param {Awaited<ReturnType<typeof startServer>>} s @param {number} ms */
+    const drive = async (s, ms) => {
+      let n = 0;
+      for (const end = performance.now() + ms; performance.now() < end; n += batch) await Promise.all(Array.from({ length: batch }, () => cycle(s.url)));
+      return n;
+    };
+    for (const s of servers) await drive(s, 1000); // warm-up: everything compiled
+    console.log(`node ${process.version}: server self time per cycle (V8 sampling profiler, 50 us interval, ${timeMs} ms of ${batch} concurrent cycles per server)`);
+    for (const s of servers) {
+      await s.profileStart();
+      const cpu0 = await s.cpu();
+      const n = await drive(s, timeMs);
+      const cpu1 = await s.cpu();
+      const { busyUs, self } = await s.profileStop();
+      console.log(`\n${s.kind}: ${n} cycles, ${((cpu1 - cpu0) / n).toFixed(0)} us CPU per cycle (process.cpuUsage, profiler included), ${(busyUs / n).toFixed(0)} us sampled`);
+      for (const [name, us] of self.slice(0, top)) console.log(`  ${(us / n).toFixed(1).padStart(6)} us  ${((100 * us) / busyUs).toFixed(1).padStart(5)}%  ${name.slice(0, 110)}`);
+    }
   } finally {
     for (const s of servers) s.child.kill();
   }
