@@ -13,10 +13,12 @@ use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
 enum Op {
+    /// `evict: false` is phase one of a two-phase admission (`acquire_with`).
     Acquire {
         user: u8,
         key: Option<u8>,
         dt: u64,
+        evict: bool,
     },
     Release {
         pick: usize,
@@ -53,7 +55,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0u8..4, proptest::option::of(0u8..3), 0u64..40).prop_map(|(user, key, dt)| Op::Acquire { user, key, dt }),
+        4 => (0u8..4, proptest::option::of(0u8..3), 0u64..40, proptest::bool::weighted(0.7)).prop_map(|(user, key, dt, evict)| Op::Acquire { user, key, dt, evict }),
         2 => (any::<usize>(), 0u8..3, 0u64..40).prop_map(|(pick, kind, dt)| Op::Release { pick, kind, dt }),
         2 => (any::<usize>(), 0u64..40).prop_map(|(pick, dt)| Op::Touch { pick, dt }),
         1 => (0u64..120).prop_map(|dt| Op::Sweep { dt }),
@@ -93,13 +95,19 @@ struct Model {
     /// Expired leases reclaimed lazily (by acquires) since the last sweep, which reports
     /// them with its own.
     reclaimed: Vec<u128>,
+    /// Refusals counted as rejections (enforce mode): not those that only say an eviction
+    /// would admit.
+    rejected: u64,
 }
 
 #[derive(Debug, PartialEq)]
 enum Decision {
     Reuse(u128),
-    Grant { evict: Option<u128> },
-    Refuse(RefusalReason, u64),
+    Grant {
+        evict: Option<u128>,
+    },
+    /// Reason, retry after, evictable.
+    Refuse(RefusalReason, u64, bool),
 }
 
 impl Model {
@@ -128,7 +136,7 @@ impl Model {
         });
     }
 
-    fn acquire(&mut self, user: &str, key: Option<&str>, now: u64) -> Decision {
+    fn acquire(&mut self, user: &str, key: Option<&str>, now: u64, may_evict: bool) -> Decision {
         self.drop_expired_of(user, now);
         let ttl = self.ttl;
         if let Some(k) = key {
@@ -148,29 +156,38 @@ impl Model {
         let mut evict = None;
         // Dry-run goes on past a refusal (it grants), and reports the first one.
         let mut refused = None;
+        // Enforce mode, not allowed to evict where the policy would: the answer unless
+        // the global limit refuses first.
+        let mut would_evict = None;
         if active >= limit {
+            let retry = mine
+                .iter()
+                .map(|l| l.expires)
+                .min()
+                .map_or(1, |e| e.saturating_sub(now).max(1));
             if self.policy != Policy::Reject && limit > 0 && active == limit {
-                evict = mine
-                    .iter()
-                    .min_by_key(|l| match self.policy {
-                        Policy::EvictIdle => (l.touched, l.uuid),
-                        _ => (0, l.uuid),
-                    })
-                    .map(|l| l.uuid);
-            } else {
-                let retry = mine
-                    .iter()
-                    .map(|l| l.expires)
-                    .min()
-                    .map_or(1, |e| e.saturating_sub(now).max(1));
-                if !self.dry_run {
-                    return Decision::Refuse(RefusalReason::UserLimit, retry);
+                // Dry-run never refuses for a quota: there it is the eviction it reports.
+                if may_evict || self.dry_run {
+                    evict = mine
+                        .iter()
+                        .min_by_key(|l| match self.policy {
+                            Policy::EvictIdle => (l.touched, l.uuid),
+                            _ => (0, l.uuid),
+                        })
+                        .map(|l| l.uuid);
+                } else {
+                    would_evict = Some(Decision::Refuse(RefusalReason::UserLimit, retry, true));
                 }
-                refused = Some(Decision::Refuse(RefusalReason::UserLimit, retry));
+            } else {
+                if !self.dry_run {
+                    self.rejected += 1;
+                    return Decision::Refuse(RefusalReason::UserLimit, retry, false);
+                }
+                refused = Some(Decision::Refuse(RefusalReason::UserLimit, retry, false));
             }
         }
         if let Some(g) = self.global {
-            let freed = u32::from(evict.is_some());
+            let freed = u32::from(evict.is_some() || would_evict.is_some());
             if self.leases.len() as u32 - freed >= g {
                 self.drop_expired(now);
             }
@@ -182,10 +199,18 @@ impl Model {
                     .min()
                     .map_or(1, |e| e.saturating_sub(now).max(1));
                 // Refused before anything is evicted.
-                return refused.unwrap_or(Decision::Refuse(RefusalReason::GlobalLimit, retry));
+                if !self.dry_run {
+                    self.rejected += 1;
+                }
+                return refused.unwrap_or(Decision::Refuse(
+                    RefusalReason::GlobalLimit,
+                    retry,
+                    false,
+                ));
             }
         }
-        refused.unwrap_or(Decision::Grant { evict })
+        // Not counted: the host asks again, allowed to evict.
+        would_evict.or(refused).unwrap_or(Decision::Grant { evict })
     }
 }
 
@@ -275,22 +300,33 @@ proptest! {
             ..Default::default()
         };
         let mut reg = Registry::new(Options::default().patched(&patch).unwrap(), SeededEntropy::new(seed));
-        let mut model = Model { dry_run, limit, overrides: HashMap::new(), highest: HashMap::new(), global, ttl, policy, leases: Vec::new(), issued: Vec::new(), reclaimed: Vec::new() };
+        let mut model = Model { dry_run, limit, overrides: HashMap::new(), highest: HashMap::new(), global, ttl, policy, leases: Vec::new(), issued: Vec::new(), reclaimed: Vec::new(), rejected: 0 };
         let mut now = 1_000u64;
         // Dry-run: (user-limit refusals, global-limit refusals, evictions) it reported.
         let mut dry = (0u64, 0u64, 0u64);
         for op in ops {
             match op {
-                Op::Acquire { user, key, dt } => {
+                Op::Acquire { user, key, dt, evict } => {
                     now += dt;
                     let name = format!("user{user}");
                     let key = key.map(|k| format!("socket{k}"));
-                    let expected = model.acquire(&name, key.as_deref(), now);
-                    let got = reg.acquire(&name, key.as_deref(), now).unwrap();
+                    let earlier = model.reclaimed.len();
+                    let expected = model.acquire(&name, key.as_deref(), now, evict);
+                    let got = reg.acquire_with(&name, key.as_deref(), now, evict).unwrap();
+                    // The expired leases this acquire dropped, of any user, whatever it
+                    // answered (sweep lists them again below).
+                    let mut reclaimed = reg.last_reclaimed().to_vec();
+                    let mut dropped = model.reclaimed[earlier..].to_vec();
+                    reclaimed.sort_unstable();
+                    dropped.sort_unstable();
+                    prop_assert_eq!(reclaimed, dropped);
+                    if !dry_run {
+                        prop_assert_eq!(reg.stats().counters.rejected(), model.rejected);
+                    }
                     // Dry-run grants what enforce mode would refuse or evict for, and
                     // counts what enforce mode would have done.
                     let expected = match expected {
-                        Decision::Refuse(reason, _) if dry_run => {
+                        Decision::Refuse(reason, _, _) if dry_run => {
                             match reason {
                                 RefusalReason::GlobalLimit => dry.1 += 1,
                                 _ => dry.0 += 1,
@@ -322,9 +358,10 @@ proptest! {
                             model.issued.push(uuid);
                             model.leases.push(ModelLease { uuid, user: name, key, acquired: now, touched: now, expires: now + model.ttl });
                         }
-                        (Decision::Refuse(reason, retry), Acquired::Refused(r)) => {
+                        (Decision::Refuse(reason, retry, evictable), Acquired::Refused(r)) => {
                             prop_assert_eq!(r.reason, reason);
                             prop_assert_eq!(r.retry_after_ms, retry);
+                            prop_assert_eq!(r.evictable, evictable);
                         }
                         (e, g) => prop_assert!(false, "model {:?} vs registry {:?}", e, g),
                     }

@@ -917,3 +917,137 @@ fn renew_extends_a_lease_without_counting_as_activity() {
     }
     reg2.check_invariants();
 }
+
+fn evicting(policy: Policy, n: u32) -> OptionsPatch {
+    OptionsPatch {
+        on_limit: Some(policy),
+        ..limit(n)
+    }
+}
+
+#[test]
+fn an_acquire_that_may_not_evict_says_an_eviction_would_admit_and_changes_nothing() {
+    for policy in [Policy::EvictOldest, Policy::EvictIdle] {
+        let mut reg = registry(evicting(policy, 2));
+        let first = grant(&mut reg, "alice", 0);
+        grant(&mut reg, "alice", 100);
+        let _ = reg.take_events();
+        let before = (reg.snapshot(), reg.stats());
+        let r = refused(reg.acquire_with("alice", None, 200, false).unwrap());
+        assert_eq!(
+            (r.reason, r.limit, r.active, r.retry_after_ms, r.evictable),
+            (RefusalReason::UserLimit, 2, 2, 800, true),
+            "{policy:?}"
+        );
+        // Not a rejection: nothing counted, no event, no lease evicted or touched.
+        assert_eq!((reg.snapshot(), reg.stats()), before, "{policy:?}");
+        assert!(reg.take_events().is_empty(), "{policy:?}");
+        // Phase two commits the eviction the first phase announced.
+        let Acquired::Granted { evicted, .. } = reg.acquire_with("alice", None, 300, true).unwrap()
+        else {
+            panic!("{policy:?}: phase two is granted");
+        };
+        assert_eq!(evicted, vec![first], "{policy:?}");
+        reg.check_invariants();
+    }
+}
+
+#[test]
+fn where_no_eviction_would_help_an_acquire_that_may_not_evict_gets_the_usual_refusal() {
+    // The reject policy.
+    let mut reg = registry(limit(1));
+    grant(&mut reg, "alice", 0);
+    let r = refused(reg.acquire_with("alice", None, 10, false).unwrap());
+    assert!(!r.evictable);
+    assert_eq!(reg.stats().counters.rejected_user_limit, 1);
+    // A user above a lowered limit: evicting one lease would not bring it under.
+    let mut reg = registry(evicting(Policy::EvictOldest, 2));
+    grant(&mut reg, "alice", 0);
+    grant(&mut reg, "alice", 0);
+    reg.set_user_limit("alice", Some(1)).unwrap();
+    let r = refused(reg.acquire_with("alice", None, 10, false).unwrap());
+    assert!(!r.evictable);
+    assert_eq!(reg.stats().counters.rejected_user_limit, 1);
+    // The global limit, full even after the eviction: refused as the acquire that may
+    // evict would be, before evicting.
+    let mut reg = registry(OptionsPatch {
+        global_limit: Some(Some(2)),
+        ..evicting(Policy::EvictOldest, 1)
+    });
+    grant(&mut reg, "alice", 0);
+    grant(&mut reg, "bob", 0);
+    let r = refused(reg.acquire_with("carol", None, 10, false).unwrap());
+    assert_eq!((r.reason, r.evictable), (RefusalReason::GlobalLimit, false));
+    // ...whereas at the global limit with room once alice's lease goes, it is evictable.
+    let r = refused(reg.acquire_with("alice", None, 10, false).unwrap());
+    assert_eq!((r.reason, r.evictable), (RefusalReason::UserLimit, true));
+    assert_eq!(reg.stats().counters.rejected(), 1);
+}
+
+#[test]
+fn in_dry_run_an_acquire_that_may_not_evict_is_granted_and_reports_the_eviction() {
+    let mut reg = registry(OptionsPatch {
+        mode: Some(Mode::DryRun),
+        ..evicting(Policy::EvictOldest, 1)
+    });
+    let first = grant(&mut reg, "alice", 0);
+    let _ = reg.take_events();
+    let Acquired::Granted { evicted, .. } = reg.acquire_with("alice", None, 10, false).unwrap()
+    else {
+        panic!("dry-run grants");
+    };
+    assert!(evicted.is_empty(), "the lease stays");
+    assert_eq!(reg.active(), 2);
+    assert_eq!(reg.stats().counters.evicted, 1);
+    let events = reg.take_events();
+    assert!(events
+        .iter()
+        .any(|e| e.kind == EventKind::Evicted && e.dry_run && e.lease == Some(first)));
+}
+
+#[test]
+fn an_acquire_names_the_expired_leases_it_reclaimed() {
+    let mut reg = registry(OptionsPatch {
+        global_limit: Some(Some(3)),
+        ..limit(2)
+    });
+    let a1 = grant(&mut reg, "alice", 0);
+    let a2 = grant(&mut reg, "alice", 100);
+    let b = grant(&mut reg, "bob", 200);
+    assert!(
+        reg.last_reclaimed().is_empty(),
+        "nothing in the common case"
+    );
+    // The acquiring user's expired leases go first (a1 at 1000; a2 lives to 1100).
+    grant(&mut reg, "alice", 1_050);
+    assert_eq!(reg.last_reclaimed(), &[a1]);
+    // The next acquire, which reclaims nothing, says so (refused: alice holds 2 of 2).
+    refused(reg.acquire("alice", None, 1_060).unwrap());
+    assert!(reg.last_reclaimed().is_empty());
+    // At the global limit room is made from any user's expired leases: a2 (1100) and
+    // bob's (1200) by 1300, for carol.
+    grant(&mut reg, "carol", 1_300);
+    let mut got = reg.last_reclaimed().to_vec();
+    got.sort_unstable();
+    assert_eq!(got, vec![a2, b]);
+    // An error changes nothing, the list of the last acquire included.
+    assert!(reg.acquire("", None, 1_300).is_err());
+    assert_eq!(reg.last_reclaimed().len(), 2);
+    // sweep still lists every lease an acquire reclaimed since the last sweep.
+    let mut swept = reg.sweep(1_300);
+    swept.sort_unstable();
+    let mut want = vec![a1, a2, b];
+    want.sort_unstable();
+    assert_eq!(swept, want);
+    reg.check_invariants();
+
+    // A refused acquire names what it reclaimed too: alice over a lowered limit.
+    let mut reg = registry(limit(3));
+    let old = grant(&mut reg, "alice", 0);
+    grant(&mut reg, "alice", 500);
+    grant(&mut reg, "alice", 500);
+    reg.set_user_limit("alice", Some(1)).unwrap();
+    let r = refused(reg.acquire("alice", None, 1_000).unwrap());
+    assert_eq!((r.active, r.limit), (2, 1));
+    assert_eq!(reg.last_reclaimed(), &[old]);
+}

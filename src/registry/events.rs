@@ -32,6 +32,11 @@ pub struct Refusal {
     pub active: u32,
     /// Milliseconds until the earliest relevant lease expires unless it is touched.
     pub retry_after_ms: u64,
+    /// Only from an acquire that may not evict (`Registry::acquire_with`, `evict` false):
+    /// the policy would evict one of the user's leases to admit it, and nothing else
+    /// stands in the way. Such an answer is not a rejection: it is not counted and
+    /// reports no event, since the host is expected to ask again with eviction allowed.
+    pub evictable: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

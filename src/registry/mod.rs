@@ -409,6 +409,9 @@ pub struct Registry<E> {
     active: u32,
     counters: Counters,
     pending_expired: Vec<u128>,
+    /// Expired leases (of any user) the last acquire reclaimed, for the host to close
+    /// at once; `sweep` reports them too, as before.
+    last_reclaimed: Vec<u128>,
     collect_events: bool,
     events: Vec<Event>,
     /// Where `warm` leaves what it read.
@@ -443,6 +446,7 @@ impl<E: Entropy> Registry<E> {
             active: 0,
             counters: Counters::default(),
             pending_expired: Vec::new(),
+            last_reclaimed: Vec::new(),
             collect_events: false,
             events: Vec::new(),
             warm_sink: 0,
@@ -482,17 +486,42 @@ impl<E: Entropy> Registry<E> {
     ///
     /// With a `connection_key`, a second acquire for the same user and key returns the
     /// same lease (touched) instead of a new one: per-message calls cannot leak.
+    ///
+    /// Expired leases it drops on the way (see `last_reclaimed`) are the host's to close.
     pub fn acquire(
         &mut self,
         user: &str,
         connection_key: Option<&str>,
         now: u64,
     ) -> Result<Acquired, LeaseError> {
+        self.acquire_with(user, connection_key, now, true)
+    }
+
+    /// `acquire`, with eviction allowed or not. `evict: false` is the first phase of a
+    /// two-phase admission: where the policy (`evict-oldest`, `evict-idle`) would evict one
+    /// of the user's leases to admit it, the answer is a refusal marked `evictable` and
+    /// nothing changes (no lease evicted or touched, nothing counted, no event), so the
+    /// host can run its own checks before it commits the eviction by asking again with
+    /// `evict: true`. Expired leases are still reclaimed: they are gone either way.
+    ///
+    /// Dry-run mode never refuses for a quota, so there `evict: false` changes nothing: the
+    /// acquire is granted and the eviction it would take reported, as by `acquire`. (A
+    /// host in dry-run never reaches its second phase, so this is the one place where
+    /// that eviction can be reported.)
+    pub fn acquire_with(
+        &mut self,
+        user: &str,
+        connection_key: Option<&str>,
+        now: u64,
+        evict: bool,
+    ) -> Result<Acquired, LeaseError> {
         check_user_id(user)?;
         if let Some(key) = connection_key {
             check_user_id(key)
                 .map_err(|e| LeaseError::InvalidOption(format!("connectionKey: {e}")))?;
         }
+        // Input is valid: from here on this is the acquire `last_reclaimed` describes.
+        self.last_reclaimed.clear();
         let limit = self.options.limit_for(user);
         let hash = self.name_hash(user);
         let user_idx = self.find_user(hash, user);
@@ -530,6 +559,7 @@ impl<E: Entropy> Registry<E> {
                     limit: self.options.max_users,
                     active: self.active_users,
                     retry_after_ms: self.earliest_expiry(now),
+                    evictable: false,
                 };
                 return Ok(self.refuse(user, refusal, limit, now, false));
             }
@@ -544,29 +574,38 @@ impl<E: Entropy> Registry<E> {
         // would answer (the first one, once), or the lease it would evict.
         let mut dry_refused = false;
         let mut dry_victim = None;
+        // Enforce mode without leave to evict, where the policy would: the answer, if
+        // the global limit does not refuse first.
+        let mut would_evict = None;
         if user_active >= limit {
             let can_evict =
                 self.options.on_limit != Policy::Reject && limit > 0 && user_active == limit;
-            let refusal = Refusal {
+            let mut refusal = Refusal {
                 reason: RefusalReason::UserLimit,
                 limit,
                 active: user_active,
                 retry_after_ms: user_idx.map_or(1, |u| self.earliest_expiry_of_user(u, now)),
+                evictable: false,
             };
             if dry_run && can_evict {
                 dry_victim = user_idx.and_then(|u| self.pick_victim(u));
             } else if dry_run {
                 self.refuse(user, refusal, limit, now, true);
                 dry_refused = true;
-            } else if can_evict {
+            } else if can_evict && evict {
                 victim = user_idx.and_then(|u| self.pick_victim(u));
+            } else if can_evict {
+                // At exactly a limit above 0 the user holds leases: there is a victim.
+                refusal.evictable = true;
+                would_evict = Some(refusal);
             } else {
                 return Ok(self.refuse(user, refusal, limit, now, false));
             }
         }
 
         if let Some(global) = self.options.global_limit {
-            let freed = u32::from(victim.is_some() || dry_victim.is_some());
+            let freed =
+                u32::from(victim.is_some() || dry_victim.is_some() || would_evict.is_some());
             if self.active - freed >= global {
                 self.purge_expired(now, false);
             }
@@ -576,6 +615,7 @@ impl<E: Entropy> Registry<E> {
                     limit: global,
                     active: self.active,
                     retry_after_ms: self.earliest_expiry(now),
+                    evictable: false,
                 };
                 if dry_run {
                     if !dry_refused {
@@ -589,6 +629,10 @@ impl<E: Entropy> Registry<E> {
             }
         }
 
+        if let Some(refusal) = would_evict {
+            // Not a rejection: not counted, no event (see `acquire_with`).
+            return Ok(Acquired::Refused(refusal));
+        }
         if let Some(handle) = dry_victim {
             // Counted and reported as enforce mode would, and left in place.
             let slot = &self.slots[handle as usize];
@@ -1108,6 +1152,7 @@ impl<E: Entropy> Registry<E> {
     }
 
     fn note_lazily_expired(&mut self, uuid: u128) {
+        self.last_reclaimed.push(uuid);
         if self.pending_expired.len() < PENDING_EXPIRED_CAP {
             self.pending_expired.push(uuid);
         }
@@ -1313,6 +1358,14 @@ impl<E: Entropy> Registry<E> {
 
     pub fn active(&self) -> u32 {
         self.active
+    }
+
+    /// Ids of the expired leases the last `acquire` reclaimed, whatever it answered:
+    /// lazily, the acquiring user's, and any user's when it had to make room at the global
+    /// limit or the user table bound. Empty in the common case. Close those sockets; the
+    /// next `sweep` lists them too (for hosts that close only what `sweep` reports).
+    pub fn last_reclaimed(&self) -> &[u128] {
+        &self.last_reclaimed
     }
 
     /// The view of a live lease.
