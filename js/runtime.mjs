@@ -52,6 +52,17 @@ function uuidText(a, b, c, d) {
 /** Kinds remembered as checked by `newId`; past this many, new kinds are checked each time. */
 const KIND_CACHE = 256;
 
+/** A lone surrogate, read code point by code point (`u`): a pair is one astral code point. */
+const LONE_SURROGATE = /[\ud800-\udfff]/u;
+const isWellFormed = /** @type {{ isWellFormed?: (this: string) => boolean }} */ (String.prototype).isWellFormed;
+/**
+ * Whether `s` is well-formed UTF-16 (no lone surrogate): `String.prototype.isWellFormed`
+ * where the engine has it (Node 20, workerd, browsers since 2023), else the same answer
+ * from a regular expression.
+ * @type {(s: string) => boolean}
+ */
+const wellFormed = typeof isWellFormed === 'function' ? (s) => isWellFormed.call(s) : (s) => !LONE_SURROGATE.test(s);
+
 /**
  * Wires the loader's wasm bindings up: registers `LeaseError`, checks the fast path's
  * argument types, and routes the hot calls over the lane (src/wasm/lane.rs): their
@@ -68,7 +79,7 @@ const KIND_CACHE = 256;
  */
 export function install(wasm) {
   const lanes = ['__lane', '__newIdLane', '__parseIdLane'];
-  const methods = ['__acquireLane', '__acquireLeaseLane', '__dispatch', '__releaseLane', '__releaseIdLane', '__touchIdLane', '__busy'];
+  const methods = ['__acquireLane', '__acquireLeaseLane', '__dispatch', '__releaseLane', '__releaseIdLane', '__touchIdLane', '__busy', 'lastReclaimed'];
   const missing = [...lanes.filter((f) => typeof wasm[f] !== 'function'), ...methods.filter((m) => typeof wasm.LeaseRegistry?.prototype?.[m] !== 'function')];
   if (missing.length) throw new Error(`socket-lease: the WebAssembly build lacks ${missing.join(', ')}; rebuild it (npm run build)`);
   wasm.__registerErrorClass(LeaseError);
@@ -90,12 +101,18 @@ export function install(wasm) {
   const encoder = new TextEncoder();
   /**
    * Writes `s` as UTF-8 at lane offset `at` and returns its length in bytes, or -1 if
-   * it does not fit. Lone surrogates become U+FFFD, as in wasm-bindgen's glue.
+   * it does not fit or is not well-formed UTF-16. `encodeInto` (like wasm-bindgen's
+   * glue) would write a lone surrogate as U+FFFD, making "\ud800" and "\ufffd" one user:
+   * such a string takes the checked binding instead, which refuses it (src/wasm/convert.rs
+   * holds the rule, so the message and code are the same on every path). Only text
+   * that is not ASCII can hold one, and only such text is longer in UTF-8 than in
+   * UTF-16 units, so ASCII (the usual ids, however long) is never checked.
    * @param {string} s @param {number} at
    */
   const putUtf8 = (s, at) => {
     const { read, written } = encoder.encodeInto(s, at === 0 ? input : input.subarray(at));
-    return read === s.length ? written : -1;
+    if (read !== s.length) return -1;
+    return written === read || wellFormed(s) ? written : -1;
   };
   /**
    * `putUtf8`, with a plain loop for short ASCII strings (user ids, mostly), which beats
@@ -151,8 +168,8 @@ export function install(wasm) {
   };
   // The generated glue would silently coerce a wrong type (or throw a bare TypeError),
   // so the fast path's types are checked here, once, before the call.
-  /** @this {unknown} @param {unknown} userId @param {unknown} connectionKey @param {unknown} now */
-  const acquireChecked = function (userId, connectionKey, now) {
+  /** @this {unknown} @param {unknown} userId @param {unknown} connectionKey @param {unknown} now @param {unknown} evict */
+  const acquireChecked = function (userId, connectionKey, now, evict) {
     if (typeof userId !== 'string') {
       throw new LeaseError(`invalid user id: user id must be a string, got ${kind(userId)}`, 'INVALID_USER_ID');
     }
@@ -161,13 +178,16 @@ export function install(wasm) {
       throw new LeaseError(`invalid option: connectionKey must be a string, got ${kind(connectionKey)}`, 'INVALID_OPTION');
     }
     checkNow(now);
+    if (evict !== undefined && evict !== null && typeof evict !== 'boolean') {
+      throw new LeaseError(`invalid option: evict must be a boolean, got ${kind(evict)}`, 'INVALID_OPTION');
+    }
     const userLen = laneNow(now) ? put(userId, 0) : -1;
     const keyLen = userLen >= 0 && keyed ? put(/** @type {string} */ (connectionKey), userLen) : -1;
     if (userLen >= 0 && (!keyed || keyLen >= 0)) {
-      const r = acquireLane.call(this, userLen, keyLen, now ?? Date.now());
+      const r = acquireLane.call(this, userLen, keyLen, now ?? Date.now(), evict === false ? 1 : 0);
       if (r === r) return r;
     }
-    return acquireHandle.call(this, userId, keyed ? connectionKey : undefined, now ?? undefined);
+    return acquireHandle.call(this, userId, keyed ? connectionKey : undefined, now ?? undefined, evict ?? undefined);
   };
   /** @this {unknown} @param {unknown} handle @param {unknown} now */
   const releaseChecked = function (handle, now) {
@@ -182,15 +202,15 @@ export function install(wasm) {
   // The common calls first, with nothing to check but types (no connection key; a time
   // that is a number, or none); anything else, and whatever the lane refuses, takes the
   // checked wrappers above, which decide exactly as before.
-  proto.acquireHandle = function (/** @type {unknown} */ userId, /** @type {unknown} */ connectionKey, /** @type {unknown} */ now) {
-    if (typeof userId === 'string' && connectionKey === undefined && (typeof now === 'number' ? now === now : now === undefined)) {
+  proto.acquireHandle = function (/** @type {unknown} */ userId, /** @type {unknown} */ connectionKey, /** @type {unknown} */ now, /** @type {unknown} */ evict) {
+    if (typeof userId === 'string' && connectionKey === undefined && (typeof now === 'number' ? now === now : now === undefined) && evict === undefined) {
       const n = put(userId, 0);
       if (n >= 0) {
-        const r = acquireLane.call(this, n, -1, now ?? Date.now());
+        const r = acquireLane.call(this, n, -1, now ?? Date.now(), 0);
         if (r === r) return r;
       }
     }
-    return acquireChecked.call(this, userId, connectionKey, now);
+    return acquireChecked.call(this, userId, connectionKey, now, evict);
   };
   proto.releaseHandle = function (/** @type {unknown} */ handle, /** @type {unknown} */ now) {
     if (typeof handle === 'number' && (typeof now === 'number' ? now === now : now === undefined)) {
@@ -246,7 +266,7 @@ export function install(wasm) {
   const releaseIdLane = proto.__releaseIdLane;
   const touchIdLane = proto.__touchIdLane;
   /** @type {Record<number, import('../pkg/web/socket_lease.js').RefusalReason>} */
-  const REASONS = { [-1]: 'user-limit', [-2]: 'global-limit', [-3]: 'user-table-full' };
+  const REASONS = { [-1]: 'user-limit', [-2]: 'global-limit', [-3]: 'user-table-full', [-4]: 'user-limit' };
   /**
    * `acquire`'s options as the checked binding reads them (own enumerable keys, each
    * read once), copied into a plain object. Keys or a getter that throw are an
@@ -275,53 +295,60 @@ export function install(wasm) {
     return copy;
   };
   /**
-   * `[connectionKey, now]` when the lane can take these options, or null.
+   * `[connectionKey, now, keep]` when the lane can take these options, or null (`keep`:
+   * 1 for `evict: false`, else 0).
    * @param {Record<string, unknown>} opts
-   * @returns {[string | undefined, number | undefined] | null}
+   * @returns {[string | undefined, number | undefined, number] | null}
    */
   const laneOptions = (opts) => {
-    for (const k in opts) if (k !== 'now' && k !== 'connectionKey') return null;
-    const { connectionKey, now } = opts;
+    for (const k in opts) if (k !== 'now' && k !== 'connectionKey' && k !== 'evict') return null;
+    const { connectionKey, now, evict } = opts;
     if (connectionKey !== undefined && connectionKey !== null && typeof connectionKey !== 'string') return null;
     if (!laneNow(now)) return null;
-    return [connectionKey ?? undefined, /** @type {number | undefined} */ (now ?? undefined)];
+    if (evict !== undefined && evict !== null && typeof evict !== 'boolean') return null;
+    return [connectionKey ?? undefined, /** @type {number | undefined} */ (now ?? undefined), evict === false ? 1 : 0];
   };
   const getLease = proto.getLease;
   const lastEvicted = proto.lastEvicted;
-  const wellFormed = (/** @type {unknown} */ v) => typeof v !== 'string' || /** @type {any} */ (v).isWellFormed();
+  const lastReclaimed = proto.lastReclaimed;
   proto.acquire = function (/** @type {unknown} */ userId, /** @type {unknown} */ options) {
     // Getters run once: what falls back to the checked binding gets the copy.
     const given = options !== null && typeof options === 'object' && !Array.isArray(options) ? readOptions(options) : options;
-    /** @type {[string | undefined, number | undefined] | null} */
+    /** @type {[string | undefined, number | undefined, number] | null} */
     let opts = null;
-    // A lone surrogate is stored as U+FFFD, and the lane's result echoes the caller's
-    // strings: such input takes the checked binding, which answers with what it stored.
-    if (typeof userId === 'string' && wellFormed(userId) && (given === null || typeof given !== 'object' || wellFormed(/** @type {any} */ (given).connectionKey))) {
-      if (given === undefined || given === null) opts = [undefined, undefined];
+    if (typeof userId === 'string') {
+      if (given === undefined || given === null) opts = [undefined, undefined, 0];
       else if (typeof given === 'object' && !Array.isArray(given)) opts = laneOptions(/** @type {Record<string, unknown>} */ (given));
     }
+    // `put` refuses (-1) what the lane cannot carry faithfully, a lone surrogate included:
+    // the checked binding then answers, or throws.
     const userLen = opts === null ? -1 : put(/** @type {string} */ (userId), 0);
     if (opts === null || userLen < 0) return acquire.call(this, userId, given);
     const user = /** @type {string} */ (userId);
-    const [key, now] = opts;
+    const [key, now, keep] = opts;
     const keyLen = key === undefined ? -1 : put(key, userLen);
     if (key !== undefined && keyLen < 0) return acquire.call(this, userId, given);
-    const r = acquireLeaseLane.call(this, userLen, keyLen, now ?? Date.now());
+    const r = acquireLeaseLane.call(this, userLen, keyLen, now ?? Date.now(), keep);
     if (r !== r) return acquire.call(this, userId, given);
     const b = view();
     const p = address;
     // Everything is read from the lane before anything else is called (which could
     // write to it, or grow the memory).
     const events = b[p + 29] === 1;
+    const reclaimed = b[p + 30] === 1;
     try {
       if (r < 0) {
-        return {
+        /** @type {import('../pkg/web/socket_lease.js').AcquireResult} */
+        const refusal = {
           ok: false,
           reason: REASONS[r],
           limit: data.getFloat64(p + 32, true),
           active: data.getFloat64(p + 40, true),
           retryAfterMs: data.getFloat64(p + 48, true),
         };
+        if (r === -4) refusal.evictable = true;
+        if (reclaimed) refusal.reclaimed = lastReclaimed.call(this);
+        return refusal;
       }
       const suffix = suffixAt(0);
       const reused = b[p + 26] === 1;
@@ -344,7 +371,13 @@ export function install(wasm) {
       // class's own methods, not a subclass's overrides.
       if (shape === 1) lease = getLease.call(this, id);
       else if (shape === 2) lease = null;
-      return /** @type {import('../pkg/web/socket_lease.js').AcquireResult} */ ({ ok: true, lease, evicted: evicted ? lastEvicted.call(this) : [], reused });
+      return /** @type {import('../pkg/web/socket_lease.js').AcquireResult} */ ({
+        ok: true,
+        lease,
+        evicted: evicted ? lastEvicted.call(this) : [],
+        reclaimed: reclaimed ? lastReclaimed.call(this) : [],
+        reused,
+      });
     } finally {
       if (events) dispatch.call(this);
     }

@@ -36,6 +36,39 @@ fn string_units(v: &JsValue) -> Option<u32> {
     v.dyn_ref::<JsString>().map(JsString::length)
 }
 
+/// Whether the JS string `v`, read into Rust as `text`, is well-formed UTF-16.
+///
+/// The check lives here, at the boundary, because only here is the JS string still in
+/// hand: reading it into Rust (the glue's `TextEncoder`) turns every lone surrogate into
+/// U+FFFD, so "\ud800", "\udbff" and "\ufffd" would be one user sharing one quota, and the
+/// core, which takes `&str`, cannot tell them apart. Only a text holding a U+FFFD can
+/// hide one, so only then are the units read back (a call into JS each: such ids are
+/// rare). Not `String.prototype.isWellFormed`: engines before 2023 lack it, and a missing
+/// import would throw through wasm frames. (The lane in js/runtime.mjs sends ill-formed
+/// strings here rather than encoding them; see `put` there.)
+#[inline(never)]
+fn well_formed(v: &JsValue, text: &str) -> bool {
+    if !text.as_bytes().windows(3).any(|w| w == [0xef, 0xbf, 0xbd]) {
+        return true;
+    }
+    let s: &JsString = v.unchecked_ref();
+    let mut high = false;
+    for i in 0..s.length() {
+        let unit = s.char_code_at(i) as u32;
+        let low = (0xdc00..0xe000).contains(&unit);
+        if high != low {
+            return false;
+        }
+        high = (0xd800..0xdc00).contains(&unit);
+    }
+    !high
+}
+
+/// The message for a string with a lone surrogate (js/redis/store.cjs says the same).
+fn lone_surrogate(what: &str) -> String {
+    format!("{what} is not well-formed UTF-16 (it has a lone surrogate)")
+}
+
 /// A short description of a JS value's type for error messages.
 pub fn type_name(v: &JsValue) -> String {
     if v.is_null() {
@@ -49,7 +82,7 @@ pub fn type_name(v: &JsValue) -> String {
     }
 }
 
-/// A user id: must be a string (the core checks length).
+/// A user id: must be a well-formed string (the core checks length).
 pub fn user_id(v: &JsValue) -> JsResult<String> {
     if let Some(units) = string_units(v).filter(|&n| n > MAX_STRING_UNITS) {
         return js(Err(LeaseError::InvalidUserId(format!(
@@ -57,12 +90,16 @@ pub fn user_id(v: &JsValue) -> JsResult<String> {
             crate::error::MAX_USER_ID_BYTES
         ))));
     }
-    v.as_string().ok_or_else(|| {
-        super::errors::to_js(LeaseError::InvalidUserId(format!(
+    let Some(text) = v.as_string() else {
+        return js(Err(LeaseError::InvalidUserId(format!(
             "user id must be a string, got {}",
             type_name(v)
-        )))
-    })
+        ))));
+    };
+    if !well_formed(v, &text) {
+        return js(Err(LeaseError::InvalidUserId(lone_surrogate("user id"))));
+    }
+    Ok(text)
 }
 
 /// A lease id or other TypeID argument: must be a string.
@@ -169,15 +206,21 @@ pub fn int(name: &str, v: &JsValue, min: u64, max: u64) -> JsResult<u64> {
     }
 }
 
-/// A string option (refused by its length first when far too long, see `string_units`).
+/// A well-formed string option (refused by its length first when far too long, see
+/// `string_units`).
 pub fn string(name: &str, v: &JsValue) -> JsResult<String> {
     if let Some(units) = string_units(v).filter(|&n| n > MAX_STRING_UNITS) {
         return Err(option_err(format!(
             "{name} is {units} characters long; far too long"
         )));
     }
-    v.as_string()
-        .ok_or_else(|| option_err(format!("{name} must be a string, got {}", type_name(v))))
+    let text = v
+        .as_string()
+        .ok_or_else(|| option_err(format!("{name} must be a string, got {}", type_name(v))))?;
+    if !well_formed(v, &text) {
+        return Err(option_err(lone_surrogate(name)));
+    }
+    Ok(text)
 }
 
 fn limit(name: &str, v: &JsValue) -> JsResult<u32> {
@@ -190,10 +233,20 @@ fn user_limits(v: &JsValue) -> JsResult<UserLimits> {
     let entries: Vec<(JsValue, JsValue)> = if let Some(pairs) = map_entries(v)? {
         pairs
     } else if is_bag(v) {
+        // The keys as JS strings, not read into Rust and back: a lone surrogate in one
+        // must reach the check below, not read another (missing) property.
+        let list = js_object_keys(v).map_err(|_| {
+            option_err("the options' keys could not be read (listing them threw)".into())
+        })?;
         let mut pairs = Vec::new();
-        for k in keys(v)? {
-            let value = get(v, &k)?;
-            pairs.push((JsValue::from_str(&k), value));
+        for k in list.iter() {
+            let value = Reflect::get(v, &k).map_err(|_| {
+                option_err(format!(
+                    "reading \"{}\" threw",
+                    k.as_string().unwrap_or_default()
+                ))
+            })?;
+            pairs.push((k, value));
         }
         pairs
     } else {
@@ -209,6 +262,13 @@ fn user_limits(v: &JsValue) -> JsResult<UserLimits> {
                 type_name(&k)
             ))
         })?;
+        if !well_formed(&k, &user) {
+            // As the core words a bad key (`Options::patched`).
+            return Err(option_err(format!(
+                "userLimits has a bad key: {}",
+                LeaseError::InvalidUserId(lone_surrogate("user id"))
+            )));
+        }
         let n = limit(&format!("userLimits[\"{user}\"]"), &value)?;
         out.insert(user, n);
     }

@@ -149,13 +149,18 @@ fn lease_ids<I: IntoIterator<Item = u128>>(uuids: I) -> JsValue {
 }
 
 fn refusal_value(r: &Refusal) -> JsValue {
-    object(&[
+    let obj = object(&[
         ("ok", JsValue::FALSE),
         ("reason", JsValue::from_str(r.reason.as_str())),
         ("limit", num(u64::from(r.limit))),
         ("active", num(u64::from(r.active))),
         ("retryAfterMs", num(r.retry_after_ms)),
-    ])
+    ]);
+    // Only there when true: every other refusal keeps the shape it always had.
+    if r.evictable {
+        convert::set(&obj, "evictable", &JsValue::TRUE);
+    }
+    obj
 }
 
 fn event_value(e: &Event, _reg: &Registry<OsEntropy>) -> JsValue {
@@ -213,8 +218,16 @@ impl JsLeaseRegistry {
 
     /// Grants `userId` a lease, or refuses with `{ ok: false, reason, limit, active,
     /// retryAfterMs }`. With `connectionKey`, the same user and key return the same lease
-    /// (one lease per connection, never per message). Expired leases of the user are
-    /// reclaimed first, so correctness never waits for a sweep.
+    /// (one lease per connection, never per message). Expired leases are reclaimed first
+    /// (the user's, and anyone's when room must be made at the global limit), so
+    /// correctness never waits for a sweep; their ids are in `reclaimed` (on a refusal,
+    /// only when there are any): close those sockets now. `evicted` and `reclaimed` are
+    /// empty in the common case, so `evicted.length + reclaimed.length` (or
+    /// `lastRemovedCount()`) tells whether there is anything to close.
+    ///
+    /// With `evict: false` it never evicts: where the policy would evict to admit, it
+    /// refuses with `evictable: true` and changes nothing, for the host to ask again with
+    /// eviction allowed once its own checks passed (see `AcquireOptions.evict`).
     #[wasm_bindgen(unchecked_return_type = "AcquireResult")]
     pub fn acquire(
         &self,
@@ -222,11 +235,12 @@ impl JsLeaseRegistry {
         #[wasm_bindgen(unchecked_optional_param_type = "AcquireOptions")] options: Option<JsValue>,
     ) -> JsResult<JsValue> {
         let user = user_id(&user)?;
-        let (key, t) = acquire_options(&options.unwrap_or(JsValue::UNDEFINED))?;
+        let (key, t, evict) = acquire_options(&options.unwrap_or(JsValue::UNDEFINED))?;
         // The same decision (and the same `lastRefusal`/`lastEvicted`) as every path.
-        let r = js(self.acquire_decided(&user, key.as_deref(), t))?;
+        let r = js(self.acquire_decided(&user, key.as_deref(), t, evict))?;
+        let core = self.core.borrow();
+        let reclaimed = core.last_reclaimed();
         let result = if r >= 0.0 {
-            let core = self.core.borrow();
             let lease = core
                 .resolve_token(r as u64)
                 .and_then(|h| core.lease(h))
@@ -238,53 +252,71 @@ impl JsLeaseRegistry {
                     "evicted",
                     lease_ids(self.last_evicted.borrow().iter().copied()),
                 ),
+                ("reclaimed", lease_ids(reclaimed.iter().copied())),
                 ("reused", JsValue::from_bool(self.last_reused.get())),
             ])
         } else {
-            self.last_refusal
+            let refusal = self
+                .last_refusal
                 .borrow()
                 .as_ref()
-                .map_or(JsValue::NULL, refusal_value)
+                .map_or(JsValue::NULL, refusal_value);
+            if !reclaimed.is_empty() {
+                convert::set(&refusal, "reclaimed", &lease_ids(reclaimed.iter().copied()));
+            }
+            refusal
         };
+        drop(core);
         self.dispatch();
         Ok(result)
     }
 
     /// The fast path of `acquire` for hot loops: returns a handle (a non-negative integer)
     /// on success, or a negative refusal code: -1 `user-limit`, -2 `global-limit`,
-    /// -3 `user-table-full` (details from `lastRefusal()`). Ids removed by an eviction
-    /// policy are read with `lastEvicted()`. No object is built; ids are materialised
-    /// only when asked for with `handleLeaseId`.
+    /// -3 `user-table-full`, and, only with `evict` false, -4: `user-limit` where the
+    /// policy would evict to admit (`lastRefusal()` has `evictable: true`; ask again with
+    /// `evict` allowed to commit the eviction). Details from `lastRefusal()`.
+    ///
+    /// Leases this acquire removed are read with `lastEvicted()` (by the eviction policy)
+    /// and `lastReclaimed()` (expired): close those sockets. Both are empty in the common
+    /// case; `lastRemovedCount()` says so without building an array. No object is built;
+    /// ids are materialised only when asked for with `handleLeaseId`.
     #[wasm_bindgen(js_name = acquireHandle)]
     pub fn acquire_handle(
         &self,
-        #[wasm_bindgen(js_name = userId)] user: &str,
+        #[wasm_bindgen(js_name = userId, unchecked_param_type = "string")] user: JsValue,
         #[wasm_bindgen(js_name = connectionKey, unchecked_optional_param_type = "string")]
-        connection_key: Option<String>,
+        connection_key: Option<JsValue>,
         #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<f64>,
+        #[wasm_bindgen(unchecked_optional_param_type = "boolean")] evict: Option<bool>,
     ) -> JsResult<f64> {
-        // Strings arrive directly (no JsValue round trip); their JS types were checked by
-        // the loader's guard (js/runtime.*), which the generated glue cannot do. The
-        // loader sends ASCII ids through the lane instead (`__acquireLane`).
+        // Strings arrive as JS values, checked here as `acquire` checks them (a lone
+        // surrogate would otherwise be folded into U+FFFD by the glue). The loader sends
+        // most calls through the lane instead (`__acquireLane`); this is its fallback.
+        let user = user_id(&user)?;
+        let key = match connection_key.filter(|k| !k.is_null() && !k.is_undefined()) {
+            Some(k) => Some(convert::string("connectionKey", &k)?),
+            None => None,
+        };
         let t = fast_now(now)?;
-        let result = js(self.acquire_decided(user, connection_key.as_deref(), t))?;
+        let result = js(self.acquire_decided(&user, key.as_deref(), t, evict.unwrap_or(true)))?;
         self.dispatch();
         Ok(result)
     }
 
     /// `acquireHandle` on the lane (see `lane`): the user id is the first `user_len`
     /// bytes of the lane, the connection key the next `key_len` (negative: none); the JS
-    /// half always passes `now` (its clock if none was given). Returns what
-    /// `acquireHandle` returns, or NaN where it would throw (the JS half then calls it
-    /// to throw).
+    /// half always passes `now` (its clock if none was given); `keep` not 0: `evict`
+    /// false. Returns what `acquireHandle` returns, or NaN where it would throw (the JS
+    /// half then calls it to throw).
     #[wasm_bindgen(js_name = "__acquireLane", skip_typescript)]
-    pub fn acquire_lane(&self, user_len: u32, key_len: i32, now: f64) -> f64 {
+    pub fn acquire_lane(&self, user_len: u32, key_len: i32, now: f64, keep: u32) -> f64 {
         let Some(t) = time_ms(now) else {
             return f64::NAN;
         };
         let decided = lane::with(|bytes| {
             let (user, key) = lane::user_and_key(bytes, user_len, key_len)?;
-            self.acquire_decided(user, key, t).ok()
+            self.acquire_decided(user, key, t, keep == 0).ok()
         });
         // Events go out after the lane is released: a callback may call `newId`.
         self.dispatch();
@@ -294,9 +326,15 @@ impl JsLeaseRegistry {
     /// The decision of `acquireHandle`, without dispatching events (no JS is called).
     /// Not inlined: three exports share it, and the core's `acquire` is large.
     #[inline(never)]
-    fn acquire_decided(&self, user: &str, key: Option<&str>, t: u64) -> Result<f64, LeaseError> {
+    fn acquire_decided(
+        &self,
+        user: &str,
+        key: Option<&str>,
+        t: u64,
+        evict: bool,
+    ) -> Result<f64, LeaseError> {
         let mut core = self.core.borrow_mut();
-        Ok(match core.acquire(user, key, t)? {
+        Ok(match core.acquire_with(user, key, t, evict)? {
             Acquired::Granted {
                 handle,
                 evicted,
@@ -309,7 +347,11 @@ impl JsLeaseRegistry {
                 core.token(handle) as f64
             }
             Acquired::Refused(r) => {
-                let code = refusal_code(r.reason);
+                let code = if r.evictable {
+                    -4.0
+                } else {
+                    refusal_code(r.reason)
+                };
                 *self.last_refusal.borrow_mut() = Some(r);
                 self.last_evicted.borrow_mut().clear();
                 code
@@ -325,19 +367,20 @@ impl JsLeaseRegistry {
     ///   with `lastEvicted`), 28 whether extra kinds are configured (1: the JS half then
     ///   reads the lease with `getLease`; 2: no lease), and f64s (little-endian) at 32 `acquiredAt`,
     ///   40 `touchedAt`, 48 `expiresAt`;
-    /// - refused: f64s at 32 `limit`, 40 `active`, 48 `retryAfterMs`;
-    /// - always: 29 whether events wait for `__dispatch`.
+    /// - refused: f64s at 32 `limit`, 40 `active`, 48 `retryAfterMs` (-4: evictable);
+    /// - always: 29 whether events wait for `__dispatch`, 30 whether expired leases were
+    ///   reclaimed (read them with `lastReclaimed`).
     ///
     /// Events are not dispatched here: a callback may use the lane, so the JS half reads
     /// it first and then calls `__dispatch`.
     #[wasm_bindgen(js_name = "__acquireLeaseLane", skip_typescript)]
-    pub fn acquire_lease_lane(&self, user_len: u32, key_len: i32, now: f64) -> f64 {
+    pub fn acquire_lease_lane(&self, user_len: u32, key_len: i32, now: f64, keep: u32) -> f64 {
         let Some(t) = time_ms(now) else {
             return f64::NAN;
         };
         lane::with(|bytes| {
             let (user, key) = lane::user_and_key(bytes, user_len, key_len)?;
-            let r = self.acquire_decided(user, key, t).ok()?;
+            let r = self.acquire_decided(user, key, t, keep == 0).ok()?;
             // From here on the acquire has happened: nothing may return NaN, which
             // would make the JS half repeat it on the checked binding.
             let core = self.core.borrow();
@@ -363,6 +406,7 @@ impl JsLeaseRegistry {
                 })
             };
             bytes[29] = u8::from(self.on_event.is_some());
+            bytes[30] = u8::from(!core.last_reclaimed().is_empty());
             for (at, value) in [32, 40, 48].into_iter().zip(times) {
                 bytes[at..at + 8].copy_from_slice(&(value as f64).to_le_bytes());
             }
@@ -492,10 +536,29 @@ impl JsLeaseRegistry {
     }
 
     /// Lease ids evicted by the last `acquire` or `acquireHandle` (close those sockets);
-    /// empty after a refusal or an acquire that evicted nothing.
+    /// empty after a refusal or an acquire that evicted nothing. Check
+    /// `lastRemovedCount()` first: in the common case it is 0 and no array need be built.
     #[wasm_bindgen(js_name = lastEvicted, unchecked_return_type = "string[]")]
     pub fn last_evicted(&self) -> JsValue {
         lease_ids(self.last_evicted.borrow().iter().copied())
+    }
+
+    /// Ids of the expired leases (of any user) the last `acquire` or `acquireHandle`
+    /// reclaimed, granted or refused: close those sockets now rather than at the next
+    /// `sweep` (which still lists them too). Check `lastRemovedCount()` first: in the
+    /// common case it is 0 and no array need be built.
+    #[wasm_bindgen(js_name = lastReclaimed, unchecked_return_type = "string[]")]
+    pub fn last_reclaimed(&self) -> JsValue {
+        lease_ids(self.core.borrow().last_reclaimed().iter().copied())
+    }
+
+    /// How many leases the last `acquire` or `acquireHandle` removed: evicted plus
+    /// reclaimed. The cheap check after every acquire: only when it is not 0 are
+    /// `lastEvicted()` and `lastReclaimed()` worth calling.
+    #[wasm_bindgen(js_name = lastRemovedCount)]
+    pub fn last_removed_count(&self) -> u32 {
+        let reclaimed = self.core.borrow().last_reclaimed().len();
+        (self.last_evicted.borrow().len() + reclaimed) as u32
     }
 
     /// Releases the lease named by any of its ids (`conn_`, `run_`, `thread_`, extra
@@ -757,9 +820,10 @@ fn token_arg(v: f64) -> Option<u64> {
         .then_some(v as u64)
 }
 
-fn acquire_options(v: &JsValue) -> JsResult<(Option<String>, u64)> {
+/// `acquire`'s options: connection key, time, and whether it may evict.
+fn acquire_options(v: &JsValue) -> JsResult<(Option<String>, u64, bool)> {
     if v.is_undefined() || v.is_null() {
-        return Ok((None, now(&JsValue::UNDEFINED)?));
+        return Ok((None, now(&JsValue::UNDEFINED)?, true));
     }
     if !is_bag(v) {
         return js(Err(LeaseError::InvalidOption(format!(
@@ -769,6 +833,7 @@ fn acquire_options(v: &JsValue) -> JsResult<(Option<String>, u64)> {
     }
     let mut key = None;
     let mut t = JsValue::UNDEFINED;
+    let mut evict = true;
     for k in keys(v)? {
         let value = get(v, &k)?;
         match k.as_str() {
@@ -778,12 +843,22 @@ fn acquire_options(v: &JsValue) -> JsResult<(Option<String>, u64)> {
                 }
             }
             "now" => t = value,
+            "evict" => {
+                if let Some(b) = value.as_bool() {
+                    evict = b;
+                } else if !(value.is_undefined() || value.is_null()) {
+                    return js(Err(LeaseError::InvalidOption(format!(
+                        "evict must be a boolean, got {}",
+                        convert::type_name(&value)
+                    ))));
+                }
+            }
             other => {
                 return js(Err(LeaseError::InvalidOption(format!(
-                    "unknown acquire option \"{other}\"; known: connectionKey, now"
+                    "unknown acquire option \"{other}\"; known: connectionKey, now, evict"
                 ))))
             }
         }
     }
-    Ok((key, now(&t)?))
+    Ok((key, now(&t)?, evict))
 }

@@ -289,3 +289,114 @@ fn snapshots_cross_the_boundary_and_bad_ones_are_refused() {
         "INVALID_SNAPSHOT"
     );
 }
+
+/// A JS string of these UTF-16 units, well-formed or not (a Rust `&str` cannot hold a
+/// lone surrogate).
+fn units(u: &[u16]) -> JsValue {
+    u.iter()
+        .fold(js_sys::JsString::from(""), |acc, &c| {
+            acc.concat(&js_sys::JsString::from_char_code1(c.into()))
+        })
+        .into()
+}
+
+#[wasm_bindgen_test]
+fn lone_surrogates_are_refused_not_folded_into_u_fffd() {
+    let reg = JsLeaseRegistry::new(Some(opts(&[("perUserLimit", n(1.0))]))).unwrap();
+    let ill_formed = [
+        units(&[0xd800]),
+        units(&[0xdbff]),
+        units(&[0xdc00]),
+        units(&[0x61, 0xd800, 0x62]),
+        units(&[0xde00, 0xd83d]),
+    ];
+    for bad in &ill_formed {
+        assert_eq!(
+            code_of(reg.acquire(bad.clone(), None).unwrap_err()),
+            "INVALID_USER_ID"
+        );
+        assert_eq!(
+            code_of(
+                reg.acquire_handle(bad.clone(), None, Some(1.0), None)
+                    .unwrap_err()
+            ),
+            "INVALID_USER_ID"
+        );
+        assert_eq!(
+            code_of(reg.user_stats(bad.clone(), None).unwrap_err()),
+            "INVALID_USER_ID"
+        );
+        assert_eq!(
+            code_of(reg.set_user_limit(bad.clone(), n(2.0)).unwrap_err()),
+            "INVALID_USER_ID"
+        );
+        assert_eq!(
+            code_of(
+                reg.acquire(s("u"), Some(opts(&[("connectionKey", bad.clone())])))
+                    .unwrap_err()
+            ),
+            "INVALID_OPTION"
+        );
+        assert_eq!(
+            code_of(
+                reg.acquire_handle(s("u"), Some(bad.clone()), Some(1.0), None)
+                    .unwrap_err()
+            ),
+            "INVALID_OPTION"
+        );
+        let limits = Object::new();
+        Reflect::set(&limits, bad, &n(2.0)).unwrap();
+        assert_eq!(
+            code_of(
+                JsLeaseRegistry::new(Some(opts(&[("userLimits", limits.into())])))
+                    .err()
+                    .unwrap()
+            ),
+            "INVALID_OPTION"
+        );
+    }
+    assert_eq!(get(&reg.stats(), "active").as_f64(), Some(0.0));
+    // U+FFFD itself and a surrogate pair (an emoji) are users of their own.
+    for good in [units(&[0xfffd]), units(&[0xd83d, 0xde00])] {
+        let r = reg.acquire(good.clone(), None).unwrap();
+        assert_eq!(get(&r, "ok"), JsValue::TRUE);
+        assert_eq!(get(&get(&r, "lease"), "userId"), good);
+    }
+    assert_eq!(get(&reg.stats(), "users").as_f64(), Some(2.0));
+}
+
+#[wasm_bindgen_test]
+fn acquire_reports_reclaimed_leases_and_evictable_refusals() {
+    let reg = JsLeaseRegistry::new(Some(opts(&[
+        ("perUserLimit", n(1.0)),
+        ("ttlMs", n(1000.0)),
+        ("onLimit", s("evict-oldest")),
+    ])))
+    .unwrap();
+    let first = reg.acquire(s("u"), Some(opts(&[("now", n(0.0))]))).unwrap();
+    assert_eq!(Array::from(&get(&first, "reclaimed")).length(), 0);
+    assert_eq!(reg.last_removed_count(), 0);
+    let no = reg
+        .acquire(
+            s("u"),
+            Some(opts(&[("now", n(10.0)), ("evict", JsValue::FALSE)])),
+        )
+        .unwrap();
+    assert_eq!(get(&no, "evictable"), JsValue::TRUE);
+    assert_eq!(get(&reg.stats(), "rejected").as_f64(), Some(0.0));
+    assert_eq!(
+        reg.acquire_handle(s("u"), None, Some(10.0), Some(false))
+            .unwrap(),
+        -4.0
+    );
+    // Expired by 2000: reclaimed, not evicted.
+    let next = reg
+        .acquire(s("u"), Some(opts(&[("now", n(2000.0))])))
+        .unwrap();
+    let reclaimed = Array::from(&get(&next, "reclaimed"));
+    assert_eq!(reclaimed.length(), 1);
+    assert_eq!(reclaimed.get(0), get(&get(&first, "lease"), "id"));
+    assert_eq!(Array::from(&get(&next, "evicted")).length(), 0);
+    assert_eq!(reg.last_removed_count(), 1);
+    assert_eq!(Array::from(&reg.last_reclaimed()).get(0), reclaimed.get(0));
+}

@@ -54,6 +54,18 @@ export interface AcquireOptions {
   connectionKey?: string;
   /** Milliseconds since the epoch (default `Date.now()`). */
   now?: number;
+  /**
+   * `false`: never evict (phase one of a two-phase admission). Where the policy
+   * (`evict-oldest`, `evict-idle`) would evict one of the user's leases to admit this one,
+   * the answer is `{ ok: false, reason: "user-limit", ..., evictable: true }` and nothing
+   * changes: no lease is evicted or touched, it is not counted in `rejected` and no
+   * `rejected` event is sent, because the host is expected to ask again with eviction
+   * allowed once its own checks passed. Expired leases are still reclaimed. Where no
+   * eviction would help (the `reject` policy, a user over a lowered limit, the global
+   * limit, a full user table) the refusal is the usual one, without `evictable`. In
+   * dry-run mode, which never refuses for a quota, it changes nothing. Default `true`.
+   */
+  evict?: boolean;
 }
 
 export interface Lease {
@@ -72,11 +84,27 @@ export interface Lease {
 }
 
 /** A refusal, as in `AcquireResult` and `lastRefusal()`. */
-export type Refusal = { ok: false; reason: RefusalReason; limit: number; active: number; retryAfterMs: number };
+export type Refusal = {
+  ok: false;
+  reason: RefusalReason;
+  limit: number;
+  active: number;
+  retryAfterMs: number;
+  /**
+   * Only with `evict: false`, and then `true`: the policy would evict one of the user's
+   * leases to admit it (ask again with eviction allowed). Absent on every other refusal.
+   */
+  evictable?: boolean;
+};
 
+/**
+ * What `acquire` answers. `evicted` (by the policy) and `reclaimed` (expired, of any user)
+ * name leases this acquire removed: close those sockets. Both are empty in the common
+ * case; a refusal carries `reclaimed` only when it reclaimed some.
+ */
 export type AcquireResult =
-  | { ok: true; lease: Lease; evicted: string[]; reused: boolean }
-  | { ok: false; reason: RefusalReason; limit: number; active: number; retryAfterMs: number };
+  | { ok: true; lease: Lease; evicted: string[]; reclaimed: string[]; reused: boolean }
+  | (Refusal & { reclaimed?: string[] });
 
 /**
  * What `parseId` returns. `uuid` is made when first read (an accessor; the other four are

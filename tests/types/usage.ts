@@ -1,7 +1,7 @@
 // Compiled by `tsc --noEmit` in `npm test`: proves the generated types describe the API
 // as documented. Never executed.
 import { LeaseRegistry, LeaseError, newId, parseId, deriveId, sameLease } from 'socket-lease';
-import type { AcquireResult, LeaseErrorCode, LeaseEvent, LeaseStats, ParsedId } from 'socket-lease';
+import type { AcquireResult, LeaseErrorCode, LeaseEvent, LeaseStats, ParsedId, Refusal } from 'socket-lease';
 
 const events: LeaseEvent[] = [];
 const registry = new LeaseRegistry({
@@ -25,6 +25,30 @@ if (result.ok) {
   const reason: 'user-limit' | 'global-limit' | 'user-table-full' = result.reason;
   void retry;
   void reason;
+}
+
+// Two-phase admission and what an acquire removed: the cheap checks first.
+const phaseOne: AcquireResult = registry.acquire('alice', { evict: false });
+if (!phaseOne.ok && phaseOne.evictable === true) {
+  const phaseTwo: AcquireResult = registry.acquire('alice', { evict: true });
+  if (phaseTwo.ok && phaseTwo.evicted.length + phaseTwo.reclaimed.length > 0) {
+    const close: string[] = [...phaseTwo.evicted, ...phaseTwo.reclaimed];
+    void close;
+  }
+}
+if (!phaseOne.ok) {
+  const reclaimedOnRefusal: string[] | undefined = phaseOne.reclaimed;
+  void reclaimedOnRefusal;
+}
+const handle: number = registry.acquireHandle('bob', undefined, Date.now(), false);
+if (handle === -4) {
+  const refusal: Refusal | null = registry.lastRefusal();
+  const evictable: boolean | undefined = refusal?.evictable;
+  void evictable;
+}
+if (registry.lastRemovedCount() !== 0) {
+  const removed: string[] = [...registry.lastEvicted(), ...registry.lastReclaimed()];
+  void removed;
 }
 
 const stats: LeaseStats = registry.stats();

@@ -207,6 +207,8 @@ test('acquire, release and touch on the lane return what the checked binding ret
     acquire('alice', { now: T0 });
     acquire('alice', { now: T0 + 1, connectionKey: 'tab-1' });
     acquire('alice', { now: T0 + 2, connectionKey: 'tab-1' }); // reused
+    acquire('alice', { now: T0 + 3, evict: false }); // at the limit: refused, evictable or not
+    acquire('alice', { now: T0 + 3, evict: null }); // as if not given
     acquire('alice', { now: T0 + 3 }); // at the limit: refused or evicting
     acquire('bob', { connectionKey: null, now: T0 + 4 });
     acquire('ünï', { now: T0 + 5, connectionKey: 'ключ' });
@@ -221,6 +223,12 @@ test('acquire, release and touch on the lane return what the checked binding ret
       const { ...s } = reg.stats();
       return s;
     }, 'stats');
+    // Expired by now: alice's own are reclaimed, and with a global limit everyone's.
+    acquire('dave', { now: T0 + 200_000, evict: false });
+    acquire('alice', { now: T0 + 200_001 });
+    acquire('alice', { now: T0 + 200_002, evict: false });
+    acquire('alice', { now: T0 + 200_003, evict: false });
+    same((reg) => [reg.lastRemovedCount(), reg.lastReclaimed(), reg.lastEvicted(), reg.lastRefusal()], 'the last acquire');
     assert.deepEqual(norm[0](events[0]), norm[1](events[1]), 'the same events');
     assert.ok(events[0].length > 0);
     // After a sweep both have expired the same leases.
@@ -305,14 +313,25 @@ test('acquire options are read as the checked binding reads them, each getter on
   assert.equal(regs[0].stats().active, regs[1].stats().active);
 });
 
-test('lone surrogates: acquire echoes what the registry stored, as the checked binding does', () => {
+test('lone surrogates leave the lane for the checked binding, which refuses them as the raw binding does', () => {
+  // The lane's encodeInto would write U+FFFD for each: the checked binding refuses instead.
   const regs = [new LeaseRegistry({}), new raw.LeaseRegistry({})];
-  const [a, b] = regs.map((reg) => {
-    const r = /** @type {any} */ (reg.acquire('a\uD800b', { now: T0, connectionKey: 'k\uDC00' }));
-    return [r.lease.userId, r.lease.connectionKey, reg.getLease(r.lease.id)?.userId];
-  });
-  assert.deepEqual(a, b);
-  assert.equal(a[0], a[2], 'the result names the user as stored');
+  const long = 'x'.repeat(30); // past the ASCII loop's 24 characters: encodeInto straight away
+  for (const bad of ['a\uD800b', '\uDC00', 'é\uDBFF', `${long}\uD800`, `\uD83D${long}`]) {
+    /** @type {Array<[string, (reg: any) => unknown, string]>} */
+    const calls = [
+      ['acquire user', (reg) => reg.acquire(bad, { now: T0 }), 'INVALID_USER_ID'],
+      ['acquire key', (reg) => reg.acquire('u', { now: T0, connectionKey: bad }), 'INVALID_OPTION'],
+      ['acquireHandle user', (reg) => reg.acquireHandle(bad, undefined, T0), 'INVALID_USER_ID'],
+      ['acquireHandle key', (reg) => reg.acquireHandle('u', bad, T0), 'INVALID_OPTION'],
+    ];
+    for (const [what, call, code] of calls) {
+      const [ours, theirs] = regs.map((reg) => thrown(() => call(reg)));
+      assert.equal(ours?.code, code, `${what} ${JSON.stringify(bad)}`);
+      assert.deepEqual(ours, theirs, `${what} ${JSON.stringify(bad)}`);
+    }
+  }
+  assert.deepEqual(regs.map((reg) => reg.stats().active), [0, 0]);
 });
 
 test('a subclass overriding getLease or lastEvicted does not change what acquire returns', () => {
