@@ -122,8 +122,16 @@ export declare class RedisLeaseStore extends EventEmitter {
    * Grants `userId` a lease or refuses (`{ ok: false, reason, limit, active,
    * retryAfterMs }`), in one atomic script. `now` is ignored: expiry uses Redis's clock.
    * Rejects with `code: "REDIS_UNAVAILABLE"` while Redis is away in failMode "closed".
+   *
+   * `reclaimed` names every expired lease of the user this acquire removed, whichever
+   * node held it (a refusal has it only when there are some): close those of this node's
+   * sockets now; other nodes learn theirs by `revoked`, and `sweep()` lists this node's
+   * again. `evict: false`: never evict; where the policy would evict to admit, the
+   * answer is a refusal with `evictable: true` that changes nothing and is not counted
+   * as rejected (as in the core; see `AcquireOptions.evict`). While Redis is away
+   * (failMode "open") the local path never evicts, so `evict` changes nothing there.
    */
-  acquire(userId: string, options?: { connectionKey?: string; now?: number }): Promise<AcquireResult>;
+  acquire(userId: string, options?: { connectionKey?: string; now?: number; evict?: boolean }): Promise<AcquireResult>;
   /** Releases by any derived id, from any node; idempotent; `false` (counted) when unknown. */
   release(anyId: string, now?: number): Promise<boolean>;
   /** Heartbeat; `false` when the lease is unknown or expired (close the socket). */

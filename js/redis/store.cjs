@@ -50,8 +50,8 @@ const SOURCES = Object.fromEntries(
 // (*_alone.lua), which returns before the functions of the general case are made.
 /** @type {Record<'acquire' | 'release' | 'touch' | 'batch' | 'sweep' | 'register' | 'stats' | 'user', [string[], string]>} */
 const SCRIPT_PARTS = {
-  // ARGV: node, lease id, user, limit[, connection key]
-  acquire: [['common', 'acquire_alone', 'lib', 'acquire'], 'return acquire(now, now_s, id, user, limit, conn_key, entries)'],
+  // ARGV: node, lease id, user, limit[, connection key ('' for none)[, '1': may not evict]]
+  acquire: [['common', 'acquire_alone', 'lib', 'acquire'], "return acquire(now, now_s, id, user, limit, conn_key, entries, nil, ARGV[6] == '1')"],
   // ARGV: lease id, user, connection key (the holder), or lease id, '', '', node (any other node)
   release: [['common', 'release_alone', 'lib', 'release'], 'return release(id, user, conn_key)'],
   // ARGV: lease id
@@ -161,16 +161,26 @@ function invalidOption(message) {
   return new LeaseError(`invalid option: ${message}`, 'INVALID_OPTION');
 }
 
+/** A lone surrogate, read code point by code point (`u`): a pair is one astral code point. */
+const LONE_SURROGATE = /[\ud800-\udfff]/u;
+const isWellFormed = /** @type {{ isWellFormed?: (this: string) => boolean }} */ (String.prototype).isWellFormed;
+/** @type {(s: string) => boolean} whether `s` is well-formed UTF-16 (Node 20 has isWellFormed) */
+const wellFormed = typeof isWellFormed === 'function' ? (s) => isWellFormed.call(s) : (s) => !LONE_SURROGATE.test(s);
+
 /**
- * The core's user id rule (src/error.rs check_user_id), with its messages: a string of 1
- * to 256 bytes of UTF-8. Checked here because the store never calls the core's registry
- * for an acquire; tests compare both on the boundary cases.
+ * The core's user id rule (src/error.rs check_user_id, and the boundary's refusal of
+ * strings that are not well-formed UTF-16, src/wasm/convert.rs), with its messages: a
+ * well-formed string of 1 to 256 bytes of UTF-8. Checked here because the store never
+ * calls the core's registry for an acquire; tests compare both on the boundary cases.
+ * A lone surrogate would be written to Redis as U+FFFD (ioredis encodes UTF-8), making
+ * "\ud800", "\udbff" and "\ufffd" one user with one quota.
  * @param {unknown} value
  * @param {string} what
  * @returns {string | null} the problem, or null
  */
 function userIdProblem(value, what = 'user id') {
   if (typeof value !== 'string') return `${what} must be a string, got ${value === null ? 'null' : typeof value}`;
+  if (!wellFormed(value)) return `${what} is not well-formed UTF-16 (it has a lone surrogate)`;
   if (value === '') return `${what} is empty`;
   // Up to 85 UTF-16 units cannot exceed 255 bytes, so the count is skipped for most ids.
   if (value.length > 85) {
@@ -404,20 +414,22 @@ class RedisLeaseStore extends EventEmitter {
 
   /**
    * @param {string} userId
-   * @param {{ connectionKey?: string, now?: number }} [options] `now` is accepted for
-   *   compatibility and ignored: expiry uses Redis's clock.
+   * @param {{ connectionKey?: string, now?: number, evict?: boolean }} [options] `now` is
+   *   accepted for compatibility and ignored: expiry uses Redis's clock. `evict: false`:
+   *   never evict (see AcquireOptions.evict in the core's types).
    * @returns {Promise<AcquireResult>}
    */
   async acquire(userId, options) {
     const problem = userIdProblem(userId);
     if (problem) throw new LeaseError(`invalid user id: ${problem}`, 'INVALID_USER_ID');
     let connectionKey = '';
+    let keep = false;
     if (options !== undefined && options !== null) {
       if (typeof options !== 'object') throw invalidOption(`acquire options must be an object, got ${typeof options}`);
       checkTime(options.now);
       for (const name of Object.keys(options)) {
-        if (name !== 'connectionKey' && name !== 'now') {
-          throw invalidOption(`unknown acquire option "${name}"; known: connectionKey, now`);
+        if (name !== 'connectionKey' && name !== 'now' && name !== 'evict') {
+          throw invalidOption(`unknown acquire option "${name}"; known: connectionKey, now, evict`);
         }
       }
       if (options.connectionKey !== undefined) {
@@ -425,10 +437,17 @@ class RedisLeaseStore extends EventEmitter {
         if (keyProblem) throw invalidOption(keyProblem);
         connectionKey = options.connectionKey;
       }
+      const { evict } = options;
+      if (evict !== undefined && evict !== null && typeof evict !== 'boolean') {
+        throw invalidOption(`evict must be a boolean, got ${Array.isArray(evict) ? 'array' : typeof evict}`);
+      }
+      // Under the reject policy nothing is ever evicted: the usual (batched) call serves.
+      keep = evict === false && this.#policy !== 'reject';
     }
     this.#checkOpen();
     const limit = this.#userLimits.get(userId) ?? this.#perUserLimit;
     if (!this.#available) {
+      // The local path never evicts (it refuses at this node's limit), so `evict` changes nothing there.
       if (this.#failMode === 'open') return this.#acquireLocally(userId, limit, connectionKey);
       throw this.#unavailableError();
     }
@@ -436,9 +455,9 @@ class RedisLeaseStore extends EventEmitter {
     /** @type {string} */
     let line;
     try {
-      if (connectionKey) this.#flush(); // behind what this node asked before (see #flush)
-      line = await (connectionKey
-        ? this.#run(this.#scripts.acquire, [this.nodeId, id, userId, limit, connectionKey])
+      if (connectionKey || keep) this.#flush(); // behind what this node asked before (see #flush)
+      line = await (connectionKey || keep
+        ? this.#run(this.#scripts.acquire, keep ? [this.nodeId, id, userId, limit, connectionKey, '1'] : [this.nodeId, id, userId, limit, connectionKey])
         : this.#call('a', id, userId, limit));
     } catch (err) {
       if (!isUnavailable(err)) throw err;
@@ -459,20 +478,26 @@ class RedisLeaseStore extends EventEmitter {
       if (this.#onEvent) this.#limitEvents(userId, active, limit, acquiredAt);
       else this.#countNearLimit(active, limit);
       this.#takeEarlyRevocation(id);
-      return { ok: true, lease: this.#lease(id, userId, acquiredAt, acquiredAt, acquiredAt + this.#ttlMs, ''), evicted: [], reused: false };
+      return { ok: true, lease: this.#lease(id, userId, acquiredAt, acquiredAt, acquiredAt + this.#ttlMs, ''), evicted: [], reclaimed: [], reused: false };
     }
     // Otherwise one line of fields (see acquire.lua).
     const f = String(line).split(' ');
     if (f[0] !== '1') {
       const userActive = Number(f[5]);
-      const expiredCount = Number(f[6]);
-      if (expiredCount > 0) this.#reclaimed(userId, expiredCount, f.slice(8, 8 + Number(f[7])), userActive, limit);
+      const evictable = f[6] === '1';
+      const reclaimed = f.slice(8, 8 + Number(f[7]));
+      if (reclaimed.length > 0) this.#reclaimed(userId, reclaimed, userActive, limit);
       const reason = /** @type {RefusalReason} */ (f[1]);
-      this.#counters.rejected[reason]++;
-      const refusal = { ok: /** @type {const} */ (false), reason, limit: Number(f[2]), active: Number(f[3]), retryAfterMs: Number(f[4]) };
-      if (this.#onEvent) {
-        this.#emitEvent({ type: 'rejected', userId, active: userActive, limit, reason, dryRun: false, at: Date.now() });
+      /** @type {AcquireResult} */
+      const refusal = { ok: false, reason, limit: Number(f[2]), active: Number(f[3]), retryAfterMs: Number(f[4]) };
+      if (evictable) {
+        // Not a rejection (the host asks again, allowed to evict): not counted, no event.
+        refusal.evictable = true;
+      } else {
+        this.#counters.rejected[reason]++;
+        if (this.#onEvent) this.#emitEvent({ type: 'rejected', userId, active: userActive, limit, reason, dryRun: false, at: Date.now() });
       }
+      if (reclaimed.length > 0) refusal.reclaimed = reclaimed;
       return refusal;
     }
 
@@ -482,10 +507,10 @@ class RedisLeaseStore extends EventEmitter {
     const expiresAt = Number(f[4]);
     const active = Number(f[5]);
     const reused = f[6] === '1';
-    const expiredCount = Number(f[8]);
-    const mineEnd = 10 + Number(f[9]);
-    if (expiredCount > 0) this.#reclaimed(userId, expiredCount, f.slice(10, mineEnd), Number(f[7]), limit);
-    const evicted = f.length > mineEnd ? f.slice(mineEnd) : [];
+    const expiredEnd = 9 + Number(f[8]);
+    const reclaimed = f.slice(9, expiredEnd);
+    if (reclaimed.length > 0) this.#reclaimed(userId, reclaimed, Number(f[7]), limit);
+    const evicted = f.length > expiredEnd ? f.slice(expiredEnd) : [];
     if (!reused) {
       this.#counters.acquired++;
       this.#hold(leaseId, { userId, acquiredAt, touchedAt, renewedAt: Date.now(), local: false, connectionKey });
@@ -505,7 +530,7 @@ class RedisLeaseStore extends EventEmitter {
     else if (!reused) this.#countNearLimit(active, limit);
 
     this.#takeEarlyRevocation(leaseId);
-    return { ok: true, lease: this.#lease(leaseId, userId, acquiredAt, touchedAt, expiresAt, connectionKey), evicted, reused };
+    return { ok: true, lease: this.#lease(leaseId, userId, acquiredAt, touchedAt, expiresAt, connectionKey), evicted, reclaimed, reused };
   }
 
   /**
@@ -1122,7 +1147,7 @@ class RedisLeaseStore extends EventEmitter {
         const held = /** @type {Held} */ (this.#held.get(id));
         if (held.connectionKey === connectionKey) {
           held.touchedAt = held.renewedAt = now;
-          return { ok: true, lease: this.#lease(id, userId, held.acquiredAt, now, now + this.#ttlMs, connectionKey), evicted: [], reused: true };
+          return { ok: true, lease: this.#lease(id, userId, held.acquiredAt, now, now + this.#ttlMs, connectionKey), evicted: [], reclaimed: [], reused: true };
         }
       }
     }
@@ -1141,7 +1166,7 @@ class RedisLeaseStore extends EventEmitter {
       activeOnThisNode: active + 1,
       limit,
     });
-    return { ok: true, lease: this.#lease(id, userId, now, now, now + this.#ttlMs, connectionKey), evicted: [], reused: false };
+    return { ok: true, lease: this.#lease(id, userId, now, now, now + this.#ttlMs, connectionKey), evicted: [], reclaimed: [], reused: false };
   }
 
   /**
@@ -1164,18 +1189,18 @@ class RedisLeaseStore extends EventEmitter {
   }
 
   /**
-   * Expired leases an acquire reclaimed for `userId`: counted, and this node's own are
-   * reported by the next sweep (as the core does).
+   * Expired leases an acquire reclaimed for `userId` (every node's: the acquire's result
+   * names them all; the other nodes were told on their channels): counted, and this
+   * node's own are reported by the next sweep too (as the core does).
    * @param {string} userId
-   * @param {number} count
-   * @param {string[]} mine
+   * @param {string[]} ids
    * @param {number} active   the user's leases left after the reclaim
    * @param {number} limit
    */
-  #reclaimed(userId, count, mine, active, limit) {
-    this.#counters.expired += count;
-    for (const id of mine) {
-      this.#forget(id);
+  #reclaimed(userId, ids, active, limit) {
+    this.#counters.expired += ids.length;
+    for (const id of ids) {
+      if (!this.#forget(id)) continue;
       if (this.#pendingExpired.length < PENDING_EXPIRED_CAP) this.#pendingExpired.push(id);
       if (this.#onEvent) this.#emitEvent({ type: 'expired', userId, leaseId: id, active, limit, dryRun: false, at: Date.now() });
     }

@@ -27,8 +27,12 @@ async function use() {
   const result: AcquireResult = await store.acquire('u', { connectionKey: 'tab' });
   if (result.ok) {
     const released: boolean = await store.release(result.lease.runId);
+    const reclaimed: string[] = result.reclaimed;
     void released;
+    void reclaimed;
   }
+  const phaseOne: AcquireResult = await store.acquire('u', { evict: false });
+  if (!phaseOne.ok && phaseOne.evictable) await store.acquire('u', { evict: true });
   const expired: string[] = await store.sweep();
   const stats: RedisStoreStats = await store.stats();
   const down: boolean = stats.redis === 'down';

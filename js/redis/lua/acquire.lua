@@ -6,14 +6,19 @@
 -- times and its previous count follow from these). Otherwise one line of space-separated
 -- fields (ids are TypeIDs: no spaces):
 --   granted: 1 id acquiredAt touchedAt expiresAt active reused userActiveBefore
---            expiredCount n <n expired ids this node held> <evicted ids>
---   refused: 0 reason limit active retryAfterMs userActive expiredCount n <n ids>
+--            n <n expired ids> <evicted ids>
+--   refused: 0 reason limit active retryAfterMs userActive evictable n <n expired ids>
+-- The expired ids are every expired lease of the user this call removed, whichever node
+-- held it (the others are told on their channels, see lib.lua).
 -- An integer or one bulk string is far cheaper for both sides than nested arrays, and
 -- the integer spares Redis formatting numbers.
 -- `entries`: the user's set as ZRANGE … WITHSCORES gives it, when the caller read it.
 -- `expires_s`: now + ttl as a string, when the caller made it (a batch makes it once for
 -- all its acquires: a score handed over as a number is formatted by Redis each time).
-local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s)
+-- `no_evict`: true when it may not evict (`evict: false`, phase one of a two-phase
+-- admission): where the policy would evict, it refuses with evictable 1 instead and
+-- writes nothing (expired leases are still removed).
+local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s, no_evict)
   local ukey = prefix .. 'u:' .. user
 
   -- One read gives the count, the expired leases and the earliest expiry (the user's
@@ -29,14 +34,14 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
     return now * 1000 + 1
   end
 
-  local active, expired_count = 0, 0
-  local live, mine = {}, {}
+  local active = 0
+  local live, expired = {}, {}
   local first_live_at = false
   for i = 1, n, 2 do
     local member, at = entries[i], tonumber(entries[i + 1])
     if at <= now then
-      expired_count = expired_count + 1
-      if lib().drop_by_id(member, user, 'expired') == node then mine[#mine + 1] = member end
+      expired[#expired + 1] = member
+      lib().drop_by_id(member, user, 'expired')
     else
       active = active + 1
       live[active] = member
@@ -45,13 +50,13 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
   end
 
   local function granted(lease, acquired, expires, count, reused, before, evicted)
-    local line = table.concat({ 1, lease, acquired, now, expires, count, reused, before, expired_count, #mine, unpack(mine) }, ' ')
+    local line = table.concat({ 1, lease, acquired, now, expires, count, reused, before, #expired, unpack(expired) }, ' ')
     if evicted then return line .. ' ' .. evicted end
     return line
   end
 
-  local function refuse(reason, lim, count, retry)
-    return table.concat({ 0, reason, lim, count, math.max(1, retry), active, expired_count, #mine, unpack(mine) }, ' ')
+  local function refuse(reason, lim, count, retry, evictable)
+    return table.concat({ 0, reason, lim, count, math.max(1, retry), active, evictable and 1 or 0, #expired, unpack(expired) }, ' ')
   end
 
   if conn_key ~= '' then
@@ -85,7 +90,10 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
     -- Eviction swaps one lease for one, only at exactly the limit: a lowered limit never
     -- drops existing leases, it refuses until the user is under it.
     if policy ~= 'reject' and limit > 0 and active == limit then
-      if policy == 'evict-idle' then
+      if no_evict then
+        -- An eviction would admit: which lease it would take is phase two's to decide.
+        victim = true
+      elseif policy == 'evict-idle' then
         -- Expiry is the last touch plus the TTL: the first live member is the least
         -- recently touched (ties in id order, which is mint order).
         victim = live[1]
@@ -118,6 +126,9 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
     end
   end
 
+  -- Not allowed to evict, and nothing but the eviction stands in the way.
+  if no_evict and victim then return refuse('user-limit', limit, active, first_live_at and (first_live_at - now) or 1, true) end
+
   local after = active + 1
   if victim then
     lib().drop_by_id(victim, user, 'evicted')
@@ -137,6 +148,6 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
     redis.call('HSET', ckey, conn_key, id)
     redis.call('PEXPIRE', ckey, keep)
   end
-  if not victim and expired_count == 0 and after < 1000 and conn_key == '' then return now * 1000 + after end
+  if not victim and #expired == 0 and after < 1000 and conn_key == '' then return now * 1000 + after end
   return granted(id, now, expires, after, 0, active, victim)
 end

@@ -2,7 +2,7 @@
 -- left, no connection key, no global limit) is decided and written before any function
 -- of the general case is made, since making closures costs Redis time on every call.
 -- The same case in acquire() (acquire.lua) does the same writes.
--- ARGV: node, lease id, user, limit[, connection key]
+-- ARGV: node, lease id, user, limit[, connection key ('' for none)[, '1': may not evict]]
 node = ARGV[1]
 local now, now_s = clock()
 local id, user, limit, conn_key = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5] or ''

@@ -46,8 +46,9 @@ test('import and require give one module; the result shapes are the core\'s; ids
   const after = await redisNow(admin);
   assert.equal(r.ok, true);
   if (!r.ok) return;
-  assert.deepEqual(Object.keys(r).sort(), ['evicted', 'lease', 'ok', 'reused']);
+  assert.deepEqual(Object.keys(r).sort(), ['evicted', 'lease', 'ok', 'reclaimed', 'reused']);
   assert.deepEqual(r.evicted, []);
+  assert.deepEqual(r.reclaimed, []);
   assert.equal(r.reused, false);
   const { lease } = r;
   assert.deepEqual(Object.keys(lease).sort(), ['acquiredAt', 'connectionId', 'expiresAt', 'id', 'runId', 'threadId', 'touchedAt', 'userId']);
