@@ -944,8 +944,14 @@ export class ConnectionLifecycle {
       this.#log('error', "clock() threw; releasing with the store's own time", { leaseId: conn.leaseId, error: String(err) });
     }
     const registry = this.#registry;
-    if (registry && conn.handle >= 0) this.#call('release', () => registry.releaseHandle(conn.handle, now));
-    else this.#call('release', () => this.store.release(conn.leaseId, now));
+    if (registry && conn.handle >= 0) {
+      // The registry answers synchronously: #call without a closure per release.
+      try {
+        registry.releaseHandle(conn.handle, now);
+      } catch (err) {
+        this.#storeError('release', err);
+      }
+    } else this.#call('release', () => this.store.release(conn.leaseId, now));
   }
 
   /**
