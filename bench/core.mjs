@@ -258,9 +258,10 @@ log(`socket-lease core benchmark: ${ROUNDS} round(s) of ${TIME_MS} ms per task, 
     value: gz,
     unit: 'B',
     shown: `${(gz / 1024).toFixed(1)} KiB`,
-    target: '<= 60 KiB',
+    // The build's budget (scripts/build.sh says why it is 64, not 60).
+    target: '<= 64 KiB',
     goal: 'size',
-    met: gz <= 60 * 1024,
+    met: gz <= 64 * 1024,
   });
 }
 
