@@ -1,44 +1,11 @@
-// The demo host: one HTTP server with the socket-lease guard on `/ws`, an echo handler,
-// metrics, health, a per-user view for the demo page, and static files. `server.mjs` is
-// its command line; tests and the benchmark start it in-process through createDemoServer.
+// The Node demo host: one HTTP server with the socket-lease guard (ws) on `/ws` and the
+// demo's shared HTTP routes (examples/demo/app.mjs: metrics, health, the per-user view,
+// static files). `server.mjs` is its command line; tests and the benchmark start it
+// in-process through createDemoServer.
 import http from 'node:http';
-import { timingSafeEqual } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createEventLogger, createLeaseGuard } from 'socket-lease/node';
-import { createRedisLeaseStore } from 'socket-lease/redis';
-
-/** Application-level heartbeat shared with the Workers adapter (js/cloudflare/protocol.mjs). */
-const HEARTBEAT_PING = '{"type":"ping"}';
-const HEARTBEAT_PONG = '{"type":"pong"}';
-
-const ROOT = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
-
-// URL prefix -> folder. /pkg/ and /js/ let the browser page load the package's own
-// browser build; nothing else of the repository is reachable.
-const STATIC_MOUNTS = /** @type {const} */ ([
-  ['/pkg/', 'pkg'],
-  ['/js/', 'js'],
-  ['/', 'www'],
-]);
-
-/** @type {Record<string, string>} */
-const CONTENT_TYPES = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.cjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.wasm': 'application/wasm',
-  '.ts': 'text/plain; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.ico': 'image/x-icon',
-  '.txt': 'text/plain; charset=utf-8',
-};
+import { createLeaseGuard } from 'socket-lease/node';
+import { binaryReply, createDemoApp, echoReply } from '../demo/app.mjs';
+import { demoStore } from '../demo/store.mjs';
 
 /**
  * @typedef {object} DemoServerOptions
@@ -83,28 +50,7 @@ const CONTENT_TYPES = {
  */
 export async function createDemoServer(options = {}) {
   const startedAt = Date.now();
-  // With a Redis URL the quota holds across every host sharing that Redis (and prefix).
-  const redisStore =
-    options.redisUrl && !options.guard?.store
-      ? createRedisLeaseStore({
-          url: options.redisUrl,
-          prefix: options.redisPrefix,
-          failMode: options.redisFailMode ?? 'closed',
-          perUserLimit: options.limit ?? 20,
-          ttlMs: options.ttlMs ?? 90_000,
-          onLimit: options.policy ?? 'reject',
-          globalLimit: options.globalLimit ?? null,
-          logger: options.logger,
-          logLevel: options.logLevel,
-          onEvent: createEventLogger({ logger: options.logger, level: options.logLevel }),
-        })
-      : null;
-  if (redisStore && !(await redisStore.ready(options.redisReadyMs ?? 5000))) {
-    const log = options.logger ?? console;
-    if (options.logLevel !== 'silent') {
-      log.error?.(JSON.stringify({ level: 'error', msg: 'Redis not reachable at start-up; serving with the fail mode until it is', failMode: options.redisFailMode ?? 'closed' }));
-    }
-  }
+  const { adapterOptions, redisStore } = options.guard?.store ? { adapterOptions: {}, redisStore: null } : await demoStore(options);
   const guard = createLeaseGuard({
     // Demo identity only: a real host derives the user from its authentication (a
     // session cookie or a verified token), never from a query parameter.
@@ -115,18 +61,7 @@ export async function createDemoServer(options = {}) {
     maxBufferedBytes: options.maxBufferedBytes,
     logger: options.logger,
     logLevel: options.logLevel,
-    ...(options.guard?.store
-      ? {}
-      : redisStore
-        ? { store: redisStore }
-        : {
-          registry: {
-            perUserLimit: options.limit ?? 20,
-            ttlMs: options.ttlMs ?? 90_000,
-            onLimit: options.policy ?? 'reject',
-            globalLimit: options.globalLimit ?? null,
-          },
-        }),
+    ...adapterOptions,
     ...options.guard,
   });
   const store = /** @type {any} */ (guard.store);
@@ -135,125 +70,17 @@ export async function createDemoServer(options = {}) {
     // The lease belongs to the socket; messages only read its id, never acquire.
     const leaseId = guard.leaseIdOf(ws);
     ws.on('message', (data, isBinary) => {
-      if (isBinary) {
-        ws.send(JSON.stringify({ type: 'error', error: 'only text messages are echoed', leaseId }));
-        return;
-      }
       // A client that never reads makes every reply queue here: past maxBufferedBytes the
       // guard closes its socket (4010) and the echo stops serving it.
       if (!guard.writable(ws)) return;
-      const text = data.toString();
-      // The Workers adapter's hibernation-friendly heartbeat; answering it here lets one
-      // client heartbeat against both hosts (this host also pings at the protocol level).
-      if (text === HEARTBEAT_PING) {
-        ws.send(HEARTBEAT_PONG);
-        return;
-      }
-      ws.send(JSON.stringify({ type: 'echo', data: text, leaseId }));
+      ws.send(isBinary ? binaryReply(leaseId) : echoReply(data.toString(), leaseId));
     });
   });
-
-  const server = http.createServer((req, res) => {
-    route(req, res).catch((err) => {
-      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-      else res.destroy();
-      console.error(JSON.stringify({ level: 'error', msg: 'request failed', url: req.url, error: String(err) }));
-    });
-  });
-  guard.attach(server, { path: '/ws' });
 
   let closing = false;
-  const adminToken = options.adminToken ?? null;
-  const adminHeader = adminToken === null ? null : `Bearer ${adminToken}`;
-
-  /**
-   * The admin routes (/metrics, /api/users/:id) show who is connected and how often: with
-   * a token set, only a request carrying it sees them.
-   * @param {http.IncomingMessage} req
-   */
-  function admitted(req) {
-    return adminHeader === null || timingSafeEqualText(req.headers.authorization ?? '', adminHeader);
-  }
-
-  /**
-   * @param {http.IncomingMessage} req
-   * @param {http.ServerResponse} res
-   */
-  async function route(req, res) {
-    const url = new URL(req.url ?? '/', 'http://demo');
-    const pathname = url.pathname;
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.setHeader('Allow', 'GET, HEAD');
-      return sendJson(res, 405, { error: 'method not allowed' });
-    }
-    if ((pathname === '/metrics' || pathname.startsWith('/api/users/')) && !admitted(req)) {
-      res.setHeader('WWW-Authenticate', 'Bearer realm="socket-lease admin"');
-      return sendJson(res, 401, { error: 'this admin route needs Authorization: Bearer <SOCKET_LEASE_ADMIN_TOKEN>' });
-    }
-    if (pathname === '/metrics') {
-      // Read before the status line goes out: a store whose metrics() rejects must give a
-      // 500 (route's catch), not a 200 cut short that a scraper could half-parse.
-      const text = await guard.metrics();
-      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8', 'Cache-Control': 'no-store' });
-      res.end(req.method === 'HEAD' ? undefined : text);
-      return;
-    }
-    if (pathname === '/healthz') {
-      // Counts, not an error: the incident's health endpoint failed exactly when needed.
-      const s = typeof store.stats === 'function' ? await store.stats() : {};
-      const g = guard.stats();
-      return sendJson(res, closing ? 503 : 200, {
-        status: closing ? 'shutting-down' : 'ok',
-        activeLeases: s.active,
-        users: s.users,
-        socketsOpen: g.socketsOpen,
-        uptimeMs: Date.now() - startedAt,
-        // A shared store: whether Redis is usable, and this host's id in it.
-        ...(s.redis ? { redis: s.redis, nodeId: s.nodeId } : {}),
-      });
-    }
-    if (pathname.startsWith('/api/users/')) {
-      let userId;
-      try {
-        userId = decodeURIComponent(pathname.slice('/api/users/'.length));
-      } catch {
-        return sendJson(res, 400, { error: 'malformed user id' });
-      }
-      if (typeof store.userStats !== 'function') return sendJson(res, 501, { error: 'the store has no per-user view' });
-      let stats;
-      try {
-        stats = await store.userStats(userId, Date.now());
-      } catch (err) {
-        if (/** @type {any} */ (err)?.code === 'INVALID_USER_ID') return sendJson(res, 400, { error: String(/** @type {Error} */ (err).message) });
-        if (/** @type {any} */ (err)?.code === 'REDIS_UNAVAILABLE') return sendJson(res, 503, { error: 'the lease store (Redis) is unavailable' });
-        throw err;
-      }
-      let socketsOpen = 0;
-      for (const ws of guard.sockets()) if (guard.userIdOf(ws) === userId) socketsOpen++;
-      return sendJson(res, 200, {
-        userId,
-        active: stats.active,
-        limit: stats.limit,
-        socketsOpen,
-        // What this host last answered the user's refused upgrade (a browser cannot read
-        // the 429 itself), or null.
-        lastRefusal: guard.lastRefusal(userId),
-        leases: stats.leases.map((/** @type {import('socket-lease').Lease} */ l) => ({
-          id: l.id,
-          runId: l.runId,
-          threadId: l.threadId,
-          acquiredAt: l.acquiredAt,
-          touchedAt: l.touchedAt,
-          expiresAt: l.expiresAt,
-        })),
-      });
-    }
-    if (pathname === '/ws') {
-      // A plain GET on the WebSocket path: say what it is instead of a 404.
-      return sendJson(res, 426, { error: 'this endpoint speaks WebSocket: ws://HOST:PORT/ws?user=<id>' });
-    }
-    return serveStatic(req, res, pathname);
-  }
+  const app = createDemoApp({ host: guard, store, adminToken: options.adminToken ?? null, isClosing: () => closing, startedAt });
+  const server = http.createServer((req, res) => void serveFetch(app.fetch, req, res));
+  guard.attach(server, { path: '/ws' });
 
   await new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -287,69 +114,28 @@ export async function createDemoServer(options = {}) {
 }
 
 /**
- * Compares two strings in time that does not depend on where they differ, so a token
- * cannot be guessed a character at a time.
- * @param {string} a
- * @param {string} b
- */
-function timingSafeEqualText(a, b) {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
-/**
- * @param {http.ServerResponse} res
- * @param {number} status
- * @param {unknown} body
- */
-function sendJson(res, status, body) {
-  const payload = JSON.stringify(body);
-  res.writeHead(status, {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': Buffer.byteLength(payload),
-    'Cache-Control': 'no-store',
-  });
-  res.end(res.req.method === 'HEAD' ? undefined : payload);
-}
-
-/**
- * Read-only files from the mounts; anything resolving outside its folder (`..`,
- * symlinks) is a 404, as is a folder without index.html.
+ * Serves a fetch-style handler on Node's http server. The demo's routes take no request
+ * body (GET and HEAD; anything else is a 405), so none is read.
+ * @param {(request: Request) => Promise<Response>} fetch
  * @param {http.IncomingMessage} req
  * @param {http.ServerResponse} res
- * @param {string} pathname
  */
-async function serveStatic(req, res, pathname) {
-  let decoded;
+async function serveFetch(fetch, req, res) {
   try {
-    decoded = decodeURIComponent(pathname);
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+    }
+    const response = await fetch(new Request(new URL(req.url ?? '/', `http://${req.headers.host ?? 'demo'}`), { method: req.method, headers }));
+    const body = Buffer.from(await response.arrayBuffer());
+    /** @type {Record<string, string>} */
+    const out = {};
+    response.headers.forEach((value, name) => (out[name] = value));
+    res.writeHead(response.status, out);
+    res.end(req.method === 'HEAD' ? undefined : body);
   } catch {
-    return sendJson(res, 400, { error: 'malformed path' });
-  }
-  if (decoded.includes('\0')) return sendJson(res, 400, { error: 'malformed path' });
-  const mount = STATIC_MOUNTS.find(([prefix]) => decoded.startsWith(prefix));
-  if (!mount) return sendJson(res, 404, { error: 'not found' });
-  const base = path.join(ROOT, mount[1]);
-  let file = path.join(base, decoded.slice(mount[0].length));
-  try {
-    const baseReal = await realpath(base);
-    file = await realpath(file);
-    if ((await stat(file)).isDirectory()) file = await realpath(path.join(file, 'index.html'));
-    if (file !== baseReal && !file.startsWith(baseReal + path.sep)) return sendJson(res, 404, { error: 'not found' });
-    const info = await stat(file);
-    if (!info.isFile()) return sendJson(res, 404, { error: 'not found' });
-    res.writeHead(200, {
-      'Content-Type': CONTENT_TYPES[path.extname(file)] ?? 'application/octet-stream',
-      'Content-Length': info.size,
-      'Cache-Control': 'no-cache',
-      'X-Content-Type-Options': 'nosniff',
-    });
-    if (req.method === 'HEAD') return void res.end();
-    createReadStream(file).on('error', () => res.destroy()).pipe(res);
-  } catch (err) {
-    const code = /** @type {NodeJS.ErrnoException} */ (err).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return sendJson(res, 404, { error: 'not found' });
-    throw err;
+    // A malformed request line or Host header, not a route's failure (those are 500s).
+    if (!res.headersSent) res.writeHead(400, { 'content-type': 'application/json; charset=utf-8' }).end('{"error":"malformed request"}');
+    else res.destroy();
   }
 }

@@ -1,6 +1,6 @@
 // `npm start`: the demo host on HOST:PORT. See `--help` (config.mjs) for the settings.
 import { createDemoServer } from './demo-server.mjs';
-import { ConfigError, USAGE, parseConfig } from './config.mjs';
+import { ConfigError, USAGE, parseConfig } from '../demo/config.mjs';
 
 let config;
 try {

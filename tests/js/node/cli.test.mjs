@@ -2,7 +2,7 @@
 // real child processes on ephemeral 127.0.0.1 ports.
 import { test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseConfig, ConfigError } from '../../../examples/node/config.mjs';
+import { parseConfig, ConfigError } from '../../../examples/demo/config.mjs';
 import { isLoopback } from '../../../js/node/soak.mjs';
 import http from 'node:http';
 import { childEnv, closed, getText, metric, open, run, startDemo } from './helpers.mjs';

@@ -1,6 +1,7 @@
-// Configuration of the demo server from environment variables and command-line flags
-// (a flag wins over its variable). Every value is validated here, so a typo stops
-// start-up with a message naming the setting instead of running with a surprise.
+// Configuration of every demo server (Node, Bun, Deno, crossws, Socket.IO) from environment
+// variables and command-line flags (a flag wins over its variable). Every value is
+// validated here, so a typo stops start-up with a message naming the setting instead of
+// running with a surprise.
 
 import { DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PAYLOAD, originCheck, parseOriginList } from 'socket-lease/lifecycle';
 
@@ -46,7 +47,7 @@ const SETTINGS = /** @type {const} */ ([
   ['adminToken', 'SOCKET_LEASE_ADMIN_TOKEN', '--admin-token', ''],
 ]);
 
-export const USAGE = `Usage: npm start -- [flags]   (or node examples/node/server.mjs [flags])
+export const USAGE = `Usage: npm start -- [flags]   (or npm run start:bun|start:deno|start:crossws|start:socketio -- [flags])
 
   flag               variable                   default
   --host             HOST                       127.0.0.1
