@@ -10,6 +10,7 @@
 //
 //   node bench/report.mjs [--json target/bench/core.json] [--readme README.md]
 //                         [--churn-json target/bench/node-churn.json] [--perf-doc docs/performance.md] [--check]
+//                         [--churn-only]
 //
 // --check prints the sections instead of writing them.
 import fs from 'node:fs';
@@ -30,8 +31,18 @@ const { values } = parseArgs({
     'churn-json': { type: 'string', default: path.join(ROOT, 'target/bench/node-churn.json') },
     'perf-doc': { type: 'string', default: path.join(ROOT, 'docs/performance.md') },
     check: { type: 'boolean', default: false },
+    // Only the churn section (a churn run without the core benchmark: bench/node-churn.mjs --json).
+    'churn-only': { type: 'boolean', default: false },
   },
 });
+
+if (values['churn-only']) {
+  const churn = churnSection();
+  if (!churn) process.exit(1);
+  if (values.check) console.log(churn);
+  else writeChurn(churn);
+  process.exit(0);
+}
 
 /**
  * @typedef {{ id: string, section: string, name: string, value: number, unit: string,
