@@ -1,0 +1,335 @@
+'use strict';
+// The Socket.IO host of socket-lease: a middleware for `io.use()`. Everything a connection
+// goes through (admission, the lease, renewal, eviction, release, refusal answers, close
+// codes, logs, metrics) is the lifecycle's (js/lifecycle/lifecycle.mjs); this file only
+// translates between it and Socket.IO's public API: the middleware's `next(err)`, the
+// namespace's `connection` event, the socket's `disconnect`, and engine.io's `heartbeat`,
+// `data`, `packetCreate` and `flush` events.
+//
+// What differs from a raw WebSocket host, and why:
+// - A refusal cannot be an HTTP answer: the engine.io connection exists before any
+//   middleware runs. It is Socket.IO's `connect_error`, whose `data` carries the same
+//   status, reason, limit, active and retry time as the HTTP refusal of the other hosts.
+// - Socket.IO has no close codes. The socket is told why in a `socket-lease:closed` event
+//   ({ code, reason }, the codes of every host) and then disconnected.
+// - engine.io pings itself (pingInterval / pingTimeout) and closes a peer that misses a
+//   pong; the lifecycle does not ping (a driver without `ping`) and each pong renews the
+//   lease.
+//
+// CommonJS on purpose, like js/node/guard.cjs: index.mjs re-exports it, so `import` and
+// `require` share one instance.
+
+const { LeaseRegistry } = require('../node.cjs');
+const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, invalidOption, isThenable } = require('../lifecycle/lifecycle.cjs');
+const { CloseCodes, CLOSE_REASONS } = require('../lifecycle/protocol.cjs');
+const { eventLogger, makeLog } = require('../lifecycle/log.cjs');
+
+/** @typedef {import('./index.js').LeaseGuardOptions} LeaseGuardOptions */
+/** @typedef {import('./index.js').LeaseRefusalData} LeaseRefusalData */
+/** @typedef {import('../lifecycle/protocol.mjs').Refusal} Refusal */
+/** @typedef {import('socket.io').Socket} Socket */
+
+const WHERE = 'socket-lease/socket.io';
+const invalid = (/** @type {string} */ message) => invalidOption(WHERE, message);
+const GUARD_OPTIONS = [...LIFECYCLE_OPTIONS, 'registry'];
+
+/** The event an evicted (or otherwise closed) socket receives before its disconnect. */
+const CLOSED_EVENT = 'socket-lease:closed';
+
+/** Per-socket state of the adapter, under a symbol on the Socket.IO socket. */
+const STATE = Symbol('socket-lease');
+
+/**
+ * @typedef {object} SocketState
+ * @property {Connection} conn
+ * @property {number} admittedAt   Date.now() at admission, for the pending bound
+ * @property {number} unflushed    bytes of packets created and not yet handed to the transport
+ * @property {number} inFlight     bytes handed to the transport and not yet written out
+ * @property {any} transport       the engine transport whose `drain` is listened to
+ * @property {() => void} detach   removes the engine listeners
+ */
+
+/** @param {any} packet an engine.io packet: its data is a string (text) or binary */
+function packetBytes(packet) {
+  const data = packet.data;
+  if (data === undefined || data === null) return 1;
+  return typeof data === 'string' ? Buffer.byteLength(data) : (data.byteLength ?? 0);
+}
+
+/**
+ * How the lifecycle reaches a Socket.IO socket.
+ * @type {import('../lifecycle/lifecycle.mjs').SocketDriver}
+ */
+const DRIVER = {
+  close(socket, code, reason) {
+    // Socket.IO has no close codes: say why first, in order on the same connection, then
+    // disconnect. The client sees `socket-lease:closed`, then a disconnect with the reason
+    // "io server disconnect" (socket.io-client does not reconnect from it by itself).
+    socket.emit(CLOSED_EVENT, { code, reason });
+    socket.disconnect(true);
+  },
+  terminate(socket) {
+    const engine = socket.conn;
+    const req = engine.request;
+    // A WebSocket opened directly (not upgraded from polling): its handshake request's TCP
+    // connection is the WebSocket's own, so dropping it is safe and frees its buffers now.
+    // A polling request's connection may be a keep-alive one serving other requests.
+    if (engine.transport?.name === 'websocket' && String(req?.headers?.upgrade).toLowerCase() === 'websocket') req.socket?.destroy();
+    engine.close(true);
+  },
+  bufferedAmount(socket) {
+    const state = /** @type {SocketState | undefined} */ (socket[STATE]);
+    return state ? state.unflushed + state.inFlight : 0;
+  },
+  // A disconnect is synchronous in Socket.IO: a socket is open or closed, never closing.
+  readyState: (socket) => (socket.connected ? 1 : 3),
+};
+
+class LeaseGuard {
+  /** @type {import('./index.js').LeaseStore} */ store;
+  /** @type {import('./index.js').LeaseGuard['middleware']} */ middleware;
+  #lc;
+  #touchOnMessage;
+  /** Admitted sockets that are not connected yet. @type {Set<Socket>} */
+  #pending = new Set();
+  /** Namespaces whose `connection` event this guard listens to. @type {WeakSet<object>} */
+  #namespaces = new WeakSet();
+  /** @type {ReturnType<typeof setInterval>} */
+  #pendingTimer;
+  #warnedTtl = false;
+  /** @type {import('../lifecycle/log.mjs').LogFn} */ #log;
+
+  /** @param {LeaseGuardOptions} options */
+  constructor(options) {
+    if (options === null || typeof options !== 'object') throw invalid('options must be an object with userId(socket)');
+    for (const name of Object.keys(options)) {
+      if (name === 'maxPayload') throw invalid("maxPayload is the Socket.IO server's own maxHttpBufferSize option: set it there (new Server(http, { maxHttpBufferSize: 65536 }))");
+      if (!GUARD_OPTIONS.includes(name)) throw invalid(`unknown option "${name}"; known: ${GUARD_OPTIONS.join(', ')}`);
+    }
+    if (typeof options.userId !== 'function') throw invalid('userId(socket) is required; the guard never invents identity');
+    if (options.store && options.registry) throw invalid('give either store or registry, not both');
+    if (options.registry !== undefined && (options.registry === null || typeof options.registry !== 'object')) {
+      throw invalid('registry must be an object of LeaseRegistry options');
+    }
+    /** @type {any} */
+    let store = options.store;
+    if (!store) {
+      const logEvent = eventLogger({ logger: options.logger, level: options.logLevel }, invalid);
+      const hostOnEvent = options.registry?.onEvent;
+      store = new LeaseRegistry({
+        ...options.registry,
+        onEvent: (event) => {
+          logEvent(event);
+          hostOnEvent?.(event);
+        },
+      });
+    }
+    const { registry: _registry, ...lifecycleOptions } = options;
+    this.#lc = new ConnectionLifecycle({ ...lifecycleOptions, store }, DRIVER, WHERE);
+    this.#log = makeLog(options.logger, options.logLevel, invalid);
+    this.store = store;
+    this.#touchOnMessage = options.messageTouchMs !== false;
+    this.middleware = (socket, next) => this.#admit(socket, next);
+    // Admitted sockets a later middleware refused, or whose client left before the
+    // connect: what phase one took goes back within a second, or after upgradeTimeoutMs
+    // while the engine connection stays open (Socket.IO tells a middleware nothing of a
+    // later one's refusal).
+    this.#pendingTimer = setInterval(() => this.#checkPending(), Math.min(1000, this.#lc.upgradeTimeoutMs));
+    this.#pendingTimer.unref();
+  }
+
+  /**
+   * @param {Socket} socket
+   * @param {(err?: Error) => void} next
+   */
+  #admit(socket, next) {
+    this.#watch(socket);
+    const admitted = this.#lc.admitNow(socket, socket.handshake.headers.origin);
+    if (!isThenable(admitted)) return this.#admitted(admitted, socket, next);
+    admitted.then((a) => this.#admitted(a, socket, next));
+  }
+
+  /**
+   * @param {Connection | Refusal} admitted
+   * @param {Socket} socket
+   * @param {(err?: Error) => void} next
+   */
+  #admitted(admitted, socket, next) {
+    if (!(admitted instanceof Connection)) return next(this.#refusalError(admitted));
+    if (socket.conn.readyState !== 'open') {
+      // The client left while identity or the store answered: Socket.IO drops the socket.
+      this.#lc.cancel(admitted);
+      return next();
+    }
+    /** @type {any} */ (socket)[STATE] = { conn: admitted, admittedAt: Date.now(), unflushed: 0, inFlight: 0, transport: null, detach: noop };
+    this.#pending.add(socket);
+    next();
+  }
+
+  /**
+   * The refusal as Socket.IO's `connect_error`: `message` is the reason, `data` the same
+   * answer as the HTTP refusal of the other hosts.
+   * @param {Refusal} r
+   */
+  #refusalError(r) {
+    const body = JSON.parse(r.body);
+    const retryS = r.headers['retry-after'];
+    /** @type {number | null} */
+    let retryAfterMs = retryS === undefined ? null : Number(retryS) * 1000;
+    if (retryAfterMs !== null && r.userId !== null) {
+      // The store's answer in milliseconds, kept by lastRefusal for this same refusal (the
+      // header has whole seconds only).
+      const last = this.#lc.lastRefusal(r.userId);
+      if (last && last.status === r.status && last.reason === r.reason) retryAfterMs = last.retryAfterMs;
+    }
+    /** @type {LeaseRefusalData} */
+    const data = { status: r.status, reason: r.reason, limit: body.limit ?? null, active: body.active ?? null, retryAfterMs };
+    return Object.assign(new Error(r.reason), { data });
+  }
+
+  /**
+   * Listens (once per namespace, before the host's own listeners) for the sockets that
+   * passed every middleware: phase two of their admission.
+   * @param {Socket} socket
+   */
+  #watch(socket) {
+    const nsp = /** @type {any} */ (socket.nsp);
+    if (this.#namespaces.has(nsp)) return;
+    this.#namespaces.add(nsp);
+    nsp.prependListener('connection', (/** @type {Socket} */ s) => this.#connected(s));
+    if (!this.#warnedTtl) {
+      this.#warnedTtl = true;
+      const { pingInterval, pingTimeout } = nsp.server.engine?.opts ?? {};
+      const ttlMs = /** @type {any} */ (this.store).getOptions?.()?.ttlMs;
+      // A pong renews the lease every pingInterval; engine.io waits pingTimeout for it.
+      if (typeof ttlMs === 'number' && typeof pingInterval === 'number' && ttlMs <= pingInterval + pingTimeout) {
+        this.#log('warn', 'ttlMs is not above pingInterval + pingTimeout: live but quiet sockets may lose their leases', { ttlMs, pingInterval, pingTimeout });
+      }
+    }
+  }
+
+  /** @param {Socket} socket */
+  #connected(socket) {
+    const s = /** @type {any} */ (socket);
+    const state = /** @type {SocketState | undefined} */ (s[STATE]);
+    // A socket this guard did not admit (its middleware is on another namespace, or
+    // connectionStateRecovery skipped the middlewares): not ours.
+    if (!state || !this.#pending.delete(socket)) return;
+    const conn = state.conn;
+    socket.on('disconnect', () => {
+      state.detach();
+      this.#lc.closed(conn);
+    });
+    const engine = /** @type {any} */ (socket.conn);
+    const onHeartbeat = () => this.#lc.pong(conn);
+    const onData = () => this.#lc.message(conn);
+    const onPacket = (/** @type {any} */ packet) => void (state.unflushed += packetBytes(packet));
+    const onFlush = () => {
+      state.inFlight += state.unflushed;
+      state.unflushed = 0;
+    };
+    // The transport wrote out everything it was handed (engine.io hands it the next batch
+    // only after this).
+    const onDrain = () => void (state.inFlight = 0);
+    const onUpgrade = (/** @type {any} */ transport) => {
+      state.transport?.removeListener('drain', onDrain);
+      state.transport = transport;
+      transport.on('drain', onDrain);
+    };
+    // engine.io's own liveness: `heartbeat` on every pong (protocol v4; a client ping in v3).
+    engine.on('heartbeat', onHeartbeat);
+    if (this.#touchOnMessage) engine.on('data', onData);
+    engine.on('packetCreate', onPacket);
+    engine.on('flush', onFlush);
+    engine.on('upgrade', onUpgrade);
+    onUpgrade(engine.transport);
+    state.detach = () => {
+      engine.removeListener('heartbeat', onHeartbeat);
+      engine.removeListener('data', onData);
+      engine.removeListener('packetCreate', onPacket);
+      engine.removeListener('flush', onFlush);
+      engine.removeListener('upgrade', onUpgrade);
+      state.transport?.removeListener('drain', onDrain);
+    };
+    // Refused in phase two (4029, or 1001 while closing): disconnected before the host's
+    // own `connection` listeners run; the `disconnect` above then releases nothing twice.
+    void this.#lc.open(conn, socket);
+  }
+
+  #checkPending() {
+    const now = Date.now();
+    for (const socket of this.#pending) {
+      const state = /** @type {SocketState} */ (/** @type {any} */ (socket)[STATE]);
+      if (socket.conn.readyState === 'open' && now - state.admittedAt < this.#lc.upgradeTimeoutMs) continue;
+      this.#pending.delete(socket);
+      this.#lc.cancel(state.conn);
+    }
+  }
+
+  /** @param {Socket} socket */
+  leaseOf(socket) {
+    const conn = this.#lc.connectionOf(socket);
+    return conn ? this.#lc.leaseOf(conn) : undefined;
+  }
+
+  /** @param {Socket} socket */
+  leaseIdOf(socket) {
+    return this.#lc.connectionOf(socket)?.leaseId;
+  }
+
+  /** @param {Socket} socket */
+  userIdOf(socket) {
+    return this.#lc.connectionOf(socket)?.userId;
+  }
+
+  /** @param {Socket} socket */
+  writable(socket) {
+    const conn = this.#lc.connectionOf(socket);
+    return conn ? this.#lc.writable(conn) : false;
+  }
+
+  sockets() {
+    return /** @type {IterableIterator<Socket>} */ (this.#lc.sockets());
+  }
+
+  /** @param {string} userId */
+  lastRefusal(userId) {
+    return this.#lc.lastRefusal(userId);
+  }
+
+  stats() {
+    return this.#lc.stats();
+  }
+
+  metrics() {
+    return this.#lc.metrics();
+  }
+
+  close() {
+    // Admitted sockets still in a later middleware are cancelled by the lifecycle; if one
+    // connects after all, open() disconnects it with 1001.
+    clearInterval(this.#pendingTimer);
+    return this.#lc.close();
+  }
+}
+
+function noop() {}
+
+/** @param {LeaseGuardOptions} options */
+function createLeaseGuard(options) {
+  return new LeaseGuard(options);
+}
+
+// Compile-time checks that the implementation matches the published declarations.
+/** @type {typeof import('./index.js').LeaseGuard} */
+const checkedClass = LeaseGuard;
+/** @type {typeof import('./index.js').createLeaseGuard} */
+const checkedFactory = createLeaseGuard;
+/** @type {typeof import('./index.js').CloseCodes} */
+const checkedCodes = CloseCodes;
+/** @type {typeof import('./index.js').CLOSED_EVENT} */
+const checkedEvent = CLOSED_EVENT;
+/** @type {typeof import('./index.js').CLOSE_REASONS} */
+const checkedReasons = CLOSE_REASONS;
+
+module.exports = { LeaseGuard: checkedClass, createLeaseGuard: checkedFactory, CloseCodes: checkedCodes, CLOSED_EVENT: checkedEvent, CLOSE_REASONS: checkedReasons };
