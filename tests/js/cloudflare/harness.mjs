@@ -230,26 +230,7 @@ export async function waitFor(check, { timeoutMs = 20_000, intervalMs = 50, what
   }
 }
 
-/**
- * `promise`, or a failure naming `what` after `timeoutMs`: a wait that cannot hang.
- * @template T
- * @param {Promise<T>} promise
- * @param {number} timeoutMs
- * @param {string} what
- * @returns {Promise<T>}
- */
-export async function within(promise, timeoutMs, what) {
-  /** @type {ReturnType<typeof setTimeout> | undefined} */
-  let timer;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
-  });
-  try {
-    return /** @type {T} */ (await Promise.race([promise, late]));
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { within } from '../conformance/lib.mjs';
 
 /** A temp dir and its removal. */
 export async function tempDir() {

@@ -359,12 +359,12 @@ function echoOn(ws, text) {
 }
 
 /**
- * A raw TCP peer that completes the WebSocket handshake itself and then never reads
- * again: whatever the host sends piles up in the kernel's buffers and then in the host.
+ * A raw TCP peer that completes the WebSocket handshake and then does whatever the test
+ * makes it do (nothing at all: a half-open peer that never answers a ping).
  * @param {string} wsUrl ws://127.0.0.1:port/path?query
- * @returns {Promise<net.Socket>}
+ * @returns {Promise<{ socket: net.Socket, status: number }>}
  */
-export function nonReadingPeer(wsUrl) {
+export function rawHandshake(wsUrl) {
   const url = new URL(wsUrl);
   return new Promise((resolve, reject) => {
     const socket = net.connect(Number(url.port), url.hostname);
@@ -383,20 +383,28 @@ export function nonReadingPeer(wsUrl) {
       const end = head.indexOf('\r\n\r\n');
       if (end === -1) return;
       socket.off('data', onData);
-      socket.off('error', reject);
-      const status = Number(head.slice(9, 12));
-      if (status !== 101) {
-        socket.destroy();
-        reject(new Error(`handshake answered ${head.slice(0, end)}`));
-        return;
-      }
-      // From here on nothing is read: the stream's buffer fills, Node stops reading the
-      // kernel socket, and the receive window closes.
+      // Stop reading: from here on the peer is silent (frames, pings pile up unread).
       socket.pause();
-      resolve(socket);
+      resolve({ socket, status: Number(head.slice(9, 12)) });
     };
     socket.on('data', onData);
   });
+}
+
+/**
+ * A raw peer that completes the WebSocket handshake itself and then never reads again:
+ * whatever the host sends piles up in the kernel's buffers and then in the host (the
+ * stream's buffer fills, Node stops reading the kernel socket, the receive window closes).
+ * @param {string} wsUrl ws://127.0.0.1:port/path?query
+ * @returns {Promise<net.Socket>}
+ */
+export async function nonReadingPeer(wsUrl) {
+  const { socket, status } = await rawHandshake(wsUrl);
+  if (status !== 101) {
+    socket.destroy();
+    throw new Error(`handshake answered ${status}`);
+  }
+  return socket;
 }
 
 /**

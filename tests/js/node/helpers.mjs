@@ -1,10 +1,8 @@
 // Shared pieces of the Node host tests: real servers on ephemeral 127.0.0.1 ports, real
 // `ws` clients and raw TCP peers, and bounded polling instead of timed assertions.
-import net from 'node:net';
 import { Console } from 'node:console';
 import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
-import crypto from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
@@ -110,38 +108,8 @@ export async function waitFor(condition, what, timeoutMs = 10_000) {
   }
 }
 
-/**
- * A raw TCP peer that completes the WebSocket handshake and then does whatever the test
- * makes it do (nothing at all: a half-open peer that never answers a ping).
- * @param {string} wsUrl ws://127.0.0.1:port/path?query
- * @returns {Promise<{ socket: net.Socket, status: number }>}
- */
-export function rawHandshake(wsUrl) {
-  const url = new URL(wsUrl);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(Number(url.port), url.hostname);
-    socket.once('error', reject);
-    socket.once('connect', () => {
-      const key = crypto.randomBytes(16).toString('base64');
-      socket.write(
-        `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-      );
-    });
-    let head = '';
-    /** @param {Buffer} chunk */
-    const onData = (chunk) => {
-      head += chunk.toString('latin1');
-      const end = head.indexOf('\r\n\r\n');
-      if (end === -1) return;
-      socket.off('data', onData);
-      // Stop reading: from here on the peer is silent (frames, pings pile up unread).
-      socket.pause();
-      resolve({ socket, status: Number(head.slice(9, 12)) });
-    };
-    socket.on('data', onData);
-  });
-}
+// Shared with the conformance suite, which needs the same raw peer.
+export { rawHandshake } from '../conformance/lib.mjs';
 
 /**
  * @param {string} url
