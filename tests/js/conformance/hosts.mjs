@@ -91,6 +91,16 @@ const ALL_HOSTS = [
         'js/cloudflare/config.mjs knows no SOCKET_LEASE_ADMIN_TOKEN; the example\'s /api/users/ and /metrics are unauthenticated ("protect them like admin routes", README)',
     },
   },
+  {
+    // socket-lease/crossws hooks on srvx + crossws's Node adapter (examples/crossws/server.mjs).
+    name: 'crossws',
+    command: [process.execPath, 'examples/crossws/server.mjs'],
+    heartbeat: { style: 'protocol' },
+    metrics: 'global',
+    healthz: true,
+    sharedStore: false,
+    cannot: {},
+  },
 ];
 
 const only = process.env.CONFORMANCE_HOSTS?.split(',').map((s) => s.trim()).filter(Boolean);
