@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { AcquireResult, Lease, LeaseEvent, LeaseRegistry, LeaseRegistryOptions } from 'socket-lease';
 
-import type { LeaseStore, RevokedLease, LastRefusal, LifecycleStats, LogLevel, Logger, AllowedOrigins, CloseCodes as LifecycleCloseCodes } from 'socket-lease/lifecycle';
+import type { LeaseStore, RevokedLease, LastRefusal, LifecycleOptions, LifecycleStats, LogLevel, Logger, AllowedOrigins, CloseCodes as LifecycleCloseCodes } from 'socket-lease/lifecycle';
 
 export type { LeaseStore, RevokedLease, LastRefusal, LogLevel, AllowedOrigins };
 /** A `console`-compatible or pino-style logger (see `socket-lease/lifecycle`). */
@@ -24,7 +24,11 @@ export interface EventLoggerOptions {
   intervalMs?: number;
 }
 
-export interface LeaseGuardOptions {
+/**
+ * The lifecycle's options (`socket-lease/lifecycle`: heartbeat, timeouts, origins, logging,
+ * bounds; documented there once), with the request typed as Node's and the guard's own.
+ */
+export interface LeaseGuardOptions extends Omit<LifecycleOptions, 'store' | 'userId' | 'verify'> {
   /**
    * The user behind an upgrade request, from the host's authentication. `null`,
    * `undefined` or `''` answers HTTP 401; a throw, a rejection or any other non-string
@@ -33,6 +37,8 @@ export interface LeaseGuardOptions {
    * The guard never invents identity.
    */
   userId: (req: IncomingMessage) => string | null | undefined | Promise<string | null | undefined>;
+  /** The host's own check after identity, before the quota: `true` admits, anything else answers 403 `forbidden`. */
+  verify?: (req: IncomingMessage, userId: string) => boolean | Promise<boolean>;
   /** The lease store. Give either this or `registry`. */
   store?: LeaseStore;
   /**
@@ -53,53 +59,6 @@ export interface LeaseGuardOptions {
    * larger frame is closed with 1009 before it is buffered. Not with `wss`.
    */
   maxPayload?: number;
-  /**
-   * Origins allowed to open sockets (exact origins, or a function), checked before any
-   * quota work: others get 403 `origin-not-allowed`. Needed when authentication uses
-   * cookies (cross-site WebSocket hijacking). A request without `Origin` is allowed.
-   */
-  allowedOrigins?: AllowedOrigins;
-  /** The host's own check after identity, before the quota: `true` admits, anything else answers 403 `forbidden`. */
-  verify?: (req: IncomingMessage, userId: string) => boolean | Promise<boolean>;
-  /** Ping interval; a socket that has not answered the previous ping is terminated (default 30000). */
-  heartbeatMs?: number;
-  /** How often expired leases are swept and their sockets closed (default `heartbeatMs`). */
-  sweepMs?: number;
-  /**
-   * A message touches the lease at most once per this many ms (default 1000); 0 touches
-   * on every message; `false` never (only pongs touch).
-   */
-  messageTouchMs?: number | false;
-  /**
-   * `close()` waits this long for upgrades in flight, then for close handshakes before
-   * terminating sockets, then for store calls still pending (default 2000).
-   */
-  closeGraceMs?: number;
-  /**
-   * How long one upgrade may wait for `userId(req)`, `verify`, the store and ws before it
-   * is answered 503 `{"reason":"upgrade-timeout"}` (`Retry-After: 1`) and its socket
-   * dropped; a lease the store grants later is released at once (default 10000).
-   */
-  upgradeTimeoutMs?: number;
-  /**
-   * How many users' last refusal `lastRefusal(userId)` remembers (default 1000; 0: none).
-   * The user refused least recently is forgotten first, so memory stays bounded.
-   */
-  refusalMemory?: number;
-  /** Unsent bytes a socket may queue before `writable(ws)` closes it with 4010 (default 1048576). */
-  maxBufferedBytes?: number;
-  /** Where the guard's JSON lines go (default `console`). */
-  logger?: GuardLogger;
-  /** Minimum level logged (default `info`). */
-  logLevel?: LogLevel;
-  /** Lines a client can trigger (refusals, events): at most `logBurst` per kind per `logIntervalMs` (defaults 3 per 10000), then one "suppressed N" line. */
-  logIntervalMs?: number;
-  logBurst?: number;
-  /**
-   * Milliseconds since the epoch, passed to every store call as `now`. Without it the
-   * store keeps its own time (`Date.now()`), and no `now` is passed.
-   */
-  clock?: () => number;
 }
 
 /** Counters of one guard since it was created (see `socket-lease/lifecycle`). */
