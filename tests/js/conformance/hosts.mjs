@@ -101,6 +101,16 @@ const ALL_HOSTS = [
     sharedStore: false,
     cannot: {},
   },
+  {
+    // socket-lease/bun on Bun.serve (examples/bun/server.mjs); the adapter pings (docs/bun.md).
+    name: 'bun',
+    command: ['node_modules/.bin/bun', 'examples/bun/server.mjs'],
+    heartbeat: { style: 'protocol' },
+    metrics: 'global',
+    healthz: true,
+    sharedStore: false,
+    cannot: {},
+  },
 ];
 
 const only = process.env.CONFORMANCE_HOSTS?.split(',').map((s) => s.trim()).filter(Boolean);
