@@ -81,8 +81,10 @@ const DRIVER = {
     const state = /** @type {SocketState | undefined} */ (socket[STATE]);
     return state ? state.unflushed + state.inFlight : 0;
   },
-  // A disconnect is synchronous in Socket.IO: a socket is open or closed, never closing.
-  readyState: (socket) => (socket.connected ? 1 : 3),
+  // A disconnect is synchronous in Socket.IO, but after disconnect(true) engine.io waits
+  // for its unsent packets before it closes the connection: closing (2) until it has, so
+  // a peer that never reads them is terminated after closeGraceMs.
+  readyState: (socket) => (socket.connected ? 1 : socket.conn.readyState === 'closing' ? 2 : 3),
 };
 
 class LeaseGuard {
