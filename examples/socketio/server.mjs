@@ -62,13 +62,14 @@ const io = new Server(server, {
 });
 io.use(guard.middleware);
 io.on('connection', (socket) => {
-  // The lease belongs to the socket; events only read its id, never acquire.
-  const leaseId = guard.leaseIdOf(socket);
   socket.on('echo', (data) => {
     // A client that does not read makes every reply queue here: past maxBufferedBytes the
     // guard disconnects it (4010) and the echo stops serving it.
     if (!guard.writable(socket)) return;
-    socket.emit('echo', { type: 'echo', data, leaseId });
+    // The lease belongs to the socket; events only read its id, never acquire. (Read here,
+    // not in `connection`: with Redis under an evicting policy the lease is committed just
+    // after `connection`, and the guard holds the socket's events until it is.)
+    socket.emit('echo', { type: 'echo', data, leaseId: guard.leaseIdOf(socket) });
   });
 });
 

@@ -255,7 +255,13 @@ class LeaseGuard {
     };
     // Refused in phase two (4029, or 1001 while closing): disconnected before the host's
     // own `connection` listeners run; the `disconnect` above then releases nothing twice.
-    void this.#lc.open(conn, socket);
+    const opened = this.#lc.open(conn, socket);
+    if (opened !== true && opened !== false) {
+      // A planned eviction going to an asynchronous store (Redis): Socket.IO emits
+      // `connection` to the host's listeners now, so hold the socket's incoming events
+      // until the lease is committed (leaseIdOf() and writable() answer from then on).
+      socket.use((_packet, next) => void opened.then((ok) => ok && next()));
+    }
   }
 
   #checkPending() {

@@ -269,3 +269,28 @@ test('a namespace disconnect over a shared engine connection leaves no engine li
   assert.ok(other.connected, 'the other namespace is untouched');
   assertNoLeak(s.registry);
 });
+
+test('an asynchronous store committing an eviction: the socket\'s events wait until its lease is committed', async (t) => {
+  // Each store call answers 30 ms later, as a remote store would.
+  const registry = new LeaseRegistry({ perUserLimit: 1, onLimit: 'evict-oldest' });
+  const later = (/** @type {() => unknown} */ fn) => new Promise((resolve) => setTimeout(() => resolve(fn()), 30));
+  const store = {
+    acquire: (/** @type {string} */ u, /** @type {any} */ o) => later(() => registry.acquire(u, o)),
+    release: (/** @type {string} */ id) => later(() => registry.release(id)),
+    touch: (/** @type {string} */ id) => later(() => registry.touch(id)),
+    sweep: () => later(() => registry.sweep()),
+  };
+  const s = await start(t, { guard: { store } });
+  const old = await s.open('alice');
+  const oldId = (await old.echo('old')).leaseId;
+  const newer = await s.open('alice');
+  // Emitted at once after the connect: answered only once the eviction is committed, with
+  // the new lease's id.
+  const reply = await newer.echo('first');
+  assert.match(reply.leaseId, /^conn_/);
+  assert.notEqual(reply.leaseId, oldId);
+  assert.equal((await old.told)?.code, 4008);
+  newer.socket.disconnect();
+  await waitFor(() => registry.stats().active === 0, 'the release');
+  assertNoLeak(registry);
+});
