@@ -158,7 +158,8 @@ class BunLease {
     const data = { ...options?.data, lease: admitted, [STATE]: ADMITTED, [PENDING_CLOSE]: undefined, [QUEUED]: undefined };
     let upgraded;
     try {
-      upgraded = server.upgrade(req, { data, headers: options?.headers });
+      const headers = options?.headers;
+      upgraded = server.upgrade(req, headers === undefined ? { data } : { data, headers });
     } catch (err) {
       // A Bun.serve without a websocket handler, upgrade() called twice: a host bug.
       this.#lc.cancel(admitted);
