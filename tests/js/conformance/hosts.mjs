@@ -70,6 +70,21 @@ const ALL_HOSTS = [
     cannot: {},
   },
   {
+    // examples/deno/server.mjs under the Deno the devDependencies install, with the
+    // permissions of `npm run start:deno`. Deno pings (idleTimeout = 2 x heartbeat, set by
+    // socket-lease/deno) and closes a peer that does not answer: a pinging host.
+    name: 'deno',
+    command: [
+      decodeURIComponent(new URL('../../../node_modules/.bin/deno', import.meta.url).pathname),
+      'run', '--allow-net=127.0.0.1,0.0.0.0,localhost,[::1]', '--allow-read=.', '--allow-env', 'examples/deno/server.mjs',
+    ],
+    heartbeat: { style: 'protocol' },
+    metrics: 'global',
+    healthz: true,
+    sharedStore: false,
+    cannot: {},
+  },
+  {
     name: 'cloudflare',
     command: [process.execPath, 'tests/js/conformance/launch-cloudflare.mjs'],
     unsupportedEnv: {
