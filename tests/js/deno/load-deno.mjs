@@ -1,0 +1,13 @@
+// Loads the core under Deno through socket-lease/deno (core.mjs: a source-phase wasm import) and uses it: tests/js/deno/adapter.test.mjs runs this
+// with and without --allow-read. A static import: Deno checks dynamic imports against
+// --allow-read, static ones not. Prints one JSON line.
+import { LeaseRegistry } from 'socket-lease/deno';
+
+try {
+  const registry = new LeaseRegistry({ perUserLimit: 1 });
+  const first = registry.acquire('alice');
+  const second = registry.acquire('alice');
+  console.log(JSON.stringify({ ok: true, first: first.ok, second: second.ok, id: first.ok ? first.lease.id : null }));
+} catch (err) {
+  console.log(JSON.stringify({ ok: false, name: /** @type {any} */ (err)?.name, message: String(/** @type {any} */ (err)?.message).split('\n')[0] }));
+}
