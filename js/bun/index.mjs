@@ -16,7 +16,7 @@ import log from '../lifecycle/log.cjs';
 const { LeaseRegistry } = core;
 const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, checkMs, invalidOption, isThenable } = lifecycle;
 const { CloseCodes, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PAYLOAD, STATUS_TEXT } = protocol;
-const { eventLogger } = log;
+const { eventLogger, makeLog } = log;
 
 /** @typedef {import('./index.js').BunLeaseOptions} BunLeaseOptions */
 /** @typedef {import('./index.js').BunServerWebSocket<any>} Socket */
@@ -87,6 +87,7 @@ function respond(r) {
 class BunLease {
   /** @type {import('./index.js').LeaseStore} */ store;
   #lc;
+  #log;
   #maxPayload;
   #backpressureLimit;
 
@@ -118,6 +119,7 @@ class BunLease {
     }
     const { registry: _registry, maxPayload: _maxPayload, ...lifecycleOptions } = options;
     this.#lc = new ConnectionLifecycle({ ...lifecycleOptions, store }, DRIVER, WHERE);
+    this.#log = makeLog(options.logger, options.logLevel, invalid);
     this.store = store;
     // writable(ws) is the graceful bound (4010 at maxBufferedBytes). Bun's limit is the
     // backstop for sends that never asked: past twice the bound Bun drops the connection,
@@ -182,6 +184,7 @@ class BunLease {
       if (!HANDLERS.includes(name)) throw invalid(`websocket(handlers): unknown key "${name}"; known: ${HANDLERS.join(', ')}`);
     }
     const lc = this.#lc;
+    const logLine = this.#log;
     const h = /** @type {any} */ (handlers);
     /** @param {Socket} ws */
     const serve = (ws) => {
@@ -190,10 +193,15 @@ class BunLease {
       try {
         h.open?.(ws);
       } catch (err) {
-        // The host could not set the socket up: it is not kept without its handler's state.
+        // The host could not set the socket up: it is not kept without its handler's state
+        // (and its close handler is not called for an open that failed). Not rethrown: Bun
+        // exits the process on a throw from a websocket handler (measured), and one
+        // socket's failed set-up must not drop every other user's, as on the Node host.
+        data[STATE] = ENDED;
+        logLine('error', "the host's open handler threw; socket terminated", { userId: data.lease.userId, leaseId: data.lease.leaseId, error: String(err) });
         lc.error(data.lease, err);
         ws.terminate();
-        throw err;
+        return;
       }
       // What arrived while an eviction was being committed, in order.
       const queued = data[QUEUED];

@@ -9,7 +9,7 @@
 //
 // Messages: `info` answers what ws.data and the facade say about the socket; `flood:<KiB>`
 // sends that many 1 KiB messages asking writable() first, `blast:<KiB>` without asking;
-// anything else is echoed as `echo:<text>`. FIXTURE {"mode":"options"} instead prints what
+// anything else is echoed as `echo:<text>`. The user `boom` makes the host's open throw. FIXTURE {"mode":"options"} instead prints what
 // each misuse of the API throws, as JSON, and exits.
 /* global Bun */
 import { LeaseError, LeaseRegistry } from 'socket-lease';
@@ -87,6 +87,7 @@ const server = Bun.serve({
   websocket: lease.websocket({
     open(ws) {
       events.push({ ev: 'open', leaseId: ws.data.lease.leaseId, room: ws.data.room });
+      if (ws.data.lease.userId === 'boom') throw new Error('the host could not set the socket up');
     },
     message(ws, message) {
       const text = String(message);
