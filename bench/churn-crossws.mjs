@@ -168,8 +168,10 @@ async function main() {
         sums[s.kind].cycles += r.cycles;
         sums[s.kind].ms += r.ms;
       }
-      for (const k of ['bare', 'guarded']) rates[k].push((sums[k].cycles * 1000) / sums[k].ms);
-      ratios.push(rates.guarded.at(-1) / rates.bare.at(-1));
+      const rate = { bare: (sums.bare.cycles * 1000) / sums.bare.ms, guarded: (sums.guarded.cycles * 1000) / sums.guarded.ms };
+      rates.bare.push(rate.bare);
+      rates.guarded.push(rate.guarded);
+      ratios.push(rate.guarded / rate.bare);
 
       // CPU: both at once, half a batch each.
       const half = Math.max(1, Math.round(batch / 2));
@@ -179,12 +181,13 @@ async function main() {
         await Promise.all([bare, guarded].flatMap((s) => Array.from({ length: half }, () => cycle(s.url))));
       }
       const c1 = [bare.cpuUs(), guarded.cpuUs()];
-      cpu.bare.push((c1[0] - c0[0]) / cycles);
-      cpu.guarded.push((c1[1] - c0[1]) / cycles);
-      overheads.push(cpu.guarded.at(-1) - cpu.bare.at(-1));
+      const us = { bare: (c1[0] - c0[0]) / cycles, guarded: (c1[1] - c0[1]) / cycles };
+      cpu.bare.push(us.bare);
+      cpu.guarded.push(us.guarded);
+      overheads.push(us.guarded - us.bare);
       console.log(
-        `  round ${String(round + 1).padStart(2)}: bare ${rates.bare.at(-1)?.toFixed(0)}/s ${cpu.bare.at(-1)?.toFixed(1)} us, ` +
-          `guarded ${rates.guarded.at(-1)?.toFixed(0)}/s ${cpu.guarded.at(-1)?.toFixed(1)} us (${cycles} cycles each in the CPU window)`,
+        `  round ${String(round + 1).padStart(2)}: bare ${rate.bare.toFixed(0)}/s ${us.bare.toFixed(1)} us, ` +
+          `guarded ${rate.guarded.toFixed(0)}/s ${us.guarded.toFixed(1)} us (${cycles} cycles each in the CPU window)`,
       );
     }
     const overhead = median(overheads);
