@@ -171,6 +171,10 @@ class DenoLease {
   /** Sockets whose handshake Deno has not finished, with when they were admitted. @type {Map<any, number>} */
   #pending = new Map();
   /** @type {any} */ #pendingTimer;
+  /** Deno.upgradeWebSocket's options without a subprotocol: one object for every upgrade. */
+  #upgradeOptions;
+  /** Whether the Origin header is read: only with allowedOrigins (a header read costs). */
+  #readOrigin;
 
   /** @param {DenoLeaseOptions} options */
   constructor(options) {
@@ -209,6 +213,8 @@ class DenoLease {
     // Deno pings after idleTimeout/2 of silence and closes after idleTimeout: one
     // heartbeat interval each, as the Node host's ping and missed-pong check.
     this.#idleTimeout = (2 * (options.heartbeatMs ?? 30_000)) / 1000;
+    this.#upgradeOptions = Object.freeze({ idleTimeout: this.#idleTimeout });
+    this.#readOrigin = options.allowedOrigins !== undefined;
     // Handshakes Deno never finishes (the handler did not return the upgrade's response,
     // or the client left before it) fire no event at all: given back after upgradeTimeoutMs.
     this.#pendingTimer = setInterval(() => this.#abandonStale(), lc.upgradeTimeoutMs);
@@ -228,7 +234,7 @@ class DenoLease {
     }
     // Answered at once when identity, verify, the Origin check and the store are
     // synchronous (the usual case); otherwise once they answer.
-    const admitted = this.#lc.admitNow(req, req.headers.get('origin'));
+    const admitted = this.#lc.admitNow(req, this.#readOrigin ? req.headers.get('origin') : null);
     if (isThenable(admitted)) return admitted.then((a) => this.#admitted(a, req, hooks, true));
     return this.#admitted(admitted, req, hooks, false);
   }
@@ -249,7 +255,7 @@ class DenoLease {
     }
     let upgraded;
     try {
-      upgraded = this.#upgradeWebSocket(req, hooks.protocol === undefined ? { idleTimeout: this.#idleTimeout } : { protocol: hooks.protocol, idleTimeout: this.#idleTimeout });
+      upgraded = this.#upgradeWebSocket(req, hooks.protocol === undefined ? this.#upgradeOptions : { protocol: hooks.protocol, idleTimeout: this.#idleTimeout });
     } catch (err) {
       // Deno refused the handshake (a subprotocol the client did not offer, a missing
       // Connection: upgrade): give back, evict nothing.
