@@ -6,13 +6,13 @@
 //
 // The sources may only export with `export class|function|const <name>`, and import
 // with `import { a, b } from './x.mjs'` (relative, named, no renaming).
-// js/lifecycle/index.mjs only re-exports; its CommonJS twin (index.cjs) is written by hand.
+// js/lifecycle/index.mjs and node.mjs only re-export; index.cjs is written by hand.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const js = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'js');
-const sources = ['runtime.mjs', ...fs.readdirSync(path.join(js, 'lifecycle')).filter((f) => f.endsWith('.mjs') && f !== 'index.mjs').map((f) => `lifecycle/${f}`)];
+const sources = ['runtime.mjs', ...fs.readdirSync(path.join(js, 'lifecycle')).filter((f) => f.endsWith('.mjs') && f !== 'index.mjs' && f !== 'node.mjs').map((f) => `lifecycle/${f}`)];
 
 for (const file of sources) {
   const source = fs.readFileSync(path.join(js, file), 'utf8');

@@ -266,6 +266,10 @@ export declare class Connection {
 
 export declare const LIFECYCLE_OPTIONS: readonly string[];
 export declare function invalidOption(where: string, message: string): Error;
+/** An option in milliseconds (or bytes): an integer from `min` to 2^31 - 1, else `invalid(message)` is thrown. */
+export declare function checkMs(value: unknown, name: string, min: number, invalid: (message: string) => Error): number;
+/** Whether a store's or hook's answer is a promise to wait for. */
+export declare function isThenable(value: unknown): value is PromiseLike<any>;
 
 export declare class ConnectionLifecycle<S = any> {
   /** Throws `LeaseError` `INVALID_OPTION` for an option of the wrong type or range. */
