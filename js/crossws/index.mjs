@@ -31,15 +31,22 @@ const invalid = (/** @type {string} */ message) => invalidOption(WHERE, message)
 const GUARD_OPTIONS = [...LIFECYCLE_OPTIONS, 'registry', 'maxPayload', 'heartbeat'];
 const HEARTBEATS = ['auto', 'ping', 'runtime'];
 
-// Where a connection's state lives in the peer's context, the one per-connection object
-// crossws hands from upgrade() to every later hook on every adapter. Symbols: nothing of
-// the user's context is shadowed, and JSON.stringify(peer.context) does not carry them.
-/** The admitted Connection. */
-const CONN = Symbol('socket-lease connection');
-/** The user's open() was called: their message/close/error hooks may run. */
-const SERVED = Symbol('socket-lease served');
-/** While an eviction is committed to an asynchronous store: resolves to whether the peer is served. */
-const OPENING = Symbol('socket-lease opening');
+// Where a connection's state lives: in the peer's context, the one per-connection object
+// crossws hands from upgrade() to every later hook on every adapter, under a symbol
+// (nothing of the user's context is shadowed, JSON.stringify(peer.context) leaves it out).
+// One fixed-shape record, set once: the context object never changes shape afterwards.
+const ENTRY = Symbol('socket-lease connection');
+
+class Entry {
+  /** The user's open() was called: their message/close/error hooks may run. */
+  served = false;
+  /** @type {Promise<boolean> | null} while an eviction is committed to an asynchronous store: whether the peer is served */
+  opening = null;
+  /** @param {Connection} conn */
+  constructor(conn) {
+    this.conn = conn;
+  }
+}
 
 const OPEN = 1;
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
@@ -291,16 +298,17 @@ class LeaseGuard {
         return toResponse(lc.refuse(503, { reason: 'shutting-down' }, 1000));
       }
       pending.set(conn, Date.now());
-      const context = { ...result?.context, [CONN]: conn };
+      const context = { ...result?.context, [ENTRY]: new Entry(conn) };
       return result ? { ...result, context } : { context };
     };
 
     /**
      * @param {any} peer
-     * @param {Connection} conn
+     * @param {Entry} entry
      */
-    const serve = (peer, conn) => {
-      peer.context[SERVED] = true;
+    const serve = (peer, entry) => {
+      entry.served = true;
+      const conn = entry.conn;
       if (!userOpen) return undefined;
       /** @param {unknown} err */
       const failed = (err) => {
@@ -342,19 +350,18 @@ class LeaseGuard {
 
     /**
      * The socket is gone: release once (after an eviction still being committed).
-     * @param {any} context
+     * @param {Entry | undefined} entry
      * @param {(conn: Connection) => void} end
      */
-    const ended = (context, end) => {
-      const conn = context?.[CONN];
-      if (!(conn instanceof Connection)) return;
+    const ended = (entry, end) => {
+      if (!(entry instanceof Entry)) return;
+      const conn = entry.conn;
       if (pending.delete(conn)) {
         // Closed before it was ever opened (an adapter that reports close without open).
         lc.cancel(conn);
         return;
       }
-      const opening = context[OPENING];
-      if (opening) void opening.then(() => end(conn));
+      if (entry.opening) void entry.opening.then(() => end(conn));
       else end(conn);
     };
 
@@ -373,9 +380,8 @@ class LeaseGuard {
       },
 
       open: (peer) => {
-        const context = /** @type {any} */ (peer.context);
-        const conn = context?.[CONN];
-        if (!(conn instanceof Connection)) {
+        const entry = /** @type {any} */ (peer.context)?.[ENTRY];
+        if (!(entry instanceof Entry)) {
           // Our upgrade hook did not run for this socket (replaced, or a route without
           // it): serving it would be a socket without a lease.
           if (!this.#bypassLogged) {
@@ -385,24 +391,25 @@ class LeaseGuard {
           peer.close(1011, 'no lease: the socket-lease upgrade hook did not run');
           return undefined;
         }
+        const conn = entry.conn;
         pending.delete(conn);
         const opened = lc.open(conn, peer);
-        if (opened === true) return serve(peer, conn);
+        if (opened === true) return serve(peer, entry);
         if (opened === false) return undefined;
         // A planned eviction is being committed with an asynchronous store: messages that
         // arrive meanwhile wait for it rather than reach a socket without a lease.
         const opening = Promise.resolve(opened).then((ok) => {
-          context[OPENING] = undefined;
+          entry.opening = null;
           return ok;
         });
-        context[OPENING] = opening;
-        return opening.then((ok) => (ok ? serve(peer, conn) : undefined));
+        entry.opening = opening;
+        return opening.then((ok) => (ok ? serve(peer, entry) : undefined));
       },
 
       message: (peer, message) => {
         const conn = lc.connectionOf(peer);
         if (conn !== undefined) return onMessage(peer, conn, message);
-        const opening = /** @type {any} */ (peer.context)?.[OPENING];
+        const opening = /** @type {any} */ (peer.context)?.[ENTRY]?.opening;
         if (opening) {
           return opening.then((/** @type {boolean} */ ok) => {
             const c = ok ? lc.connectionOf(peer) : undefined;
@@ -421,18 +428,18 @@ class LeaseGuard {
       },
 
       close: (peer, details) => {
-        const context = /** @type {any} */ (peer.context);
-        ended(context, (conn) => lc.closed(conn));
-        if (context?.[SERVED]) return userClose?.(peer, details);
+        const entry = /** @type {any} */ (peer.context)?.[ENTRY];
+        ended(entry, (conn) => lc.closed(conn));
+        if (entry?.served) return userClose?.(peer, details);
         return undefined;
       },
 
       error: (peer, error) => {
-        const context = /** @type {any} */ (peer.context);
+        const entry = /** @type {any} */ (peer.context)?.[ENTRY];
         // A frame over the runtime's limit (ws: 1009 already sent), a protocol error: the
         // runtime closes the socket; the lease goes back now.
-        ended(context, (conn) => lc.error(conn, error));
-        if (context?.[SERVED]) return userError?.(peer, error);
+        ended(entry, (conn) => lc.error(conn, error));
+        if (entry?.served) return userError?.(peer, error);
         return undefined;
       },
     };
