@@ -14,9 +14,10 @@
 //     each, the order alternating between rounds); cycles per second as the client sees
 //     them; ratio guarded / bare within the round (target >= 0.95, median of the rounds);
 //   - CPU: per round, both servers driven at once for --time-ms (same rate, same moments,
-//     same outside load); each server's CPU time (user + system of all its threads, from
-//     /proc/<pid>/stat, which works for any runtime; clock ticks of 10 ms, hence rounds of
-//     seconds) per cycle; guarded - bare within the round (target <= 10 us, median).
+//     same outside load); each server's CPU time per cycle, read by this process from
+//     /proc/<pid> (any runtime: the run time of all its threads in task/*/schedstat, in
+//     ns, rather than stat's 10 ms ticks); guarded - bare within the round (target
+//     <= 10 us, median).
 //
 // Loopback only. The servers run with --allow-net=127.0.0.1 --allow-env --allow-read=.:
 // read only because this file imports socket-lease/deno dynamically (it also runs under
@@ -108,12 +109,25 @@ async function client() {
   const deno = path.join(root, 'node_modules/.bin/deno');
   const tick = 100; // USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s on Linux
 
-  /** CPU microseconds (user + system, every thread) a process has used so far. @param {number} pid */
+  /**
+   * CPU microseconds a process has used so far, all its threads: the sum of each thread's
+   * run time in /proc/<pid>/task/<tid>/schedstat (nanoseconds), which resolves a cycle,
+   * where /proc/<pid>/stat's utime + stime count 10 ms clock ticks (one tick is several
+   * microseconds per cycle over a round). Deno's threads live as long as the process, so
+   * no thread's time is lost by exiting. Falls back to /proc/<pid>/stat.
+   * @param {number} pid
+   */
   function cpuUs(pid) {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // After "pid (comm) ": state is field 3, utime 14 and stime 15 (1-based).
-    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / tick;
+    try {
+      let ns = 0;
+      for (const tid of fs.readdirSync(`/proc/${pid}/task`)) ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      return ns / 1000;
+    } catch {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // After "pid (comm) ": utime and stime are fields 14 and 15 (1-based), in 1/100 s.
+      return ((Number(fields[11]) + Number(fields[12])) * 1e6) / tick;
+    }
   }
 
   /** @param {'bare' | 'guarded'} kind */
