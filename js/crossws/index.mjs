@@ -14,16 +14,29 @@
 // Runtime-neutral on purpose (no `node:` import): the same hooks run on every crossws
 // adapter. What differs between adapters (who can ping, who reports bufferedAmount) is
 // read from the peer, never from the runtime's name.
+// By the package's own name, not relative paths: on Node and Bun both resolve to the
+// CommonJS instances, so option errors are socket-lease's own LeaseError class there.
 import { LeaseRegistry } from 'socket-lease';
-import { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, checkMs, invalidOption, isThenable } from '../lifecycle/lifecycle.mjs';
-import { CLOSE_REASONS, CloseCodes, DEFAULT_MAX_PAYLOAD, STATUS_TEXT } from '../lifecycle/protocol.mjs';
-import { eventLogger, makeLog } from '../lifecycle/log.mjs';
+import {
+  CLOSE_REASONS,
+  CloseCodes,
+  Connection,
+  ConnectionLifecycle,
+  DEFAULT_MAX_PAYLOAD,
+  LIFECYCLE_OPTIONS,
+  STATUS_TEXT,
+  checkMs,
+  eventLogger,
+  invalidOption,
+  isThenable,
+  makeLog,
+} from 'socket-lease/lifecycle';
 
 /** @typedef {import('./index.js').LeaseGuardOptions} LeaseGuardOptions */
 /** @typedef {import('./index.js').LeaseHooksOptions} LeaseHooksOptions */
 /** @typedef {import('crossws').Hooks} Hooks */
 /** @typedef {import('crossws').Peer} Peer */
-/** @typedef {import('../lifecycle/protocol.mjs').Refusal} Refusal */
+/** @typedef {import('socket-lease/lifecycle').Refusal} Refusal */
 
 const WHERE = 'socket-lease/crossws';
 const invalid = (/** @type {string} */ message) => invalidOption(WHERE, message);
@@ -177,7 +190,7 @@ class LeaseGuard {
       });
     }
     const { registry: _r, maxPayload: _m, heartbeat: _h, ...lifecycleOptions } = options;
-    /** @type {import('../lifecycle/lifecycle.mjs').SocketDriver} */
+    /** @type {import('socket-lease/lifecycle').SocketDriver} */
     const driver = {
       close: (peer, code, reason) => peer.close(code, reason),
       terminate: (peer) => peer.terminate(),

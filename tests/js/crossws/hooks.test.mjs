@@ -10,7 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import WebSocket from 'ws';
 import crossws from 'crossws/adapters/node';
 import { defineHooks } from 'crossws';
-import { LeaseRegistry } from 'socket-lease';
+import { LeaseError, LeaseRegistry } from 'socket-lease';
 import { CloseCodes, createLeaseGuard } from 'socket-lease/crossws';
 import net from 'node:net';
 import { AsyncStore, closed, connect, echo, open, waitFor } from '../node/helpers.mjs';
@@ -287,7 +287,7 @@ test('close(): 1001 to every peer, every lease released, later upgrades 503', as
 
 test('option errors are LeaseError INVALID_OPTION', () => {
   const code = { code: 'INVALID_OPTION' };
-  assert.throws(() => createLeaseGuard(/** @type {any} */ ({ userId: userOf, heartbeatMS: 10 })), code);
+  assert.throws(() => createLeaseGuard(/** @type {any} */ ({ userId: userOf, heartbeatMS: 10 })), (err) => err instanceof LeaseError && err.code === 'INVALID_OPTION');
   assert.throws(() => createLeaseGuard(/** @type {any} */ ({})), code);
   assert.throws(() => createLeaseGuard(/** @type {any} */ ({ userId: userOf, heartbeat: 'sometimes' })), code);
   assert.throws(() => createLeaseGuard({ userId: userOf, maxPayload: 0 }), code);
