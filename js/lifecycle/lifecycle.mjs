@@ -858,8 +858,18 @@ export class ConnectionLifecycle {
 
   // ------------------------------------------------------------------ internals
 
-  /** @param {Connection} conn */
+  /**
+   * The store granted `conn` its lease. A connection that ended while the store decided
+   * (its socket closed during an asynchronous phase two) must not keep it: it is given
+   * back at once, or it would count against the user until its TTL.
+   * @param {Connection} conn
+   */
   #track(conn) {
+    if (conn.finished) {
+      conn.finished = false;
+      this.#finish(conn);
+      return;
+    }
     this.#byLease.set(conn.leaseId, conn);
   }
 

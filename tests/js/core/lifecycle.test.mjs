@@ -1,0 +1,80 @@
+// The lifecycle's contract with an adapter, driven directly: what an adapter reports
+// (closed, cancel) at awkward moments of an asynchronous store. The sockets are plain
+// records; what is under test is the lifecycle's bookkeeping against a real registry.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LeaseRegistry } from 'socket-lease';
+import { Connection, ConnectionLifecycle } from 'socket-lease/lifecycle';
+
+/** A LeaseRegistry whose acquires wait for the test to let them through. */
+class GatedStore {
+  registry = new LeaseRegistry({ perUserLimit: 1, onLimit: 'evict-oldest' });
+  /** @type {Array<() => void>} */ gates = [];
+  /** @param {string} userId @param {any} options */
+  acquire(userId, options) {
+    return new Promise((resolve) => this.gates.push(() => resolve(this.registry.acquire(userId, options))));
+  }
+  /** @param {string} id @param {number} [now] */
+  release(id, now) {
+    return this.registry.release(id, now);
+  }
+  /** @param {string} id @param {number} [now] */
+  touch(id, now) {
+    return this.registry.touch(id, now);
+  }
+  /** @param {number} [now] */
+  sweep(now) {
+    return this.registry.sweep(now);
+  }
+  openNext() {
+    /** @type {() => void} */ (this.gates.shift())();
+  }
+}
+
+const driver = {
+  /** @type {Array<[number, string]>} */ closes: [],
+  close(/** @type {any} */ socket, /** @type {number} */ code, /** @type {string} */ reason) {
+    this.closes.push([code, reason]);
+    socket.readyState = 2;
+  },
+  terminate(/** @type {any} */ socket) {
+    socket.readyState = 3;
+  },
+};
+
+const until = async (/** @type {() => boolean} */ check) => {
+  for (let i = 0; i < 1000 && !check(); i++) await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(check());
+};
+
+test('a socket that closes while open() commits its eviction to an asynchronous store: the lease granted after is released at once', async () => {
+  const store = new GatedStore();
+  const lifecycle = new ConnectionLifecycle({ store, userId: () => 'ann', logLevel: 'silent', heartbeatMs: 60_000 }, driver, 'test');
+  // The first socket holds the user's only slot.
+  const first = lifecycle.admit({}, null);
+  await until(() => store.gates.length === 1);
+  store.openNext();
+  const a = await first;
+  assert.ok(a instanceof Connection);
+  assert.equal(await lifecycle.open(a, { readyState: 1 }), true);
+  // The second is admitted with an eviction planned (phase one changes nothing)...
+  const second = lifecycle.admit({}, null);
+  await until(() => store.gates.length === 1);
+  store.openNext();
+  const b = await second;
+  assert.ok(b instanceof Connection);
+  assert.equal(store.registry.stats().evicted, 0);
+  // ...phase two waits for the store, and meanwhile the new socket closes.
+  const opened = lifecycle.open(b, { readyState: 1 });
+  await until(() => store.gates.length === 1);
+  lifecycle.closed(b);
+  store.openNext();
+  assert.equal(await opened, false);
+  // The eviction happened (the policy's decision stands) and the lease it made room for
+  // went back at once: the user holds nothing, and nothing is left to leak.
+  await until(() => store.registry.stats().active === 0);
+  assert.equal(store.registry.stats().evicted, 1);
+  assert.deepEqual(driver.closes.map(([code]) => code).includes(4008), true);
+  assert.equal(store.registry.stats().unknownReleases, 0);
+  await lifecycle.close();
+});
