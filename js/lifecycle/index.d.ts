@@ -109,6 +109,8 @@ export interface Refusal {
   body: string;
   /** The user, when identity had named one. */
   userId: string | null;
+  /** When a retry can succeed (429, 503), in ms as the store said, before rounding to `Retry-After`'s seconds; null otherwise. */
+  retryAfterMs: number | null;
 }
 
 /** `Retry-After` seconds for a delay: `max(1, ceil(ms / 1000))`. */

@@ -941,6 +941,8 @@ export class ConnectionLifecycle {
   #finish(conn) {
     if (conn.finished) return;
     conn.finished = true;
+    // An admitted connection the sweep or a revocation ended before it opened.
+    this.#pending.delete(conn);
     this.#byLease.delete(conn.leaseId);
     if (conn.socket !== null) this.#bySocket.delete(conn.socket);
     if (conn.storeGone || (conn.leaseId === '' && conn.handle < 0)) return;
@@ -1219,14 +1221,17 @@ function isIdList(v) {
 }
 
 /**
- * Timers must not keep a process alive on their own (Node, Bun); elsewhere there is no
- * `unref` and nothing to do. close() clears them anyway.
+ * Timers must not keep a process alive on their own (Node, Bun, Deno); elsewhere
+ * (browsers, workerd) there is nothing to do. close() clears them anyway.
  * @template T
  * @param {T} timer
  * @returns {T}
  */
 function unref(timer) {
-  /** @type {any} */ (timer)?.unref?.();
+  const t = /** @type {any} */ (timer);
+  if (typeof t?.unref === 'function') t.unref();
+  // Deno's timers are numbers, unref'd through the runtime.
+  else if (typeof t === 'number') /** @type {any} */ (globalThis).Deno?.unrefTimer?.(t);
   return timer;
 }
 

@@ -80,6 +80,8 @@ export const STATUS_TEXT = Object.freeze({
  * @property {Record<string, string>} headers   lower-case names
  * @property {string} body          JSON
  * @property {string | null} userId  the user, when identity had named one
+ * @property {number | null} retryAfterMs  when a retry can succeed (429, 503), as the store
+ *   said, before rounding to the whole seconds of Retry-After; null otherwise
  */
 
 /**
@@ -95,7 +97,7 @@ export function refusal(status, body, retryAfterMs, userId = null) {
   /** @type {Record<string, string>} */
   const headers = { 'content-type': 'application/json', 'cache-control': 'no-store' };
   if (retryAfterMs !== undefined) headers['retry-after'] = String(retryAfterSeconds(retryAfterMs));
-  return { ok: false, status, reason: body.reason, headers, body: JSON.stringify(body), userId };
+  return { ok: false, status, reason: body.reason, headers, body: JSON.stringify(body), userId, retryAfterMs: retryAfterMs ?? null };
 }
 
 /** @param {number} ms */

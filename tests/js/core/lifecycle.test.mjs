@@ -42,8 +42,10 @@ const driver = {
   },
 };
 
+/** Polls until `check` holds; the bound only keeps a broken build from hanging. */
 const until = async (/** @type {() => boolean} */ check) => {
-  for (let i = 0; i < 1000 && !check(); i++) await new Promise((resolve) => setImmediate(resolve));
+  const deadline = Date.now() + 5_000;
+  while (!check() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2));
   assert.ok(check());
 };
 
@@ -76,5 +78,42 @@ test('a socket that closes while open() commits its eviction to an asynchronous 
   assert.equal(store.registry.stats().evicted, 1);
   assert.deepEqual(driver.closes.map(([code]) => code).includes(4008), true);
   assert.equal(store.registry.stats().unknownReleases, 0);
+  await lifecycle.close();
+});
+
+test('a quota refusal carries the store\'s retryAfterMs beside Retry-After\'s whole seconds', async () => {
+  let now = 1_000_000;
+  const store = new LeaseRegistry({ perUserLimit: 1, ttlMs: 10_500 });
+  const lifecycle = new ConnectionLifecycle({ store, userId: () => 'bea', logLevel: 'silent', clock: () => now, heartbeatMs: 60_000 }, driver, 'test');
+  const a = await lifecycle.admit({}, null);
+  assert.ok(a instanceof Connection);
+  now += 1_000;
+  const refused = await lifecycle.admit({}, null);
+  assert.ok(!(refused instanceof Connection));
+  assert.equal(refused.status, 429);
+  assert.equal(refused.retryAfterMs, 9_500, 'the oldest lease expires 9.5 s from now');
+  assert.equal(refused.headers['retry-after'], '10');
+  assert.deepEqual(JSON.parse(refused.body), { reason: 'user-limit', limit: 1, active: 1 });
+  const unauthorized = await new ConnectionLifecycle({ store, userId: () => null, logLevel: 'silent' }, driver, 'test').admit({}, null);
+  assert.ok(!(unauthorized instanceof Connection));
+  assert.equal(unauthorized.retryAfterMs, null);
+  lifecycle.cancel(a);
+  await lifecycle.close();
+});
+
+test('an admitted connection whose lease the sweep drops before it opens no longer counts as a pending upgrade, and opening it closes the socket with 4009', async () => {
+  let now = 2_000_000;
+  const store = new LeaseRegistry({ perUserLimit: 2, ttlMs: 1_000 });
+  const lifecycle = new ConnectionLifecycle({ store, userId: () => 'cy', logLevel: 'silent', clock: () => now, heartbeatMs: 60_000, sweepMs: 10 }, driver, 'test');
+  const a = await lifecycle.admit({}, null);
+  assert.ok(a instanceof Connection);
+  assert.equal(lifecycle.stats().pendingUpgrades, 1);
+  now += 5_000; // expired; the next sweep (every 10 ms) drops it
+  await until(() => lifecycle.stats().pendingUpgrades === 0);
+  const socket = { readyState: 1 };
+  driver.closes.length = 0;
+  assert.equal(await lifecycle.open(a, socket), false);
+  assert.deepEqual(driver.closes.map(([code]) => code), [4009]);
+  assert.equal(store.stats().unknownReleases, 0);
   await lifecycle.close();
 });
