@@ -142,7 +142,10 @@ test('same decisions as the package, operation by operation (random sequences)',
           assert.equal(r.reused, p.reused, where);
           if (!p.reused) held.push({ lease: r.lease, id: p.lease.id });
         } else {
-          assert.deepEqual(r, p, where);
+          // The decision, not the package's report of the expired leases it reclaimed on
+          // the way (`reclaimed`, which the reference does not keep).
+          const { reclaimed: _reclaimed, ...decision } = /** @type {any} */ (p);
+          assert.deepEqual(r, decision, where);
         }
       } else if (op < 8 && held.length > 0) {
         const { lease, id } = held.splice(rand(held.length), 1)[0];
