@@ -14,7 +14,7 @@ import protocol from '../lifecycle/protocol.cjs';
 import log from '../lifecycle/log.cjs';
 
 const { LeaseRegistry } = core;
-const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, checkMs, invalidOption, isThenable } = lifecycle;
+const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, LeaseHost, checkMs, invalidOption, isThenable } = lifecycle;
 const { CloseCodes, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PAYLOAD, STATUS_TEXT } = protocol;
 const { eventLogger, makeLog } = log;
 
@@ -84,7 +84,7 @@ function respond(r) {
 }
 
 /** @template {object} [T={}] */
-class BunLease {
+class BunLease extends LeaseHost {
   /** @type {import('./index.js').LeaseStore} */ store;
   #lc;
   #log;
@@ -93,6 +93,7 @@ class BunLease {
 
   /** @param {BunLeaseOptions} options */
   constructor(options) {
+    super();
     if (options === null || typeof options !== 'object') throw invalid('options must be an object with userId(req)');
     // A misspelt option (heartbeatMS) would otherwise be ignored without a word.
     for (const name of Object.keys(options)) {
@@ -119,6 +120,7 @@ class BunLease {
     }
     const { registry: _registry, maxPayload: _maxPayload, ...lifecycleOptions } = options;
     this.#lc = new ConnectionLifecycle({ ...lifecycleOptions, store }, DRIVER, WHERE);
+    this.lifecycle = this.#lc;
     this.#log = makeLog(options.logger, options.logLevel, invalid);
     this.store = store;
     // writable(ws) is the graceful bound (4010 at maxBufferedBytes). Bun's limit is the
@@ -263,45 +265,6 @@ class BunLease {
     if (h.perMessageDeflate !== undefined) handler.perMessageDeflate = h.perMessageDeflate;
     if (h.publishToSelf !== undefined) handler.publishToSelf = h.publishToSelf;
     return handler;
-  }
-
-  /** @param {Socket} ws */
-  leaseOf(ws) {
-    const conn = this.#lc.connectionOf(ws);
-    return conn ? this.#lc.leaseOf(conn) : undefined;
-  }
-
-  /** @param {Socket} ws */
-  leaseIdOf(ws) {
-    return this.#lc.connectionOf(ws)?.leaseId;
-  }
-
-  /** @param {Socket} ws */
-  userIdOf(ws) {
-    return this.#lc.connectionOf(ws)?.userId;
-  }
-
-  /** @param {Socket} ws */
-  writable(ws) {
-    const conn = this.#lc.connectionOf(ws);
-    return conn ? this.#lc.writable(conn) : false;
-  }
-
-  sockets() {
-    return /** @type {IterableIterator<import('./index.js').BunServerWebSocket<import('./index.js').LeaseData<T>>>} */ (this.#lc.sockets());
-  }
-
-  /** @param {string} userId */
-  lastRefusal(userId) {
-    return this.#lc.lastRefusal(userId);
-  }
-
-  stats() {
-    return this.#lc.stats();
-  }
-
-  metrics() {
-    return this.#lc.metrics();
   }
 
   close() {

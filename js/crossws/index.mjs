@@ -24,6 +24,7 @@ import {
   ConnectionLifecycle,
   DEFAULT_MAX_PAYLOAD,
   LIFECYCLE_OPTIONS,
+  LeaseHost,
   STATUS_TEXT,
   checkMs,
   eventLogger,
@@ -147,7 +148,7 @@ function overMax(raw, max) {
   return typeof size === 'number' && size > max;
 }
 
-class LeaseGuard {
+class LeaseGuard extends LeaseHost {
   /** @type {import('./index.js').LeaseStore} */ store;
   /** @type {ConnectionLifecycle} */ #lc;
   #maxPayload;
@@ -161,6 +162,7 @@ class LeaseGuard {
 
   /** @param {LeaseGuardOptions} options */
   constructor(options) {
+    super();
     if (options === null || typeof options !== 'object') throw invalid('options must be an object with userId(request)');
     // A misspelt option (heartbeatMS) would otherwise be ignored without a word.
     for (const name of Object.keys(options)) {
@@ -203,6 +205,7 @@ class LeaseGuard {
       afterIO: typeof setImmediate === 'function' ? (fn) => void setImmediate(() => setImmediate(fn)) : undefined,
     };
     this.#lc = new ConnectionLifecycle({ ...lifecycleOptions, store }, driver, WHERE);
+    this.lifecycle = this.#lc;
     this.store = store;
     this.#log = makeLog(options.logger, options.logLevel, invalid);
     // One timer for every pending upgrade, not one per upgrade: an admitted upgrade that
@@ -478,50 +481,6 @@ class LeaseGuard {
         maxPayload: this.#maxPayload,
       },
     };
-  }
-
-  /** @param {Peer} peer */
-  leaseOf(peer) {
-    const conn = this.#lc.connectionOf(peer);
-    return conn ? this.#lc.leaseOf(conn) : undefined;
-  }
-
-  /** @param {Peer} peer */
-  leaseIdOf(peer) {
-    return this.#lc.connectionOf(peer)?.leaseId;
-  }
-
-  /** @param {Peer} peer */
-  userIdOf(peer) {
-    return this.#lc.connectionOf(peer)?.userId;
-  }
-
-  /**
-   * Whether `peer` can take more data: false once more than `maxBufferedBytes` wait unsent
-   * (the peer does not read); the socket is then being closed with 4010. Always true on
-   * adapters whose peers report no bufferedAmount (Cloudflare).
-   * @param {Peer} peer
-   */
-  writable(peer) {
-    const conn = this.#lc.connectionOf(peer);
-    return conn ? this.#lc.writable(conn) : false;
-  }
-
-  sockets() {
-    return /** @type {IterableIterator<Peer>} */ (this.#lc.sockets());
-  }
-
-  /** @param {string} userId */
-  lastRefusal(userId) {
-    return this.#lc.lastRefusal(userId);
-  }
-
-  stats() {
-    return this.#lc.stats();
-  }
-
-  metrics() {
-    return this.#lc.metrics();
   }
 
   close() {

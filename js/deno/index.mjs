@@ -20,7 +20,7 @@
 //
 // Runtime-neutral ESM: no `node:` import. The core comes from core.mjs (no --allow-read).
 import { LeaseRegistry } from './core.mjs';
-import { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, checkMs, invalidOption, isThenable } from '../lifecycle/lifecycle.mjs';
+import { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, LeaseHost, checkMs, invalidOption, isThenable } from '../lifecycle/lifecycle.mjs';
 import { CloseCodes, CLOSE_REASONS, DEFAULT_MAX_PAYLOAD } from '../lifecycle/protocol.mjs';
 import { eventLogger } from '../lifecycle/log.mjs';
 
@@ -160,7 +160,7 @@ function refusalResponse(r) {
   return new Response(r.body, { status: r.status, headers: r.headers });
 }
 
-class DenoLease {
+class DenoLease extends LeaseHost {
   /** @type {import('./index.js').LeaseStore} */ store;
   #lc;
   #idleTimeout;
@@ -178,6 +178,7 @@ class DenoLease {
 
   /** @param {DenoLeaseOptions} options */
   constructor(options) {
+    super();
     if (options === null || typeof options !== 'object') throw invalid('options must be an object with userId(request)');
     // A misspelt option (heartbeatMS) would otherwise be ignored without a word.
     for (const name of Object.keys(options)) {
@@ -209,6 +210,7 @@ class DenoLease {
     const { registry: _registry, maxPayload: _maxPayload, ...lifecycleOptions } = options;
     const lc = new ConnectionLifecycle({ ...lifecycleOptions, store }, DRIVER, WHERE);
     this.#lc = lc;
+    this.lifecycle = this.#lc;
     this.store = store;
     // Deno pings after idleTimeout/2 of silence and closes after idleTimeout: one
     // heartbeat interval each, as the Node host's ping and missed-pong check.
@@ -333,49 +335,6 @@ class DenoLease {
       this.#pending.delete(ws);
       this.#lc.cancel(ws[CONN]);
     }
-  }
-
-  /** @param {WebSocket} ws */
-  leaseOf(ws) {
-    const conn = this.#lc.connectionOf(ws);
-    return conn ? this.#lc.leaseOf(conn) : undefined;
-  }
-
-  /** @param {WebSocket} ws */
-  leaseIdOf(ws) {
-    return this.#lc.connectionOf(ws)?.leaseId;
-  }
-
-  /** @param {WebSocket} ws */
-  userIdOf(ws) {
-    return this.#lc.connectionOf(ws)?.userId;
-  }
-
-  /**
-   * Whether `ws` can take more data: false once more than `maxBufferedBytes` wait unsent
-   * (the peer does not read), and then the socket is being closed with 4010.
-   * @param {WebSocket} ws
-   */
-  writable(ws) {
-    const conn = this.#lc.connectionOf(ws);
-    return conn ? this.#lc.writable(conn) : false;
-  }
-
-  sockets() {
-    return /** @type {IterableIterator<WebSocket>} */ (this.#lc.sockets());
-  }
-
-  /** @param {string} userId */
-  lastRefusal(userId) {
-    return this.#lc.lastRefusal(userId);
-  }
-
-  stats() {
-    return this.#lc.stats();
-  }
-
-  metrics() {
-    return this.#lc.metrics();
   }
 
   close() {

@@ -267,6 +267,27 @@ export declare class Connection {
 }
 
 export declare const LIFECYCLE_OPTIONS: readonly string[];
+
+/** What every adapter's guard answers about its sockets; adapters extend it and set `lifecycle`. */
+export declare class LeaseHost<S = any> {
+  /** The adapter's lifecycle. */
+  lifecycle: ConnectionLifecycle<S>;
+  /** The full lease of an open socket (`undefined` once it closed or its lease is gone). */
+  leaseOf(socket: S): Lease | undefined;
+  /** The socket's lease id (`conn_…`), without building the lease object. */
+  leaseIdOf(socket: S): string | undefined;
+  /** The user the socket was admitted for. */
+  userIdOf(socket: S): string | undefined;
+  /** False once more than `maxBufferedBytes` wait unsent; the socket is then closed with 4010. */
+  writable(socket: S): boolean;
+  /** The sockets held open. */
+  sockets(): IterableIterator<S>;
+  /** The user's last refused upgrade, or null. */
+  lastRefusal(userId: string): LastRefusal | null;
+  stats(): LifecycleStats;
+  /** The store's metrics plus the lifecycle's, as Prometheus text. */
+  metrics(): Promise<string>;
+}
 export declare function invalidOption(where: string, message: string): Error;
 /** An option in milliseconds (or bytes): an integer from `min` to 2^31 - 1, else `invalid(message)` is thrown. */
 export declare function checkMs(value: unknown, name: string, min: number, invalid: (message: string) => Error): number;

@@ -1179,6 +1179,64 @@ export class ConnectionLifecycle {
 }
 
 /**
+ * What every adapter's guard answers about its sockets (the demo app's host view), written
+ * once: an adapter's class extends it and sets `lifecycle` in its constructor. Keyed by
+ * the adapter's own socket (a ws, a Bun or Deno WebSocket, a crossws peer, a Socket.IO
+ * socket).
+ */
+export class LeaseHost {
+  /** @type {ConnectionLifecycle} the adapter's lifecycle, set by its constructor */
+  lifecycle = /** @type {any} */ (null);
+
+  /**
+   * The full lease of an open socket (`undefined` once it closed or its lease is gone).
+   * @param {any} socket
+   */
+  leaseOf(socket) {
+    const conn = this.lifecycle.connectionOf(socket);
+    return conn ? this.lifecycle.leaseOf(conn) : undefined;
+  }
+
+  /** The socket's lease id (`conn_…`), without building the lease object. @param {any} socket */
+  leaseIdOf(socket) {
+    return this.lifecycle.connectionOf(socket)?.leaseId;
+  }
+
+  /** The user the socket was admitted for. @param {any} socket */
+  userIdOf(socket) {
+    return this.lifecycle.connectionOf(socket)?.userId;
+  }
+
+  /**
+   * Whether the socket can take more data: false once more than `maxBufferedBytes` wait
+   * unsent (the peer does not read), and then the socket is being closed with 4010.
+   * @param {any} socket
+   */
+  writable(socket) {
+    const conn = this.lifecycle.connectionOf(socket);
+    return conn ? this.lifecycle.writable(conn) : false;
+  }
+
+  /** The sockets held open. */
+  sockets() {
+    return this.lifecycle.sockets();
+  }
+
+  /** The user's last refused upgrade, or null. @param {string} userId */
+  lastRefusal(userId) {
+    return this.lifecycle.lastRefusal(userId);
+  }
+
+  stats() {
+    return this.lifecycle.stats();
+  }
+
+  metrics() {
+    return this.lifecycle.metrics();
+  }
+}
+
+/**
  * @template T
  * @param {T} value
  * @returns {{ promise: Promise<T>, resolve: () => void }}

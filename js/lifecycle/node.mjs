@@ -7,6 +7,7 @@ export const {
   ConnectionLifecycle,
   Connection,
   LIFECYCLE_OPTIONS,
+  LeaseHost,
   checkMs,
   invalidOption,
   isThenable,

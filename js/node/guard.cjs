@@ -11,7 +11,7 @@
 
 const { WebSocketServer } = require('ws');
 const { LeaseRegistry } = require('../node.cjs');
-const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, checkMs, invalidOption, isThenable } = require('../lifecycle/lifecycle.cjs');
+const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, LeaseHost, checkMs, invalidOption, isThenable } = require('../lifecycle/lifecycle.cjs');
 const { CloseCodes, DEFAULT_MAX_PAYLOAD, STATUS_TEXT } = require('../lifecycle/protocol.cjs');
 const { eventLogger } = require('../lifecycle/log.cjs');
 
@@ -89,7 +89,7 @@ function noop() {}
 /** What handleUpgrade answers when the upgrade is over by the time it returns. */
 const DONE = Promise.resolve();
 
-class LeaseGuard {
+class LeaseGuard extends LeaseHost {
   /** @type {import('./index.js').LeaseStore} */ store;
   /** @type {import('./index.js').LeaseGuard['wss']} */ wss;
   #lc;
@@ -98,6 +98,7 @@ class LeaseGuard {
 
   /** @param {LeaseGuardOptions} options */
   constructor(options) {
+    super();
     if (options === null || typeof options !== 'object') throw invalid('options must be an object with userId(req)');
     // A misspelt option (heartbeatMS) would otherwise be ignored without a word.
     for (const name of Object.keys(options)) {
@@ -132,6 +133,7 @@ class LeaseGuard {
     }
     const { registry: _registry, wss: _wss, maxPayload: _maxPayload, ...lifecycleOptions } = options;
     this.#lc = new ConnectionLifecycle({ ...lifecycleOptions, store }, DRIVER, WHERE);
+    this.lifecycle = this.#lc;
     this.store = store;
     this.#touchOnMessage = options.messageTouchMs !== false;
     this.#ownsWss = !options.wss;
@@ -320,50 +322,6 @@ class LeaseGuard {
     };
     server.on('upgrade', onUpgrade);
     return () => void server.removeListener('upgrade', onUpgrade);
-  }
-
-  /** @param {WebSocket} ws */
-  leaseOf(ws) {
-    const conn = this.#lc.connectionOf(ws);
-    return conn ? this.#lc.leaseOf(conn) : undefined;
-  }
-
-  /** @param {WebSocket} ws */
-  leaseIdOf(ws) {
-    return this.#lc.connectionOf(ws)?.leaseId;
-  }
-
-  /** @param {WebSocket} ws */
-  userIdOf(ws) {
-    return this.#lc.connectionOf(ws)?.userId;
-  }
-
-  /**
-   * Whether `ws` can take more data: false once more than `maxBufferedBytes` wait unsent
-   * (the peer does not read), and then the socket is being closed with 4010.
-   * @param {WebSocket} ws
-   */
-  writable(ws) {
-    const conn = this.#lc.connectionOf(ws);
-    return conn ? this.#lc.writable(conn) : false;
-  }
-
-  sockets() {
-    return /** @type {IterableIterator<WebSocket>} */ (this.#lc.sockets());
-  }
-
-  /** @param {string} userId */
-  lastRefusal(userId) {
-    return this.#lc.lastRefusal(userId);
-  }
-
-  /** @returns {GuardStats} */
-  stats() {
-    return this.#lc.stats();
-  }
-
-  metrics() {
-    return this.#lc.metrics();
   }
 
   close() {

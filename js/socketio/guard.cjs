@@ -20,7 +20,7 @@
 // `require` share one instance.
 
 const { LeaseRegistry } = require('../node.cjs');
-const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, invalidOption, isThenable } = require('../lifecycle/lifecycle.cjs');
+const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, LeaseHost, invalidOption, isThenable } = require('../lifecycle/lifecycle.cjs');
 const { CloseCodes, CLOSE_REASONS } = require('../lifecycle/protocol.cjs');
 const { eventLogger, makeLog } = require('../lifecycle/log.cjs');
 
@@ -87,7 +87,7 @@ const DRIVER = {
   readyState: (socket) => (socket.connected ? 1 : socket.conn.readyState === 'closing' ? 2 : 3),
 };
 
-class LeaseGuard {
+class LeaseGuard extends LeaseHost {
   /** @type {import('./index.js').LeaseStore} */ store;
   /** @type {import('./index.js').LeaseGuard['middleware']} */ middleware;
   #lc;
@@ -103,6 +103,7 @@ class LeaseGuard {
 
   /** @param {LeaseGuardOptions} options */
   constructor(options) {
+    super();
     if (options === null || typeof options !== 'object') throw invalid('options must be an object with userId(socket)');
     for (const name of Object.keys(options)) {
       if (name === 'maxPayload') throw invalid("maxPayload is the Socket.IO server's own maxHttpBufferSize option: set it there (new Server(http, { maxHttpBufferSize: 65536 }))");
@@ -128,6 +129,7 @@ class LeaseGuard {
     }
     const { registry: _registry, ...lifecycleOptions } = options;
     this.#lc = new ConnectionLifecycle({ ...lifecycleOptions, store }, DRIVER, WHERE);
+    this.lifecycle = this.#lc;
     this.#log = makeLog(options.logger, options.logLevel, invalid);
     this.store = store;
     this.#touchOnMessage = options.messageTouchMs !== false;
@@ -272,45 +274,6 @@ class LeaseGuard {
       this.#pending.delete(socket);
       this.#lc.cancel(state.conn);
     }
-  }
-
-  /** @param {Socket} socket */
-  leaseOf(socket) {
-    const conn = this.#lc.connectionOf(socket);
-    return conn ? this.#lc.leaseOf(conn) : undefined;
-  }
-
-  /** @param {Socket} socket */
-  leaseIdOf(socket) {
-    return this.#lc.connectionOf(socket)?.leaseId;
-  }
-
-  /** @param {Socket} socket */
-  userIdOf(socket) {
-    return this.#lc.connectionOf(socket)?.userId;
-  }
-
-  /** @param {Socket} socket */
-  writable(socket) {
-    const conn = this.#lc.connectionOf(socket);
-    return conn ? this.#lc.writable(conn) : false;
-  }
-
-  sockets() {
-    return /** @type {IterableIterator<Socket>} */ (this.#lc.sockets());
-  }
-
-  /** @param {string} userId */
-  lastRefusal(userId) {
-    return this.#lc.lastRefusal(userId);
-  }
-
-  stats() {
-    return this.#lc.stats();
-  }
-
-  metrics() {
-    return this.#lc.metrics();
   }
 
   close() {
