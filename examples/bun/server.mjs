@@ -5,7 +5,7 @@
 /* global Bun */
 import { createBunLease } from 'socket-lease/bun';
 import { binaryReply, createDemoApp, echoReply } from '../demo/app.mjs';
-import { ConfigError, USAGE, parseConfig } from '../demo/config.mjs';
+import { ConfigError, USAGE, parseConfig, startupLines } from '../demo/config.mjs';
 import { demoStore } from '../demo/store.mjs';
 
 /** @type {import('../demo/config.mjs').DemoConfig} */
@@ -75,22 +75,7 @@ try {
 
 const hostForUrl = String(server.hostname).includes(':') ? `[${server.hostname}]` : server.hostname;
 const url = `http://${hostForUrl}:${server.port}`;
-console.log(`socket-lease demo listening on ${url}`);
-console.log(`  runtime    Bun ${Bun.version}`);
-console.log(`  WebSocket  ${url.replace(/^http/, 'ws')}/ws?user=<userId>   (echoes every text message)`);
-console.log(`  metrics    ${url}/metrics   health ${url}/healthz   user ${url}/api/users/<userId>`);
-console.log(`  limit ${config.limit} per user, global ${config.globalLimit ?? 'none'}, policy ${config.policy}, ttl ${config.ttlMs} ms, heartbeat ${config.heartbeatMs} ms`);
-console.log(
-  `  origins ${config.allowedOrigins?.join(', ') ?? 'any'}, max message ${config.maxPayload} B, max unsent ${config.maxBufferedBytes} B per socket, admin routes ${config.adminToken ? 'need the admin token' : 'open (set SOCKET_LEASE_ADMIN_TOKEN)'}`,
-);
-if (config.redisUrl) {
-  // Never print a password from the URL.
-  const shown = new URL(config.redisUrl);
-  if (shown.password) shown.password = '***';
-  console.log(`  leases shared through Redis ${shown}, prefix "${config.redisPrefix}", failMode ${config.redisFailMode}`);
-} else {
-  console.log('  leases kept in this process (set REDIS_URL to share them across hosts)');
-}
+for (const line of startupLines(config, { url, runtime: `Bun ${Bun.version}` })) console.log(line);
 
 /** @param {string} signal */
 async function shutdown(signal) {

@@ -6,7 +6,7 @@ import { defineHooks } from 'crossws';
 import { serve } from 'crossws/server/node';
 import { createLeaseGuard } from 'socket-lease/crossws';
 import { binaryReply, createDemoApp, echoReply } from '../demo/app.mjs';
-import { ConfigError, USAGE, parseConfig } from '../demo/config.mjs';
+import { ConfigError, USAGE, parseConfig, startupLines } from '../demo/config.mjs';
 import { demoStore } from '../demo/store.mjs';
 
 let config;
@@ -87,21 +87,7 @@ const address = /** @type {import('node:net').AddressInfo} */ (server.node?.serv
 const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
 const url = `http://${hostForUrl}:${address.port}`;
 
-console.log(`socket-lease demo listening on ${url}`);
-console.log(`  WebSocket  ws://${hostForUrl}:${address.port}/ws?user=<userId>   (crossws on srvx; echoes every text message)`);
-console.log(`  metrics    ${url}/metrics   health ${url}/healthz   user ${url}/api/users/<userId>`);
-console.log(`  limit ${config.limit} per user, global ${config.globalLimit ?? 'none'}, policy ${config.policy}, ttl ${config.ttlMs} ms, heartbeat ${config.heartbeatMs} ms`);
-console.log(
-  `  origins ${config.allowedOrigins?.join(', ') ?? 'any'}, max message ${config.maxPayload} B, max unsent ${config.maxBufferedBytes} B per socket, admin routes ${config.adminToken ? 'need the admin token' : 'open (set SOCKET_LEASE_ADMIN_TOKEN)'}`,
-);
-if (config.redisUrl) {
-  // Never print a password from the URL.
-  const shown = new URL(config.redisUrl);
-  if (shown.password) shown.password = '***';
-  console.log(`  leases shared through Redis ${shown}, prefix "${config.redisPrefix}", failMode ${config.redisFailMode}`);
-} else {
-  console.log('  leases kept in this process (set REDIS_URL to share them across hosts)');
-}
+for (const line of startupLines(config, { url, socket: `  WebSocket  ws://${hostForUrl}:${address.port}/ws?user=<userId>   (crossws on srvx; echoes every text message)` })) console.log(line);
 
 /** @param {NodeJS.Signals} signal */
 async function shutdown(signal) {

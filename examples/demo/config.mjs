@@ -202,3 +202,33 @@ function parseRedisUrl(name, raw) {
   }
   return raw;
 }
+
+/**
+ * What every demo prints at start-up. The first line is the one scripts and the
+ * conformance suite read: `socket-lease demo listening on <url>`.
+ * @param {DemoConfig} config
+ * @param {{ url: string, runtime?: string, socket?: string, heartbeat?: string }} about
+ *   `socket` replaces the WebSocket line, `heartbeat` the heartbeat's description
+ * @returns {string[]}
+ */
+export function startupLines(config, about) {
+  const lines = [`socket-lease demo listening on ${about.url}`];
+  if (about.runtime) lines.push(`  runtime    ${about.runtime}`);
+  lines.push(about.socket ?? `  WebSocket  ${about.url.replace(/^http/, 'ws')}/ws?user=<userId>   (echoes every text message)`);
+  lines.push(`  metrics    ${about.url}/metrics   health ${about.url}/healthz   user ${about.url}/api/users/<userId>`);
+  lines.push(
+    `  limit ${config.limit} per user, global ${config.globalLimit ?? 'none'}, policy ${config.policy}, ttl ${config.ttlMs} ms, heartbeat ${about.heartbeat ?? `${config.heartbeatMs} ms`}`,
+  );
+  lines.push(
+    `  origins ${config.allowedOrigins?.join(', ') ?? 'any'}, max message ${config.maxPayload} B, max unsent ${config.maxBufferedBytes} B per socket, admin routes ${config.adminToken ? 'need the admin token' : 'open (set SOCKET_LEASE_ADMIN_TOKEN)'}`,
+  );
+  if (config.redisUrl) {
+    // Never print a password from the URL.
+    const shown = new URL(config.redisUrl);
+    if (shown.password) shown.password = '***';
+    lines.push(`  leases shared through Redis ${shown}, prefix "${config.redisPrefix}", failMode ${config.redisFailMode}`);
+  } else {
+    lines.push('  leases kept in this process (set REDIS_URL to share them across hosts)');
+  }
+  return lines;
+}

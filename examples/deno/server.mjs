@@ -8,7 +8,7 @@
 // socket-lease/redis, whose CommonJS loads the core with fs), not for the adapter.
 import { createDenoLease } from 'socket-lease/deno';
 import { binaryReply, createDemoApp, echoReply } from '../demo/app.mjs';
-import { ConfigError, USAGE, parseConfig } from '../demo/config.mjs';
+import { ConfigError, USAGE, parseConfig, startupLines } from '../demo/config.mjs';
 import { demoStore } from '../demo/store.mjs';
 
 /** @type {any} Deno's namespace (not typed in this repository) */
@@ -92,23 +92,7 @@ try {
 }
 const url = await listeningAt;
 
-console.log(`socket-lease demo listening on ${url}`);
-console.log(`  WebSocket  ${url.replace(/^http/, 'ws')}/ws?user=<userId>   (echoes every text message)`);
-console.log(`  metrics    ${url}/metrics   health ${url}/healthz   user ${url}/api/users/<userId>`);
-console.log(
-  `  limit ${config.limit} per user, global ${config.globalLimit ?? 'none'}, policy ${config.policy}, ttl ${config.ttlMs} ms, heartbeat ${config.heartbeatMs} ms (Deno idleTimeout ${(2 * config.heartbeatMs) / 1000} s)`,
-);
-console.log(
-  `  origins ${config.allowedOrigins?.join(', ') ?? 'any'}, max message ${config.maxPayload} B, max unsent ${config.maxBufferedBytes} B per socket, admin routes ${config.adminToken ? 'need the admin token' : 'open (set SOCKET_LEASE_ADMIN_TOKEN)'}`,
-);
-if (config.redisUrl) {
-  // Never print a password from the URL.
-  const shown = new URL(config.redisUrl);
-  if (shown.password) shown.password = '***';
-  console.log(`  leases shared through Redis ${shown}, prefix "${config.redisPrefix}", failMode ${config.redisFailMode}`);
-} else {
-  console.log('  leases kept in this process (set REDIS_URL to share them across hosts)');
-}
+for (const line of startupLines(config, { url, heartbeat: `${config.heartbeatMs} ms (Deno idleTimeout ${(2 * config.heartbeatMs) / 1000} s)` })) console.log(line);
 
 let shuttingDown = false;
 /** @param {string} signal */

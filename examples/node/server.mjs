@@ -1,6 +1,6 @@
 // `npm start`: the demo host on HOST:PORT. See `--help` (config.mjs) for the settings.
 import { createDemoServer } from './demo-server.mjs';
-import { ConfigError, USAGE, parseConfig } from '../demo/config.mjs';
+import { ConfigError, USAGE, parseConfig, startupLines } from '../demo/config.mjs';
 
 let config;
 try {
@@ -26,23 +26,7 @@ try {
   process.exit(1);
 }
 
-console.log(`socket-lease demo listening on ${demo.url}`);
-console.log(`  WebSocket  ${demo.wsUrl}?user=<userId>   (echoes every text message)`);
-console.log(`  metrics    ${demo.url}/metrics   health ${demo.url}/healthz   user ${demo.url}/api/users/<userId>`);
-console.log(
-  `  limit ${config.limit} per user, global ${config.globalLimit ?? 'none'}, policy ${config.policy}, ttl ${config.ttlMs} ms, heartbeat ${config.heartbeatMs} ms`,
-);
-console.log(
-  `  origins ${config.allowedOrigins?.join(', ') ?? 'any'}, max message ${config.maxPayload} B, max unsent ${config.maxBufferedBytes} B per socket, admin routes ${config.adminToken ? 'need the admin token' : 'open (set SOCKET_LEASE_ADMIN_TOKEN)'}`,
-);
-if (config.redisUrl) {
-  // Never print a password from the URL.
-  const shown = new URL(config.redisUrl);
-  if (shown.password) shown.password = '***';
-  console.log(`  leases shared through Redis ${shown}, prefix "${config.redisPrefix}", failMode ${config.redisFailMode}`);
-} else {
-  console.log('  leases kept in this process (set REDIS_URL to share them across hosts)');
-}
+for (const line of startupLines(config, { url: demo.url })) console.log(line);
 
 /** @param {NodeJS.Signals} signal */
 async function shutdown(signal) {

@@ -7,7 +7,7 @@ import http from 'node:http';
 import { Server } from 'socket.io';
 import { createLeaseGuard } from 'socket-lease/socket.io';
 import { createDemoApp } from '../demo/app.mjs';
-import { ConfigError, USAGE, parseConfig } from '../demo/config.mjs';
+import { ConfigError, USAGE, parseConfig, startupLines } from '../demo/config.mjs';
 import { serveFetch } from '../demo/node-http.mjs';
 import { demoStore } from '../demo/store.mjs';
 
@@ -86,16 +86,7 @@ try {
 const address = /** @type {import('node:net').AddressInfo} */ (server.address());
 const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 
-console.log(`socket-lease demo listening on ${url}`);
-console.log(`  Socket.IO  ${url} (path /socket.io/), auth { user: '<userId>' }: answers every 'echo' event with an 'echo' event`);
-console.log(`  metrics    ${url}/metrics   health ${url}/healthz   user ${url}/api/users/<userId>`);
-console.log(
-  `  limit ${settings.limit} per user, global ${settings.globalLimit ?? 'none'}, policy ${settings.policy}, ttl ${settings.ttlMs} ms, engine.io ping every ${settings.heartbeatMs} ms (timeout ${settings.heartbeatMs} ms)`,
-);
-console.log(
-  `  origins ${settings.allowedOrigins?.join(', ') ?? 'any'}, max message ${settings.maxPayload} B, max unsent ${settings.maxBufferedBytes} B per socket, admin routes ${settings.adminToken ? 'need the admin token' : 'open (set SOCKET_LEASE_ADMIN_TOKEN)'}`,
-);
-console.log(settings.redisUrl ? `  leases shared through Redis, prefix "${settings.redisPrefix}", failMode ${settings.redisFailMode}` : '  leases kept in this process (set REDIS_URL to share them across hosts)');
+for (const line of startupLines(settings, { url, socket: `  Socket.IO  ${url} (path /socket.io/), auth { user: '<userId>' }: answers every 'echo' event with an 'echo' event`, heartbeat: `engine.io ping every ${settings.heartbeatMs} ms (timeout ${settings.heartbeatMs} ms)` })) console.log(line);
 
 /** @param {NodeJS.Signals} signal */
 async function shutdown(signal) {
