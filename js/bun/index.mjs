@@ -14,9 +14,9 @@ import protocol from '../lifecycle/protocol.cjs';
 import log from '../lifecycle/log.cjs';
 
 const { LeaseRegistry } = core;
-const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, LeaseHost, checkMs, invalidOption, isThenable } = lifecycle;
+const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, LeaseHost, checkMs, invalidOption, isThenable, loggedRegistry } = lifecycle;
 const { CloseCodes, DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PAYLOAD, STATUS_TEXT } = protocol;
-const { eventLogger, makeLog } = log;
+const { makeLog } = log;
 
 /** @typedef {import('./index.js').BunLeaseOptions} BunLeaseOptions */
 /** @typedef {import('./index.js').BunServerWebSocket<any>} Socket */
@@ -106,18 +106,7 @@ class BunLease extends LeaseHost {
     }
     this.#maxPayload = checkMs(options.maxPayload ?? DEFAULT_MAX_PAYLOAD, 'maxPayload', 1, invalid);
     /** @type {any} */
-    let store = options.store;
-    if (!store) {
-      const logEvent = eventLogger({ logger: options.logger, level: options.logLevel }, invalid);
-      const hostOnEvent = options.registry?.onEvent;
-      store = new LeaseRegistry({
-        ...options.registry,
-        onEvent: (event) => {
-          logEvent(event);
-          hostOnEvent?.(event);
-        },
-      });
-    }
+    const store = options.store ?? loggedRegistry(LeaseRegistry, options, invalid);
     const { registry: _registry, maxPayload: _maxPayload, ...lifecycleOptions } = options;
     this.#lc = new ConnectionLifecycle({ ...lifecycleOptions, store }, DRIVER, WHERE);
     this.lifecycle = this.#lc;

@@ -27,9 +27,9 @@ import {
   LeaseHost,
   STATUS_TEXT,
   checkMs,
-  eventLogger,
   invalidOption,
   isThenable,
+  loggedRegistry,
   makeLog,
 } from 'socket-lease/lifecycle';
 
@@ -179,18 +179,7 @@ class LeaseGuard extends LeaseHost {
     this.#maxPayload = checkMs(options.maxPayload ?? DEFAULT_MAX_PAYLOAD, 'maxPayload', 1, invalid);
 
     /** @type {any} */
-    let store = options.store;
-    if (!store) {
-      const logEvent = eventLogger({ logger: options.logger, level: options.logLevel }, invalid);
-      const hostOnEvent = options.registry?.onEvent;
-      store = new LeaseRegistry({
-        ...options.registry,
-        onEvent: (event) => {
-          logEvent(event);
-          hostOnEvent?.(event);
-        },
-      });
-    }
+    const store = options.store ?? loggedRegistry(LeaseRegistry, options, invalid);
     const { registry: _r, maxPayload: _m, heartbeat: _h, ...lifecycleOptions } = options;
     /** @type {import('socket-lease/lifecycle').SocketDriver} */
     const driver = {

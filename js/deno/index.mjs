@@ -20,9 +20,8 @@
 //
 // Runtime-neutral ESM: no `node:` import. The core comes from core.mjs (no --allow-read).
 import { LeaseRegistry } from './core.mjs';
-import { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, LeaseHost, checkMs, invalidOption, isThenable } from '../lifecycle/lifecycle.mjs';
+import { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, LeaseHost, checkMs, invalidOption, isThenable, loggedRegistry } from '../lifecycle/lifecycle.mjs';
 import { CloseCodes, CLOSE_REASONS, DEFAULT_MAX_PAYLOAD } from '../lifecycle/protocol.mjs';
-import { eventLogger } from '../lifecycle/log.mjs';
 
 /** @typedef {import('./index.js').DenoLeaseOptions} DenoLeaseOptions */
 /** @typedef {import('./index.js').UpgradeHooks} UpgradeHooks */
@@ -195,18 +194,7 @@ class DenoLease extends LeaseHost {
     this[MAX] = checkMs(options.maxPayload ?? DEFAULT_MAX_PAYLOAD, 'maxPayload', 1, invalid);
 
     /** @type {any} */
-    let store = options.store;
-    if (!store) {
-      const logEvent = eventLogger({ logger: options.logger, level: options.logLevel }, invalid);
-      const hostOnEvent = options.registry?.onEvent;
-      store = new LeaseRegistry({
-        ...options.registry,
-        onEvent: (/** @type {any} */ event) => {
-          logEvent(event);
-          hostOnEvent?.(event);
-        },
-      });
-    }
+    const store = options.store ?? loggedRegistry(LeaseRegistry, options, invalid);
     const { registry: _registry, maxPayload: _maxPayload, ...lifecycleOptions } = options;
     const lc = new ConnectionLifecycle({ ...lifecycleOptions, store }, DRIVER, WHERE);
     this.#lc = lc;

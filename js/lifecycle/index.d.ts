@@ -291,6 +291,12 @@ export declare class LeaseHost<S = any> {
 export declare function invalidOption(where: string, message: string): Error;
 /** An option in milliseconds (or bytes): an integer from `min` to 2^31 - 1, else `invalid(message)` is thrown. */
 export declare function checkMs(value: unknown, name: string, min: number, invalid: (message: string) => Error): number;
+/** A LeaseRegistry of the adapter's loader from its `registry` option, its events logged (rate-limited) and the option's `onEvent` called too. */
+export declare function loggedRegistry<R>(
+  Registry: new (options: any) => R,
+  options: { registry?: Record<string, any>; logger?: Logger; logLevel?: LogLevel },
+  invalid: (message: string) => Error,
+): R;
 /** Whether a store's or hook's answer is a promise to wait for. */
 export declare function isThenable(value: unknown): value is PromiseLike<any>;
 

@@ -27,7 +27,7 @@
 import { LeaseError } from '../runtime.mjs';
 import { CloseCodes, CLOSE_REASONS, DEFAULT_MAX_BUFFERED, refusal } from './protocol.mjs';
 import { originCheck } from './origin.mjs';
-import { RateLimitedLog, makeLog } from './log.mjs';
+import { RateLimitedLog, eventLogger, makeLog } from './log.mjs';
 
 /** @typedef {import('./protocol.mjs').Refusal} Refusal */
 /** @typedef {import('./protocol.mjs').RefusalStatus} RefusalStatus */
@@ -148,6 +148,27 @@ export class Connection {
  * @property {number} [logBurst]
  * @property {() => number} [clock]
  */
+
+/**
+ * The LeaseRegistry an adapter makes from its `registry` option (when no `store` is
+ * given): its events are logged, rate-limited, through the adapter's logger, and an
+ * `onEvent` in the options is called too. `Registry` is the class of the adapter's own
+ * loader (Node's, Deno's), so its errors are the LeaseError its users import.
+ * @param {new (options: any) => any} Registry
+ * @param {{ registry?: Record<string, any>, logger?: import('./log.mjs').Logger, logLevel?: import('./log.mjs').LogLevel }} options
+ * @param {(message: string) => Error} invalid
+ */
+export function loggedRegistry(Registry, options, invalid) {
+  const logEvent = eventLogger({ logger: options.logger, level: options.logLevel }, invalid);
+  const hostOnEvent = options.registry?.onEvent;
+  return new Registry({
+    ...options.registry,
+    onEvent: (/** @type {any} */ event) => {
+      logEvent(event);
+      hostOnEvent?.(event);
+    },
+  });
+}
 
 /** Option names the lifecycle itself reads (adapters add their own). */
 export const LIFECYCLE_OPTIONS = Object.freeze([

@@ -11,6 +11,7 @@ export const {
   checkMs,
   invalidOption,
   isThenable,
+  loggedRegistry,
   CloseCodes,
   CLOSE_REASONS,
   DEFAULT_MAX_BUFFERED,

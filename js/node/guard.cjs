@@ -11,7 +11,7 @@
 
 const { WebSocketServer } = require('ws');
 const { LeaseRegistry } = require('../node.cjs');
-const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, LeaseHost, checkMs, invalidOption, isThenable } = require('../lifecycle/lifecycle.cjs');
+const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, LeaseHost, checkMs, invalidOption, isThenable, loggedRegistry } = require('../lifecycle/lifecycle.cjs');
 const { CloseCodes, DEFAULT_MAX_PAYLOAD, STATUS_TEXT } = require('../lifecycle/protocol.cjs');
 const { eventLogger } = require('../lifecycle/log.cjs');
 
@@ -119,18 +119,7 @@ class LeaseGuard extends LeaseHost {
     const maxPayload = checkMs(options.maxPayload ?? DEFAULT_MAX_PAYLOAD, 'maxPayload', 1, invalid);
 
     /** @type {any} */
-    let store = options.store;
-    if (!store) {
-      const logEvent = eventLogger({ logger: options.logger, level: options.logLevel }, invalid);
-      const hostOnEvent = options.registry?.onEvent;
-      store = new LeaseRegistry({
-        ...options.registry,
-        onEvent: (event) => {
-          logEvent(event);
-          hostOnEvent?.(event);
-        },
-      });
-    }
+    const store = options.store ?? loggedRegistry(LeaseRegistry, options, invalid);
     const { registry: _registry, wss: _wss, maxPayload: _maxPayload, ...lifecycleOptions } = options;
     this.#lc = new ConnectionLifecycle({ ...lifecycleOptions, store }, DRIVER, WHERE);
     this.lifecycle = this.#lc;

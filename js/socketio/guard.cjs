@@ -20,9 +20,9 @@
 // `require` share one instance.
 
 const { LeaseRegistry } = require('../node.cjs');
-const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, LeaseHost, invalidOption, isThenable } = require('../lifecycle/lifecycle.cjs');
+const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, LeaseHost, invalidOption, isThenable, loggedRegistry } = require('../lifecycle/lifecycle.cjs');
 const { CloseCodes, CLOSE_REASONS } = require('../lifecycle/protocol.cjs');
-const { eventLogger, makeLog } = require('../lifecycle/log.cjs');
+const { makeLog } = require('../lifecycle/log.cjs');
 
 /** @typedef {import('./index.js').LeaseGuardOptions} LeaseGuardOptions */
 /** @typedef {import('./index.js').LeaseRefusalData} LeaseRefusalData */
@@ -115,18 +115,7 @@ class LeaseGuard extends LeaseHost {
       throw invalid('registry must be an object of LeaseRegistry options');
     }
     /** @type {any} */
-    let store = options.store;
-    if (!store) {
-      const logEvent = eventLogger({ logger: options.logger, level: options.logLevel }, invalid);
-      const hostOnEvent = options.registry?.onEvent;
-      store = new LeaseRegistry({
-        ...options.registry,
-        onEvent: (event) => {
-          logEvent(event);
-          hostOnEvent?.(event);
-        },
-      });
-    }
+    const store = options.store ?? loggedRegistry(LeaseRegistry, options, invalid);
     const { registry: _registry, ...lifecycleOptions } = options;
     this.#lc = new ConnectionLifecycle({ ...lifecycleOptions, store }, DRIVER, WHERE);
     this.lifecycle = this.#lc;
