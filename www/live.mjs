@@ -8,6 +8,15 @@
 // (`lastRefusal` in `/api/users/:userId`: status, reason, limit, active, Retry-After,
 // kept by the guard) instead of guessing from counters and the browser's clock. Its `seq`
 // tells a refusal this page has not shown yet from an older one.
+//
+// The Socket.IO demo (`npm run start:socketio`) serves the same HTTP routes but speaks
+// Socket.IO on `/socket.io/`: the user in `auth.user`, an `echo` event answered by an
+// `echo` event, a refusal as `connect_error` whose `data` the page reads directly, and a
+// close told by a `socket-lease:closed` event { code, reason } before the disconnect. The
+// page asks the server which one it speaks (`transport` in /healthz) rather than guessing
+// from the port or probing for the Socket.IO client: the host knows what it speaks, and a
+// probe would be a 404 on every WebSocket host. Socket.IO's own browser client, which the
+// server serves (serveClient), is loaded only then.
 import { Timeline } from './chart.mjs';
 import { clock, gauge, h, idView, leaseIds, renderLog, rerender } from './ui.mjs';
 import { gaugeLevel } from './sim.mjs';
@@ -19,6 +28,140 @@ const POLL_MS = 1000;
 const RETRY_MAX_MS = 30_000;
 /** What the fetch helpers answer when the request never got an answer (network error). */
 const DOWN = Symbol('down');
+/**
+ * Socket.IO's browser client as the Socket.IO server serves it (never a CDN). A variable,
+ * not a literal, in the import() below: it is a URL of the server, not a module here.
+ */
+const SOCKET_IO_CLIENT = '/socket.io/socket.io.esm.min.js';
+/** The event the Socket.IO guard sends before it disconnects a socket (js/socketio/guard.cjs). */
+const SOCKET_IO_CLOSED = 'socket-lease:closed';
+
+/** Retry-After's whole seconds for a retry time in ms, as the hosts round it (js/lifecycle/protocol.mjs). */
+const retrySeconds = (/** @type {number} */ ms) => Math.max(1, Math.ceil(ms / 1000));
+
+/**
+ * A refusal as the page shows it: the server's record (`lastRefusal`, WebSocket hosts) or
+ * Socket.IO's `connect_error` data.
+ * @typedef {{ status: number, reason: string, limit: number | null, active: number | null, retryAfterS: number | null }} Refusal
+ */
+
+/**
+ * One connection of the page to the demo server, whichever protocol it speaks.
+ * @typedef {object} Channel
+ * @property {(text: string) => boolean} send  false when it is not open
+ * @property {() => void} close                 by the page (1000 on a WebSocket)
+ */
+
+/**
+ * What a channel reports; exactly one of the last four ends it.
+ * @typedef {object} ChannelEvents
+ * @property {() => void} open
+ * @property {(msg: any) => void} message                          a reply, parsed
+ * @property {(code: number | null, reason: string) => void} closed after it opened; code null when the server gave none
+ * @property {() => void} cancelled                                closed by the page before it opened
+ * @property {() => void} failedBeforeOpen                         a WebSocket closed before opening (the browser hides why)
+ * @property {(refusal: Refusal) => void} refused                  Socket.IO's connect_error with the server's answer
+ */
+
+/**
+ * A WebSocket to `/ws?user=<id>`.
+ * @param {string} url
+ * @param {ChannelEvents} ev
+ * @returns {Channel}
+ */
+function openWebSocket(url, ev) {
+  const ws = new WebSocket(url);
+  let wasOpen = false;
+  let closedByPage = false;
+  ws.addEventListener('open', () => {
+    wasOpen = true;
+    ev.open();
+  });
+  ws.addEventListener('message', (event) => {
+    let msg;
+    try {
+      msg = JSON.parse(String(event.data));
+    } catch {
+      msg = { type: 'text', data: String(event.data) };
+    }
+    ev.message(msg);
+  });
+  ws.addEventListener('close', (event) => {
+    if (wasOpen) ev.closed(event.code, event.reason);
+    else if (closedByPage) ev.cancelled();
+    else ev.failedBeforeOpen();
+  });
+  return {
+    send(text) {
+      if (ws.readyState !== WebSocket.OPEN) return false;
+      ws.send(text);
+      return true;
+    },
+    close() {
+      closedByPage = true;
+      ws.close(1000, 'closed by the demo page');
+    },
+  };
+}
+
+/**
+ * A Socket.IO socket for `auth.user`. Over WebSocket only (no long-polling requests to
+ * cut when it ends), and never reconnecting by itself: socket.io-client would retry a
+ * lost transport in a loop, while this page connects only when asked.
+ * @param {typeof import('socket.io-client').io} io
+ * @param {string} userId
+ * @param {ChannelEvents} ev
+ * @returns {Channel}
+ */
+function openSocketIo(io, userId, ev) {
+  const socket = io({ auth: { user: userId }, forceNew: true, reconnection: false, transports: ['websocket'] });
+  let closedByPage = false;
+  /** @type {{ code: number, reason: string } | null} what the guard said before disconnecting */
+  let told = null;
+  socket.on('connect', () => ev.open());
+  socket.on('echo', (/** @type {any} */ msg) => ev.message(msg));
+  socket.on(SOCKET_IO_CLOSED, (/** @type {{ code: number, reason: string }} */ why) => {
+    told = why;
+  });
+  socket.on('disconnect', (reason) => {
+    if (closedByPage) ev.closed(1000, 'closed by the demo page');
+    else if (told) ev.closed(told.code, told.reason);
+    else ev.closed(null, reason);
+  });
+  socket.on('connect_error', (err) => {
+    // Nothing retries: close the manager's connection too (a no-op if already closed).
+    socket.disconnect();
+    if (closedByPage) return;
+    const data = /** @type {any} */ (err).data;
+    if (data && typeof data.status === 'number') {
+      ev.refused({
+        status: data.status,
+        reason: String(data.reason ?? err.message),
+        limit: data.limit ?? null,
+        active: data.active ?? null,
+        retryAfterS: typeof data.retryAfterMs === 'number' ? retrySeconds(data.retryAfterMs) : null,
+      });
+    } else {
+      // No answer from the guard: the transport failed (the server is gone).
+      ev.failedBeforeOpen();
+    }
+  });
+  return {
+    send(text) {
+      if (!socket.connected) return false;
+      socket.emit('echo', text);
+      return true;
+    },
+    close() {
+      closedByPage = true;
+      const wasConnected = socket.connected;
+      // Connected: 'disconnect' follows, synchronously. Not yet: socket.io-client says
+      // nothing more, so the page ends it here.
+      socket.disconnect();
+      if (!wasConnected) ev.cancelled();
+    },
+  };
+}
 
 /**
  * Prometheus text to a map from `name{labels}` to value.
@@ -53,7 +196,7 @@ const SHOWN_METRICS = [
  * @typedef {object} LiveSocket
  * @property {number} n
  * @property {string} userId
- * @property {WebSocket} ws
+ * @property {Channel} conn
  * @property {'connecting' | 'open' | 'closing'} state
  * @property {string | null} leaseId   learned from the first echo
  * @property {string | null} lastEcho
@@ -112,6 +255,8 @@ export function mountLive() {
   let watchGeneration = 0;
   /** @type {boolean | null} null until /healthz has answered once */
   let available = null;
+  /** @type {typeof import('socket.io-client').io | null} set when the server speaks Socket.IO */
+  let socketIo = null;
 
   /**
    * @param {string} host
@@ -148,44 +293,36 @@ export function mountLive() {
     const viewSeq = userView && userView.userId === userId ? (userView.lastRefusal?.seq ?? 0) : 0;
     const seqBefore = Math.max(seenRefusals.get(userId) ?? 0, viewSeq);
     /** @type {LiveSocket} */
-    const sock = { n, userId, ws: new WebSocket(wsUrl(userId)), state: 'connecting', leaseId: null, lastEcho: null };
+    const sock = { n, userId, conn: /** @type {any} */ (null), state: 'connecting', leaseId: null, lastEcho: null };
     sockets.set(n, sock);
-    let wasOpen = false;
-    sock.ws.addEventListener('open', () => {
-      wasOpen = true;
-      sock.state = 'open';
-      // Connected: an earlier refusal no longer describes this user's state.
-      clearRefusal();
-      note('client', 'opened', `socket #${n} for ${userId} is open`);
-      statusLine.textContent = `Socket #${n} open`;
+    /** A channel's end: the socket leaves the list, the server's view is asked for. */
+    const ended = () => {
+      sockets.delete(n);
       renderSockets();
       void poll();
-    });
-    sock.ws.addEventListener('message', (event) => {
-      let msg;
-      try {
-        msg = JSON.parse(String(event.data));
-      } catch {
-        msg = { type: 'text', data: String(event.data) };
-      }
-      if (msg.type === 'echo') {
-        sock.leaseId = msg.leaseId ?? sock.leaseId;
-        sock.lastEcho = String(msg.data);
-        note('server', 'echo', `socket #${n} got its echo: "${msg.data}"`);
-      } else {
-        note('server', msg.type ?? 'message', `socket #${n}: ${JSON.stringify(msg)}`);
-      }
-      renderSockets();
-    });
-    sock.ws.addEventListener('close', (event) => {
-      sockets.delete(n);
-      if (!wasOpen && sock.state === 'closing') {
-        // Disconnected by this page before it opened: not a refusal, not a failure.
-        note('client', 'closed', `socket #${n} cancelled before it opened`);
-        statusLine.textContent = `Socket #${n} cancelled`;
-      } else if (!wasOpen) {
-        void explainRefusal(n, userId, seqBefore);
-      } else {
+    };
+    /** @type {ChannelEvents} */
+    const events = {
+      open() {
+        sock.state = 'open';
+        // Connected: an earlier refusal no longer describes this user's state.
+        clearRefusal();
+        note('client', 'opened', `socket #${n} for ${userId} is open`);
+        statusLine.textContent = `Socket #${n} open`;
+        renderSockets();
+        void poll();
+      },
+      message(msg) {
+        if (msg?.type === 'echo') {
+          sock.leaseId = msg.leaseId ?? sock.leaseId;
+          sock.lastEcho = String(msg.data);
+          note('server', 'echo', `socket #${n} got its echo: "${msg.data}"`);
+        } else {
+          note('server', msg?.type ?? 'message', `socket #${n}: ${JSON.stringify(msg)}`);
+        }
+        renderSockets();
+      },
+      closed(code, reason) {
         /** @type {Record<number, string>} */
         const why = {
           1000: 'closed by this page',
@@ -193,12 +330,28 @@ export function mountLive() {
           4008: 'evicted for a newer connection (4008)',
           4009: 'its lease expired (4009)',
         };
-        note(event.code === 1000 ? 'client' : 'server', 'closed', `socket #${n} closed: ${why[event.code] ?? `code ${event.code}`}`);
+        // Socket.IO without the guard's word: its own disconnect reason ("transport close").
+        const text = code === null ? `disconnected (${reason})` : (why[code] ?? `code ${code}`);
+        note(code === 1000 ? 'client' : 'server', 'closed', `socket #${n} closed: ${text}`);
         statusLine.textContent = `Socket #${n} closed`;
-      }
-      renderSockets();
-      void poll();
-    });
+        ended();
+      },
+      cancelled() {
+        // Disconnected by this page before it opened: not a refusal, not a failure.
+        note('client', 'closed', `socket #${n} cancelled before it opened`);
+        statusLine.textContent = `Socket #${n} cancelled`;
+        ended();
+      },
+      failedBeforeOpen() {
+        void explainRefusal(n, userId, seqBefore);
+        ended();
+      },
+      refused(refusal) {
+        showRefusal(n, userId, refusal, 'socket.io');
+        ended();
+      },
+    };
+    sock.conn = socketIo ? openSocketIo(socketIo, userId, events) : openWebSocket(wsUrl(userId), events);
     renderSockets();
   }
 
@@ -211,35 +364,57 @@ export function mountLive() {
    * @param {number} seqBefore  the newest refusal `seq` this page knew of for the user
    */
   async function explainRefusal(n, userId, seqBefore) {
+    if (socketIo) {
+      // Socket.IO says why in connect_error; without it the transport itself failed.
+      failedToOpen(`Socket #${n} for ${userId} could not connect, and the server sent no refusal: a network error, or the server is gone.`);
+      return;
+    }
     const answer = await fetchJson(`/api/users/${encodeURIComponent(userId)}`);
     const view = answer === DOWN ? null : answer;
     /** @type {{ status: number, reason: string, limit: number | null, active: number | null, retryAfterMs: number, retryAfterS: number, at: number, seq: number } | null} */
     const last = view?.lastRefusal ?? null;
     if (!last || last.seq <= seqBefore) {
-      const text = `Socket #${n} for ${userId} closed before opening, and the server recorded no new refusal for ${userId}: a network error, or the server is gone.`;
-      refusalBox.replaceChildren(h('strong', {}, 'Not connected: '), h('span', { dataset: { testid: 'refusal-reason' } }, 'no refusal on record'));
-      refusalBox.hidden = false;
-      note('client', 'failed', text);
-      statusLine.textContent = text;
+      failedToOpen(`Socket #${n} for ${userId} closed before opening, and the server recorded no new refusal for ${userId}: a network error, or the server is gone.`);
       return;
     }
     seenRefusals.set(userId, Math.max(seenRefusals.get(userId) ?? 0, last.seq));
-    const held =
-      last.limit === null ? '' : last.reason === 'global-limit' ? ` (${last.active} of ${last.limit} held, all users)` : ` (${last.active} of ${last.limit} held)`;
-    const retry = `Retry-After ${last.retryAfterS} s`;
-    const text = `Socket #${n} for ${userId} refused with HTTP ${last.status} before the upgrade: ${last.reason}${held}, ${retry}.`;
+    showRefusal(n, userId, last, 'http');
+  }
+
+  /** @param {string} text */
+  function failedToOpen(text) {
+    refusalBox.replaceChildren(h('strong', {}, 'Not connected: '), h('span', { dataset: { testid: 'refusal-reason' } }, 'no refusal on record'));
+    refusalBox.hidden = false;
+    note('client', 'failed', text);
+    statusLine.textContent = text;
+  }
+
+  /**
+   * @param {number} n
+   * @param {string} userId
+   * @param {Refusal} r
+   * @param {'http' | 'socket.io'} via  the WebSocket upgrade's HTTP answer (as the server
+   *   recorded it), or Socket.IO's connect_error
+   */
+  function showRefusal(n, userId, r, via) {
+    const held = r.limit === null ? '' : r.reason === 'global-limit' ? ` (${r.active} of ${r.limit} held, all users)` : ` (${r.active} of ${r.limit} held)`;
+    const retry = r.retryAfterS === null ? 'no retry time given' : via === 'http' ? `Retry-After ${r.retryAfterS} s` : `retry after ${r.retryAfterS} s`;
+    const text =
+      via === 'http'
+        ? `Socket #${n} for ${userId} refused with HTTP ${r.status} before the upgrade: ${r.reason}${held}, ${retry}.`
+        : `Socket #${n} for ${userId} refused with connect_error (status ${r.status}): ${r.reason}${held}, ${retry}.`;
+    const explained =
+      r.status !== 429
+        ? 'The server could not take the connection just now (shutting down, or its lease store failed); retry after the time it gave.'
+        : via === 'http'
+          ? 'The server answered HTTP 429 with Retry-After before upgrading, not a 1011 "internal error" after it. A browser cannot read that answer (its WebSocket only reports code 1006), so this is the server\u2019s own record of it, from /api/users. For a limit, the retry time is when the oldest lease expires if its heartbeats stop; while those sockets stay open and answer pings, their slots are really in use.'
+          : 'Socket.IO refuses inside its own connection: the guard\u2019s middleware answered connect_error, whose data carries what the other hosts\u2019 HTTP 429 says (status, reason, numbers, retry time), and the page reads it directly. The client does not reconnect by itself. For a limit, the retry time is when the oldest lease expires if its heartbeats stop; while those sockets stay open and answer pings, their slots are really in use.';
     refusalBox.replaceChildren(
-      h('strong', {}, `Refused (HTTP ${last.status}): `),
-      h('span', { dataset: { testid: 'refusal-reason' } }, last.reason),
+      h('strong', {}, via === 'http' ? `Refused (HTTP ${r.status}): ` : `Refused (connect_error, status ${r.status}): `),
+      h('span', { dataset: { testid: 'refusal-reason' } }, r.reason),
       held ? h('span', { dataset: { testid: 'refusal-held' } }, held) : '',
       h('span', {}, ' · ', h('span', { dataset: { testid: 'refusal-retry' } }, retry)),
-      h(
-        'p',
-        { class: 'muted' },
-        last.status === 429
-          ? 'The server answered HTTP 429 with Retry-After before upgrading, not a 1011 "internal error" after it. A browser cannot read that answer (its WebSocket only reports code 1006), so this is the server\u2019s own record of it, from /api/users. For a limit, the retry time is when the oldest lease expires if its heartbeats stop; while those sockets stay open and answer pings, their slots are really in use.'
-          : 'The server could not take the connection just now (shutting down, or its lease store failed); retry after the time it gave.',
-      ),
+      h('p', { class: 'muted' }, explained),
     );
     refusalBox.hidden = false;
     note('server', 'rejected', text);
@@ -248,8 +423,7 @@ export function mountLive() {
 
   /** @param {LiveSocket} sock @param {string} text */
   function send(sock, text) {
-    if (sock.ws.readyState !== WebSocket.OPEN) return;
-    sock.ws.send(text);
+    if (!sock.conn.send(text)) return;
     note('client', 'sent', `socket #${sock.n} sent "${text}"`);
   }
 
@@ -299,7 +473,7 @@ export function mountLive() {
                       'aria-label': `Disconnect socket #${sock.n}`,
                       onclick: () => {
                         sock.state = 'closing';
-                        sock.ws.close(1000, 'closed by the demo page');
+                        sock.conn.close();
                         renderSockets();
                       },
                     },
@@ -365,7 +539,7 @@ export function mountLive() {
     statusLine.textContent = connectedText();
   }
   const connectedText = () =>
-    `Connected to the demo server at ${location.host}. Open sockets, send messages, and watch the server's own numbers.`;
+    `Connected to the demo server at ${location.host}${socketIo ? ' (Socket.IO)' : ''}. Open sockets, send messages, and watch the server's own numbers.`;
 
   /**
    * Asks the server for the watched user's view and the metrics. Called by the timer and
@@ -472,10 +646,21 @@ export function mountLive() {
   async function checkServer() {
     const health = await fetchJson('/healthz');
     available = health !== null && health !== DOWN;
+    /** @type {string | null} */
+    let problem = null;
+    // No `transport` (an older demo server): WebSocket, the only one it could be.
+    if (available && health.transport === 'socket.io' && !socketIo) {
+      try {
+        socketIo = /** @type {{ io: typeof import('socket.io-client').io }} */ (await import(SOCKET_IO_CLIENT)).io;
+      } catch (err) {
+        available = false;
+        problem = `The demo server speaks Socket.IO, but its browser client did not load from ${SOCKET_IO_CLIENT} (${String(err)}); is serveClient off?`;
+      }
+    }
     connectButton.disabled = !available;
     statusLine.textContent = available
       ? connectedText()
-      : 'Live mode needs the demo server: run `npm start` and open the URL it prints. The simulation works without it.';
+      : (problem ?? 'Live mode needs the demo server: run `npm start` and open the URL it prints. The simulation works without it.');
     return available;
   }
 

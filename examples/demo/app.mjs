@@ -72,9 +72,12 @@ const CONTENT_TYPES = {
  */
 
 /**
- * @param {{ host: DemoHost, store: any, adminToken?: string | null, isClosing: () => boolean, startedAt?: number }} options
+ * `transport` is what the host's sockets speak, reported in /healthz so that the page's
+ * live tab knows how to connect: 'websocket' (`/ws?user=<id>`, every host but one) or
+ * 'socket.io' (`/socket.io/`, examples/socketio/server.mjs).
+ * @param {{ host: DemoHost, store: any, adminToken?: string | null, isClosing: () => boolean, startedAt?: number, transport?: 'websocket' | 'socket.io' }} options
  */
-export function createDemoApp({ host, store, adminToken = null, isClosing, startedAt = Date.now() }) {
+export function createDemoApp({ host, store, adminToken = null, isClosing, startedAt = Date.now(), transport = 'websocket' }) {
   const adminHeader = adminToken === null ? null : `Bearer ${adminToken}`;
 
   /**
@@ -117,6 +120,7 @@ export function createDemoApp({ host, store, adminToken = null, isClosing, start
         users: s.users,
         socketsOpen: host.stats().socketsOpen,
         uptimeMs: Date.now() - startedAt,
+        transport,
         // A shared store: whether Redis is usable, and this host's id in it.
         ...(s.redis ? { redis: s.redis, nodeId: s.nodeId } : {}),
       });

@@ -49,7 +49,7 @@ try {
   process.exit(1);
 }
 const store = /** @type {any} */ (guard.store);
-const app = createDemoApp({ host: guard, store, adminToken: settings.adminToken, isClosing: () => closing, startedAt });
+const app = createDemoApp({ host: guard, store, adminToken: settings.adminToken, isClosing: () => closing, startedAt, transport: 'socket.io' });
 const server = http.createServer((req, res) => void serveFetch(app.fetch, req, res));
 
 // engine.io's heartbeat is the liveness check: a ping every heartbeatMs, a peer that has

@@ -813,7 +813,7 @@ test('/metrics reflects the counters; /healthz reports counts; /api/users/:userI
 
   const health = await getText(`${demo.url}/healthz`);
   assert.equal(health.status, 200);
-  assert.deepEqual({ ...JSON.parse(health.text), uptimeMs: 0 }, { status: 'ok', activeLeases: 1, users: 1, socketsOpen: 1, uptimeMs: 0 });
+  assert.deepEqual({ ...JSON.parse(health.text), uptimeMs: 0 }, { status: 'ok', activeLeases: 1, users: 1, socketsOpen: 1, uptimeMs: 0, transport: 'websocket' });
 
   const user = JSON.parse((await getText(`${demo.url}/api/users/nia`)).text);
   assert.equal(user.active, 1);

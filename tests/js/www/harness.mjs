@@ -37,12 +37,14 @@ export function launchBrowser() {
 }
 
 /**
- * Starts `node examples/node/server.mjs` on 127.0.0.1 with PORT=0 and reads the port
- * from its "listening on http://..." line.
+ * Starts `node examples/node/server.mjs` (or another demo host run by Node, such as
+ * examples/socketio/server.mjs) on 127.0.0.1 with PORT=0 and reads the port from its
+ * "listening on http://..." line.
  * @param {Record<string, string>} env  SOCKET_LEASE_* settings
+ * @param {string} [script] the demo host, relative to the repository
  * @returns {Promise<{ url: string, output: () => string, stop: () => Promise<void> }>}
  */
-export async function startServer(env) {
+export async function startServer(env, script = 'examples/node/server.mjs') {
   if (!existsSync(path.join(ROOT, 'pkg', 'web', 'socket_lease_bg.wasm'))) {
     throw new Error('pkg/web is not built: run `npm run build` first');
   }
@@ -54,7 +56,7 @@ export async function startServer(env) {
     if (name === 'HOST' || name === 'PORT' || name === 'REDIS_URL' || name.startsWith('SOCKET_LEASE_')) continue;
     clean[name] = value;
   }
-  const child = spawn(process.execPath, ['examples/node/server.mjs'], {
+  const child = spawn(process.execPath, [script], {
     cwd: ROOT,
     env: { ...clean, HOST: '127.0.0.1', PORT: '0', SOCKET_LEASE_LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
