@@ -5,23 +5,10 @@
 /* global Bun */
 import { createBunLease } from 'socket-lease/bun';
 import { binaryReply, createDemoApp, echoReply } from '../demo/app.mjs';
-import { ConfigError, USAGE, parseConfig, startupLines } from '../demo/config.mjs';
+import { configOrExit, startupLines } from '../demo/config.mjs';
 import { demoStore } from '../demo/store.mjs';
 
-/** @type {import('../demo/config.mjs').DemoConfig} */
-let config;
-try {
-  const parsed = parseConfig(process.env, process.argv.slice(2));
-  if (parsed === 'help') {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  config = parsed;
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(`socket-lease demo: invalid configuration: ${err.code}: ${err.message}\n\n${USAGE}`);
-  process.exit(2);
-}
+const config = configOrExit(process.env, process.argv.slice(2), process.exit);
 
 const startedAt = Date.now();
 let closing = false;

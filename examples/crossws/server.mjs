@@ -6,21 +6,10 @@ import { defineHooks } from 'crossws';
 import { serve } from 'crossws/server/node';
 import { createLeaseGuard } from 'socket-lease/crossws';
 import { binaryReply, createDemoApp, echoReply } from '../demo/app.mjs';
-import { ConfigError, USAGE, parseConfig, startupLines } from '../demo/config.mjs';
+import { configOrExit, startupLines } from '../demo/config.mjs';
 import { demoStore } from '../demo/store.mjs';
 
-let config;
-try {
-  config = parseConfig(process.env, process.argv.slice(2));
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(`socket-lease demo: invalid configuration: ${err.code}: ${err.message}\n\n${USAGE.replace('npm start --', 'npm run start:crossws --')}`);
-  process.exit(2);
-}
-if (config === 'help') {
-  console.log(USAGE);
-  process.exit(0);
-}
+const config = configOrExit(process.env, process.argv.slice(2), process.exit);
 
 const startedAt = Date.now();
 const { adapterOptions, redisStore } = await demoStore(config);

@@ -232,3 +232,28 @@ export function startupLines(config, about) {
   }
   return lines;
 }
+
+/**
+ * The demo's settings from its command line, or the process ends: the usage on `--help`
+ * (status 0), the problem and the usage on a bad setting (status 2, the code
+ * INVALID_CONFIG). `exit` is the runtime's (`process.exit`, `Deno.exit`).
+ * @param {Record<string, string | undefined>} env
+ * @param {string[]} argv arguments after the script name
+ * @param {(code: number) => never} exit
+ * @returns {DemoConfig}
+ */
+export function configOrExit(env, argv, exit) {
+  let config;
+  try {
+    config = parseConfig(env, argv);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`socket-lease demo: invalid configuration: ${err.code}: ${err.message}\n\n${USAGE}`);
+    return exit(2);
+  }
+  if (config === 'help') {
+    console.log(USAGE);
+    return exit(0);
+  }
+  return config;
+}

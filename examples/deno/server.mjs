@@ -8,24 +8,13 @@
 // socket-lease/redis, whose CommonJS loads the core with fs), not for the adapter.
 import { createDenoLease } from 'socket-lease/deno';
 import { binaryReply, createDemoApp, echoReply } from '../demo/app.mjs';
-import { ConfigError, USAGE, parseConfig, startupLines } from '../demo/config.mjs';
+import { configOrExit, startupLines } from '../demo/config.mjs';
 import { demoStore } from '../demo/store.mjs';
 
 /** @type {any} Deno's namespace (not typed in this repository) */
 const Deno = /** @type {any} */ (globalThis).Deno;
 
-let config;
-try {
-  config = parseConfig(Deno.env.toObject(), Deno.args);
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(`socket-lease demo: invalid configuration: ${err.code}: ${err.message}\n\n${USAGE}`);
-  Deno.exit(2);
-}
-if (config === 'help') {
-  console.log(USAGE);
-  Deno.exit(0);
-}
+const config = configOrExit(Deno.env.toObject(), Deno.args, Deno.exit);
 
 const startedAt = Date.now();
 let lease;

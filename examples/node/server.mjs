@@ -1,19 +1,8 @@
 // `npm start`: the demo host on HOST:PORT. See `--help` (config.mjs) for the settings.
 import { createDemoServer } from './demo-server.mjs';
-import { ConfigError, USAGE, parseConfig, startupLines } from '../demo/config.mjs';
+import { configOrExit, startupLines } from '../demo/config.mjs';
 
-let config;
-try {
-  config = parseConfig(process.env, process.argv.slice(2));
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(`socket-lease demo: invalid configuration: ${err.code}: ${err.message}\n\n${USAGE}`);
-  process.exit(2);
-}
-if (config === 'help') {
-  console.log(USAGE);
-  process.exit(0);
-}
+const config = configOrExit(process.env, process.argv.slice(2), process.exit);
 
 /** @type {import('./demo-server.mjs').DemoServer} */
 let demo;

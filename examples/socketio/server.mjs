@@ -7,22 +7,11 @@ import http from 'node:http';
 import { Server } from 'socket.io';
 import { createLeaseGuard } from 'socket-lease/socket.io';
 import { createDemoApp } from '../demo/app.mjs';
-import { ConfigError, USAGE, parseConfig, startupLines } from '../demo/config.mjs';
+import { configOrExit, startupLines } from '../demo/config.mjs';
 import { serveFetch } from '../demo/node-http.mjs';
 import { demoStore } from '../demo/store.mjs';
 
-let config;
-try {
-  config = parseConfig(process.env, process.argv.slice(2));
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(`socket-lease demo: invalid configuration: ${err.code}: ${err.message}\n\n${USAGE}`);
-  process.exit(2);
-}
-if (config === 'help') {
-  console.log(USAGE);
-  process.exit(0);
-}
+const config = configOrExit(process.env, process.argv.slice(2), process.exit);
 const settings = config;
 
 const startedAt = Date.now();
