@@ -166,15 +166,9 @@ class LeaseGuard extends LeaseHost {
    */
   #refusalError(r) {
     const body = JSON.parse(r.body);
-    const retryS = r.headers['retry-after'];
-    /** @type {number | null} */
-    let retryAfterMs = retryS === undefined ? null : Number(retryS) * 1000;
-    if (retryAfterMs !== null && r.userId !== null) {
-      // The store's answer in milliseconds, kept by lastRefusal for this same refusal (the
-      // header has whole seconds only).
-      const last = this.#lc.lastRefusal(r.userId);
-      if (last && last.status === r.status && last.reason === r.reason) retryAfterMs = last.retryAfterMs;
-    }
+    // The store's answer in milliseconds (Retry-After has whole seconds only); null where
+    // the refusal says nothing about retrying (401, 403, ...).
+    const retryAfterMs = r.retryAfterMs;
     /** @type {LeaseRefusalData} */
     const data = { status: r.status, reason: r.reason, limit: body.limit ?? null, active: body.active ?? null, retryAfterMs };
     return Object.assign(new Error(r.reason), { data });
