@@ -2,9 +2,10 @@
 // reference, the Map floor and the id libraries; one table, target/bench/core.json), then
 // the Node host's connection-churn benchmark (bench/node-churn.mjs: the guard's server CPU
 // per connection cycle over bare ws, and guarded / bare churn, against the issue's
-// targets; target/bench/node-churn.json). Each runs in its own child process with a time
-// limit, so the whole stays bounded (about 10 minutes at most on a 2-core machine;
-// typically 4). The Node host's two target lines are printed again at the end.
+// targets; target/bench/node-churn.json), then the same comparison for Bun, Deno, crossws
+// and Socket.IO (bench/churn-*.mjs). Each runs in its own child process with a time
+// limit, so the whole stays bounded (about 35 minutes at most on a 2-core machine;
+// typically 15). The Node host's two target lines are printed again at the end.
 // `npm run bench:report` then rewrites the README's performance section from
 // target/bench/core.json and the churn section of docs/performance.md from
 // target/bench/node-churn.json.
@@ -62,6 +63,22 @@ try {
     console.log(`\n== Node host targets (bench/node-churn.mjs, median of ${r.method.rounds} rounds${values.quick ? '; quick run: indicative only' : ''})`);
     console.log(`  guard CPU per connection cycle over bare ws: ${r.overheadUs >= 0 ? '+' : ''}${r.overheadUs.toFixed(1)} us (bare ${r.servers.bare.cpuUsPerCycle.toFixed(0)} us, guarded ${r.servers.guarded.cpuUsPerCycle.toFixed(0)} us); target <= ${r.targets.overheadUs} us: ${r.overheadMet ? 'met' : 'NOT MET'}`);
     console.log(`  guarded / bare churn: ${r.churnRatio.toFixed(3)} (bare ${r.servers.bare.cyclesPerSec.toFixed(0)}/s, guarded ${r.servers.guarded.cyclesPerSec.toFixed(0)}/s); target >= ${r.targets.churnRatio}: ${r.churnRatioMet ? 'met' : 'NOT MET'}`);
+    // The other hosts, each against its own bare server in the same run (each prints its
+    // two targets, met or NOT MET). A host's bench that fails is reported, not fatal: the
+    // rest still run.
+    for (const [host, file, quick] of /** @type {const} */ ([
+      ['Bun', 'churn-bun.mjs', ['--time-ms', '500', '--rounds', '1']],
+      ['Deno', 'churn-deno.mjs', ['--time-ms', '500', '--rounds', '1']],
+      ['crossws', 'churn-crossws.mjs', ['--time-ms', '500', '--rounds', '1']],
+      ['Socket.IO', 'churn-socketio.mjs', ['--time-ms', '500', '--rounds', '1']],
+    ])) {
+      try {
+        await run(`${host} host: connection churn through the adapter vs bare (bench/${file})`, [path.join(DIR, file), ...(values.quick ? quick : [])], 6 * 60_000);
+      } catch (err) {
+        console.error(`bench: ${/** @type {Error} */ (err).message}`);
+        process.exitCode = 1;
+      }
+    }
   }
   console.log(`\nbench: done in ${Math.round((Date.now() - started) / 1000)} s; \`npm run bench:report\` puts target/bench/core.json into README.md and target/bench/node-churn.json into docs/performance.md`);
 } catch (err) {
