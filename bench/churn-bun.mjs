@@ -14,7 +14,7 @@
 //     palindrome (A B B A, half of --time-ms each, the order alternating between rounds);
 //     then server CPU per cycle with both servers driven at once (same rate, same
 //     moments, same outside load), read by this process from /proc/<pid>/task/*/schedstat
-//     (every thread: Bun's HTTP and GC threads count too; see cpuUs).
+//     (every thread: Bun's HTTP and GC threads count too; see processCpuUs in churn-client.mjs).
 //   - the summary is the median round of the ratio guarded / bare (target >= 0.95) and of
 //     the difference in CPU per cycle (target <= 10 us), each printed met / NOT MET.
 //
@@ -84,33 +84,7 @@ async function serve(kind) {
 
 // ---------------------------------------------------------------- client side (under node)
 
-/**
- * Server CPU so far in microseconds, every thread of the process: the sum of the first
- * field of /proc/<pid>/task/<tid>/schedstat (nanoseconds on a CPU). utime + stime from
- * /proc/<pid>/stat say the same in 10 ms ticks, too coarse for a round (+-15 us per cycle
- * at the rates here; measured: per-round overheads from 16 to 63 us). A thread that exited
- * during the round would take its time with it; Bun's threads live as long as the server.
- * @param {number} pid
- */
-function cpuUs(pid) {
-  let ns = 0;
-  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
-    try {
-      ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // the thread exited meanwhile
-    }
-  }
-  return ns / 1000;
-}
 
-/** utime + stime of the whole process from /proc/<pid>/stat, in microseconds (10 ms ticks): printed beside, as a check. @param {number} pid */
-function statUs(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command (which may contain spaces), from field 3 on: utime is 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
-}
 
 /** @param {Kind} kind */
 async function startServer(kind) {
@@ -124,34 +98,14 @@ async function startServer(kind) {
     });
     child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
   });
-  return { kind, url: `ws://127.0.0.1:${port}/ws`, child, cpu: () => cpuUs(/** @type {number} */ (child.pid)), stat: () => statUs(/** @type {number} */ (child.pid)) };
+  return { kind, url: `ws://127.0.0.1:${port}/ws`, child, cpu: () => client.processCpuUs(/** @type {number} */ (child.pid)), stat: () => client.statCpuUs(/** @type {number} */ (child.pid)) };
 }
 
-let userSeq = 0;
-/** One connect -> send -> echo -> close cycle; rejects on anything unexpected. @param {string} url */
-function cycle(url) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url}?user=u${userSeq++ % 200}`);
-    ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-    ws.once('open', () => ws.send('ping'));
-    ws.once('message', (data) => {
-      if (JSON.parse(data.toString()).data !== 'ping') reject(new Error('bad echo'));
-      ws.close();
-    });
-    ws.once('close', resolve);
-  });
-}
-// The ws client, loaded on the client side only: the servers under bun never need it.
-/** @type {typeof import('ws').WebSocket} */
-let WebSocket;
+// The shared client side (ws, /proc readers), loaded on the client side only: the servers
+// under bun never need it.
+/** @type {typeof import('./churn-client.mjs')} */
+let client;
 
-/** @param {number[]} xs */
-function median(xs) {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 /**
  * Batches of `batch` concurrent cycles against each of `servers` at once, for `ms`.
@@ -163,7 +117,7 @@ async function drive(servers, ms, batch) {
   let cycles = 0;
   const t0 = performance.now();
   for (const end = t0 + ms; performance.now() < end; cycles += batch) {
-    await Promise.all(servers.flatMap((s) => Array.from({ length: batch }, () => cycle(s.url))));
+    await Promise.all(servers.flatMap((s) => Array.from({ length: batch }, () => client.cycle(s.url))));
   }
   return { cycles, ms: performance.now() - t0 };
 }
@@ -182,7 +136,7 @@ async function main() {
     },
   });
   if (values.serve === 'bare' || values.serve === 'guarded') return serve(values.serve);
-  WebSocket = (await import('ws')).default;
+  client = await import('./churn-client.mjs');
   const timeMs = Number(values['time-ms']);
   const batch = Number(values.batch);
   const rounds = Number(values.rounds);
@@ -229,15 +183,15 @@ async function main() {
     const overheads = cpuPerCycle.guarded.map((us, i) => us - cpuPerCycle.bare[i]);
     const ratios = rates.guarded.map((r, i) => r / rates.bare[i]);
     const range = (/** @type {number[]} */ xs, /** @type {number} */ digits) => `${Math.min(...xs).toFixed(digits)} to ${Math.max(...xs).toFixed(digits)}`;
-    const overhead = median(overheads);
-    const ratio = median(ratios);
+    const overhead = client.median(overheads);
+    const ratio = client.median(ratios);
     console.log('\nserver CPU per connection cycle (connect + upgrade + send + echo + close; /proc schedstat of every thread; median of the rounds):');
-    console.log(`  bare Bun.serve            ${median(cpuPerCycle.bare).toFixed(1).padStart(6)} us`);
-    console.log(`  socket-lease/bun          ${median(cpuPerCycle.guarded).toFixed(1).padStart(6)} us   over bare: ${overhead >= 0 ? '+' : ''}${overhead.toFixed(1)} us (rounds: ${range(overheads, 1)})`);
+    console.log(`  bare Bun.serve            ${client.median(cpuPerCycle.bare).toFixed(1).padStart(6)} us`);
+    console.log(`  socket-lease/bun          ${client.median(cpuPerCycle.guarded).toFixed(1).padStart(6)} us   over bare: ${overhead >= 0 ? '+' : ''}${overhead.toFixed(1)} us (rounds: ${range(overheads, 1)})`);
     console.log(`  (/proc/<pid>/stat utime+stime over all rounds: bare ${(statTotal.bare / statCycles).toFixed(1)} us, guarded ${(statTotal.guarded / statCycles).toFixed(1)} us per cycle)`);
     console.log('\nchurn, cycles/s as the client sees them (median of the rounds):');
-    console.log(`  bare Bun.serve            ${median(rates.bare).toFixed(0).padStart(6)} /s`);
-    console.log(`  socket-lease/bun          ${median(rates.guarded).toFixed(0).padStart(6)} /s   / bare: ${ratio.toFixed(3)} (rounds: ${range(ratios, 3)})`);
+    console.log(`  bare Bun.serve            ${client.median(rates.bare).toFixed(0).padStart(6)} /s`);
+    console.log(`  socket-lease/bun          ${client.median(rates.guarded).toFixed(0).padStart(6)} /s   / bare: ${ratio.toFixed(3)} (rounds: ${range(ratios, 3)})`);
     const overheadMet = overhead <= TARGETS.overheadUs;
     const ratioMet = ratio >= TARGETS.churnRatio;
     console.log('\ntargets (medians of the per-round differences and ratios):');

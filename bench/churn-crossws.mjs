@@ -23,11 +23,10 @@
 // long and the summary is the median round.
 //
 //   node bench/churn-crossws.mjs [--time-ms 2000] [--batch 8] [--rounds 9]
-import fs from 'node:fs';
 import { fork } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import WebSocket from 'ws';
+import { cycle, median, statCpuUs } from './churn-client.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const TARGETS = Object.freeze({ overheadUs: 10, churnRatio: 0.95 });
@@ -83,36 +82,15 @@ async function startServer(kind) {
     child.once('message', (/** @type {any} */ m) => resolve(m.ready));
     child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
   });
-  const ticks = Number(process.env.CLK_TCK ?? 100);
   return {
     kind,
     child,
     url: `ws://127.0.0.1:${port}/ws`,
     /** CPU microseconds the server process has used so far (utime + stime, /proc). */
-    cpuUs() {
-      const stat = fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8');
-      // Fields after the command name (which may contain spaces): utime is the 14th field.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return ((Number(fields[11]) + Number(fields[12])) * 1e6) / ticks;
-    },
+    cpuUs: () => statCpuUs(/** @type {number} */ (child.pid)),
   };
 }
 
-let userSeq = 0;
-/** One connect -> send -> echo -> close cycle; rejects on anything unexpected. @param {string} url */
-function cycle(url) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url}?user=u${userSeq++ % 200}`);
-    ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-    ws.once('open', () => ws.send('ping'));
-    ws.once('message', (data) => {
-      if (JSON.parse(data.toString()).data !== 'ping') reject(new Error('bad echo'));
-      ws.close();
-    });
-    ws.once('close', resolve);
-  });
-}
 
 /**
  * Batches of `batch` concurrent cycles against one server for `ms`.
@@ -130,12 +108,6 @@ async function drive(s, ms, batch) {
   return { cycles, ms: performance.now() - t0 };
 }
 
-/** @param {number[]} xs */
-function median(xs) {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 async function main() {
   const { values } = parseArgs({

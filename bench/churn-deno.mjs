@@ -75,12 +75,6 @@ async function serve(kind) {
 
 // ---------------------------------------------------------------- client (Node) side
 
-/** @param {number[]} xs */
-function median(xs) {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 /** The issue's targets, as for the Node host. */
 const TARGETS = Object.freeze({ overheadUs: 10, churnRatio: 0.95 });
@@ -91,7 +85,7 @@ async function client() {
   const path = await import('node:path');
   const { parseArgs } = await import('node:util');
   const { fileURLToPath } = await import('node:url');
-  const { default: WebSocket } = await import('ws');
+  const { cycle, median, processCpuUs: cpuUs } = await import('./churn-client.mjs');
 
   const { values } = parseArgs({
     options: {
@@ -107,28 +101,8 @@ async function client() {
   const self = fileURLToPath(import.meta.url);
   const root = path.resolve(path.dirname(self), '..');
   const deno = path.join(root, 'node_modules/.bin/deno');
-  const tick = 100; // USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s on Linux
 
-  /**
-   * CPU microseconds a process has used so far, all its threads: the sum of each thread's
-   * run time in /proc/<pid>/task/<tid>/schedstat (nanoseconds), which resolves a cycle,
-   * where /proc/<pid>/stat's utime + stime count 10 ms clock ticks (one tick is several
-   * microseconds per cycle over a round). Deno's threads live as long as the process, so
-   * no thread's time is lost by exiting. Falls back to /proc/<pid>/stat.
-   * @param {number} pid
-   */
-  function cpuUs(pid) {
-    try {
-      let ns = 0;
-      for (const tid of fs.readdirSync(`/proc/${pid}/task`)) ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-      return ns / 1000;
-    } catch {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // After "pid (comm) ": utime and stime are fields 14 and 15 (1-based), in 1/100 s.
-      return ((Number(fields[11]) + Number(fields[12])) * 1e6) / tick;
-    }
-  }
+
 
   /** @param {'bare' | 'guarded'} kind */
   async function startServer(kind) {
@@ -145,21 +119,7 @@ async function client() {
     return { kind, url: `ws://127.0.0.1:${port}/ws`, pid: /** @type {number} */ (child.pid), stop: () => child.kill('SIGKILL') };
   }
 
-  let userSeq = 0;
-  /** One connect -> send -> echo -> close cycle; rejects on anything unexpected. @param {string} url */
-  function cycle(url) {
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(`${url}?user=u${userSeq++ % 200}`);
-      ws.once('error', reject);
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-      ws.once('open', () => ws.send('ping'));
-      ws.once('message', (data) => {
-        if (JSON.parse(data.toString()).data !== 'ping') reject(new Error('bad echo'));
-        ws.close();
-      });
-      ws.once('close', resolve);
-    });
-  }
+
 
   /** Batches of `batch` concurrent cycles against one server for `ms`. @param {string} url @param {number} ms */
   async function drive(url, ms) {

@@ -15,10 +15,10 @@
 //   node bench/churn-socketio.mjs [--time-ms 1500] [--batch 8] [--rounds 8]
 import http from 'node:http';
 import os from 'node:os';
-import { readFileSync } from 'node:fs';
 import { fork } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { median, statCpuUs } from './churn-client.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const USERS = 64;
@@ -61,13 +61,6 @@ async function serve(kind) {
 
 // ---------------------------------------------------------------- client side
 
-/** @param {number} pid  CPU seconds * 1e6 the process has used, from /proc (user + system) */
-function cpuMicros(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
-}
 
 /** @param {'bare' | 'guarded'} kind */
 async function startServer(kind) {
@@ -121,11 +114,6 @@ async function drive(urls, batch, ms) {
   return done;
 }
 
-/** @param {number[]} xs */
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
 
 async function main() {
   const { values } = parseArgs({ options: { 'time-ms': { type: 'string', default: '1500' }, batch: { type: 'string', default: '8' }, rounds: { type: 'string', default: '8' } } });
@@ -141,9 +129,9 @@ async function main() {
     const r = { bare: [], guarded: [], over: [], ratio: [], bareRate: [], guardedRate: [] };
     for (let round = 0; round < rounds; round++) {
       // CPU: both servers at once, half of each batch to each.
-      const before = [cpuMicros(bare.pid), cpuMicros(guarded.pid)];
+      const before = [statCpuUs(bare.pid), statCpuUs(guarded.pid)];
       const n = await drive([bare.url, guarded.url], batch, timeMs);
-      const perCycle = [(cpuMicros(bare.pid) - before[0]) / (n / 2), (cpuMicros(guarded.pid) - before[1]) / (n / 2)];
+      const perCycle = [(statCpuUs(bare.pid) - before[0]) / (n / 2), (statCpuUs(guarded.pid) - before[1]) / (n / 2)];
       r.bare.push(perCycle[0]);
       r.guarded.push(perCycle[1]);
       r.over.push(perCycle[1] - perCycle[0]);

@@ -54,6 +54,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import WebSocket, { WebSocketServer } from 'ws';
+import { cycle, median } from './churn-client.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -287,22 +288,8 @@ async function startServer(kind, options = {}) {
   };
 }
 
-let userSeq = 0;
-/** One connect -> send -> echo -> close cycle; rejects on anything unexpected. */
-function cycle(/** @type {string} */ url) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${url}?user=u${userSeq++ % 200}`);
-    ws.once('error', reject);
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-    ws.once('open', () => ws.send('ping'));
-    ws.once('message', (data) => {
-      if (JSON.parse(data.toString()).data !== 'ping') reject(new Error('bad echo'));
-      ws.close();
-    });
-    ws.once('close', resolve);
-  });
-}
 
+let userSeq = 0;
 /** Opens `n` sockets and keeps them; returns a function closing them all. */
 async function openMany(/** @type {string} */ url, /** @type {number} */ n) {
   /** @type {WebSocket[]} */
@@ -358,12 +345,6 @@ const TARGETS = Object.freeze({
   churnRatio: 0.95,
 });
 
-/** @param {number[]} xs */
-function median(xs) {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 /**
  * Runs batches of `batch` concurrent cycles against one server for `ms`.
