@@ -15,6 +15,7 @@ import type {
   LogLevel,
   Logger,
   RevokedLease,
+  LifecycleOptions,
 } from 'socket-lease/lifecycle';
 
 export type { AllowedOrigins, LastRefusal, Lease, LeaseEvent, LeaseRegistry, LeaseStore, LogLevel, Logger, RevokedLease };
@@ -99,7 +100,7 @@ export interface BunWebSocketHandler<T> {
   publishToSelf?: boolean;
 }
 
-export interface BunLeaseOptions {
+export interface BunLeaseOptions extends Omit<LifecycleOptions, 'store' | 'userId' | 'verify'> {
   /**
    * The user behind an upgrade request, from your authentication (a session cookie, a
    * verified token). `null`, `undefined` or `''` answers 401; a throw, a rejection or a
@@ -119,27 +120,10 @@ export interface BunLeaseOptions {
   verify?: (req: Request, userId: string) => boolean | Promise<boolean>;
   /** Protocol ping interval; a socket that did not answer the previous ping is terminated (default 30000). */
   heartbeatMs?: number;
-  /** How often expired leases are swept and their sockets closed with 4009 (default `heartbeatMs`). */
-  sweepMs?: number;
-  /** A message touches the lease at most once per this many ms (default 1000); 0: every message; `false`: never. */
-  messageTouchMs?: number | false;
-  /** `close()` waits this long for admissions in flight, close handshakes and store calls (default 2000). */
-  closeGraceMs?: number;
   /** How long `userId`, `verify` and the store may take before 503 `upgrade-timeout` (default 10000). */
   upgradeTimeoutMs?: number;
-  /** How many users' last refusal `lastRefusal(userId)` remembers (default 1000; 0: none). */
-  refusalMemory?: number;
   /** Unsent bytes a socket may queue before `writable(ws)` closes it with 4010 (default 1048576). */
   maxBufferedBytes?: number;
-  /** Where the JSON lines go (default `console`). */
-  logger?: Logger;
-  /** Minimum level logged (default `info`). */
-  logLevel?: LogLevel;
-  /** At most `logBurst` lines a client can trigger per kind per `logIntervalMs` (defaults 3 per 10000). */
-  logIntervalMs?: number;
-  logBurst?: number;
-  /** Milliseconds since the epoch, passed to every store call as `now`. */
-  clock?: () => number;
 }
 
 /** What `upgrade()` passes on to `server.upgrade`. */

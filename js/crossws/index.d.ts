@@ -12,6 +12,7 @@ import type {
   LogLevel,
   Logger,
   RevokedLease,
+  LifecycleOptions,
 } from 'socket-lease/lifecycle';
 
 export type { AllowedOrigins, LastRefusal, LeaseStore, LogLevel, Logger, RevokedLease, LeaseEvent };
@@ -31,7 +32,7 @@ export declare const CloseCodes: typeof LifecycleCloseCodes;
  */
 export type Heartbeat = 'auto' | 'ping' | 'runtime';
 
-export interface LeaseGuardOptions {
+export interface LeaseGuardOptions extends Omit<LifecycleOptions, 'store' | 'userId' | 'verify'> {
   /**
    * The user behind an upgrade request (a Web `Request`), from your authentication.
    * `null`, `undefined` or `''` answers 401; a throw, a rejection or any other non-string
@@ -51,12 +52,6 @@ export interface LeaseGuardOptions {
   heartbeatMs?: number;
   /** Default `auto`; see {@link Heartbeat}. */
   heartbeat?: Heartbeat;
-  /** How often expired leases are swept and their sockets closed with 4009 (default `heartbeatMs`). */
-  sweepMs?: number;
-  /** A message renews the lease at most once per this many ms (default 1000; 0: every message; `false`: never). */
-  messageTouchMs?: number | false;
-  /** `close()` waits this long for each of: admissions in flight, close handshakes, store calls (default 2000). */
-  closeGraceMs?: number;
   /**
    * How long one upgrade may take: identity, verify and the store (503 `upgrade-timeout`
    * past it), and then the runtime's handshake: an admitted upgrade that reaches no hook
@@ -64,8 +59,6 @@ export interface LeaseGuardOptions {
    * within 1.5 times this. Default 10000.
    */
   upgradeTimeoutMs?: number;
-  /** How many users' last refusal `lastRefusal(userId)` remembers (default 1000). */
-  refusalMemory?: number;
   /**
    * Largest message in bytes (default 65536). `nodeOptions()` gives it to ws, which closes
    * a larger frame with 1009 before buffering it; on adapters without a frame limit of
@@ -74,12 +67,6 @@ export interface LeaseGuardOptions {
   maxPayload?: number;
   /** Unsent bytes a socket may have queued before `writable()` closes it with 4010 (default 1048576). */
   maxBufferedBytes?: number;
-  logger?: Logger;
-  logLevel?: LogLevel;
-  logIntervalMs?: number;
-  logBurst?: number;
-  /** Milliseconds since the epoch, passed to every store call. */
-  clock?: () => number;
 }
 
 export interface LeaseHooksOptions {

@@ -3,7 +3,7 @@
 // globals are not typed in this repository: the few shapes used are the web standard's
 // (`Request`, `Response`, `WebSocket`, `MessageEvent`, `CloseEvent`), which Deno implements.
 import type { Lease, LeaseEvent, LeaseRegistryOptions } from 'socket-lease';
-import type { LeaseStore, RevokedLease, LastRefusal, LifecycleStats, LogLevel, Logger, AllowedOrigins, CloseCodes as LifecycleCloseCodes } from 'socket-lease/lifecycle';
+import type { LeaseStore, RevokedLease, LastRefusal, LifecycleStats, LogLevel, Logger, AllowedOrigins, CloseCodes as LifecycleCloseCodes, LifecycleOptions } from 'socket-lease/lifecycle';
 
 export type { LeaseStore, RevokedLease, LastRefusal, LogLevel, AllowedOrigins, Lease, LeaseEvent };
 /** The core, loaded for Deno without --allow-read (the same API as `socket-lease`). */
@@ -12,7 +12,7 @@ export { LeaseRegistry, LeaseError, newId, parseId, deriveId, sameLease, idFromU
 /** Close codes the host sends (the same for every host). Never 1011 for a quota decision. */
 export declare const CloseCodes: typeof LifecycleCloseCodes;
 
-export interface DenoLeaseOptions {
+export interface DenoLeaseOptions extends Omit<LifecycleOptions, 'store' | 'userId' | 'verify'> {
   /**
    * The user behind an upgrade request, from the host's authentication (a session cookie,
    * a verified token), possibly async. `null`, `undefined` or `''` answers HTTP 401; a
@@ -41,31 +41,14 @@ export interface DenoLeaseOptions {
    * lease of each socket still open is renewed. Keep the registry's `ttlMs` above it.
    */
   heartbeatMs?: number;
-  /** How often expired leases are swept and their sockets closed with 4009 (default `heartbeatMs`). */
-  sweepMs?: number;
-  /** A message touches the lease at most once per this many ms (default 1000); 0: every message; `false`: never. */
-  messageTouchMs?: number | false;
-  /** `close()` waits this long for admissions in flight, close handshakes and store calls (default 2000). */
-  closeGraceMs?: number;
   /**
    * How long one upgrade may wait for `userId`, `verify` and the store before 503
    * `upgrade-timeout`; a handshake Deno never finishes gives its lease back after between
    * one and two of these (default 10000).
    */
   upgradeTimeoutMs?: number;
-  /** How many users' last refusal `lastRefusal(userId)` remembers (default 1000; 0: none). */
-  refusalMemory?: number;
   /** Unsent bytes (`socket.bufferedAmount`) a socket may queue before `writable(ws)` closes it with 4010 (default 1048576). */
   maxBufferedBytes?: number;
-  /** Where the JSON lines go (default `console`). */
-  logger?: Logger;
-  /** Minimum level logged (default `info`). */
-  logLevel?: LogLevel;
-  /** Lines a client can trigger: at most `logBurst` per kind per `logIntervalMs` (defaults 3 per 10000). */
-  logIntervalMs?: number;
-  logBurst?: number;
-  /** Milliseconds since the epoch, passed to every store call as `now` (default: the store's own time). */
-  clock?: () => number;
 }
 
 /** What to do with an accepted socket. Each hook runs only for a socket that holds its lease. */

@@ -14,6 +14,7 @@ import type {
   Logger,
   RefusalStatus,
   RevokedLease,
+  LifecycleOptions,
 } from 'socket-lease/lifecycle';
 
 export type { AllowedOrigins, CloseCode, LastRefusal, LeaseStore, LogLevel, RevokedLease, Lease, LeaseRegistry };
@@ -56,7 +57,7 @@ export interface LeaseRefusalData {
   retryAfterMs: number | null;
 }
 
-export interface LeaseGuardOptions {
+export interface LeaseGuardOptions extends Omit<LifecycleOptions, 'store' | 'userId' | 'verify'> {
   /**
    * The user behind a connecting socket, from your authentication: a session read from
    * `socket.request`, a token in `socket.handshake.auth`, or `socket.data` set by an
@@ -84,31 +85,17 @@ export interface LeaseGuardOptions {
    * sockets whose `disconnect` never came (default 30000), and `sweepMs`'s default.
    */
   heartbeatMs?: number;
-  /** How often expired leases are swept and their sockets closed with 4009 (default `heartbeatMs`). */
-  sweepMs?: number;
-  /** An incoming packet touches the lease at most once per this many ms (default 1000); 0: every packet; `false`: never (only pongs). */
-  messageTouchMs?: number | false;
-  /** `close()` waits this long for admissions in flight and for store calls (default 2000). */
-  closeGraceMs?: number;
   /**
    * How long an admission may take (identity, verify, the store: then 503
    * `upgrade-timeout`), and how long an admitted socket may wait in later middlewares
    * before what its admission took is given back (default 10000).
    */
   upgradeTimeoutMs?: number;
-  /** How many users' last refusal `lastRefusal(userId)` remembers (default 1000; 0: none). */
-  refusalMemory?: number;
   /**
    * Bytes of engine.io packets a socket may have waiting unsent before `writable(socket)`
    * disconnects it with 4010 (default 1048576).
    */
   maxBufferedBytes?: number;
-  logger?: GuardLogger;
-  logLevel?: LogLevel;
-  logIntervalMs?: number;
-  logBurst?: number;
-  /** Milliseconds since the epoch, passed to every store call as `now`. */
-  clock?: () => number;
 }
 
 /** Counters of one guard since it was created (see `socket-lease/lifecycle`). */
