@@ -10,19 +10,14 @@
 //     nothing in a cycle this short (the heartbeat's cost is in docs/bun.md).
 //   - this Node process is the client: connect + upgrade -> send -> echo -> close cycles,
 //     `--batch` at a time.
-//   - per round: churn (cycles/s as the client sees them) with the servers in turn, in a
-//     palindrome (A B B A, half of --time-ms each, the order alternating between rounds);
-//     then server CPU per cycle with both servers driven at once (same rate, same
-//     moments, same outside load), read by this process from /proc/<pid>/task/*/schedstat
-//     (every thread: Bun's HTTP and GC threads count too; see processCpuUs in churn-client.mjs).
-//   - the summary is the median round of the ratio guarded / bare (target >= 0.95) and of
-//     the difference in CPU per cycle (target <= 10 us), each printed met / NOT MET.
+//   - the rounds, summary and targets are churn-client.mjs's `compare`, as for every host:
+//     churn in short interleaved slices, server CPU per cycle with both servers driven at
+//     once, here read from /proc/<pid>/task/*/schedstat (every thread: Bun's HTTP and GC
+//     threads count too; see processCpuUs in churn-client.mjs).
 //
 // Linux only (/proc); loopback only.
 //
-//   node bench/churn-bun.mjs [--time-ms 2000] [--batch 8] [--rounds 10] [--json PATH]
-import fs from 'node:fs';
-import os from 'node:os';
+//   node bench/churn-bun.mjs [--time-ms 2000] [--batch 8] [--rounds 12] [--json PATH]
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -98,7 +93,7 @@ async function startServer(kind) {
     });
     child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
   });
-  return { kind, url: `ws://127.0.0.1:${port}/ws`, child, cpu: () => client.processCpuUs(/** @type {number} */ (child.pid)), stat: () => client.statCpuUs(/** @type {number} */ (child.pid)) };
+  return { kind, label: kind === 'bare' ? 'bare Bun.serve' : 'socket-lease/bun', url: `ws://127.0.0.1:${port}/ws`, child, cpu: () => client.processCpuUs(/** @type {number} */ (child.pid)) };
 }
 
 // The shared client side (ws, /proc readers), loaded on the client side only: the servers
@@ -107,41 +102,19 @@ async function startServer(kind) {
 let client;
 
 
-/**
- * Batches of `batch` concurrent cycles against each of `servers` at once, for `ms`.
- * @param {{ url: string }[]} servers
- * @param {number} ms
- * @param {number} batch
- */
-async function drive(servers, ms, batch) {
-  let cycles = 0;
-  const t0 = performance.now();
-  for (const end = t0 + ms; performance.now() < end; cycles += batch) {
-    await Promise.all(servers.flatMap((s) => Array.from({ length: batch }, () => client.cycle(s.url))));
-  }
-  return { cycles, ms: performance.now() - t0 };
-}
-
-/** Targets of the performance issue, as for the Node host. */
-const TARGETS = Object.freeze({ overheadUs: 10, churnRatio: 0.95 });
-
 async function main() {
   const { values } = parseArgs({
     options: {
       serve: { type: 'string' },
       'time-ms': { type: 'string', default: '2000' },
       batch: { type: 'string', default: '8' },
-      rounds: { type: 'string', default: '10' },
+      rounds: { type: 'string', default: '12' },
       json: { type: 'string' },
     },
   });
   if (values.serve === 'bare' || values.serve === 'guarded') return serve(values.serve);
   client = await import('./churn-client.mjs');
-  const timeMs = Number(values['time-ms']);
-  const batch = Number(values.batch);
-  const rounds = Number(values.rounds);
   const servers = [await startServer('bare'), await startServer('guarded')];
-  const [bare, guarded] = servers;
   try {
     const version = await new Promise((resolve) => {
       const p = spawn(BUN, ['--version'], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -149,70 +122,15 @@ async function main() {
       p.stdout.setEncoding('utf8').on('data', (d) => (v += d));
       p.once('exit', () => resolve(v.trim()));
     });
-    console.log(`bun ${version} servers, node ${process.version} client; ${batch} concurrent cycles per batch, ${rounds} rounds of ${timeMs} ms per server (after a warm-up)`);
-    for (const s of servers) await drive([s], 1000, batch); // JIT warm-up, first buffers and wasm pages
-    /** @type {Record<Kind, number[]>} */
-    const rates = { bare: [], guarded: [] };
-    /** @type {Record<Kind, number[]>} */
-    const cpuPerCycle = { bare: [], guarded: [] };
-    /** @type {Record<Kind, number>} /proc/<pid>/stat over every CPU round, and their cycles */
-    const statTotal = { bare: 0, guarded: 0 };
-    let statCycles = 0;
-    for (let round = 0; round < rounds; round++) {
-      // A palindrome (A B B A), its first server alternating between rounds, so neither a
-      // warm-up effect nor load that grows or fades during the round favours one server.
-      const order = round % 2 ? [guarded, bare] : [bare, guarded];
-      const sums = { bare: { cycles: 0, ms: 0 }, guarded: { cycles: 0, ms: 0 } };
-      for (const s of [...order, ...[...order].reverse()]) {
-        const { cycles, ms } = await drive([s], timeMs / 2, batch);
-        sums[s.kind].cycles += cycles;
-        sums[s.kind].ms += ms;
-      }
-      for (const s of servers) rates[s.kind].push((sums[s.kind].cycles * 1000) / sums[s.kind].ms);
-      // CPU: both at once, half a batch each, so they serve at the same rate and moments.
-      const c0 = servers.map((s) => s.cpu());
-      const s0 = servers.map((s) => s.stat());
-      const { cycles } = await drive(servers, timeMs, Math.max(1, Math.round(batch / 2)));
-      servers.forEach((s, i) => {
-        cpuPerCycle[s.kind].push((s.cpu() - c0[i]) / cycles);
-        statTotal[s.kind] += s.stat() - s0[i];
-      });
-      statCycles += cycles;
-      console.log(`  round ${String(round + 1).padStart(2)}: ` + servers.map((s) => `${s.kind} ${rates[s.kind].at(-1)?.toFixed(0)}/s ${cpuPerCycle[s.kind].at(-1)?.toFixed(1)} us`).join(', '));
-    }
-    const overheads = cpuPerCycle.guarded.map((us, i) => us - cpuPerCycle.bare[i]);
-    const ratios = rates.guarded.map((r, i) => r / rates.bare[i]);
-    const range = (/** @type {number[]} */ xs, /** @type {number} */ digits) => `${Math.min(...xs).toFixed(digits)} to ${Math.max(...xs).toFixed(digits)}`;
-    const overhead = client.median(overheads);
-    const ratio = client.median(ratios);
-    console.log('\nserver CPU per connection cycle (connect + upgrade + send + echo + close; /proc schedstat of every thread; median of the rounds):');
-    console.log(`  bare Bun.serve            ${client.median(cpuPerCycle.bare).toFixed(1).padStart(6)} us`);
-    console.log(`  socket-lease/bun          ${client.median(cpuPerCycle.guarded).toFixed(1).padStart(6)} us   over bare: ${overhead >= 0 ? '+' : ''}${overhead.toFixed(1)} us (rounds: ${range(overheads, 1)})`);
-    console.log(`  (/proc/<pid>/stat utime+stime over all rounds: bare ${(statTotal.bare / statCycles).toFixed(1)} us, guarded ${(statTotal.guarded / statCycles).toFixed(1)} us per cycle)`);
-    console.log('\nchurn, cycles/s as the client sees them (median of the rounds):');
-    console.log(`  bare Bun.serve            ${client.median(rates.bare).toFixed(0).padStart(6)} /s`);
-    console.log(`  socket-lease/bun          ${client.median(rates.guarded).toFixed(0).padStart(6)} /s   / bare: ${ratio.toFixed(3)} (rounds: ${range(ratios, 3)})`);
-    const overheadMet = overhead <= TARGETS.overheadUs;
-    const ratioMet = ratio >= TARGETS.churnRatio;
-    console.log('\ntargets (medians of the per-round differences and ratios):');
-    console.log(`  adapter CPU per cycle over bare   ${overhead >= 0 ? '+' : ''}${overhead.toFixed(1)} us   target <= ${TARGETS.overheadUs} us   ${overheadMet ? 'met' : 'NOT MET'}`);
-    console.log(`  guarded / bare churn              ${ratio.toFixed(3)}     target >= ${TARGETS.churnRatio}    ${ratioMet ? 'met' : 'NOT MET'}`);
-    if (values.json) {
-      fs.mkdirSync(path.dirname(values.json), { recursive: true });
-      const result = {
-        date: new Date().toISOString(),
-        machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, bun: version, node: process.version, loadavg: os.loadavg().map((x) => Number(x.toFixed(2))) },
-        method: { rounds, timeMsPerServer: timeMs, batch, cpu: '/proc/<pid>/task/*/schedstat' },
-        targets: TARGETS,
-        overheadUs: overhead,
-        overheadMet,
-        churnRatio: ratio,
-        churnRatioMet: ratioMet,
-        rounds: { cpuUsPerCycle: cpuPerCycle, cyclesPerSec: rates },
-      };
-      fs.writeFileSync(values.json, `${JSON.stringify(result, null, 2)}\n`);
-      console.log(`  (written to ${path.relative(process.cwd(), values.json)})`);
-    }
+    await client.compare(servers, {
+      title: `bun ${version} servers, node ${process.version} client`,
+      timeMs: Number(values['time-ms']),
+      batch: Number(values.batch),
+      rounds: Number(values.rounds),
+      json: values.json,
+      machine: { bun: version },
+      cpuMethod: '/proc/<pid>/task/*/schedstat, every thread',
+    });
   } finally {
     for (const s of servers) s.child.kill();
   }

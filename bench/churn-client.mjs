@@ -1,8 +1,12 @@
 // The client side every connection-churn benchmark shares (bench/node-churn.mjs and
 // bench/churn-*.mjs): one WebSocket cycle against the demo protocol, the server's CPU time
-// read from /proc, and the median the figures are made of. Runs in Node only: the
-// benchmarks whose servers run under Bun or Deno import it on their client side alone.
+// read from /proc, the median the figures are made of, and `compare`, the rounds, summary
+// and targets of every host's comparison, so the hosts are measured the same way. Runs in
+// Node only: the benchmarks whose servers run under Bun or Deno import it on their client
+// side alone.
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import WebSocket from 'ws';
 
 let userSeq = 0;
@@ -68,4 +72,134 @@ export function processCpuUs(pid) {
     }
   }
   return ns / 1000;
+}
+
+/** Targets of the lifecycle and runtime issues, the same for every host. */
+export const TARGETS = Object.freeze({
+  /** The adapter's own server CPU per connection cycle over its bare server, microseconds (median). */
+  overheadUs: 10,
+  /** Guarded churn (cycles/s) over bare churn (median of the per-round ratios). */
+  churnRatio: 0.95,
+});
+
+/**
+ * @typedef {object} ChurnServer
+ * @property {string} kind   'bare' for the baseline (the first server), then the guarded ones
+ * @property {string} label  how the tables name it
+ * @property {string} url    what `cycle` connects to
+ * @property {() => number | Promise<number>} cpu  the server process's CPU microseconds so far
+ */
+
+/**
+ * `batch` concurrent cycles at a time against each of `servers` at once, for `ms`.
+ * @param {ChurnServer[]} servers
+ * @param {number} ms
+ * @param {number} batch
+ * @param {(url: string) => Promise<void>} run  one cycle
+ */
+export async function drive(servers, ms, batch, run) {
+  let cycles = 0;
+  const t0 = performance.now();
+  for (const end = t0 + ms; performance.now() < end; cycles += batch) {
+    await Promise.all(servers.flatMap((s) => Array.from({ length: batch }, () => run(s.url))));
+  }
+  return { cycles, ms: performance.now() - t0 };
+}
+
+/**
+ * The comparison every churn benchmark makes, the same way for every host. Per round:
+ *
+ * - churn: every server in turn, cycles per second as this client sees them, the ratio to
+ *   the bare server taken within the round. The round is cut into `slices` short slices,
+ *   each a palindrome (A B C C B A) whose first server rotates: a burst of outside load on
+ *   a shared machine lasts longer than a slice, so it falls on every server alike instead
+ *   of on whichever ran during it (with one long turn per server, single rounds swung from
+ *   0.74 to 1.19 on a quiet 2-core VM, more than the effect measured).
+ * - CPU: every server driven at once (half a batch each), so they serve the same cycles at
+ *   the same moments under the same outside load; CPU per cycle from `cpu()`, and the
+ *   difference to the bare server within the round.
+ *
+ * The summary is the median round of each difference and ratio, checked against TARGETS
+ * for every guarded server. Prints the rounds and the summary; writes `json` when given.
+ * @param {ChurnServer[]} servers  the bare server first
+ * @param {{ title: string, timeMs: number, batch: number, rounds: number, slices?: number,
+ *   cycle?: (url: string) => Promise<void>, json?: string, machine?: Record<string, unknown>,
+ *   cpuMethod: string }} options
+ */
+export async function compare(servers, options) {
+  const { title, timeMs, batch, rounds, json, cpuMethod } = options;
+  const run = options.cycle ?? cycle;
+  const slices = Math.max(1, options.slices ?? 10);
+  console.log(`${title}; ${batch} concurrent cycles per batch, ${rounds} rounds of ${timeMs} ms per server in ${slices} slices (after a warm-up)`);
+  for (const s of servers) await drive([s], Math.min(timeMs, 1000), batch, run); // JIT warm-up, first buffers and wasm pages
+  /** @type {Record<string, { rate: number[], cpu: number[] }>} */
+  const per = Object.fromEntries(servers.map((s) => [s.kind, { rate: [], cpu: [] }]));
+  const sliceMs = timeMs / (2 * slices);
+  for (let round = 0; round < rounds; round++) {
+    /** @type {Map<string, { cycles: number, ms: number }>} */
+    const sums = new Map(servers.map((s) => [s.kind, { cycles: 0, ms: 0 }]));
+    for (let k = 0; k < slices; k++) {
+      const first = (round + k) % servers.length;
+      const order = [...servers.slice(first), ...servers.slice(0, first)];
+      for (const s of [...order, ...[...order].reverse()]) {
+        const { cycles, ms } = await drive([s], sliceMs, batch, run);
+        const sum = /** @type {{ cycles: number, ms: number }} */ (sums.get(s.kind));
+        sum.cycles += cycles;
+        sum.ms += ms;
+      }
+    }
+    for (const [kind, sum] of sums) per[kind].rate.push((sum.cycles * 1000) / sum.ms);
+    const c0 = await Promise.all(servers.map((s) => s.cpu()));
+    const { cycles } = await drive(servers, timeMs, Math.max(1, Math.round(batch / 2)), run);
+    const c1 = await Promise.all(servers.map((s) => s.cpu()));
+    servers.forEach((s, i) => per[s.kind].cpu.push((c1[i] - c0[i]) / cycles));
+    console.log(`  round ${String(round + 1).padStart(2)}: ${servers.map((s) => `${s.kind} ${per[s.kind].rate.at(-1)?.toFixed(0)}/s ${per[s.kind].cpu.at(-1)?.toFixed(1)} us`).join(', ')}`);
+  }
+  const bare = servers[0].kind;
+  const overheads = (/** @type {string} */ kind) => per[kind].cpu.map((us, i) => us - per[bare].cpu[i]);
+  const ratios = (/** @type {string} */ kind) => per[kind].rate.map((r, i) => r / per[bare].rate[i]);
+  const range = (/** @type {number[]} */ xs, /** @type {number} */ digits) => `${Math.min(...xs).toFixed(digits)} to ${Math.max(...xs).toFixed(digits)}`;
+  const signed = (/** @type {number} */ us) => `${us >= 0 ? '+' : ''}${us.toFixed(1)} us`;
+  const width = Math.max(...servers.map((s) => s.label.length)) + 2;
+
+  console.log(`\nserver CPU per connection cycle (${cpuMethod}; median of the rounds):`);
+  for (const s of servers) {
+    const extra = s.kind === bare ? '' : `   over bare: ${signed(median(overheads(s.kind)))} (rounds: ${range(overheads(s.kind), 1)})`;
+    console.log(`  ${s.label.padEnd(width)}${median(per[s.kind].cpu).toFixed(1).padStart(7)} us${extra}`);
+  }
+  console.log('\nchurn, cycles/s as the client sees them (median of the rounds):');
+  for (const s of servers) {
+    const extra = s.kind === bare ? '' : `   / bare: ${median(ratios(s.kind)).toFixed(3)} (rounds: ${range(ratios(s.kind), 3)})`;
+    console.log(`  ${s.label.padEnd(width)}${median(per[s.kind].rate).toFixed(0).padStart(7)} /s${extra}`);
+  }
+  /** @type {Record<string, { cpuUsPerCycle: number, cyclesPerSec: number, overheadUs?: number, ratio?: number, overheadMet?: boolean, churnRatioMet?: boolean }>} */
+  const summary = {};
+  console.log('\ntargets (medians of the per-round differences and ratios):');
+  for (const s of servers) {
+    summary[s.kind] = { cpuUsPerCycle: median(per[s.kind].cpu), cyclesPerSec: median(per[s.kind].rate) };
+    if (s.kind === bare) continue;
+    const overheadUs = median(overheads(s.kind));
+    const ratio = median(ratios(s.kind));
+    Object.assign(summary[s.kind], { overheadUs, ratio, overheadMet: overheadUs <= TARGETS.overheadUs, churnRatioMet: ratio >= TARGETS.churnRatio });
+    console.log(`  ${s.label}: CPU per cycle over bare ${signed(overheadUs)} (target <= ${TARGETS.overheadUs} us: ${overheadUs <= TARGETS.overheadUs ? 'met' : 'NOT MET'}); churn / bare ${ratio.toFixed(3)} (target >= ${TARGETS.churnRatio}: ${ratio >= TARGETS.churnRatio ? 'met' : 'NOT MET'})`);
+  }
+  const guarded = summary[servers[1].kind];
+  const result = {
+    date: new Date().toISOString(),
+    machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, platform: `${process.platform} ${process.arch}`, loadavg: os.loadavg().map((x) => Number(x.toFixed(2))), ...options.machine },
+    method: { rounds, timeMsPerServer: timeMs, batch, slices, cpu: cpuMethod },
+    targets: TARGETS,
+    overheadUs: guarded.overheadUs,
+    overheadMet: guarded.overheadMet,
+    churnRatio: guarded.ratio,
+    churnRatioMet: guarded.churnRatioMet,
+    servers: summary,
+    rounds: { cpuUsPerCycle: Object.fromEntries(servers.map((s) => [s.kind, per[s.kind].cpu])), cyclesPerSec: Object.fromEntries(servers.map((s) => [s.kind, per[s.kind].rate])) },
+  };
+  if (json) {
+    fs.mkdirSync(path.dirname(json), { recursive: true });
+    fs.writeFileSync(json, `${JSON.stringify(result, null, 2)}\n`);
+    console.log(`  (written to ${path.relative(process.cwd(), json)})`);
+  }
+  return result;
 }

@@ -7,21 +7,20 @@
 //   (b) guarded churn (cycles/s) is at least 0.95 of bare churn.
 // The method is bench/node-churn.mjs's: the servers differ only by the guard (both read the
 // user from the handshake and refuse without one; both answer with an id: the lease id
-// through the guard's API, the socket id on the bare one); per round, CPU is measured with
-// both servers driven at once (same rate, same moments, same outside load) and read from
-// /proc/<pid>/stat (utime + stime, which works for any runtime), and churn with the servers
-// in turn (A B B A, the order alternating by round); the summary is the median round.
+// through the guard's API, the socket id on the bare one); the rounds, summary and targets
+// are churn-client.mjs's `compare`, as for every host (CPU from /proc/<pid>/task/*/schedstat).
 //
-//   node bench/churn-socketio.mjs [--time-ms 1500] [--batch 8] [--rounds 8]
+//   node bench/churn-socketio.mjs [--time-ms 2000] [--batch 8] [--rounds 12] [--json PATH]
 import http from 'node:http';
-import os from 'node:os';
 import { fork } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { median, statCpuUs } from './churn-client.mjs';
+import { compare, processCpuUs } from './churn-client.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 const USERS = 64;
+const SOCKET_IO_VERSION = createRequire(import.meta.url)('socket.io/package.json').version;
 
 // ---------------------------------------------------------------- server (child) side
 
@@ -72,8 +71,9 @@ async function startServer(kind) {
   return {
     kind,
     child,
+    label: kind === 'bare' ? 'bare Socket.IO' : 'socket-lease/socket.io',
     url: `http://127.0.0.1:${port}`,
-    pid: /** @type {number} */ (child.pid),
+    cpu: () => processCpuUs(/** @type {number} */ (child.pid)),
     /** @returns {Promise<{ open: number, active: number | null }>} */
     stats: () =>
       new Promise((resolve) => {
@@ -100,69 +100,23 @@ function cycle(url) {
   });
 }
 
-/**
- * Runs batches of `batch` concurrent cycles, spread over `urls`, for `ms`.
- * @param {string[]} urls @param {number} batch @param {number} ms
- */
-async function drive(urls, batch, ms) {
-  const end = Date.now() + ms;
-  let done = 0;
-  while (Date.now() < end) {
-    await Promise.all(Array.from({ length: batch }, (_, i) => cycle(urls[i % urls.length])));
-    done += batch;
-  }
-  return done;
-}
-
-
 async function main() {
-  const { values } = parseArgs({ options: { 'time-ms': { type: 'string', default: '1500' }, batch: { type: 'string', default: '8' }, rounds: { type: 'string', default: '8' } } });
-  const timeMs = Number(values['time-ms']);
-  const batch = Number(values.batch);
-  const rounds = Number(values.rounds);
-  const bare = await startServer('bare');
-  const guarded = await startServer('guarded');
+  const { values } = parseArgs({ options: { 'time-ms': { type: 'string', default: '2000' }, batch: { type: 'string', default: '8' }, rounds: { type: 'string', default: '12' }, json: { type: 'string' } } });
+  const servers = [await startServer('bare'), await startServer('guarded')];
   try {
-    console.log(`node ${process.version}, ${os.cpus().length} CPUs, ${batch} concurrent cycles per batch, ${rounds} rounds of ${timeMs} ms (after a warm-up)`);
-    await drive([bare.url, guarded.url], batch, timeMs);
-    /** @type {{ bare: number[], guarded: number[], over: number[], ratio: number[], bareRate: number[], guardedRate: number[] }} */
-    const r = { bare: [], guarded: [], over: [], ratio: [], bareRate: [], guardedRate: [] };
-    for (let round = 0; round < rounds; round++) {
-      // CPU: both servers at once, half of each batch to each.
-      const before = [statCpuUs(bare.pid), statCpuUs(guarded.pid)];
-      const n = await drive([bare.url, guarded.url], batch, timeMs);
-      const perCycle = [(statCpuUs(bare.pid) - before[0]) / (n / 2), (statCpuUs(guarded.pid) - before[1]) / (n / 2)];
-      r.bare.push(perCycle[0]);
-      r.guarded.push(perCycle[1]);
-      r.over.push(perCycle[1] - perCycle[0]);
-      // Churn: in turn, A B B A, the order alternating from round to round.
-      const order = round % 2 ? [guarded, bare, bare, guarded] : [bare, guarded, guarded, bare];
-      /** @type {Record<string, number>} */
-      const rate = { bare: 0, guarded: 0 };
-      for (const s of order) {
-        const t0 = performance.now();
-        const done = await drive([s.url], batch, timeMs / 2);
-        rate[s.kind] += done / ((performance.now() - t0) / 1000) / 2;
-      }
-      r.bareRate.push(rate.bare);
-      r.guardedRate.push(rate.guarded);
-      r.ratio.push(rate.guarded / rate.bare);
-    }
-    const over = median(r.over);
-    const ratio = median(r.ratio);
-    const fmt = (/** @type {number[]} */ xs, d = 1) => `${Math.min(...xs).toFixed(d)}..${Math.max(...xs).toFixed(d)}`;
-    console.log('\nserver CPU per cycle (connect + echo event + disconnect; /proc utime+stime, 10 ms ticks; median of the rounds):');
-    console.log(`  bare Socket.IO          ${median(r.bare).toFixed(1).padStart(7)} us   (rounds ${fmt(r.bare)})`);
-    console.log(`  with socket-lease       ${median(r.guarded).toFixed(1).padStart(7)} us   over bare ${over >= 0 ? '+' : ''}${over.toFixed(1)} us (rounds ${fmt(r.over)})`);
-    console.log('churn (cycles/s as this client sees them; median of the rounds):');
-    console.log(`  bare ${median(r.bareRate).toFixed(0)}, guarded ${median(r.guardedRate).toFixed(0)}, guarded / bare ${ratio.toFixed(3)} (rounds ${fmt(r.ratio, 3)})`);
-    console.log(`\ntarget (a) guard CPU <= 10 us per cycle over bare: ${over <= 10 ? 'met' : 'NOT MET'} (${over.toFixed(1)} us)`);
-    console.log(`target (b) guarded churn >= 0.95 of bare: ${ratio >= 0.95 ? 'met' : 'NOT MET'} (${ratio.toFixed(3)})`);
-    const [sb, sg] = await Promise.all([bare.stats(), guarded.stats()]);
+    await compare(servers, {
+      title: `node ${process.version}, socket.io ${SOCKET_IO_VERSION} (WebSocket transport)`,
+      timeMs: Number(values['time-ms']),
+      batch: Number(values.batch),
+      rounds: Number(values.rounds),
+      json: values.json,
+      cycle,
+      cpuMethod: '/proc/<pid>/task/*/schedstat, every thread',
+    });
+    const [sb, sg] = await Promise.all(servers.map((s) => s.stats()));
     console.log(`after the run: bare ${sb.open} sockets open; guarded ${sg.open} open, ${sg.active} leases active`);
   } finally {
-    bare.child.kill();
-    guarded.child.kill();
+    for (const s of servers) s.child.kill();
   }
 }
 

@@ -15,17 +15,18 @@
 // uses leases does). A third server runs the same guard over a trivial in-JS store, which
 // separates the guard's own cost from the wasm registry's.
 //
-// Measured per round (the summary is the median round, because a shared 2-core machine
-// has bursts of other load that a mean would smear over everything):
-//   - churn: every server in turn, in a palindrome (A B C C B A, half of --time-ms each,
-//     the order rotating from round to round), BATCH concurrent cycles at a time; cycles
-//     per second as this client process sees them; ratio guarded / bare within the round.
+// Measured per round by churn-client.mjs's `compare`, the same for every host (the summary
+// is the median round, because a shared 2-core machine has bursts of other load that a
+// mean would smear over everything):
+//   - churn: every server in turn, in short slices (palindromes A B C C B A whose first
+//     server rotates), BATCH concurrent cycles at a time; cycles per second as this client
+//     process sees them; ratio guarded / bare within the round.
 //   - CPU: every server driven at once for --time-ms (each batch is BATCH/2 cycles to
 //     each server), so they serve at the same rate, at the same moments, under the same
-//     outside load; server process CPU (user + system, process.cpuUsage) per cycle, and
-//     guarded - bare within the round. CPU time is much less sensitive to outside load
-//     than the wall clock, but not immune: a process woken for every event on a busy
-//     machine starts cold each time, and its CPU per cycle moves by 2x from second to second.
+//     outside load; the run time of every thread of each server process (/proc schedstat)
+//     per cycle, and guarded - bare within the round. CPU time is much less sensitive to
+//     outside load than the wall clock, but not immune: a process woken for every event on
+//     a busy machine starts cold each time, and its CPU per cycle moves from second to second.
 //
 // Memory is measured apart from the churn, in fresh server processes: a server that has
 // just served thousands of cycles still holds their garbage and buffers. Each fresh
@@ -54,7 +55,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import WebSocket, { WebSocketServer } from 'ws';
-import { cycle, median } from './churn-client.mjs';
+import { compare, cycle, median, processCpuUs } from './churn-client.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -269,15 +270,17 @@ async function startServer(kind, options = {}) {
       child.once('message', (/** @type {any} */ m) => resolve(m));
       child.send({ cmd });
     });
+  const labels = { bare: 'bare ws', guarded: 'guarded (LeaseRegistry)', 'guard-map-store': 'guard over a Map store' };
   return {
     kind,
+    label: labels[kind],
     url: `ws://127.0.0.1:${port}/ws`,
     child,
     memory: /** @type {() => Promise<{ mem: { heap: number, js: number, external: number }, open: number }>} */ (() => ask('mem')),
     /** Sockets the server holds open now (its ws server's client set). */
     open: async () => /** @type {{ open: number }} */ (await ask('open')).open,
-    /** CPU microseconds the server process has used so far. */
-    cpu: async () => /** @type {{ cpu: number }} */ (await ask('cpu')).cpu,
+    /** CPU microseconds the server process has used so far (every thread, /proc). */
+    cpu: () => processCpuUs(/** @type {number} */ (child.pid)),
     /** CPU microseconds so far: user + system, and user alone. */
     cpuBoth: async () => /** @type {{ cpu: number, user: number }} */ (await ask('cpu')),
     profileStart: () => ask('profile-start'),
@@ -337,13 +340,6 @@ async function main() {
   if (values.only !== 'churn') await memory(openCount);
 }
 
-/** Targets of the performance issue for the Node host. */
-const TARGETS = Object.freeze({
-  /** The guard's own server CPU per connection cycle over bare ws, microseconds (median). */
-  overheadUs: 10,
-  /** Guarded churn (cycles/s) over bare churn (median of the per-round ratios). */
-  churnRatio: 0.95,
-});
 
 
 /**
@@ -388,103 +384,22 @@ async function together(servers, ms, batch) {
 }
 
 /**
- * The churn comparison. A round runs every server for `timeMs` in turn, the order
- * rotating from round to round; a server's round gives its cycles per second (wall
- * clock, as the client sees it) and its process CPU (user + system, process.cpuUsage)
- * per cycle. Server CPU is much less sensitive to outside load than throughput, and
- * only the guard makes the difference between the servers: they serve the same cycles,
- * each in a process of its own, with the same user-id work (userOf). Each target is the
- * median over the rounds of a difference or ratio taken within a round (the servers a
- * few seconds apart, under the same outside load), so a burst of other work on the
- * machine moves one pair, not the summary.
+ * The churn comparison: churn-client.mjs's `compare`, as for every host (churn in short
+ * interleaved slices, CPU with every server driven at once, medians of the rounds). The
+ * guard over a Map store runs beside the guarded server: the two differ only by the store.
  * @param {{ timeMs: number, batch: number, rounds: number, json?: string }} options
  */
 async function churn({ timeMs, batch, rounds, json }) {
   const servers = [await startServer('bare'), await startServer('guarded'), await startServer('guard-map-store')];
   try {
-    console.log(`node ${process.version}, ${batch} concurrent cycles per batch, ${rounds} rounds of ${timeMs} ms per server (after a warm-up)`);
-    for (const s of servers) await drive(s, Math.min(timeMs, 1000), batch); // JIT warm-up, first buffers and wasm pages
-    /** @type {Record<Kind, number[]>} */
-    const rates = { bare: [], guarded: [], 'guard-map-store': [] };
-    /** @type {Record<Kind, number[]>} */
-    const latencies = { bare: [], guarded: [], 'guard-map-store': [] };
-    /** @type {Record<Kind, number[]>} */
-    const cpuPerCycle = { bare: [], guarded: [], 'guard-map-store': [] };
-    /** @type {Record<Kind, number[]>} user CPU alone */
-    const userPerCycle = { bare: [], guarded: [], 'guard-map-store': [] };
-    for (let round = 0; round < rounds; round++) {
-      // Rotate the order each round so neither a warm-up effect nor a burst of outside
-      // load always lands on the same server.
-      // Each server runs twice for half the time, in a palindrome (A B C C B A), so a
-      // load that grows or fades during the round weighs the same on every server.
-      const order = [...servers.slice(round % servers.length), ...servers.slice(0, round % servers.length)];
-      /** @type {Map<Kind, { cycles: number, ms: number, cpu: number, user: number }>} */
-      const sums = new Map(servers.map((s) => [s.kind, { cycles: 0, ms: 0, cpu: 0, user: 0 }]));
-      for (const s of [...order, ...order.reverse()]) {
-        const c0 = await s.cpuBoth();
-        const { cycles, ms } = await drive(s, timeMs / 2, batch, latencies[s.kind]);
-        const c1 = await s.cpuBoth();
-        const sum = /** @type {{ cycles: number, ms: number, cpu: number, user: number }} */ (sums.get(s.kind));
-        sum.cycles += cycles;
-        sum.ms += ms;
-        sum.cpu += c1.cpu - c0.cpu;
-        sum.user += c1.user - c0.user;
-      }
-      for (const [kind, sum] of sums) rates[kind].push((sum.cycles * 1000) / sum.ms);
-      for (const { kind, cpu, user } of await together(servers, timeMs, Math.max(1, Math.round(batch / 2)))) {
-        cpuPerCycle[kind].push(cpu);
-        userPerCycle[kind].push(user);
-      }
-      console.log(
-        `  round ${String(round + 1).padStart(2)}: ` +
-          servers.map((s) => `${s.kind} ${rates[s.kind].at(-1)?.toFixed(0)}/s ${cpuPerCycle[s.kind].at(-1)?.toFixed(1)} us (user ${userPerCycle[s.kind].at(-1)?.toFixed(1)})`).join(', '),
-      );
-    }
-    /** @param {Kind} kind */
-    const overheads = (kind) => cpuPerCycle[kind].map((us, i) => us - cpuPerCycle.bare[i]);
-    /** @param {Kind} kind */
-    const ratios = (kind) => rates[kind].map((r, i) => r / rates.bare[i]);
-    const range = (/** @type {number[]} */ xs, /** @type {number} */ digits) => `${Math.min(...xs).toFixed(digits)} to ${Math.max(...xs).toFixed(digits)}`;
-    const overhead = median(overheads('guarded'));
-    const userOverheads = userPerCycle.guarded.map((us, i) => us - userPerCycle.bare[i]);
-    const ratio = median(ratios('guarded'));
-
-    console.log('\nserver CPU per connection cycle (connect + upgrade + send + echo + close; median of the rounds):');
-    const labels = { bare: 'bare ws', guarded: 'guarded (LeaseRegistry)', 'guard-map-store': 'guard over a Map store' };
-    for (const s of servers) {
-      const extra = s.kind === 'bare' ? '' : `   over bare: ${median(overheads(s.kind)) >= 0 ? '+' : ''}${median(overheads(s.kind)).toFixed(1)} us (rounds: ${range(overheads(s.kind), 1)})`;
-      console.log(`  ${labels[s.kind].padEnd(24)} ${median(cpuPerCycle[s.kind]).toFixed(1).padStart(6)} us${extra}`);
-    }
-    console.log(`  (user CPU alone: bare ${median(userPerCycle.bare).toFixed(1)} us, guarded over bare ${median(userOverheads).toFixed(1)} us, rounds: ${range(userOverheads, 1)})`);
-    console.log('\nchurn, cycles/s as the client sees them (median of the rounds):');
-    for (const s of servers) {
-      const extra = s.kind === 'bare' ? '' : `   / bare: ${median(ratios(s.kind)).toFixed(3)} (rounds: ${range(ratios(s.kind), 3)})`;
-      console.log(`  ${labels[s.kind].padEnd(24)} ${median(rates[s.kind]).toFixed(0).padStart(6)} /s  (median batch ${median(latencies[s.kind]).toFixed(2)} ms)${extra}`);
-    }
-    const overheadMet = overhead <= TARGETS.overheadUs;
-    const ratioMet = ratio >= TARGETS.churnRatio;
-    console.log('\ntargets (guarded, LeaseRegistry, vs bare ws; medians of the per-round differences and ratios):');
-    console.log(`  guard CPU per cycle over bare   ${overhead >= 0 ? '+' : ''}${overhead.toFixed(1)} us   target <= ${TARGETS.overheadUs} us   ${overheadMet ? 'met' : 'NOT MET'}`);
-    console.log(`  guarded / bare churn            ${ratio.toFixed(3)}     target >= ${TARGETS.churnRatio}    ${ratioMet ? 'met' : 'NOT MET'}`);
-    if (json) {
-      fs.mkdirSync(path.dirname(json), { recursive: true });
-      const result = {
-        date: new Date().toISOString(),
-        machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, platform: `${process.platform} ${process.arch}`, loadavg: os.loadavg().map((x) => Number(x.toFixed(2))) },
-        method: { rounds, timeMsPerServer: timeMs, batch },
-        targets: TARGETS,
-        overheadUs: overhead,
-        overheadMet,
-        churnRatio: ratio,
-        churnRatioMet: ratioMet,
-        servers: Object.fromEntries(
-          servers.map((s) => [s.kind, { cpuUsPerCycle: median(cpuPerCycle[s.kind]), cyclesPerSec: median(rates[s.kind]), batchMs: median(latencies[s.kind]), overheadUs: median(overheads(s.kind)), ratio: median(ratios(s.kind)) }]),
-        ),
-        rounds: { cpuUsPerCycle: cpuPerCycle, cyclesPerSec: rates },
-      };
-      fs.writeFileSync(json, `${JSON.stringify(result, null, 2)}\n`);
-      console.log(`  (written to ${path.relative(process.cwd(), json)})`);
-    }
+    await compare(servers, {
+      title: `node ${process.version}: bare ws, the guard (LeaseRegistry), the guard over a Map store`,
+      timeMs,
+      batch,
+      rounds,
+      json,
+      cpuMethod: '/proc/<pid>/task/*/schedstat, every thread',
+    });
   } finally {
     for (const s of servers) s.child.kill();
   }

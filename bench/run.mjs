@@ -3,12 +3,10 @@
 // the Node host's connection-churn benchmark (bench/node-churn.mjs: the guard's server CPU
 // per connection cycle over bare ws, and guarded / bare churn, against the issue's
 // targets; target/bench/node-churn.json), then the same comparison for Bun, Deno, crossws
-// and Socket.IO (bench/churn-*.mjs). Each runs in its own child process with a time
-// limit, so the whole stays bounded (about 35 minutes at most on a 2-core machine;
-// typically 15). The Node host's two target lines are printed again at the end.
-// `npm run bench:report` then rewrites the README's performance section from
-// target/bench/core.json and the churn section of docs/performance.md from
-// target/bench/node-churn.json.
+// and Socket.IO (bench/churn-*.mjs; target/bench/churn-<host>.json). Each runs in its own
+// child process with a time limit, so the whole stays bounded (about 45 minutes at most on
+// a 2-core machine; typically 15). Every host's two target lines are printed again at the
+// end. `npm run bench:report` then writes the figures into the docs.
 //
 //   node bench/run.mjs [--quick] [--core-only]     (--quick: one short round, a smoke run)
 import { spawn } from 'node:child_process';
@@ -18,7 +16,6 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const DIR = path.dirname(fileURLToPath(import.meta.url));
-const CHURN_JSON = path.join(DIR, '..', 'target/bench/node-churn.json');
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, 'core-only': { type: 'boolean', default: false } } });
 
 /**
@@ -53,32 +50,35 @@ try {
     7 * 60_000,
   );
   if (!values['core-only']) {
-    // The churn benchmark forks its own servers with --expose-gc.
-    await run(
-      'Node host: connection churn through the guard vs bare ws (bench/node-churn.mjs)',
-      [path.join(DIR, 'node-churn.mjs'), '--json', CHURN_JSON, ...(values.quick ? ['--time-ms', '500', '--rounds', '1', '--open', '200'] : [])],
-      3 * 60_000,
-    );
-    const r = JSON.parse(fs.readFileSync(CHURN_JSON, 'utf8'));
-    console.log(`\n== Node host targets (bench/node-churn.mjs, median of ${r.method.rounds} rounds${values.quick ? '; quick run: indicative only' : ''})`);
-    console.log(`  guard CPU per connection cycle over bare ws: ${r.overheadUs >= 0 ? '+' : ''}${r.overheadUs.toFixed(1)} us (bare ${r.servers.bare.cpuUsPerCycle.toFixed(0)} us, guarded ${r.servers.guarded.cpuUsPerCycle.toFixed(0)} us); target <= ${r.targets.overheadUs} us: ${r.overheadMet ? 'met' : 'NOT MET'}`);
-    console.log(`  guarded / bare churn: ${r.churnRatio.toFixed(3)} (bare ${r.servers.bare.cyclesPerSec.toFixed(0)}/s, guarded ${r.servers.guarded.cyclesPerSec.toFixed(0)}/s); target >= ${r.targets.churnRatio}: ${r.churnRatioMet ? 'met' : 'NOT MET'}`);
-    // The other hosts, each against its own bare server in the same run (each prints its
-    // two targets, met or NOT MET). A host's bench that fails is reported, not fatal: the
-    // rest still run.
-    for (const [host, file, quick] of /** @type {const} */ ([
-      ['Bun', 'churn-bun.mjs', ['--time-ms', '500', '--rounds', '1']],
-      ['Deno', 'churn-deno.mjs', ['--time-ms', '500', '--rounds', '1']],
-      ['crossws', 'churn-crossws.mjs', ['--time-ms', '500', '--rounds', '1']],
-      ['Socket.IO', 'churn-socketio.mjs', ['--time-ms', '500', '--rounds', '1']],
-    ])) {
+    // Every host against its own bare server, measured the same way (churn-client.mjs's
+    // compare), each writing target/bench/<json>. A host's bench that fails is reported,
+    // not fatal: the rest still run. The Node one forks its own servers with --expose-gc.
+    const hosts = /** @type {const} */ ([
+      ['Node (ws)', 'node-churn.mjs', 'node-churn.json', ['--time-ms', '500', '--rounds', '1', '--open', '200']],
+      ['Bun', 'churn-bun.mjs', 'churn-bun.json', ['--time-ms', '500', '--rounds', '1']],
+      ['Deno', 'churn-deno.mjs', 'churn-deno.json', ['--time-ms', '500', '--rounds', '1']],
+      ['crossws', 'churn-crossws.mjs', 'churn-crossws.json', ['--time-ms', '500', '--rounds', '1']],
+      ['Socket.IO', 'churn-socketio.mjs', 'churn-socketio.json', ['--time-ms', '500', '--rounds', '1']],
+    ]);
+    /** @type {string[]} */
+    const lines = [];
+    for (const [host, file, json, quick] of hosts) {
+      const out = path.join(DIR, '..', 'target/bench', json);
       try {
-        await run(`${host} host: connection churn through the adapter vs bare (bench/${file})`, [path.join(DIR, file), ...(values.quick ? quick : [])], 6 * 60_000);
+        fs.rmSync(out, { force: true });
+        await run(`${host} host: connection churn through the adapter vs bare (bench/${file})`, [path.join(DIR, file), '--json', out, ...(values.quick ? quick : [])], 8 * 60_000);
+        const r = JSON.parse(fs.readFileSync(out, 'utf8'));
+        lines.push(
+          `  ${host.padEnd(10)} CPU per cycle over bare ${r.overheadUs >= 0 ? '+' : ''}${r.overheadUs.toFixed(1)} us (target <= ${r.targets.overheadUs}: ${r.overheadMet ? 'met' : 'NOT MET'}); ` +
+            `churn / bare ${r.churnRatio.toFixed(3)} (target >= ${r.targets.churnRatio}: ${r.churnRatioMet ? 'met' : 'NOT MET'}); median of ${r.method.rounds} rounds`,
+        );
       } catch (err) {
         console.error(`bench: ${/** @type {Error} */ (err).message}`);
+        lines.push(`  ${host.padEnd(10)} failed: ${/** @type {Error} */ (err).message}`);
         process.exitCode = 1;
       }
     }
+    console.log(`\n== Host targets (each adapter vs its bare server${values.quick ? '; quick run: indicative only' : ''})\n${lines.join('\n')}`);
   }
   console.log(`\nbench: done in ${Math.round((Date.now() - started) / 1000)} s; \`npm run bench:report\` puts target/bench/core.json into README.md and target/bench/node-churn.json into docs/performance.md`);
 } catch (err) {
