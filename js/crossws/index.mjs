@@ -153,9 +153,6 @@ class LeaseGuard extends LeaseHost {
   /** @type {ConnectionLifecycle} */ #lc;
   #maxPayload;
   /** @type {'auto' | 'ping' | 'runtime'} */ #heartbeat;
-  /** Admitted upgrades not yet opened, by admission time: the runtime may refuse one after our hook without telling any hook. @type {Map<Connection, number>} */
-  #pending = new Map();
-  /** @type {any} */ #reaper;
   /** @type {any} */ #renewer = null;
   #log;
   #bypassLogged = false;
@@ -197,11 +194,9 @@ class LeaseGuard extends LeaseHost {
     this.lifecycle = this.#lc;
     this.store = store;
     this.#log = makeLog(options.logger, options.logLevel, invalid);
-    // One timer for every pending upgrade, not one per upgrade: an admitted upgrade that
-    // reaches no hook within upgradeTimeoutMs (at most 1.5 times that) gives its lease back.
-    const every = Math.max(10, Math.floor(this.#lc.upgradeTimeoutMs / 2));
-    this.#reaper = setInterval(() => this.#reap(), every);
-    this.#reaper.unref?.();
+    // An admitted upgrade the runtime refuses after our hook without telling any hook (ws's
+    // verifyClient) reaches no hook at all: the lifecycle gives its admission back after
+    // upgradeTimeoutMs.
     if (heartbeat === 'runtime') {
       // The runtime pings and closes dead peers itself (crossws's idleTimeout): a socket
       // still open is alive, so its lease is renewed on every heartbeat.
@@ -231,16 +226,6 @@ class LeaseGuard extends LeaseHost {
     }
   }
 
-  #reap() {
-    const deadline = Date.now() - this.#lc.upgradeTimeoutMs;
-    // Insertion order is admission order: stop at the first one still in time.
-    for (const [conn, at] of this.#pending) {
-      if (at > deadline) break;
-      this.#pending.delete(conn);
-      this.#lc.cancel(conn);
-    }
-  }
-
   /**
    * crossws hooks holding a lease per connection, composed with the user's own: their
    * `upgrade` runs after our admission (and may still refuse: what admission took is given
@@ -257,7 +242,6 @@ class LeaseGuard extends LeaseHost {
     const path = options.path;
     if (path !== undefined && (typeof path !== 'string' || !path.startsWith('/'))) throw invalid(`hooks(): path must start with "/", got ${String(path)}`);
     const lc = this.#lc;
-    const pending = this.#pending;
     const maxPayload = this.#maxPayload;
     const { upgrade: userUpgrade, open: userOpen, message: userMessage, close: userClose, error: userError, pong: userPong } = userHooks;
 
@@ -302,7 +286,6 @@ class LeaseGuard extends LeaseHost {
         lc.cancel(conn);
         return toResponse(lc.refuse(503, { reason: 'shutting-down' }, 1000));
       }
-      pending.set(conn, Date.now());
       const context = { ...result?.context, [ENTRY]: new Entry(conn) };
       return result ? { ...result, context } : { context };
     };
@@ -361,7 +344,7 @@ class LeaseGuard extends LeaseHost {
     const ended = (entry, end) => {
       if (!(entry instanceof Entry)) return;
       const conn = entry.conn;
-      if (pending.delete(conn)) {
+      if (conn.socket === null) {
         // Closed before it was ever opened (an adapter that reports close without open).
         lc.cancel(conn);
         return;
@@ -397,7 +380,6 @@ class LeaseGuard extends LeaseHost {
           return undefined;
         }
         const conn = entry.conn;
-        pending.delete(conn);
         const opened = lc.open(conn, peer);
         if (opened === true) return serve(peer, entry);
         if (opened === false) return undefined;
@@ -473,10 +455,8 @@ class LeaseGuard extends LeaseHost {
   }
 
   close() {
-    clearInterval(this.#reaper);
     if (this.#renewer) clearInterval(this.#renewer);
     // Upgrades still pending are cancelled by the lifecycle (its own pending set).
-    this.#pending.clear();
     return this.#lc.close();
   }
 }

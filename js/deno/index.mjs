@@ -167,9 +167,6 @@ class DenoLease extends LeaseHost {
   [MAX];
   /** @type {(req: Request, options: { protocol?: string, idleTimeout: number }) => { socket: WebSocket, response: Response }} */
   #upgradeWebSocket;
-  /** Sockets whose handshake Deno has not finished, with when they were admitted. @type {Map<any, number>} */
-  #pending = new Map();
-  /** @type {any} */ #pendingTimer;
   /** Deno.upgradeWebSocket's options without a subprotocol: one object for every upgrade. */
   #upgradeOptions;
   /** Whether the Origin header is read: only with allowedOrigins (a header read costs). */
@@ -206,9 +203,8 @@ class DenoLease extends LeaseHost {
     this.#upgradeOptions = Object.freeze({ idleTimeout: this.#idleTimeout });
     this.#readOrigin = options.allowedOrigins !== undefined;
     // Handshakes Deno never finishes (the handler did not return the upgrade's response,
-    // or the client left before it) fire no event at all: given back after upgradeTimeoutMs.
-    this.#pendingTimer = setInterval(() => this.#abandonStale(), lc.upgradeTimeoutMs);
-    /** @type {any} */ (globalThis).Deno.unrefTimer?.(this.#pendingTimer);
+    // or the client left before it) fire no event at all: the lifecycle gives their
+    // admission back after upgradeTimeoutMs, and open() closes one that opens after all.
   }
 
   /**
@@ -264,23 +260,20 @@ class DenoLease extends LeaseHost {
     ws.addEventListener('message', onMessage);
     ws.addEventListener('close', onClose);
     ws.addEventListener('error', onError);
-    this.#pending.set(ws, Date.now());
     return upgraded.response;
   }
 
   /** The handshake failed: nothing was committed, admission's lease goes back. @param {any} ws */
   [FAILED](ws) {
-    if (this.#pending.delete(ws)) this.#lc.cancel(ws[CONN]);
+    this.#lc.cancel(ws[CONN]);
   }
 
   /** Deno opened the socket: phase two. @param {any} ws */
   [OPENED](ws) {
     if (ws[STATE] !== PENDING) return;
-    const abandoned = !this.#pending.delete(ws);
     const conn = ws[CONN];
     // Given up on meanwhile (upgradeTimeoutMs): conn is finished, and open() closes the
     // socket with the code that says why.
-    if (abandoned && !conn.finished) this.#lc.cancel(conn);
     const opened = this.#lc.open(conn, ws);
     if (opened === true) return this.#serve(ws);
     if (opened === false) {
@@ -316,17 +309,7 @@ class DenoLease extends LeaseHost {
     }
   }
 
-  #abandonStale() {
-    const cutoff = Date.now() - this.#lc.upgradeTimeoutMs;
-    for (const [ws, admittedAt] of this.#pending) {
-      if (admittedAt > cutoff) continue;
-      this.#pending.delete(ws);
-      this.#lc.cancel(ws[CONN]);
-    }
-  }
-
   close() {
-    clearInterval(this.#pendingTimer);
     // Handshakes Deno is still finishing: their response is out, so there is nothing to
     // answer; close() gives back their leases, and open() closes them with 1001.
     return this.#lc.close();

@@ -219,6 +219,12 @@ export interface SocketDriver<S = any> {
   readyState?(socket: S): number;
   /** Runs `fn` once the I/O already received has been read (default `setTimeout(fn, 0)`). */
   afterIO?(fn: () => void): void;
+  /**
+   * Whether an admitted request that has not opened is already dead (its client left), so
+   * its lease goes back before `upgradeTimeoutMs`. Asked about each pending connection at
+   * most once a second; `conn.host` is where the adapter keeps its handle on the request.
+   */
+  abandoned?(conn: Connection): boolean;
 }
 
 /** Counters of one lifecycle since it was created. */
@@ -239,6 +245,8 @@ export interface LifecycleStats {
    * took was given back, nothing was evicted.
    */
   cancelled: number;
+  /** Admitted upgrades given back because they neither opened nor were cancelled within `upgradeTimeoutMs`, or their client left first (counted in `cancelled` too). */
+  upgradeTimeouts: number;
   heartbeatTicks: number;
   /** Sockets terminated for a missed pong. */
   heartbeatTimeouts: number;
@@ -262,8 +270,12 @@ export declare class Connection {
   leaseId: string;
   /** The adapter's socket once open. */
   socket: any;
-  /** Set by an adapter whose runtime may hold an admitted request (an asynchronous check): `close()` calls it to answer the request 503. */
-  onAbandon: ((reason: 'shutting-down') => void) | null;
+  /** Set by an adapter whose runtime may hold an admitted request (an asynchronous check): called when the lifecycle gives up on it (`close()`, or `upgradeTimeoutMs` passed) so the adapter answers it 503. */
+  onAbandon: ((reason: 'shutting-down' | 'upgrade-timeout') => void) | null;
+  /** Date.now() when its request arrived (upgradeTimeoutMs counts from it). */
+  admittedAt: number;
+  /** The adapter's own handle on the request until it opens (what `SocketDriver.abandoned` looks at). */
+  host: any;
 }
 
 export declare const LIFECYCLE_OPTIONS: readonly string[];

@@ -91,6 +91,9 @@ const CLOSED = 3;
  * @property {(socket: any) => number} [readyState]       default `socket.readyState`
  * @property {(fn: () => void) => void} [afterIO]         runs fn once I/O already received
  *   has been read (Node: two setImmediate hops); default setTimeout(fn, 0)
+ * @property {(conn: Connection) => boolean} [abandoned]   whether an admitted request that
+ *   has not opened is already dead (its client left), so its lease goes back before
+ *   upgradeTimeoutMs; asked about each pending connection on every reap (see #reap)
  */
 
 /**
@@ -120,8 +123,12 @@ export class Connection {
   lastTouch = 0;
   /** Heartbeat ticks seen while CLOSING. */
   closingTicks = 0;
-  /** @type {((reason: 'shutting-down') => void) | null} set by the adapter: answer the raw request, close() gave up on it */
+  /** @type {((reason: 'shutting-down' | 'upgrade-timeout') => void) | null} set by the adapter: answer the raw request, the lifecycle gave up on it */
   onAbandon = null;
+  /** Date.now() when its request arrived: one that neither opens nor is cancelled within upgradeTimeoutMs of it is given back (#reap). */
+  admittedAt = 0;
+  /** @type {any} the adapter's own handle on the request until it opens (what `driver.abandoned` looks at) */
+  host = null;
 
   /** @param {string} userId */
   constructor(userId) {
@@ -221,6 +228,7 @@ export class ConnectionLifecycle {
   /** @type {Set<Promise<unknown>>} */ #pendingStoreCalls = new Set();
   /** @type {any} */ #heartbeatTimer = null;
   /** @type {any} */ #sweepTimer = null;
+  /** @type {any} */ #reapTimer = null;
   #sweeping = false;
   /** @type {Promise<void> | null} */ #closePromise = null;
   /** Resolves when close() stops waiting for admissions in flight: they are answered 503. */
@@ -239,6 +247,7 @@ export class ConnectionLifecycle {
     refusals: /** @type {Record<string, number>} */ ({}),
     released: 0,
     cancelled: 0,
+    upgradeTimeouts: 0,
     heartbeatTicks: 0,
     heartbeatTimeouts: 0,
     closes: /** @type {Record<string, number>} */ ({ 1001: 0, 1009: 0, 4008: 0, 4009: 0, 4010: 0, 4029: 0 }),
@@ -305,6 +314,11 @@ export class ConnectionLifecycle {
     }
     this.#heartbeatTimer = unref(setInterval(() => this.#heartbeat(), this.#heartbeatMs));
     this.#sweepTimer = unref(setInterval(() => void this.#sweep(), this.#sweepMs));
+    // One timer for every admitted request of every adapter: a runtime may never report a
+    // handshake it did not finish (Deno, Bun: a peer gone before the 101), or a later check
+    // may hold it (Socket.IO's next middleware); what admission took goes back within
+    // upgradeTimeoutMs plus half of it (at most one second more).
+    this.#reapTimer = unref(setInterval(() => this.#reap(), Math.min(1_000, Math.max(10, Math.floor(this.#upgradeTimeoutMs / 2)))));
   }
 
   /** Milliseconds allowed for one upgrade (identity, verify, store, the runtime's handshake). */
@@ -349,7 +363,7 @@ export class ConnectionLifecycle {
    */
   admitNow(request, origin) {
     if (this.#closePromise) return this.#refuse(503, { reason: 'shutting-down' }, 1000);
-    const steps = this.#admit(request, origin ?? null);
+    const steps = this.#admit(request, origin ?? null, Date.now());
     /** @type {IteratorResult<PromiseLike<unknown>, Connection | Refusal>} */
     let step;
     try {
@@ -401,9 +415,10 @@ export class ConnectionLifecycle {
    * runs to its end in one `next()` (see admitNow).
    * @param {any} request
    * @param {string | null} origin
+   * @param {number} started  Date.now() when the request arrived: upgradeTimeoutMs counts from it
    * @returns {Generator<PromiseLike<unknown>, Connection | Refusal, any>}
    */
-  *#admit(request, origin) {
+  *#admit(request, origin, started) {
     if (this.#origins) {
       let allowed;
       try {
@@ -471,6 +486,7 @@ export class ConnectionLifecycle {
       this.cancel(conn);
       return this.#refuseUser(userId, 503, { reason: 'shutting-down' }, 1000);
     }
+    conn.admittedAt = started;
     this.#pending.add(conn);
     return conn;
   }
@@ -769,6 +785,7 @@ export class ConnectionLifecycle {
       refusals: { ...s.refusals },
       released: s.released,
       cancelled: s.cancelled,
+      upgradeTimeouts: s.upgradeTimeouts,
       heartbeatTicks: s.heartbeatTicks,
       heartbeatTimeouts: s.heartbeatTimeouts,
       closes: /** @type {any} */ ({ ...s.closes }),
@@ -826,6 +843,7 @@ export class ConnectionLifecycle {
     if (this.#closePromise) return this.#closePromise;
     clearInterval(this.#heartbeatTimer);
     clearInterval(this.#sweepTimer);
+    clearInterval(this.#reapTimer);
     for (const detach of this.#storeDetachers.splice(0)) detach();
     this.#closePromise = this.#shutdown(afterSockets);
     return this.#closePromise;
@@ -1021,6 +1039,40 @@ export class ConnectionLifecycle {
   /** `now` for a store call: the host's clock, or undefined for the store's own. */
   #storeNow() {
     return this.#clock ? this.#clock() : undefined;
+  }
+
+  /**
+   * Admitted connections that neither opened nor were cancelled within upgradeTimeoutMs,
+   * or whose request the adapter's driver says is dead: the adapter answers the request
+   * if it still can (`onAbandon`), and what admission took goes back. A connection that
+   * opens after all is closed by open() (it is finished).
+   */
+  #reap() {
+    if (this.#pending.size === 0) return;
+    const deadline = Date.now() - this.#upgradeTimeoutMs;
+    const abandoned = this.#driver.abandoned;
+    // Deleting the current entry while iterating a Set is safe (cancel deletes it).
+    for (const conn of this.#pending) {
+      let gone = conn.admittedAt <= deadline;
+      if (!gone && abandoned) {
+        try {
+          gone = abandoned(conn) === true;
+        } catch (err) {
+          this.#log('error', 'the driver threw in abandoned(); the request is given up', { error: String(err) });
+          gone = true;
+        }
+      }
+      if (!gone) continue;
+      const answer = conn.onAbandon;
+      conn.onAbandon = null;
+      this.#stats.upgradeTimeouts++;
+      this.cancel(conn);
+      try {
+        answer?.('upgrade-timeout');
+      } catch (err) {
+        this.#log('error', "the adapter's onAbandon threw", { error: String(err) });
+      }
+    }
   }
 
   #heartbeat() {

@@ -148,7 +148,6 @@ class LeaseGuard extends LeaseHost {
       respond(socket, this.#lc.refuse(400, { reason: 'bad-handshake', message: problem }));
       return DONE;
     }
-    const started = Date.now();
     // Answered at once when identity, verify, the Origin check and the store are
     // synchronous (the usual case): then the whole upgrade runs in this call, with no
     // promise and no timer; otherwise it goes on when they answer.
@@ -157,12 +156,12 @@ class LeaseGuard extends LeaseHost {
       // A throw (a host's `connection` listener is caught further in) stays a rejection,
       // as on the asynchronous path.
       try {
-        return this.#admitted(admitted, req, socket, head, started) ?? DONE;
+        return this.#admitted(admitted, req, socket, head) ?? DONE;
       } catch (err) {
         return Promise.reject(err);
       }
     }
-    return admitted.then((a) => this.#admitted(a, req, socket, head, started));
+    return admitted.then((a) => this.#admitted(a, req, socket, head));
   }
 
   /**
@@ -170,10 +169,9 @@ class LeaseGuard extends LeaseHost {
    * @param {IncomingMessage} req
    * @param {Duplex} socket
    * @param {Buffer} head
-   * @param {number} started
    * @returns {Promise<void> | undefined}
    */
-  #admitted(admitted, req, socket, head, started) {
+  #admitted(admitted, req, socket, head) {
     if (!(admitted instanceof Connection)) {
       respond(socket, admitted);
       return undefined;
@@ -184,7 +182,7 @@ class LeaseGuard extends LeaseHost {
       socket.destroy();
       return undefined;
     }
-    return this.#handOver(admitted, req, socket, head, started);
+    return this.#handOver(admitted, req, socket, head);
   }
 
   /**
@@ -194,20 +192,16 @@ class LeaseGuard extends LeaseHost {
    * @param {IncomingMessage} req
    * @param {Duplex} socket
    * @param {Buffer} head
-   * @param {number} started
    * @returns {Promise<void> | undefined}  a promise only while ws holds the request
    */
-  #handOver(conn, req, socket, head, started) {
+  #handOver(conn, req, socket, head) {
     /** @type {(() => void) | null} set while ws holds the request */
     let settle = null;
     let over = false;
-    /** @type {NodeJS.Timeout | null} */
-    let timer = null;
     const end = () => {
       if (over) return false;
       over = true;
       if (settle !== null) {
-        if (timer) clearTimeout(timer);
         socket.removeListener('close', onEarlyClose);
         conn.onAbandon = null;
         settle();
@@ -233,18 +227,13 @@ class LeaseGuard extends LeaseHost {
     // ws refused it synchronously (its answer is being written; the socket's `close`
     // comes later, always asynchronously) or holds it for an asynchronous verifyClient.
     // Either way the request ends with `close` or the callback above; an asynchronous
-    // verifyClient is bounded by what is left of upgradeTimeoutMs, since Node's HTTP
-    // timeouts no longer apply to an upgrade.
+    // verifyClient is bounded by upgradeTimeoutMs from admission (Node's HTTP timeouts no
+    // longer apply to an upgrade): the lifecycle then cancels the admission and calls
+    // onAbandon, as close() does.
     socket.once('close', onEarlyClose);
     conn.onAbandon = (reason) => {
       if (end()) respond(socket, this.#lc.refuse(503, { reason }, 1000));
     };
-    const left = Math.max(1, this.#lc.upgradeTimeoutMs - (Date.now() - started));
-    timer = setTimeout(() => {
-      if (!end()) return;
-      this.#lc.cancel(conn);
-      respond(socket, this.#lc.refuse(503, { reason: 'upgrade-timeout' }, 1000));
-    }, left).unref();
     return new Promise((resolve) => {
       settle = () => resolve(undefined);
     });

@@ -42,7 +42,6 @@ const STATE = Symbol('socket-lease');
 /**
  * @typedef {object} SocketState
  * @property {Connection} conn
- * @property {number} admittedAt   Date.now() at admission, for the pending bound
  * @property {number} unflushed    bytes of packets created and not yet handed to the transport
  * @property {number} inFlight     bytes handed to the transport and not yet written out
  * @property {any} transport       the engine transport whose `drain` is listened to
@@ -85,6 +84,9 @@ const DRIVER = {
   // for its unsent packets before it closes the connection: closing (2) until it has, so
   // a peer that never reads them is terminated after closeGraceMs.
   readyState: (socket) => (socket.connected ? 1 : socket.conn.readyState === 'closing' ? 2 : 3),
+  // An admitted socket still in a later middleware whose client left: its engine
+  // connection is no longer open, and it will never connect.
+  abandoned: (conn) => conn.host !== null && conn.host.conn.readyState !== 'open',
 };
 
 class LeaseGuard extends LeaseHost {
@@ -92,12 +94,8 @@ class LeaseGuard extends LeaseHost {
   /** @type {import('./index.js').LeaseGuard['middleware']} */ middleware;
   #lc;
   #touchOnMessage;
-  /** Admitted sockets that are not connected yet. @type {Set<Socket>} */
-  #pending = new Set();
   /** Namespaces whose `connection` event this guard listens to. @type {WeakSet<object>} */
   #namespaces = new WeakSet();
-  /** @type {ReturnType<typeof setInterval>} */
-  #pendingTimer;
   #warnedTtl = false;
   /** @type {import('../lifecycle/log.mjs').LogFn} */ #log;
 
@@ -124,11 +122,9 @@ class LeaseGuard extends LeaseHost {
     this.#touchOnMessage = options.messageTouchMs !== false;
     this.middleware = (socket, next) => this.#admit(socket, next);
     // Admitted sockets a later middleware refused, or whose client left before the
-    // connect: what phase one took goes back within a second, or after upgradeTimeoutMs
-    // while the engine connection stays open (Socket.IO tells a middleware nothing of a
-    // later one's refusal).
-    this.#pendingTimer = setInterval(() => this.#checkPending(), Math.min(1000, this.#lc.upgradeTimeoutMs));
-    this.#pendingTimer.unref();
+    // connect: the lifecycle gives back what phase one took within a second (the driver's
+    // `abandoned`), or after upgradeTimeoutMs while the engine connection stays open
+    // (Socket.IO tells a middleware nothing of a later one's refusal).
   }
 
   /**
@@ -154,8 +150,8 @@ class LeaseGuard extends LeaseHost {
       this.#lc.cancel(admitted);
       return next();
     }
-    /** @type {any} */ (socket)[STATE] = { conn: admitted, admittedAt: Date.now(), unflushed: 0, inFlight: 0, transport: null, detach: noop };
-    this.#pending.add(socket);
+    /** @type {any} */ (socket)[STATE] = { conn: admitted, unflushed: 0, inFlight: 0, transport: null, detach: noop };
+    admitted.host = socket;
     next();
   }
 
@@ -200,9 +196,11 @@ class LeaseGuard extends LeaseHost {
     const s = /** @type {any} */ (socket);
     const state = /** @type {SocketState | undefined} */ (s[STATE]);
     // A socket this guard did not admit (its middleware is on another namespace, or
-    // connectionStateRecovery skipped the middlewares): not ours.
-    if (!state || !this.#pending.delete(socket)) return;
+    // connectionStateRecovery skipped the middlewares): not ours. One given up on
+    // meanwhile (upgradeTimeoutMs) is ours: open() disconnects it.
+    if (!state || state.conn.socket !== null) return;
     const conn = state.conn;
+    conn.host = null;
     socket.on('disconnect', () => {
       state.detach();
       this.#lc.closed(conn);
@@ -249,20 +247,9 @@ class LeaseGuard extends LeaseHost {
     }
   }
 
-  #checkPending() {
-    const now = Date.now();
-    for (const socket of this.#pending) {
-      const state = /** @type {SocketState} */ (/** @type {any} */ (socket)[STATE]);
-      if (socket.conn.readyState === 'open' && now - state.admittedAt < this.#lc.upgradeTimeoutMs) continue;
-      this.#pending.delete(socket);
-      this.#lc.cancel(state.conn);
-    }
-  }
-
   close() {
     // Admitted sockets still in a later middleware are cancelled by the lifecycle; if one
     // connects after all, open() disconnects it with 1001.
-    clearInterval(this.#pendingTimer);
     return this.#lc.close();
   }
 }

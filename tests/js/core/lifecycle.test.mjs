@@ -117,3 +117,64 @@ test('an admitted connection whose lease the sweep drops before it opens no long
   assert.equal(store.stats().unknownReleases, 0);
   await lifecycle.close();
 });
+
+test('an admitted connection that neither opens nor is cancelled within upgradeTimeoutMs is given back, its adapter told; one that opens after all is closed with 4009', async () => {
+  const registry = new LeaseRegistry({ perUserLimit: 1 });
+  const closes = [];
+  const lifecycle = new ConnectionLifecycle(
+    { store: registry, userId: () => 'una', logLevel: 'silent', upgradeTimeoutMs: 100 },
+    { close: (/** @type {any} */ s, /** @type {number} */ code) => closes.push(code), terminate() {} },
+    'test',
+  );
+  try {
+    const conn = lifecycle.admitNow({}, null);
+    assert.ok(conn instanceof Connection);
+    assert.equal(registry.stats().active, 1);
+    /** @type {string[]} */
+    const told = [];
+    conn.onAbandon = (reason) => told.push(reason);
+    // The user's only slot is held by a request the runtime never finished (a peer gone
+    // before the 101 that the runtime never reports): a second one is refused meanwhile.
+    const refused = lifecycle.admitNow({}, null);
+    assert.ok(!(refused instanceof Connection) && refused.status === 429);
+    await until(() => registry.stats().active === 0);
+    assert.deepEqual(told, ['upgrade-timeout']);
+    const stats = lifecycle.stats();
+    assert.equal(stats.upgradeTimeouts, 1);
+    assert.equal(stats.cancelled, 1);
+    assert.equal(stats.pendingUpgrades, 0);
+    // The slot is free again; the late socket is closed, not served without a lease.
+    assert.equal(lifecycle.open(conn, { readyState: 1 }), false);
+    assert.deepEqual(closes, [4009]);
+    assert.ok(lifecycle.admitNow({}, null) instanceof Connection);
+    assert.equal(registry.stats().unknownReleases, 0);
+  } finally {
+    await lifecycle.close();
+  }
+});
+
+test("a driver's abandoned() gives an admitted request back before upgradeTimeoutMs; one it does not name stays", async () => {
+  const registry = new LeaseRegistry({ perUserLimit: 5 });
+  const lifecycle = new ConnectionLifecycle(
+    { store: registry, userId: (/** @type {any} */ r) => r.user, logLevel: 'silent', upgradeTimeoutMs: 60_000 },
+    { close() {}, terminate() {}, abandoned: (conn) => conn.host === 'gone' },
+    'test',
+  );
+  try {
+    const gone = /** @type {Connection} */ (lifecycle.admitNow({ user: 'ada' }, null));
+    const alive = /** @type {Connection} */ (lifecycle.admitNow({ user: 'ada' }, null));
+    gone.host = 'gone';
+    alive.host = 'alive';
+    assert.equal(registry.stats().active, 2);
+    // The reaper runs at least once a second; upgradeTimeoutMs (60 s) is far away.
+    await until(() => registry.stats().active === 1);
+    assert.equal(gone.finished, true);
+    assert.equal(alive.finished, false);
+    assert.equal(lifecycle.stats().pendingUpgrades, 1);
+    assert.equal(lifecycle.open(alive, { readyState: 1 }), true);
+    assert.equal(registry.stats().active, 1);
+  } finally {
+    await lifecycle.close();
+  }
+  assert.equal(registry.stats().active, 0);
+});

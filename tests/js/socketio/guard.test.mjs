@@ -226,6 +226,22 @@ test('a later middleware that refuses: its connect_error reaches the client, not
   assertNoLeak(s.registry);
 });
 
+test('a later middleware slower than upgradeTimeoutMs: the admission is given back, and the socket that connects after all is disconnected, never served without a lease', async (t) => {
+  const s = await start(t, {
+    guard: { upgradeTimeoutMs: 200 },
+    after: (socket, next) => void (socket.handshake.auth.slow ? delay(600).then(() => next()) : next()),
+  });
+  const r = await connect(s.url, { auth: { user: 'slow', slow: true } });
+  // Before the fix the socket connected here and was served with no lease at all.
+  assert.ok(r.ok, 'Socket.IO connects it once the slow middleware calls next()');
+  const told = await r.client.told;
+  assert.equal(told?.code, CloseCodes.LEASE_EXPIRED);
+  assert.equal(s.guard.stats().upgradeTimeouts, 1);
+  assert.equal(s.guard.stats().cancelled, 1);
+  assert.equal(s.registry.stats().active, 0);
+  assertNoLeak(s.registry);
+});
+
 test('a client that never reads is disconnected with 4010 once maxBufferedBytes wait unsent, its TCP connection dropped', async (t) => {
   const s = await start(t, { guard: { maxBufferedBytes: 65_536, closeGraceMs: 500 }, io: { maxHttpBufferSize: 1_000_000 } });
   const bystander = await s.open('bob');
