@@ -53,6 +53,8 @@ async function serve(kind) {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
   const send = /** @type {(m: unknown) => void} */ (/** @type {any} */ (process).send.bind(process));
   send({ port: /** @type {import('node:net').AddressInfo} */ (server.address()).port });
+  // The parent went away (or is done): exit normally, so --cpu-prof and the like can write.
+  process.once('disconnect', () => process.exit(0));
   process.on('message', (/** @type {any} */ msg) => {
     if (msg === 'stats') send({ stats: { open: io.of('/').sockets.size, active: g ? /** @type {any} */ (g.store).stats().active : null } });
   });

@@ -36,16 +36,18 @@ const GUARD_OPTIONS = [...LIFECYCLE_OPTIONS, 'registry'];
 /** The event an evicted (or otherwise closed) socket receives before its disconnect. */
 const CLOSED_EVENT = 'socket-lease:closed';
 
-/** Per-socket state of the adapter, under a symbol on the Socket.IO socket. */
-const STATE = Symbol('socket-lease');
+/** The Connection of a socket this guard admitted, under a symbol on the Socket.IO socket. */
+const CONN = Symbol('socket-lease connection');
 
 /**
- * @typedef {object} SocketState
- * @property {Connection} conn
+ * What the guard keeps per engine.io connection it has sockets on (one per namespace
+ * joined over it): the write-side accounting is the connection's, shared by its sockets.
+ * Under the guard's own symbol on the engine socket, and on its current transport.
+ * @typedef {object} EngineState
+ * @property {Connection[]} conns  the leases of the guard's sockets over this connection
  * @property {number} unflushed    bytes of packets created and not yet handed to the transport
  * @property {number} inFlight     bytes handed to the transport and not yet written out
- * @property {any} transport       the engine transport whose `drain` is listened to
- * @property {() => void} detach   removes the engine listeners
+ * @property {any} transport       the transport whose `drain` is listened to
  */
 
 /** @param {any} packet an engine.io packet: its data is a string (text) or binary */
@@ -55,45 +57,21 @@ function packetBytes(packet) {
   return typeof data === 'string' ? Buffer.byteLength(data) : (data.byteLength ?? 0);
 }
 
-/**
- * How the lifecycle reaches a Socket.IO socket.
- * @type {import('../lifecycle/lifecycle.mjs').SocketDriver}
- */
-const DRIVER = {
-  close(socket, code, reason) {
-    // Socket.IO has no close codes: say why first, in order on the same connection, then
-    // disconnect. The client sees `socket-lease:closed`, then a disconnect with the reason
-    // "io server disconnect" (socket.io-client does not reconnect from it by itself).
-    socket.emit(CLOSED_EVENT, { code, reason });
-    socket.disconnect(true);
-  },
-  terminate(socket) {
-    const engine = socket.conn;
-    const req = engine.request;
-    // A WebSocket opened directly (not upgraded from polling): its handshake request's TCP
-    // connection is the WebSocket's own, so dropping it is safe and frees its buffers now.
-    // A polling request's connection may be a keep-alive one serving other requests.
-    if (engine.transport?.name === 'websocket' && String(req?.headers?.upgrade).toLowerCase() === 'websocket') req.socket?.destroy();
-    engine.close(true);
-  },
-  bufferedAmount(socket) {
-    const state = /** @type {SocketState | undefined} */ (socket[STATE]);
-    return state ? state.unflushed + state.inFlight : 0;
-  },
-  // A disconnect is synchronous in Socket.IO, but after disconnect(true) engine.io waits
-  // for its unsent packets before it closes the connection: closing (2) until it has, so
-  // a peer that never reads them is terminated after closeGraceMs.
-  readyState: (socket) => (socket.connected ? 1 : socket.conn.readyState === 'closing' ? 2 : 3),
-  // An admitted socket still in a later middleware whose client left: its engine
-  // connection is no longer open, and it will never connect.
-  abandoned: (conn) => conn.host !== null && conn.host.conn.readyState !== 'open',
-};
-
 class LeaseGuard extends LeaseHost {
   /** @type {import('./index.js').LeaseStore} */ store;
   /** @type {import('./index.js').LeaseGuard['middleware']} */ middleware;
   #lc;
   #touchOnMessage;
+  /** This guard's key on engine sockets and transports (two guards on one server keep apart). */
+  #key = Symbol('socket-lease engine state');
+  /**
+   * engine.io listeners, made once per guard rather than once per socket: each finds its
+   * state under #key on `this` (the engine socket; the transport for `drain`).
+   * @type {Record<'heartbeat' | 'data' | 'packetCreate' | 'flush' | 'upgrade' | 'drain', (this: any, arg?: any) => void>}
+   */
+  #on;
+  /** The socket's `disconnect` listener (`this` is the socket). @type {(this: any) => void} */
+  #onDisconnect;
   /** Namespaces whose `connection` event this guard listens to. @type {WeakSet<object>} */
   #namespaces = new WeakSet();
   #warnedTtl = false;
@@ -115,8 +93,69 @@ class LeaseGuard extends LeaseHost {
     /** @type {any} */
     const store = options.store ?? loggedRegistry(LeaseRegistry, options, invalid);
     const { registry: _registry, ...lifecycleOptions } = options;
-    this.#lc = new ConnectionLifecycle({ ...lifecycleOptions, store }, DRIVER, WHERE);
-    this.lifecycle = this.#lc;
+    const key = this.#key;
+    /** How the lifecycle reaches a Socket.IO socket. @type {import('../lifecycle/lifecycle.mjs').SocketDriver} */
+    const driver = {
+      close(socket, code, reason) {
+        // Socket.IO has no close codes: say why first, in order on the same connection, then
+        // disconnect. The client sees `socket-lease:closed`, then a disconnect with the reason
+        // "io server disconnect" (socket.io-client does not reconnect from it by itself).
+        socket.emit(CLOSED_EVENT, { code, reason });
+        socket.disconnect(true);
+      },
+      terminate(socket) {
+        const engine = socket.conn;
+        const req = engine.request;
+        // A WebSocket opened directly (not upgraded from polling): its handshake request's TCP
+        // connection is the WebSocket's own, so dropping it is safe and frees its buffers now.
+        // A polling request's connection may be a keep-alive one serving other requests.
+        if (engine.transport?.name === 'websocket' && String(req?.headers?.upgrade).toLowerCase() === 'websocket') req.socket?.destroy();
+        engine.close(true);
+      },
+      bufferedAmount(socket) {
+        const state = /** @type {EngineState | undefined} */ (socket.conn[key]);
+        return state ? state.unflushed + state.inFlight : 0;
+      },
+      // A disconnect is synchronous in Socket.IO, but after disconnect(true) engine.io waits
+      // for its unsent packets before it closes the connection: closing (2) until it has, so
+      // a peer that never reads them is terminated after closeGraceMs.
+      readyState: (socket) => (socket.connected ? 1 : socket.conn.readyState === 'closing' ? 2 : 3),
+      // An admitted socket still in a later middleware whose client left: its engine
+      // connection is no longer open, and it will never connect.
+      abandoned: (conn) => conn.host !== null && conn.host.conn.readyState !== 'open',
+    };
+    const lc = new ConnectionLifecycle({ ...lifecycleOptions, store }, driver, WHERE);
+    this.#lc = lc;
+    this.lifecycle = lc;
+    const self = this;
+    this.#on = {
+      // engine.io's own liveness: `heartbeat` on every pong (protocol v4; a client ping in v3).
+      heartbeat() {
+        for (const conn of this[key].conns) lc.pong(conn);
+      },
+      data() {
+        for (const conn of this[key].conns) lc.message(conn);
+      },
+      packetCreate(packet) {
+        this[key].unflushed += packetBytes(packet);
+      },
+      flush() {
+        const state = this[key];
+        state.inFlight += state.unflushed;
+        state.unflushed = 0;
+      },
+      upgrade(transport) {
+        self.#useTransport(this[key], transport);
+      },
+      // The transport wrote out everything it was handed (engine.io hands it the next batch
+      // only after this).
+      drain() {
+        this[key].inFlight = 0;
+      },
+    };
+    this.#onDisconnect = function () {
+      self.#disconnected(this);
+    };
     this.#log = makeLog(options.logger, options.logLevel, invalid);
     this.store = store;
     this.#touchOnMessage = options.messageTouchMs !== false;
@@ -150,7 +189,7 @@ class LeaseGuard extends LeaseHost {
       this.#lc.cancel(admitted);
       return next();
     }
-    /** @type {any} */ (socket)[STATE] = { conn: admitted, unflushed: 0, inFlight: 0, transport: null, detach: noop };
+    /** @type {any} */ (socket)[CONN] = admitted;
     admitted.host = socket;
     next();
   }
@@ -193,49 +232,29 @@ class LeaseGuard extends LeaseHost {
 
   /** @param {Socket} socket */
   #connected(socket) {
-    const s = /** @type {any} */ (socket);
-    const state = /** @type {SocketState | undefined} */ (s[STATE]);
+    const conn = /** @type {Connection | undefined} */ (/** @type {any} */ (socket)[CONN]);
     // A socket this guard did not admit (its middleware is on another namespace, or
     // connectionStateRecovery skipped the middlewares): not ours. One given up on
     // meanwhile (upgradeTimeoutMs) is ours: open() disconnects it.
-    if (!state || state.conn.socket !== null) return;
-    const conn = state.conn;
+    if (!conn || conn.socket !== null) return;
     conn.host = null;
-    socket.on('disconnect', () => {
-      state.detach();
-      this.#lc.closed(conn);
-    });
+    socket.on('disconnect', this.#onDisconnect);
     const engine = /** @type {any} */ (socket.conn);
-    const onHeartbeat = () => this.#lc.pong(conn);
-    const onData = () => this.#lc.message(conn);
-    const onPacket = (/** @type {any} */ packet) => void (state.unflushed += packetBytes(packet));
-    const onFlush = () => {
-      state.inFlight += state.unflushed;
-      state.unflushed = 0;
-    };
-    // The transport wrote out everything it was handed (engine.io hands it the next batch
-    // only after this).
-    const onDrain = () => void (state.inFlight = 0);
-    const onUpgrade = (/** @type {any} */ transport) => {
-      state.transport?.removeListener('drain', onDrain);
-      state.transport = transport;
-      transport.on('drain', onDrain);
-    };
-    // engine.io's own liveness: `heartbeat` on every pong (protocol v4; a client ping in v3).
-    engine.on('heartbeat', onHeartbeat);
-    if (this.#touchOnMessage) engine.on('data', onData);
-    engine.on('packetCreate', onPacket);
-    engine.on('flush', onFlush);
-    engine.on('upgrade', onUpgrade);
-    onUpgrade(engine.transport);
-    state.detach = () => {
-      engine.removeListener('heartbeat', onHeartbeat);
-      engine.removeListener('data', onData);
-      engine.removeListener('packetCreate', onPacket);
-      engine.removeListener('flush', onFlush);
-      engine.removeListener('upgrade', onUpgrade);
-      state.transport?.removeListener('drain', onDrain);
-    };
+    /** @type {EngineState | undefined} */
+    let state = engine[this.#key];
+    if (state === undefined) {
+      // The first of this guard's sockets over this engine.io connection.
+      state = { conns: [], unflushed: 0, inFlight: 0, transport: null };
+      engine[this.#key] = state;
+      const on = this.#on;
+      engine.on('heartbeat', on.heartbeat);
+      if (this.#touchOnMessage) engine.on('data', on.data);
+      engine.on('packetCreate', on.packetCreate);
+      engine.on('flush', on.flush);
+      engine.on('upgrade', on.upgrade);
+      this.#useTransport(state, engine.transport);
+    }
+    state.conns.push(conn);
     // Refused in phase two (4029, or 1001 while closing): disconnected before the host's
     // own `connection` listeners run; the `disconnect` above then releases nothing twice.
     const opened = this.#lc.open(conn, socket);
@@ -247,6 +266,50 @@ class LeaseGuard extends LeaseHost {
     }
   }
 
+  /**
+   * Follows the engine.io connection to its current transport (a polling one upgraded to
+   * WebSocket): its `drain` says when what it was handed is written out.
+   * @param {EngineState} state
+   * @param {any} transport
+   */
+  #useTransport(state, transport) {
+    const old = state.transport;
+    if (old) {
+      old.removeListener('drain', this.#on.drain);
+      old[this.#key] = undefined;
+    }
+    state.transport = transport;
+    transport[this.#key] = state;
+    transport.on('drain', this.#on.drain);
+  }
+
+  /**
+   * The socket disconnected, for whatever reason: its lease is released once; the engine
+   * listeners go with the last of this guard's sockets over the connection.
+   * @param {any} socket
+   */
+  #disconnected(socket) {
+    const conn = /** @type {Connection} */ (socket[CONN]);
+    const engine = socket.conn;
+    const state = /** @type {EngineState | undefined} */ (engine[this.#key]);
+    if (state) {
+      const at = state.conns.indexOf(conn);
+      if (at !== -1) state.conns.splice(at, 1);
+      if (state.conns.length === 0) {
+        const on = this.#on;
+        engine.removeListener('heartbeat', on.heartbeat);
+        engine.removeListener('data', on.data);
+        engine.removeListener('packetCreate', on.packetCreate);
+        engine.removeListener('flush', on.flush);
+        engine.removeListener('upgrade', on.upgrade);
+        state.transport?.removeListener('drain', on.drain);
+        if (state.transport) state.transport[this.#key] = undefined;
+        engine[this.#key] = undefined;
+      }
+    }
+    this.#lc.closed(conn);
+  }
+
   close() {
     // Admitted sockets still in a later middleware are cancelled by the lifecycle; if one
     // connects after all, open() disconnects it with 1001.
@@ -254,7 +317,6 @@ class LeaseGuard extends LeaseHost {
   }
 }
 
-function noop() {}
 
 /** @param {LeaseGuardOptions} options */
 function createLeaseGuard(options) {

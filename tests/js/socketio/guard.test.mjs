@@ -286,6 +286,33 @@ test('a namespace disconnect over a shared engine connection leaves no engine li
   assertNoLeak(s.registry);
 });
 
+test('two guarded namespaces over one engine connection: one set of engine listeners, each lease renewed by its pongs until its own socket goes', async (t) => {
+  const s = await start(t, { io: { pingInterval: 100, pingTimeout: 1000 } });
+  const chat = s.io.of('/chat');
+  chat.use(s.guard.middleware);
+  chat.on('connection', () => {});
+  const manager = new Manager(s.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+  t.after(() => manager._close());
+  const main = manager.socket('/', { auth: { user: 'alice' } });
+  await new Promise((resolve) => main.once('connect', resolve));
+  const engine = /** @type {any} */ (Object.values(/** @type {any} */ (s.io.engine).clients)[0]);
+  const perEngine = engine.listenerCount('heartbeat');
+  const room = manager.socket('/chat', { auth: { user: 'alice' } });
+  await new Promise((resolve) => room.once('connect', resolve));
+  assert.equal(s.registry.stats().active, 2);
+  assert.equal(engine.listenerCount('heartbeat'), perEngine, "the second socket adds no engine listener");
+  main.disconnect();
+  await waitFor(() => s.registry.stats().active === 1, "the '/' lease to be released");
+  const [held] = [...s.guard.sockets()];
+  const id = /** @type {string} */ (s.guard.leaseIdOf(held));
+  const expires = /** @type {any} */ (s.registry.getLease(id)).expiresAt;
+  await waitFor(() => /** @type {any} */ (s.registry.getLease(id)).expiresAt > expires, "the '/chat' lease to be renewed by a pong");
+  room.disconnect();
+  await waitFor(() => s.registry.stats().active === 0, 'the release');
+  assert.equal(engine.listenerCount('heartbeat'), perEngine - 1, 'the engine listeners went with the last socket');
+  assertNoLeak(s.registry);
+});
+
 test('an asynchronous store committing an eviction: the socket\'s events wait until its lease is committed', async (t) => {
   // Each store call answers 30 ms later, as a remote store would.
   const registry = new LeaseRegistry({ perUserLimit: 1, onLimit: 'evict-oldest' });
