@@ -233,6 +233,9 @@ class BunLease extends LeaseHost {
         data[STATE] = ENDED;
         // Registered first, so the lease is gone by the time the host's handler runs.
         if (data.lease.socket === null) lc.cancel(data.lease);
+        // Bun closed it for a message over maxPayloadLength: the peer saw 1009, the handler
+        // gets 1006 with this reason (measured on Bun 1.4.5; a peer cannot send 1006).
+        else if (code === 1006 && reason === 'Received too big message') lc.tooBig(data.lease);
         else lc.closed(data.lease);
         return served ? h.close?.(ws, code, reason) : undefined;
       },

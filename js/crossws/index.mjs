@@ -29,6 +29,7 @@ import {
   checkMs,
   invalidOption,
   isThenable,
+  isTooBig,
   loggedRegistry,
   makeLog,
 } from 'socket-lease/lifecycle';
@@ -329,7 +330,7 @@ class LeaseGuard extends LeaseHost {
       // this one stops the processing where an adapter has none (Deno, Cloudflare).
       if (overMax(message.rawData, maxPayload)) {
         peer.close(CloseCodes.MESSAGE_TOO_BIG, CLOSE_REASONS[CloseCodes.MESSAGE_TOO_BIG]);
-        lc.error(conn, new Error(`message over maxPayload (${maxPayload} bytes)`));
+        lc.tooBig(conn);
         return undefined;
       }
       lc.message(conn);
@@ -425,7 +426,7 @@ class LeaseGuard extends LeaseHost {
         const entry = /** @type {any} */ (peer.context)?.[ENTRY];
         // A frame over the runtime's limit (ws: 1009 already sent), a protocol error: the
         // runtime closes the socket; the lease goes back now.
-        ended(entry, (conn) => lc.error(conn, error));
+        ended(entry, (conn) => (isTooBig(error) ? lc.tooBig(conn) : lc.error(conn, error)));
         if (entry?.served) return userError?.(peer, error);
         return undefined;
       },

@@ -131,7 +131,7 @@ function deliver(ws, event) {
     // Deno has no frame-size option and has already received the whole message; the
     // bound stops it here, before the host's code sees it.
     ws.close(CloseCodes.MESSAGE_TOO_BIG, CLOSE_REASONS[CloseCodes.MESSAGE_TOO_BIG]);
-    lc.error(conn, `message over maxPayload (${max} bytes)`);
+    lc.tooBig(conn);
     return;
   }
   lc.message(conn);

@@ -115,6 +115,8 @@ export interface Refusal {
 
 /** `Retry-After` seconds for a delay: `max(1, ceil(ms / 1000))`. */
 export declare function retryAfterSeconds(ms: number): number;
+/** Whether a socket error is ws's for a message over its maxPayload (ws has sent 1009), directly or as a wrapper's `cause`. */
+export declare function isTooBig(err: unknown): boolean;
 /** Builds a refusal (the lifecycle's own answers are built with it). */
 export declare function refusal(status: RefusalStatus, body: { reason: string } & Record<string, unknown>, retryAfterMs?: number, userId?: string | null): Refusal;
 
@@ -333,6 +335,8 @@ export declare class ConnectionLifecycle<S = any> {
   pong(conn: Connection): void;
   closed(conn: Connection): void;
   error(conn: Connection, err: unknown): void;
+  /** A message over the adapter's maxPayload (the socket is being closed with 1009): counted, logged (rate-limited) and released. */
+  tooBig(conn: Connection): void;
   /** False once more than `maxBufferedBytes` wait unsent; the socket is then closed with 4010. */
   writable(conn: Connection): boolean;
   connectionOf(socket: S): Connection | undefined;

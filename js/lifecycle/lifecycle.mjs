@@ -729,6 +729,19 @@ export class ConnectionLifecycle {
   }
 
   /**
+   * A message over the adapter's maxPayload: the runtime (or the adapter) closes the socket
+   * with 1009. Counted with the lifecycle's closes, logged at a rate a client cannot flood,
+   * and the lease released now rather than when the close finally arrives.
+   * @param {Connection} conn
+   */
+  tooBig(conn) {
+    if (conn.finished) return;
+    this.#stats.closes[CloseCodes.MESSAGE_TOO_BIG]++;
+    this.#limited.write('message-too-big', 'info', 'message over maxPayload; socket closed with 1009', { userId: conn.userId, leaseId: conn.leaseId });
+    this.#finish(conn);
+  }
+
+  /**
    * Whether the socket can take more data. When more than `maxBufferedBytes` wait unsent
    * (a peer that does not read), the socket is closed with 4010 and terminated if the
    * close cannot be delivered within `closeGraceMs` either; answers false from then on.

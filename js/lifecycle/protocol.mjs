@@ -104,3 +104,16 @@ export function refusal(status, body, retryAfterMs, userId = null) {
 export function retryAfterSeconds(ms) {
   return Math.max(1, Math.ceil(ms / 1000));
 }
+
+/**
+ * Whether a socket error is ws's for a message over its maxPayload (ws has then sent 1009),
+ * as ws reports it (by its code, not its class: the lifecycle imports no WebSocket library)
+ * or as crossws passes it on: crossws's node adapter wraps it in a WSError whose message is
+ * the original's text, code and cause lost (crossws 0.4), so there the text is all there is.
+ * @param {unknown} err
+ */
+export function isTooBig(err) {
+  const e = /** @type {any} */ (err);
+  if (e?.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || e?.cause?.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return true;
+  return e?.name === 'WSError' && typeof e.message === 'string' && e.message.includes('Max payload size exceeded');
+}

@@ -12,7 +12,7 @@
 const { WebSocketServer } = require('ws');
 const { LeaseRegistry } = require('../node.cjs');
 const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, LeaseHost, checkMs, invalidOption, isThenable, loggedRegistry } = require('../lifecycle/lifecycle.cjs');
-const { CloseCodes, DEFAULT_MAX_PAYLOAD, STATUS_TEXT } = require('../lifecycle/protocol.cjs');
+const { CloseCodes, DEFAULT_MAX_PAYLOAD, STATUS_TEXT, isTooBig } = require('../lifecycle/protocol.cjs');
 const { eventLogger } = require('../lifecycle/log.cjs');
 
 /** @typedef {import('./index.js').LeaseGuardOptions} LeaseGuardOptions */
@@ -75,7 +75,8 @@ function onClose() {
 function onError(err) {
   // ws has already answered (1009 for a frame over maxPayload, 1002 for a protocol error)
   // and closes the socket within its closeTimeout; the lease goes back now.
-  this[LIFECYCLE].error(this[CONN], err);
+  if (isTooBig(err)) this[LIFECYCLE].tooBig(this[CONN]);
+  else this[LIFECYCLE].error(this[CONN], err);
 }
 /** @this {any} */
 function onPong() {
