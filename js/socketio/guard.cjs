@@ -101,7 +101,11 @@ class LeaseGuard extends LeaseHost {
         // disconnect. The client sees `socket-lease:closed`, then a disconnect with the reason
         // "io server disconnect" (socket.io-client does not reconnect from it by itself).
         socket.emit(CLOSED_EVENT, { code, reason });
-        socket.disconnect(true);
+        // This socket's namespace only: an engine.io connection may carry the user's other
+        // sockets (other namespaces), one of them the very socket whose admission evicted
+        // this one. A peer that does not read (4010) and the host's shutdown (1001) end the
+        // whole connection: its buffers are the connection's, and nothing is left to serve.
+        socket.disconnect(code === CloseCodes.BACKPRESSURE || code === CloseCodes.GOING_AWAY);
       },
       terminate(socket) {
         const engine = socket.conn;

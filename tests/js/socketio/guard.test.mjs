@@ -313,6 +313,36 @@ test('two guarded namespaces over one engine connection: one set of engine liste
   assertNoLeak(s.registry);
 });
 
+test("an eviction over a shared engine connection disconnects the evicted namespace's socket only: the socket that evicted it stays", async (t) => {
+  const s = await start(t, { registry: { perUserLimit: 1, onLimit: 'evict-oldest' } });
+  const chat = s.io.of('/chat');
+  chat.use(s.guard.middleware);
+  chat.on('connection', (socket) => socket.on('echo', (data) => socket.emit('echo', { data })));
+  const manager = new Manager(s.url, { transports: ['websocket'], reconnection: false, forceNew: true });
+  t.after(() => manager._close());
+  const main = manager.socket('/', { auth: { user: 'alice' } });
+  /** @type {any} */
+  let told = null;
+  main.on(CLOSED_EVENT, (d) => (told = d));
+  await new Promise((resolve) => main.once('connect', resolve));
+  const room = manager.socket('/chat', { auth: { user: 'alice' } });
+  await new Promise((resolve) => room.once('connect', resolve));
+  await waitFor(() => told !== null, "the '/' socket to be told");
+  assert.equal(told.code, CloseCodes.EVICTED);
+  await waitFor(() => !main.connected, "the '/' socket to be disconnected");
+  // The evicting socket shares the engine connection: it must still be served.
+  const reply = await new Promise((resolve, reject) => {
+    room.once('echo', resolve);
+    room.once('disconnect', (reason) => reject(new Error(`'/chat' disconnected: ${reason}`)));
+    room.emit('echo', 'still here');
+  });
+  assert.deepEqual(reply, { data: 'still here' });
+  assert.equal(s.registry.stats().active, 1);
+  room.disconnect();
+  await waitFor(() => s.registry.stats().active === 0, 'the release');
+  assertNoLeak(s.registry);
+});
+
 test('an asynchronous store committing an eviction: the socket\'s events wait until its lease is committed', async (t) => {
   // Each store call answers 30 ms later, as a remote store would.
   const registry = new LeaseRegistry({ perUserLimit: 1, onLimit: 'evict-oldest' });
