@@ -237,10 +237,61 @@ class LeaseGuard extends LeaseHost {
   /** @param {Socket} socket */
   #connected(socket) {
     const conn = /** @type {Connection | undefined} */ (/** @type {any} */ (socket)[CONN]);
-    // A socket this guard did not admit (its middleware is on another namespace, or
-    // connectionStateRecovery skipped the middlewares): not ours. One given up on
-    // meanwhile (upgradeTimeoutMs) is ours: open() disconnects it.
-    if (!conn || conn.socket !== null) return;
+    if (!conn) {
+      // connectionStateRecovery restored the socket without running the middlewares
+      // (`skipMiddlewares`, on by default): admitted here, or it would be served without a
+      // lease. Any other socket without one is not ours (its namespace has no guard).
+      if (/** @type {any} */ (socket).recovered === true) this.#admitRecovered(socket);
+      return;
+    }
+    // One given up on meanwhile (upgradeTimeoutMs) is ours: open() disconnects it.
+    if (conn.socket !== null) return;
+    this.#serve(socket, conn);
+  }
+
+  /**
+   * A recovered socket, already connected: admitted now, as the middleware would have. It
+   * can no longer get a connect_error: a refusal is a `socket-lease:closed` (code 4029 for a
+   * quota refusal, 1008 for any other; `refusal` holds what a connect_error's data would)
+   * and a disconnect. With an asynchronous store its events wait for the decision.
+   * @param {Socket} socket
+   */
+  #admitRecovered(socket) {
+    const admitted = this.#lc.admitNow(socket, socket.handshake.headers.origin);
+    if (!isThenable(admitted)) return this.#recovered(socket, admitted);
+    const decided = admitted.then((a) => this.#recovered(socket, a));
+    socket.use((_packet, next) => void decided.then((ok) => ok && next()));
+    return decided;
+  }
+
+  /**
+   * @param {Socket} socket
+   * @param {Connection | Refusal} admitted
+   * @returns {boolean} whether the socket is served
+   */
+  #recovered(socket, admitted) {
+    if (!(admitted instanceof Connection)) {
+      const quota = admitted.status === 429;
+      const code = quota ? CloseCodes.LIMIT_REACHED : 1008;
+      socket.emit(CLOSED_EVENT, { code, reason: quota ? CLOSE_REASONS[CloseCodes.LIMIT_REACHED] : admitted.reason, refusal: this.#refusalError(admitted).data });
+      socket.disconnect();
+      return false;
+    }
+    if (!socket.connected) {
+      this.#lc.cancel(admitted);
+      return false;
+    }
+    /** @type {any} */ (socket)[CONN] = admitted;
+    this.#serve(socket, admitted);
+    return admitted.socket === socket && !admitted.finished;
+  }
+
+  /**
+   * An admitted socket connected: its listeners, then phase two.
+   * @param {Socket} socket
+   * @param {Connection} conn
+   */
+  #serve(socket, conn) {
     conn.host = null;
     socket.on('disconnect', this.#onDisconnect);
     const engine = /** @type {any} */ (socket.conn);

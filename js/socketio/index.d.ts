@@ -35,9 +35,15 @@ export declare const CLOSED_EVENT: 'socket-lease:closed';
 
 /** What `socket-lease:closed` carries. */
 export interface ClosedEventData {
-  /** 1001 shutting down, 4008 evicted, 4009 lease expired or revoked, 4010 not reading, 4029 the slot went to another connection. */
-  code: CloseCode;
+  /**
+   * 1001 shutting down, 4008 evicted, 4009 lease expired or revoked, 4010 not reading, 4029
+   * the slot went to another connection (or a recovered socket was refused for the quota),
+   * 1008 a recovered socket refused for another reason.
+   */
+  code: CloseCode | 1008;
   reason: string;
+  /** A socket restored by connectionStateRecovery (no middleware ran) and refused on admission: what a connect_error's data would have carried. */
+  refusal?: LeaseRefusalData;
 }
 
 /**

@@ -343,6 +343,51 @@ test("an eviction over a shared engine connection disconnects the evicted namesp
   assertNoLeak(s.registry);
 });
 
+test('connectionStateRecovery (skipMiddlewares): a recovered socket is admitted, with a lease of its own, or refused when another took the slot', async (t) => {
+  const s = await start(t, { io: { connectionStateRecovery: { maxDisconnectionDuration: 10_000, skipMiddlewares: true } }, registry: { perUserLimit: 1 } });
+  const { io: ioClient } = await import('socket.io-client');
+  /** @param {string} user */
+  const recovering = (user) => {
+    const c = ioClient(s.url, { transports: ['websocket'], auth: { user }, reconnectionDelay: 50, reconnectionDelayMax: 50, forceNew: true });
+    t.after(() => c.close());
+    return c;
+  };
+  const a = recovering('rita');
+  await new Promise((resolve) => a.once('connect', resolve));
+  const firstId = s.guard.leaseIdOf([...s.guard.sockets()][0]);
+  // An event from the server gives the client the offset it recovers from.
+  await new Promise((resolve) => {
+    a.once('echo', resolve);
+    a.emit('echo', 'offset');
+  });
+  // The transport drops (not a disconnect the client asked for): it reconnects and Socket.IO
+  // restores the socket without running the middlewares.
+  /** @type {any} */ (a.io).engine.close();
+  await new Promise((resolve) => a.once('connect', resolve));
+  assert.equal(a.recovered, true, 'Socket.IO recovered the socket');
+  await waitFor(() => s.registry.stats().active === 1 && s.registry.stats().released === 1, 'the old lease released, a new one held');
+  const [served] = [...s.guard.sockets()];
+  assert.match(String(s.guard.leaseIdOf(served)), /^conn_/);
+  assert.notEqual(s.guard.leaseIdOf(served), firstId);
+  // Recovered while another socket of the user holds the only slot: refused, disconnected.
+  /** @type {any} */
+  let told = null;
+  a.on(CLOSED_EVENT, (d) => (told = d));
+  /** @type {any} */ (a.io).engine.close();
+  const b = await s.open('rita');
+  await waitFor(() => told !== null, 'the recovered socket to be told');
+  assert.equal(told.code, CloseCodes.LIMIT_REACHED);
+  assert.equal(told.refusal.status, 429);
+  assert.equal(told.refusal.reason, 'user-limit');
+  assert.equal(typeof told.refusal.retryAfterMs, 'number');
+  assert.equal((await b.echo('mine')).data, 'mine');
+  assert.equal(s.registry.stats().active, 1);
+  b.socket.disconnect();
+  a.close();
+  await waitFor(() => s.registry.stats().active === 0, 'the release');
+  assertNoLeak(s.registry);
+});
+
 test('an asynchronous store committing an eviction: the socket\'s events wait until its lease is committed', async (t) => {
   // Each store call answers 30 ms later, as a remote store would.
   const registry = new LeaseRegistry({ perUserLimit: 1, onLimit: 'evict-oldest' });
