@@ -38,6 +38,8 @@ fi
 
 # The Node loader's CommonJS copy of the boundary's JS half (js/runtime.mjs is the source).
 node scripts/runtime-cjs.mjs
+# The .d.cts types of the package's require entries, copied from their .d.ts.
+node scripts/types-cjs.mjs
 
 out=pkg/web/socket_lease_bg.wasm
 raw=$(wc -c < "$out")

@@ -9,6 +9,7 @@
 // `require` share one module instance on every Node >= 20 (require(esm) is not there
 // before 20.19), the same scheme as the package's main loader.
 
+require('../peer.cjs').assertPeer('ws', 'socket-lease/node');
 const { WebSocketServer } = require('ws');
 const { LeaseRegistry } = require('../node.cjs');
 const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, LeaseHost, checkMs, invalidOption, isThenable, loggedRegistry } = require('../lifecycle/lifecycle.cjs');

@@ -15,6 +15,7 @@ const { EventEmitter } = require('node:events');
 const { readFileSync } = require('node:fs');
 const { createHash } = require('node:crypto');
 const path = require('node:path');
+require('../peer.cjs').assertPeer('ioredis', 'socket-lease/redis');
 const { Redis, ReplyError } = require('ioredis');
 const { LeaseRegistry, LeaseError, newId, parseId, deriveId } = require('../node.cjs');
 
