@@ -36,7 +36,7 @@ type Rehash<'a> = &'a dyn Fn(&u32) -> u64;
 /// Lazily reclaimed lease ids are kept for the next `sweep()`, up to this many, so the
 /// host learns which sockets to close even when an acquire reclaimed them first. (Only
 /// those: what `sweep` itself reclaims it always returns in full.)
-const PENDING_EXPIRED_CAP: usize = 65_536;
+pub(crate) const PENDING_EXPIRED_CAP: usize = 65_536;
 
 /// Generation bits carried in a handle token (see `token`).
 const TOKEN_GENERATION_MASK: u32 = (1 << 20) - 1;
