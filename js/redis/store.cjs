@@ -2,22 +2,34 @@
 // socket-lease/redis: a lease store shared by many Node hosts through one Redis.
 //
 // The contract is LeaseRegistry's (acquire / release / touch / sweep / stats / metrics,
-// the same result and error shapes), made asynchronous. Every operation is one Lua
-// script run with EVALSHA, so one round trip decides and writes atomically; the scripts
-// live in ./lua and read the clock with Redis's TIME, never the host's. Ids are minted
-// and validated by the WASM core (newId / parseId / deriveId); the scripts only use them
-// as opaque strings.
+// the same result and error shapes), made asynchronous. This file is that contract; each
+// part it is made of has one job:
+//   options.cjs   the options and call arguments, checked with the core's rules
+//   scripts.cjs   the Lua scripts (./lua: the quota rules of the Redis engine)
+//   client.cjs    the Redis connections and script calls (the one file that knows ioredis)
+//   batch.cjs     calls of one turn of the event loop sent to Redis together
+//   held.cjs      the leases whose sockets this node holds
+//   outage.cjs    whether Redis can be used, and the write-back when it returns
+//   local.cjs     while Redis is away: this node's quota, decided by the core's registry
+//   pubsub.cjs    revocations from other nodes
+//   metrics.cjs   the counters and their Prometheus text
+// Ids are minted and validated by the WASM core (newId / parseId / deriveId); the
+// scripts only use them as opaque strings.
 //
 // Written as CommonJS for the same reason as the guard: index.mjs re-exports this file,
 // so `import` and `require` share one module instance (and one WASM instance).
 
 const { EventEmitter } = require('node:events');
-const { readFileSync } = require('node:fs');
-const { createHash } = require('node:crypto');
-const path = require('node:path');
-require('../peer.cjs').assertPeer('ioredis', 'socket-lease/redis');
-const { Redis, ReplyError } = require('ioredis');
-const { LeaseRegistry, LeaseError, newId, parseId, deriveId } = require('../node.cjs');
+const { LeaseRegistry, newId, parseId, deriveId } = require('../node.cjs');
+const { acquireOptions, checkTime, checkUserId, readOptions } = require('./options.cjs');
+const { buildScripts } = require('./scripts.cjs');
+const { connect, isUnavailable, quit, run } = require('./client.cjs');
+const { Batcher } = require('./batch.cjs');
+const { HeldLeases } = require('./held.cjs');
+const { LocalQuota } = require('./local.cjs');
+const { Outage } = require('./outage.cjs');
+const { Revocations } = require('./pubsub.cjs');
+const { newCounters, renderMetrics } = require('./metrics.cjs');
 
 /** @typedef {import('./index.js').RedisLeaseStoreOptions} RedisLeaseStoreOptions */
 /** @typedef {import('./index.js').RedisStoreStats} RedisStoreStats */
@@ -28,228 +40,22 @@ const { LeaseRegistry, LeaseError, newId, parseId, deriveId } = require('../node
 /** @typedef {import('socket-lease').LeaseEvent} LeaseEvent */
 /** @typedef {import('socket-lease').RefusalReason} RefusalReason */
 /** @typedef {import('socket-lease').UserStats} UserStats */
-/** @typedef {import('socket-lease/node').GuardLogger} GuardLogger */
-/** @typedef {import('socket-lease/node').LogLevel} LogLevel */
+/** @typedef {import('./held.cjs').Held} Held */
 
-/**
- * @typedef {object} Script
- * @property {string} name
- * @property {string} lua
- * @property {string} sha
- */
-
-const LUA_DIR = path.join(__dirname, 'lua');
-const SOURCES = Object.fromEntries(
-  ['common', 'lib', 'acquire_alone', 'acquire', 'release_alone', 'release', 'touch', 'batch', 'sweep', 'register', 'stats', 'user'].map((name) => [
-    name,
-    readFileSync(path.join(LUA_DIR, `${name}.lua`), 'utf8'),
-  ]),
-);
-// Each script: the files it is made of (after the generated header), and the line that
-// runs it. acquire/release/touch define one function each, shared with the batch
-// script; the acquire and release scripts start with their usual case inline
-// (*_alone.lua), which returns before the functions of the general case are made.
-/** @type {Record<'acquire' | 'release' | 'touch' | 'batch' | 'sweep' | 'register' | 'stats' | 'user', [string[], string]>} */
-const SCRIPT_PARTS = {
-  // ARGV: node, lease id, user, limit[, connection key ('' for none)[, '1': may not evict]]
-  acquire: [['common', 'acquire_alone', 'lib', 'acquire'], "return acquire(now, now_s, id, user, limit, conn_key, entries, nil, ARGV[6] == '1')"],
-  // ARGV: lease id, user, connection key (the holder), or lease id, '', '', node (any other node)
-  release: [['common', 'release_alone', 'lib', 'release'], 'return release(id, user, conn_key)'],
-  // ARGV: lease id
-  touch: [['common', 'lib', 'touch'], 'return touch(clock(), ARGV[1])'],
-  batch: [['common', 'lib', 'acquire', 'release', 'touch', 'batch'], ''],
-  sweep: [['common', 'lib', 'sweep'], ''],
-  register: [['common', 'lib', 'register'], ''],
-  stats: [['common', 'stats'], ''],
-  user: [['common', 'lib', 'user'], ''],
-};
-/** @typedef {Record<keyof typeof SCRIPT_PARTS, Script>} Scripts */
-
-/**
- * A Lua string literal for any bytes (decimal escapes, three digits so that a following
- * digit is never taken into the escape).
- * @param {string} value
- */
-function luaString(value) {
-  let out = '"';
-  for (const byte of Buffer.from(value, 'utf8')) {
-    out += byte >= 0x20 && byte < 0x7f && byte !== 0x22 && byte !== 0x5c ? String.fromCharCode(byte) : `\\${String(byte).padStart(3, '0')}`;
-  }
-  return `${out}"`;
-}
-
-/** Scripts by options header: stores with the same options share them (and their SHAs). @type {Map<string, Scripts>} */
-const scriptCache = new Map();
-
-/**
- * The scripts for one set of options: a generated header of constants, then the files
- * of SCRIPT_PARTS (common.lua first) and the line that runs it.
- * @param {{ prefix: string, ttlMs: number, graceMs: number, policy: string, globalLimit: number | null }} o
- * @returns {Scripts}
- */
-function buildScripts(o) {
-  const header = [
-    '-- generated by socket-lease/redis from the store\'s options',
-    `local prefix = ${luaString(o.prefix)}`,
-    `local ttl = ${o.ttlMs}`,
-    `local grace = ${o.graceMs}`,
-    `local keep = "${o.ttlMs + o.graceMs}"`,
-    `local policy = ${luaString(o.policy)}`,
-    `local global = ${o.globalLimit ?? -1}`,
-    '',
-  ].join('\n');
-  const cached = scriptCache.get(header);
-  if (cached) return cached;
-  const scripts = /** @type {Scripts} */ (
-    Object.fromEntries(
-      Object.entries(SCRIPT_PARTS).map(([name, [files, run]]) => {
-        const lua = [header, ...files.map((f) => SOURCES[f]), run].join('\n');
-        return [name, { name, lua, sha: createHash('sha1').update(lua).digest('hex') }];
-      }),
-    )
-  );
-  scriptCache.set(header, scripts);
-  return scripts;
-}
-
-const MAX_USER_ID_BYTES = 256;
 // The same bound as the core's list of lazily expired ids awaiting sweep().
-const PENDING_EXPIRED_CAP = 65_536;
-// Releases that could not reach Redis are replayed when it returns; beyond this many the
-// oldest are dropped (their leases still expire by TTL).
-const PENDING_RELEASE_CAP = 100_000;
-// Revocations that arrive before the acquire they concern has returned (the pub/sub
-// connection can be read before the command connection).
-const EARLY_REVOCATION_CAP = 1024;
-const EARLY_REVOCATION_MS = 10_000;
-// Leases written back per register call after an outage.
-const REGISTER_CHUNK = 500;
-const REVOCATION_REASONS = new Set(['evicted', 'expired', 'released']);
-// Errors Redis answers while it cannot serve (as opposed to a bug in a request).
-const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|OOM|MISCONF)\b/;
-
-/** @type {Record<LogLevel, number>} */
-const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
-
-/**
- * JSON lines to a console-like logger, or fields + message to a pino-like one (the same
- * convention as the guard). A throwing logger never breaks a store call.
- * @param {GuardLogger | undefined} logger
- * @param {LogLevel} level
- * @returns {(level: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>) => void}
- */
-function makeLog(logger, level) {
-  if (!(level in LEVELS)) throw invalidOption(`logLevel must be one of ${Object.keys(LEVELS).join(', ')}, got ${String(level)}`);
-  const min = LEVELS[level];
-  const sink = logger ?? console;
-  const anySink = /** @type {any} */ (sink);
-  const structured = typeof anySink.child === 'function' && typeof anySink.levels === 'object';
-  return (lvl, msg, fields = {}) => {
-    if (LEVELS[lvl] < min) return;
-    const write = sink[lvl] ?? sink.log;
-    if (typeof write !== 'function') return;
-    try {
-      if (structured) write.call(sink, { component: 'socket-lease/redis', ...fields }, msg);
-      else write.call(sink, JSON.stringify({ level: lvl, time: new Date().toISOString(), component: 'socket-lease/redis', msg, ...fields }));
-    } catch {
-      // A broken logger must not turn a release into a failure.
-    }
-  };
-}
-
-/** @param {string} message */
-function invalidOption(message) {
-  return new LeaseError(`invalid option: ${message}`, 'INVALID_OPTION');
-}
-
-/** A lone surrogate, read code point by code point (`u`): a pair is one astral code point. */
-const LONE_SURROGATE = /[\ud800-\udfff]/u;
-const isWellFormed = /** @type {{ isWellFormed?: (this: string) => boolean }} */ (String.prototype).isWellFormed;
-/** @type {(s: string) => boolean} whether `s` is well-formed UTF-16 (Node 20 has isWellFormed) */
-const wellFormed = typeof isWellFormed === 'function' ? (s) => isWellFormed.call(s) : (s) => !LONE_SURROGATE.test(s);
-
-/**
- * The core's user id rule (src/error.rs check_user_id, and the boundary's refusal of
- * strings that are not well-formed UTF-16, src/wasm/convert.rs), with its messages: a
- * well-formed string of 1 to 256 bytes of UTF-8. Checked here because the store never
- * calls the core's registry for an acquire; tests compare both on the boundary cases.
- * A lone surrogate would be written to Redis as U+FFFD (ioredis encodes UTF-8), making
- * "\ud800", "\udbff" and "\ufffd" one user with one quota.
- * @param {unknown} value
- * @param {string} what
- * @returns {string | null} the problem, or null
- */
-function userIdProblem(value, what = 'user id') {
-  if (typeof value !== 'string') return `${what} must be a string, got ${value === null ? 'null' : typeof value}`;
-  if (!wellFormed(value)) return `${what} is not well-formed UTF-16 (it has a lone surrogate)`;
-  if (value === '') return `${what} is empty`;
-  // Up to 85 UTF-16 units cannot exceed 255 bytes, so the count is skipped for most ids.
-  if (value.length > 85) {
-    const bytes = Buffer.byteLength(value, 'utf8');
-    if (bytes > MAX_USER_ID_BYTES) return `${what} is ${bytes} bytes of UTF-8; at most ${MAX_USER_ID_BYTES} allowed`;
-  }
-  return null;
-}
-
-/**
- * @param {unknown} err
- * @returns {boolean} whether the error means "Redis cannot answer now" (connection
- *   closed, timeout, loading, read-only replica...) rather than a bad request.
- */
-function isUnavailable(err) {
-  if (err instanceof ReplyError) return UNAVAILABLE_REPLY.test(String(/** @type {Error} */ (err).message));
-  return true;
-}
-
-/**
- * A `now` argument checked as the in-memory registry checks it, by the core itself (newId
- * checks a time with the registry's rules, codes and messages): the store ignores `now`,
- * since Redis's clock decides, but refuses what the registry refuses.
- * @param {unknown} now
- */
-function checkTime(now) {
-  if (now !== undefined && now !== null) newId('', /** @type {number} */ (now));
-}
-
-/** @param {unknown} err */
-function isNoScript(err) {
-  return err instanceof ReplyError && String(/** @type {Error} */ (err).message).startsWith('NOSCRIPT');
-}
-
-/**
- * @param {unknown} value
- * @param {string} name
- * @param {number} min
- * @param {number} max
- */
-function checkInt(value, name, min, max) {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw invalidOption(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
-  }
-  return value;
-}
-
-/**
- * @typedef {object} Held
- * @property {string} userId
- * @property {number} acquiredAt
- * @property {number} touchedAt
- * @property {number} renewedAt        host clock when the lease was last renewed: confirmed by Redis, or touched
- *                                     here while Redis was away (sweep picks stale ones; an outage expires
- *                                     by it, never by comparing the host clock with Redis's times)
- * @property {boolean} local           accepted while Redis was away (failMode "open"); not in Redis yet
- * @property {string} connectionKey    '' for none
- */
+const { pendingExpiredCap: PENDING_EXPIRED_CAP } = LeaseRegistry.coreLimits();
+// This node's leases asked about per sweep script call.
+const SWEEP_CHUNK = 500;
 
 class RedisLeaseStore extends EventEmitter {
   /** This store's node id (`node_…`, minted by the core): the channel its evictions arrive on. */
   nodeId;
 
-  /** @type {Redis} */ #client;
-  /** @type {Scripts} */ #scripts;
-  /** @type {Redis} */ #sub;
+  /** @type {import('ioredis').Redis} */ #client;
+  /** @type {import('ioredis').Redis} */ #sub;
+  /** @type {import('./scripts.cjs').Scripts} */ #scripts;
+  /** @type {import('./options.cjs').QuotaOptions} */ #quota;
   #prefix;
-  #channel;
   #failMode;
   #ttlMs;
   #graceMs;
@@ -261,154 +67,71 @@ class RedisLeaseStore extends EventEmitter {
   /** @type {Set<string>} */ #kinds;
   /** @type {string[]} */ #extraKinds;
   #sweepBatch;
-  #probeMs;
-  #batchSize;
   /** @type {((event: LeaseEvent) => void) | null} */ #onEvent;
   #log;
+  #batch;
+  #outage;
+  #revocations;
 
-  /** Leases acquired through this store whose sockets this host still holds. @type {Map<string, Held>} */
-  #held = new Map();
-  /** @type {Map<string, Set<string>>} */ #heldByUser = new Map();
+  #held = new HeldLeases();
+  /** While Redis is away (and until it first answers): this node's quota. @type {LocalQuota | null} */
+  #local = null;
   /** @type {string[]} */ #pendingExpired = [];
-  /** @type {Set<string>} */ #pendingReleases = new Set();
-  /** @type {Map<string, { reason: RevokedLease['reason'], at: number }>} */ #earlyRevocations = new Map();
-
-  #available = false;
-  #subscribed = false;
   #closed = false;
-  /** @type {string | null} */ #runId = null;
-  // Redis restarted and this node's leases are not all written back yet: kept until a
-  // write-back has gone through completely, so one that fails half-way is redone as one
-  // after a restart (and does not take the missing leases for removed by another node).
-  #restartPending = false;
-  /** The last error of the connection or of a call, the cause given with REDIS_UNAVAILABLE. @type {unknown} */
-  #lastError = undefined;
-  // Whether this outage (or the start-up wait) has been logged, and its failed resync.
-  #downLogged = false;
-  #resyncFailLogged = false;
-  /** @type {Promise<void> | null} */ #resyncing = null;
-  #resyncAgain = false;
-  /** @type {NodeJS.Timeout | null} */ #probeTimer = null;
   /** @type {Set<() => void>} */ #readyWaiters = new Set();
-  /** Operations waiting for this turn's batch. @type {Array<{ kind: 'a' | 'r' | 't', id: string, user: string, limit: number, resolve: (value: any) => void, reject: (err: unknown) => void }>} */
-  #queue = [];
-  #flushScheduled = false;
-
-  #counters = {
-    acquired: 0,
-    released: 0,
-    expired: 0,
-    evicted: 0,
-    rejected: { 'user-limit': 0, 'global-limit': 0, 'user-table-full': 0 },
-    unknownReleases: 0,
-    nearLimitEvents: 0,
-    reconciled: 0,
-    callbackErrors: 0,
-    highWater: 0,
-    degradedAcquires: 0,
-    outages: 0,
-    revocations: { evicted: 0, expired: 0, released: 0 },
-  };
+  #counters = newCounters();
 
   /** @param {RedisLeaseStoreOptions} [options] */
   constructor(options = {}) {
     super();
-    const {
-      url,
-      redis,
-      prefix = 'socket-lease:',
-      failMode = 'closed',
-      commandTimeoutMs = 1000,
-      keyGraceMs = 60_000,
-      sweepBatch = 1000,
-      probeMs = 500,
-      batchSize = 16,
-      logger,
-      logLevel = 'info',
-      onEvent,
-      mode,
-      ...coreOptions
-    } = options;
-    if (mode !== undefined && mode !== 'enforce') {
-      throw invalidOption(`mode "${String(mode)}" is not supported by the Redis store (only "enforce")`);
-    }
-    if ('maxUsers' in coreOptions) {
-      // The core's maxUsers bounds one process's memory; Redis's memory is bounded by
-      // its own maxmemory, and counting users deployment-wide would cost every acquire.
-      throw invalidOption('maxUsers is not supported by the Redis store (bound Redis memory with its maxmemory)');
-    }
-    // The core validates the shared options with its own rules and messages (unknown
-    // names, ranges, kinds) and hands back the normalised values.
-    const probe = new LeaseRegistry(/** @type {any} */ (coreOptions));
-    const core = probe.getOptions();
-    probe.free();
+    const o = readOptions(options);
+    const q = o.quota;
+    this.#quota = q;
+    this.#prefix = o.prefix;
+    this.#failMode = o.failMode;
+    this.#graceMs = o.graceMs;
+    this.#sweepBatch = o.sweepBatch;
+    this.#ttlMs = q.ttlMs;
+    this.#perUserLimit = q.perUserLimit;
+    this.#userLimits = new Map(Object.entries(q.userLimits));
+    this.#globalLimit = q.globalLimit;
+    this.#policy = q.policy;
+    this.#warnRatio = q.warnRatio;
+    this.#extraKinds = q.kinds;
+    this.#kinds = new Set(['conn', 'run', 'thread', ...q.kinds]);
+    this.#onEvent = o.onEvent;
+    this.#log = o.log;
 
-    if (typeof prefix !== 'string' || prefix === '') throw invalidOption('prefix must be a non-empty string');
-    if (failMode !== 'closed' && failMode !== 'open') throw invalidOption(`failMode must be "closed" or "open", got ${String(failMode)}`);
-    if (onEvent !== undefined && typeof onEvent !== 'function') throw invalidOption('onEvent must be a function');
-    this.#prefix = prefix;
-    this.#failMode = /** @type {FailMode} */ (failMode);
-    const timeout = checkInt(commandTimeoutMs, 'commandTimeoutMs', 1, 60_000);
-    this.#graceMs = checkInt(keyGraceMs, 'keyGraceMs', 0, 86_400_000);
-    this.#sweepBatch = checkInt(sweepBatch, 'sweepBatch', 1, 100_000);
-    this.#probeMs = checkInt(probeMs, 'probeMs', 10, 60_000);
-    this.#batchSize = checkInt(batchSize, 'batchSize', 1, 1000);
-    this.#ttlMs = core.ttlMs;
-    this.#perUserLimit = core.perUserLimit;
-    this.#userLimits = new Map(Object.entries(core.userLimits));
-    this.#globalLimit = core.globalLimit ?? null;
-    this.#policy = core.onLimit;
-    this.#warnRatio = core.warnRatio;
-    this.#extraKinds = [...core.kinds];
-    this.#kinds = new Set(['conn', 'run', 'thread', ...core.kinds]);
-    this.#onEvent = onEvent ?? null;
-    this.#log = makeLog(logger, logLevel);
-
-    this.#scripts = buildScripts({
-      prefix,
-      ttlMs: this.#ttlMs,
-      graceMs: this.#graceMs,
-      policy: this.#policy,
-      globalLimit: this.#globalLimit,
-    });
+    const scripts = buildScripts({ prefix: o.prefix, ttlMs: q.ttlMs, graceMs: o.graceMs, policy: q.policy, globalLimit: q.globalLimit, warnRatio: q.warnRatio });
+    this.#scripts = scripts;
     this.nodeId = newId('node');
-    this.#channel = `${prefix}n:${this.nodeId}`;
-
-    /** @type {import('ioredis').RedisOptions} */
-    const connection = {
-      ...redis,
-      // Every command answers or fails within this bound: a hung Redis never hangs a
-      // WebSocket upgrade.
-      commandTimeout: timeout,
-      connectTimeout: redis?.connectTimeout ?? Math.max(timeout, 1000),
-      // Fail at once while disconnected instead of queueing: the guard answers 503 (or,
-      // with failMode "open", accepts locally) rather than holding the upgrade.
-      enableOfflineQueue: false,
-      // An acquire whose reply was lost may have run; resending it after a reconnect
-      // would take a second slot. Never resend.
-      autoResendUnfulfilledCommands: false,
-      maxRetriesPerRequest: 0,
-      retryStrategy: redis?.retryStrategy ?? ((times) => Math.min(times * 100, 1000)),
-      lazyConnect: false,
-    };
-    this.#client = url ? new Redis(url, connection) : new Redis(connection);
-    // The subscriber only ever sends SUBSCRIBE, which ioredis repeats after a reconnect.
-    this.#sub = url
-      ? new Redis(url, { ...connection, enableOfflineQueue: true, commandTimeout: undefined, autoResubscribe: true })
-      : new Redis({ ...connection, enableOfflineQueue: true, commandTimeout: undefined, autoResubscribe: true });
-
-    this.#client.on('error', (err) => {
-      this.#lastError = err;
-      this.#log('debug', 'redis connection error', { error: String(err) });
-      // Before the first ready too (refused, wrong password): an outage, said once.
-      if (!this.#available) this.#setUnavailable(err);
+    const { client, sub } = connect(o.url, o.redis, o.commandTimeoutMs);
+    this.#client = client;
+    this.#sub = sub;
+    this.#batch = new Batcher(client, scripts, this.nodeId, o.batchSize);
+    // Redis has not answered yet: the fail mode applies from the start.
+    this.#startLocal();
+    this.#outage = new Outage({
+      client,
+      scripts,
+      nodeId: this.nodeId,
+      failMode: o.failMode,
+      probeMs: o.probeMs,
+      log: o.log,
+      counters: this.#counters,
+      held: this.#held,
+      call: (kind, id, user, limit) => this.#batch.call(kind, id, user, limit),
+      revoke: (id, reason) => this.#revoke(id, reason),
+      alive: (id, now) => this.#local !== null && this.#local.alive(id, now),
+      onDown: () => this.#startLocal(),
+      onUp: () => this.#stopLocal(),
+      onReady: () => this.#wakeReadyWaiters(),
     });
-    this.#sub.on('error', (err) => this.#log('debug', 'redis subscriber error', { error: String(err) }));
-    this.#client.on('ready', () => void this.#resync());
-    // The error that closed it (refused, NOAUTH…) says more than the close itself.
-    this.#client.on('close', () => this.#setUnavailable(this.#lastError ?? new Error('connection to Redis closed')));
-    this.#sub.on('message', (channel, message) => this.#onMessage(channel, message));
-    this.#sub.on('ready', () => this.#subscribe());
+    this.#revocations = new Revocations(sub, `${o.prefix}n:${this.nodeId}`, o.log, {
+      isHeld: (id) => this.#held.has(id),
+      revoke: (id, reason) => this.#revoke(id, reason),
+      onSubscribed: () => this.#wakeReadyWaiters(),
+    });
   }
 
   // ----- the LeaseRegistry contract ----------------------------------------------------
@@ -421,68 +144,47 @@ class RedisLeaseStore extends EventEmitter {
    * @returns {Promise<AcquireResult>}
    */
   async acquire(userId, options) {
-    const problem = userIdProblem(userId);
-    if (problem) throw new LeaseError(`invalid user id: ${problem}`, 'INVALID_USER_ID');
-    let connectionKey = '';
-    let keep = false;
-    if (options !== undefined && options !== null) {
-      if (typeof options !== 'object') throw invalidOption(`acquire options must be an object, got ${typeof options}`);
-      checkTime(options.now);
-      for (const name of Object.keys(options)) {
-        if (name !== 'connectionKey' && name !== 'now' && name !== 'evict') {
-          throw invalidOption(`unknown acquire option "${name}"; known: connectionKey, now, evict`);
-        }
-      }
-      if (options.connectionKey !== undefined) {
-        const keyProblem = userIdProblem(options.connectionKey, 'connectionKey');
-        if (keyProblem) throw invalidOption(keyProblem);
-        connectionKey = options.connectionKey;
-      }
-      const { evict } = options;
-      if (evict !== undefined && evict !== null && typeof evict !== 'boolean') {
-        throw invalidOption(`evict must be a boolean, got ${Array.isArray(evict) ? 'array' : typeof evict}`);
-      }
-      // Under the reject policy nothing is ever evicted: the usual (batched) call serves.
-      keep = evict === false && this.#policy !== 'reject';
-    }
+    checkUserId(userId);
+    const { connectionKey, keep } = acquireOptions(options, this.#policy);
     this.#checkOpen();
-    const limit = this.#userLimits.get(userId) ?? this.#perUserLimit;
-    if (!this.#available) {
+    const outage = this.#outage;
+    if (!outage.available) {
       // The local path never evicts (it refuses at this node's limit), so `evict` changes nothing there.
-      if (this.#failMode === 'open') return this.#acquireLocally(userId, limit, connectionKey);
-      throw this.#unavailableError();
+      if (this.#failMode === 'open') return this.#acquireLocally(userId, connectionKey);
+      throw outage.unavailableError();
     }
+    const limit = this.#limitOf(userId);
     const id = newId('conn');
-    /** @type {string} */
+    /** @type {string | number} */
     let line;
     try {
-      if (connectionKey || keep) this.#flush(); // behind what this node asked before (see #flush)
+      if (connectionKey || keep) this.#batch.flush(); // behind what this node asked before (see Batcher.flush)
       line = await (connectionKey || keep
-        ? this.#run(this.#scripts.acquire, keep ? [this.nodeId, id, userId, limit, connectionKey, '1'] : [this.nodeId, id, userId, limit, connectionKey])
-        : this.#call('a', id, userId, limit));
+        ? run(this.#client, this.#scripts.acquire, keep ? [this.nodeId, id, userId, limit, connectionKey, '1'] : [this.nodeId, id, userId, limit, connectionKey])
+        : this.#batch.call('a', id, userId, limit));
     } catch (err) {
       if (!isUnavailable(err)) throw err;
       // A timed-out script may still run when Redis wakes up: release its lease (the id
       // is known, minted here) as soon as Redis is back, after it on the same connection.
-      this.#deferRelease(id);
-      this.#setUnavailable(err);
-      if (this.#failMode === 'open') return this.#acquireLocally(userId, limit, connectionKey);
-      throw this.#unavailableError(err);
+      outage.deferRelease(id);
+      outage.setUnavailable(err);
+      if (this.#failMode === 'open') return this.#acquireLocally(userId, connectionKey);
+      throw outage.unavailableError(err);
     }
     if (typeof line === 'number') {
       // The usual answer (see acquire.lua): granted, a new lease, nothing expired or
-      // evicted: Redis's now * 1000 + the user's leases after it.
+      // evicted, the near-limit threshold not reached: Redis's now * 1000 + the user's
+      // leases after it.
       const active = line % 1000;
       const acquiredAt = (line - active) / 1000;
       this.#counters.acquired++;
-      this.#hold(id, { userId, acquiredAt, touchedAt: acquiredAt, renewedAt: Date.now(), local: false, connectionKey: '' });
-      if (this.#onEvent) this.#limitEvents(userId, active, limit, acquiredAt);
-      else this.#countNearLimit(active, limit);
-      this.#takeEarlyRevocation(id);
+      this.#hold(id, { userId, acquiredAt, renewedAt: Date.now(), local: false, connectionKey: '' });
+      if (this.#onEvent) this.#limitEvents(userId, active, limit, acquiredAt, false);
+      this.#revocations.takeEarly(id);
       return { ok: true, lease: this.#lease(id, userId, acquiredAt, acquiredAt, acquiredAt + this.#ttlMs, ''), evicted: [], reclaimed: [], reused: false };
     }
     // Otherwise one line of fields (see acquire.lua).
-    const f = String(line).split(' ');
+    const f = line.split(' ');
     if (f[0] !== '1') {
       const userActive = Number(f[5]);
       const evictable = f[6] === '1';
@@ -508,43 +210,27 @@ class RedisLeaseStore extends EventEmitter {
     const expiresAt = Number(f[4]);
     const active = Number(f[5]);
     const reused = f[6] === '1';
-    const expiredEnd = 9 + Number(f[8]);
-    const reclaimed = f.slice(9, expiredEnd);
+    const near = f[8] === '1';
+    const expiredEnd = 10 + Number(f[9]);
+    const reclaimed = f.slice(10, expiredEnd);
     if (reclaimed.length > 0) this.#reclaimed(userId, reclaimed, Number(f[7]), limit);
     const evicted = f.length > expiredEnd ? f.slice(expiredEnd) : [];
     if (!reused) {
       this.#counters.acquired++;
-      this.#hold(leaseId, { userId, acquiredAt, touchedAt, renewedAt: Date.now(), local: false, connectionKey });
+      this.#hold(leaseId, { userId, acquiredAt, renewedAt: Date.now(), local: false, connectionKey });
     } else {
       const held = this.#held.get(leaseId);
-      if (held) {
-        held.touchedAt = touchedAt;
-        held.renewedAt = Date.now();
-      }
+      if (held) this.#renewed(leaseId, held);
     }
     for (const victim of evicted) {
       this.#counters.evicted++;
       this.#forget(victim);
       if (this.#onEvent) this.#emitEvent({ type: 'evicted', userId, leaseId: victim, active, limit, dryRun: false, at: acquiredAt });
     }
-    if (this.#onEvent && !reused) this.#limitEvents(userId, active, limit, touchedAt);
-    else if (!reused) this.#countNearLimit(active, limit);
+    if (!reused) this.#limitEvents(userId, active, limit, touchedAt, near);
 
-    this.#takeEarlyRevocation(leaseId);
+    this.#revocations.takeEarly(leaseId);
     return { ok: true, lease: this.#lease(leaseId, userId, acquiredAt, touchedAt, expiresAt, connectionKey), evicted, reclaimed, reused };
-  }
-
-  /**
-   * A lease revoked by another node before this node read the reply of the acquire that
-   * made it: reported once the caller has registered the lease (after its await).
-   * @param {string} leaseId
-   */
-  #takeEarlyRevocation(leaseId) {
-    if (this.#earlyRevocations.size === 0) return;
-    const early = this.#earlyRevocations.get(leaseId);
-    if (!early) return;
-    this.#earlyRevocations.delete(leaseId);
-    setImmediate(() => this.#revoke(leaseId, early.reason));
   }
 
   /**
@@ -563,22 +249,23 @@ class RedisLeaseStore extends EventEmitter {
       return false;
     }
     this.#checkOpen();
+    const outage = this.#outage;
     const held = this.#held.get(id);
-    if (held && (held.local || !this.#available)) return this.#releaseLater(id, held);
-    if (!this.#available) throw this.#unavailableError();
+    if (held && (held.local || !outage.available)) return this.#releaseLater(id, held);
+    if (!outage.available) throw outage.unavailableError();
     let released;
     try {
       // The holder passes the user and key it knows, which spares Redis reading the record.
       const conn = held?.connectionKey ?? '';
-      if (conn) this.#flush();
+      if (conn) this.#batch.flush();
       released = Number(
-        await (conn ? this.#run(this.#scripts.release, [id, /** @type {Held} */ (held).userId, conn]) : this.#call('r', id, held?.userId ?? '', 0)),
+        await (conn ? run(this.#client, this.#scripts.release, [id, /** @type {Held} */ (held).userId, conn]) : this.#batch.call('r', id, held?.userId ?? '', 0)),
       );
     } catch (err) {
       if (!isUnavailable(err)) throw err;
-      this.#setUnavailable(err);
+      outage.setUnavailable(err);
       if (held) return this.#releaseLater(id, held);
-      throw this.#unavailableError(err);
+      throw outage.unavailableError(err);
     }
     this.#forget(id);
     if (released === 1) {
@@ -592,7 +279,8 @@ class RedisLeaseStore extends EventEmitter {
   /**
    * The heartbeat: moves the lease's expiry to Redis's now + ttlMs. `false` when the lease
    * is unknown or already expired (close that socket). While Redis is unreachable, a
-   * lease this node holds is renewed locally and written back when Redis returns.
+   * lease this node holds is renewed locally (unless it expired there: silent for the
+   * TTL) and written back when Redis returns.
    * @param {string} anyId
    * @param {number} [_now] ignored (Redis's clock)
    * @returns {Promise<boolean>}
@@ -602,29 +290,23 @@ class RedisLeaseStore extends EventEmitter {
     const id = this.#leaseIdOf(anyId);
     if (id === null) return false;
     this.#checkOpen();
+    const outage = this.#outage;
     const held = this.#held.get(id);
-    if (held && (held.local || !this.#available)) {
-      held.touchedAt = held.renewedAt = Date.now();
-      return true;
-    }
-    if (!this.#available) throw this.#unavailableError();
+    if (held && (held.local || !outage.available)) return this.#touchLocally(id, held);
+    if (!outage.available) throw outage.unavailableError();
     /** @type {number} */
     let reply;
     try {
-      reply = await this.#call('t', id, '', 0);
+      reply = await this.#batch.call('t', id, '', 0);
     } catch (err) {
       if (!isUnavailable(err)) throw err;
-      this.#setUnavailable(err);
-      if (!held) throw this.#unavailableError(err);
-      held.touchedAt = held.renewedAt = Date.now();
-      return true;
+      outage.setUnavailable(err);
+      if (!held) throw outage.unavailableError(err);
+      return this.#touchLocally(id, held);
     }
     // touchedAt (Redis's now), or 0 for a lease that is gone.
     if (reply > 0) {
-      if (held) {
-        held.touchedAt = Number(reply);
-        held.renewedAt = Date.now();
-      }
+      if (held) this.#renewed(id, held);
       return true;
     }
     // Gone from Redis (expired, or removed by another node): the host closes the socket,
@@ -645,24 +327,24 @@ class RedisLeaseStore extends EventEmitter {
     checkTime(_now);
     this.#checkOpen();
     const out = this.#pendingExpired.splice(0);
-    if (!this.#available) return out.concat(this.#expireLocally());
+    if (!this.#outage.available) return out.concat(this.#expireLocally());
     // Only leases Redis has not renewed for half a TTL can have expired: a live socket's
     // heartbeat renews its lease every heartbeatMs, so a healthy node checks nothing.
     const now = Date.now();
     /** @type {Array<string | number>} */
     let candidates = [];
-    for (const [id, held] of this.#held) {
+    for (const [id, held] of this.#held.entries()) {
       if (!held.local && now - held.renewedAt >= this.#ttlMs / 2) candidates.push(id, held.userId);
     }
     try {
       // Bounded: a huge backlog is worked off over several sweeps.
       for (let round = 0; round < 10; round++) {
-        const chunk = candidates.slice(0, 2 * REGISTER_CHUNK);
+        const chunk = candidates.slice(0, 2 * SWEEP_CHUNK);
         candidates = candidates.slice(chunk.length);
         const globalPass = this.#globalLimit !== null ? this.#sweepBatch : 0;
         if (chunk.length === 0 && (globalPass === 0 || round > 0)) break;
         /** @type {any[]} */
-        const reply = await this.#run(this.#scripts.sweep, [this.nodeId, globalPass, ...chunk]);
+        const reply = await run(this.#client, this.#scripts.sweep, [this.nodeId, globalPass, ...chunk]);
         this.#counters.expired += Number(reply[0]);
         /** @type {Array<string | number>} */
         const mine = reply[1];
@@ -677,7 +359,7 @@ class RedisLeaseStore extends EventEmitter {
       }
     } catch (err) {
       if (!isUnavailable(err)) throw err;
-      this.#setUnavailable(err);
+      this.#outage.setUnavailable(err);
       return out.concat(this.#expireLocally());
     }
     return out;
@@ -718,22 +400,23 @@ class RedisLeaseStore extends EventEmitter {
   async stats() {
     /** @type {number | null} */
     let deploymentActive = null;
-    if (this.#available && !this.#closed && this.#globalLimit !== null) {
+    if (this.#outage.available && !this.#closed && this.#globalLimit !== null) {
       try {
         /** @type {any[]} */
-        const reply = await this.#run(this.#scripts.stats, [this.nodeId]);
+        const reply = await run(this.#client, this.#scripts.stats, [this.nodeId]);
         deploymentActive = Number(reply[1]);
       } catch (err) {
         if (!isUnavailable(err)) throw err;
-        this.#setUnavailable(err);
+        this.#outage.setUnavailable(err);
       }
     }
-    const up = this.#available && !this.#closed;
+    const up = this.#outage.available && !this.#closed;
     const c = this.#counters;
+    const held = this.#held;
     return {
-      active: this.#held.size,
-      users: this.#heldByUser.size,
-      highWater: c.highWater,
+      active: held.size,
+      users: held.users,
+      highWater: held.highWater,
       acquired: c.acquired,
       released: c.released,
       expired: c.expired,
@@ -746,10 +429,10 @@ class RedisLeaseStore extends EventEmitter {
       redis: up ? 'up' : 'down',
       deploymentActive,
       nodeId: this.nodeId,
-      held: this.#held.size,
-      heldLocally: this.#countLocal(),
+      held: held.size,
+      heldLocally: held.countLocal(),
       degradedAcquires: c.degradedAcquires,
-      pendingReleases: this.#pendingReleases.size,
+      pendingReleases: this.#outage.pendingReleases,
       outages: c.outages,
       revocations: { ...c.revocations },
     };
@@ -762,19 +445,19 @@ class RedisLeaseStore extends EventEmitter {
    * @returns {Promise<UserStats>}
    */
   async userStats(userId, _now) {
-    const problem = userIdProblem(userId);
-    if (problem) throw new LeaseError(`invalid user id: ${problem}`, 'INVALID_USER_ID');
+    checkUserId(userId);
     checkTime(_now);
     this.#checkOpen();
-    if (!this.#available) throw this.#unavailableError();
+    const outage = this.#outage;
+    if (!outage.available) throw outage.unavailableError();
     /** @type {any[]} */
     let reply;
     try {
-      reply = await this.#run(this.#scripts.user, [this.nodeId, userId]);
+      reply = await run(this.#client, this.#scripts.user, [this.nodeId, userId]);
     } catch (err) {
       if (!isUnavailable(err)) throw err;
-      this.#setUnavailable(err);
-      throw this.#unavailableError(err);
+      outage.setUnavailable(err);
+      throw outage.unavailableError(err);
     }
     /** @type {Lease[]} */
     const leases = [];
@@ -792,44 +475,7 @@ class RedisLeaseStore extends EventEmitter {
    * @returns {Promise<string>}
    */
   async metrics() {
-    const s = await this.stats();
-    const c = this.#counters;
-    /** @type {string[]} */
-    const lines = [];
-    /** @param {string} name @param {'gauge' | 'counter'} type @param {string} help @param {Array<[string, number]>} samples */
-    const series = (name, type, help, samples) => {
-      lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-      for (const [labels, value] of samples) lines.push(`${name}${labels} ${value}`);
-    };
-    series('socket_lease_active_leases', 'gauge', 'Leases whose sockets this node holds (sum across nodes for the deployment).', [['', s.active]]);
-    series('socket_lease_users', 'gauge', 'Users holding at least one lease on this node.', [['', s.users]]);
-    series('socket_lease_high_water', 'gauge', 'Most leases this node held at once since start.', [['', s.highWater]]);
-    series('socket_lease_acquired_total', 'counter', 'Leases granted by this node.', [['', s.acquired]]);
-    series('socket_lease_released_total', 'counter', 'Leases released through this node (including reconcile).', [['', s.released]]);
-    series('socket_lease_expired_total', 'counter', 'Expired leases reclaimed by this node (its own or a dead node\'s).', [['', s.expired]]);
-    series('socket_lease_evicted_total', 'counter', 'Leases evicted by this node\'s acquires (evict-oldest or evict-idle).', [['', s.evicted]]);
-    series('socket_lease_unknown_release_total', 'counter', 'Releases through this node of ids that named no live lease (the leak detector).', [['', s.unknownReleases]]);
-    series('socket_lease_near_limit_total', 'counter', 'Times a user crossed the warn ratio of its limit on this node.', [['', s.nearLimitEvents]]);
-    series('socket_lease_reconciled_total', 'counter', 'Leases released by reconcile because their socket was gone.', [['', s.reconciled]]);
-    series('socket_lease_rejected_total', 'counter', 'Acquires refused by this node, by reason.', [
-      ['{reason="user-limit"}', c.rejected['user-limit']],
-      ['{reason="global-limit"}', c.rejected['global-limit']],
-      ['{reason="user-table-full"}', c.rejected['user-table-full']],
-    ]);
-    if (s.deploymentActive !== null) {
-      series('socket_lease_redis_deployment_active_leases', 'gauge', 'Live leases in Redis across every node, dead ones included until their leases expire (kept with a global limit).', [['', s.deploymentActive]]);
-    }
-    series('socket_lease_redis_up', 'gauge', 'Whether this node can use Redis (1) or is in its fail mode (0).', [['', s.redis === 'up' ? 1 : 0]]);
-    series('socket_lease_redis_held_local_leases', 'gauge', 'Leases this node accepted while Redis was away (failMode open), not yet written back.', [['', s.heldLocally]]);
-    series('socket_lease_redis_degraded_acquires_total', 'counter', 'Leases accepted without Redis (failMode open).', [['', s.degradedAcquires]]);
-    series('socket_lease_redis_outages_total', 'counter', 'Times this node lost Redis.', [['', s.outages]]);
-    series('socket_lease_redis_pending_releases', 'gauge', 'Releases waiting for Redis to return.', [['', s.pendingReleases]]);
-    series('socket_lease_redis_revocations_total', 'counter', 'Leases of this node removed by another node, by reason.', [
-      ['{reason="evicted"}', c.revocations.evicted],
-      ['{reason="expired"}', c.revocations.expired],
-      ['{reason="released"}', c.revocations.released],
-    ]);
-    return lines.join('\n') + '\n';
+    return renderMetrics(await this.stats(), this.#counters);
   }
 
   /** The options in force. */
@@ -853,7 +499,7 @@ class RedisLeaseStore extends EventEmitter {
 
   /** Whether Redis is usable now (false: the fail mode applies). */
   get available() {
-    return this.#available;
+    return this.#outage.available;
   }
 
   /**
@@ -885,118 +531,13 @@ class RedisLeaseStore extends EventEmitter {
   async close() {
     if (this.#closed) return;
     this.#closed = true;
-    this.#available = false;
-    this.#stopProbe();
+    this.#outage.close();
+    this.#stopLocal();
     for (const wake of [...this.#readyWaiters]) wake();
     await Promise.all([quit(this.#client), quit(this.#sub)]);
   }
 
   // ----- internals -------------------------------------------------------------------------
-
-  /**
-   * EVALSHA, with EVAL when Redis does not know the script (restarted, SCRIPT FLUSH):
-   * one round trip in the normal case. Scripts are also loaded on every (re)connect.
-   * @param {Script} script
-   * @param {Array<string | number>} args
-   * @returns {Promise<any>}
-   */
-  #run(script, args) {
-    return this.#client.evalsha(script.sha, 0, ...args).catch((err) => {
-      if (!isNoScript(err)) throw err;
-      return this.#client.eval(script.lua, 0, ...args);
-    });
-  }
-
-  /**
-   * #run with the answer handed to callbacks (one promise less on the hot path).
-   * @param {Script} script
-   * @param {Array<string | number>} args
-   * @param {(value: any) => void} resolve
-   * @param {(err: unknown) => void} reject
-   */
-  #send(script, args, resolve, reject) {
-    this.#client.evalsha(script.sha, 0, ...args).then(resolve, (err) => {
-      if (!isNoScript(err)) reject(err);
-      else this.#client.eval(script.lua, 0, ...args).then(resolve, reject);
-    });
-  }
-
-  /**
-   * An acquire ('a': id, user, limit), release ('r': id, user or '' when another node
-   * holds it) or touch ('t': id). Calls issued in the same turn of the event loop go to
-   * Redis together: one call alone runs its own script; several run in one batch script
-   * (each operation still atomic, the batch too), which costs Redis and the client far
-   * less per operation when many connections arrive at once.
-   * @param {'a' | 'r' | 't'} kind
-   * @param {string} id
-   * @param {string} user
-   * @param {number} limit    the user's limit (acquire), 0 otherwise
-   * @returns {Promise<any>}
-   */
-  #call(kind, id, user, limit) {
-    return new Promise((resolve, reject) => {
-      const queue = this.#queue;
-      queue.push({ kind, id, user, limit, resolve, reject });
-      if (queue.length >= this.#batchSize) {
-        // A full batch goes at once: Redis (on another core) runs it while this process
-        // still handles other replies and gathers the next batch. Waiting for the end of
-        // the turn would send every batch together and leave each side idle while the
-        // other works.
-        this.#queue = [];
-        this.#dispatch(queue);
-      } else if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        process.nextTick(this.#flush);
-      }
-    });
-  }
-
-  /**
-   * The batch script's call for several operations.
-   * @param {Array<{ kind: 'a' | 'r' | 't', id: string, user: string, limit: number, resolve: (value: any) => void, reject: (err: unknown) => void }>} ops
-   * @returns {[Script, Array<string | number>, (value: any) => void, (err: unknown) => void]}
-   */
-  #batchCall(ops) {
-    /** @type {Array<string | number>} */
-    const args = [this.nodeId];
-    for (const op of ops) args.push(op.kind === 'a' ? `a${op.limit}` : op.kind, op.id, op.user);
-    return [
-      this.#scripts.batch,
-      args,
-      (/** @type {unknown[]} */ results) => {
-        for (let i = 0; i < ops.length; i++) ops[i].resolve(results[i]);
-      },
-      (err) => {
-        for (const op of ops) op.reject(err);
-      },
-    ];
-  }
-
-  // What is left at the end of the turn: fewer than a batch.
-  #flush = () => {
-    this.#flushScheduled = false;
-    const queue = this.#queue;
-    if (queue.length === 0) return;
-    this.#queue = [];
-    const size = this.#batchSize;
-    for (let start = 0; start < queue.length; start += size) this.#dispatch(queue.length <= size ? queue : queue.slice(start, start + size));
-  };
-
-  /**
-   * One operation alone runs its own script; several, the batch script.
-   * @param {Array<{ kind: 'a' | 'r' | 't', id: string, user: string, limit: number, resolve: (value: any) => void, reject: (err: unknown) => void }>} ops
-   */
-  #dispatch(ops) {
-    if (ops.length > 1) {
-      this.#send(...this.#batchCall(ops));
-      return;
-    }
-    const op = ops[0];
-    if (op.kind === 'a') this.#send(this.#scripts.acquire, [this.nodeId, op.id, op.user, op.limit], op.resolve, op.reject);
-    else if (op.kind === 't') this.#send(this.#scripts.touch, [op.id], op.resolve, op.reject);
-    // The holder's release names the user; any other node's names itself instead.
-    else this.#send(this.#scripts.release, op.user ? [op.id, op.user] : [op.id, '', '', this.nodeId], op.resolve, op.reject);
-  }
 
   #checkOpen() {
     if (this.#closed) {
@@ -1007,22 +548,12 @@ class RedisLeaseStore extends EventEmitter {
   }
 
   #isReady() {
-    return this.#available && this.#subscribed;
+    return this.#outage.available && this.#revocations.subscribed;
   }
 
   #wakeReadyWaiters() {
     if (!this.#isReady()) return;
     for (const wake of [...this.#readyWaiters]) wake();
-  }
-
-  /** @param {unknown} [cause] */
-  #unavailableError(cause = this.#lastError) {
-    const err = new Error(
-      `socket-lease/redis: Redis is unavailable (failMode "closed": refusing new connections)${cause ? `: ${String(/** @type {Error} */ (cause).message ?? cause)}` : ''}`,
-      cause ? { cause } : undefined,
-    );
-    /** @type {any} */ (err).code = 'REDIS_UNAVAILABLE';
-    return err;
   }
 
   /**
@@ -1081,34 +612,44 @@ class RedisLeaseStore extends EventEmitter {
   }
 
   /**
+   * A lease granted through Redis, now held here (and counted by the local quota while
+   * Redis is away, when the reply came back after the outage began).
    * @param {string} id
    * @param {Held} held
    */
   #hold(id, held) {
-    this.#held.set(id, held);
-    let set = this.#heldByUser.get(held.userId);
-    if (!set) this.#heldByUser.set(held.userId, (set = new Set()));
-    set.add(id);
-    if (this.#held.size > this.#counters.highWater) this.#counters.highWater = this.#held.size;
+    this.#held.add(id, held);
+    if (this.#local !== null) this.#reclaimedLocally(this.#local.adopt(id, held));
   }
 
   /** @param {string} id */
   #forget(id) {
-    const held = this.#held.get(id);
-    if (!held) return undefined;
-    this.#held.delete(id);
-    const set = this.#heldByUser.get(held.userId);
-    if (set) {
-      set.delete(id);
-      if (set.size === 0) this.#heldByUser.delete(held.userId);
-    }
+    const held = this.#held.delete(id);
+    if (held && this.#local !== null) this.#local.drop(id, Date.now());
     return held;
   }
 
-  #countLocal() {
-    let n = 0;
-    for (const held of this.#held.values()) if (held.local) n++;
-    return n;
+  /**
+   * Renewed by Redis (a touch, or a connection key asking again).
+   * @param {string} id
+   * @param {Held} held
+   */
+  #renewed(id, held) {
+    held.renewedAt = Date.now();
+    if (this.#local !== null) this.#local.touch(id, held.renewedAt);
+  }
+
+  /**
+   * Redis is away, or this lease was accepted while it was and is not written back yet:
+   * renewed here, unless the local quota says it expired (silent for the TTL).
+   * @param {string} id
+   * @param {Held} held
+   */
+  #touchLocally(id, held) {
+    const now = Date.now();
+    if (this.#local !== null && !this.#local.touch(id, now)) return false;
+    held.renewedAt = now;
+    return true;
   }
 
   /**
@@ -1119,75 +660,108 @@ class RedisLeaseStore extends EventEmitter {
     this.#forget(id);
     this.#counters.released++;
     // In Redis, but Redis is away: release it when Redis returns (it also expires by TTL).
-    if (!held.local) this.#deferRelease(id);
+    if (!held.local) this.#outage.deferRelease(id);
     return true;
   }
 
-  /** @param {string} id */
-  #deferRelease(id) {
-    if (this.#pendingReleases.size >= PENDING_RELEASE_CAP) {
-      const oldest = this.#pendingReleases.values().next().value;
-      if (oldest !== undefined) this.#pendingReleases.delete(oldest);
-    }
-    this.#pendingReleases.add(id);
+  // ----- while Redis is away ---------------------------------------------------------------
+
+  /** An outage begins (or the store starts): the local quota takes this node's leases in. */
+  #startLocal() {
+    this.#stopLocal();
+    const local = new LocalQuota(this.#quota, this.#localEvent);
+    this.#local = local;
+    this.#reclaimedLocally(local.adoptAll(this.#held.entries()));
+  }
+
+  #stopLocal() {
+    this.#local?.free();
+    this.#local = null;
   }
 
   /**
-   * failMode "open" while Redis is away: accept, with the per-user limit applied to this
-   * node's own leases (the only ones it can see), and say so loudly.
+   * An event of the local quota (the core's), with this node's lease ids.
+   * @param {LeaseEvent} event
+   */
+  #localEvent = (event) => {
+    if (event.type === 'near-limit') this.#counters.nearLimitEvents++;
+    this.#emitEvent(event);
+  };
+
+  /**
+   * failMode "open" while Redis is away: the local quota decides, over the leases this
+   * node holds (the only ones it can see), and each lease accepted is said loudly.
    * @param {string} userId
-   * @param {number} limit
    * @param {string} connectionKey
    * @returns {AcquireResult}
    */
-  #acquireLocally(userId, limit, connectionKey) {
-    const mine = this.#heldByUser.get(userId);
+  #acquireLocally(userId, connectionKey) {
+    const local = this.#local;
+    if (local === null) {
+      // Only after close(), for a call that was on its way.
+      this.#checkOpen();
+      throw this.#outage.unavailableError();
+    }
     const now = Date.now();
-    if (connectionKey && mine) {
-      for (const id of mine) {
-        const held = /** @type {Held} */ (this.#held.get(id));
-        if (held.connectionKey === connectionKey) {
-          held.touchedAt = held.renewedAt = now;
-          return { ok: true, lease: this.#lease(id, userId, held.acquiredAt, now, now + this.#ttlMs, connectionKey), evicted: [], reclaimed: [], reused: true };
-        }
-      }
+    const r = local.acquire(userId, connectionKey, now);
+    this.#reclaimedLocally(r.reclaimed);
+    if (!r.ok) {
+      this.#counters.rejected[r.reason]++;
+      /** @type {AcquireResult} */
+      const refusal = { ok: false, reason: r.reason, limit: r.limit, active: r.active, retryAfterMs: r.retryAfterMs };
+      if (r.reclaimed.length > 0) refusal.reclaimed = r.reclaimed;
+      return refusal;
     }
-    const active = mine?.size ?? 0;
-    if (active >= limit) {
-      this.#counters.rejected['user-limit']++;
-      return { ok: false, reason: 'user-limit', limit, active, retryAfterMs: 1000 };
+    const held = this.#held.get(r.id);
+    if (r.reused && held) {
+      held.renewedAt = now;
+      return { ok: true, lease: this.#lease(r.id, userId, held.acquiredAt, r.touchedAt, r.expiresAt, connectionKey), evicted: [], reclaimed: r.reclaimed, reused: true };
     }
-    const id = newId('conn', now);
-    this.#hold(id, { userId, acquiredAt: now, touchedAt: now, renewedAt: now, local: true, connectionKey });
+    this.#held.add(r.id, { userId, acquiredAt: r.acquiredAt, renewedAt: now, local: true, connectionKey });
     this.#counters.acquired++;
     this.#counters.degradedAcquires++;
     this.#log('warn', 'Redis unavailable: accepted a connection tracked on this node only (failMode open); it is registered in Redis when Redis returns', {
       userId,
-      leaseId: id,
-      activeOnThisNode: active + 1,
-      limit,
+      leaseId: r.id,
+      activeOnThisNode: this.#held.countOf(userId),
+      limit: this.#limitOf(userId),
     });
-    return { ok: true, lease: this.#lease(id, userId, now, now, now + this.#ttlMs, connectionKey), evicted: [], reclaimed: [], reused: false };
+    return { ok: true, lease: this.#lease(r.id, userId, r.acquiredAt, r.touchedAt, r.expiresAt, connectionKey), evicted: [], reclaimed: r.reclaimed, reused: false };
   }
 
   /**
-   * While Redis is away: leases of this node not renewed within the TTL, by the host
-   * clock on both sides (touchedAt is Redis's time: a host clock ahead of it would expire
+   * While Redis is away: this node's leases that expired by the local quota (host clock
+   * on both sides: touchedAt is Redis's time, and a host clock ahead of it would expire
    * every lease, one behind it none).
    */
   #expireLocally() {
-    const now = Date.now();
+    const local = this.#local;
+    if (local === null) return [];
     /** @type {string[]} */
     const out = [];
-    for (const [id, held] of this.#held) {
-      if (now - held.renewedAt >= this.#ttlMs) {
-        this.#forget(id);
-        this.#counters.expired++;
-        out.push(id);
-      }
+    for (const id of local.sweep(Date.now())) {
+      if (!this.#forget(id)) continue;
+      this.#counters.expired++;
+      out.push(id);
     }
     return out;
   }
+
+  /**
+   * Expired leases of this node that the local quota reclaimed (on an acquire, or when it
+   * took them in): gone now, and reported by the next sweep (as the core does). Their
+   * events came from the local quota.
+   * @param {string[]} ids
+   */
+  #reclaimedLocally(ids) {
+    for (const id of ids) {
+      if (!this.#forget(id)) continue;
+      this.#counters.expired++;
+      if (this.#pendingExpired.length < PENDING_EXPIRED_CAP) this.#pendingExpired.push(id);
+    }
+  }
+
+  // ----- events ----------------------------------------------------------------------------
 
   /**
    * Expired leases an acquire reclaimed for `userId` (every node's: the acquire's result
@@ -1207,32 +781,22 @@ class RedisLeaseStore extends EventEmitter {
     }
   }
 
-  /** @param {number} limit */
-  #threshold(limit) {
-    return Math.min(Math.max(Math.ceil(limit * this.#warnRatio), 1), Math.max(limit, 1));
-  }
-
   /**
-   * near-limit fires when an acquire brings the user from below the threshold to it,
-   * which is exactly when the core's edge-triggered flag fires (counts move by one).
-   * @param {number} active
-   * @param {number} limit
-   */
-  #countNearLimit(active, limit) {
-    const crossed = limit > 0 && active === this.#threshold(limit);
-    if (crossed) this.#counters.nearLimitEvents++;
-    return crossed;
-  }
-
-  /**
+   * After a new lease granted through Redis: near-limit when the scripts say it brought
+   * the user to the threshold (near.lua), limit-reached when it brought the user to the
+   * limit.
    * @param {string} userId
    * @param {number} active
    * @param {number} limit
    * @param {number} at
+   * @param {boolean} near
    */
-  #limitEvents(userId, active, limit, at) {
-    if (this.#countNearLimit(active, limit)) this.#emitEvent({ type: 'near-limit', userId, active, limit, dryRun: false, at });
-    if (limit > 0 && active === limit) this.#emitEvent({ type: 'limit-reached', userId, active, limit, dryRun: false, at });
+  #limitEvents(userId, active, limit, at, near) {
+    if (near) {
+      this.#counters.nearLimitEvents++;
+      if (this.#onEvent) this.#emitEvent({ type: 'near-limit', userId, active, limit, dryRun: false, at });
+    }
+    if (this.#onEvent && limit > 0 && active === limit) this.#emitEvent({ type: 'limit-reached', userId, active, limit, dryRun: false, at });
   }
 
   /** @param {LeaseEvent} event */
@@ -1244,29 +808,6 @@ class RedisLeaseStore extends EventEmitter {
     } catch {
       this.#counters.callbackErrors++;
     }
-  }
-
-  /**
-   * @param {string} channel
-   * @param {string} message  "<reason> <lease id>"
-   */
-  #onMessage(channel, message) {
-    if (channel !== this.#channel) return;
-    const space = message.indexOf(' ');
-    const reason = /** @type {RevokedLease['reason']} */ (message.slice(0, space));
-    const id = message.slice(space + 1);
-    if (space < 0 || !REVOCATION_REASONS.has(reason)) return;
-    if (this.#held.has(id)) {
-      this.#revoke(id, reason);
-      return;
-    }
-    // Not (yet) known: possibly an acquire whose reply is still on its way.
-    const now = Date.now();
-    for (const [old, entry] of this.#earlyRevocations) {
-      if (this.#earlyRevocations.size < EARLY_REVOCATION_CAP && now - entry.at < EARLY_REVOCATION_MS) break;
-      this.#earlyRevocations.delete(old);
-    }
-    this.#earlyRevocations.set(id, { reason, at: now });
   }
 
   /**
@@ -1283,205 +824,6 @@ class RedisLeaseStore extends EventEmitter {
     const event = { leaseId: id, reason };
     this.emit('revoked', event);
   }
-
-  #subscribe() {
-    this.#sub.subscribe(this.#channel).then(
-      () => {
-        this.#subscribed = true;
-        this.#wakeReadyWaiters();
-      },
-      (err) => this.#log('warn', 'could not subscribe to this node\'s channel; retrying on reconnect', { error: String(err) }),
-    );
-  }
-
-  /** @param {unknown} err */
-  #setUnavailable(err) {
-    if (this.#closed) return;
-    if (err !== undefined) this.#lastError = err;
-    if (this.#available) {
-      this.#available = false;
-      this.#counters.outages++;
-    }
-    // Once per outage, and once for a Redis that cannot be used from the start (refused,
-    // wrong password, missing ACL permission): the reason must reach the default log level.
-    if (!this.#downLogged) {
-      this.#downLogged = true;
-      const detail = String(/** @type {Error} */ (err)?.message ?? err);
-      if (this.#failMode === 'closed') {
-        this.#log('error', 'Redis unavailable; failMode closed: new connections are refused with HTTP 503 until it returns', { error: detail, nodeId: this.nodeId });
-      } else {
-        this.#log('error', 'Redis unavailable; failMode open: ACCEPTING new connections tracked on this node only (per-user limit per node, no global limit); they are registered in Redis when it returns', {
-          error: detail,
-          nodeId: this.nodeId,
-        });
-      }
-    }
-    this.#startProbe();
-  }
-
-  // While unavailable, a probe retries the resync: a reconnect is announced by `ready`,
-  // but a Redis that stalled (or answered LOADING) without dropping the connection is not.
-  #startProbe() {
-    if (this.#probeTimer || this.#closed) return;
-    this.#probeTimer = setInterval(() => {
-      if (this.#client.status === 'ready') void this.#resync();
-    }, this.#probeMs);
-    this.#probeTimer.unref();
-  }
-
-  #stopProbe() {
-    if (this.#probeTimer) clearInterval(this.#probeTimer);
-    this.#probeTimer = null;
-  }
-
-  /**
-   * (Re)connected: load the scripts, replay releases that could not be sent, and write
-   * this node's live leases back (see register.lua for what is written back and what is
-   * revoked). Only then is Redis used again, so the counts include every lease.
-   */
-  #resync() {
-    if (this.#closed) return Promise.resolve();
-    if (this.#resyncing) {
-      this.#resyncAgain = true;
-      return this.#resyncing;
-    }
-    this.#resyncing = (async () => {
-      try {
-        do {
-          this.#resyncAgain = false;
-          await this.#resyncOnce();
-        } while (this.#resyncAgain && !this.#closed);
-      } catch (err) {
-        // Once per outage at warn (a wrong ACL, say, fails here for good and would
-        // otherwise show only as "unavailable"), then at debug as the probe retries.
-        this.#log(this.#resyncFailLogged ? 'debug' : 'warn', 'could not put this node\'s leases back in Redis; retrying', { error: String(err), nodeId: this.nodeId });
-        this.#resyncFailLogged = true;
-        this.#setUnavailable(err);
-      } finally {
-        this.#resyncing = null;
-      }
-    })();
-    return this.#resyncing;
-  }
-
-  async #resyncOnce() {
-    const client = this.#client;
-    const info = String(await client.info('server'));
-    const runId = /run_id:(\w+)/.exec(info)?.[1] ?? '';
-    // A different run id means Redis restarted: without persistence it lost every lease.
-    if (this.#runId !== null && runId !== this.#runId) this.#restartPending = true;
-    this.#runId = runId;
-    const restarted = this.#restartPending;
-    for (const script of Object.values(this.#scripts)) await client.script('LOAD', script.lua);
-
-    // The first pass writes back every lease this node holds. Acquires accepted locally
-    // (failMode "open") and releases made while a pass was on its way are not in it: the
-    // next pass takes them, until none is left. Under a steady stream of them this is
-    // bounded, and what the last pass leaves is written once Redis is in use again.
-    const totals = { written: 0, revoked: 0 };
-    let all = true;
-    for (let pass = 0; pass < 5; pass++) {
-      await this.#writeBack(all, restarted, totals);
-      all = false;
-      if (!this.#writeBackLeft()) break;
-    }
-    this.#restartPending = false;
-    const wasDown = !this.#available;
-    this.#available = true;
-    this.#lastError = undefined;
-    this.#downLogged = false;
-    this.#resyncFailLogged = false;
-    this.#stopProbe();
-    if (this.#writeBackLeft()) await this.#writeBack(false, false, totals);
-    if (wasDown && (this.#counters.outages > 0 || this.#held.size > 0)) {
-      this.#log('info', 'Redis available; quotas are enforced across nodes again', {
-        nodeId: this.nodeId,
-        redisRestarted: restarted,
-        leasesWrittenBack: totals.written,
-        leasesRevoked: totals.revoked,
-      });
-    }
-    this.#wakeReadyWaiters();
-  }
-
-  /** Releases still to send, or leases accepted while Redis was away still to write back. */
-  #writeBackLeft() {
-    return this.#pendingReleases.size > 0 || this.#countLocal() > 0;
-  }
-
-  /**
-   * One pass of the write-back: the releases that could not be sent, then this node's
-   * leases (all of them, or only those accepted while Redis was away) through
-   * register.lua, which says for each whether it stays or was removed by another node.
-   * @param {boolean} all
-   * @param {boolean} restarted
-   * @param {{ written: number, revoked: number }} totals
-   */
-  async #writeBack(all, restarted, totals) {
-    // Behind anything still queued on this connection (a stalled acquire runs first), and
-    // batched like any other release.
-    await Promise.all(
-      [...this.#pendingReleases].map(async (id) => {
-        await this.#call('r', id, '', 0);
-        this.#pendingReleases.delete(id);
-      }),
-    );
-
-    const held = [...this.#held.entries()].filter(([, h]) => all || h.local);
-    const now = Date.now();
-    for (let i = 0; i < held.length; i += REGISTER_CHUNK) {
-      /** @type {Array<string | number>} */
-      const args = [this.nodeId, restarted ? 1 : 0];
-      for (const [id, h] of held.slice(i, i + REGISTER_CHUNK)) {
-        // Alive: accepted here while Redis was away, or renewed here within the TTL (its
-        // socket heartbeats). Such a lease is written back even when Redis let it expire
-        // during the outage, unless another node removed it (a tombstone says so).
-        const alive = h.local || now - h.renewedAt < this.#ttlMs;
-        args.push(id, h.userId, h.acquiredAt, alive ? 1 : 0, h.connectionKey);
-      }
-      /** @type {string[]} */
-      const reply = await this.#run(this.#scripts.register, args);
-      for (let j = 0; j < reply.length; j += 2) {
-        const id = reply[j];
-        const status = reply[j + 1];
-        const h = this.#held.get(id);
-        if (!h) {
-          // Released here while this call was on its way: the next pass gives the slot back.
-          if (status === 'ok') this.#pendingReleases.add(id);
-          continue;
-        }
-        if (status === 'ok') {
-          h.local = false;
-          h.renewedAt = Date.now();
-          totals.written++;
-        } else {
-          totals.revoked++;
-          this.#revoke(id, /** @type {RevokedLease['reason']} */ (REVOCATION_REASONS.has(status) ? status : 'expired'));
-        }
-      }
-    }
-  }
-}
-
-/**
- * QUIT, or a hard disconnect when Redis does not answer it in time.
- * @param {Redis} client
- */
-async function quit(client) {
-  if (client.status === 'end') return;
-  /** @type {NodeJS.Timeout | undefined} */
-  let timer;
-  try {
-    await Promise.race([
-      client.quit().catch(() => {}),
-      new Promise((resolve) => {
-        timer = setTimeout(resolve, 1000);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-    client.disconnect();
-  }
 }
 
 /** @param {RedisLeaseStoreOptions} [options] */
@@ -1495,4 +837,4 @@ const checkedClass = RedisLeaseStore;
 /** @type {typeof import('./index.js').createRedisLeaseStore} */
 const checkedFactory = createRedisLeaseStore;
 
-module.exports = { RedisLeaseStore: checkedClass, createRedisLeaseStore: checkedFactory, userIdProblem, buildScripts };
+module.exports = { RedisLeaseStore: checkedClass, createRedisLeaseStore: checkedFactory };

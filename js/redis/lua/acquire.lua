@@ -2,11 +2,12 @@
 -- the per-user limit and policy and the global limit, then write. `now` is Redis's TIME
 -- (`now_s` the same as a string).
 -- Returns, in the usual case (granted, a new lease, nothing expired or evicted, fewer
--- than 1000 leases), one integer: now * 1000 + the user's leases after it (the lease's
--- times and its previous count follow from these). Otherwise one line of space-separated
--- fields (ids are TypeIDs: no spaces):
+-- than 1000 leases, the near-limit threshold not reached), one integer: now * 1000 + the
+-- user's leases after it (the lease's times and its previous count follow from these).
+-- Otherwise one line of space-separated fields (ids are TypeIDs: no spaces):
 --   granted: 1 id acquiredAt touchedAt expiresAt active reused userActiveBefore
---            n <n expired ids> <evicted ids>
+--            near n <n expired ids> <evicted ids>
+--            (near: 1 when this new lease brought the user to near_at(limit), near.lua)
 --   refused: 0 reason limit active retryAfterMs userActive evictable n <n expired ids>
 -- The expired ids are every expired lease of the user this call removed, whichever node
 -- held it (the others are told on their channels, see lib.lua).
@@ -25,7 +26,7 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
   -- set is small: at most its limit, plus what expired since its last operation).
   entries = entries or redis.call('ZRANGE', ukey, 0, -1, 'WITHSCORES')
   local n = #entries
-  if n == 0 and conn_key == '' and limit > 0 and not indexed then
+  if n == 0 and conn_key == '' and limit > 0 and not indexed and near_at(limit) > 1 then
     -- The usual case, with nothing to count, prune, evict or look up (as in
     -- acquire_alone.lua).
     redis.call('ZADD', ukey, expires_s or string.format('%d', now + ttl), id)
@@ -49,8 +50,8 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
     end
   end
 
-  local function granted(lease, acquired, expires, count, reused, before, evicted)
-    local line = table.concat({ 1, lease, acquired, now, expires, count, reused, before, #expired, unpack(expired) }, ' ')
+  local function granted(lease, acquired, expires, count, reused, before, near, evicted)
+    local line = table.concat({ 1, lease, acquired, now, expires, count, reused, before, near and 1 or 0, #expired, unpack(expired) }, ' ')
     if evicted then return line .. ' ' .. evicted end
     return line
   end
@@ -79,7 +80,7 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
           local _
           _, acquired = lib().unpack_record(rec)
         end
-        return granted(existing, acquired, expires, active, 1, active, false)
+        return granted(existing, acquired, expires, active, 1, active, false, false)
       end
       redis.call('HDEL', ckey, conn_key)
     end
@@ -148,6 +149,7 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
     redis.call('HSET', ckey, conn_key, id)
     redis.call('PEXPIRE', ckey, keep)
   end
-  if not victim and #expired == 0 and after < 1000 and conn_key == '' then return now * 1000 + after end
-  return granted(id, now, expires, after, 0, active, victim)
+  local near = limit > 0 and after == near_at(limit)
+  if not victim and #expired == 0 and after < 1000 and conn_key == '' and not near then return now * 1000 + after end
+  return granted(id, now, expires, after, 0, active, near, victim)
 end

@@ -1,6 +1,6 @@
 -- The start of every script, after a header that store.cjs generates from the store's
--- options: `prefix`, `ttl`, `grace` (ms), `keep` (ttl + grace, as a string), `policy` and
--- `global` (-1: none) are constants of the script, so a call sends only what changes
+-- options: `prefix`, `ttl`, `grace` (ms), `keep` (ttl + grace, as a string), `policy`,
+-- `global` (-1: none) and `warn` (the warnRatio) are constants of the script, so a call sends only what changes
 -- (every argument costs both sides time). Nodes with the same options share
 -- scripts, and every node of a deployment must have the same options.
 --
