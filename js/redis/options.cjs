@@ -51,6 +51,19 @@ function userIdProblem(value, what = 'user id') {
 }
 
 /**
+ * The same for a connection key, with the core's messages: the boundary names the option
+ * (a key that is not a string, or not well-formed), the core's user id rule (which keys
+ * share) is quoted after it.
+ * @param {unknown} value
+ * @returns {string | null}
+ */
+function keyProblem(value) {
+  if (typeof value !== 'string' || !wellFormed(value)) return userIdProblem(value, 'connectionKey');
+  const problem = userIdProblem(value);
+  return problem && `connectionKey: invalid user id: ${problem}`;
+}
+
+/**
  * Throws the core's INVALID_USER_ID for anything the core would refuse as a user id.
  * @param {unknown} userId
  * @returns {asserts userId is string}
@@ -207,8 +220,8 @@ function acquireOptions(options, policy) {
   }
   let connectionKey = '';
   if (opts.connectionKey !== undefined) {
-    const keyProblem = userIdProblem(opts.connectionKey, 'connectionKey');
-    if (keyProblem) throw invalidOption(keyProblem);
+    const problem = keyProblem(opts.connectionKey);
+    if (problem) throw invalidOption(problem);
     connectionKey = /** @type {string} */ (opts.connectionKey);
   }
   const { evict } = opts;
