@@ -17,7 +17,7 @@ const path = require('node:path');
 
 const LUA_DIR = path.join(__dirname, 'lua');
 const SOURCES = Object.fromEntries(
-  ['common', 'near', 'lib', 'acquire_alone', 'acquire', 'release_alone', 'release', 'touch', 'batch', 'sweep', 'register', 'stats', 'user'].map((name) => [
+  ['common', 'lib', 'acquire_alone', 'acquire', 'release_alone', 'release', 'touch', 'batch', 'sweep', 'register', 'stats', 'user'].map((name) => [
     name,
     readFileSync(path.join(LUA_DIR, `${name}.lua`), 'utf8'),
   ]),
@@ -29,12 +29,12 @@ const SOURCES = Object.fromEntries(
 /** @type {Record<'acquire' | 'release' | 'touch' | 'batch' | 'sweep' | 'register' | 'stats' | 'user', [string[], string]>} */
 const SCRIPT_PARTS = {
   // ARGV: node, lease id, user, limit[, connection key ('' for none)[, '1': may not evict]]
-  acquire: [['common', 'near', 'acquire_alone', 'lib', 'acquire'], "return acquire(now, now_s, id, user, limit, conn_key, entries, nil, ARGV[6] == '1')"],
+  acquire: [['common', 'acquire_alone', 'lib', 'acquire'], "return acquire(now, now_s, id, user, limit, conn_key, entries, nil, ARGV[6] == '1')"],
   // ARGV: lease id, user, connection key (the holder), or lease id, '', '', node (any other node)
   release: [['common', 'release_alone', 'lib', 'release'], 'return release(id, user, conn_key)'],
   // ARGV: lease id
   touch: [['common', 'lib', 'touch'], 'return touch(clock(), ARGV[1])'],
-  batch: [['common', 'near', 'lib', 'acquire', 'release', 'touch', 'batch'], ''],
+  batch: [['common', 'lib', 'acquire', 'release', 'touch', 'batch'], ''],
   sweep: [['common', 'lib', 'sweep'], ''],
   register: [['common', 'lib', 'register'], ''],
   stats: [['common', 'stats'], ''],

@@ -7,7 +7,7 @@
 -- Otherwise one line of space-separated fields (ids are TypeIDs: no spaces):
 --   granted: 1 id acquiredAt touchedAt expiresAt active reused userActiveBefore
 --            near n <n expired ids> <evicted ids>
---            (near: 1 when this new lease brought the user to near_at(limit), near.lua)
+--            (near: 1 when this new lease brought the user to near_at(limit), lib.lua)
 --   refused: 0 reason limit active retryAfterMs userActive evictable n <n expired ids>
 -- The expired ids are every expired lease of the user this call removed, whichever node
 -- held it (the others are told on their channels, see lib.lua).
@@ -26,7 +26,7 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
   -- set is small: at most its limit, plus what expired since its last operation).
   entries = entries or redis.call('ZRANGE', ukey, 0, -1, 'WITHSCORES')
   local n = #entries
-  if n == 0 and conn_key == '' and limit > 0 and not indexed and near_at(limit) > 1 then
+  if n == 0 and conn_key == '' and not indexed and limit * warn > 1 then
     -- The usual case, with nothing to count, prune, evict or look up (as in
     -- acquire_alone.lua).
     redis.call('ZADD', ukey, expires_s or string.format('%d', now + ttl), id)
@@ -149,7 +149,7 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
     redis.call('HSET', ckey, conn_key, id)
     redis.call('PEXPIRE', ckey, keep)
   end
-  local near = limit > 0 and after == near_at(limit)
+  local near = limit > 0 and after == lib().near_at(limit)
   if not victim and #expired == 0 and after < 1000 and conn_key == '' and not near then return now * 1000 + after end
   return granted(id, now, expires, after, 0, active, near, victim)
 end
