@@ -8,7 +8,9 @@ import { INTERNAL_ORIGIN, MAX_MAX_PAYLOAD, MAX_PAYLOAD_HEADER, USER_HEADER, enco
 /** @typedef {import('./index.js').SocketLeaseWorkerOptions} SocketLeaseWorkerOptions */
 
 // The core refuses longer user ids; checking here first means a bad id never creates an
-// object.
+// object. The core's bound (LeaseRegistry.coreLimits().maxUserIdBytes), kept as a number:
+// the Worker's modules load in Node tests without the .wasm, and
+// tests/js/cloudflare/protocol.test.mjs holds it to the core's.
 const MAX_USER_ID_BYTES = 256;
 const utf8 = new TextEncoder();
 

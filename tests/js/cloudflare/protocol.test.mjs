@@ -3,7 +3,7 @@
 // namespace that records whether the Worker called an object at all. (The same paths in
 // workerd: hardening.test.mjs.)
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +24,10 @@ describe('cloudflare: close codes and reasons are every host\'s', () => {
   });
 
   test('no file of the adapter spells a close code or reason itself', async () => {
-    for (const file of ['object.mjs', 'protocol.mjs', 'worker.mjs', 'config.mjs']) {
+    // Every module of the adapter (the Durable Object is split over several).
+    const files = (await readdir(path.join(ROOT, 'js/cloudflare'))).filter((f) => f.endsWith('.mjs'));
+    assert.ok(files.includes('object.mjs') && files.includes('sockets.mjs'), files.join(', '));
+    for (const file of files) {
       const source = await readFile(path.join(ROOT, 'js/cloudflare', file), 'utf8');
       for (const reason of Object.values(CLOSE_REASONS)) {
         assert.ok(!source.includes(reason), `js/cloudflare/${file} holds a copy of "${reason}"; use CLOSE_REASONS`);
@@ -204,6 +207,46 @@ describe('cloudflare: the Worker hands the object its maxPayload', () => {
       await handleSocketLease(upgrade(forged), { SOCKET_LEASE: ns, ...vars }, { userId: () => 'ann', ...options });
       assert.equal(ns.calls.length, 1);
       assert.equal(ns.calls[0].headers.get(cf.MAX_PAYLOAD_HEADER), expected, JSON.stringify([options, vars]));
+    }
+  });
+});
+
+describe('cloudflare: the Worker refuses the user ids the core refuses, before routing', () => {
+  test('at the core\'s own bound (LeaseRegistry.coreLimits()), in bytes of UTF-8, and lone surrogates', async (t) => {
+    // The Worker's modules load here without the .wasm, so it keeps the bound as a
+    // number; this holds that number to the core's.
+    const { LeaseRegistry } = await import('socket-lease');
+    const { maxUserIdBytes } = LeaseRegistry.coreLimits();
+    const core = new LeaseRegistry({ perUserLimit: 100 });
+    t.after(() => core.free());
+    const ns = fakeNamespace();
+    const env = { SOCKET_LEASE: ns };
+    const ids = [
+      'x'.repeat(maxUserIdBytes),
+      'x'.repeat(maxUserIdBytes + 1),
+      'é'.repeat(maxUserIdBytes / 2),
+      `${'é'.repeat(maxUserIdBytes / 2)}x`,
+      '😀'.repeat(maxUserIdBytes / 4),
+      `${'😀'.repeat(maxUserIdBytes / 4)}x`,
+      'a\ud800b',
+    ];
+    for (const id of ids) {
+      let coreRefuses = false;
+      try {
+        core.acquire(id);
+      } catch {
+        coreRefuses = true;
+      }
+      const before = ns.calls.length;
+      const res = await handleSocketLease(upgrade(), env, { userId: () => id });
+      const what = `${id.length} units`;
+      if (coreRefuses) {
+        assert.equal(res?.status, 400, what);
+        assert.equal((await res?.json()).code, 'INVALID_USER_ID', what);
+        assert.equal(ns.calls.length, before, `${what}: no object called`);
+      } else {
+        assert.equal(await res?.text(), 'routed', what);
+      }
     }
   });
 });
