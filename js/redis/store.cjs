@@ -8,6 +8,7 @@
 //   scripts.cjs   the Lua scripts (./lua: the quota rules of the Redis engine)
 //   client.cjs    the Redis connections and script calls (the one file that knows ioredis)
 //   batch.cjs     calls of one turn of the event loop sent to Redis together
+//   replies.cjs   the acquire script's answers, read
 //   held.cjs      the leases whose sockets this node holds
 //   outage.cjs    whether Redis can be used, and the write-back when it returns
 //   local.cjs     while Redis is away: this node's quota, decided by the core's registry
@@ -30,6 +31,7 @@ const { LocalQuota } = require('./local.cjs');
 const { Outage } = require('./outage.cjs');
 const { Revocations } = require('./pubsub.cjs');
 const { newCounters, renderMetrics } = require('./metrics.cjs');
+const { readLine, readUsual } = require('./replies.cjs');
 
 /** @typedef {import('./index.js').RedisLeaseStoreOptions} RedisLeaseStoreOptions */
 /** @typedef {import('./index.js').RedisStoreStats} RedisStoreStats */
@@ -38,7 +40,6 @@ const { newCounters, renderMetrics } = require('./metrics.cjs');
 /** @typedef {import('socket-lease').Lease} Lease */
 /** @typedef {import('socket-lease').AcquireResult} AcquireResult */
 /** @typedef {import('socket-lease').LeaseEvent} LeaseEvent */
-/** @typedef {import('socket-lease').RefusalReason} RefusalReason */
 /** @typedef {import('socket-lease').UserStats} UserStats */
 /** @typedef {import('./held.cjs').Held} Held */
 
@@ -172,65 +173,47 @@ class RedisLeaseStore extends EventEmitter {
       throw outage.unavailableError(err);
     }
     if (typeof line === 'number') {
-      // The usual answer (see acquire.lua): granted, a new lease, nothing expired or
-      // evicted, the near-limit threshold not reached: Redis's now * 1000 + the user's
-      // leases after it.
-      const active = line % 1000;
-      const acquiredAt = (line - active) / 1000;
+      // The usual answer (replies.cjs): a new lease, nothing else to report.
+      const { acquiredAt, active } = readUsual(line);
       this.#counters.acquired++;
       this.#hold(id, { userId, acquiredAt, renewedAt: Date.now(), local: false, connectionKey: '' });
       if (this.#onEvent) this.#limitEvents(userId, active, limit, acquiredAt, false);
       this.#revocations.takeEarly(id);
       return { ok: true, lease: this.#lease(id, userId, acquiredAt, acquiredAt, acquiredAt + this.#ttlMs, ''), evicted: [], reclaimed: [], reused: false };
     }
-    // Otherwise one line of fields (see acquire.lua).
-    const f = line.split(' ');
-    if (f[0] !== '1') {
-      const userActive = Number(f[5]);
-      const evictable = f[6] === '1';
-      const reclaimed = f.slice(8, 8 + Number(f[7]));
-      if (reclaimed.length > 0) this.#reclaimed(userId, reclaimed, userActive, limit);
-      const reason = /** @type {RefusalReason} */ (f[1]);
+    const r = readLine(line);
+    if (!r.ok) {
+      if (r.reclaimed.length > 0) this.#reclaimed(userId, r.reclaimed, r.userActive, limit);
       /** @type {AcquireResult} */
-      const refusal = { ok: false, reason, limit: Number(f[2]), active: Number(f[3]), retryAfterMs: Number(f[4]) };
-      if (evictable) {
+      const refusal = { ok: false, reason: r.reason, limit: r.limit, active: r.active, retryAfterMs: r.retryAfterMs };
+      if (r.evictable) {
         // Not a rejection (the host asks again, allowed to evict): not counted, no event.
         refusal.evictable = true;
       } else {
-        this.#counters.rejected[reason]++;
-        if (this.#onEvent) this.#emitEvent({ type: 'rejected', userId, active: userActive, limit, reason, dryRun: false, at: Date.now() });
+        this.#counters.rejected[r.reason]++;
+        if (this.#onEvent) this.#emitEvent({ type: 'rejected', userId, active: r.userActive, limit, reason: r.reason, dryRun: false, at: Date.now() });
       }
-      if (reclaimed.length > 0) refusal.reclaimed = reclaimed;
+      if (r.reclaimed.length > 0) refusal.reclaimed = r.reclaimed;
       return refusal;
     }
 
-    const leaseId = f[1];
-    const acquiredAt = Number(f[2]);
-    const touchedAt = Number(f[3]);
-    const expiresAt = Number(f[4]);
-    const active = Number(f[5]);
-    const reused = f[6] === '1';
-    const near = f[8] === '1';
-    const expiredEnd = 10 + Number(f[9]);
-    const reclaimed = f.slice(10, expiredEnd);
-    if (reclaimed.length > 0) this.#reclaimed(userId, reclaimed, Number(f[7]), limit);
-    const evicted = f.length > expiredEnd ? f.slice(expiredEnd) : [];
-    if (!reused) {
+    if (r.reclaimed.length > 0) this.#reclaimed(userId, r.reclaimed, r.before, limit);
+    if (!r.reused) {
       this.#counters.acquired++;
-      this.#hold(leaseId, { userId, acquiredAt, renewedAt: Date.now(), local: false, connectionKey });
+      this.#hold(r.id, { userId, acquiredAt: r.acquiredAt, renewedAt: Date.now(), local: false, connectionKey });
     } else {
-      const held = this.#held.get(leaseId);
-      if (held) this.#renewed(leaseId, held);
+      const held = this.#held.get(r.id);
+      if (held) this.#renewed(r.id, held);
     }
-    for (const victim of evicted) {
+    for (const victim of r.evicted) {
       this.#counters.evicted++;
       this.#forget(victim);
-      if (this.#onEvent) this.#emitEvent({ type: 'evicted', userId, leaseId: victim, active, limit, dryRun: false, at: acquiredAt });
+      if (this.#onEvent) this.#emitEvent({ type: 'evicted', userId, leaseId: victim, active: r.active, limit, dryRun: false, at: r.acquiredAt });
     }
-    if (!reused) this.#limitEvents(userId, active, limit, touchedAt, near);
+    if (!r.reused) this.#limitEvents(userId, r.active, limit, r.touchedAt, r.near);
 
-    this.#revocations.takeEarly(leaseId);
-    return { ok: true, lease: this.#lease(leaseId, userId, acquiredAt, touchedAt, expiresAt, connectionKey), evicted, reclaimed, reused };
+    this.#revocations.takeEarly(r.id);
+    return { ok: true, lease: this.#lease(r.id, userId, r.acquiredAt, r.touchedAt, r.expiresAt, connectionKey), evicted: r.evicted, reclaimed: r.reclaimed, reused: r.reused };
   }
 
   /**
