@@ -3,7 +3,7 @@
 import type { EventEmitter } from 'node:events';
 import type { RedisOptions } from 'ioredis';
 import type { AcquireResult, LeaseEvent, LeaseRegistryOptions, LeaseStats, LimitPolicy, UserStats } from 'socket-lease';
-import type { GuardLogger, LogLevel, RevokedLease } from 'socket-lease/node';
+import type { Logger as GuardLogger, LogLevel, RevokedLease } from 'socket-lease/lifecycle';
 
 /** What a node does while Redis cannot be reached. */
 export type FailMode = 'closed' | 'open';
