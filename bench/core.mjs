@@ -1,7 +1,7 @@
 // Core benchmark (issue 7): the package against the pure-JS reference (bench/reference.mjs),
 // a bare Map floor and the usual id libraries, every row measured in one run in this one
 // process, printed as one table against the issue's targets and written as JSON to
-// target/bench/core.json (bench/report.mjs turns that into the README section).
+// target/bench/core.json (bench/report.mjs turns that into docs/performance.md's core section).
 //
 //   node bench/core.mjs [--rounds 5] [--time-ms 400] [--json target/bench/core.json] [--quick]
 //

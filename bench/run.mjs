@@ -80,7 +80,7 @@ try {
     }
     console.log(`\n== Host targets (each adapter vs its bare server${values.quick ? '; quick run: indicative only' : ''})\n${lines.join('\n')}`);
   }
-  console.log(`\nbench: done in ${Math.round((Date.now() - started) / 1000)} s; \`npm run bench:report\` puts target/bench/core.json into README.md and target/bench/node-churn.json into docs/performance.md`);
+  console.log(`\nbench: done in ${Math.round((Date.now() - started) / 1000)} s; \`npm run bench:report\` puts target/bench/core.json and target/bench/node-churn.json into docs/performance.md`);
 } catch (err) {
   console.error(`bench: ${/** @type {Error} */ (err).message}`);
   process.exitCode = 1;

@@ -1,5 +1,5 @@
 // Compiled by `tsc --noEmit`: proves `socket-lease/node`'s declarations describe the guard
-// as the README uses it. Never executed.
+// as docs/node.md uses it. Never executed.
 import http from 'node:http';
 import { CloseCodes, createEventLogger, createLeaseGuard, LeaseGuard } from 'socket-lease/node';
 import type { GuardStats, LeaseStore } from 'socket-lease/node';

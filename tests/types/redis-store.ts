@@ -1,5 +1,5 @@
 // Compiled by `tsc --noEmit`: proves `socket-lease/redis`'s declarations describe the store
-// as the README uses it, and that it fits the guard's `store` option. Never executed.
+// as docs/redis.md uses it, and that it fits the guard's `store` option. Never executed.
 import { createEventLogger, createLeaseGuard } from 'socket-lease/node';
 import type { LeaseStore, RevokedLease } from 'socket-lease/node';
 import { createRedisLeaseStore, RedisLeaseStore } from 'socket-lease/redis';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { connect, roundTrip, startExample, waitFor, within } from './harness.mjs';
 
-// The documented close code for eviction (README).
+// The documented close code for eviction (docs/cloudflare.md).
 const CLOSE_EVICTED = 4008;
 
 /** @typedef {Awaited<ReturnType<typeof startExample>>} App */

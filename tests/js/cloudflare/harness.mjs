@@ -183,7 +183,7 @@ export function connect(url, clients, opts = {}) {
   });
 }
 
-/** The answer to the client heartbeat (README); never the answer to a message. */
+/** The answer to the client heartbeat (docs/cloudflare.md); never the answer to a message. */
 const HEARTBEAT_PONG = '{"type":"pong"}';
 
 /**

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { roundTrip, startExample, waitFor, within } from './harness.mjs';
 
-// The documented close code for eviction (README), the same as the Node guard's.
+// The documented close code for eviction (docs/cloudflare.md), the same as the Node guard's.
 const CLOSE_EVICTED = 4008;
 
 /** @typedef {Awaited<ReturnType<typeof startExample>>} App */

@@ -1,13 +1,13 @@
 // Reclaiming slots whose peers are gone or silent, in workerd (miniflare). The TTL is
 // short so the alarm runs within the test, but long enough that a heartbeating peer
-// (every TTL/8, as the README advises) keeps its lease through a stall of several seconds
+// (every TTL/8, as docs/cloudflare.md advises) keeps its lease through a stall of several seconds
 // on a loaded machine; every wait is a bounded poll for a condition.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { roundTrip, startExample, waitFor, within } from './harness.mjs';
 
-// The documented protocol (README, "Cloudflare Workers").
+// The documented protocol (docs/cloudflare.md).
 const CLOSE_LEASE_EXPIRED = 4009;
 const HEARTBEAT_PING = '{"type":"ping"}';
 const HEARTBEAT_PONG = '{"type":"pong"}';
@@ -84,7 +84,7 @@ describe(`cloudflare: reclaiming (limit ${LIMIT}, TTL ${TTL_MS} ms)`, { timeout:
     beating.ws.on('message', (data) => {
       if (data.toString() === HEARTBEAT_PONG) pongs++;
     });
-    // A client heartbeat well inside the TTL, as the README advises.
+    // A client heartbeat well inside the TTL, as docs/cloudflare.md advises.
     const timer = setInterval(() => beating.ws.send(HEARTBEAT_PING), HEARTBEAT_MS);
     try {
       // The object's view of the silent lease after its last message (the echo above).

@@ -114,7 +114,7 @@ for (const kind of /** @type {const} */ (['kv', 'sqlite'])) {
       await Promise.all(again.map((c) => c.closed));
       await waitFor(async () => (await second.stats(USER)).active === 0, { what: 'every lease to be released' });
       // An idle user keeps only its meta record (so its counters never go back), and no
-      // alarm: it costs that storage and no wake-up (README, retention).
+      // alarm: it costs that storage and no wake-up (docs/cloudflare.md, retention).
       const idle = await second.storage(USER);
       view = layout(idle);
       assert.deepEqual(view.records, []);

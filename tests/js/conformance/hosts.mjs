@@ -91,7 +91,7 @@ const ALL_HOSTS = [
       SOCKET_LEASE_HEARTBEAT_MS:
         'refused by js/cloudflare/config.mjs (500 INVALID_CONFIG): a Durable Object cannot ping without waking; clients send {"type":"ping"}',
     },
-    // README "Cloudflare Workers": heartbeating peers use TTL/8.
+    // docs/cloudflare.md: heartbeating peers use TTL/8.
     heartbeat: { style: 'application', everyMs: (ttlMs) => Math.max(100, Math.floor(ttlMs / 8)) },
     metrics: 'per-user',
     healthz: false,
@@ -103,7 +103,7 @@ const ALL_HOSTS = [
         'a Workers WebSocket has no bufferedAmount (send() only enqueues; @cloudflare/workers-types), so the object cannot see that a peer does not read. ' +
         'Measured in local workerd: it kept reading a never-reading peer\'s 128 MiB of messages and queued every echo (launcher + workerd RSS +306 MiB), and never closed the connection',
       'admin-token':
-        'js/cloudflare/config.mjs knows no SOCKET_LEASE_ADMIN_TOKEN; the example\'s /api/users/ and /metrics are unauthenticated ("protect them like admin routes", README)',
+        'js/cloudflare/config.mjs knows no SOCKET_LEASE_ADMIN_TOKEN; the example\'s /api/users/ and /metrics are unauthenticated ("protect them like admin routes", docs/cloudflare.md)',
     },
   },
   {
