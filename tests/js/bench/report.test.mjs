@@ -98,6 +98,18 @@ test('writes both sections between their markers and leaves the hand-written tex
   assert.match(again.stdout, /churn section already up to date/);
 });
 
+test('the churn section names the CPU measure and the slices a result records', (t) => {
+  const s = setup();
+  t.after(() => rmSync(s.dir, { recursive: true, force: true }));
+  const older = s.run('--check');
+  assert.match(older.stdout, /CPU is the server process's user \+ system time \(`process\.cpuUsage`\) per cycle/);
+  assert.match(older.stdout, /every server in turn, the ratio taken within each round/);
+  writeFileSync(s.paths.churn, JSON.stringify({ ...churn, method: { rounds: 12, slices: 10, cpu: '/proc/<pid>/task/*/schedstat, every thread' } }));
+  const newer = s.run('--check');
+  assert.match(newer.stdout, /CPU is the server's CPU time \(\/proc\/<pid>\/task\/\*\/schedstat, every thread\) per cycle/);
+  assert.match(newer.stdout, /every server in turn \(in 10 interleaved palindrome slices per round\), the ratio/);
+});
+
 test('--check prints the sections and writes nothing', (t) => {
   const s = setup();
   t.after(() => rmSync(s.dir, { recursive: true, force: true }));
