@@ -186,6 +186,8 @@ async function serve(kind) {
     const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
     /** @type {NodeJS.Process & { send: Function }} */ (process).send({ ready: port });
   });
+  // The parent went away (or is done): exit normally, so --cpu-prof and the like can write.
+  process.once('disconnect', () => process.exit(0));
   process.on('message', (/** @type {{ cmd: string }} */ msg) => {
     if (msg.cmd === 'cpu') {
       const c = process.cpuUsage();

@@ -1,4 +1,4 @@
-// The README's Node quick start, runnable: `node examples/node/quickstart.mjs`.
+// A Node quick start, runnable: `node examples/node/quickstart.mjs` (the README's is shorter).
 import { LeaseRegistry } from 'socket-lease';
 
 const registry = new LeaseRegistry({ perUserLimit: 2, ttlMs: 30_000 });

@@ -1,5 +1,5 @@
 // socket-lease/cloudflare: per-user WebSocket leases on Cloudflare Workers with one
-// Durable Object per user and the hibernation API. See README, "Cloudflare Workers".
+// Durable Object per user and the hibernation API. See docs/cloudflare.md.
 export { SocketLeaseObject } from './object.mjs';
 export { handleSocketLease, createSocketLeaseWorker } from './worker.mjs';
 export { readConfig, ConfigError, DEFAULT_LIMIT, DEFAULT_TTL_MS, MIN_TTL_MS, MAX_TTL_MS } from './config.mjs';
