@@ -79,8 +79,6 @@ async function serve(kind) {
 
 // ---------------------------------------------------------------- client side (under node)
 
-
-
 /** @param {Kind} kind */
 async function startServer(kind) {
   const child = spawn(BUN, [SELF, '--serve', kind], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -93,14 +91,19 @@ async function startServer(kind) {
     });
     child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
   });
-  return { kind, label: kind === 'bare' ? 'bare Bun.serve' : 'socket-lease/bun', url: `ws://127.0.0.1:${port}/ws`, child, cpu: () => client.processCpuUs(/** @type {number} */ (child.pid)) };
+  return {
+    kind,
+    label: kind === 'bare' ? 'bare Bun.serve' : 'socket-lease/bun',
+    url: `ws://127.0.0.1:${port}/ws`,
+    child,
+    cpu: () => client.processCpuUs(/** @type {number} */ (child.pid)),
+  };
 }
 
 // The shared client side (ws, /proc readers), loaded on the client side only: the servers
 // under bun never need it.
 /** @type {typeof import('./churn-client.mjs')} */
 let client;
-
 
 async function main() {
   const { values } = parseArgs({

@@ -152,8 +152,12 @@ export async function compare(servers, options) {
     const c0 = await Promise.all(servers.map((s) => s.cpu()));
     const { cycles } = await drive(servers, timeMs, Math.max(1, Math.round(batch / 2)), run);
     const c1 = await Promise.all(servers.map((s) => s.cpu()));
-    servers.forEach((s, i) => per[s.kind].cpu.push((c1[i] - c0[i]) / cycles));
-    console.log(`  round ${String(round + 1).padStart(2)}: ${servers.map((s) => `${s.kind} ${per[s.kind].rate.at(-1)?.toFixed(0)}/s ${per[s.kind].cpu.at(-1)?.toFixed(1)} us`).join(', ')}`);
+    servers.forEach((s, i) => {
+      per[s.kind].cpu.push((c1[i] - c0[i]) / cycles);
+    });
+    console.log(
+      `  round ${String(round + 1).padStart(2)}: ${servers.map((s) => `${s.kind} ${per[s.kind].rate.at(-1)?.toFixed(0)}/s ${per[s.kind].cpu.at(-1)?.toFixed(1)} us`).join(', ')}`,
+    );
   }
   const bare = servers[0].kind;
   const overheads = (/** @type {string} */ kind) => per[kind].cpu.map((us, i) => us - per[bare].cpu[i]);
@@ -181,12 +185,21 @@ export async function compare(servers, options) {
     const overheadUs = median(overheads(s.kind));
     const ratio = median(ratios(s.kind));
     Object.assign(summary[s.kind], { overheadUs, ratio, overheadMet: overheadUs <= TARGETS.overheadUs, churnRatioMet: ratio >= TARGETS.churnRatio });
-    console.log(`  ${s.label}: CPU per cycle over bare ${signed(overheadUs)} (target <= ${TARGETS.overheadUs} us: ${overheadUs <= TARGETS.overheadUs ? 'met' : 'NOT MET'}); churn / bare ${ratio.toFixed(3)} (target >= ${TARGETS.churnRatio}: ${ratio >= TARGETS.churnRatio ? 'met' : 'NOT MET'})`);
+    console.log(
+      `  ${s.label}: CPU per cycle over bare ${signed(overheadUs)} (target <= ${TARGETS.overheadUs} us: ${overheadUs <= TARGETS.overheadUs ? 'met' : 'NOT MET'}); churn / bare ${ratio.toFixed(3)} (target >= ${TARGETS.churnRatio}: ${ratio >= TARGETS.churnRatio ? 'met' : 'NOT MET'})`,
+    );
   }
   const guarded = summary[servers[1].kind];
   const result = {
     date: new Date().toISOString(),
-    machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, node: process.version, platform: `${process.platform} ${process.arch}`, loadavg: os.loadavg().map((x) => Number(x.toFixed(2))), ...options.machine },
+    machine: {
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cores: os.cpus().length,
+      node: process.version,
+      platform: `${process.platform} ${process.arch}`,
+      loadavg: os.loadavg().map((x) => Number(x.toFixed(2))),
+      ...options.machine,
+    },
     method: { rounds, timeMsPerServer: timeMs, batch, slices, cpu: cpuMethod },
     targets: TARGETS,
     overheadUs: guarded.overheadUs,
@@ -194,7 +207,10 @@ export async function compare(servers, options) {
     churnRatio: guarded.ratio,
     churnRatioMet: guarded.churnRatioMet,
     servers: summary,
-    rounds: { cpuUsPerCycle: Object.fromEntries(servers.map((s) => [s.kind, per[s.kind].cpu])), cyclesPerSec: Object.fromEntries(servers.map((s) => [s.kind, per[s.kind].rate])) },
+    rounds: {
+      cpuUsPerCycle: Object.fromEntries(servers.map((s) => [s.kind, per[s.kind].cpu])),
+      cyclesPerSec: Object.fromEntries(servers.map((s) => [s.kind, per[s.kind].rate])),
+    },
   };
   if (json) {
     fs.mkdirSync(path.dirname(json), { recursive: true });

@@ -70,7 +70,6 @@ async function serve(kind) {
 
 // ---------------------------------------------------------------- client (Node) side
 
-
 async function client() {
   const { spawn } = await import('node:child_process');
   const path = await import('node:path');
@@ -92,7 +91,10 @@ async function client() {
 
   /** @param {'bare' | 'guarded'} kind */
   async function startServer(kind) {
-    const child = spawn(deno, ['run', '--allow-net=127.0.0.1', '--allow-env', '--allow-read=.', self, '--serve', kind], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(deno, ['run', '--allow-net=127.0.0.1', '--allow-env', '--allow-read=.', self, '--serve', kind], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const port = await new Promise((resolve, reject) => {
       let out = '';
       child.stdout.setEncoding('utf8').on('data', (d) => {
@@ -103,7 +105,13 @@ async function client() {
       child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
     });
     const pid = /** @type {number} */ (child.pid);
-    return { kind, label: kind === 'bare' ? 'bare Deno.serve' : 'socket-lease/deno', url: `ws://127.0.0.1:${port}/ws`, cpu: () => processCpuUs(pid), stop: () => child.kill('SIGKILL') };
+    return {
+      kind,
+      label: kind === 'bare' ? 'bare Deno.serve' : 'socket-lease/deno',
+      url: `ws://127.0.0.1:${port}/ws`,
+      cpu: () => processCpuUs(pid),
+      stop: () => child.kill('SIGKILL'),
+    };
   }
 
   const servers = [await startServer('bare'), await startServer('guarded')];

@@ -62,7 +62,6 @@ async function serve(kind) {
 
 // ---------------------------------------------------------------- client side
 
-
 /** @param {'bare' | 'guarded'} kind */
 async function startServer(kind) {
   const child = fork(SELF, ['--serve', kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -103,7 +102,14 @@ function cycle(url) {
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { 'time-ms': { type: 'string', default: '2000' }, batch: { type: 'string', default: '8' }, rounds: { type: 'string', default: '12' }, json: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: {
+      'time-ms': { type: 'string', default: '2000' },
+      batch: { type: 'string', default: '8' },
+      rounds: { type: 'string', default: '12' },
+      json: { type: 'string' },
+    },
+  });
   const servers = [await startServer('bare'), await startServer('guarded')];
   try {
     await compare(servers, {

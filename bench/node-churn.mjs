@@ -46,10 +46,7 @@
 //
 //   --only profile   V8's sampling profiler in each server: self time per function per cycle
 //   --only parts     the guard's synchronous parts (upgrade, release, message) timed in the servers
-import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
 import { fork } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -75,7 +72,16 @@ function mapStore() {
       const id = `conn_${(seq++).toString(32).padStart(26, '0')}`;
       const now = options.now ?? Date.now();
       leases.set(id, userId);
-      const lease = { id, connectionId: id, runId: `run_${id.slice(5)}`, threadId: `thread_${id.slice(5)}`, userId, acquiredAt: now, touchedAt: now, expiresAt: now + 90_000 };
+      const lease = {
+        id,
+        connectionId: id,
+        runId: `run_${id.slice(5)}`,
+        threadId: `thread_${id.slice(5)}`,
+        userId,
+        acquiredAt: now,
+        touchedAt: now,
+        expiresAt: now + 90_000,
+      };
       return { ok: true, lease, evicted: [], reclaimed: [], reused: false };
     },
     release: (id) => leases.delete(id),
@@ -105,7 +111,7 @@ function timed(fn, into) {
     function (/** @type {any} */ ...args) {
       const t = performance.now();
       try {
-        // @ts-ignore: `this` is whatever the caller gives
+        // @ts-expect-error: `this` is whatever the caller gives
         return fn.apply(this, args);
       } finally {
         into.push(performance.now() - t);
@@ -162,22 +168,25 @@ async function serve(kind) {
     });
   } else {
     wss = new WebSocketServer({ noServer: true });
-    server.on('upgrade', timed((/** @type {import('node:http').IncomingMessage} */ req, /** @type {import('node:stream').Duplex} */ socket, /** @type {Buffer} */ head) => {
-      // The same identity work as the guarded servers (see userOf).
-      if (userOf(req) === null) {
-        socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-        return;
-      }
-      // One shared listener, removed once upgraded (ws has its own then), as the guard
-      // does. A `() => {}` made here would share this scope's context with the callback
-      // below and so keep `req` alive for as long as the socket: about 1.5 KiB per open
-      // socket, which made an earlier version of this bare server bigger than the guarded.
-      socket.on('error', ignore);
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        socket.removeListener('error', ignore);
-        wss.emit('connection', ws, req);
-      });
-    }, PARTS?.upgrade));
+    server.on(
+      'upgrade',
+      timed((/** @type {import('node:http').IncomingMessage} */ req, /** @type {import('node:stream').Duplex} */ socket, /** @type {Buffer} */ head) => {
+        // The same identity work as the guarded servers (see userOf).
+        if (userOf(req) === null) {
+          socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+          return;
+        }
+        // One shared listener, removed once upgraded (ws has its own then), as the guard
+        // does. A `() => {}` made here would share this scope's context with the callback
+        // below and so keep `req` alive for as long as the socket: about 1.5 KiB per open
+        // socket, which made an earlier version of this bare server bigger than the guarded.
+        socket.on('error', ignore);
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          socket.removeListener('error', ignore);
+          wss.emit('connection', ws, req);
+        });
+      }, PARTS?.upgrade),
+    );
     wss.on('connection', (ws) => {
       ws.on('message', (data) => ws.send(JSON.stringify({ type: 'echo', data: data.toString(), leaseId: null })));
     });
@@ -200,7 +209,10 @@ async function serve(kind) {
       gc();
       gc();
       const m = process.memoryUsage();
-      /** @type {NodeJS.Process & { send: Function }} */ (process).send({ mem: { heap: m.heapUsed + m.external, js: m.heapUsed, external: m.external }, open: wss.clients.size });
+      /** @type {NodeJS.Process & { send: Function }} */ (process).send({
+        mem: { heap: m.heapUsed + m.external, js: m.heapUsed, external: m.external },
+        open: wss.clients.size,
+      });
     }
     if (msg.cmd === 'profile-start') void profileStart();
     if (msg.cmd === 'profile-stop') void profileStop().then((profile) => /** @type {NodeJS.Process & { send: Function }} */ (process).send({ profile }));
@@ -219,7 +231,9 @@ async function serve(kind) {
 let session = null;
 /** @param {string} method @param {object} [params] @returns {Promise<any>} */
 const post = (method, params) =>
-  new Promise((resolve, reject) => /** @type {import('node:inspector').Session} */ (session).post(method, params, (err, res) => (err ? reject(err) : resolve(res))));
+  new Promise((resolve, reject) =>
+    /** @type {import('node:inspector').Session} */ (session).post(method, params, (err, res) => (err ? reject(err) : resolve(res))),
+  );
 
 /** Starts V8's sampling profiler in this (server) process. */
 async function profileStart() {
@@ -293,7 +307,6 @@ async function startServer(kind, options = {}) {
   };
 }
 
-
 let userSeq = 0;
 /** Opens `n` sockets and keeps them; returns a function closing them all. */
 async function openMany(/** @type {string} */ url, /** @type {number} */ n) {
@@ -301,15 +314,17 @@ async function openMany(/** @type {string} */ url, /** @type {number} */ n) {
   const sockets = [];
   for (let i = 0; i < n; i += 50) {
     await Promise.all(
-      Array.from({ length: Math.min(50, n - i) }, () =>
-        new Promise((resolve, reject) => {
-          const ws = new WebSocket(`${url}?user=m${userSeq++ % 200}`);
-          ws.once('open', () => {
-            sockets.push(ws);
-            resolve(undefined);
-          });
-          ws.once('error', reject);
-        }),
+      Array.from(
+        { length: Math.min(50, n - i) },
+        () =>
+          new Promise((resolve, reject) => {
+            const ws = new WebSocket(`${url}?user=m${userSeq++ % 200}`);
+            ws.once('open', () => {
+              sockets.push(ws);
+              resolve(undefined);
+            });
+            ws.once('error', reject);
+          }),
       ),
     );
   }
@@ -341,8 +356,6 @@ async function main() {
   if (values.only !== 'memory') await churn({ timeMs, batch, rounds, json: values.json });
   if (values.only !== 'churn') await memory(openCount);
 }
-
-
 
 /**
  * Runs batches of `batch` concurrent cycles against one server for `ms`.
@@ -418,7 +431,11 @@ async function churn({ timeMs, batch, rounds, json }) {
  * @param {{ timeMs: number, batch: number, rounds: number }} options
  */
 async function timeParts({ timeMs, batch, rounds }) {
-  const servers = [await startServer('bare', { parts: true }), await startServer('guarded', { parts: true }), await startServer('guard-map-store', { parts: true })];
+  const servers = [
+    await startServer('bare', { parts: true }),
+    await startServer('guarded', { parts: true }),
+    await startServer('guard-map-store', { parts: true }),
+  ];
   try {
     await together(servers, 1000, batch);
     for (const s of servers) await s.parts();
@@ -433,11 +450,16 @@ async function timeParts({ timeMs, batch, rounds }) {
         const kind = servers[i + 1].kind;
         const own = p.upgrade.us - bare.upgrade.us + p.closed.us + p.message.us;
         guardUs[kind].push(own);
-        line.push(`${kind}: upgrade ${p.upgrade.us.toFixed(1)}, close ${p.closed.us.toFixed(2)}, message ${p.message.us.toFixed(2)} -> guard ${own.toFixed(1)}`);
+        line.push(
+          `${kind}: upgrade ${p.upgrade.us.toFixed(1)}, close ${p.closed.us.toFixed(2)}, message ${p.message.us.toFixed(2)} -> guard ${own.toFixed(1)}`,
+        );
       });
       console.log(`  round ${String(round + 1).padStart(2)}: ${line.join('; ')} (us)`);
     }
-    for (const [kind, xs] of Object.entries(guardUs)) console.log(`  ${kind}: guard's synchronous work ${median(xs).toFixed(1)} us per cycle (median of the rounds; ${Math.min(...xs).toFixed(1)} to ${Math.max(...xs).toFixed(1)})`);
+    for (const [kind, xs] of Object.entries(guardUs))
+      console.log(
+        `  ${kind}: guard's synchronous work ${median(xs).toFixed(1)} us per cycle (median of the rounds; ${Math.min(...xs).toFixed(1)} to ${Math.max(...xs).toFixed(1)})`,
+      );
   } finally {
     for (const s of servers) s.child.kill();
   }
@@ -454,15 +476,20 @@ async function profile({ timeMs, batch, top }) {
   const servers = [await startServer('bare'), await startServer('guarded'), await startServer('guard-map-store')];
   try {
     for (const s of servers) await drive(s, 1000, batch); // warm-up: everything compiled
-    console.log(`node ${process.version}: server self time per cycle (V8 sampling profiler, 50 us interval, ${timeMs} ms of ${batch} concurrent cycles per server)`);
+    console.log(
+      `node ${process.version}: server self time per cycle (V8 sampling profiler, 50 us interval, ${timeMs} ms of ${batch} concurrent cycles per server)`,
+    );
     for (const s of servers) {
       await s.profileStart();
       const cpu0 = await s.cpu();
       const n = (await drive(s, timeMs, batch)).cycles;
       const cpu1 = await s.cpu();
       const { busyUs, self } = await s.profileStop();
-      console.log(`\n${s.kind}: ${n} cycles, ${((cpu1 - cpu0) / n).toFixed(0)} us CPU per cycle (process.cpuUsage, profiler included), ${(busyUs / n).toFixed(0)} us sampled`);
-      for (const [name, us] of self.slice(0, top)) console.log(`  ${(us / n).toFixed(1).padStart(6)} us  ${((100 * us) / busyUs).toFixed(1).padStart(5)}%  ${name.slice(0, 110)}`);
+      console.log(
+        `\n${s.kind}: ${n} cycles, ${((cpu1 - cpu0) / n).toFixed(0)} us CPU per cycle (process.cpuUsage, profiler included), ${(busyUs / n).toFixed(0)} us sampled`,
+      );
+      for (const [name, us] of self.slice(0, top))
+        console.log(`  ${(us / n).toFixed(1).padStart(6)} us  ${((100 * us) / busyUs).toFixed(1).padStart(5)}%  ${name.slice(0, 110)}`);
     }
   } finally {
     for (const s of servers) s.child.kill();

@@ -70,11 +70,32 @@ export class SuffixGenerator {
     const h = this.#head;
     const C = CODES;
     return String.fromCharCode(
-      h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], h[9],
-      C[a >>> 15], C[(a >>> 10) & 31], C[(a >>> 5) & 31], C[a & 31],
-      C[b >>> 15], C[(b >>> 10) & 31], C[(b >>> 5) & 31], C[b & 31],
-      C[c >>> 15], C[(c >>> 10) & 31], C[(c >>> 5) & 31], C[c & 31],
-      C[d >>> 15], C[(d >>> 10) & 31], C[(d >>> 5) & 31], C[d & 31],
+      h[0],
+      h[1],
+      h[2],
+      h[3],
+      h[4],
+      h[5],
+      h[6],
+      h[7],
+      h[8],
+      h[9],
+      C[a >>> 15],
+      C[(a >>> 10) & 31],
+      C[(a >>> 5) & 31],
+      C[a & 31],
+      C[b >>> 15],
+      C[(b >>> 10) & 31],
+      C[(b >>> 5) & 31],
+      C[b & 31],
+      C[c >>> 15],
+      C[(c >>> 10) & 31],
+      C[(c >>> 5) & 31],
+      C[c & 31],
+      C[d >>> 15],
+      C[(d >>> 10) & 31],
+      C[(d >>> 5) & 31],
+      C[d & 31],
     );
   }
 
@@ -212,7 +233,7 @@ export class ReferenceRegistry {
    */
   release(leaseOrId, _now) {
     const lease = typeof leaseOrId === 'string' ? this.#resolve(leaseOrId) : leaseOrId;
-    if (!lease || !lease.live) {
+    if (!lease?.live) {
       this.#counters.unknownReleases++;
       return false;
     }
@@ -228,7 +249,7 @@ export class ReferenceRegistry {
    */
   touch(leaseOrId, now = Date.now()) {
     const lease = typeof leaseOrId === 'string' ? this.#resolve(leaseOrId) : leaseOrId;
-    if (!lease || !lease.live || now >= lease.expiresAt) return false;
+    if (!lease?.live || now >= lease.expiresAt) return false;
     lease.touchedAt = Math.max(lease.touchedAt, now);
     const next = now + this.ttlMs;
     if (next !== lease.expiresAt) {

@@ -95,7 +95,9 @@ function readResult(file, what) {
     raw = fs.readFileSync(file, 'utf8');
   } catch (err) {
     if (/** @type {NodeJS.ErrnoException} */ (err).code === 'ENOENT') {
-      console.log(`bench:report: no ${path.relative(ROOT, file)} (run \`npm run bench\` to make it); the ${what} of ${path.relative(ROOT, values['perf-doc'])} is left alone`);
+      console.log(
+        `bench:report: no ${path.relative(ROOT, file)} (run \`npm run bench\` to make it); the ${what} of ${path.relative(ROOT, values['perf-doc'])} is left alone`,
+      );
       return null;
     }
     console.error(`bench:report: cannot read ${file}: ${/** @type {Error} */ (err).message}`);
@@ -163,7 +165,7 @@ function coreSection() {
     '- **pairs/s**: one `acquire` + `release` of a lease for the next of 100,000 users, on a registry already holding 0, 10,000 or 1,000,000 live leases spread over those users (10 per user at 1,000,000), with a fixed `now`. The fast path is `acquireHandle` + `releaseHandle`; the rich path builds the lease object and releases by its id string. The pure-JS reference (`bench/reference.mjs`: `Map`s and `Set`s, a lease object per lease, an indexed min-heap of expiry times, TypeID strings as keys; checked against the package decision by decision in `tests/js/bench/reference.test.mjs`) is measured both releasing by the lease object it returned and by id. The floor is `Map.set` + `Map.delete` on a `Map` of the same size.',
     '- **ids**: `newId("conn")` against `crypto.randomUUID()`, `uuid` v7, `typeid-js` and `nanoid`; `parseId` (its `uuid` is made when first read, so the row reads only what it returns eagerly) and `parseId(...).uuid` (the UUID string made too) against `typeid-js` (parse and convert to a UUID) and `uuid` `parse`.',
     '- **memory**: growth of the wasm linear memory (`WebAssembly.Memory` byteLength, what the process pays, page and allocator slack included) while filling 1,000,000 leases, divided by the leases; the reference is the JS heap growth (`heapUsed` after forced collections) for the same fill.',
-    '- **sweep**: one `sweep(now)` call that expires exactly 10,000 of 1,000,000 leases and returns their ids (median of several; each starts after a forced garbage collection and once the collector\'s background threads are idle, so it pays only for its own garbage).',
+    "- **sweep**: one `sweep(now)` call that expires exactly 10,000 of 1,000,000 leases and returns their ids (median of several; each starts after a forced garbage collection and once the collector's background threads are idle, so it pays only for its own garbage).",
     '- **churn**: 10,000 live leases; each cycle releases the oldest and acquires a new one, the clock advancing 1 ms every 100 cycles; wasm memory after the first 1,000,000 cycles and after 10,000,000.',
     '- **size**: the built `pkg/web/socket_lease_bg.wasm`, raw and `gzip -9`.',
     '',

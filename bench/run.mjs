@@ -66,7 +66,11 @@ try {
       const out = path.join(DIR, '..', 'target/bench', json);
       try {
         fs.rmSync(out, { force: true });
-        await run(`${host} host: connection churn through the adapter vs bare (bench/${file})`, [path.join(DIR, file), '--json', out, ...(values.quick ? quick : [])], 8 * 60_000);
+        await run(
+          `${host} host: connection churn through the adapter vs bare (bench/${file})`,
+          [path.join(DIR, file), '--json', out, ...(values.quick ? quick : [])],
+          8 * 60_000,
+        );
         const r = JSON.parse(fs.readFileSync(out, 'utf8'));
         lines.push(
           `  ${host.padEnd(10)} CPU per cycle over bare ${r.overheadUs >= 0 ? '+' : ''}${r.overheadUs.toFixed(1)} us (target <= ${r.targets.overheadUs}: ${r.overheadMet ? 'met' : 'NOT MET'}); ` +
@@ -80,7 +84,9 @@ try {
     }
     console.log(`\n== Host targets (each adapter vs its bare server${values.quick ? '; quick run: indicative only' : ''})\n${lines.join('\n')}`);
   }
-  console.log(`\nbench: done in ${Math.round((Date.now() - started) / 1000)} s; \`npm run bench:report\` puts target/bench/core.json and target/bench/node-churn.json into docs/performance.md`);
+  console.log(
+    `\nbench: done in ${Math.round((Date.now() - started) / 1000)} s; \`npm run bench:report\` puts target/bench/core.json and target/bench/node-churn.json into docs/performance.md`,
+  );
 } catch (err) {
   console.error(`bench: ${/** @type {Error} */ (err).message}`);
   process.exitCode = 1;

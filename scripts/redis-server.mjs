@@ -76,13 +76,19 @@ export async function launchRedis(options = {}) {
   let log = '';
 
   const args = () => [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', dir,
-    '--save', '',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
     ...(options.aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
-    '--logfile', '',
-    '--daemonize', 'no',
+    '--logfile',
+    '',
+    '--daemonize',
+    'no',
   ];
 
   /** @returns {Promise<boolean>} whether it answers (false: it exited, e.g. the port was taken) */

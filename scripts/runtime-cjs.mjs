@@ -12,7 +12,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const js = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'js');
-const sources = ['runtime.mjs', ...fs.readdirSync(path.join(js, 'lifecycle')).filter((f) => f.endsWith('.mjs') && f !== 'index.mjs' && f !== 'node.mjs').map((f) => `lifecycle/${f}`)];
+const sources = [
+  'runtime.mjs',
+  ...fs
+    .readdirSync(path.join(js, 'lifecycle'))
+    .filter((f) => f.endsWith('.mjs') && f !== 'index.mjs' && f !== 'node.mjs')
+    .map((f) => `lifecycle/${f}`),
+];
 
 for (const file of sources) {
   const source = fs.readFileSync(path.join(js, file), 'utf8');

@@ -374,7 +374,9 @@ export function mountLive() {
     /** @type {{ status: number, reason: string, limit: number | null, active: number | null, retryAfterMs: number, retryAfterS: number, at: number, seq: number } | null} */
     const last = view?.lastRefusal ?? null;
     if (!last || last.seq <= seqBefore) {
-      failedToOpen(`Socket #${n} for ${userId} closed before opening, and the server recorded no new refusal for ${userId}: a network error, or the server is gone.`);
+      failedToOpen(
+        `Socket #${n} for ${userId} closed before opening, and the server recorded no new refusal for ${userId}: a network error, or the server is gone.`,
+      );
       return;
     }
     seenRefusals.set(userId, Math.max(seenRefusals.get(userId) ?? 0, last.seq));
@@ -429,63 +431,66 @@ export function mountLive() {
 
   function renderSockets() {
     const hadFocus = socketsBox.contains(document.activeElement);
-    rerender(
-      socketsBox,
-      () => {
-        if (sockets.size === 0) return [h('p', { class: 'muted' }, 'No sockets open from this page.')];
-        return [
-          h(
-            'ul',
-            { class: 'conns', 'aria-label': 'sockets this page holds' },
-            ...[...sockets.values()].map((sock) => {
-              const inputId = `live-msg-${sock.n}`;
-              return h(
-                'li',
-                { class: 'conn', dataset: { socket: String(sock.n), state: sock.state } },
+    rerender(socketsBox, () => {
+      if (sockets.size === 0) return [h('p', { class: 'muted' }, 'No sockets open from this page.')];
+      return [
+        h(
+          'ul',
+          { class: 'conns', 'aria-label': 'sockets this page holds' },
+          ...[...sockets.values()].map((sock) => {
+            const inputId = `live-msg-${sock.n}`;
+            return h(
+              'li',
+              { class: 'conn', dataset: { socket: String(sock.n), state: sock.state } },
+              h(
+                'div',
+                { class: 'conn-head' },
+                h('strong', {}, `#${sock.n}`),
+                h('span', { class: `state state-${sock.state}` }, sock.state),
+                h('span', { class: 'muted' }, `user ${sock.userId}`),
+              ),
+              sock.leaseId
+                ? h('div', { class: 'ids' }, 'lease ', idView(sock.leaseId))
+                : h('p', { class: 'muted' }, 'Send a message: the echo names this socket’s lease.'),
+              sock.lastEcho !== null ? h('p', { class: 'echo', dataset: { testid: 'echo' } }, 'echo: ', h('q', {}, sock.lastEcho)) : null,
+              h(
+                'form',
+                {
+                  class: 'send-form',
+                  onsubmit: (/** @type {SubmitEvent} */ e) => {
+                    e.preventDefault();
+                    const input = /** @type {HTMLInputElement} */ (document.getElementById(inputId));
+                    send(sock, input.value === '' ? 'hello' : input.value);
+                    input.value = '';
+                  },
+                },
+                h('label', { for: inputId, class: 'visually-hidden' }, `Message for socket #${sock.n}`),
+                h('input', { id: inputId, type: 'text', placeholder: 'hello', autocomplete: 'off', dataset: { focus: `msg:${sock.n}` } }),
                 h(
-                  'div',
-                  { class: 'conn-head' },
-                  h('strong', {}, `#${sock.n}`),
-                  h('span', { class: `state state-${sock.state}` }, sock.state),
-                  h('span', { class: 'muted' }, `user ${sock.userId}`),
+                  'button',
+                  { type: 'submit', dataset: { focus: `send:${sock.n}` }, 'aria-label': `Send on socket #${sock.n}`, disabled: sock.state !== 'open' },
+                  'Send',
                 ),
-                sock.leaseId ? h('div', { class: 'ids' }, 'lease ', idView(sock.leaseId)) : h('p', { class: 'muted' }, 'Send a message: the echo names this socket’s lease.'),
-                sock.lastEcho !== null ? h('p', { class: 'echo', dataset: { testid: 'echo' } }, 'echo: ', h('q', {}, sock.lastEcho)) : null,
                 h(
-                  'form',
+                  'button',
                   {
-                    class: 'send-form',
-                    onsubmit: (/** @type {SubmitEvent} */ e) => {
-                      e.preventDefault();
-                      const input = /** @type {HTMLInputElement} */ (document.getElementById(inputId));
-                      send(sock, input.value === '' ? 'hello' : input.value);
-                      input.value = '';
+                    type: 'button',
+                    dataset: { focus: `close:${sock.n}` },
+                    'aria-label': `Disconnect socket #${sock.n}`,
+                    onclick: () => {
+                      sock.state = 'closing';
+                      sock.conn.close();
+                      renderSockets();
                     },
                   },
-                  h('label', { for: inputId, class: 'visually-hidden' }, `Message for socket #${sock.n}`),
-                  h('input', { id: inputId, type: 'text', placeholder: 'hello', autocomplete: 'off', dataset: { focus: `msg:${sock.n}` } }),
-                  h('button', { type: 'submit', dataset: { focus: `send:${sock.n}` }, 'aria-label': `Send on socket #${sock.n}`, disabled: sock.state !== 'open' }, 'Send'),
-                  h(
-                    'button',
-                    {
-                      type: 'button',
-                      dataset: { focus: `close:${sock.n}` },
-                      'aria-label': `Disconnect socket #${sock.n}`,
-                      onclick: () => {
-                        sock.state = 'closing';
-                        sock.conn.close();
-                        renderSockets();
-                      },
-                    },
-                    'Disconnect',
-                  ),
+                  'Disconnect',
                 ),
-              );
-            }),
-          ),
-        ];
-      },
-    );
+              ),
+            );
+          }),
+        ),
+      ];
+    });
     // Focus was on a socket that is gone now: hand it to the connect button.
     if (hadFocus && !socketsBox.contains(document.activeElement)) (connectButton.disabled ? userInput : connectButton).focus();
   }
@@ -625,7 +630,11 @@ export function mountLive() {
                         { class: 'conn-head' },
                         mine.has(l.id)
                           ? h('strong', {}, `socket #${mine.get(l.id)}`)
-                          : h('span', { class: 'muted' }, unlabelled > 0 ? 'another socket, or one of this page\u2019s before its first echo' : 'another socket'),
+                          : h(
+                              'span',
+                              { class: 'muted' },
+                              unlabelled > 0 ? 'another socket, or one of this page\u2019s before its first echo' : 'another socket',
+                            ),
                         h('span', { class: 'expires' }, `expires in ${clock(Math.max(0, l.expiresAt - Date.now()))} unless a pong renews it`),
                       ),
                       leaseIds(l),

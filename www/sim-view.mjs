@@ -150,7 +150,12 @@ export function mountSimulation({ LeaseRegistry, sameLease }) {
             value: view.guarded.active,
             max: view.guarded.limit,
             level: view.guarded.level,
-            caption: view.guarded.level === 'full' ? 'at the limit: new connections get a 429' : view.guarded.level === 'warn' ? 'near the limit: alert fired' : 'room to spare',
+            caption:
+              view.guarded.level === 'full'
+                ? 'at the limit: new connections get a 429'
+                : view.guarded.level === 'warn'
+                  ? 'near the limit: alert fired'
+                  : 'room to spare',
             testid: 'guarded-gauge',
           }),
           null,
@@ -183,7 +188,10 @@ export function mountSimulation({ LeaseRegistry, sameLease }) {
       h('p', { class: 'refusals', dataset: { testid: `${kind}-refusals`, count: String(refusals) } }, refusals === 0 ? 'no refusals' : `refused ${refusals}×`),
       h(
         'p',
-        { class: `answer ${answer ? (answer.ok ? 'answer-ok' : 'answer-refused') : ''}`, dataset: { testid: `${kind}-answer`, ok: answer ? String(answer.ok) : '' } },
+        {
+          class: `answer ${answer ? (answer.ok ? 'answer-ok' : 'answer-refused') : ''}`,
+          dataset: { testid: `${kind}-answer`, ok: answer ? String(answer.ok) : '' },
+        },
         answer ? answer.text : 'No answer yet.',
       ),
     );
@@ -196,7 +204,11 @@ export function mountSimulation({ LeaseRegistry, sameLease }) {
     const expiresIn = lease ? Math.max(0, lease.expiresAt - sim.now) : 0;
     /** @type {(label: string, name: string, run: () => void, said: string, fallback?: string) => HTMLElement} */
     const button = (label, name, run, said, fallback) =>
-      h('button', { type: 'button', dataset: { focus: `${name}:${conn.key}` }, 'aria-label': `${label} on ${who}`, onclick: () => act(run, said, fallback) }, label);
+      h(
+        'button',
+        { type: 'button', dataset: { focus: `${name}:${conn.key}` }, 'aria-label': `${label} on ${who}`, onclick: () => act(run, said, fallback) },
+        label,
+      );
     return h(
       'li',
       { class: `conn conn-${conn.state}`, dataset: { key: conn.key, state: conn.state } },
@@ -280,5 +292,9 @@ export function mountSimulation({ LeaseRegistry, sameLease }) {
   });
   settingsNote.textContent = `Heartbeat every ${heartbeatMsFor(readSettings().ttlMs) / 1000} s while the clock runs.`;
   render();
-  return { get sim() { return sim; } };
+  return {
+    get sim() {
+      return sim;
+    },
+  };
 }

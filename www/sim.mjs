@@ -372,7 +372,12 @@ export class Simulation {
     this.registry.setLimits({ perUserLimit: next.limit, ttlMs: next.ttlMs, onLimit: next.policy, warnRatio: next.warnRatio });
     this.options = next;
     this.leaky.limit = next.limit;
-    this.#log('client', 'settings', '', `limit ${next.limit}, TTL ${next.ttlMs / 1000} s, policy ${next.policy}, warn at ${Math.round(next.warnRatio * 100)} %`);
+    this.#log(
+      'client',
+      'settings',
+      '',
+      `limit ${next.limit}, TTL ${next.ttlMs / 1000} s, policy ${next.policy}, warn at ${Math.round(next.warnRatio * 100)} %`,
+    );
     this.#sample();
   }
 
@@ -385,7 +390,7 @@ export class Simulation {
   /** @param {string} key */
   #openConnection(key) {
     const conn = this.connections.get(key);
-    if (!conn || conn.state !== 'open') throw new SimError(`connection ${key} is not open`);
+    if (conn?.state !== 'open') throw new SimError(`connection ${key} is not open`);
     return conn;
   }
 

@@ -41,13 +41,7 @@ export function idView(id) {
 
 /** The three ids of a lease, one per line. @param {{ id: string, runId: string, threadId: string }} lease */
 export function leaseIds(lease) {
-  return h(
-    'div',
-    { class: 'ids', 'aria-label': 'ids of this lease (one shared suffix)' },
-    idView(lease.id),
-    idView(lease.runId),
-    idView(lease.threadId),
-  );
+  return h('div', { class: 'ids', 'aria-label': 'ids of this lease (one shared suffix)' }, idView(lease.id), idView(lease.runId), idView(lease.threadId));
 }
 
 /**
@@ -114,8 +108,7 @@ export function rerender(container, build, fallback) {
   }
   if (key) {
     const again = /** @type {HTMLElement | null} */ (
-      container.querySelector(`[data-focus="${CSS.escape(key)}"]`) ??
-        (fallback ? container.querySelector(`[data-focus="${CSS.escape(fallback)}"]`) : null)
+      container.querySelector(`[data-focus="${CSS.escape(key)}"]`) ?? (fallback ? container.querySelector(`[data-focus="${CSS.escape(fallback)}"]`) : null)
     );
     again?.focus();
   }

@@ -76,7 +76,11 @@ const address = /** @type {import('node:net').AddressInfo} */ (server.node?.serv
 const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
 const url = `http://${hostForUrl}:${address.port}`;
 
-for (const line of startupLines(config, { url, socket: `  WebSocket  ws://${hostForUrl}:${address.port}/ws?user=<userId>   (crossws on srvx; echoes every text message)` })) console.log(line);
+for (const line of startupLines(config, {
+  url,
+  socket: `  WebSocket  ws://${hostForUrl}:${address.port}/ws?user=<userId>   (crossws on srvx; echoes every text message)`,
+}))
+  console.log(line);
 
 /** @param {NodeJS.Signals} signal */
 async function shutdown(signal) {

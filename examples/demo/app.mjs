@@ -100,7 +100,12 @@ export function createDemoApp({ host, store, adminToken = null, isClosing, start
       return json(request, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
     }
     if ((pathname === '/metrics' || pathname.startsWith('/api/users/')) && !admitted(request)) {
-      return json(request, 401, { error: 'this admin route needs Authorization: Bearer <SOCKET_LEASE_ADMIN_TOKEN>' }, { 'www-authenticate': 'Bearer realm="socket-lease admin"' });
+      return json(
+        request,
+        401,
+        { error: 'this admin route needs Authorization: Bearer <SOCKET_LEASE_ADMIN_TOKEN>' },
+        { 'www-authenticate': 'Bearer realm="socket-lease admin"' },
+      );
     }
     if (pathname === '/metrics') {
       // Read before the status line goes out: a store whose metrics() rejects must give a

@@ -19,7 +19,9 @@ export async function serveFetch(fetch, req, res) {
     const body = Buffer.from(await response.arrayBuffer());
     /** @type {Record<string, string>} */
     const out = {};
-    response.headers.forEach((value, name) => (out[name] = value));
+    response.headers.forEach((value, name) => {
+      out[name] = value;
+    });
     res.writeHead(response.status, out);
     res.end(req.method === 'HEAD' ? undefined : body);
   } catch {

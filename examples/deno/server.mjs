@@ -81,7 +81,8 @@ try {
 }
 const url = await listeningAt;
 
-for (const line of startupLines(config, { url, heartbeat: `${config.heartbeatMs} ms (Deno idleTimeout ${(2 * config.heartbeatMs) / 1000} s)` })) console.log(line);
+for (const line of startupLines(config, { url, heartbeat: `${config.heartbeatMs} ms (Deno idleTimeout ${(2 * config.heartbeatMs) / 1000} s)` }))
+  console.log(line);
 
 let shuttingDown = false;
 /** @param {string} signal */

@@ -75,7 +75,12 @@ try {
 const address = /** @type {import('node:net').AddressInfo} */ (server.address());
 const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 
-for (const line of startupLines(settings, { url, socket: `  Socket.IO  ${url} (path /socket.io/), auth { user: '<userId>' }: answers every 'echo' event with an 'echo' event`, heartbeat: `engine.io ping every ${settings.heartbeatMs} ms (timeout ${settings.heartbeatMs} ms)` })) console.log(line);
+for (const line of startupLines(settings, {
+  url,
+  socket: `  Socket.IO  ${url} (path /socket.io/), auth { user: '<userId>' }: answers every 'echo' event with an 'echo' event`,
+  heartbeat: `engine.io ping every ${settings.heartbeatMs} ms (timeout ${settings.heartbeatMs} ms)`,
+}))
+  console.log(line);
 
 /** @param {NodeJS.Signals} signal */
 async function shutdown(signal) {

@@ -57,10 +57,10 @@ export interface SocketLease {
  * `ws.data` of a socket accepted by `upgrade()`: a shallow copy of the `data` given to
  * `upgrade()`, plus `lease`.
  */
-export type LeaseData<T extends object = {}> = T & { readonly lease: SocketLease };
+export type LeaseData<T extends object = object> = T & { readonly lease: SocketLease };
 
 /** Your handlers, as in Bun's `websocket` object; `ws.data` is typed `LeaseData<T>`. */
-export interface BunLeaseHandlers<T extends object = {}> {
+export interface BunLeaseHandlers<T extends object = object> {
   /** Called once the lease is committed (never for a socket the lifecycle closed at once: 4029, 4008, 1001). */
   open?(ws: BunServerWebSocket<LeaseData<T>>): void | Promise<void>;
   message?(ws: BunServerWebSocket<LeaseData<T>>, message: string | Buffer): void | Promise<void>;
@@ -127,7 +127,7 @@ export interface BunLeaseOptions extends Omit<LifecycleOptions, 'store' | 'userI
 }
 
 /** What `upgrade()` passes on to `server.upgrade`. */
-export interface BunUpgradeOptions<T extends object = {}> {
+export interface BunUpgradeOptions<T extends object = object> {
   /** Your per-socket data: `ws.data` is a shallow copy of it plus `lease` (so it must not have a `lease` key). */
   data?: T;
   /** Extra headers of the 101 response (e.g. `Set-Cookie`). */
@@ -137,7 +137,7 @@ export interface BunUpgradeOptions<T extends object = {}> {
 /** Counters of one adapter since it was created (see `socket-lease/lifecycle`). */
 export type BunLeaseStats = LifecycleStats;
 
-export declare class BunLease<T extends object = {}> {
+export declare class BunLease<T extends object = object> {
   /** Throws `LeaseError` `INVALID_OPTION` for an unknown option name, a missing `userId`, or a value of the wrong type or range. */
   constructor(options: BunLeaseOptions);
   /** The store in use (the created `LeaseRegistry` when `registry` options were given). */
@@ -180,4 +180,4 @@ export declare class BunLease<T extends object = {}> {
 }
 
 /** `new BunLease(options)`. */
-export declare function createBunLease<T extends object = {}>(options: BunLeaseOptions): BunLease<T>;
+export declare function createBunLease<T extends object = object>(options: BunLeaseOptions): BunLease<T>;

@@ -93,9 +93,7 @@ export function readConfig(env) {
   const policyText = text(env.SOCKET_LEASE_POLICY) ?? 'reject';
   const policy = POLICIES.find((p) => p === policyText);
   if (policy === undefined) {
-    throw new ConfigError(
-      `SOCKET_LEASE_POLICY must be one of ${POLICIES.join(', ')}, got ${JSON.stringify(String(env.SOCKET_LEASE_POLICY))}`,
-    );
+    throw new ConfigError(`SOCKET_LEASE_POLICY must be one of ${POLICIES.join(', ')}, got ${JSON.stringify(String(env.SOCKET_LEASE_POLICY))}`);
   }
   if (text(env.SOCKET_LEASE_GLOBAL_LIMIT) !== undefined) {
     throw new ConfigError(

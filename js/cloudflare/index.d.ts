@@ -184,11 +184,7 @@ export interface ErrorBody {
  * with `Retry-After` and a `QuotaRefusalBody`; or 400, 401, 403, 405, 426, 500 with an
  * `ErrorBody` (see `ErrorCode`). Throws a `TypeError` for bad `options` (first call).
  */
-export declare function handleSocketLease(
-  request: Request,
-  env: Record<string, unknown>,
-  options: SocketLeaseWorkerOptions,
-): Promise<Response | null>;
+export declare function handleSocketLease(request: Request, env: Record<string, unknown>, options: SocketLeaseWorkerOptions): Promise<Response | null>;
 
 /**
  * A Worker default export: socket-lease routes, then `fallback` (or 404). Throws a

@@ -137,9 +137,7 @@ export class SocketLeaseObject extends DurableObject {
       // second.
       if (expired.length > 0) await books.store([], expired);
       else await books.countersChanged(now);
-      return refusalResponse(
-        refusal(429, { reason: result.reason, limit: result.limit, active: result.active }, result.retryAfterMs),
-      );
+      return refusalResponse(refusal(429, { reason: result.reason, limit: result.limit, active: result.active }, result.retryAfterMs));
     }
 
     closeLeases(this.ctx, result.evicted, CLOSE_EVICTED);

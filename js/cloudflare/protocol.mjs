@@ -148,4 +148,3 @@ export function errorAnswer(status, code, error, headers = {}) {
   // 405 and 426: not refusals of a lease, but the same shape and headers.
   return json(status, body, headers);
 }
-

@@ -137,8 +137,7 @@ export async function wake(ctx, env) {
       // socket's attachment. Apply them before the registry sees the lease: it cannot
       // extend a lease once expired, and the stored expiry may well have passed.
       const at = renewedAt.get(id);
-      const record =
-        at !== undefined && at > stored.touchedAt ? { ...stored, touchedAt: at, expiresAt: Math.max(stored.expiresAt, at + ttlMs) } : stored;
+      const record = at !== undefined && at > stored.touchedAt ? { ...stored, touchedAt: at, expiresAt: Math.max(stored.expiresAt, at + ttlMs) } : stored;
       leases.push({ id, uuid, record });
     }
     const lastIdMs = lastId === null ? 0 : uuidOf(lastId) ? parseId(lastId).timestampMs : 0;

@@ -123,7 +123,7 @@ function canPing(peer) {
   let known = pingable.get(proto);
   if (known === undefined) {
     let owner = proto;
-    while (owner !== null && !Object.prototype.hasOwnProperty.call(owner, 'ping')) owner = Object.getPrototypeOf(owner);
+    while (owner !== null && !Object.hasOwn(owner, 'ping')) owner = Object.getPrototypeOf(owner);
     const parent = owner === null ? null : Object.getPrototypeOf(owner);
     known = parent !== null && parent !== Object.prototype;
     pingable.set(proto, known);

@@ -3,7 +3,16 @@
 // globals are not typed in this repository: the few shapes used are the web standard's
 // (`Request`, `Response`, `WebSocket`, `MessageEvent`, `CloseEvent`), which Deno implements.
 import type { Lease, LeaseEvent, LeaseRegistryOptions } from 'socket-lease';
-import type { LeaseStore, RevokedLease, LastRefusal, LifecycleStats, LogLevel, Logger, AllowedOrigins, CloseCodes as LifecycleCloseCodes, LifecycleOptions } from 'socket-lease/lifecycle';
+import type {
+  LeaseStore,
+  RevokedLease,
+  LastRefusal,
+  LifecycleStats,
+  LogLevel,
+  AllowedOrigins,
+  CloseCodes as LifecycleCloseCodes,
+  LifecycleOptions,
+} from 'socket-lease/lifecycle';
 
 export type { LeaseStore, RevokedLease, LastRefusal, LogLevel, AllowedOrigins, Lease, LeaseEvent };
 /** The core, loaded for Deno without --allow-read (the same API as `socket-lease`). */

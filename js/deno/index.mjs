@@ -241,7 +241,10 @@ class DenoLease extends LeaseHost {
     }
     let upgraded;
     try {
-      upgraded = this.#upgradeWebSocket(req, hooks.protocol === undefined ? this.#upgradeOptions : { protocol: hooks.protocol, idleTimeout: this.#idleTimeout });
+      upgraded = this.#upgradeWebSocket(
+        req,
+        hooks.protocol === undefined ? this.#upgradeOptions : { protocol: hooks.protocol, idleTimeout: this.#idleTimeout },
+      );
     } catch (err) {
       // Deno refused the handshake (a subprotocol the client did not offer, a missing
       // Connection: upgrade): give back, evict nothing.

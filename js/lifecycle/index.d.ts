@@ -118,7 +118,12 @@ export declare function retryAfterSeconds(ms: number): number;
 /** Whether a socket error is ws's for a message over its maxPayload (ws has sent 1009), directly or as a wrapper's `cause`. */
 export declare function isTooBig(err: unknown): boolean;
 /** Builds a refusal (the lifecycle's own answers are built with it). */
-export declare function refusal(status: RefusalStatus, body: { reason: string } & Record<string, unknown>, retryAfterMs?: number, userId?: string | null): Refusal;
+export declare function refusal(
+  status: RefusalStatus,
+  body: { reason: string } & Record<string, unknown>,
+  retryAfterMs?: number,
+  userId?: string | null,
+): Refusal;
 
 /** `allowedOrigins`: exact origins, or a function deciding per request. */
 export type AllowedOrigins = readonly string[] | ((origin: string | null, request: any) => boolean | Promise<boolean>);

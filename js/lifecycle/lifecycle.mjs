@@ -179,8 +179,22 @@ export function loggedRegistry(Registry, options, invalid) {
 
 /** Option names the lifecycle itself reads (adapters add their own). */
 export const LIFECYCLE_OPTIONS = Object.freeze([
-  'store', 'userId', 'allowedOrigins', 'verify', 'heartbeatMs', 'sweepMs', 'messageTouchMs', 'closeGraceMs',
-  'upgradeTimeoutMs', 'refusalMemory', 'maxBufferedBytes', 'logger', 'logLevel', 'logIntervalMs', 'logBurst', 'clock',
+  'store',
+  'userId',
+  'allowedOrigins',
+  'verify',
+  'heartbeatMs',
+  'sweepMs',
+  'messageTouchMs',
+  'closeGraceMs',
+  'upgradeTimeoutMs',
+  'refusalMemory',
+  'maxBufferedBytes',
+  'logger',
+  'logLevel',
+  'logIntervalMs',
+  'logBurst',
+  'clock',
 ]);
 
 /** Levels of the lifecycle's own refusal lines, by reason; each rate-limited per reason. */
@@ -197,7 +211,6 @@ const REFUSAL_LEVELS = {
 export class ConnectionLifecycle {
   /** @type {import('./index.js').LeaseStore} */ store;
   #where;
-  #invalid;
   #userId;
   #origins;
   #verify;
@@ -264,11 +277,10 @@ export class ConnectionLifecycle {
   constructor(options, driver, where) {
     this.#where = where;
     const invalid = (/** @type {string} */ message) => invalidOption(where, message);
-    this.#invalid = invalid;
     if (typeof options.userId !== 'function') throw invalid('userId(request) is required; the host never invents identity');
     if (!isObject(options.store)) throw invalid('store must be an object');
     for (const method of /** @type {const} */ (['acquire', 'release', 'touch', 'sweep'])) {
-      if (typeof (/** @type {any} */ (options.store))[method] !== 'function') throw invalid(`the store has no ${method}() method`);
+      if (typeof (/** @type {any} */ (options.store)[method]) !== 'function') throw invalid(`the store has no ${method}() method`);
     }
     if (options.verify !== undefined && typeof options.verify !== 'function') throw invalid('verify must be a function (request, userId) => boolean');
     if (options.clock !== undefined && typeof options.clock !== 'function') {
@@ -296,7 +308,11 @@ export class ConnectionLifecycle {
     this.#driver = driver;
     this.store = options.store;
     const fast = /** @type {any} */ (this.store);
-    if (['acquireHandle', 'releaseHandle', 'touchHandle', 'renewHandle', 'handleLeaseId', 'lastEvicted', 'lastRefusal'].every((m) => typeof fast[m] === 'function')) {
+    if (
+      ['acquireHandle', 'releaseHandle', 'touchHandle', 'renewHandle', 'handleLeaseId', 'lastEvicted', 'lastRefusal'].every(
+        (m) => typeof fast[m] === 'function',
+      )
+    ) {
       this.#registry = fast;
       if (typeof fast.lastRemovedCount === 'function') this.#removedCount = fast.lastRemovedCount;
     }
@@ -564,7 +580,7 @@ export class ConnectionLifecycle {
    * @returns {Refusal | null}
    */
   #refusalOf(conn, answer, evict) {
-    if (!answer || answer.ok !== false || typeof answer.reason !== 'string') {
+    if (answer?.ok !== false || typeof answer.reason !== 'string') {
       throw this.#badAnswer(`acquire answered neither a lease nor a refusal: ${describe(answer)}`);
     }
     if (typeof answer.retryAfterMs !== 'number' || !Number.isFinite(answer.retryAfterMs) || answer.retryAfterMs < 0) {
@@ -757,9 +773,11 @@ export class ConnectionLifecycle {
     // The close frame queues behind what the peer does not read: drop the connection
     // unless it is gone within the grace. Release now: the slot is not the peer's to keep.
     this.#finish(conn);
-    unref(setTimeout(() => {
-      if (this.#readyState(socket) !== CLOSED) this.#driver.terminate(socket);
-    }, this.#closeGraceMs));
+    unref(
+      setTimeout(() => {
+        if (this.#readyState(socket) !== CLOSED) this.#driver.terminate(socket);
+      }, this.#closeGraceMs),
+    );
     return false;
   }
 
@@ -889,7 +907,10 @@ export class ConnectionLifecycle {
     const abandoned = this.#pendingStoreCalls.size;
     if (abandoned > 0) {
       this.#stats.storeCallsAbandoned += abandoned;
-      this.#log('error', 'close(): store calls still pending after closeGraceMs; not waiting for them', { pending: abandoned, closeGraceMs: this.#closeGraceMs });
+      this.#log('error', 'close(): store calls still pending after closeGraceMs; not waiting for them', {
+        pending: abandoned,
+        closeGraceMs: this.#closeGraceMs,
+      });
     }
     this.#limited.flush(true);
     await afterSockets?.();
@@ -900,10 +921,8 @@ export class ConnectionLifecycle {
     return new Promise((resolve) => {
       const check = () => {
         if (conn.finished || this.#readyState(conn.socket) === CLOSED) resolve(undefined);
-        else timer = setTimeout(check, 10);
+        else setTimeout(check, 10);
       };
-      /** @type {any} */
-      let timer = null;
       check();
     });
   }

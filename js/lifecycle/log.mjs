@@ -42,7 +42,10 @@ export function makeLog(logger, level, invalid) {
   if (typeof min !== 'string' || !Object.hasOwn(LEVELS, min)) {
     throw invalid(`logLevel must be one of ${Object.keys(LEVELS).join(', ')}, got ${String(level)}`);
   }
-  if (logger !== undefined && !(isObject(logger) && ['debug', 'info', 'warn', 'error', 'log'].some((m) => typeof (/** @type {any} */ (logger))[m] === 'function'))) {
+  if (
+    logger !== undefined &&
+    !(isObject(logger) && ['debug', 'info', 'warn', 'error', 'log'].some((m) => typeof (/** @type {any} */ (logger)[m]) === 'function'))
+  ) {
     throw invalid('logger must be a console-like or pino-like object (with debug/info/warn/error or log methods)');
   }
   const floor = LEVELS[min];
@@ -162,7 +165,11 @@ export function eventLogger(options, invalid) {
   const opts = options ?? {};
   const limited = new RateLimitedLog(makeLog(opts.logger, opts.level, invalid), { burst: opts.burst, intervalMs: opts.intervalMs });
   const onEvent = (/** @type {{ type: string, reason?: string }} */ event) =>
-    limited.write(event.reason ? `${event.type}:${event.reason}` : event.type, EVENT_LEVELS[event.type] ?? 'info', 'socket-lease event', { event: event.type, ...event, type: undefined });
+    limited.write(event.reason ? `${event.type}:${event.reason}` : event.type, EVENT_LEVELS[event.type] ?? 'info', 'socket-lease event', {
+      event: event.type,
+      ...event,
+      type: undefined,
+    });
   onEvent.flush = (all = false) => limited.flush(all);
   return onEvent;
 }

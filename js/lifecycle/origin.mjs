@@ -66,6 +66,9 @@ export function originCheck(allowed, invalid) {
  */
 export function parseOriginList(text) {
   if (text === undefined) return undefined;
-  const list = text.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const list = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   return list.length === 0 ? undefined : list;
 }

@@ -12,7 +12,16 @@
 require('../peer.cjs').assertPeer('ws', 'socket-lease/node');
 const { WebSocketServer } = require('ws');
 const { LeaseRegistry } = require('../node.cjs');
-const { Connection, ConnectionLifecycle, LIFECYCLE_OPTIONS, LeaseHost, checkMs, invalidOption, isThenable, loggedRegistry } = require('../lifecycle/lifecycle.cjs');
+const {
+  Connection,
+  ConnectionLifecycle,
+  LIFECYCLE_OPTIONS,
+  LeaseHost,
+  checkMs,
+  invalidOption,
+  isThenable,
+  loggedRegistry,
+} = require('../lifecycle/lifecycle.cjs');
 const { CloseCodes, DEFAULT_MAX_PAYLOAD, STATUS_TEXT, isTooBig } = require('../lifecycle/protocol.cjs');
 const { eventLogger } = require('../lifecycle/log.cjs');
 
@@ -113,7 +122,14 @@ class LeaseGuard extends LeaseHost {
     }
     const wss = /** @type {any} */ (options.wss);
     if (wss !== undefined) {
-      if (!(wss !== null && typeof wss === 'object' && ['handleUpgrade', 'shouldHandle', 'emit', 'on'].every((m) => typeof wss[m] === 'function') && wss.options?.noServer === true)) {
+      if (
+        !(
+          wss !== null &&
+          typeof wss === 'object' &&
+          ['handleUpgrade', 'shouldHandle', 'emit', 'on'].every((m) => typeof wss[m] === 'function') &&
+          wss.options?.noServer === true
+        )
+      ) {
         throw invalid('wss must be a ws WebSocketServer created with { noServer: true }');
       }
       if (options.maxPayload !== undefined) throw invalid('maxPayload applies to the WebSocketServer the guard creates; give yours its own maxPayload');

@@ -3,9 +3,19 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
-import type { AcquireResult, Lease, LeaseEvent, LeaseRegistry, LeaseRegistryOptions } from 'socket-lease';
+import type { Lease, LeaseEvent, LeaseRegistry, LeaseRegistryOptions } from 'socket-lease';
 
-import type { LeaseStore, RevokedLease, LastRefusal, LifecycleOptions, LifecycleStats, LogLevel, Logger, AllowedOrigins, CloseCodes as LifecycleCloseCodes } from 'socket-lease/lifecycle';
+import type {
+  LeaseStore,
+  RevokedLease,
+  LastRefusal,
+  LifecycleOptions,
+  LifecycleStats,
+  LogLevel,
+  Logger,
+  AllowedOrigins,
+  CloseCodes as LifecycleCloseCodes,
+} from 'socket-lease/lifecycle';
 
 export type { LeaseStore, RevokedLease, LastRefusal, LogLevel, AllowedOrigins };
 /** A `console`-compatible or pino-style logger (see `socket-lease/lifecycle`). */

@@ -82,7 +82,8 @@ class LeaseGuard extends LeaseHost {
     super();
     if (options === null || typeof options !== 'object') throw invalid('options must be an object with userId(socket)');
     for (const name of Object.keys(options)) {
-      if (name === 'maxPayload') throw invalid("maxPayload is the Socket.IO server's own maxHttpBufferSize option: set it there (new Server(http, { maxHttpBufferSize: 65536 }))");
+      if (name === 'maxPayload')
+        throw invalid("maxPayload is the Socket.IO server's own maxHttpBufferSize option: set it there (new Server(http, { maxHttpBufferSize: 65536 }))");
       if (!GUARD_OPTIONS.includes(name)) throw invalid(`unknown option "${name}"; known: ${GUARD_OPTIONS.join(', ')}`);
     }
     if (typeof options.userId !== 'function') throw invalid('userId(socket) is required; the guard never invents identity');
@@ -273,7 +274,11 @@ class LeaseGuard extends LeaseHost {
     if (!(admitted instanceof Connection)) {
       const quota = admitted.status === 429;
       const code = quota ? CloseCodes.LIMIT_REACHED : 1008;
-      socket.emit(CLOSED_EVENT, { code, reason: quota ? CLOSE_REASONS[CloseCodes.LIMIT_REACHED] : admitted.reason, refusal: this.#refusalError(admitted).data });
+      socket.emit(CLOSED_EVENT, {
+        code,
+        reason: quota ? CLOSE_REASONS[CloseCodes.LIMIT_REACHED] : admitted.reason,
+        refusal: this.#refusalError(admitted).data,
+      });
       socket.disconnect();
       return false;
     }
@@ -372,7 +377,6 @@ class LeaseGuard extends LeaseHost {
   }
 }
 
-
 /** @param {LeaseGuardOptions} options */
 function createLeaseGuard(options) {
   return new LeaseGuard(options);
@@ -390,4 +394,10 @@ const checkedEvent = CLOSED_EVENT;
 /** @type {typeof import('./index.js').CLOSE_REASONS} */
 const checkedReasons = CLOSE_REASONS;
 
-module.exports = { LeaseGuard: checkedClass, createLeaseGuard: checkedFactory, CloseCodes: checkedCodes, CLOSED_EVENT: checkedEvent, CLOSE_REASONS: checkedReasons };
+module.exports = {
+  LeaseGuard: checkedClass,
+  createLeaseGuard: checkedFactory,
+  CloseCodes: checkedCodes,
+  CLOSED_EVENT: checkedEvent,
+  CLOSE_REASONS: checkedReasons,
+};

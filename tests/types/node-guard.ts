@@ -1,7 +1,7 @@
 // Compiled by `tsc --noEmit`: proves `socket-lease/node`'s declarations describe the guard
 // as docs/node.md uses it. Never executed.
 import http from 'node:http';
-import { CloseCodes, createEventLogger, createLeaseGuard, LeaseGuard } from 'socket-lease/node';
+import { CloseCodes, createEventLogger, createLeaseGuard, type LeaseGuard } from 'socket-lease/node';
 import type { GuardStats, LeaseStore } from 'socket-lease/node';
 import { LeaseRegistry } from 'socket-lease';
 

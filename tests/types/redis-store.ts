@@ -2,7 +2,7 @@
 // as docs/redis.md uses it, and that it fits the guard's `store` option. Never executed.
 import { createEventLogger, createLeaseGuard } from 'socket-lease/node';
 import type { LeaseStore, RevokedLease } from 'socket-lease/node';
-import { createRedisLeaseStore, RedisLeaseStore } from 'socket-lease/redis';
+import { createRedisLeaseStore, type RedisLeaseStore } from 'socket-lease/redis';
 import type { RedisStoreStats, RedisLeaseStoreOptions } from 'socket-lease/redis';
 import type { AcquireResult } from 'socket-lease';
 

@@ -63,10 +63,7 @@ test('releases by any derived id, once; unknown releases are counted; malformed 
   assert.equal(reg.release(a), false);
   assert.equal(reg.release('user_' + b.suffix), false, 'another kind names no lease');
   assert.equal(reg.release(b), true);
-  assert.deepEqual(
-    { ...reg.stats() },
-    { active: 0, users: 0, acquired: 2, released: 2, expired: 0, rejected: 0, unknownReleases: 4 },
-  );
+  assert.deepEqual({ ...reg.stats() }, { active: 0, users: 0, acquired: 2, released: 2, expired: 0, rejected: 0, unknownReleases: 4 });
   for (const bad of ['conn_' + a.suffix.toUpperCase(), 'conn_8' + a.suffix.slice(1), 'conn_', '_' + a.suffix, 'Conn_' + a.suffix]) {
     assert.throws(() => reg.release(bad), { code: 'INVALID_ID' }, bad);
   }

@@ -87,7 +87,18 @@ describe('socket-lease/bun under Bun', { timeout: 120_000 }, () => {
     // Bun takes the `node` condition of "." (js/node.mjs, the synchronous wasm loader).
     assert.equal(r.resolved.core, `file://${ROOT}/js/node.mjs`);
     assert.equal(r.resolved.bun, `file://${ROOT}/js/bun/index.mjs`);
-    for (const name of ['no options', 'no userId', 'unknown option', 'store and registry', 'maxPayload 0', 'heartbeatMs not a number', 'handler typo', 'Bun knob the adapter owns', 'idleTimeout', 'data with a lease key']) {
+    for (const name of [
+      'no options',
+      'no userId',
+      'unknown option',
+      'store and registry',
+      'maxPayload 0',
+      'heartbeatMs not a number',
+      'handler typo',
+      'Bun knob the adapter owns',
+      'idleTimeout',
+      'data with a lease key',
+    ]) {
       const e = r[name];
       assert.equal(e.threw, true, `${name}: throws`);
       assert.equal(e.code, 'INVALID_OPTION', `${name}: ${e.message}`);
@@ -98,7 +109,19 @@ describe('socket-lease/bun under Bun', { timeout: 120_000 }, () => {
     assert.match(r['unknown option'].message, /heartbeatMS/);
     assert.match(r['Bun knob the adapter owns'].message, /maxPayload option/);
     assert.deepEqual(r.handler, {
-      keys: ['backpressureLimit', 'close', 'closeOnBackpressureLimit', 'drain', 'idleTimeout', 'maxPayloadLength', 'message', 'open', 'perMessageDeflate', 'pong', 'sendPings'],
+      keys: [
+        'backpressureLimit',
+        'close',
+        'closeOnBackpressureLimit',
+        'drain',
+        'idleTimeout',
+        'maxPayloadLength',
+        'message',
+        'open',
+        'perMessageDeflate',
+        'pong',
+        'sendPings',
+      ],
       maxPayloadLength: 65536,
       backpressureLimit: 2 * 1048576,
       closeOnBackpressureLimit: true,
@@ -107,17 +130,46 @@ describe('socket-lease/bun under Bun', { timeout: 120_000 }, () => {
     });
   });
 
-  test('refusals are the Node host\'s, byte for byte: status, Retry-After, content-type, JSON body (429, 401, 400, 403)', async (t) => {
+  test("refusals are the Node host's, byte for byte: status, Retry-After, content-type, JSON body (429, 401, 400, 403)", async (t) => {
     // The two demos with the same settings, answering the same refused upgrades.
-    const env = { SOCKET_LEASE_LIMIT: '1', SOCKET_LEASE_TTL_MS: '90000', SOCKET_LEASE_LOG_LEVEL: 'silent', SOCKET_LEASE_ALLOWED_ORIGINS: 'http://good.example' };
+    const env = {
+      SOCKET_LEASE_LIMIT: '1',
+      SOCKET_LEASE_TTL_MS: '90000',
+      SOCKET_LEASE_LOG_LEVEL: 'silent',
+      SOCKET_LEASE_ALLOWED_ORIGINS: 'http://good.example',
+    };
     const hosts = await Promise.all([
-      startHost({ name: 'node', command: [process.execPath, 'examples/node/server.mjs'], heartbeat: { style: 'protocol' }, metrics: 'global', healthz: true, sharedStore: false, cannot: {} }, env),
-      startHost({ name: 'bun', command: [BUN, 'examples/bun/server.mjs'], heartbeat: { style: 'protocol' }, metrics: 'global', healthz: true, sharedStore: false, cannot: {} }, env),
+      startHost(
+        {
+          name: 'node',
+          command: [process.execPath, 'examples/node/server.mjs'],
+          heartbeat: { style: 'protocol' },
+          metrics: 'global',
+          healthz: true,
+          sharedStore: false,
+          cannot: {},
+        },
+        env,
+      ),
+      startHost(
+        {
+          name: 'bun',
+          command: [BUN, 'examples/bun/server.mjs'],
+          heartbeat: { style: 'protocol' },
+          metrics: 'global',
+          healthz: true,
+          sharedStore: false,
+          cannot: {},
+        },
+        env,
+      ),
     ]);
     t.after(() => Promise.all(hosts.map((h) => h.stop())));
     /** @type {Set<WebSocket>} */
     const clients = new Set();
-    t.after(() => clients.forEach((ws) => ws.terminate()));
+    t.after(() => {
+      for (const ws of clients) ws.terminate();
+    });
     const answers = [];
     for (const h of hosts) {
       const ws = (u, origin) => connect(`${h.url.replace(/^http/, 'ws')}/ws${u === null ? '' : `?user=${encodeURIComponent(u)}`}`, { origin, track: clients });
@@ -128,7 +180,10 @@ describe('socket-lease/bun under Bun', { timeout: 120_000 }, () => {
         Object.fromEntries(
           Object.entries(refused).map(([k, r]) => {
             assert.ok(!r.ok, `${h.url} ${k}: refused`);
-            return [k, { status: r.status, retryAfter: r.headers['retry-after'], type: r.headers['content-type'], cache: r.headers['cache-control'], body: r.text }];
+            return [
+              k,
+              { status: r.status, retryAfter: r.headers['retry-after'], type: r.headers['content-type'], cache: r.headers['cache-control'], body: r.text },
+            ];
           }),
         ),
       );
@@ -141,19 +196,27 @@ describe('socket-lease/bun under Bun', { timeout: 120_000 }, () => {
     assert.deepEqual([bun.none.status, bun.long.status, bun.origin.status], [401, 400, 403]);
   });
 
-  test('ws.data: the host\'s data (shallow copy) plus lease; the facade agrees; headers reach the 101; release comes before the host\'s close handler', async () => {
+  test("ws.data: the host's data (shallow copy) plus lease; the facade agrees; headers reach the 101; release comes before the host's close handler", async () => {
     const f = await fixture();
     const c = await f.open('ada', { query: '&room=kitchen' });
     const info = JSON.parse(await (c.ws.send('info'), nextText(c.ws)));
     assert.match(info.leaseId, /^conn_[0-9a-z]{26}$/);
-    assert.deepEqual(info, { leaseId: info.leaseId, userId: 'ada', room: 'kitchen', leaseIdOf: info.leaseId, userIdOf: 'ada', threadId: info.leaseId.replace('conn_', 'thread_'), held: true });
+    assert.deepEqual(info, {
+      leaseId: info.leaseId,
+      userId: 'ada',
+      room: 'kitchen',
+      leaseIdOf: info.leaseId,
+      userIdOf: 'ada',
+      threadId: info.leaseId.replace('conn_', 'thread_'),
+      held: true,
+    });
     assert.equal((await f.json('/stats')).store.active, 1);
     c.ws.close(1000, 'bye');
     await c.closed;
     const events = await waitFor(async () => {
       const e = await f.json('/events');
       return e.some((x) => x.ev === 'close') && e;
-    }, 'the host\'s close handler');
+    }, "the host's close handler");
     assert.deepEqual(events, [
       { ev: 'open', leaseId: info.leaseId, room: 'kitchen' },
       // Released first: the store no longer counts it and the facade no longer knows it.
@@ -177,7 +240,10 @@ describe('socket-lease/bun under Bun', { timeout: 120_000 }, () => {
     const c = await f.open('boom');
     assert.equal((await within(c.closed, 5000, 'the socket to be dropped')).code, 1006);
     await waitFor(async () => (await f.json('/stats')).store.active === 0, 'the lease to be released');
-    assert.deepEqual((await f.json('/events')).map((/** @type {any} */ e) => e.ev), ['open']);
+    assert.deepEqual(
+      (await f.json('/events')).map((/** @type {any} */ e) => e.ev),
+      ['open'],
+    );
     // Bun alone would exit on that throw; the adapter keeps every other socket served.
     const next = await f.open('ok');
     assert.equal(await (next.ws.send('still here'), nextText(next.ws)), 'echo:still here');
@@ -225,7 +291,7 @@ describe('socket-lease/bun under Bun', { timeout: 120_000 }, () => {
     await f.stop();
   });
 
-  test('heartbeat: the adapter pings every heartbeatMs (Bun\'s idle timeout is off); a peer that does not answer is terminated within two intervals, a quiet one is kept', async () => {
+  test("heartbeat: the adapter pings every heartbeatMs (Bun's idle timeout is off); a peer that does not answer is terminated within two intervals, a quiet one is kept", async () => {
     const f = await fixture({ options: { heartbeatMs: 200 }, registry: { ttlMs: 1000 } });
     const quiet = await f.open('hal');
     let pings = 0;
@@ -249,7 +315,7 @@ describe('socket-lease/bun under Bun', { timeout: 120_000 }, () => {
     await f.stop();
   });
 
-  test('maxPayload is Bun\'s maxPayloadLength: the peer sees 1009, the lease is released, the host keeps serving', async () => {
+  test("maxPayload is Bun's maxPayloadLength: the peer sees 1009, the lease is released, the host keeps serving", async () => {
     const f = await fixture({ options: { maxPayload: 4096 } });
     const big = await f.open('max');
     const other = await f.open('max');
@@ -285,7 +351,7 @@ describe('socket-lease/bun under Bun', { timeout: 120_000 }, () => {
     await f.stop();
   });
 
-  test('backpressure: a peer that never reads again is dropped after closeGraceMs (Bun\'s own close would keep its connection)', async () => {
+  test("backpressure: a peer that never reads again is dropped after closeGraceMs (Bun's own close would keep its connection)", async () => {
     const f = await fixture({ options: { maxBufferedBytes: 65536, closeGraceMs: 500 } });
     const { socket, status } = await rawHandshake(f.wsUrl('stuck'));
     assert.equal(status, 101);
@@ -311,7 +377,7 @@ describe('socket-lease/bun under Bun', { timeout: 120_000 }, () => {
     await f.stop();
   });
 
-  test('backpressure backstop: sends that never ask writable() are cut at Bun\'s backpressureLimit (2 x maxBufferedBytes), lease released', async () => {
+  test("backpressure backstop: sends that never ask writable() are cut at Bun's backpressureLimit (2 x maxBufferedBytes), lease released", async () => {
     const f = await fixture({ options: { maxBufferedBytes: 65536 } });
     const c = await f.open('rude');
     /** @type {any} */ (c.ws)._socket.pause();
@@ -338,7 +404,9 @@ describe('socket-lease/bun under Bun', { timeout: 120_000 }, () => {
         if (got.length === 3) resolve({ ws, got });
       });
       // Sent at once: they reach Bun while the eviction is still being committed.
-      ws.once('open', () => ['1', '2', '3'].forEach((m) => ws.send(m)));
+      ws.once('open', () => {
+        for (const m of ['1', '2', '3']) ws.send(m);
+      });
     });
     assert.deepEqual(r.got, ['echo:1', 'echo:2', 'echo:3']);
     assert.equal((await within(first.closed, 5000, 'the evicted socket')).code, 4008);

@@ -29,8 +29,9 @@ if (fixture.mode === 'options') {
     'heartbeatMs not a number': () => createBunLease({ userId, heartbeatMs: /** @type {any} */ ('30s') }),
     'handler typo': () => createBunLease({ userId }).websocket(/** @type {any} */ ({ mesage() {} })),
     'Bun knob the adapter owns': () => createBunLease({ userId }).websocket(/** @type {any} */ ({ maxPayloadLength: 1 << 20 })),
-    'idleTimeout': () => createBunLease({ userId }).websocket(/** @type {any} */ ({ idleTimeout: 120 })),
-    'data with a lease key': () => createBunLease({ userId }).upgrade(new Request('http://x/ws'), { upgrade: () => true }, { data: /** @type {any} */ ({ lease: 1 }) }),
+    idleTimeout: () => createBunLease({ userId }).websocket(/** @type {any} */ ({ idleTimeout: 120 })),
+    'data with a lease key': () =>
+      createBunLease({ userId }).upgrade(new Request('http://x/ws'), { upgrade: () => true }, { data: /** @type {any} */ ({ lease: 1 }) }),
   };
   const out = {};
   for (const [name, misuse] of Object.entries(misuses)) {
@@ -44,7 +45,14 @@ if (fixture.mode === 'options') {
   }
   const lease = createBunLease({ userId });
   const handler = lease.websocket({ perMessageDeflate: false });
-  out.handler = { keys: Object.keys(handler).sort(), maxPayloadLength: handler.maxPayloadLength, backpressureLimit: handler.backpressureLimit, closeOnBackpressureLimit: handler.closeOnBackpressureLimit, idleTimeout: handler.idleTimeout, sendPings: handler.sendPings };
+  out.handler = {
+    keys: Object.keys(handler).sort(),
+    maxPayloadLength: handler.maxPayloadLength,
+    backpressureLimit: handler.backpressureLimit,
+    closeOnBackpressureLimit: handler.closeOnBackpressureLimit,
+    idleTimeout: handler.idleTimeout,
+    sendPings: handler.sendPings,
+  };
   out.resolved = { core: import.meta.resolve('socket-lease'), bun: import.meta.resolve('socket-lease/bun') };
   await lease.close();
   console.log(JSON.stringify(out));

@@ -20,12 +20,24 @@ const BAD = [
   ['an unknown policy', { SOCKET_LEASE_POLICY: 'drop-newest' }, /SOCKET_LEASE_POLICY must be one of reject, evict-oldest, evict-idle, got "drop-newest"/],
   ['a global limit, which per-user objects cannot enforce', { SOCKET_LEASE_GLOBAL_LIMIT: '100' }, /SOCKET_LEASE_GLOBAL_LIMIT is not supported/],
   // The Node host's server ping interval: the edge cannot ping, and must not pretend to.
-  ['a server heartbeat interval, which the edge cannot send', { SOCKET_LEASE_HEARTBEAT_MS: '30000' }, /SOCKET_LEASE_HEARTBEAT_MS is not supported on Cloudflare Workers: .*clients send the heartbeat \{"type":"ping"\}/],
+  [
+    'a server heartbeat interval, which the edge cannot send',
+    { SOCKET_LEASE_HEARTBEAT_MS: '30000' },
+    /SOCKET_LEASE_HEARTBEAT_MS is not supported on Cloudflare Workers: .*clients send the heartbeat \{"type":"ping"\}/,
+  ],
   ['a max payload of zero', { SOCKET_LEASE_MAX_PAYLOAD: '0' }, /SOCKET_LEASE_MAX_PAYLOAD must be an integer from 1 to 33554432, got "0"/],
-  ['a max payload over workerd\'s own 32 MiB', { SOCKET_LEASE_MAX_PAYLOAD: '33554433' }, /SOCKET_LEASE_MAX_PAYLOAD must be an integer from 1 to 33554432/],
+  ["a max payload over workerd's own 32 MiB", { SOCKET_LEASE_MAX_PAYLOAD: '33554433' }, /SOCKET_LEASE_MAX_PAYLOAD must be an integer from 1 to 33554432/],
   ['a max payload with a unit', { SOCKET_LEASE_MAX_PAYLOAD: '64k' }, /SOCKET_LEASE_MAX_PAYLOAD .*got "64k"/],
-  ['an allowed origin with a path', { SOCKET_LEASE_ALLOWED_ORIGINS: 'https://app.example/chat' }, /SOCKET_LEASE_ALLOWED_ORIGINS: "https:\/\/app.example\/chat" is not an origin/],
-  ['an allowed origin that is not a URL', { SOCKET_LEASE_ALLOWED_ORIGINS: 'https://ok.example, app.example' }, /SOCKET_LEASE_ALLOWED_ORIGINS: "app.example" is not an origin like https:\/\/app.example/],
+  [
+    'an allowed origin with a path',
+    { SOCKET_LEASE_ALLOWED_ORIGINS: 'https://app.example/chat' },
+    /SOCKET_LEASE_ALLOWED_ORIGINS: "https:\/\/app.example\/chat" is not an origin/,
+  ],
+  [
+    'an allowed origin that is not a URL',
+    { SOCKET_LEASE_ALLOWED_ORIGINS: 'https://ok.example, app.example' },
+    /SOCKET_LEASE_ALLOWED_ORIGINS: "app.example" is not an origin like https:\/\/app.example/,
+  ],
 ];
 
 describe('cloudflare: configuration from env vars', { timeout: 180_000 }, () => {
@@ -54,15 +66,24 @@ describe('cloudflare: configuration from env vars', { timeout: 180_000 }, () => 
   // different victims, and reject picks none.
   /** @type {Array<[string, (r: { third: any, first: any, second: any }) => void]>} */
   const POLICY_EFFECTS = [
-    ['reject', ({ third }) => assert.deepEqual({ status: third.status, body: third.body }, { status: 429, body: { reason: 'user-limit', limit: 2, active: 2 } })],
-    ['evict-oldest', ({ third, first }) => {
-      assert.ok(third.ws, 'accepted');
-      assert.equal(first.code, CLOSE_EVICTED, 'the first connected is evicted');
-    }],
-    ['evict-idle', ({ third, second }) => {
-      assert.ok(third.ws, 'accepted');
-      assert.equal(second.code, CLOSE_EVICTED, 'the one silent longest is evicted');
-    }],
+    [
+      'reject',
+      ({ third }) => assert.deepEqual({ status: third.status, body: third.body }, { status: 429, body: { reason: 'user-limit', limit: 2, active: 2 } }),
+    ],
+    [
+      'evict-oldest',
+      ({ third, first }) => {
+        assert.ok(third.ws, 'accepted');
+        assert.equal(first.code, CLOSE_EVICTED, 'the first connected is evicted');
+      },
+    ],
+    [
+      'evict-idle',
+      ({ third, second }) => {
+        assert.ok(third.ws, 'accepted');
+        assert.equal(second.code, CLOSE_EVICTED, 'the one silent longest is evicted');
+      },
+    ],
   ];
 
   for (const [policy, check] of POLICY_EFFECTS) {
@@ -90,11 +111,7 @@ describe('cloudflare: configuration from env vars', { timeout: 180_000 }, () => 
       const closedBy = { first: null, second: null };
       if (third.ws) {
         // One of the two is evicted: wait for whichever it is.
-        const gone = await within(
-          Promise.race([a.closed.then((c) => ['first', c]), b.closed.then((c) => ['second', c])]),
-          10_000,
-          'an eviction',
-        );
+        const gone = await within(Promise.race([a.closed.then((c) => ['first', c]), b.closed.then((c) => ['second', c])]), 10_000, 'an eviction');
         closedBy[gone[0]] = gone[1];
       }
       check({ third, ...closedBy });
@@ -121,7 +138,7 @@ describe('cloudflare: configuration from env vars', { timeout: 180_000 }, () => 
     assert.equal(noUser.ws, null);
     assert.equal(noUser.status, 401);
     assert.equal(noUser.body.code, 'UNAUTHENTICATED');
-    assert.equal(noUser.body.reason, 'unauthorized', 'the Node host\'s reason for a 401');
+    assert.equal(noUser.body.reason, 'unauthorized', "the Node host's reason for a 401");
     assert.deepEqual(Object.keys(noUser.body).sort(), ['code', 'error', 'reason'], 'the documented error shape');
     const plain = await fetch(`${app.base}/ws?user=ken`);
     assert.equal(plain.status, 426);

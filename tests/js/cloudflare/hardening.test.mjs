@@ -31,7 +31,9 @@ async function loseClose(ws) {
  * @param {string} user
  */
 async function leaseKeys(app, user) {
-  return Object.keys((await app.storage(user)).sizes).filter((k) => k.startsWith(LEASE_RECORD)).sort();
+  return Object.keys((await app.storage(user)).sizes)
+    .filter((k) => k.startsWith(LEASE_RECORD))
+    .sort();
 }
 
 describe('cloudflare: SOCKET_LEASE_ALLOWED_ORIGINS', { timeout: 60_000 }, () => {
@@ -97,8 +99,7 @@ describe('cloudflare: the allowedOrigins and maxPayload options', { timeout: 60_
    * @param {Record<string, string>} params
    * @param {import('ws').ClientOptions} [opts]
    */
-  const open = (user, params, opts) =>
-    connect(`${ws}/__test/ws?${new URLSearchParams({ userJson: JSON.stringify(user), ...params })}`, new Set(), opts);
+  const open = (user, params, opts) => connect(`${ws}/__test/ws?${new URLSearchParams({ userJson: JSON.stringify(user), ...params })}`, new Set(), opts);
 
   test('an array of origins, and a function', async () => {
     const list = { origins: JSON.stringify([GOOD]) };
@@ -126,7 +127,11 @@ describe('cloudflare: the allowedOrigins and maxPayload options', { timeout: 60_
     const forged = await open('quin', {}, { headers: { 'x-socket-lease-max-payload': '33554432' } });
     assert.ok(forged.ws, JSON.stringify(forged));
     forged.ws.send('q'.repeat(1025));
-    assert.equal((await within(forged.closed, 10_000, 'a close for 1025 bytes')).code, CloseCodes.MESSAGE_TOO_BIG, 'the env var\'s limit, not the client\'s header');
+    assert.equal(
+      (await within(forged.closed, 10_000, 'a close for 1025 bytes')).code,
+      CloseCodes.MESSAGE_TOO_BIG,
+      "the env var's limit, not the client's header",
+    );
     await waitFor(async () => (await app.stats('quin')).active === 0, { what: 'both leases released' });
   });
 
@@ -176,7 +181,10 @@ describe('cloudflare: SOCKET_LEASE_MAX_PAYLOAD', { timeout: 60_000 }, () => {
       assert.equal(closed.reason, CLOSE_REASONS[CloseCodes.MESSAGE_TOO_BIG]);
       const stats = await app.stats(user);
       assert.equal(stats.active, 1, 'released when the message came, not by a close event');
-      assert.deepEqual(stats.leases.map((/** @type {any} */ l) => l.id), [bystander.leaseId]);
+      assert.deepEqual(
+        stats.leases.map((/** @type {any} */ l) => l.id),
+        [bystander.leaseId],
+      );
       assert.deepEqual(await leaseKeys(app, user), [LEASE_RECORD + bystander.leaseId], 'its record is deleted');
       // The user's other socket is served as before.
       assert.equal((await roundTrip(bystander.ws, 'still here')).data, 'still here');
@@ -243,7 +251,7 @@ describe('cloudflare: an expired lease met by a connect before any alarm', { tim
     const stats = await app.stats('vera');
     assert.equal(stats.active, 1);
     assert.ok(!stats.leases.some((/** @type {any} */ l) => l.id === leaseId));
-    assert.equal((await leaseKeys(app, 'vera')).includes(LEASE_RECORD + leaseId), false, 'the expired lease\'s record is deleted');
+    assert.equal((await leaseKeys(app, 'vera')).includes(LEASE_RECORD + leaseId), false, "the expired lease's record is deleted");
     next.ws.close(1000);
     await next.closed;
   });

@@ -83,11 +83,10 @@ describe('cloudflare: every answer that is not a 101', { timeout: 60_000 }, () =
     assert.match(res.body.error, /the Durable Object binding NOPE is missing/);
   });
 
-  test('an object reached under another user\'s id -> 500 WRONG_OBJECT; a malformed user header -> 400', async () => {
+  test("an object reached under another user's id -> 500 WRONG_OBJECT; a malformed user header -> 400", async () => {
     const c = await app.connect('owner');
     assert.ok(c.ws);
-    const at = (/** @type {string} */ header) =>
-      fetchJson(`${app.base}/__test/connect-as?user=owner&header=${encodeURIComponent(header)}`);
+    const at = (/** @type {string} */ header) => fetchJson(`${app.base}/__test/connect-as?user=owner&header=${encodeURIComponent(header)}`);
     assertError(await at(encodeURIComponent('intruder')), 500, 'WRONG_OBJECT');
     assertError(await at('%E0%A4'), 400, 'INVALID_USER_ID');
     assertError(await at(''), 400, 'INVALID_USER_ID');
@@ -185,7 +184,10 @@ describe('cloudflare: a lease that cannot be stored is rolled back', { timeout: 
     assert.equal(stats.stats.released, 1);
     assert.equal(stats.socketsOpen, 0);
     const { sizes, alarm } = await app.storage('pia');
-    assert.deepEqual(Object.keys(sizes).filter((k) => k.startsWith('socket-lease:lease:')), []);
+    assert.deepEqual(
+      Object.keys(sizes).filter((k) => k.startsWith('socket-lease:lease:')),
+      [],
+    );
     // The counters of the rolled-back lease wait for the alarm (whose writes fail here too).
     assert.notEqual(alarm, null, 'an alarm is set to write the counters');
     // Other users are not affected.

@@ -59,10 +59,7 @@ describe('cloudflare: per-user limit (SOCKET_LEASE_LIMIT=5)', { timeout: 180_000
     const stats = await app.stats('alice');
     assert.equal(stats.active, 5);
     assert.equal(stats.socketsOpen, 5);
-    assert.deepEqual(
-      stats.leases.map((/** @type {{ id: string }} */ l) => l.id).sort(),
-      alice.map((c) => c.leaseId).sort(),
-    );
+    assert.deepEqual(stats.leases.map((/** @type {{ id: string }} */ l) => l.id).sort(), alice.map((c) => c.leaseId).sort());
 
     // Another user has its own object and its own five.
     const bob = await openAccepted(app, 'bob', 5);
@@ -137,14 +134,14 @@ describe('cloudflare: SOCKET_LEASE_POLICY=evict-oldest', { timeout: 60_000 }, ()
     const closed = await oldest.closed;
     assert.equal(closed.code, CLOSE_EVICTED);
     assert.equal(closed.reason, 'lease evicted: a newer connection of this user took the slot');
-    const stats = await waitFor(async () => {
-      const s = await app.stats('erin');
-      return s.socketsOpen === 2 ? s : null;
-    }, { what: 'the evicted socket to be gone' });
-    assert.deepEqual(
-      stats.leases.map((/** @type {{ id: string }} */ l) => l.id).sort(),
-      [middle.leaseId, newest.leaseId].sort(),
+    const stats = await waitFor(
+      async () => {
+        const s = await app.stats('erin');
+        return s.socketsOpen === 2 ? s : null;
+      },
+      { what: 'the evicted socket to be gone' },
     );
+    assert.deepEqual(stats.leases.map((/** @type {{ id: string }} */ l) => l.id).sort(), [middle.leaseId, newest.leaseId].sort());
     assert.equal(stats.stats.evicted, 1);
     assert.equal(stats.stats.unknownReleases, 0);
     for (const c of [middle, newest]) c.ws.close(1000);
@@ -167,17 +164,13 @@ describe('cloudflare: SOCKET_LEASE_POLICY=evict-idle', { timeout: 60_000 }, () =
   test('the third connect evicts the socket silent longest, counting auto-answered heartbeats', async () => {
     const [beating, silent] = await openAccepted(app, 'fred', 2);
     // The object's view: the silent socket's message came after the beating one's.
-    const lease = (/** @type {any} */ s, /** @type {string} */ id) =>
-      s.leases.find((/** @type {{ id: string }} */ l) => l.id === id);
+    const lease = (/** @type {any} */ s, /** @type {string} */ id) => s.leases.find((/** @type {{ id: string }} */ l) => l.id === id);
     const before = await app.stats('fred');
-    assert.ok(
-      lease(before, silent.leaseId).touchedAt > lease(before, beating.leaseId).touchedAt,
-      'the silent socket was touched last by a message',
-    );
+    assert.ok(lease(before, silent.leaseId).touchedAt > lease(before, beating.leaseId).touchedAt, 'the silent socket was touched last by a message');
     // Heartbeats stamped strictly after that message: wait until the object's clock has
     // passed it (a bounded poll, no fixed sleep).
     await waitFor(async () => (await app.stats('fred')).now > lease(before, silent.leaseId).touchedAt, {
-      what: 'the object clock to pass the silent socket\'s last message',
+      what: "the object clock to pass the silent socket's last message",
     });
     let pongs = 0;
     for (let i = 0; i < 3; i++) {
@@ -196,24 +189,21 @@ describe('cloudflare: SOCKET_LEASE_POLICY=evict-idle', { timeout: 60_000 }, () =
     const [newest] = await openAccepted(app, 'fred', 1);
     // Whichever socket the object closes first, so a wrong pick fails at once by name.
     const evicted = await within(
-      Promise.race([
-        silent.closed.then((c) => ({ who: 'silent', ...c })),
-        beating.closed.then((c) => ({ who: 'heartbeating', ...c })),
-      ]),
+      Promise.race([silent.closed.then((c) => ({ who: 'silent', ...c })), beating.closed.then((c) => ({ who: 'heartbeating', ...c }))]),
       10_000,
       'a socket to be evicted',
     );
     assert.deepEqual(evicted, { ...evicted, who: 'silent', code: CLOSE_EVICTED }, 'the silent socket is the one evicted');
     // The heartbeating socket is still open, on its lease.
     assert.equal((await roundTrip(beating.ws, 'still here')).leaseId, beating.leaseId);
-    const stats = await waitFor(async () => {
-      const s = await app.stats('fred');
-      return s.socketsOpen === 2 ? s : null;
-    }, { what: 'the evicted socket to be gone' });
-    assert.deepEqual(
-      stats.leases.map((/** @type {{ id: string }} */ l) => l.id).sort(),
-      [beating.leaseId, newest.leaseId].sort(),
+    const stats = await waitFor(
+      async () => {
+        const s = await app.stats('fred');
+        return s.socketsOpen === 2 ? s : null;
+      },
+      { what: 'the evicted socket to be gone' },
     );
+    assert.deepEqual(stats.leases.map((/** @type {{ id: string }} */ l) => l.id).sort(), [beating.leaseId, newest.leaseId].sort());
     assert.equal(stats.stats.evicted, 1);
     for (const c of [beating, newest]) c.ws.close(1000);
     await Promise.all([beating.closed, newest.closed]);

@@ -38,10 +38,15 @@ const leaseIds = (stats) => stats.leases.map((l) => l.id).sort();
 async function recordIds(app, user) {
   const prefix = 'socket-lease:lease:';
   const { sizes } = await app.storage(user);
-  return Object.keys(sizes).filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length)).sort();
+  return Object.keys(sizes)
+    .filter((k) => k.startsWith(prefix))
+    .map((k) => k.slice(prefix.length))
+    .sort();
 }
 
-test('after a restart on persisted storage: dead sockets reclaimed, no lease or record left behind or resurrected, limits hold', { timeout: 120_000 }, async () => {
+test('after a restart on persisted storage: dead sockets reclaimed, no lease or record left behind or resurrected, limits hold', {
+  timeout: 120_000,
+}, async () => {
   const storage = await tempDir();
   cleanups.push(storage.remove);
 
@@ -58,7 +63,13 @@ test('after a restart on persisted storage: dead sockets reclaimed, no lease or 
   await hank[0].closed;
   await waitFor(async () => (await first.stats('hank')).active === LIMIT - 1, { what: 'the clean close to be released' });
   const before = await first.stats('hank');
-  assert.deepEqual(leaseIds(before), hank.slice(1).map((c) => c.leaseId).sort());
+  assert.deepEqual(
+    leaseIds(before),
+    hank
+      .slice(1)
+      .map((c) => c.leaseId)
+      .sort(),
+  );
   assert.deepEqual(await recordIds(first, 'hank'), leaseIds(before), 'one record per lease held');
 
   // The runtime goes away with its sockets (as on an eviction or a crash): no close
@@ -92,7 +103,10 @@ test('after a restart on persisted storage: dead sockets reclaimed, no lease or 
   const now = await second.stats('hank');
   assert.deepEqual(leaseIds(now), again.map((c) => c.leaseId).sort());
   const old = new Set(hank.map((c) => c.leaseId));
-  assert.ok(again.every((c) => !old.has(c.leaseId)), 'no old lease id reused');
+  assert.ok(
+    again.every((c) => !old.has(c.leaseId)),
+    'no old lease id reused',
+  );
   // Storage holds the new leases' records and nothing else: no old record came back
   // beside them (it would count against the limit on the next wake).
   assert.deepEqual(await recordIds(second, 'hank'), leaseIds(now));
@@ -141,10 +155,7 @@ test('refusals reach storage by themselves: the rejected counter survives a rest
   for (let i = 0; i < 3; i++) assert.equal((await first.connect('rita')).status, 429);
   // Nothing else happens to the object: only the refusals themselves can get the counter
   // written (within about a second, by the object's alarm).
-  await waitFor(
-    async () => (await first.storage('rita')).meta?.counters?.rejected === 3,
-    { timeoutMs: 10_000, what: 'the three refusals to reach storage' },
-  );
+  await waitFor(async () => (await first.storage('rita')).meta?.counters?.rejected === 3, { timeoutMs: 10_000, what: 'the three refusals to reach storage' });
   // The runtime goes away (as when the object is evicted): no close event, no write.
   await first.dispose();
   firstDisposed = true;

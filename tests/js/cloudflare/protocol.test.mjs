@@ -14,8 +14,8 @@ import { createSocketLeaseWorker, handleSocketLease } from '../../../js/cloudfla
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
-describe('cloudflare: close codes and reasons are every host\'s', () => {
-  test('the exported codes are js/lifecycle\'s', () => {
+describe("cloudflare: close codes and reasons are every host's", () => {
+  test("the exported codes are js/lifecycle's", () => {
     assert.equal(cf.CLOSE_EVICTED, CloseCodes.EVICTED);
     assert.equal(cf.CLOSE_LEASE_EXPIRED, CloseCodes.LEASE_EXPIRED);
     assert.equal(cf.CLOSE_MESSAGE_TOO_BIG, CloseCodes.MESSAGE_TOO_BIG);
@@ -42,12 +42,16 @@ describe('cloudflare: close codes and reasons are every host\'s', () => {
 });
 
 describe('cloudflare: settings', () => {
-  test('SOCKET_LEASE_MAX_PAYLOAD: default 64 KiB, up to workerd\'s 32 MiB', () => {
+  test("SOCKET_LEASE_MAX_PAYLOAD: default 64 KiB, up to workerd's 32 MiB", () => {
     assert.equal(readConfig({}).maxPayload, DEFAULT_MAX_PAYLOAD);
     assert.equal(readConfig({ SOCKET_LEASE_MAX_PAYLOAD: ' 1024 ' }).maxPayload, 1024);
     assert.equal(readConfig({ SOCKET_LEASE_MAX_PAYLOAD: 33554432 }).maxPayload, 32 * 1024 * 1024);
     for (const bad of ['0', '33554433', '1e3', '-1', '64k']) {
-      assert.throws(() => readConfig({ SOCKET_LEASE_MAX_PAYLOAD: bad }), (e) => e instanceof ConfigError && /SOCKET_LEASE_MAX_PAYLOAD/.test(e.message), bad);
+      assert.throws(
+        () => readConfig({ SOCKET_LEASE_MAX_PAYLOAD: bad }),
+        (e) => e instanceof ConfigError && /SOCKET_LEASE_MAX_PAYLOAD/.test(e.message),
+        bad,
+      );
     }
   });
 
@@ -78,7 +82,11 @@ describe('cloudflare: settings', () => {
       [{ maxPayload: 32 * 1024 * 1024 + 1 }, /maxPayload/],
       [{ maxPayload: '1024' }, /maxPayload/],
     ])) {
-      assert.throws(() => createSocketLeaseWorker(/** @type {any} */ ({ userId, ...options })), (e) => e instanceof TypeError && message.test(e.message), JSON.stringify(options));
+      assert.throws(
+        () => createSocketLeaseWorker(/** @type {any} */ ({ userId, ...options })),
+        (e) => e instanceof TypeError && message.test(e.message),
+        JSON.stringify(options),
+      );
     }
     createSocketLeaseWorker({ userId, allowedOrigins: ['https://a.example', 'null'], maxPayload: 1 });
     createSocketLeaseWorker({ userId, allowedOrigins: () => true, maxPayload: 32 * 1024 * 1024 });
@@ -194,7 +202,7 @@ describe('cloudflare: the Worker refuses a foreign Origin before routing', () =>
 });
 
 describe('cloudflare: the Worker hands the object its maxPayload', () => {
-  test('the option, else SOCKET_LEASE_MAX_PAYLOAD, else the default; never the client\'s header', async () => {
+  test("the option, else SOCKET_LEASE_MAX_PAYLOAD, else the default; never the client's header", async () => {
     const forged = { 'x-socket-lease-max-payload': '33554432' };
     /** @type {Array<[Record<string, unknown>, Record<string, unknown>, string]>} */
     const cases = [
@@ -212,7 +220,7 @@ describe('cloudflare: the Worker hands the object its maxPayload', () => {
 });
 
 describe('cloudflare: the Worker refuses the user ids the core refuses, before routing', () => {
-  test('at the core\'s own bound (LeaseRegistry.coreLimits()), in bytes of UTF-8, and lone surrogates', async (t) => {
+  test("at the core's own bound (LeaseRegistry.coreLimits()), in bytes of UTF-8, and lone surrogates", async (t) => {
     // The Worker's modules load here without the .wasm, so it keeps the bound as a
     // number; this holds that number to the core's.
     const { LeaseRegistry } = await import('socket-lease');
@@ -242,7 +250,7 @@ describe('cloudflare: the Worker refuses the user ids the core refuses, before r
       const what = `${id.length} units`;
       if (coreRefuses) {
         assert.equal(res?.status, 400, what);
-        assert.equal((await res?.json()).code, 'INVALID_USER_ID', what);
+        assert.equal((await /** @type {Response} */ (res).json()).code, 'INVALID_USER_ID', what);
         assert.equal(ns.calls.length, before, `${what}: no object called`);
       } else {
         assert.equal(await res?.text(), 'routed', what);

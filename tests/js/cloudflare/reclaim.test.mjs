@@ -61,13 +61,23 @@ describe(`cloudflare: reclaiming (limit ${LIMIT}, TTL ${TTL_MS} ms)`, { timeout:
     // terminate(): the TCP connection is destroyed, no close frame is sent.
     const dropped = sockets[0];
     dropped.ws.terminate();
-    const stats = await waitFor(async () => {
-      const s = await app.stats('frank');
-      return s.active === LIMIT - 1 ? s : null;
-    }, { what: 'the dropped socket\'s lease to be reclaimed' });
+    const stats = await waitFor(
+      async () => {
+        const s = await app.stats('frank');
+        return s.active === LIMIT - 1 ? s : null;
+      },
+      { what: "the dropped socket's lease to be reclaimed" },
+    );
     const ids = stats.leases.map((/** @type {{ id: string }} */ l) => l.id);
     assert.ok(!ids.includes(dropped.leaseId), 'the dropped lease is gone');
-    assert.deepEqual(ids.sort(), sockets.slice(1).map((c) => c.leaseId).sort(), 'the live ones are kept');
+    assert.deepEqual(
+      ids.sort(),
+      sockets
+        .slice(1)
+        .map((c) => c.leaseId)
+        .sort(),
+      'the live ones are kept',
+    );
 
     await assertFullLimitAvailable(app, 'frank', LIMIT - 1);
     for (const c of sockets.slice(1)) c.ws.close(1000);
@@ -120,13 +130,16 @@ describe(`cloudflare: reclaiming (limit ${LIMIT}, TTL ${TTL_MS} ms)`, { timeout:
       // The heartbeating peer's lease is extended by the alarm from the runtime's record of
       // auto-answered heartbeats: wait until it has been renewed at a time when it would
       // have expired without them (a TTL after the acquire).
-      const stats = await waitFor(async () => {
-        assert.equal(beatingClosed, null, 'the heartbeating peer must stay open');
-        const s = await app.stats('gina');
-        const l = s.leases.find((/** @type {{ id: string }} */ x) => x.id === beating.leaseId);
-        assert.ok(l, 'the heartbeating peer must keep its lease');
-        return l.touchedAt > acquiredAt + TTL_MS ? s : null;
-      }, { timeoutMs: 4 * TTL_MS, what: 'the heartbeating lease to be renewed past its first TTL' });
+      const stats = await waitFor(
+        async () => {
+          assert.equal(beatingClosed, null, 'the heartbeating peer must stay open');
+          const s = await app.stats('gina');
+          const l = s.leases.find((/** @type {{ id: string }} */ x) => x.id === beating.leaseId);
+          assert.ok(l, 'the heartbeating peer must keep its lease');
+          return l.touchedAt > acquiredAt + TTL_MS ? s : null;
+        },
+        { timeoutMs: 4 * TTL_MS, what: 'the heartbeating lease to be renewed past its first TTL' },
+      );
       assert.equal(stats.active, 1);
       assert.equal(stats.socketsOpen, 1);
       assert.equal(stats.stats.expired, 1, 'only the silent lease expired');
@@ -182,10 +195,13 @@ describe(`cloudflare: a lost close event (limit ${LIMIT}, TTL ${TTL_MS} ms)`, { 
     assert.equal(marked, CLOSE_WILL_BE_LOST);
     lost.ws.terminate();
     // The runtime knows the socket is gone; the object was never told.
-    const stats = await waitFor(async () => {
-      const s = await app.stats(user);
-      return s.socketsOpen === n - 1 ? s : null;
-    }, { what: 'the runtime to see the dropped socket' });
+    const stats = await waitFor(
+      async () => {
+        const s = await app.stats(user);
+        return s.socketsOpen === n - 1 ? s : null;
+      },
+      { what: 'the runtime to see the dropped socket' },
+    );
     assert.equal(stats.active, n, 'the close event was lost: its lease is still held');
     assert.ok(stats.leases.some((/** @type {{ id: string }} */ l) => l.id === lost.leaseId));
     assert.equal(stats.stats.released, 0);
@@ -201,10 +217,7 @@ describe(`cloudflare: a lost close event (limit ${LIMIT}, TTL ${TTL_MS} ms)`, { 
     assert.equal(stats.stats.reconciled, 1, 'the lost lease was reconciled');
     assert.equal(stats.stats.rejected, 0, 'no refusal');
     assert.ok(!stats.leases.some((/** @type {{ id: string }} */ l) => l.id === lostId));
-    assert.deepEqual(
-      stats.leases.map((/** @type {{ id: string }} */ l) => l.id).sort(),
-      [...sockets.map((c) => c.leaseId), next.leaseId].sort(),
-    );
+    assert.deepEqual(stats.leases.map((/** @type {{ id: string }} */ l) => l.id).sort(), [...sockets.map((c) => c.leaseId), next.leaseId].sort());
     assert.equal(before.stats.reconciled, 0, 'nothing had reconciled it before the connect');
     // The full limit, and no more.
     assert.equal((await app.connect('lara')).status, 429);
@@ -222,14 +235,20 @@ describe(`cloudflare: a lost close event (limit ${LIMIT}, TTL ${TTL_MS} ms)`, { 
     try {
       // No connect from here on: only the alarm (a quarter TTL before the first expiry)
       // can notice.
-      const stats = await waitFor(async () => {
-        const s = await app.stats('lars');
-        return s.active === 1 ? s : null;
-      }, { timeoutMs: 3 * TTL_MS, what: 'the alarm to reconcile the lost lease' });
+      const stats = await waitFor(
+        async () => {
+          const s = await app.stats('lars');
+          return s.active === 1 ? s : null;
+        },
+        { timeoutMs: 3 * TTL_MS, what: 'the alarm to reconcile the lost lease' },
+      );
       assert.equal(stats.stats.reconciled, 1);
       assert.equal(stats.stats.acquired, 2, 'no connect happened meanwhile');
       assert.equal(stats.stats.expired, 0, 'reclaimed as a lease without a socket, not by expiry');
-      assert.deepEqual(stats.leases.map((/** @type {{ id: string }} */ l) => l.id), [sockets[0].leaseId]);
+      assert.deepEqual(
+        stats.leases.map((/** @type {{ id: string }} */ l) => l.id),
+        [sockets[0].leaseId],
+      );
       assert.ok(stats.leases.every((/** @type {{ id: string }} */ l) => l.id !== lostId));
 
       await assertFullLimitAvailable(app, 'lars', 1);

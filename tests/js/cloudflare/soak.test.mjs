@@ -17,17 +17,26 @@ after(() => app?.dispose());
 test('soak: 200 cycles (25% abrupt) for one user against the Worker: exit 0, no leak', { timeout: 180_000 }, async (t) => {
   const args = [
     path.join(ROOT, 'js/node/soak.mjs'),
-    '--url', `${app.base.replace(/^http/, 'ws')}/ws`,
-    '--metrics-url', `${app.base}/metrics?user=soak-0`,
-    '--users', '1',
-    '--user-prefix', 'soak-',
-    '--cycles', '200',
+    '--url',
+    `${app.base.replace(/^http/, 'ws')}/ws`,
+    '--metrics-url',
+    `${app.base}/metrics?user=soak-0`,
+    '--users',
+    '1',
+    '--user-prefix',
+    'soak-',
+    '--cycles',
+    '200',
     // Below the limit. Refusals are still possible (an abrupt drop reaches the object a
     // moment later) and are not a leak; the tool reports them apart.
-    '--concurrency', '4',
-    '--abrupt', '0.25',
-    '--drain-timeout-ms', '20000',
-    '--max-seconds', '120',
+    '--concurrency',
+    '4',
+    '--abrupt',
+    '0.25',
+    '--drain-timeout-ms',
+    '20000',
+    '--max-seconds',
+    '120',
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   // If the test times out or fails, the child must not outlive it.

@@ -105,7 +105,7 @@ for (const kind of /** @type {const} */ (['kv', 'sqlite'])) {
       assert.equal(after.stats.reconciled, LIMIT / 2);
       assert.equal(after.stats.released, LIMIT);
       view = layout(await second.storage(USER));
-      assert.deepEqual(view.records, [], 'the reclaimed leases\' records are deleted');
+      assert.deepEqual(view.records, [], "the reclaimed leases' records are deleted");
 
       // The full limit is there again.
       const again = await openMany(second, LIMIT);

@@ -52,7 +52,7 @@ test('crc32 is the zlib one', () => {
   assert.equal(crc32(new Uint8Array(0)), 0);
 });
 
-test('the encoded snapshot equals the core\'s own, apart from the id generator state', () => {
+test("the encoded snapshot equals the core's own, apart from the id generator state", () => {
   const user = 'u-'.padEnd(200, 'x');
   const reg = new LeaseRegistry({ perUserLimit: 10, ttlMs: 5000, maxUsers: 1 });
   let lastId = null;
@@ -93,7 +93,10 @@ test('restore from records: same leases, counters and ids; new ids sort after ev
   // All four ids were issued in the same millisecond; the next one (same clock) must
   // still sort after them.
   const next = restored.acquire(user, { now: 1000 }).lease.id;
-  assert.ok(ids.every((id) => id < next), `${next} sorts after ${ids.join(', ')}`);
+  assert.ok(
+    ids.every((id) => id < next),
+    `${next} sorts after ${ids.join(', ')}`,
+  );
   reg.free();
   restored.free();
 });
@@ -131,7 +134,10 @@ test('each write is small whatever the lease count: 32,768 leases of a 256-byte 
 test('batches of at most 128 keys', () => {
   const keys = Array.from({ length: 300 }, (_, i) => `k${i}`);
   const parts = chunks(keys);
-  assert.deepEqual(parts.map((p) => p.length), [128, 128, 44]);
+  assert.deepEqual(
+    parts.map((p) => p.length),
+    [128, 128, 44],
+  );
   assert.equal(MAX_KEYS_PER_CALL, 128);
   assert.deepEqual(parts.flat(), keys);
 });

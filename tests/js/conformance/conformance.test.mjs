@@ -209,12 +209,22 @@ for (const host of HOSTS) {
       if (host.metrics === 'global') {
         /** @type {number | undefined} */
         let seen;
-        await waitFor(async () => (seen = await m.activeMetric()) === s.start.active, `/metrics socket_lease_active_leases back to ${s.start.active}`, SLACK_MS, () => seen);
+        await waitFor(
+          async () => (seen = await m.activeMetric()) === s.start.active,
+          `/metrics socket_lease_active_leases back to ${s.start.active}`,
+          SLACK_MS,
+          () => seen,
+        );
       } else {
         for (const [u, start] of s.userStart) {
           /** @type {number | undefined} */
           let seen;
-          await waitFor(async () => (seen = await m.activeMetric(u)) === start, `/metrics?user=${u} socket_lease_active_leases back to ${start}`, SLACK_MS, () => seen);
+          await waitFor(
+            async () => (seen = await m.activeMetric(u)) === start,
+            `/metrics?user=${u} socket_lease_active_leases back to ${start}`,
+            SLACK_MS,
+            () => seen,
+          );
         }
       }
       if (host.healthz) {
@@ -328,87 +338,99 @@ for (const host of HOSTS) {
       assert.equal(await s.userActive(u), 5);
     });
 
-    hostCase('3. 50 abrupt TCP drops (no close frame): every lease reclaimed, the users connect to the limit again', { limit: 5, ttlMs: 10_000, heartbeatMs: 1000 }, async (_t, s) => {
-      const users = await s.newUsers(10);
-      const clients = (await Promise.all(users.map(async (u) => Promise.all(Array.from({ length: 5 }, () => s.open(u)))))).flat();
-      assert.equal(clients.length, 50);
-      await Promise.all(clients.map((c) => c.echo('before the drop')));
-      if (host.metrics === 'global') assert.equal(await s.activeMetric(), /** @type {number} */ (s.start.active) + 50, '50 leases held');
-      for (const u of users) assert.equal(await s.userActive(u), 5);
-      // Drop the TCP connection under each ws client: no close frame, no FIN handshake of WebSocket.
-      for (const c of clients) {
-        c.stopHeartbeat();
-        /** @type {any} */ (c.ws)._socket.destroy();
-      }
-      const bound = reclaimBound(s) + SLACK_MS;
-      /** @type {Record<string, number>} */
-      const left = {};
-      await waitFor(
-        async () => {
-          for (const u of users) left[u] = await s.userActive(u);
-          return Object.values(left).every((n) => n === 0);
-        },
-        'all 50 dropped leases to be reclaimed',
-        bound,
-        () => left,
-      );
-      if (host.metrics === 'global') assert.equal(await s.activeMetric(), s.start.active, '/metrics back to the start value');
-      for (const u of users) {
-        const again = await Promise.all(Array.from({ length: 5 }, () => s.open(u)));
-        const over = await s.connect(u);
-        assert.ok(!over.ok && over.status === 429, `${u}: the 6th is refused (the limit still holds), got ${over.ok ? 'open' : over.status}`);
-        for (const c of again) c.ws.close(1000);
-        await Promise.all(again.map((c) => c.closed));
-      }
-    });
+    hostCase(
+      '3. 50 abrupt TCP drops (no close frame): every lease reclaimed, the users connect to the limit again',
+      { limit: 5, ttlMs: 10_000, heartbeatMs: 1000 },
+      async (_t, s) => {
+        const users = await s.newUsers(10);
+        const clients = (await Promise.all(users.map(async (u) => Promise.all(Array.from({ length: 5 }, () => s.open(u)))))).flat();
+        assert.equal(clients.length, 50);
+        await Promise.all(clients.map((c) => c.echo('before the drop')));
+        if (host.metrics === 'global') assert.equal(await s.activeMetric(), /** @type {number} */ (s.start.active) + 50, '50 leases held');
+        for (const u of users) assert.equal(await s.userActive(u), 5);
+        // Drop the TCP connection under each ws client: no close frame, no FIN handshake of WebSocket.
+        for (const c of clients) {
+          c.stopHeartbeat();
+          /** @type {any} */ (c.ws)._socket.destroy();
+        }
+        const bound = reclaimBound(s) + SLACK_MS;
+        /** @type {Record<string, number>} */
+        const left = {};
+        await waitFor(
+          async () => {
+            for (const u of users) left[u] = await s.userActive(u);
+            return Object.values(left).every((n) => n === 0);
+          },
+          'all 50 dropped leases to be reclaimed',
+          bound,
+          () => left,
+        );
+        if (host.metrics === 'global') assert.equal(await s.activeMetric(), s.start.active, '/metrics back to the start value');
+        for (const u of users) {
+          const again = await Promise.all(Array.from({ length: 5 }, () => s.open(u)));
+          const over = await s.connect(u);
+          assert.ok(!over.ok && over.status === 429, `${u}: the 6th is refused (the limit still holds), got ${over.ok ? 'open' : over.status}`);
+          for (const c of again) c.ws.close(1000);
+          await Promise.all(again.map((c) => c.closed));
+        }
+      },
+    );
 
-    hostCase('4. a silent peer is reclaimed within two heartbeats or one TTL; a live peer is kept', { limit: 5, ttlMs: 1500, heartbeatMs: 300 }, async (t, s) => {
-      const [u] = await s.newUsers(1);
-      const live = await s.open(u);
-      const silent = await s.open(u, { silent: true });
-      const liveId = (await live.echo('live')).leaseId;
-      const silentId = (await silent.echo('silent')).leaseId;
-      const openedAt = Date.now();
-      let silentClosed = null;
-      silent.closed.then((c) => (silentClosed = c));
-      const bound = reclaimBound(s);
-      /** @type {string[]} */
-      let ids = [];
-      await waitFor(
-        async () => {
-          ids = await s.leaseIds(u);
-          return !ids.includes(silentId);
-        },
-        `the silent peer's lease to be reclaimed (bound ${bound} ms + ${SLACK_MS} ms slack)`,
-        bound + SLACK_MS,
-        () => ids,
-      );
-      t.diagnostic(`silent peer reclaimed about ${Date.now() - openedAt} ms after its last message (bound ${bound} ms)`);
-      await within(silent.closed, SLACK_MS, 'the silent peer\'s connection to be closed by the host');
-      t.diagnostic(`silent peer saw close code ${/** @type {any} */ (silentClosed)?.code}`);
-      // The live peer outlives two TTLs: reclaiming is not just closing everything.
-      const wait = openedAt + 2 * s.config.ttlMs + 300 - Date.now();
-      if (wait > 0) await delay(wait);
-      assert.equal(live.ws.readyState, WebSocket.OPEN, 'the live peer is still open after two TTLs');
-      assert.equal((await live.echo('still here')).leaseId, liveId);
-      assert.deepEqual(await s.leaseIds(u), [liveId], 'only the live peer holds a lease');
-    });
+    hostCase(
+      '4. a silent peer is reclaimed within two heartbeats or one TTL; a live peer is kept',
+      { limit: 5, ttlMs: 1500, heartbeatMs: 300 },
+      async (t, s) => {
+        const [u] = await s.newUsers(1);
+        const live = await s.open(u);
+        const silent = await s.open(u, { silent: true });
+        const liveId = (await live.echo('live')).leaseId;
+        const silentId = (await silent.echo('silent')).leaseId;
+        const openedAt = Date.now();
+        let silentClosed = null;
+        silent.closed.then((c) => (silentClosed = c));
+        const bound = reclaimBound(s);
+        /** @type {string[]} */
+        let ids = [];
+        await waitFor(
+          async () => {
+            ids = await s.leaseIds(u);
+            return !ids.includes(silentId);
+          },
+          `the silent peer's lease to be reclaimed (bound ${bound} ms + ${SLACK_MS} ms slack)`,
+          bound + SLACK_MS,
+          () => ids,
+        );
+        t.diagnostic(`silent peer reclaimed about ${Date.now() - openedAt} ms after its last message (bound ${bound} ms)`);
+        await within(silent.closed, SLACK_MS, "the silent peer's connection to be closed by the host");
+        t.diagnostic(`silent peer saw close code ${/** @type {any} */ (silentClosed)?.code}`);
+        // The live peer outlives two TTLs: reclaiming is not just closing everything.
+        const wait = openedAt + 2 * s.config.ttlMs + 300 - Date.now();
+        if (wait > 0) await delay(wait);
+        assert.equal(live.ws.readyState, WebSocket.OPEN, 'the live peer is still open after two TTLs');
+        assert.equal((await live.echo('still here')).leaseId, liveId);
+        assert.deepEqual(await s.leaseIds(u), [liveId], 'only the live peer holds a lease');
+      },
+    );
 
-    hostCase('5. evict-oldest: at the limit a new connect is admitted and the oldest socket is closed with 4008', { limit: 5, policy: 'evict-oldest' }, async (_t, s) => {
-      const [u] = await s.newUsers(1);
-      const held = [];
-      for (let i = 0; i < 5; i++) {
-        const c = await s.open(u);
-        held.push({ c, id: (await c.echo(`held ${i}`)).leaseId });
-      }
-      const newer = await s.open(u);
-      const newerId = (await newer.echo('newer')).leaseId;
-      const closed = await within(held[0].c.closed, SLACK_MS, 'the oldest socket to be closed');
-      assert.equal(closed.code, EVICTED, `the oldest closed with 4008, got ${closed.code} ${closed.reason}`);
-      for (const h of held.slice(1)) assert.equal((await h.c.echo('still here')).leaseId, h.id, 'the other four stay open');
-      assert.deepEqual(await s.leaseIds(u), [...held.slice(1).map((h) => h.id), newerId].sort());
-      assert.equal(await s.userActive(u), 5);
-    });
+    hostCase(
+      '5. evict-oldest: at the limit a new connect is admitted and the oldest socket is closed with 4008',
+      { limit: 5, policy: 'evict-oldest' },
+      async (_t, s) => {
+        const [u] = await s.newUsers(1);
+        const held = [];
+        for (let i = 0; i < 5; i++) {
+          const c = await s.open(u);
+          held.push({ c, id: (await c.echo(`held ${i}`)).leaseId });
+        }
+        const newer = await s.open(u);
+        const newerId = (await newer.echo('newer')).leaseId;
+        const closed = await within(held[0].c.closed, SLACK_MS, 'the oldest socket to be closed');
+        assert.equal(closed.code, EVICTED, `the oldest closed with 4008, got ${closed.code} ${closed.reason}`);
+        for (const h of held.slice(1)) assert.equal((await h.c.echo('still here')).leaseId, h.id, 'the other four stay open');
+        assert.deepEqual(await s.leaseIds(u), [...held.slice(1).map((h) => h.id), newerId].sort());
+        assert.equal(await s.userActive(u), 5);
+      },
+    );
 
     hostCase(
       '6. a handshake refused for its Origin (403) evicts nothing, even under evict-oldest at the limit; an allowed Origin works',
@@ -457,16 +479,17 @@ for (const host of HOSTS) {
       big.ws.send('x'.repeat(8192));
       const closed = await within(big.closed, SLACK_MS, 'the socket that sent 8 KiB to be closed');
       assert.equal(closed.code, MESSAGE_TOO_BIG, `closed with 1009, got ${closed.code} ${closed.reason}`);
-      if (host.metrics === 'global') await waitFor(async () => (await tooBigCloses()) === closesBefore + 1, 'socket_lease_guard_closes_total{code="1009"} to count the close', SLACK_MS);
+      if (host.metrics === 'global')
+        await waitFor(async () => (await tooBigCloses()) === closesBefore + 1, 'socket_lease_guard_closes_total{code="1009"} to count the close', SLACK_MS);
       assert.equal((await bystander.echo('same user')).data, 'same user');
       assert.equal((await elsewhere.echo('other user')).data, 'other user');
-      await waitFor(async () => (await s.userActive(u)) === 1, 'the closed socket\'s lease to be released', SLACK_MS);
+      await waitFor(async () => (await s.userActive(u)) === 1, "the closed socket's lease to be released", SLACK_MS);
       const next = await s.open(u);
       assert.equal((await next.echo('next')).data, 'next', 'the next connect works');
     });
 
     hostCase(
-      '8. a client that never reads is cut off (SOCKET_LEASE_MAX_BUFFERED) and the host\'s memory stays bounded',
+      "8. a client that never reads is cut off (SOCKET_LEASE_MAX_BUFFERED) and the host's memory stays bounded",
       // A heartbeat far longer than the case, so the cut-off can only come from the buffer
       // bound (a peer that does not read does not answer pings either).
       { limit: 5, maxBuffered: 262_144, heartbeatMs: 60_000, ttlMs: 120_000 },
@@ -516,7 +539,7 @@ for (const host of HOSTS) {
         peer.on('error', (e) => (cut ??= /** @type {NodeJS.ErrnoException} */ (e).code ?? String(e)));
         peer.on('close', () => (cut ??= 'closed'));
         const gone = new Promise((resolve) => peer.once('close', resolve));
-        await waitFor(async () => (await s.userActive(u)) === 1, 'the non-reading peer\'s lease', SLACK_MS);
+        await waitFor(async () => (await s.userActive(u)) === 1, "the non-reading peer's lease", SLACK_MS);
         // The lease, watched while the peer sends.
         let released = false;
         /** Bytes the peer wrote (after the loop: that the kernel took). */
@@ -573,7 +596,7 @@ for (const host of HOSTS) {
             `RSS of ${before.processes} process(es) ${mib(before.bytes)} before, peak growth ${mib(growth)} (bound ${mib(RSS_BOUND)})`,
         );
         assert.ok(cutByHost, `the host kept the TCP connection of a peer that never reads open (${mib(sent)} sent; its RSS grew by ${mib(growth)})`);
-        await waitFor(async () => (await s.userActive(u)) === 0, 'the cut-off peer\'s lease to be released', SLACK_MS);
+        await waitFor(async () => (await s.userActive(u)) === 0, "the cut-off peer's lease to be released", SLACK_MS);
         if (host.cannot['rss-measurement']) {
           t.diagnostic(`memory bound not asserted on ${host.name}: ${host.cannot['rss-measurement']}`);
         } else {
@@ -594,7 +617,11 @@ for (const host of HOSTS) {
         await Promise.all(clients.map((c) => c.echo('before shutdown')));
         s.proc.signal('SIGTERM');
         const codes = await within(Promise.all(clients.map((c) => c.closed)), SLACK_MS, 'every socket to be closed');
-        assert.deepEqual(codes.map((c) => c.code), clients.map(() => GOING_AWAY), `close codes ${JSON.stringify(codes)}`);
+        assert.deepEqual(
+          codes.map((c) => c.code),
+          clients.map(() => GOING_AWAY),
+          `close codes ${JSON.stringify(codes)}`,
+        );
         const exit = await within(s.proc.exited, SLACK_MS, 'the host to exit');
         assert.deepEqual(exit, { code: 0, signal: null }, `exit status; output:\n${s.proc.log()}`);
         if (host.sharedStore) {

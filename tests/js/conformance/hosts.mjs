@@ -76,7 +76,11 @@ const ALL_HOSTS = [
     name: 'deno',
     command: [
       decodeURIComponent(new URL('../../../node_modules/.bin/deno', import.meta.url).pathname),
-      'run', '--allow-net=127.0.0.1,0.0.0.0,localhost,[::1]', '--allow-read=.', '--allow-env', 'examples/deno/server.mjs',
+      'run',
+      '--allow-net=127.0.0.1,0.0.0.0,localhost,[::1]',
+      '--allow-read=.',
+      '--allow-env',
+      'examples/deno/server.mjs',
     ],
     heartbeat: { style: 'protocol' },
     metrics: 'global',
@@ -101,7 +105,7 @@ const ALL_HOSTS = [
         'workerd has no shutdown hook for a Durable Object: disposing the runtime drops every socket without a close frame (1006), so no 1001 can be sent',
       'bounded-send-buffer':
         'a Workers WebSocket has no bufferedAmount (send() only enqueues; @cloudflare/workers-types), so the object cannot see that a peer does not read. ' +
-        'Measured in local workerd: it kept reading a never-reading peer\'s 128 MiB of messages and queued every echo (launcher + workerd RSS +306 MiB), and never closed the connection',
+        "Measured in local workerd: it kept reading a never-reading peer's 128 MiB of messages and queued every echo (launcher + workerd RSS +306 MiB), and never closed the connection",
       'admin-token':
         'js/cloudflare/config.mjs knows no SOCKET_LEASE_ADMIN_TOKEN; the example\'s /api/users/ and /metrics are unauthenticated ("protect them like admin routes", docs/cloudflare.md)',
     },
@@ -128,7 +132,9 @@ const ALL_HOSTS = [
   },
 ];
 
-const only = process.env.CONFORMANCE_HOSTS?.split(',').map((s) => s.trim()).filter(Boolean);
+const only = process.env.CONFORMANCE_HOSTS?.split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 if (only) {
   const unknown = only.filter((n) => !ALL_HOSTS.some((h) => h.name === n));
   if (unknown.length > 0) throw new Error(`CONFORMANCE_HOSTS names unknown hosts: ${unknown.join(', ')} (known: ${ALL_HOSTS.map((h) => h.name).join(', ')})`);

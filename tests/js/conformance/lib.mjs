@@ -147,7 +147,9 @@ export async function startHost(host, env, opts = {}) {
  * @param {number} pgid
  */
 function groupMembers(pgid) {
-  return procTable().filter((p) => p.pgid === pgid && p.state !== 'Z').map((p) => p.pid);
+  return procTable()
+    .filter((p) => p.pgid === pgid && p.state !== 'Z')
+    .map((p) => p.pid);
 }
 
 function procTable() {

@@ -93,17 +93,20 @@ test('refusals are Responses with the lifecycle status, Retry-After and JSON bod
   assert.ok(!elsewhere.ok && elsewhere.status === 404 && JSON.parse(elsewhere.body).reason === 'not-found');
 
   // A handshake ws would refuse after our hook (a bad key) is refused before any quota work.
-  const raw = await rawRequest(port, 'GET /ws?user=carol HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  const raw = await rawRequest(
+    port,
+    'GET /ws?user=carol HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
   assert.match(raw, /^HTTP\/1\.1 400 /);
   assert.match(raw, /"reason":"bad-handshake"/);
-  assert.equal(store.stats().active, 2, 'only alice\'s two sockets hold leases');
+  assert.equal(store.stats().active, 2, "only alice's two sockets hold leases");
   a.close();
   b.close();
   await waitFor(() => store.stats().active === 0, 'both leases released');
   assert.equal(store.stats().unknownReleases, 0);
 });
 
-test('the user\'s hooks run after ours: upgrade after admission (its refusal gives the lease back), open/message/close with the lease', async (t) => {
+test("the user's hooks run after ours: upgrade after admission (its refusal gives the lease back), open/message/close with the lease", async (t) => {
   /** @type {string[]} */
   const seen = [];
   /** @type {any} */
@@ -153,7 +156,7 @@ test('the user\'s hooks run after ours: upgrade after admission (its refusal giv
   const upgraded = once(ws, 'upgrade');
   const opened = once(ws, 'open');
   const [response] = await upgraded;
-  assert.equal(response.headers['x-room'], 'lobby', 'the user\'s upgrade headers are sent');
+  assert.equal(response.headers['x-room'], 'lobby', "the user's upgrade headers are sent");
   await opened;
   ws.send('hi');
   const [reply] = await once(ws, 'message');
@@ -161,9 +164,9 @@ test('the user\'s hooks run after ours: upgrade after admission (its refusal giv
   ws.close();
   await closed(ws);
   held.close();
-  await waitFor(() => seen.filter((s) => s.startsWith('close')).length === 2, 'the user\'s close hooks');
+  await waitFor(() => seen.filter((s) => s.startsWith('close')).length === 2, "the user's close hooks");
   assert.ok(seen.includes('upgrade dave active=2'), `the user's upgrade ran after admission took dave's lease (lee holds the other): ${seen}`);
-  assert.ok(seen.includes('open dave lobby lease=conn_'), 'open sees the lease and the user\'s context');
+  assert.ok(seen.includes('open dave lobby lease=conn_'), "open sees the lease and the user's context");
   assert.deepEqual(
     seen.filter((s) => s.startsWith('close')).map((s) => s.replace(/active=\d/, 'active=?')),
     ['close lease=undefined active=?', 'close lease=undefined active=?'],
@@ -209,12 +212,9 @@ test('an asynchronous store: the eviction is committed in open() and messages me
 });
 
 test('an upgrade the runtime refuses after our hook (ws verifyClient) gives its lease back and evicts nothing', async (t) => {
-  const { url, store, guard } = await start(
-    t,
-    { upgradeTimeoutMs: 200, registry: { perUserLimit: 1, onLimit: 'evict-oldest' } },
-    echoHooks(),
-    { node: { serverOptions: { verifyClient: (/** @type {any} */ info) => !info.req.url.includes('mode=refuse') } } },
-  );
+  const { url, store, guard } = await start(t, { upgradeTimeoutMs: 200, registry: { perUserLimit: 1, onLimit: 'evict-oldest' } }, echoHooks(), {
+    node: { serverOptions: { verifyClient: (/** @type {any} */ info) => !info.req.url.includes('mode=refuse') } },
+  });
   const held = await open(url('mo'));
   const refused = await connect(`${url('mo')}&mode=refuse`);
   assert.ok(!refused.ok && refused.status === 401, 'ws answered its own 401');
@@ -236,7 +236,7 @@ test('heartbeat auto on Node pings through peer.ping(): a silent peer is termina
   live.on('ping', () => pings++);
   const c = await closed(silent);
   assert.equal(c.code, 1006, 'terminated without a close frame');
-  await waitFor(() => store.stats().active === 1, 'the silent peer\'s lease released');
+  await waitFor(() => store.stats().active === 1, "the silent peer's lease released");
   await delay(900); // more than two TTLs without a message
   assert.equal(live.readyState, WebSocket.OPEN);
   assert.ok(pings >= 3, `pings reached the live peer (${pings})`);
@@ -278,7 +278,10 @@ test('close(): 1001 to every peer, every lease released, later upgrades 503', as
   const sockets = [await open(url('jo')), await open(url('jo')), await open(url('kim'))];
   const codes = Promise.all(sockets.map(closed));
   await guard.close();
-  assert.deepEqual((await codes).map((c) => c.code), [1001, 1001, 1001]);
+  assert.deepEqual(
+    (await codes).map((c) => c.code),
+    [1001, 1001, 1001],
+  );
   assert.equal(store.stats().active, 0);
   const late = await connect(url('jo'));
   assert.ok(!late.ok && late.status === 503 && JSON.parse(late.body).reason === 'shutting-down');
@@ -287,7 +290,10 @@ test('close(): 1001 to every peer, every lease released, later upgrades 503', as
 
 test('option errors are LeaseError INVALID_OPTION', () => {
   const code = { code: 'INVALID_OPTION' };
-  assert.throws(() => createLeaseGuard(/** @type {any} */ ({ userId: userOf, heartbeatMS: 10 })), (err) => err instanceof LeaseError && err.code === 'INVALID_OPTION');
+  assert.throws(
+    () => createLeaseGuard(/** @type {any} */ ({ userId: userOf, heartbeatMS: 10 })),
+    (err) => err instanceof LeaseError && err.code === 'INVALID_OPTION',
+  );
   assert.throws(() => createLeaseGuard(/** @type {any} */ ({})), code);
   assert.throws(() => createLeaseGuard(/** @type {any} */ ({ userId: userOf, heartbeat: 'sometimes' })), code);
   assert.throws(() => createLeaseGuard({ userId: userOf, maxPayload: 0 }), code);
@@ -298,8 +304,8 @@ test('option errors are LeaseError INVALID_OPTION', () => {
     assert.throws(() => guard.hooks({}, /** @type {any} */ ({ route: '/ws' })), code);
     assert.throws(() => guard.hooks(/** @type {any} */ (null)), code);
     const node = guard.nodeOptions({ serverOptions: { maxPayload: 1 << 30 } });
-    assert.equal(node.serverOptions?.maxPayload, 65536, 'the guard\'s maxPayload wins');
-    assert.equal(node.idleTimeout, 0, 'crossws\'s own ping off while the guard pings');
+    assert.equal(node.serverOptions?.maxPayload, 65536, "the guard's maxPayload wins");
+    assert.equal(node.idleTimeout, 0, "crossws's own ping off while the guard pings");
   } finally {
     void guard.close();
   }

@@ -222,7 +222,11 @@ describe('socket-lease/deno', { timeout: 120_000 }, () => {
       const url = new URL(h.url('alice'));
       const leaving = net.connect(Number(url.port), url.hostname);
       leaving.on('error', () => {});
-      leaving.write(`GET ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n${Object.entries(HANDSHAKE).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+      leaving.write(
+        `GET ${url.pathname}${url.search} HTTP/1.1\r\nhost: ${url.host}\r\n${Object.entries(HANDSHAKE)
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join('')}\r\n`,
+      );
       await delay(50);
       leaving.destroy();
       await waitFor(async () => (await h.state()).lease.cancelled === 1, 'the abandoned handshake to be cancelled', SLACK_MS);
@@ -253,13 +257,20 @@ describe('socket-lease/deno', { timeout: 120_000 }, () => {
       // Deno's own close: pinged after 200 ms of silence, closed 200 ms later.
       assert.deepEqual(closed, { code: 1001, reason: 'No response from ping frame.' });
       assert.ok(after >= 350, `closed ${after} ms after the silent peer's last frame: not before Deno's idle timeout`);
-      await waitFor(async () => !(await h.user('alice')).leases.some((/** @type {any} */ l) => l.id === silentId), 'the silent peer\'s lease to be released', SLACK_MS);
+      await waitFor(
+        async () => !(await h.user('alice')).leases.some((/** @type {any} */ l) => l.id === silentId),
+        "the silent peer's lease to be released",
+        SLACK_MS,
+      );
       const before = (await h.user('alice')).leases.find((/** @type {any} */ l) => l.id === liveId);
       assert.ok(before, 'the live peer holds its lease');
       await delay(3000);
       assert.equal(live.ws.readyState, WebSocket.OPEN, 'the live peer is still open after three TTLs without a message');
       const user = await h.user('alice');
-      assert.deepEqual(user.leases.map((/** @type {any} */ l) => l.id), [liveId]);
+      assert.deepEqual(
+        user.leases.map((/** @type {any} */ l) => l.id),
+        [liveId],
+      );
       // A renewal without activity (the lifecycle's pong): the expiry moves, touchedAt (what
       // evict-idle ranks by) does not.
       assert.ok(user.leases[0].expiresAt > before.expiresAt + 2000, `renewed by the heartbeat: expiresAt ${before.expiresAt} -> ${user.leases[0].expiresAt}`);

@@ -37,7 +37,18 @@ test('configuration: defaults, variables, flags over variables', () => {
     maxBufferedBytes: 1_048_576,
     adminToken: null,
   });
-  const env = { HOST: '::1', PORT: '9000', SOCKET_LEASE_LIMIT: '5', SOCKET_LEASE_TTL_MS: '60000', SOCKET_LEASE_HEARTBEAT_MS: '10000', SOCKET_LEASE_POLICY: 'evict-idle', SOCKET_LEASE_GLOBAL_LIMIT: '100', SOCKET_LEASE_ALLOWED_ORIGINS: ' https://App.Example , http://localhost:8080 ', SOCKET_LEASE_MAX_PAYLOAD: '4096', SOCKET_LEASE_ADMIN_TOKEN: 's3cret' };
+  const env = {
+    HOST: '::1',
+    PORT: '9000',
+    SOCKET_LEASE_LIMIT: '5',
+    SOCKET_LEASE_TTL_MS: '60000',
+    SOCKET_LEASE_HEARTBEAT_MS: '10000',
+    SOCKET_LEASE_POLICY: 'evict-idle',
+    SOCKET_LEASE_GLOBAL_LIMIT: '100',
+    SOCKET_LEASE_ALLOWED_ORIGINS: ' https://App.Example , http://localhost:8080 ',
+    SOCKET_LEASE_MAX_PAYLOAD: '4096',
+    SOCKET_LEASE_ADMIN_TOKEN: 's3cret',
+  };
   assert.deepEqual(parseConfig(env, ['--limit', '7', '--policy=evict-oldest', '--max-buffered', '2048']), {
     host: '::1',
     port: 9000,
@@ -92,7 +103,7 @@ test('npm start with an invalid value stops before listening, with a clear messa
   assert.doesNotMatch(r.stdout, /listening/);
 });
 
-test('child processes get a clean environment: the machine\'s HOST, PORT, SOCKET_LEASE_* and REDIS_URL never reach them', async (t) => {
+test("child processes get a clean environment: the machine's HOST, PORT, SOCKET_LEASE_* and REDIS_URL never reach them", async (t) => {
   const names = ['HOST', 'PORT', 'REDIS_URL', 'SOCKET_LEASE_LIMIT', 'SOCKET_LEASE_POLICY'];
   const saved = names.map((name) => [name, process.env[name]]);
   t.after(() => {
@@ -101,9 +112,19 @@ test('child processes get a clean environment: the machine\'s HOST, PORT, SOCKET
       else process.env[/** @type {string} */ (name)] = value;
     }
   });
-  Object.assign(process.env, { HOST: '0.0.0.0', PORT: '80', REDIS_URL: 'redis://192.0.2.1:6379', SOCKET_LEASE_LIMIT: '1', SOCKET_LEASE_POLICY: 'evict-oldest' });
+  Object.assign(process.env, {
+    HOST: '0.0.0.0',
+    PORT: '80',
+    REDIS_URL: 'redis://192.0.2.1:6379',
+    SOCKET_LEASE_LIMIT: '1',
+    SOCKET_LEASE_POLICY: 'evict-oldest',
+  });
   const env = childEnv({ SOCKET_LEASE_LIMIT: '4' });
-  assert.deepEqual(names.map((name) => env[name]), [undefined, undefined, undefined, '4', undefined], 'only what the test sets');
+  assert.deepEqual(
+    names.map((name) => env[name]),
+    [undefined, undefined, undefined, '4', undefined],
+    'only what the test sets',
+  );
   assert.equal(env.PATH, process.env.PATH, 'the rest is kept');
   // End to end: the server a test starts runs with its defaults plus the test's settings.
   const server = run(t, [SERVER, '--port', '0', '--log-level', 'error'], { SOCKET_LEASE_LIMIT: '4' });
@@ -150,7 +171,14 @@ test('soak: only loopback targets', async (t) => {
   assert.match(badShare.stderr, /--min-completed must be a fraction/);
   // Empty, hex, exponent and signed values are not fractions: `--min-completed=` must not
   // silently turn the lock-out check off (Number('') is 0).
-  for (const [option, value] of [['min-completed', ''], ['min-completed', '0x0'], ['abrupt', '0x1'], ['abrupt', '1e-1'], ['min-completed', ' 0.5'], ['abrupt', '-0']]) {
+  for (const [option, value] of [
+    ['min-completed', ''],
+    ['min-completed', '0x0'],
+    ['abrupt', '0x1'],
+    ['abrupt', '1e-1'],
+    ['min-completed', ' 0.5'],
+    ['abrupt', '-0'],
+  ]) {
     const r2 = await run(t, [SOAK, `--${option}=${value}`]).exited;
     assert.equal(r2.code, 2, `--${option}=${JSON.stringify(value)}`);
     assert.match(r2.stderr, new RegExp(`--${option} must be a fraction`));
@@ -168,7 +196,21 @@ test('soak: /metrics unreadable after the run exits 6 (no leak check), not 1 (le
   await new Promise((resolve) => front.listen(0, '127.0.0.1', () => resolve(undefined)));
   t.after(() => new Promise((resolve) => front.close(() => resolve(undefined))));
   const metricsUrl = `http://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (front.address()).port}/metrics`;
-  const soak = await run(t, [SOAK, '--url', demo.wsUrl, '--metrics-url', metricsUrl, '--users', '1', '--cycles', '3', '--concurrency', '1', '--drain-timeout-ms', '200']).exited;
+  const soak = await run(t, [
+    SOAK,
+    '--url',
+    demo.wsUrl,
+    '--metrics-url',
+    metricsUrl,
+    '--users',
+    '1',
+    '--cycles',
+    '3',
+    '--concurrency',
+    '1',
+    '--drain-timeout-ms',
+    '200',
+  ]).exited;
   assert.equal(soak.code, 6, soak.stdout + soak.stderr);
   assert.match(soak.stdout, /METRICS UNREADABLE/);
   assert.doesNotMatch(soak.stdout, /LEAK:/);
@@ -183,13 +225,20 @@ test('soak against the demo server: abrupt and clean disconnects, exits 0 with n
   const url = await server.url();
   const soak = await run(t, [
     SOAK,
-    '--url', `${url.replace('http', 'ws')}/ws`,
-    '--users', '4',
-    '--cycles', '60',
-    '--concurrency', '8',
-    '--abrupt', '0.3',
-    '--message', 'hello soak',
-    '--drain-timeout-ms', '10000',
+    '--url',
+    `${url.replace('http', 'ws')}/ws`,
+    '--users',
+    '4',
+    '--cycles',
+    '60',
+    '--concurrency',
+    '8',
+    '--abrupt',
+    '0.3',
+    '--message',
+    'hello soak',
+    '--drain-timeout-ms',
+    '10000',
   ]).exited;
   assert.equal(soak.code, 0, soak.stdout + soak.stderr);
   assert.match(soak.stdout, /240 cycles/);
@@ -249,7 +298,19 @@ test('soak: a run cut short by --max-seconds exits 5 (incomplete), after its lea
   const server = run(t, [SERVER, '--port', '0', '--log-level', 'error']);
   const url = await server.url();
   // 200000 cycles cannot run in one second on any machine.
-  const soak = await run(t, [SOAK, '--url', `${url.replace('http', 'ws')}/ws`, '--users', '1', '--cycles', '200000', '--concurrency', '4', '--max-seconds', '1']).exited;
+  const soak = await run(t, [
+    SOAK,
+    '--url',
+    `${url.replace('http', 'ws')}/ws`,
+    '--users',
+    '1',
+    '--cycles',
+    '200000',
+    '--concurrency',
+    '4',
+    '--max-seconds',
+    '1',
+  ]).exited;
   assert.equal(soak.code, 5, soak.stdout + soak.stderr);
   assert.match(soak.stdout, /stopped early at --max-seconds 1/);
   assert.match(soak.stdout, /no leak/);

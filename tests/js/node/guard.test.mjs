@@ -130,7 +130,9 @@ test('no user id: HTTP 401 before any upgrade; bad handshakes 400; other paths 4
     c.on('error', reject);
     // Bounded: a server that crashed or ignored the request must fail the test, not hang it.
     c.setTimeout(5_000, () => c.destroy(new Error('no answer to an unparsable request target')));
-    c.write('GET http://[ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    c.write(
+      'GET http://[ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
   });
   assert.match(String(odd), /^HTTP\/1\.1 404 /);
   assert.equal((await getText(`${demo.url}/healthz`)).status, 200, 'still serving');
@@ -182,7 +184,10 @@ test('abrupt disconnects (no close frame, TCP reset, protocol error) are reclaim
 
   assert.equal(demo.guard.stats().heartbeatTicks, 0, 'reclaimed without any heartbeat');
   const again = await Promise.all(Array.from({ length: 5 }, () => connect(url)));
-  assert.ok(again.every((r) => r.ok), 'the full limit is available again');
+  assert.ok(
+    again.every((r) => r.ok),
+    'the full limit is available again',
+  );
   for (const r of again) if (r.ok) r.ws.close();
   await waitFor(() => registry.stats().active === 0, 'all released');
   assertNoLeak(registry);
@@ -226,9 +231,13 @@ test('half-open peers (no FIN, no pong) are reclaimed on the second heartbeat af
   // Three raw TCP peers that finished the handshake and went silent, and two ws clients
   // with automatic pongs turned off.
   const raw = await Promise.all(Array.from({ length: 3 }, () => rawHandshake(url)));
-  t.after(() => raw.forEach((p) => p.socket.destroy()));
+  t.after(() => {
+    for (const p of raw) p.socket.destroy();
+  });
   const mute = await Promise.all(Array.from({ length: 2 }, () => open(url, { autoPong: false })));
-  t.after(() => mute.forEach((ws) => ws.terminate()));
+  t.after(() => {
+    for (const ws of mute) ws.terminate();
+  });
   await waitFor(() => demo.guard.stats().socketsOpen === 5, 'five silent peers connected');
   assert.equal(demo.guard.stats().heartbeatTicks, 0);
   assert.equal(registry.userStats('dave', clock()).active, 5);
@@ -242,13 +251,19 @@ test('half-open peers (no FIN, no pong) are reclaimed on the second heartbeat af
   assert.equal(demo.guard.stats().heartbeatTimeouts, 5);
 
   const again = await Promise.all(Array.from({ length: 5 }, () => connect(url)));
-  assert.ok(again.every((r) => r.ok), 'the full limit is available again');
+  assert.ok(
+    again.every((r) => r.ok),
+    'the full limit is available again',
+  );
   // Live clients answer every ping: three more ticks, each after the previous pings were
   // answered (every lease touched again), cost none of them its socket.
   for (let round = 0; round < 3; round++) {
     const before = renewals(registry, 'dave', clock());
     tick();
-    await waitFor(() => [...renewals(registry, 'dave', clock())].every(([id, at]) => at > /** @type {number} */ (before.get(id))), 'every live client answered the ping');
+    await waitFor(
+      () => [...renewals(registry, 'dave', clock())].every(([id, at]) => at > /** @type {number} */ (before.get(id))),
+      'every live client answered the ping',
+    );
   }
   assert.equal(demo.guard.stats().heartbeatTicks, 5);
   assert.equal(demo.guard.stats().heartbeatTimeouts, 5, 'no live client timed out');
@@ -263,7 +278,7 @@ test('half-open peers (no FIN, no pong) are reclaimed on the second heartbeat af
   assertNoLeak(registry);
 });
 
-test('a stall of the server\'s own event loop does not cost a live client its socket', async (t) => {
+test("a stall of the server's own event loop does not cost a live client its socket", async (t) => {
   const tick = mockHeartbeat(t, 100);
   const demo = await startDemo(t, { limit: 5, heartbeatMs: 100 });
   // The client lives in another process, so it answers pings while this one is stalled;
@@ -275,8 +290,9 @@ test('a stall of the server\'s own event loop does not cost a live client its so
     '--input-type=module',
     '-e',
     "import WebSocket from 'ws'; import { appendFileSync } from 'node:fs'; const [url, log] = process.argv.slice(1);" +
-      " const ws = new WebSocket(url, { autoPong: false });" +
+      ' const ws = new WebSocket(url, { autoPong: false });' +
       " ws.on('ping', (data) => ws.pong(data, true, () => appendFileSync(log, 'pong\\n')));" +
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the child's source, whose template runs there
       " ws.on('close', (code) => { appendFileSync(log, `closed ${code}\\n`); process.exit(0); });",
     `${demo.wsUrl}?user=quin`,
     log,
@@ -312,7 +328,7 @@ test('a stall of the server\'s own event loop does not cost a live client its so
   assertNoLeak(registryOf(demo));
 });
 
-test('two stalls in a row: a tick that runs before the previous tick\'s deferred decision takes it over, and a live peer keeps its socket', async (t) => {
+test("two stalls in a row: a tick that runs before the previous tick's deferred decision takes it over, and a live peer keeps its socket", async (t) => {
   const tick = mockHeartbeat(t, 100);
   const demo = await startDemo(t, { limit: 5, heartbeatMs: 100 });
   /** @type {import('ws').WebSocket | undefined} */
@@ -424,7 +440,7 @@ test('global limit: the refusal says global-limit, with the global numbers', asy
   assertNoLeak(registryOf(demo));
 });
 
-test('lastRefusal: the guard remembers each user\'s last refused upgrade exactly as answered, for the most recently refused users only', async (t) => {
+test("lastRefusal: the guard remembers each user's last refused upgrade exactly as answered, for the most recently refused users only", async (t) => {
   const clock = steppingClock();
   const demo = await startDemo(t, { limit: 1, ttlMs: 60_000, guard: { clock, refusalMemory: 2 } });
   assert.equal(demo.guard.lastRefusal('uma'), null, 'never refused');
@@ -440,7 +456,10 @@ test('lastRefusal: the guard remembers each user\'s last refused upgrade exactly
   const seen = await refuse('uma');
   const uma = demo.guard.lastRefusal('uma');
   assert.ok(uma);
-  assert.deepEqual({ ...uma, retryAfterMs: 0, at: 0 }, { status: 429, reason: 'user-limit', limit: 1, active: 1, retryAfterMs: 0, retryAfterS: Number(seen.headers['retry-after']), at: 0, seq: 1 });
+  assert.deepEqual(
+    { ...uma, retryAfterMs: 0, at: 0 },
+    { status: 429, reason: 'user-limit', limit: 1, active: 1, retryAfterMs: 0, retryAfterS: Number(seen.headers['retry-after']), at: 0, seq: 1 },
+  );
   assert.deepEqual(JSON.parse(seen.body), { reason: uma.reason, limit: uma.limit, active: uma.active });
   assert.equal(uma.retryAfterS, Math.max(1, Math.ceil(uma.retryAfterMs / 1000)));
   assert.ok(uma.retryAfterMs > 0 && uma.retryAfterMs <= 60_000);
@@ -472,7 +491,10 @@ test('lastRefusal: the guard remembers each user\'s last refused upgrade exactly
   const r = await connect(`${broken.wsUrl}?user=zed`);
   assert.ok(!r.ok);
   assert.equal(r.status, 503);
-  assert.deepEqual({ ...broken.guard.lastRefusal('zed'), at: 0 }, { status: 503, reason: 'store-unavailable', limit: null, active: null, retryAfterMs: 1000, retryAfterS: 1, at: 0, seq: 1 });
+  assert.deepEqual(
+    { ...broken.guard.lastRefusal('zed'), at: 0 },
+    { status: 503, reason: 'store-unavailable', limit: null, active: null, retryAfterMs: 1000, retryAfterS: 1, at: 0, seq: 1 },
+  );
 
   assert.throws(() => createLeaseGuard({ userId: () => 'a', refusalMemory: -1 }), /refusalMemory must be an integer/);
   const none = await startDemo(t, { limit: 1, guard: { refusalMemory: 0 } });
@@ -511,10 +533,18 @@ test('a store whose backend is down (REDIS_UNAVAILABLE): 503, counted apart from
   assert.equal(metric(m, 'socket_lease_store_unavailable_total'), 3);
   assert.equal(metric(m, 'socket_lease_store_errors_total'), 0);
   assert.equal(metric(m, 'socket_lease_upgrades_total{status="503"}'), 3);
-  assert.deepEqual(lines.filter((l) => l.level === 'error'), [], 'no error line: the store logs the outage');
+  assert.deepEqual(
+    lines.filter((l) => l.level === 'error'),
+    [],
+    'no error line: the store logs the outage',
+  );
   assert.deepEqual(
     lines.filter((l) => l.msg === 'store unavailable').map((l) => [l.level, l.call]),
-    [['debug', 'acquire'], ['debug', 'acquire'], ['debug', 'acquire']],
+    [
+      ['debug', 'acquire'],
+      ['debug', 'acquire'],
+      ['debug', 'acquire'],
+    ],
   );
 
   failure = new Error('store broke');
@@ -524,7 +554,10 @@ test('a store whose backend is down (REDIS_UNAVAILABLE): 503, counted apart from
   m = await demo.guard.metrics();
   assert.equal(metric(m, 'socket_lease_store_errors_total'), 1);
   assert.equal(metric(m, 'socket_lease_store_unavailable_total'), 3);
-  assert.deepEqual(lines.filter((l) => l.level === 'error').map((l) => [l.msg, l.call]), [['store call failed', 'acquire']]);
+  assert.deepEqual(
+    lines.filter((l) => l.level === 'error').map((l) => [l.msg, l.call]),
+    [['store call failed', 'acquire']],
+  );
 });
 
 test('evict-oldest: the 6th connect succeeds and the oldest socket is closed with 4008 and a reason', async (t) => {
@@ -634,7 +667,14 @@ test('an expired lease (no touch within the TTL) is swept: its socket gets 4009 
   const { logger, lines } = memoryLogger();
   const clock = steppingClock();
   // Heartbeat far away, so nothing renews the lease; the sweep runs often.
-  const demo = await startDemo(t, { limit: 5, ttlMs: 5_000, heartbeatMs: 600_000, logger, logLevel: 'info', guard: { clock, sweepMs: 20, messageTouchMs: false } });
+  const demo = await startDemo(t, {
+    limit: 5,
+    ttlMs: 5_000,
+    heartbeatMs: 600_000,
+    logger,
+    logLevel: 'info',
+    guard: { clock, sweepMs: 20, messageTouchMs: false },
+  });
   const registry = registryOf(demo);
   const ws = await open(`${demo.wsUrl}?user=hal`);
   const closing = closed(ws);
@@ -647,7 +687,10 @@ test('an expired lease (no touch within the TTL) is swept: its socket gets 4009 
   assert.equal(metric(m, 'socket_lease_expired_total'), 1);
   assert.equal(metric(m, 'socket_lease_guard_closes_total{code="4009"}'), 1);
   assert.equal(lines.filter((l) => l.event === 'expired' && l.userId === 'hal').length, 1);
-  assert.ok(lines.some((l) => l.msg.includes('ttlMs is not above heartbeatMs')), 'the risky configuration was warned about');
+  assert.ok(
+    lines.some((l) => l.msg.includes('ttlMs is not above heartbeatMs')),
+    'the risky configuration was warned about',
+  );
   await waitFor(() => demo.guard.stats().socketsOpen === 0, 'socket gone');
   assertNoLeak(registry);
 });
@@ -709,7 +752,10 @@ test('near-limit and rejected events are logged as one JSON line each; the level
   const registry = new LeaseRegistry({ perUserLimit: 1, onEvent: createEventLogger({ logger: own.logger, level: 'warn' }) });
   registry.acquire('joe');
   registry.acquire('joe');
-  assert.deepEqual(own.lines.map((l) => l.event), ['near-limit', 'limit-reached', 'rejected']);
+  assert.deepEqual(
+    own.lines.map((l) => l.event),
+    ['near-limit', 'limit-reached', 'rejected'],
+  );
   registry.free();
 });
 
@@ -765,8 +811,12 @@ test('server shutdown closes every socket with 1001 and releases every lease; a 
   await demo.guard.close();
 });
 
-test('the guard\'s timers are unref\'d (an idle guard lets the process exit) and stop on close()', async (t) => {
-  const child = run(t, ['--input-type=module', '-e', "import { createLeaseGuard } from 'socket-lease/node'; createLeaseGuard({ userId: () => 'a', heartbeatMs: 10 }); console.log('created');"]);
+test("the guard's timers are unref'd (an idle guard lets the process exit) and stop on close()", async (t) => {
+  const child = run(t, [
+    '--input-type=module',
+    '-e',
+    "import { createLeaseGuard } from 'socket-lease/node'; createLeaseGuard({ userId: () => 'a', heartbeatMs: 10 }); console.log('created');",
+  ]);
   const exited = await Promise.race([child.exited, new Promise((resolve) => setTimeout(() => resolve(null), 10_000).unref())]);
   assert.ok(exited, 'the process exited on its own');
   assert.equal(exited.code, 0);
@@ -813,7 +863,10 @@ test('/metrics reflects the counters; /healthz reports counts; /api/users/:userI
 
   const health = await getText(`${demo.url}/healthz`);
   assert.equal(health.status, 200);
-  assert.deepEqual({ ...JSON.parse(health.text), uptimeMs: 0 }, { status: 'ok', activeLeases: 1, users: 1, socketsOpen: 1, uptimeMs: 0, transport: 'websocket' });
+  assert.deepEqual(
+    { ...JSON.parse(health.text), uptimeMs: 0 },
+    { status: 'ok', activeLeases: 1, users: 1, socketsOpen: 1, uptimeMs: 0, transport: 'websocket' },
+  );
 
   const user = JSON.parse((await getText(`${demo.url}/api/users/nia`)).text);
   assert.equal(user.active, 1);
@@ -822,7 +875,10 @@ test('/metrics reflects the counters; /healthz reports counts; /api/users/:userI
   assert.equal(user.leases.length, 1);
   assert.equal(user.leases[0].id, demo.guard.leaseOf([...demo.guard.sockets()][0])?.id);
   assert.match(user.leases[0].threadId, /^thread_/);
-  assert.deepEqual({ ...user.lastRefusal, at: 0, retryAfterMs: 0 }, { status: 429, reason: 'user-limit', limit: 2, active: 2, retryAfterMs: 0, retryAfterS: user.lastRefusal.retryAfterS, at: 0, seq: 1 });
+  assert.deepEqual(
+    { ...user.lastRefusal, at: 0, retryAfterMs: 0 },
+    { status: 429, reason: 'user-limit', limit: 2, active: 2, retryAfterMs: 0, retryAfterS: user.lastRefusal.retryAfterS, at: 0, seq: 1 },
+  );
   const nobody = JSON.parse((await getText(`${demo.url}/api/users/nobody`)).text);
   assert.equal(nobody.active, 0);
   assert.equal(nobody.lastRefusal, null);
@@ -846,10 +902,12 @@ test('static files: www/ at /, the package build at /pkg/ and /js/, nothing outs
   const { default: http } = await import('node:http');
   for (const p of ['/js/%2e%2e/package.json', '/..%2fpackage.json', '/pkg/%2e%2e/%2e%2e/etc/passwd', '/src/lib.rs', '/nope.html']) {
     const status = await new Promise((resolve, reject) => {
-      http.get(`${demo.url}${p}`, (res) => {
-        res.resume();
-        resolve(res.statusCode);
-      }).on('error', reject);
+      http
+        .get(`${demo.url}${p}`, (res) => {
+          res.resume();
+          resolve(res.statusCode);
+        })
+        .on('error', reject);
     });
     assert.equal(status, 404, p);
   }
@@ -945,7 +1003,7 @@ test('the demo answers the Workers heartbeat message with the matching pong, not
   await closed(ws);
 });
 
-test('the demo\'s /metrics answers 500 when the store\'s metrics() rejects, never a 200 cut short', async (t) => {
+test("the demo's /metrics answers 500 when the store's metrics() rejects, never a 200 cut short", async (t) => {
   class BrokenMetricsStore extends AsyncStore {
     metrics() {
       return Promise.reject(new Error('metrics backend down'));

@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { createLeaseGuard } from 'socket-lease/node';
 import { DEFAULT_MAX_PAYLOAD } from 'socket-lease/lifecycle';
@@ -146,7 +145,11 @@ test('user ids with lone surrogates are 400 invalid-user-id, never folded into o
   // A JSON claim can carry a lone surrogate; the demo reads the user from the query, so
   // the test goes through a guard whose identity returns the raw strings.
   const fffd = await open(`${demo.wsUrl}?user=${encodeURIComponent('\ufffd')}`);
-  const guard = createLeaseGuard({ userId: (req) => /** @type {string} */ (req.headers['x-user-json'] ? JSON.parse(String(req.headers['x-user-json'])) : null), registry: { perUserLimit: 1 }, logLevel: 'silent' });
+  const guard = createLeaseGuard({
+    userId: (req) => /** @type {string} */ (req.headers['x-user-json'] ? JSON.parse(String(req.headers['x-user-json'])) : null),
+    registry: { perUserLimit: 1 },
+    logLevel: 'silent',
+  });
   const server = http.createServer();
   guard.attach(server);
   await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
@@ -186,15 +189,18 @@ test('300 refused upgrades at the limit: every one counted, at most a few log li
   assert.match(m, /^socket_lease_rejected_total\{reason="user-limit"\} 300$/m);
   const refusalLines = lines.filter((l) => l.msg === 'upgrade refused');
   const eventLines = lines.filter((l) => l.msg === 'socket-lease event' && l.event === 'rejected');
-  assert.equal(refusalLines.length, 3, 'the lifecycle\'s own refusal lines: the burst only');
-  assert.equal(eventLines.length, 3, 'the core\'s rejected events: the burst only');
+  assert.equal(refusalLines.length, 3, "the lifecycle's own refusal lines: the burst only");
+  assert.equal(eventLines.length, 3, "the core's rejected events: the burst only");
   assert.ok(s.logLinesSuppressed >= 297);
   ws.close();
   await closed(ws);
   // close() writes the summaries of the intervals still open.
   await demo.close();
   const summaries = lines.filter((l) => /suppressed \d+ similar lines/.test(l.msg));
-  assert.ok(summaries.some((l) => l.suppressed === 297 && l.key === 'refused:user-limit'), JSON.stringify(summaries));
+  assert.ok(
+    summaries.some((l) => l.suppressed === 297 && l.key === 'refused:user-limit'),
+    JSON.stringify(summaries),
+  );
 });
 
 test('SOCKET_LEASE_ADMIN_TOKEN: /metrics and /api/users/:id need the bearer token; /healthz and the page stay open', async (t) => {
@@ -212,10 +218,13 @@ test('SOCKET_LEASE_ADMIN_TOKEN: /metrics and /api/users/:id need the bearer toke
   assert.equal((await fetch(`${demo.url}/`)).status, 200);
 });
 
-test('maxPayload is an option of the guard\'s own ws server only, and checked', () => {
+test("maxPayload is an option of the guard's own ws server only, and checked", () => {
   const userId = () => 'u';
   assert.throws(() => createLeaseGuard({ userId, maxPayload: 0 }), { code: 'INVALID_OPTION' });
-  assert.throws(() => createLeaseGuard({ userId, wss: new WebSocketServer({ noServer: true }), maxPayload: 10 }), { code: 'INVALID_OPTION', message: /maxPayload/ });
+  assert.throws(() => createLeaseGuard({ userId, wss: new WebSocketServer({ noServer: true }), maxPayload: 10 }), {
+    code: 'INVALID_OPTION',
+    message: /maxPayload/,
+  });
   assert.throws(() => createLeaseGuard({ userId, allowedOrigins: ['https://a.example/path'] }), { code: 'INVALID_OPTION', message: /allowedOrigins/ });
   assert.throws(() => createLeaseGuard({ userId, allowedOrigins: /** @type {any} */ ('https://a.example') }), { code: 'INVALID_OPTION' });
   const guard = createLeaseGuard({ userId, maxPayload: 1234, logLevel: 'silent' });

@@ -154,7 +154,7 @@ test('a store answer that breaks the contract is a 500 internal-error, and a lea
   assertNoLeak(store.registry);
 });
 
-test('a clock that throws after the acquire: 500, and the lease is released with the store\'s own time', async (t) => {
+test("a clock that throws after the acquire: 500, and the lease is released with the store's own time", async (t) => {
   let calls = 0;
   const clock = () => {
     // The first read (the acquire's `now`) works; the next one throws, past the acquire.
@@ -290,7 +290,7 @@ test('a handshake ws refuses (subprotocols, extensions) after admission evicts n
   assertNoLeak(registry);
 });
 
-test('an upgrade for a path the host\'s ws server does not handle (its `path` option) is a 400 before any lease', async (t) => {
+test("an upgrade for a path the host's ws server does not handle (its `path` option) is a 400 before any lease", async (t) => {
   const wss = new WebSocketServer({ noServer: true, path: '/elsewhere' });
   const { guard, url } = await startGuard(t, { wss, registry: { perUserLimit: 1 } });
   const r = await connect(`${url}?user=hal`);
@@ -319,7 +319,10 @@ test('close() does not wait past closeGraceMs for a store release that never set
   await within(guard.close(), 'close() with a release pending');
   assert.equal((await code).code, 1001);
   assert.equal(guard.stats().storeCallsAbandoned, 1);
-  assert.ok(lines.some((l) => /store calls still pending/.test(l.msg) && l.pending === 1), JSON.stringify(lines));
+  assert.ok(
+    lines.some((l) => /store calls still pending/.test(l.msg) && l.pending === 1),
+    JSON.stringify(lines),
+  );
 });
 
 /**
@@ -333,7 +336,13 @@ function gatedWss() {
     noServer: true,
     verifyClient: (_info, done) => gates.push(() => done(true)),
   });
-  return { wss, waiting: () => gates.length, pass: () => gates.splice(0).forEach((go) => go()) };
+  return {
+    wss,
+    waiting: () => gates.length,
+    pass: () => {
+      for (const go of gates.splice(0)) go();
+    },
+  };
 }
 
 test('a host wss with an async verifyClient: a lease swept meanwhile closes the socket with 4009 when ws hands it over', async (t) => {
@@ -420,10 +429,13 @@ test('userId(req) returning something other than a string or nothing is a 500 id
   assert.equal(r.status, 500);
   assert.deepEqual(JSON.parse(r.body), { reason: 'identity-error' });
   assert.equal(guard.stats().upgrades[500], 1);
-  assert.ok(lines.some((l) => l.level === 'error' && /must return a string/.test(l.msg) && l.got === 'number'), JSON.stringify(lines));
+  assert.ok(
+    lines.some((l) => l.level === 'error' && /must return a string/.test(l.msg) && l.got === 'number'),
+    JSON.stringify(lines),
+  );
 });
 
-test('userId(req): a slow async answer is waited for; a throw (sync or async) is a 500 identity-error; guard.handleUpgrade works from the host\'s own upgrade handler', async (t) => {
+test("userId(req): a slow async answer is waited for; a throw (sync or async) is a 500 identity-error; guard.handleUpgrade works from the host's own upgrade handler", async (t) => {
   const server = http.createServer();
   /** @type {Record<string, (req: import('node:http').IncomingMessage) => unknown>} */
   const identities = {
@@ -486,7 +498,7 @@ test('a refusal with retryAfterMs 0 still sends Retry-After: 1 (a client must no
   assert.equal(guard.lastRefusal('lu')?.retryAfterS, 1);
 });
 
-test('a lease revoked by another host while ws finishes the upgrade: the socket gets that reason\'s code (4009 for released), not 4008', async (t) => {
+test("a lease revoked by another host while ws finishes the upgrade: the socket gets that reason's code (4009 for released), not 4008", async (t) => {
   /** The shared store (helpers.mjs), remembering its last lease. */
   class RecordingStore extends SharedStore {
     lastLeaseId = '';
@@ -529,7 +541,7 @@ async function silentPeer(t, wsUrl) {
   return { socket, ended: () => ended };
 }
 
-test('close(): a peer that never answers the close frame has its TCP connection dropped by the guard, not left to ws\'s closeTimeout', async (t) => {
+test("close(): a peer that never answers the close frame has its TCP connection dropped by the guard, not left to ws's closeTimeout", async (t) => {
   // ws's own closeTimeout is out of reach here: only the guard's terminate can end it.
   const wss = new WebSocketServer({ noServer: true, closeTimeout: 600_000 });
   const { guard, url } = await startGuard(t, { wss, closeGraceMs: 100, heartbeatMs: 60_000, registry: { perUserLimit: 5 } });
@@ -537,7 +549,7 @@ test('close(): a peer that never answers the close frame has its TCP connection 
   const peer = await silentPeer(t, `${url}?user=ned`);
   await waitFor(() => guard.stats().socketsOpen === 1, 'accepted');
   await within(guard.close(), 'close()');
-  await waitFor(peer.ended, 'the silent peer\'s connection dropped');
+  await waitFor(peer.ended, "the silent peer's connection dropped");
   assert.equal(guard.stats().closes[1001], 1);
   assertNoLeak(registry);
 });
@@ -549,7 +561,7 @@ test('heartbeat: a socket whose close handshake never finishes (evicted, silent 
   const peer = await silentPeer(t, `${url}?user=ola`);
   const next = await open(`${url}?user=ola`);
   assert.equal(guard.stats().closes[4008], 1, 'the silent peer was evicted, not timed out');
-  await waitFor(peer.ended, 'the evicted silent peer\'s connection dropped');
+  await waitFor(peer.ended, "the evicted silent peer's connection dropped");
   assert.equal(guard.stats().heartbeatTimeouts, 0, 'ended as CLOSING, not as a missed pong');
   next.close();
   await closed(next);
@@ -572,7 +584,7 @@ test('heartbeat: a socket already CLOSED whose close event never reached the gua
   assertNoLeak(registry);
 });
 
-test('messageTouchMs: messages renew the lease at most once per interval of the guard\'s clock', async (t) => {
+test("messageTouchMs: messages renew the lease at most once per interval of the guard's clock", async (t) => {
   class CountingStore extends AsyncStore {
     touches = 0;
     /** @param {string} id @param {number} [now] */

@@ -96,7 +96,16 @@ after(() => {
 
 test('npm pack builds and ships the wasm package, the generated CommonJS and .d.cts, and leaves the tree as it was', () => {
   const files = new Set(packed.map((f) => f.path));
-  for (const file of ['pkg/nodejs/socket_lease_bg.wasm', 'pkg/nodejs/socket_lease.js', 'pkg/nodejs/package.json', 'pkg/web/socket_lease_bg.wasm', 'pkg/web/socket_lease.js', 'js/runtime.cjs', 'js/lifecycle/lifecycle.cjs', 'js/peer.cjs']) {
+  for (const file of [
+    'pkg/nodejs/socket_lease_bg.wasm',
+    'pkg/nodejs/socket_lease.js',
+    'pkg/nodejs/package.json',
+    'pkg/web/socket_lease_bg.wasm',
+    'pkg/web/socket_lease.js',
+    'js/runtime.cjs',
+    'js/lifecycle/lifecycle.cjs',
+    'js/peer.cjs',
+  ]) {
     assert.ok(files.has(file), `${file} is not in the tarball`);
   }
   assert.ok(!files.has('pkg/.build-stamp'), 'the build stamp is not for consumers');
@@ -124,7 +133,11 @@ test('attw (node16 profile, .attw.json) passes; the only ignored problem is a re
 
 test('without the peers: the root entry works, and each Node entry names the package to install', { timeout: 120_000 }, async () => {
   const bare = await project('bare', []);
-  assert.deepEqual(fs.readdirSync(path.join(bare, 'node_modules')).filter((n) => !n.startsWith('.')), ['socket-lease'], 'no peer is installed with the package');
+  assert.deepEqual(
+    fs.readdirSync(path.join(bare, 'node_modules')).filter((n) => !n.startsWith('.')),
+    ['socket-lease'],
+    'no peer is installed with the package',
+  );
   const script = `
     const out = {};
     const { LeaseRegistry } = require('socket-lease');
@@ -152,7 +165,10 @@ for (const [mode, file] of [
   ['import', 'consumer.mjs'],
   ['require', 'consumer.cjs'],
 ]) {
-  test(`Node, by ${mode}: every Node entry works from the installed package`, { timeout: 120_000, skip: hasRedis ? false : 'no redis-server on PATH' }, async (t) => {
+  test(`Node, by ${mode}: every Node entry works from the installed package`, {
+    timeout: 120_000,
+    skip: hasRedis ? false : 'no redis-server on PATH',
+  }, async (t) => {
     for (const fixture of ['scenario.mjs', file]) fs.copyFileSync(path.join(FIXTURES, fixture), path.join(app, fixture));
     const redis = await launchRedis();
     t.after(() => redis.destroy());
@@ -192,14 +208,19 @@ test('Vite bundles the browser build with its .wasm, and the bundle acquires a l
   const web = await project('web', []);
   for (const file of ['index.html', 'main.js']) fs.copyFileSync(path.join(FIXTURES, 'web', file), path.join(web, file));
   const dist = path.join(tmp, 'web-dist');
-  const build = await run(process.execPath, [path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', web, '--outDir', dist, '--logLevel', 'warn'], { cwd: web });
+  const build = await run(process.execPath, [path.join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', web, '--outDir', dist, '--logLevel', 'warn'], {
+    cwd: web,
+  });
   assertOk(build, 'vite build');
 
   const assets = fs.readdirSync(path.join(dist, 'assets'));
   const wasm = assets.filter((f) => f.endsWith('.wasm'));
   const scripts = assets.filter((f) => f.endsWith('.js'));
   assert.equal(wasm.length, 1, `one .wasm asset: ${assets}`);
-  assert.ok(fs.readFileSync(path.join(dist, 'assets', wasm[0])).equals(fs.readFileSync(path.join(ROOT, 'pkg', 'web', 'socket_lease_bg.wasm'))), 'the asset is the web build');
+  assert.ok(
+    fs.readFileSync(path.join(dist, 'assets', wasm[0])).equals(fs.readFileSync(path.join(ROOT, 'pkg', 'web', 'socket_lease_bg.wasm'))),
+    'the asset is the web build',
+  );
   const bundle = scripts.map((f) => fs.readFileSync(path.join(dist, 'assets', f), 'utf8')).join('\n');
   assert.ok(bundle.includes(wasm[0]), 'the bundle loads the .wasm asset');
   assert.ok(!bundle.includes('readFileSync') && !bundle.includes('pkg/nodejs'), 'the Node loader is not in the browser bundle');
@@ -253,7 +274,10 @@ test('wrangler deploy --dry-run bundles a Worker importing socket-lease/cloudfla
   const files = fs.readdirSync(out);
   const wasm = files.filter((f) => f.endsWith('.wasm'));
   assert.equal(wasm.length, 1, `one .wasm module: ${files}`);
-  assert.ok(fs.readFileSync(path.join(out, wasm[0])).equals(fs.readFileSync(path.join(ROOT, 'pkg', 'web', 'socket_lease_bg.wasm'))), 'the module is the web build');
+  assert.ok(
+    fs.readFileSync(path.join(out, wasm[0])).equals(fs.readFileSync(path.join(ROOT, 'pkg', 'web', 'socket_lease_bg.wasm'))),
+    'the module is the web build',
+  );
   const bundle = fs.readFileSync(path.join(out, 'worker.js'), 'utf8');
   assert.ok(bundle.includes(`"./${wasm[0]}"`), 'the Worker imports the .wasm module');
   assert.match(bundle, /SocketLeaseObject = class extends DurableObject/, 'the Durable Object class is bundled');

@@ -62,7 +62,10 @@ for (const host of HOSTS) {
       };
       if (c.allowedOrigins) env.SOCKET_LEASE_ALLOWED_ORIGINS = c.allowedOrigins;
       if (c.maxPayload) env.SOCKET_LEASE_MAX_PAYLOAD = String(c.maxPayload);
-      const proc = await startHost({ name: host.name, command: COMMAND, heartbeat: { style: 'protocol' }, metrics: 'global', healthz: true, sharedStore: host.redis, cannot: {} }, env);
+      const proc = await startHost(
+        { name: host.name, command: COMMAND, heartbeat: { style: 'protocol' }, metrics: 'global', healthz: true, sharedStore: host.redis, cannot: {} },
+        env,
+      );
       running.add(proc);
       /** @type {Set<import('socket.io-client').Socket>} */
       const clients = new Set();
@@ -130,7 +133,12 @@ for (const host of HOSTS) {
             const m = s.checkVia ?? s;
             /** @type {any} */
             let seen;
-            await waitFor(async () => (seen = await m.active()) === s.startActive, `/metrics active back to ${s.startActive}`, SLACK_MS, () => seen);
+            await waitFor(
+              async () => (seen = await m.active()) === s.startActive,
+              `/metrics active back to ${s.startActive}`,
+              SLACK_MS,
+              () => seen,
+            );
             await waitFor(
               async () => {
                 seen = await m.json('/healthz');
@@ -187,50 +195,58 @@ for (const host of HOSTS) {
       assert.equal(await s.userActive(u), 5);
     });
 
-    hostCase('3. 50 abrupt drops (the engine transport\'s TCP socket destroyed): every lease reclaimed, the users connect to the limit again', { limit: 5, ttlMs: 10_000, heartbeatMs: 1000 }, async (_t, s) => {
-      const users = s.users(10);
-      const clients = (await Promise.all(users.map((u) => Promise.all(Array.from({ length: 5 }, () => s.open(u)))))).flat();
-      await Promise.all(clients.map((c) => c.echo('before the drop')));
-      assert.equal(await s.active(), s.startActive + 50, '50 leases held');
-      // No close frame, no Socket.IO disconnect packet: the TCP connection just goes.
-      for (const c of clients) /** @type {any} */ (c.socket.io.engine.transport).ws._socket.destroy();
-      /** @type {Record<string, number>} */
-      const left = {};
-      await waitFor(
-        async () => {
-          for (const u of users) left[u] = await s.userActive(u);
-          return Object.values(left).every((n) => n === 0);
-        },
-        'all 50 dropped leases to be reclaimed',
-        2 * s.config.heartbeatMs + SLACK_MS,
-        () => left,
-      );
-      for (const u of users) {
-        const again = await Promise.all(Array.from({ length: 5 }, () => s.open(u)));
-        const over = await s.connect(u);
-        assert.ok(!over.ok && over.data.status === 429, `${u}: the 6th is refused (the limit still holds)`);
-        for (const c of again) c.socket.disconnect();
-      }
-    });
+    hostCase(
+      "3. 50 abrupt drops (the engine transport's TCP socket destroyed): every lease reclaimed, the users connect to the limit again",
+      { limit: 5, ttlMs: 10_000, heartbeatMs: 1000 },
+      async (_t, s) => {
+        const users = s.users(10);
+        const clients = (await Promise.all(users.map((u) => Promise.all(Array.from({ length: 5 }, () => s.open(u)))))).flat();
+        await Promise.all(clients.map((c) => c.echo('before the drop')));
+        assert.equal(await s.active(), s.startActive + 50, '50 leases held');
+        // No close frame, no Socket.IO disconnect packet: the TCP connection just goes.
+        for (const c of clients) /** @type {any} */ (c.socket.io.engine.transport).ws._socket.destroy();
+        /** @type {Record<string, number>} */
+        const left = {};
+        await waitFor(
+          async () => {
+            for (const u of users) left[u] = await s.userActive(u);
+            return Object.values(left).every((n) => n === 0);
+          },
+          'all 50 dropped leases to be reclaimed',
+          2 * s.config.heartbeatMs + SLACK_MS,
+          () => left,
+        );
+        for (const u of users) {
+          const again = await Promise.all(Array.from({ length: 5 }, () => s.open(u)));
+          const over = await s.connect(u);
+          assert.ok(!over.ok && over.data.status === 429, `${u}: the 6th is refused (the limit still holds)`);
+          for (const c of again) c.socket.disconnect();
+        }
+      },
+    );
 
-    hostCase('4. a silent peer (its engine stops answering pings) is reclaimed within pingInterval + pingTimeout; a live one is kept', { limit: 5, ttlMs: 1500, heartbeatMs: 300 }, async (t, s) => {
-      const [u] = s.users(1);
-      const live = await s.open(u);
-      const liveId = (await live.echo('live')).leaseId;
-      const silent = /** @type {any} */ (await silentPeer(s.proc.url, u));
-      const openedAt = Date.now();
-      await waitFor(async () => (await s.userActive(u)) === 2, 'the silent peer\'s lease');
-      // pingInterval + pingTimeout = 2 x SOCKET_LEASE_HEARTBEAT_MS (the demo's setting).
-      const bound = 2 * s.config.heartbeatMs;
-      await waitFor(async () => (await s.leaseIds(u)).length === 1, `the silent peer's lease to be reclaimed (bound ${bound} ms + slack)`, bound + SLACK_MS);
-      t.diagnostic(`silent peer reclaimed about ${Date.now() - openedAt} ms after it connected (bound ${bound} ms)`);
-      await within(silent.closed, SLACK_MS, "the silent peer's connection to be closed");
-      const wait = openedAt + 2 * s.config.ttlMs + 300 - Date.now();
-      if (wait > 0) await delay(wait);
-      assert.ok(live.socket.connected, 'the live peer is still connected after two TTLs');
-      assert.equal((await live.echo('still here')).leaseId, liveId);
-      assert.deepEqual(await s.leaseIds(u), [liveId]);
-    });
+    hostCase(
+      '4. a silent peer (its engine stops answering pings) is reclaimed within pingInterval + pingTimeout; a live one is kept',
+      { limit: 5, ttlMs: 1500, heartbeatMs: 300 },
+      async (t, s) => {
+        const [u] = s.users(1);
+        const live = await s.open(u);
+        const liveId = (await live.echo('live')).leaseId;
+        const silent = /** @type {any} */ (await silentPeer(s.proc.url, u));
+        const openedAt = Date.now();
+        await waitFor(async () => (await s.userActive(u)) === 2, "the silent peer's lease");
+        // pingInterval + pingTimeout = 2 x SOCKET_LEASE_HEARTBEAT_MS (the demo's setting).
+        const bound = 2 * s.config.heartbeatMs;
+        await waitFor(async () => (await s.leaseIds(u)).length === 1, `the silent peer's lease to be reclaimed (bound ${bound} ms + slack)`, bound + SLACK_MS);
+        t.diagnostic(`silent peer reclaimed about ${Date.now() - openedAt} ms after it connected (bound ${bound} ms)`);
+        await within(silent.closed, SLACK_MS, "the silent peer's connection to be closed");
+        const wait = openedAt + 2 * s.config.ttlMs + 300 - Date.now();
+        if (wait > 0) await delay(wait);
+        assert.ok(live.socket.connected, 'the live peer is still connected after two TTLs');
+        assert.equal((await live.echo('still here')).leaseId, liveId);
+        assert.deepEqual(await s.leaseIds(u), [liveId]);
+      },
+    );
 
     hostCase('5. evict-oldest: the oldest socket is told 4008 (socket-lease:closed) and disconnected', { limit: 5, policy: 'evict-oldest' }, async (_t, s) => {
       const [u] = s.users(1);
@@ -273,20 +289,24 @@ for (const host of HOSTS) {
       },
     );
 
-    hostCase('7. a message over SOCKET_LEASE_MAX_PAYLOAD (maxHttpBufferSize) ends that connection and its lease; the host keeps serving', { limit: 5, maxPayload: 4096 }, async (_t, s) => {
-      const [u, other] = s.users(2);
-      const big = await s.open(u);
-      const bystander = await s.open(u);
-      const elsewhere = await s.open(other);
-      const fits = 'f'.repeat(3900);
-      assert.equal((await big.echo(fits)).data, fits, 'a message under the limit is echoed');
-      big.socket.emit('echo', 'x'.repeat(8192));
-      assert.equal(await within(big.disconnected, SLACK_MS, 'the oversized sender to be disconnected'), 'transport close');
-      assert.equal((await bystander.echo('same user')).data, 'same user');
-      assert.equal((await elsewhere.echo('other user')).data, 'other user');
-      await waitFor(async () => (await s.userActive(u)) === 1, "the closed socket's lease to be released", SLACK_MS);
-      assert.equal((await (await s.open(u)).echo('next')).data, 'next');
-    });
+    hostCase(
+      '7. a message over SOCKET_LEASE_MAX_PAYLOAD (maxHttpBufferSize) ends that connection and its lease; the host keeps serving',
+      { limit: 5, maxPayload: 4096 },
+      async (_t, s) => {
+        const [u, other] = s.users(2);
+        const big = await s.open(u);
+        const bystander = await s.open(u);
+        const elsewhere = await s.open(other);
+        const fits = 'f'.repeat(3900);
+        assert.equal((await big.echo(fits)).data, fits, 'a message under the limit is echoed');
+        big.socket.emit('echo', 'x'.repeat(8192));
+        assert.equal(await within(big.disconnected, SLACK_MS, 'the oversized sender to be disconnected'), 'transport close');
+        assert.equal((await bystander.echo('same user')).data, 'same user');
+        assert.equal((await elsewhere.echo('other user')).data, 'other user');
+        await waitFor(async () => (await s.userActive(u)) === 1, "the closed socket's lease to be released", SLACK_MS);
+        assert.equal((await (await s.open(u)).echo('next')).data, 'next');
+      },
+    );
 
     hostCase('9. graceful shutdown: SIGTERM tells every socket 1001, disconnects it, releases every lease, exits 0', { limit: 5 }, async (_t, s) => {
       const [a, b] = s.users(2);
@@ -294,7 +314,10 @@ for (const host of HOSTS) {
       await Promise.all(clients.map((c) => c.echo('before shutdown')));
       s.proc.signal('SIGTERM');
       const told = await within(Promise.all(clients.map((c) => c.told)), SLACK_MS, 'every socket to be told');
-      assert.deepEqual(told.map((x) => x?.code), clients.map(() => 1001));
+      assert.deepEqual(
+        told.map((x) => x?.code),
+        clients.map(() => 1001),
+      );
       const exit = await within(s.proc.exited, SLACK_MS, 'the host to exit');
       assert.deepEqual(exit, { code: 0, signal: null }, `exit status; output:\n${s.proc.log()}`);
       const final = JSON.parse(/final stats (\{.*\})/.exec(s.proc.log())?.[1] ?? 'null');

@@ -219,7 +219,7 @@ test('a later middleware that refuses: its connect_error reaches the client, not
   // An eviction made for the refused socket would have reached `held` before this echo.
   assert.equal((await held.echo('still here')).leaseId, heldId);
   assert.equal(s.registry.stats().evicted, 0);
-  await waitFor(() => s.guard.stats().cancelled === 1, 'the refused socket\'s admission to be cancelled');
+  await waitFor(() => s.guard.stats().cancelled === 1, "the refused socket's admission to be cancelled");
   assert.equal(s.registry.stats().active, 1);
   held.socket.disconnect();
   await waitFor(() => s.registry.stats().active === 0, 'the release');
@@ -300,7 +300,7 @@ test('two guarded namespaces over one engine connection: one set of engine liste
   const room = manager.socket('/chat', { auth: { user: 'alice' } });
   await new Promise((resolve) => room.once('connect', resolve));
   assert.equal(s.registry.stats().active, 2);
-  assert.equal(engine.listenerCount('heartbeat'), perEngine, "the second socket adds no engine listener");
+  assert.equal(engine.listenerCount('heartbeat'), perEngine, 'the second socket adds no engine listener');
   main.disconnect();
   await waitFor(() => s.registry.stats().active === 1, "the '/' lease to be released");
   const [held] = [...s.guard.sockets()];
@@ -388,7 +388,7 @@ test('connectionStateRecovery (skipMiddlewares): a recovered socket is admitted,
   assertNoLeak(s.registry);
 });
 
-test('an asynchronous store committing an eviction: the socket\'s events wait until its lease is committed', async (t) => {
+test("an asynchronous store committing an eviction: the socket's events wait until its lease is committed", async (t) => {
   // Each store call answers 30 ms later, as a remote store would.
   const registry = new LeaseRegistry({ perUserLimit: 1, onLimit: 'evict-oldest' });
   const later = (/** @type {() => unknown} */ fn) => new Promise((resolve) => setTimeout(() => resolve(fn()), 30));

@@ -119,56 +119,72 @@ test('socket.io live: connect, send, see the echo naming the server\u2019s lease
   errors.assertClean();
 });
 
-test('socket.io live: over the limit, the connect_error is shown with the server\u2019s reason, numbers and retry time, and the client does not retry by itself', TIMEOUT, async () => {
-  const user = 'sio-bob';
-  const { page, errors, websockets } = await openLive(server.url);
-  await connectAs(page, user);
-  await page.locator('[data-socket="1"][data-state="open"]').waitFor({ timeout: 10_000 });
-  await page.getByRole('button', { name: 'Connect', exact: true }).click();
-  const refusal = page.locator('#live-refusal');
-  await refusal.waitFor({ state: 'visible', timeout: 10_000 });
+test(
+  'socket.io live: over the limit, the connect_error is shown with the server\u2019s reason, numbers and retry time, and the client does not retry by itself',
+  TIMEOUT,
+  async () => {
+    const user = 'sio-bob';
+    const { page, errors, websockets } = await openLive(server.url);
+    await connectAs(page, user);
+    await page.locator('[data-socket="1"][data-state="open"]').waitFor({ timeout: 10_000 });
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    const refusal = page.locator('#live-refusal');
+    await refusal.waitFor({ state: 'visible', timeout: 10_000 });
 
-  // The guard's record of the same refusal (its connect_error data carried the same ms).
-  const record = (await serverUser(server.url, user)).lastRefusal;
-  assert.ok(record);
-  assert.deepEqual([record.status, record.reason, record.limit, record.active], [429, 'user-limit', 1, 1]);
-  assert.equal(await refusal.locator('[data-testid="refusal-reason"]').innerText(), 'user-limit');
-  assert.equal(await refusal.locator('[data-testid="refusal-held"]').innerText(), ' (1 of 1 held)');
-  assert.equal(await refusal.locator('[data-testid="refusal-retry"]').innerText(), `retry after ${record.retryAfterS} s`);
-  assert.match(await refusal.innerText(), /Refused \(connect_error, status 429\)/);
-  assert.match(
-    await page.locator('#live-log [data-type="rejected"]').innerText(),
-    new RegExp(`Socket #2 for ${user} refused with connect_error \\(status 429\\): user-limit \\(1 of 1 held\\), retry after ${record.retryAfterS} s`),
-  );
-  assert.equal(await page.locator('[data-socket="2"]').count(), 0, 'the refused socket is gone from the list');
-  await page.screenshot({ path: screenshotPath('live-socketio-refused.png'), fullPage: true });
+    // The guard's record of the same refusal (its connect_error data carried the same ms).
+    const record = (await serverUser(server.url, user)).lastRefusal;
+    assert.ok(record);
+    assert.deepEqual([record.status, record.reason, record.limit, record.active], [429, 'user-limit', 1, 1]);
+    assert.equal(await refusal.locator('[data-testid="refusal-reason"]').innerText(), 'user-limit');
+    assert.equal(await refusal.locator('[data-testid="refusal-held"]').innerText(), ' (1 of 1 held)');
+    assert.equal(await refusal.locator('[data-testid="refusal-retry"]').innerText(), `retry after ${record.retryAfterS} s`);
+    assert.match(await refusal.innerText(), /Refused \(connect_error, status 429\)/);
+    assert.match(
+      await page.locator('#live-log [data-type="rejected"]').innerText(),
+      new RegExp(`Socket #2 for ${user} refused with connect_error \\(status 429\\): user-limit \\(1 of 1 held\\), retry after ${record.retryAfterS} s`),
+    );
+    assert.equal(await page.locator('[data-socket="2"]').count(), 0, 'the refused socket is gone from the list');
+    await page.screenshot({ path: screenshotPath('live-socketio-refused.png'), fullPage: true });
 
-  // No reconnect loop: several polls later (the page polls once a second), still the one
-  // refusal on the server and the two connections the page asked for.
-  const refusedTotal = async () => {
-    const m = await (await fetch(`${server.url}/metrics`)).text();
-    return Number(/^socket_lease_rejected_total\{reason="user-limit"\} (\d+)$/m.exec(m)?.[1] ?? 0);
-  };
-  const before = await refusedTotal();
-  const polls = { n: 0 };
-  page.on('response', (res) => {
-    if (new URL(res.url()).pathname === '/metrics') polls.n++;
-  });
-  await eventually(async () => polls.n, (n) => n >= 3, 'three more polls');
-  assert.equal(await refusedTotal(), before, 'no refused connection tried again by itself');
-  assert.equal((await serverUser(server.url, user)).lastRefusal.seq, record.seq);
-  assert.equal(websockets.length, 2);
+    // No reconnect loop: several polls later (the page polls once a second), still the one
+    // refusal on the server and the two connections the page asked for.
+    const refusedTotal = async () => {
+      const m = await (await fetch(`${server.url}/metrics`)).text();
+      return Number(/^socket_lease_rejected_total\{reason="user-limit"\} (\d+)$/m.exec(m)?.[1] ?? 0);
+    };
+    const before = await refusedTotal();
+    const polls = { n: 0 };
+    page.on('response', (res) => {
+      if (new URL(res.url()).pathname === '/metrics') polls.n++;
+    });
+    await eventually(
+      async () => polls.n,
+      (n) => n >= 3,
+      'three more polls',
+    );
+    assert.equal(await refusedTotal(), before, 'no refused connection tried again by itself');
+    assert.equal((await serverUser(server.url, user)).lastRefusal.seq, record.seq);
+    assert.equal(websockets.length, 2);
 
-  await page.getByRole('button', { name: 'Disconnect socket #1' }).click();
-  await eventually(async () => (await serverUser(server.url, user)).active, (n) => n === 0, 'released');
-  // A slot is free: connecting again works, and the old refusal goes.
-  await page.getByRole('button', { name: 'Connect', exact: true }).click();
-  await page.locator('[data-socket="3"][data-state="open"]').waitFor({ timeout: 10_000 });
-  assert.equal(await refusal.isHidden(), true, 'the old refusal is gone');
-  await page.getByRole('button', { name: 'Disconnect socket #3' }).click();
-  await eventually(async () => (await serverUser(server.url, user)).active, (n) => n === 0, 'released again');
-  errors.assertClean();
-});
+    await page.getByRole('button', { name: 'Disconnect socket #1' }).click();
+    await eventually(
+      async () => (await serverUser(server.url, user)).active,
+      (n) => n === 0,
+      'released',
+    );
+    // A slot is free: connecting again works, and the old refusal goes.
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
+    await page.locator('[data-socket="3"][data-state="open"]').waitFor({ timeout: 10_000 });
+    assert.equal(await refusal.isHidden(), true, 'the old refusal is gone');
+    await page.getByRole('button', { name: 'Disconnect socket #3' }).click();
+    await eventually(
+      async () => (await serverUser(server.url, user)).active,
+      (n) => n === 0,
+      'released again',
+    );
+    errors.assertClean();
+  },
+);
 
 test('socket.io live, evict-oldest: a newer connection evicts the older one, shown closed with 4008', TIMEOUT, async () => {
   const user = 'sio-carol';
@@ -179,7 +195,11 @@ test('socket.io live, evict-oldest: a newer connection evicts the older one, sho
     await page.locator('[data-socket="1"][data-state="open"]').waitFor({ timeout: 10_000 });
     await page.getByRole('button', { name: 'Connect', exact: true }).click();
     await page.locator('[data-socket="2"][data-state="open"]').waitFor({ timeout: 10_000 });
-    await eventually(() => page.locator('[data-socket="1"]').count(), (n) => n === 0, 'socket #1 gone from the list');
+    await eventually(
+      () => page.locator('[data-socket="1"]').count(),
+      (n) => n === 0,
+      'socket #1 gone from the list',
+    );
     const closed = page.locator('#live-log [data-type="closed"]');
     assert.equal(await closed.count(), 1);
     assert.match(await closed.innerText(), /socket #1 closed: evicted for a newer connection \(4008\)/);
@@ -191,13 +211,21 @@ test('socket.io live, evict-oldest: a newer connection evicts the older one, sho
     page.on('response', (res) => {
       if (new URL(res.url()).pathname === '/metrics') polls.n++;
     });
-    await eventually(async () => polls.n, (n) => n >= 3, 'three more polls');
+    await eventually(
+      async () => polls.n,
+      (n) => n >= 3,
+      'three more polls',
+    );
     assert.equal(websockets.length, 2);
     assert.equal(await page.locator('[data-socket]').count(), 1);
     await page.screenshot({ path: screenshotPath('live-socketio-evicted.png'), fullPage: true });
 
     await page.getByRole('button', { name: 'Disconnect socket #2' }).click();
-    await eventually(async () => (await serverUser(own.url, user)).active, (n) => n === 0, 'released');
+    await eventually(
+      async () => (await serverUser(own.url, user)).active,
+      (n) => n === 0,
+      'released',
+    );
     errors.assertClean();
   } finally {
     await Promise.all(contexts.splice(0).map((c) => c.close()));
