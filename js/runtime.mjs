@@ -1,6 +1,29 @@
 // JS half of the boundary, shared by every loader. This file is the source: the Node
 // loader's CommonJS copy (js/runtime.cjs) is generated from it by scripts/build.sh,
 // because Node 20 cannot load one file from both `require` and browsers.
+import {
+  GRANTED_ACQUIRED_AT,
+  GRANTED_EVENTS,
+  GRANTED_EVICTED,
+  GRANTED_EXPIRES_AT,
+  GRANTED_RECLAIMED,
+  GRANTED_REUSED,
+  GRANTED_SHAPE,
+  GRANTED_SUFFIX,
+  GRANTED_TOUCHED_AT,
+  IDS_AT,
+  INPUT,
+  MAX_ID_LEN,
+  PARSED_KIND_LEN,
+  PARSED_UUID,
+  PARSED_VERSION,
+  REFUSED_ACTIVE,
+  REFUSED_EVENTS,
+  REFUSED_LIMIT,
+  REFUSED_RECLAIMED,
+  REFUSED_RETRY_AFTER_MS,
+  SUFFIX_LEN,
+} from './layout.generated.mjs';
 
 /**
  * Thrown by socket-lease for misuse (bad input). A quota refusal is never an error: it
@@ -72,8 +95,9 @@ const wellFormed = typeof isWellFormed === 'function' ? (s) => isWellFormed.call
  * explicit NaN time, an unusual options object) and every error take the generated,
  * fully checked binding, so results and errors are the same either way.
  *
- * Patches the methods on the class itself, so every registry (also restored ones) gets
- * them. Returns `newId` and `parseId` to export in place of the generated ones.
+ * Patches methods of the generated class (which ones, and why, is said once, at
+ * `const proto` below). Returns `newId` and `parseId` to export in place of the
+ * generated ones.
  * @param {any} wasm the generated bindings (ESM namespace or CommonJS exports)
  * @returns {{ newId: typeof import('../pkg/web/socket_lease.js').newId, parseId: typeof import('../pkg/web/socket_lease.js').parseId }}
  */
@@ -84,8 +108,10 @@ export function install(wasm) {
   if (missing.length) throw new Error(`socket-lease: the WebAssembly build lacks ${missing.join(', ')}; rebuild it (npm run build)`);
   wasm.__registerErrorClass(LeaseError);
 
-  /** @type {[WebAssembly.Memory, number, number, number]} */
-  const [memory, address, capacity, idsAt] = wasm.__lane();
+  // Where the lane is; what is where in it is in js/layout.generated.mjs.
+  /** @type {[WebAssembly.Memory, number]} */
+  const [memory, address] = wasm.__lane();
+  const capacity = INPUT;
   let bytes = new Uint8Array(memory.buffer);
   let data = new DataView(memory.buffer);
   let input = bytes.subarray(address, address + capacity);
@@ -132,7 +158,7 @@ export function install(wasm) {
     }
     return n;
   };
-  /** The 26-character suffix the wasm half wrote at lane offset `at`. */
+  /** The 26-character (`SUFFIX_LEN`) suffix the wasm half wrote at lane offset `at`. */
   const suffixAt = (/** @type {number} */ at) => {
     const b = view();
     const p = address + at;
@@ -148,6 +174,26 @@ export function install(wasm) {
    * none was given. Anything else takes the checked binding, which says what is wrong. */
   const laneNow = (/** @type {unknown} */ now) => now === undefined || now === null || (typeof now === 'number' && now === now);
 
+  /*
+   * What is patched on the class wasm-bindgen generates, and why. This is the one place
+   * that says it (docs/design/boundary-layout.md links here). Each replaced method keeps
+   * the generated one as its fallback; none is patched where wasm-bindgen can produce the
+   * shape needed at the same cost.
+   *
+   * - acquireHandle, releaseHandle, acquire, release, touch: the lane. JS writes their
+   *   strings into linear memory before the call and reads their results back as bytes
+   *   (js/layout.generated.mjs says where); generated glue can do neither (it mallocs,
+   *   encodes and frees per string argument, and decodes every string it returns).
+   * - touchHandle, renewHandle, handleLeaseId: a type check. The glue hands a number
+   *   parameter to wasm as it is, and the engine coerces anything (null, '' and [] all
+   *   name handle 0). Taking a JsValue lets Rust check instead, but costs an externref
+   *   table slot per argument and a Result: measured 210 ns per touchHandle against 57.
+   * - free: deferred while an onEvent callback of this registry runs (the generated
+   *   free() drops its pointer before wasm could refuse).
+   *
+   * On the prototype, not in a subclass: the generated `LeaseRegistry.restore` makes
+   * instances of the generated class, which a subclass's methods would not reach.
+   */
   const proto = wasm.LeaseRegistry.prototype;
   const acquireHandle = proto.acquireHandle;
   const releaseHandle = proto.releaseHandle;
@@ -334,26 +380,26 @@ export function install(wasm) {
     const p = address;
     // Everything is read from the lane before anything else is called (which could
     // write to it, or grow the memory).
-    const events = b[p + 29] === 1;
-    const reclaimed = b[p + 30] === 1;
+    const events = b[p + (r < 0 ? REFUSED_EVENTS : GRANTED_EVENTS)] === 1;
+    const reclaimed = b[p + (r < 0 ? REFUSED_RECLAIMED : GRANTED_RECLAIMED)] === 1;
     try {
       if (r < 0) {
         /** @type {import('../pkg/web/socket_lease.js').AcquireResult} */
         const refusal = {
           ok: false,
           reason: REASONS[r],
-          limit: data.getFloat64(p + 32, true),
-          active: data.getFloat64(p + 40, true),
-          retryAfterMs: data.getFloat64(p + 48, true),
+          limit: data.getFloat64(p + REFUSED_LIMIT, true),
+          active: data.getFloat64(p + REFUSED_ACTIVE, true),
+          retryAfterMs: data.getFloat64(p + REFUSED_RETRY_AFTER_MS, true),
         };
         if (r === -4) refusal.evictable = true;
         if (reclaimed) refusal.reclaimed = lastReclaimed.call(this);
         return refusal;
       }
-      const suffix = suffixAt(0);
-      const reused = b[p + 26] === 1;
-      const evicted = b[p + 27] === 1;
-      const shape = b[p + 28];
+      const suffix = suffixAt(GRANTED_SUFFIX);
+      const reused = b[p + GRANTED_REUSED] === 1;
+      const evicted = b[p + GRANTED_EVICTED] === 1;
+      const shape = b[p + GRANTED_SHAPE];
       const id = `conn_${suffix}`;
       /** @type {import('../pkg/web/socket_lease.js').Lease | null} */
       let lease = {
@@ -362,9 +408,9 @@ export function install(wasm) {
         runId: `run_${suffix}`,
         threadId: `thread_${suffix}`,
         userId: user,
-        acquiredAt: data.getFloat64(p + 32, true),
-        touchedAt: data.getFloat64(p + 40, true),
-        expiresAt: data.getFloat64(p + 48, true),
+        acquiredAt: data.getFloat64(p + GRANTED_ACQUIRED_AT, true),
+        touchedAt: data.getFloat64(p + GRANTED_TOUCHED_AT, true),
+        expiresAt: data.getFloat64(p + GRANTED_EXPIRES_AT, true),
       };
       if (key !== undefined) lease.connectionKey = key;
       // Extra kinds: the lease (with its `ids`) as the checked binding builds it. The
@@ -408,7 +454,7 @@ export function install(wasm) {
   /** kind -> `kind_` (or '' for the bare suffix), for kinds already checked. */
   const prefixes = new Map();
   // Suffixes made ahead for the clock's current millisecond (see `__newIdLane`): the
-  // next one is at lane offset idsAt + 26 * next, while next < end.
+  // next one is at lane offset IDS_AT + SUFFIX_LEN * next, while next < end.
   const AHEAD = 16;
   let aheadMs = -1;
   let next = 0;
@@ -424,10 +470,10 @@ export function install(wasm) {
           aheadMs = t;
           next = 0;
         }
-        if (next < end) return prefix + suffixAt(idsAt + 26 * next++);
+        if (next < end) return prefix + suffixAt(IDS_AT + SUFFIX_LEN * next++);
       } else if (typeof now === 'number' && now === now) {
         next = end = 0; // made another way: what was made ahead must not be handed out after it
-        if (newIdLane(now, 1) === 1) return prefix + suffixAt(idsAt);
+        if (newIdLane(now, 1) === 1) return prefix + suffixAt(IDS_AT);
       }
     }
     next = end = 0;
@@ -493,17 +539,18 @@ export function install(wasm) {
   }
   /** @param {string} id @returns {import('../pkg/web/socket_lease.js').ParsedId} */
   const parseId = (id) => {
-    // A TypeID is at most 90 characters; anything longer is refused by the checked binding.
-    const len = typeof id === 'string' && id.length <= 90 ? put(id, 0) : -1;
+    // Anything longer than a TypeID can be is refused by the checked binding.
+    const len = typeof id === 'string' && id.length <= MAX_ID_LEN ? put(id, 0) : -1;
     if (len >= 0) {
       const timestampMs = parseIdLane(len);
       if (timestampMs >= 0) {
         const b = view();
         const p = address;
-        const k = b[p + 36];
+        const k = b[p + PARSED_KIND_LEN];
+        const u = p + PARSED_UUID;
         // prettier-ignore
-        return new ParsedId(k === 0 ? '' : id.slice(0, k), k === 0 ? id : id.slice(k + 1), timestampMs, b[p + 37],
-          data.getUint32(p + 40), data.getUint32(p + 44), data.getUint32(p + 48), data.getUint32(p + 52));
+        return new ParsedId(k === 0 ? '' : id.slice(0, k), k === 0 ? id : id.slice(k + 1), timestampMs, b[p + PARSED_VERSION],
+          data.getUint32(u), data.getUint32(u + 4), data.getUint32(u + 8), data.getUint32(u + 12));
       }
     }
     return checkedParseId(id);

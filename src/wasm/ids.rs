@@ -3,6 +3,7 @@
 use super::convert::{id_arg, now_opt, num, object};
 use super::errors::{js, JsResult};
 use super::lane;
+use super::layout::{self, parsed};
 use crate::error::{time_ms, LeaseError};
 use crate::id::base32::{self, SUFFIX_LEN};
 use crate::id::{self, uuid7, OsEntropy, Uuid7Generator};
@@ -38,7 +39,7 @@ pub fn new_id(
 }
 
 /// `newId` on the lane (see `lane`): writes the 26-character suffixes of `count` fresh
-/// ids (at most what fits) from `lane::IDS_AT` on and returns how many; 0 for a bad
+/// ids (at most `layout::IDS_ROOM`) from `layout::IDS_AT` on and returns how many; 0 for a bad
 /// `now`. The JS half checks the kind (once per kind), prepends it, and passes its own
 /// clock (cheaper than calling back for it). Without a given time it asks for several
 /// ids at once and hands them out while its clock reads the same millisecond: the same
@@ -50,12 +51,11 @@ pub fn new_id_lane(now: f64, count: u32) -> u32 {
     let Some(t) = time_ms(now) else {
         return 0;
     };
-    let room = (lane::CAPACITY - lane::IDS_AT) / SUFFIX_LEN;
-    let count = (count as usize).clamp(1, room);
+    let count = (count as usize).clamp(1, layout::IDS_ROOM);
     IDS.with(|g| {
         let mut g = g.borrow_mut();
         lane::with(|bytes| {
-            for slot in bytes[lane::IDS_AT..]
+            for slot in bytes[layout::IDS_AT..]
                 .chunks_exact_mut(SUFFIX_LEN)
                 .take(count)
             {
@@ -66,9 +66,9 @@ pub fn new_id_lane(now: f64, count: u32) -> u32 {
     count as u32
 }
 
-/// `parseId` on the lane, of the `len` bytes at its start: writes the kind's length at
-/// 36, the UUID version at 37 and the UUID's 16 bytes (big-endian) at 40..56, and
-/// returns the timestamp in ms; -1 if the id is not valid (the JS half then asks
+/// `parseId` on the lane, of the `len` bytes at its start: writes the record
+/// `layout::parsed` (the kind's length, the UUID's version and the UUID) and returns the
+/// timestamp in ms; -1 if the id is not valid (the JS half then asks
 /// `parseId` why). The JS half keeps the bytes as four numbers and spells the
 /// hyphenated UUID only when its `uuid` is first read.
 #[wasm_bindgen(js_name = "__parseIdLane", skip_typescript)]
@@ -80,9 +80,9 @@ pub fn parse_id_lane(len: u32) -> f64 {
             return -1.0;
         };
         // At most 63: the parse checked it.
-        bytes[36] = kind_len as u8;
-        bytes[37] = ((value >> 76) & 0xf) as u8;
-        bytes[40..56].copy_from_slice(&value.to_be_bytes());
+        bytes[parsed::KIND_LEN.at] = kind_len as u8;
+        bytes[parsed::VERSION.at] = ((value >> 76) & 0xf) as u8;
+        bytes[parsed::UUID.range()].copy_from_slice(&value.to_be_bytes());
         uuid7::timestamp_ms(value) as f64
     })
 }

@@ -14,15 +14,9 @@
 //!
 //! Not public API: these exports are hidden from the TypeScript types.
 
+use super::layout::CAPACITY;
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
-
-/// Bytes the lane carries.
-pub const CAPACITY: usize = 1024;
-/// Where `newId`'s suffixes go, after the room for inputs: a user id and a connection key
-/// of at most 256 bytes each; longer (invalid) input takes the ordinary binding, so it
-/// never overwrites suffixes not yet handed out.
-pub const IDS_AT: usize = 512;
 
 thread_local! {
     // A static, so its address is stable for the JS half; const-initialised, so an
@@ -30,17 +24,12 @@ thread_local! {
     static LANE: RefCell<[u8; CAPACITY]> = const { RefCell::new([0; CAPACITY]) };
 }
 
-/// `[memory, address, input capacity, offset of newId's suffixes]` for the JS half.
-/// Called once per instance by the loader.
+/// `[memory, address]` for the JS half, which finds everything else in the lane by the
+/// offsets of `layout`. Called once per instance by the loader.
 #[wasm_bindgen(js_name = "__lane", skip_typescript)]
 pub fn lane() -> js_sys::Array {
     let address = LANE.with(|l| l.borrow().as_ptr() as usize);
-    js_sys::Array::of4(
-        &wasm_bindgen::memory(),
-        &JsValue::from(address as u32),
-        &JsValue::from(IDS_AT as u32),
-        &JsValue::from(IDS_AT as u32),
-    )
+    js_sys::Array::of2(&wasm_bindgen::memory(), &JsValue::from(address as u32))
 }
 
 /// Runs `f` on the lane's bytes.

@@ -9,6 +9,7 @@ mod convert;
 mod errors;
 mod ids;
 mod lane;
+mod layout;
 mod limits;
 mod registry;
 mod types;

@@ -5,6 +5,7 @@ use super::convert::{
 };
 use super::errors::{js, to_js, JsResult};
 use super::lane;
+use super::layout::{granted, put_f64, refused};
 use crate::error::{time_ms, LeaseError};
 use crate::id::base32::SUFFIX_LEN;
 use crate::id::{self, OsEntropy};
@@ -361,15 +362,7 @@ impl JsLeaseRegistry {
 
     /// `acquire` on the lane: takes what `__acquireLane` takes and returns what it
     /// returns, and writes what the JS half needs to build the result the checked
-    /// `acquire` returns, at these lane offsets:
-    ///
-    /// - granted: 0..26 the suffix, 26 reused, 27 whether leases were evicted (read them
-    ///   with `lastEvicted`), 28 whether extra kinds are configured (1: the JS half then
-    ///   reads the lease with `getLease`; 2: no lease), and f64s (little-endian) at 32 `acquiredAt`,
-    ///   40 `touchedAt`, 48 `expiresAt`;
-    /// - refused: f64s at 32 `limit`, 40 `active`, 48 `retryAfterMs` (-4: evictable);
-    /// - always: 29 whether events wait for `__dispatch`, 30 whether expired leases were
-    ///   reclaimed (read them with `lastReclaimed`).
+    /// `acquire` returns: the record `layout::granted` or `layout::refused`.
     ///
     /// Events are not dispatched here: a callback may use the lane, so the JS half reads
     /// it first and then calls `__dispatch`.
@@ -384,31 +377,38 @@ impl JsLeaseRegistry {
             // From here on the acquire has happened: nothing may return NaN, which
             // would make the JS half repeat it on the checked binding.
             let core = self.core.borrow();
-            let times = if r >= 0.0 {
+            let (events, reclaimed) = if r >= 0.0 {
+                (granted::EVENTS, granted::RECLAIMED)
+            } else {
+                (refused::EVENTS, refused::RECLAIMED)
+            };
+            bytes[events.at] = u8::from(self.on_event.is_some());
+            bytes[reclaimed.at] = u8::from(!core.last_reclaimed().is_empty());
+            if r >= 0.0 {
                 match core.resolve_token(r as u64).and_then(|h| core.lease(h)) {
                     Some(lease) => {
-                        bytes[..SUFFIX_LEN].copy_from_slice(&id::base32::encode(lease.uuid));
-                        bytes[26] = u8::from(self.last_reused.get());
-                        bytes[27] = u8::from(!self.last_evicted.borrow().is_empty());
-                        bytes[28] = u8::from(!core.options().kinds.is_empty());
-                        [lease.acquired_at, lease.touched_at, lease.expires_at]
+                        bytes[granted::SUFFIX.range()]
+                            .copy_from_slice(&id::base32::encode(lease.uuid));
+                        bytes[granted::REUSED.at] = u8::from(self.last_reused.get());
+                        bytes[granted::EVICTED.at] =
+                            u8::from(!self.last_evicted.borrow().is_empty());
+                        bytes[granted::SHAPE.at] = u8::from(!core.options().kinds.is_empty());
+                        put_f64(bytes, granted::ACQUIRED_AT, lease.acquired_at as f64);
+                        put_f64(bytes, granted::TOUCHED_AT, lease.touched_at as f64);
+                        put_f64(bytes, granted::EXPIRES_AT, lease.expires_at as f64);
                     }
                     // Not reachable (a granted handle names a live lease); `acquire`
                     // answers `lease: null` then, and so does the JS half on 2.
-                    None => {
-                        bytes[28] = 2;
-                        [0; 3]
-                    }
+                    None => bytes[granted::SHAPE.at] = 2,
                 }
             } else {
-                self.last_refusal.borrow().as_ref().map_or([0; 3], |r| {
-                    [r.limit.into(), r.active.into(), r.retry_after_ms]
-                })
-            };
-            bytes[29] = u8::from(self.on_event.is_some());
-            bytes[30] = u8::from(!core.last_reclaimed().is_empty());
-            for (at, value) in [32, 40, 48].into_iter().zip(times) {
-                bytes[at..at + 8].copy_from_slice(&(value as f64).to_le_bytes());
+                let [limit, active, retry] =
+                    self.last_refusal.borrow().as_ref().map_or([0; 3], |r| {
+                        [r.limit.into(), r.active.into(), r.retry_after_ms]
+                    });
+                put_f64(bytes, refused::LIMIT, limit as f64);
+                put_f64(bytes, refused::ACTIVE, active as f64);
+                put_f64(bytes, refused::RETRY_AFTER_MS, retry as f64);
             }
             Some(r)
         })
