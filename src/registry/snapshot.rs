@@ -352,7 +352,7 @@ impl<E: Entropy> Registry<E> {
                 let hasher = reg.hasher.clone();
                 let keys = reg.users[u as usize]
                     .keys
-                    .get_or_insert_with(|| Box::new(super::Map::with_hasher(hasher)));
+                    .get_or_insert_with(|| Box::new(super::hash::Map::with_hasher(hasher)));
                 if keys.insert(k.into(), handle).is_some() {
                     return Err(bad(format!(
                         "connection key \"{k}\" of \"{}\" appears twice",
