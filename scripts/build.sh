@@ -11,7 +11,7 @@ wasm=target/wasm32-unknown-unknown/release/socket_lease.wasm
 stamp=pkg/.build-stamp
 # Skip when nothing that feeds the build changed since the last one (warm `npm test`).
 if [[ -f $stamp && -z "${FORCE_BUILD:-}" ]] && \
-   [[ -z $(find src Cargo.toml Cargo.lock .cargo -newer "$stamp" -print -quit) ]]; then
+   [[ -z $(find src core Cargo.toml Cargo.lock .cargo -newer "$stamp" -print -quit) ]]; then
   echo "build: pkg/ is up to date"
 else
   cargo build --lib --release --target wasm32-unknown-unknown

@@ -1,33 +1,21 @@
 //! # socket-lease
 //!
 //! Per-user connection quotas for WebSocket hosts, built on leases rather than counters,
-//! so a forgotten release can never lock a user out for good.
+//! compiled to WebAssembly for JavaScript.
 //!
-//! * [`id`]: one UUIDv7 per lease, spelled as spec-valid TypeIDs (`conn_`, `run_`,
-//!   `thread_`) that share one suffix and resolve through an exact index.
-//! * [`registry`]: the lease table with limits, TTL, heartbeat (`touch`), sweep, eviction
-//!   policies, events, Prometheus metrics and snapshots.
-//! * `wasm` (private): the one wasm-bindgen boundary that exposes both to JavaScript.
-//!
-//! The core never reads a clock or the OS: time is a parameter and randomness is an
-//! [`id::Entropy`], so tests run natively with a fake clock and a seeded generator.
+//! The core (ids, the lease registry) is its own crate, `socket-lease-core` (`core/`),
+//! with no JavaScript in it; this crate re-exports it and adds `wasm` (private): the one
+//! wasm-bindgen boundary that exposes it to JavaScript.
 //!
 //! ```
 //! use socket_lease::id::SeededEntropy;
-//! use socket_lease::registry::{options::{Options, OptionsPatch}, Acquired, Registry};
+//! use socket_lease::registry::{options::Options, Acquired, Registry};
 //!
-//! let patch = OptionsPatch { per_user_limit: Some(1), ..Default::default() };
-//! let mut reg = Registry::new(Options::default().patched(&patch).unwrap(), SeededEntropy::new(7));
+//! let mut reg = Registry::new(Options::default(), SeededEntropy::new(7));
 //! let Acquired::Granted { handle, .. } = reg.acquire("alice", None, 1_000).unwrap() else { panic!() };
-//! assert!(matches!(reg.acquire("alice", None, 1_001).unwrap(), Acquired::Refused(_)));
-//! let id = socket_lease::id::format("run", reg.lease(handle).unwrap().uuid);
-//! assert!(reg.release(&id, 1_002).unwrap()); // any derived id releases the lease
-//! assert!(!reg.release(&id, 1_003).unwrap()); // idempotent
+//! assert!(reg.release_handle(handle, 1_001));
 //! ```
 
-pub mod error;
-pub mod id;
-pub mod registry;
-mod wasm;
+pub use socket_lease_core::{error, id, registry, LeaseError};
 
-pub use error::LeaseError;
+mod wasm;

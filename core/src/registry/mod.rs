@@ -47,7 +47,7 @@ pub use view::{LeaseView, Stats};
 /// Lazily reclaimed lease ids are kept for the next `sweep()`, up to this many, so the
 /// host learns which sockets to close even when an acquire reclaimed them first. (Only
 /// those: what `sweep` itself reclaims it always returns in full.)
-pub(crate) const PENDING_EXPIRED_CAP: usize = 65_536;
+pub const PENDING_EXPIRED_CAP: usize = 65_536;
 
 /// Generation bits carried in a handle token (see `token`).
 const TOKEN_GENERATION_MASK: u32 = (1 << 20) - 1;
