@@ -471,6 +471,40 @@ for (const live of [0, 10_000, BIG]) {
         }
       };
     })(),
+    // The README's quick start: release by a derived id.
+    richDerived: (() => {
+      const next = cursor();
+      return () => {
+        for (let k = 0; k < BATCH; k++) {
+          const r = reg.acquire(next(), { now: NOW });
+          if (!r.ok) throw new Error('refused');
+          reg.release(r.lease.threadId, NOW);
+        }
+      };
+    })(),
+    richLease: (() => {
+      const next = cursor();
+      return () => {
+        for (let k = 0; k < BATCH; k++) {
+          const r = reg.acquire(next(), { now: NOW });
+          if (!r.ok) throw new Error('refused');
+          reg.release(r.lease, NOW);
+        }
+      };
+    })(),
+    // What a host's admission does (js/lifecycle): the handle, and the lease id for the
+    // connection's record and its messages.
+    fastLeaseId: (() => {
+      const next = cursor();
+      return () => {
+        for (let k = 0; k < BATCH; k++) {
+          const h = reg.acquireHandle(next(), undefined, NOW);
+          if (h < 0) throw new Error('refused');
+          if (reg.lastLeaseId() === null) throw new Error('no lease id');
+          reg.releaseHandle(h, NOW);
+        }
+      };
+    })(),
     reference: (() => {
       const next = cursor();
       return () => {
@@ -517,6 +551,9 @@ await measurePairs('pairs, 1,000,000 live');
 const PAIR_NAMES = {
   fast: 'package fast path (acquireHandle + releaseHandle)',
   rich: 'package rich path (acquire + release by id)',
+  richDerived: 'package rich path (acquire + release by a derived id, lease.threadId)',
+  richLease: 'package rich path (acquire + release by the lease object)',
+  fastLeaseId: 'package fast path with the lease id (acquireHandle + lastLeaseId + releaseHandle)',
   reference: 'pure-JS reference (acquire + release by lease object)',
   referenceById: 'pure-JS reference (acquire + release by id)',
   map: 'bare Map set + delete (floor)',
@@ -551,6 +588,26 @@ for (const [label, live] of /** @type {const} */ ([['0', '0'], ['10k', '10,000']
     shown: `${ratio.toFixed(2)}x`,
     ...(label === '10k' ? { target: '>= 1.0x', goal: 'pairs at 10k live vs reference', met: ratio >= 1 } : {}),
   });
+  // Time per pair against the floor's (a bare Map set + delete on a map as large): how
+  // far each way of using the package is from what a plain JS table costs.
+  for (const [task, name, target] of /** @type {const} */ ([
+    ['fast', 'fast path', 2],
+    ['richDerived', 'rich path by a derived id', 3],
+    ['rich', 'rich path by id', undefined],
+    ['richLease', 'rich path by the lease object', undefined],
+    ['fastLeaseId', 'fast path with the lease id', undefined],
+  ])) {
+    const times = pairs[label].map.perSec / pairs[label][task].perSec;
+    add({
+      id: `pairs.${label}.${task}VsFloor`,
+      section: `pairs/s, ${live} live`,
+      name: `${name} / bare Map floor (time per pair)`,
+      value: times,
+      unit: 'x',
+      shown: `${times.toFixed(2)}x`,
+      ...(label === '10k' && target !== undefined ? { target: `<= ${target}x`, goal: `${name} vs floor at 10k live`, met: times <= target } : {}),
+    });
+  }
   const churnRatio = pairs[label].fastChurn.perSec / pairs[label].referenceChurn.perSec;
   add({
     id: `pairs.${label}.churnRatio`,

@@ -2,6 +2,8 @@
 // loader's CommonJS copy (js/runtime.cjs) is generated from it by scripts/build.sh,
 // because Node 20 cannot load one file from both `require` and browsers.
 import {
+  ALPHABET,
+  CONN,
   GRANTED_ACQUIRED_AT,
   GRANTED_EVENTS,
   GRANTED_EVICTED,
@@ -9,10 +11,12 @@ import {
   GRANTED_RECLAIMED,
   GRANTED_REUSED,
   GRANTED_SHAPE,
-  GRANTED_SUFFIX,
   GRANTED_TOUCHED_AT,
+  GRANTED_UUID,
   IDS_AT,
   INPUT,
+  LAST_UUID,
+  LEASE_ID_UUID,
   MAX_ID_LEN,
   PARSED_KIND_LEN,
   PARSED_UUID,
@@ -22,7 +26,9 @@ import {
   REFUSED_LIMIT,
   REFUSED_RECLAIMED,
   REFUSED_RETRY_AFTER_MS,
+  RUN,
   SUFFIX_LEN,
+  THREAD,
 } from './layout.generated.mjs';
 
 /**
@@ -72,6 +78,79 @@ function uuidText(a, b, c, d) {
     x(d, 28), x(d, 24), x(d, 20), x(d, 16), x(d, 12), x(d, 8), x(d, 4), x(d, 0));
 }
 
+/** Char codes of the suffix alphabet, in value order. */
+const B32 = Array.from(ALPHABET, (c) => c.charCodeAt(0));
+// The ids of a lease are its kind's prefix joined to one suffix string: the engine keeps
+// such a join as a pair of pointers until the text is read, so an id nobody reads costs
+// next to nothing, and one written back into the lane to release it is flattened once.
+const CONN_ = `${CONN}_`;
+const RUN_ = `${RUN}_`;
+const THREAD_ = `${THREAD}_`;
+/**
+ * The 26-character suffix of a UUID given as four 32-bit numbers, high first: the 128
+ * bits in 5-bit groups, the first group holding the top 3 (src/id/base32.rs encodes the
+ * same way; tests/js/core/lease-ids.test.mjs holds them to each other).
+ * @param {number} a @param {number} b @param {number} c @param {number} d
+ */
+// prettier-ignore
+const suffixOf = (a, b, c, d) => String.fromCharCode(
+  B32[a >>> 29], B32[(a >>> 24) & 31], B32[(a >>> 19) & 31], B32[(a >>> 14) & 31], B32[(a >>> 9) & 31],
+  B32[(a >>> 4) & 31], B32[((a << 1) | (b >>> 31)) & 31], B32[(b >>> 26) & 31], B32[(b >>> 21) & 31],
+  B32[(b >>> 16) & 31], B32[(b >>> 11) & 31], B32[(b >>> 6) & 31], B32[(b >>> 1) & 31],
+  B32[((b << 4) | (c >>> 28)) & 31], B32[(c >>> 23) & 31], B32[(c >>> 18) & 31], B32[(c >>> 13) & 31],
+  B32[(c >>> 8) & 31], B32[(c >>> 3) & 31], B32[((c << 2) | (d >>> 30)) & 31], B32[(d >>> 25) & 31],
+  B32[(d >>> 20) & 31], B32[(d >>> 15) & 31], B32[(d >>> 10) & 31], B32[(d >>> 5) & 31], B32[d & 31]);
+
+/** Returns its argument from the constructor, so a subclass's private fields go on it. */
+class Carrier {
+  /** @param {object} o */
+  constructor(o) {
+    // biome-ignore lint/correctness/noConstructorReturn: the point of this class
+    return o;
+  }
+}
+/**
+ * The mark a registry puts on a lease object it returned: which registry (by a serial
+ * number, so the lease does not keep the registry alive), the lease's handle and the id
+ * it was granted with. In private fields, so the lease stays a plain object to everyone
+ * else: not in its keys, JSON, spread, `structuredClone` or `deepEqual`; a copy or a
+ * Proxy of it has no mark and is released by its `id`, like any object.
+ */
+class Mark extends Carrier {
+  #serial;
+  #token;
+  #id;
+  /** @param {object} lease @param {number} serial @param {number} token @param {string} id */
+  constructor(lease, serial, token, id) {
+    super(lease);
+    this.#serial = serial;
+    this.#token = token;
+    this.#id = id;
+  }
+  /**
+   * The handle of `lease` when the registry numbered `serial` marked it and its `id` is
+   * still the one it was granted with, else -1 (release it by its id).
+   * @param {any} lease @param {number} serial
+   */
+  static token(lease, serial) {
+    if (!(#serial in lease) || lease.#serial !== serial) return -1;
+    try {
+      return lease.#id === /** @type {{ id?: unknown }} */ (lease).id ? lease.#token : -1;
+    } catch {
+      return -1; // an `id` getter put on it that throws: the checked binding says so
+    }
+  }
+}
+/** A registry's serial number, for `Mark`: given on first use, never reused. */
+class Serial extends Carrier {
+  static #next = 0;
+  #serial = ++Serial.#next;
+  /** @param {object} registry */
+  static of(registry) {
+    return #serial in registry ? registry.#serial : new Serial(registry).#serial;
+  }
+}
+
 /** Kinds remembered as checked by `newId`; past this many, new kinds are checked each time. */
 const KIND_CACHE = 256;
 
@@ -103,7 +182,7 @@ const wellFormed = typeof isWellFormed === 'function' ? (s) => isWellFormed.call
  */
 export function install(wasm) {
   const lanes = ['__lane', '__newIdLane', '__parseIdLane'];
-  const methods = ['__acquireLane', '__acquireLeaseLane', '__dispatch', '__releaseLane', '__releaseIdLane', '__touchIdLane', '__busy', 'lastReclaimed'];
+  const methods = ['__acquireLane', '__acquireLeaseLane', '__dispatch', '__releaseLane', '__releaseIdLane', '__touchIdLane', '__handleLeaseIdLane', '__lastLeaseIdLane', '__busy', 'lastReclaimed', 'lastLeaseId'];
   const missing = [...lanes.filter((f) => typeof wasm[f] !== 'function'), ...methods.filter((m) => typeof wasm.LeaseRegistry?.prototype?.[m] !== 'function')];
   if (missing.length) throw new Error(`socket-lease: the WebAssembly build lacks ${missing.join(', ')}; rebuild it (npm run build)`);
   wasm.__registerErrorClass(LeaseError);
@@ -180,11 +259,13 @@ export function install(wasm) {
    * the generated one as its fallback; none is patched where wasm-bindgen can produce the
    * shape needed at the same cost.
    *
-   * - acquireHandle, releaseHandle, acquire, release, touch: the lane. JS writes their
-   *   strings into linear memory before the call and reads their results back as bytes
-   *   (js/layout.generated.mjs says where); generated glue can do neither (it mallocs,
-   *   encodes and frees per string argument, and decodes every string it returns).
-   * - touchHandle, renewHandle, handleLeaseId: a type check. The glue hands a number
+   * - acquireHandle, releaseHandle, acquire, release, touch, handleLeaseId, lastLeaseId:
+   *   the lane. JS writes their strings into linear memory before the call and reads
+   *   their results back as bytes (js/layout.generated.mjs says where), and spells ids
+   *   from the UUID bytes only when they are asked for; generated glue can do none of
+   *   it (it mallocs, encodes and frees per string argument, and decodes every string it
+   *   returns). `release` and `touch` also take the lease object `acquire` returned.
+   * - touchHandle, renewHandle (and handleLeaseId): a type check. The glue hands a number
    *   parameter to wasm as it is, and the engine coerces anything (null, '' and [] all
    *   name handle 0). Taking a JsValue lets Rust check instead, but costs an externref
    *   table slot per argument and a Result: measured 210 ns per touchHandle against 57.
@@ -200,6 +281,23 @@ export function install(wasm) {
   const touchHandle = proto.touchHandle;
   const acquireLane = proto.__acquireLane;
   const releaseLane = proto.__releaseLane;
+  /**
+   * The registry whose `acquireHandle` left its grant in the lane's `last` record (kept
+   * until the next such acquire, of any registry), or null: then `lastLeaseId` asks wasm.
+   * @type {unknown}
+   */
+  let lastOwner = null;
+  /**
+   * What `__acquireLane` answered for `registry`, which wrote its grant (not a refusal)
+   * into the `last` record once its events had gone out: callbacks acquiring meanwhile
+   * set `lastOwner` before this, so it ends as this registry or, refused, not it.
+   * @param {unknown} registry @param {number} r
+   */
+  const laneAcquired = (registry, r) => {
+    if (r >= 0) lastOwner = registry;
+    else if (lastOwner === registry) lastOwner = null;
+    return r;
+  };
   /** @param {unknown} now */
   const checkNow = (now) => {
     if (now !== undefined && now !== null && typeof now !== 'number') {
@@ -231,8 +329,10 @@ export function install(wasm) {
     const keyLen = userLen >= 0 && keyed ? put(/** @type {string} */ (connectionKey), userLen) : -1;
     if (userLen >= 0 && (!keyed || keyLen >= 0)) {
       const r = acquireLane.call(this, userLen, keyLen, now ?? Date.now(), evict === false ? 1 : 0);
-      if (r === r) return r;
+      if (r === r) return laneAcquired(this, r);
     }
+    // The checked binding leaves its grant to wasm's memory of it, not the lane's.
+    if (lastOwner === this) lastOwner = null;
     return acquireHandle.call(this, userId, keyed ? connectionKey : undefined, now ?? undefined, evict ?? undefined);
   };
   /** @this {unknown} @param {unknown} handle @param {unknown} now */
@@ -253,7 +353,7 @@ export function install(wasm) {
       const n = put(userId, 0);
       if (n >= 0) {
         const r = acquireLane.call(this, n, -1, now ?? Date.now(), 0);
-        if (r === r) return r;
+        if (r === r) return laneAcquired(this, r);
       }
     }
     return acquireChecked.call(this, userId, connectionKey, now, evict);
@@ -278,11 +378,32 @@ export function install(wasm) {
     };
   proto.touchHandle = checkedByHandle(touchHandle);
   proto.renewHandle = checkedByHandle(proto.renewHandle);
-  // The glue coerces any argument to a number (null, '' and [] all named handle 0).
-  const handleLeaseId = proto.handleLeaseId;
+  /**
+   * The suffix of the UUID at lane offset `at` (big-endian, as the wasm half wrote it).
+   * The caller has called `view()` since its last call into wasm.
+   */
+  const suffixOfUuidAt = (/** @type {number} */ at) => {
+    const u = address + at;
+    return suffixOf(data.getUint32(u), data.getUint32(u + 4), data.getUint32(u + 8), data.getUint32(u + 12));
+  };
+  // The glue would coerce any argument to a number (null, '' and [] all named handle 0).
+  const handleLeaseIdLane = proto.__handleLeaseIdLane;
   proto.handleLeaseId = function (/** @type {unknown} */ handle) {
     checkHandle(handle);
-    return handleLeaseId.call(this, handle);
+    if (handleLeaseIdLane.call(this, handle) !== 1) return null;
+    view();
+    return CONN_ + suffixOfUuidAt(LEASE_ID_UUID);
+  };
+  // Spelled from the bytes the acquire left, when asked (no call into wasm unless an
+  // acquire of another registry, or the checked binding's, came since).
+  const lastLeaseIdLane = proto.__lastLeaseIdLane;
+  proto.lastLeaseId = function () {
+    if (lastOwner !== this) {
+      if (lastLeaseIdLane.call(this) !== 1) return null;
+      lastOwner = this;
+    }
+    view();
+    return CONN_ + suffixOfUuidAt(LAST_UUID);
   };
   // free() from an onEvent callback (a callback may call anything): the registry is in
   // use further up the stack, and the generated free() would drop its pointer before the
@@ -291,6 +412,7 @@ export function install(wasm) {
   const free = proto.free;
   const busy = proto.__busy;
   proto.free = function () {
+    if (lastOwner === this) lastOwner = null;
     const self = /** @type {{ __wbg_ptr: number }} */ (/** @type {unknown} */ (this));
     if (self.__wbg_ptr && busy.call(this)) {
       const ptr = self.__wbg_ptr;
@@ -313,13 +435,25 @@ export function install(wasm) {
   const touchIdLane = proto.__touchIdLane;
   /** @type {Record<number, import('../pkg/web/socket_lease.js').RefusalReason>} */
   const REASONS = { [-1]: 'user-limit', [-2]: 'global-limit', [-3]: 'user-table-full', [-4]: 'user-limit' };
+  // What `readOptions` found when the lane can take the options: set at its very end (a
+  // getter it ran may have called `acquire` itself) and read at once by `acquire`.
+  /** @type {string[]} */
+  let readKeys = [];
+  /** @type {unknown} */
+  let readKey;
+  /** @type {unknown} */
+  let readNow;
+  /** @type {unknown} */
+  let readEvict;
   /**
-   * `acquire`'s options as the checked binding reads them (own enumerable keys, each
-   * read once), copied into a plain object. Keys or a getter that throw are an
-   * INVALID_OPTION with the checked binding's message (a throwing connectionKey read as
-   * undefined would grant an unkeyed lease on every call).
+   * Reads `acquire`'s options as the checked binding reads them: own enumerable keys,
+   * each read once. Keys or a getter that throw are an INVALID_OPTION with the checked
+   * binding's message (a throwing connectionKey read as undefined would grant an unkeyed
+   * lease on every call). Returns null when the lane can take them (they are then in
+   * `readKeys`, `readKey`, `readNow`, `readEvict`; `readCopy()` copies them), else a plain
+   * copy of what was read, for the checked binding.
    * @param {object} options
-   * @returns {Record<string, unknown>}
+   * @returns {Record<string, unknown> | null}
    */
   const readOptions = (options) => {
     /** @type {string[]} */
@@ -329,53 +463,87 @@ export function install(wasm) {
     } catch {
       throw new LeaseError("invalid option: the options' keys could not be read (listing them threw)", 'INVALID_OPTION');
     }
-    /** @type {Record<string, unknown>} */
-    const copy = {};
-    for (const k of keys) {
+    /** @type {unknown} */
+    let key;
+    /** @type {unknown} */
+    let now;
+    /** @type {unknown} */
+    let evict;
+    // Made only when the checked binding will need it: an unknown key came.
+    /** @type {Record<string, unknown> | null} */
+    let copy = null;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      /** @type {unknown} */
+      let value;
       try {
-        copy[k] = /** @type {Record<string, unknown>} */ (options)[k];
+        value = /** @type {Record<string, unknown>} */ (options)[k];
       } catch {
         throw new LeaseError(`invalid option: reading "${k}" threw`, 'INVALID_OPTION');
       }
+      if (copy !== null) copy[k] = value;
+      else if (k === 'now') now = value;
+      else if (k === 'connectionKey') key = value;
+      else if (k === 'evict') evict = value;
+      else {
+        copy = copyOf(keys, i, key, now, evict);
+        copy[k] = value;
+      }
     }
-    return copy;
+    if (copy !== null) return copy;
+    const laneTakes =
+      (key === undefined || key === null || typeof key === 'string') && laneNow(now) && (evict === undefined || evict === null || typeof evict === 'boolean');
+    if (!laneTakes) return copyOf(keys, keys.length, key, now, evict);
+    readKeys = keys;
+    readKey = key;
+    readNow = now;
+    readEvict = evict;
+    return null;
   };
   /**
-   * `[connectionKey, now, keep]` when the lane can take these options, or null (`keep`:
-   * 1 for `evict: false`, else 0).
-   * @param {Record<string, unknown>} opts
-   * @returns {[string | undefined, number | undefined, number] | null}
+   * A plain object of the first `n` of `keys` (each `now`, `connectionKey` or `evict`),
+   * with the values read for them.
+   * @param {string[]} keys @param {number} n @param {unknown} key @param {unknown} now @param {unknown} evict
    */
-  const laneOptions = (opts) => {
-    for (const k in opts) if (k !== 'now' && k !== 'connectionKey' && k !== 'evict') return null;
-    const { connectionKey, now, evict } = opts;
-    if (connectionKey !== undefined && connectionKey !== null && typeof connectionKey !== 'string') return null;
-    if (!laneNow(now)) return null;
-    if (evict !== undefined && evict !== null && typeof evict !== 'boolean') return null;
-    return [connectionKey ?? undefined, /** @type {number | undefined} */ (now ?? undefined), evict === false ? 1 : 0];
+  const copyOf = (keys, n, key, now, evict) => {
+    /** @type {Record<string, unknown>} */
+    const copy = {};
+    for (let i = 0; i < n; i++) copy[keys[i]] = keys[i] === 'now' ? now : keys[i] === 'connectionKey' ? key : evict;
+    return copy;
   };
+  /** What the checked binding gets when the lane took the options but refused the call. */
+  const readCopy = () => copyOf(readKeys, readKeys.length, readKey, readNow, readEvict);
   const getLease = proto.getLease;
   const lastEvicted = proto.lastEvicted;
   const lastReclaimed = proto.lastReclaimed;
   proto.acquire = function (/** @type {unknown} */ userId, /** @type {unknown} */ options) {
-    // Getters run once: what falls back to the checked binding gets the copy.
-    const given = options !== null && typeof options === 'object' && !Array.isArray(options) ? readOptions(options) : options;
-    /** @type {[string | undefined, number | undefined, number] | null} */
-    let opts = null;
-    if (typeof userId === 'string') {
-      if (given === undefined || given === null) opts = [undefined, undefined, 0];
-      else if (typeof given === 'object' && !Array.isArray(given)) opts = laneOptions(/** @type {Record<string, unknown>} */ (given));
+    // Getters run once: what falls back to the checked binding gets a copy of what was
+    // read (`given`, or `readCopy()` when the lane took the options).
+    /** @type {unknown} */
+    let given = options;
+    let read = false;
+    let laneTakes = options === undefined || options === null;
+    /** @type {string | undefined} */
+    let key;
+    /** @type {number | undefined} */
+    let now;
+    let keep = 0;
+    if (options !== null && typeof options === 'object' && !Array.isArray(options)) {
+      const copy = readOptions(options);
+      if (copy === null) {
+        read = laneTakes = true;
+        key = /** @type {string | null | undefined} */ (readKey) ?? undefined;
+        now = /** @type {number | null | undefined} */ (readNow) ?? undefined;
+        keep = readEvict === false ? 1 : 0;
+      } else given = copy;
     }
     // `put` refuses (-1) what the lane cannot carry faithfully, a lone surrogate included:
     // the checked binding then answers, or throws.
-    const userLen = opts === null ? -1 : put(/** @type {string} */ (userId), 0);
-    if (opts === null || userLen < 0) return acquire.call(this, userId, given);
+    const userLen = laneTakes && typeof userId === 'string' ? put(userId, 0) : -1;
+    const keyLen = userLen < 0 || key === undefined ? -1 : put(key, userLen);
+    const r = userLen < 0 || (key !== undefined && keyLen < 0) ? NaN : acquireLeaseLane.call(this, userLen, keyLen, now ?? Date.now(), keep);
+    if (r !== r) return acquire.call(this, userId, read ? readCopy() : given);
     const user = /** @type {string} */ (userId);
-    const [key, now, keep] = opts;
-    const keyLen = key === undefined ? -1 : put(key, userLen);
-    if (key !== undefined && keyLen < 0) return acquire.call(this, userId, given);
-    const r = acquireLeaseLane.call(this, userLen, keyLen, now ?? Date.now(), keep);
-    if (r !== r) return acquire.call(this, userId, given);
     const b = view();
     const p = address;
     // Everything is read from the lane before anything else is called (which could
@@ -396,27 +564,32 @@ export function install(wasm) {
         if (reclaimed) refusal.reclaimed = lastReclaimed.call(this);
         return refusal;
       }
-      const suffix = suffixAt(GRANTED_SUFFIX);
       const reused = b[p + GRANTED_REUSED] === 1;
       const evicted = b[p + GRANTED_EVICTED] === 1;
       const shape = b[p + GRANTED_SHAPE];
-      const id = `conn_${suffix}`;
+      const suffix = suffixOfUuidAt(GRANTED_UUID);
+      const id = CONN_ + suffix;
       /** @type {import('../pkg/web/socket_lease.js').Lease | null} */
-      let lease = {
-        id,
-        connectionId: id,
-        runId: `run_${suffix}`,
-        threadId: `thread_${suffix}`,
-        userId: user,
-        acquiredAt: data.getFloat64(p + GRANTED_ACQUIRED_AT, true),
-        touchedAt: data.getFloat64(p + GRANTED_TOUCHED_AT, true),
-        expiresAt: data.getFloat64(p + GRANTED_EXPIRES_AT, true),
-      };
-      if (key !== undefined) lease.connectionKey = key;
-      // Extra kinds: the lease (with its `ids`) as the checked binding builds it. The
-      // class's own methods, not a subclass's overrides.
-      if (shape === 1) lease = getLease.call(this, id);
-      else if (shape === 2) lease = null;
+      let lease = null;
+      if (shape === 0) {
+        lease = {
+          id,
+          connectionId: id,
+          runId: RUN_ + suffix,
+          threadId: THREAD_ + suffix,
+          userId: user,
+          acquiredAt: data.getFloat64(p + GRANTED_ACQUIRED_AT, true),
+          touchedAt: data.getFloat64(p + GRANTED_TOUCHED_AT, true),
+          expiresAt: data.getFloat64(p + GRANTED_EXPIRES_AT, true),
+        };
+        if (key !== undefined) lease.connectionKey = key;
+      } else if (shape === 1) {
+        // Extra kinds: the lease (with its `ids`) as the checked binding builds it. The
+        // class's own method, not a subclass's override.
+        lease = getLease.call(this, id);
+      }
+      // Marked, so that `release(lease)` and `touch(lease)` need not spell and parse its id.
+      if (lease !== null) new Mark(lease, Serial.of(this), r, id);
       return /** @type {import('../pkg/web/socket_lease.js').AcquireResult} */ ({
         ok: true,
         lease,
@@ -429,23 +602,40 @@ export function install(wasm) {
     }
   };
   /**
-   * `release` or `touch` by id: over the lane (`lane` answers 1, 0, or NaN where the
-   * checked binding would throw) when it can take the call, else the checked `method`.
+   * `release` or `touch` by id or by the lease `acquire` returned: a lease this registry
+   * marked goes by its handle (`byHandle` answers 1, 0, or NaN where the checked binding
+   * would throw); a string over the lane (`lane`, the same answers); anything else, and
+   * whatever those refuse, through the checked `method` (which takes a lease by its `id`).
    * @param {(this: unknown, len: number, now: number) => number} lane
+   * @param {(this: unknown, handle: number, now: number) => number} byHandle
    * @param {(this: unknown, anyId: unknown, now: unknown) => boolean} method
    */
-  const byId = (lane, method) =>
+  const byId = (lane, byHandle, method) =>
     /** @this {unknown} @param {unknown} anyId @param {unknown} now */
     function (anyId, now) {
-      if (typeof anyId === 'string' && laneNow(now)) {
-        const len = put(anyId, 0);
-        const r = len < 0 ? NaN : lane.call(this, len, /** @type {number | undefined} */ (now) ?? Date.now());
-        if (r === r) return r === 1;
+      if (laneNow(now)) {
+        const t = /** @type {number | undefined} */ (now) ?? Date.now();
+        if (typeof anyId === 'string') {
+          const len = put(anyId, 0);
+          const r = len < 0 ? NaN : lane.call(this, len, t);
+          if (r === r) return r === 1;
+        } else if (typeof anyId === 'object' && anyId !== null) {
+          const handle = Mark.token(anyId, Serial.of(/** @type {object} */ (this)));
+          const r = handle < 0 ? NaN : byHandle.call(this, handle, t);
+          if (r === r) return r === 1;
+        }
       }
       return method.call(this, anyId, now);
     };
-  proto.release = byId(releaseIdLane, release);
-  proto.touch = byId(touchIdLane, touch);
+  proto.release = byId(releaseIdLane, releaseLane, release);
+  proto.touch = byId(
+    touchIdLane,
+    /** @this {unknown} @param {number} handle @param {number} t */
+    function (handle, t) {
+      return touchHandle.call(this, handle, t) ? 1 : 0;
+    },
+    touch,
+  );
 
   const checkedNewId = wasm.newId;
   const checkedParseId = wasm.parseId;

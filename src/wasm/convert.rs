@@ -117,6 +117,25 @@ pub fn id_arg(v: &JsValue, what: &str) -> JsResult<String> {
     })
 }
 
+/// The id argument of `release` and `touch`: any id, or a lease (what `acquire` returned,
+/// or a copy of it), which names the lease by its `id`.
+pub fn id_or_lease_arg(v: &JsValue) -> JsResult<String> {
+    if !v.is_object() {
+        return id_arg(v, "id");
+    }
+    let id = Reflect::get(v, &JsValue::from_str("id")).map_err(|_| {
+        super::errors::to_js(LeaseError::InvalidId("reading the lease's id threw".into()))
+    })?;
+    if id.is_string() {
+        id_arg(&id, "the lease's id")
+    } else {
+        js(Err(LeaseError::InvalidId(format!(
+            "a lease given for an id must have a string id, got {}",
+            type_name(&id)
+        ))))
+    }
+}
+
 /// `now` in ms: `undefined`/`null` means `Date.now()`.
 pub fn now(v: &JsValue) -> JsResult<u64> {
     if v.is_undefined() || v.is_null() {

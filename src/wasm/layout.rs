@@ -20,8 +20,6 @@ pub enum Type {
     U8,
     /// An `f64`, little-endian (read with `DataView.getFloat64(at, true)`).
     F64,
-    /// Text, one ASCII character per byte.
-    Ascii(usize),
     /// A 128-bit number, big-endian (read as four `getUint32(at + 4 * i)`, high first).
     U128,
 }
@@ -31,7 +29,6 @@ impl Type {
         match self {
             Type::U8 => 1,
             Type::F64 => 8,
-            Type::Ascii(n) => n,
             Type::U128 => 16,
         }
     }
@@ -64,13 +61,33 @@ impl Field {
 pub const CAPACITY: usize = 1024;
 /// Input (the strings of one call: a user id and a connection key of at most
 /// `MAX_USER_ID_BYTES` each, or an id) is written from offset 0 and takes at most this
-/// many bytes; longer input takes the checked binding instead.
+/// many bytes; longer input takes the checked binding instead. Scratch records (a call's
+/// results, read at once) lie here too.
 pub const INPUT: usize = 2 * MAX_USER_ID_BYTES;
-/// Where `newId`'s suffixes go (`SUFFIX_LEN` bytes each, as many as fit), after the room
-/// for input, so that no call's input overwrites suffixes not yet handed out.
-pub const IDS_AT: usize = INPUT;
+/// Where `newId`'s suffixes go (`SUFFIX_LEN` bytes each, as many as fit), after the
+/// input and the kept records, so that no call overwrites suffixes not yet handed out.
+pub const IDS_AT: usize = INPUT + 16;
 /// How many suffixes fit from `IDS_AT` on.
 pub const IDS_ROOM: usize = (CAPACITY - IDS_AT) / SUFFIX_LEN;
+
+/// Where a record lies, which says how long it stays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Region {
+    /// In `..INPUT`: written by a call after it read its input, read by the JS half
+    /// before its next call into wasm.
+    Scratch,
+    /// In `INPUT..IDS_AT`: left for later, until the next call that writes it.
+    Kept,
+}
+
+impl Region {
+    const fn bounds(self) -> (usize, usize) {
+        match self {
+            Region::Scratch => (0, INPUT),
+            Region::Kept => (INPUT, IDS_AT),
+        }
+    }
+}
 
 /// Declares the records: a module of `Field` constants per record, and (for the
 /// generator) the same fields as a table, so that a field cannot be in one without the
@@ -78,7 +95,7 @@ pub const IDS_ROOM: usize = (CAPACITY - IDS_AT) / SUFFIX_LEN;
 macro_rules! records {
     ($(
         $(#[doc = $rdoc:literal])*
-        $record:ident {
+        $region:ident $record:ident {
             $( $(#[doc = $doc:literal])* $name:ident: $ty:expr => $at:expr, )*
         }
     )*) => {
@@ -86,81 +103,97 @@ macro_rules! records {
             $(#[doc = $rdoc])*
             pub mod $record {
                 #[allow(unused_imports)]
-                use super::{Field, Type::*};
+                use super::{Field, Region, Type::*};
+                /// Where the record lies.
+                pub const REGION: Region = Region::$region;
                 $(
                     $(#[doc = $doc])*
                     pub const $name: Field = Field::new($at, $ty);
                 )*
                 /// Every field, in the order declared.
-                #[allow(dead_code)]
                 pub const ALL: &[(&str, Field)] = &[$((stringify!($name), $name)),*];
             }
         )*
-        /// Every record: name, description, fields with their descriptions.
+        /// Every record: name, region, description, fields with their descriptions.
         #[cfg(all(test, not(target_arch = "wasm32")))]
-        pub const RECORDS: &[(&str, &str, &[(&str, &str, Field)])] = &[$(
+        pub const RECORDS: &[(&str, Region, &str, &[(&str, &str, Field)])] = &[$(
             (
                 stringify!($record),
+                $record::REGION,
                 concat!($($rdoc, "\n"),*),
                 &[$((stringify!($name), concat!($($doc, "\n"),*), $record::$name)),*],
             ),
         )*];
+        const _: () = assert!($(within($record::REGION, $record::ALL))&&*);
     };
 }
 
 records! {
     /// What `__acquireLeaseLane` writes for a granted acquire.
-    granted {
-        /// The lease's 26-character suffix (its ids are `conn_`, `run_`, `thread_` and it).
-        SUFFIX: Ascii(super::SUFFIX_LEN) => 0,
+    Scratch granted {
+        /// The lease's id (its `conn_`, `run_` and `thread_` ids spell it).
+        UUID: U128 => 0,
         /// 1: the connection key matched a lease the user holds, which is returned.
-        REUSED: U8 => 26,
+        REUSED: U8 => 16,
         /// 1: leases were evicted to admit it (read them with `lastEvicted`).
-        EVICTED: U8 => 27,
+        EVICTED: U8 => 17,
         /// 0: the lease is these fields; 1: extra kinds are configured (read the lease
         /// with `getLease`); 2: no lease (`lease: null`).
-        SHAPE: U8 => 28,
+        SHAPE: U8 => 18,
         /// 1: events wait for `__dispatch`.
-        EVENTS: U8 => 29,
+        EVENTS: U8 => 19,
         /// 1: expired leases were reclaimed (read them with `lastReclaimed`).
-        RECLAIMED: U8 => 30,
+        RECLAIMED: U8 => 20,
         /// `acquiredAt`, ms.
-        ACQUIRED_AT: F64 => 32,
+        ACQUIRED_AT: F64 => 24,
         /// `touchedAt`, ms.
-        TOUCHED_AT: F64 => 40,
+        TOUCHED_AT: F64 => 32,
         /// `expiresAt`, ms.
-        EXPIRES_AT: F64 => 48,
+        EXPIRES_AT: F64 => 40,
     }
     /// What `__acquireLeaseLane` writes for a refused acquire.
-    refused {
+    Scratch refused {
         /// 1: events wait for `__dispatch`.
-        EVENTS: U8 => 29,
+        EVENTS: U8 => 19,
         /// 1: expired leases were reclaimed (read them with `lastReclaimed`).
-        RECLAIMED: U8 => 30,
+        RECLAIMED: U8 => 20,
         /// The refusal's `limit`.
-        LIMIT: F64 => 32,
+        LIMIT: F64 => 24,
         /// The refusal's `active`.
-        ACTIVE: F64 => 40,
+        ACTIVE: F64 => 32,
         /// The refusal's `retryAfterMs`.
-        RETRY_AFTER_MS: F64 => 48,
+        RETRY_AFTER_MS: F64 => 40,
     }
     /// What `__parseIdLane` writes for a valid id.
-    parsed {
-        /// Length of the kind in bytes (0: a bare suffix).
-        KIND_LEN: U8 => 36,
-        /// The UUID's version.
-        VERSION: U8 => 37,
+    Scratch parsed {
         /// The UUID.
-        UUID: U128 => 40,
+        UUID: U128 => 0,
+        /// Length of the kind in bytes (0: a bare suffix).
+        KIND_LEN: U8 => 16,
+        /// The UUID's version.
+        VERSION: U8 => 17,
+    }
+    /// What `__handleLeaseIdLane` writes for a live handle.
+    Scratch lease_id {
+        /// The lease's id.
+        UUID: U128 => 0,
+    }
+    /// What the last `acquireHandle` on the lane granted (`__acquireLane` writes it once
+    /// its events went out, `__lastLeaseIdLane` on demand): kept for `lastLeaseId()`,
+    /// until the next of either call, of any registry.
+    Kept last {
+        /// The lease's id.
+        UUID: U128 => super::INPUT,
     }
 }
 
-/// Whether the fields of one record are in `..IDS_AT` and apart.
-const fn apart(fields: &[(&str, Field)]) -> bool {
+/// Whether the fields of one record lie in its region and apart.
+const fn within(region: Region, fields: &[(&str, Field)]) -> bool {
+    let (start, end) = region.bounds();
     let mut i = 0;
     while i < fields.len() {
         let a = fields[i].1;
-        if a.end() > IDS_AT {
+        if a.at < start || a.end() > end {
             return false;
         }
         let mut j = i + 1;
@@ -176,15 +209,30 @@ const fn apart(fields: &[(&str, Field)]) -> bool {
     true
 }
 
-const _: () = {
-    assert!(apart(granted::ALL) && apart(refused::ALL) && apart(parsed::ALL));
-    assert!(IDS_AT + SUFFIX_LEN <= CAPACITY && IDS_ROOM >= 1);
-};
+const _: () = assert!(IDS_AT + SUFFIX_LEN <= CAPACITY && IDS_ROOM >= 1);
 
 /// Writes `value` as the `F64` field `field`.
 pub fn put_f64(bytes: &mut [u8], field: Field, value: f64) {
     debug_assert_eq!(field.ty, Type::F64);
-    bytes[field.range()].copy_from_slice(&value.to_le_bytes());
+    put(bytes, field.at, value.to_le_bytes());
+}
+
+/// Writes `value` as the `U128` field `field`.
+pub fn put_u128(bytes: &mut [u8], field: Field, value: u128) {
+    debug_assert_eq!(field.ty, Type::U128);
+    put(bytes, field.at, value.to_be_bytes());
+}
+
+/// `bytes[at..at + N] = value` as an array assignment: a slice's `copy_from_slice` is a
+/// `memory.copy` in the .wasm, which V8 runs as a call out of wasm, whatever the length.
+#[inline(always)]
+fn put<const N: usize>(bytes: &mut [u8], at: usize, value: [u8; N]) {
+    if let Some(dst) = bytes
+        .get_mut(at..at + N)
+        .and_then(|d| <&mut [u8; N]>::try_from(d).ok())
+    {
+        *dst = value;
+    }
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
@@ -221,7 +269,6 @@ mod tests {
         match ty {
             Type::U8 => "u8",
             Type::F64 => "f64",
-            Type::Ascii(_) => "ascii",
             Type::U128 => "u128",
         }
     }
@@ -259,8 +306,24 @@ mod tests {
                 "The longest TypeID, in characters (a 63-character kind, `_`, the suffix).".into(),
                 crate::id::typeid::MAX_ID_LEN.to_string(),
             ),
+            (
+                "ALPHABET".into(),
+                "The suffix's alphabet, in value order (5 bits a character, the first holding the top 3 of the 128).".into(),
+                format!("'{}'", std::str::from_utf8(crate::id::base32::ALPHABET).unwrap()),
+            ),
+            (
+                "CONN".into(),
+                "The kind of a lease's own id, `id` (`connectionId`).".into(),
+                format!("'{}'", crate::id::CONN),
+            ),
+            ("RUN".into(), "The kind of `runId`.".into(), format!("'{}'", crate::id::RUN)),
+            (
+                "THREAD".into(),
+                "The kind of `threadId`.".into(),
+                format!("'{}'", crate::id::THREAD),
+            ),
         ];
-        for (record, _, fields) in RECORDS {
+        for (record, _, _, fields) in RECORDS {
             for (name, doc, field) in *fields {
                 out.push((
                     format!("{}_{name}", record.to_uppercase()),
@@ -270,24 +333,31 @@ mod tests {
             }
         }
         let mut table = String::from("{\n");
-        for (record, doc, fields) in RECORDS {
+        for (record, region, doc, fields) in RECORDS {
             table += &comment(doc, "  ");
-            let _ = writeln!(table, "  {record}: {{");
+            let region = match region {
+                Region::Scratch => "scratch",
+                Region::Kept => "kept",
+            };
+            let _ = writeln!(
+                table,
+                "  {record}: {{\n    region: '{region}',\n    fields: {{"
+            );
             for (name, _, field) in *fields {
                 let _ = writeln!(
                     table,
-                    "    {name}: {{ at: {}, size: {}, type: '{}' }},",
+                    "      {name}: {{ at: {}, size: {}, type: '{}' }},",
                     field.at,
                     field.ty.size(),
                     type_name(field.ty)
                 );
             }
-            table += "  },\n";
+            table += "    },\n  },\n";
         }
         table += "}";
         out.push((
             "RECORDS".into(),
-            "Every record's fields with their sizes and types (for tests and tools).".into(),
+            "Every record: its region (`scratch`: in `..INPUT`, read at once; `kept`: in `INPUT..IDS_AT`, kept until written again) and its fields with their sizes and types (for tests and tools).".into(),
             table,
         ));
         out

@@ -1,11 +1,11 @@
 //! `LeaseRegistry` for JS: a thin newtype over the core registry.
 
 use super::convert::{
-    self, get, id_arg, is_bag, keys, now, now_opt, num, object, strings, user_id,
+    self, get, id_arg, id_or_lease_arg, is_bag, keys, now, now_opt, num, object, strings, user_id,
 };
 use super::errors::{js, to_js, JsResult};
 use super::lane;
-use super::layout::{granted, put_f64, refused};
+use super::layout::{granted, last, lease_id, put_f64, put_u128, refused};
 use crate::error::{time_ms, LeaseError};
 use crate::id::base32::SUFFIX_LEN;
 use crate::id::{self, OsEntropy};
@@ -34,6 +34,9 @@ pub struct JsLeaseRegistry {
     last_evicted: RefCell<Vec<u128>>,
     /// Whether the last acquire returned the connection key's existing lease.
     last_reused: Cell<bool>,
+    /// The id of the lease the last `acquireHandle` granted (`None`: it refused), for
+    /// `lastLeaseId`.
+    last_granted: Cell<Option<u128>>,
     /// Events being delivered (nested when a callback calls back in): the only time
     /// user code runs inside a call of this registry, so the only time `free()` could be
     /// called while the registry is in use (see `busy`).
@@ -51,6 +54,7 @@ impl JsLeaseRegistry {
             last_refusal: RefCell::new(None),
             last_evicted: RefCell::new(Vec::new()),
             last_reused: Cell::new(false),
+            last_granted: Cell::new(None),
             delivering: Cell::new(0),
         }
     }
@@ -238,7 +242,7 @@ impl JsLeaseRegistry {
         let user = user_id(&user)?;
         let (key, t, evict) = acquire_options(&options.unwrap_or(JsValue::UNDEFINED))?;
         // The same decision (and the same `lastRefusal`/`lastEvicted`) as every path.
-        let r = js(self.acquire_decided(&user, key.as_deref(), t, evict))?;
+        let (r, _) = js(self.acquire_decided(&user, key.as_deref(), t, evict))?;
         let core = self.core.borrow();
         let reclaimed = core.last_reclaimed();
         let result = if r >= 0.0 {
@@ -300,8 +304,11 @@ impl JsLeaseRegistry {
             None => None,
         };
         let t = fast_now(now)?;
-        let result = js(self.acquire_decided(&user, key.as_deref(), t, evict.unwrap_or(true)))?;
+        let (result, granted) =
+            js(self.acquire_decided(&user, key.as_deref(), t, evict.unwrap_or(true)))?;
         self.dispatch();
+        // After the events: a callback's own acquire is over by now, this one is the last.
+        self.last_granted.set(granted);
         Ok(result)
     }
 
@@ -309,7 +316,8 @@ impl JsLeaseRegistry {
     /// bytes of the lane, the connection key the next `key_len` (negative: none); the JS
     /// half always passes `now` (its clock if none was given); `keep` not 0: `evict`
     /// false. Returns what `acquireHandle` returns, or NaN where it would throw (the JS
-    /// half then calls it to throw).
+    /// half then calls it to throw). A granted lease's id is left in `layout::last`, for
+    /// `lastLeaseId`.
     #[wasm_bindgen(js_name = "__acquireLane", skip_typescript)]
     pub fn acquire_lane(&self, user_len: u32, key_len: i32, now: f64, keep: u32) -> f64 {
         let Some(t) = time_ms(now) else {
@@ -317,15 +325,28 @@ impl JsLeaseRegistry {
         };
         let decided = lane::with(|bytes| {
             let (user, key) = lane::user_and_key(bytes, user_len, key_len)?;
-            self.acquire_decided(user, key, t, keep == 0).ok()
+            let decided = self.acquire_decided(user, key, t, keep == 0).ok()?;
+            if let Some(uuid) = decided.1 {
+                put_u128(bytes, last::UUID, uuid);
+            }
+            Some(decided)
         });
         // Events go out after the lane is released: a callback may call `newId`.
         self.dispatch();
-        decided.unwrap_or(f64::NAN)
+        let Some((result, granted)) = decided else {
+            return f64::NAN;
+        };
+        // After the events: this acquire returns last, whatever a callback acquired.
+        self.last_granted.set(granted);
+        if let (Some(uuid), Some(_)) = (granted, &self.on_event) {
+            lane::with(|bytes| put_u128(bytes, last::UUID, uuid));
+        }
+        result
     }
 
-    /// The decision of `acquireHandle`, without dispatching events (no JS is called).
-    /// Not inlined: three exports share it, and the core's `acquire` is large.
+    /// The decision of `acquireHandle`, without dispatching events (no JS is called):
+    /// its answer and, when granted, the lease's id. Not inlined: four exports share it,
+    /// and the core's `acquire` is large.
     #[inline(never)]
     fn acquire_decided(
         &self,
@@ -333,7 +354,7 @@ impl JsLeaseRegistry {
         key: Option<&str>,
         t: u64,
         evict: bool,
-    ) -> Result<f64, LeaseError> {
+    ) -> Result<(f64, Option<u128>), LeaseError> {
         let mut core = self.core.borrow_mut();
         Ok(match core.acquire_with(user, key, t, evict)? {
             Acquired::Granted {
@@ -345,7 +366,8 @@ impl JsLeaseRegistry {
                     *self.last_evicted.borrow_mut() = evicted;
                 }
                 self.last_reused.set(reused);
-                core.token(handle) as f64
+                let uuid = core.lease_times(handle).map(|(uuid, _)| uuid);
+                (core.token(handle) as f64, uuid)
             }
             Acquired::Refused(r) => {
                 let code = if r.evictable {
@@ -355,7 +377,7 @@ impl JsLeaseRegistry {
                 };
                 *self.last_refusal.borrow_mut() = Some(r);
                 self.last_evicted.borrow_mut().clear();
-                code
+                (code, None)
             }
         })
     }
@@ -373,7 +395,7 @@ impl JsLeaseRegistry {
         };
         lane::with(|bytes| {
             let (user, key) = lane::user_and_key(bytes, user_len, key_len)?;
-            let r = self.acquire_decided(user, key, t, keep == 0).ok()?;
+            let (r, _) = self.acquire_decided(user, key, t, keep == 0).ok()?;
             // From here on the acquire has happened: nothing may return NaN, which
             // would make the JS half repeat it on the checked binding.
             let core = self.core.borrow();
@@ -385,17 +407,22 @@ impl JsLeaseRegistry {
             bytes[events.at] = u8::from(self.on_event.is_some());
             bytes[reclaimed.at] = u8::from(!core.last_reclaimed().is_empty());
             if r >= 0.0 {
-                match core.resolve_token(r as u64).and_then(|h| core.lease(h)) {
-                    Some(lease) => {
-                        bytes[granted::SUFFIX.range()]
-                            .copy_from_slice(&id::base32::encode(lease.uuid));
+                match core
+                    .resolve_token(r as u64)
+                    .and_then(|h| core.lease_times(h))
+                {
+                    Some((uuid, [acquired, touched, expires])) => {
+                        // The id as a number: the JS half spells its ids (conn_, run_,
+                        // thread_) from it, which costs less than encoding them here
+                        // and copying the text out.
+                        put_u128(bytes, granted::UUID, uuid);
                         bytes[granted::REUSED.at] = u8::from(self.last_reused.get());
                         bytes[granted::EVICTED.at] =
                             u8::from(!self.last_evicted.borrow().is_empty());
                         bytes[granted::SHAPE.at] = u8::from(!core.options().kinds.is_empty());
-                        put_f64(bytes, granted::ACQUIRED_AT, lease.acquired_at as f64);
-                        put_f64(bytes, granted::TOUCHED_AT, lease.touched_at as f64);
-                        put_f64(bytes, granted::EXPIRES_AT, lease.expires_at as f64);
+                        put_f64(bytes, granted::ACQUIRED_AT, acquired as f64);
+                        put_f64(bytes, granted::TOUCHED_AT, touched as f64);
+                        put_f64(bytes, granted::EXPIRES_AT, expires as f64);
                     }
                     // Not reachable (a granted handle names a live lease); `acquire`
                     // answers `lease: null` then, and so does the JS half on 2.
@@ -519,11 +546,52 @@ impl JsLeaseRegistry {
     /// The lease id (`conn_…`) of a live handle, or `null`.
     #[wasm_bindgen(js_name = handleLeaseId, unchecked_return_type = "string | null")]
     pub fn handle_lease_id(&self, handle: f64) -> JsValue {
+        self.handle_uuid(handle)
+            .map_or(JsValue::NULL, |uuid| id::format(id::CONN, uuid).into())
+    }
+
+    fn handle_uuid(&self, handle: f64) -> Option<u128> {
         let core = self.core.borrow();
-        token_arg(handle)
-            .and_then(|tok| core.resolve_token(tok))
-            .and_then(|h| core.lease(h))
-            .map_or(JsValue::NULL, |l| id::format(id::CONN, l.uuid).into())
+        let h = token_arg(handle).and_then(|tok| core.resolve_token(tok))?;
+        core.lease_times(h).map(|(uuid, _)| uuid)
+    }
+
+    /// `handleLeaseId` on the lane: writes the live handle's lease id as the record
+    /// `layout::lease_id` and returns 1, or returns 0 (the JS half spells `conn_…`).
+    #[wasm_bindgen(js_name = "__handleLeaseIdLane", skip_typescript)]
+    pub fn handle_lease_id_lane(&self, handle: f64) -> u32 {
+        match self.handle_uuid(handle) {
+            Some(uuid) => {
+                lane::with(|bytes| put_u128(bytes, lease_id::UUID, uuid));
+                1
+            }
+            None => 0,
+        }
+    }
+
+    /// The lease id (`conn_…`) of the lease the last `acquireHandle` of this registry
+    /// granted, or `null` if it refused (or none was made): what `handleLeaseId` gave for
+    /// that handle right then, released since or not. The id of what a host just
+    /// admitted without a second lookup: the JS half spells it from the bytes that
+    /// acquire left in the lane, so an acquire whose id is never asked for pays nothing.
+    #[wasm_bindgen(js_name = lastLeaseId, unchecked_return_type = "string | null")]
+    pub fn last_lease_id(&self) -> JsValue {
+        self.last_granted
+            .get()
+            .map_or(JsValue::NULL, |uuid| id::format(id::CONN, uuid).into())
+    }
+
+    /// `lastLeaseId` on the lane, when the lane no longer holds this registry's: writes
+    /// it as the record `layout::last` and returns 1, or returns 0 (`null`).
+    #[wasm_bindgen(js_name = "__lastLeaseIdLane", skip_typescript)]
+    pub fn last_lease_id_lane(&self) -> u32 {
+        match self.last_granted.get() {
+            Some(uuid) => {
+                lane::with(|bytes| put_u128(bytes, last::UUID, uuid));
+                1
+            }
+            None => 0,
+        }
     }
 
     /// The refusal behind the last refused `acquire` or `acquireHandle`, or `null`.
@@ -562,15 +630,16 @@ impl JsLeaseRegistry {
     }
 
     /// Releases the lease named by any of its ids (`conn_`, `run_`, `thread_`, extra
-    /// kinds). Returns `false` for an unknown or already released id, and counts it
+    /// kinds), or the lease `acquire` returned (itself, or any copy: by its `id`).
+    /// Returns `false` for an unknown or already released lease, and counts it
     /// (`unknownReleases`): never throws for a well-formed id, so it is safe on every
     /// disconnect path. A malformed id throws `INVALID_ID`.
     pub fn release(
         &self,
-        #[wasm_bindgen(js_name = anyId, unchecked_param_type = "string")] any_id: JsValue,
+        #[wasm_bindgen(js_name = anyId, unchecked_param_type = "string | Lease")] any_id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<JsValue>,
     ) -> JsResult<bool> {
-        let text = id_arg(&any_id, "id")?;
+        let text = id_or_lease_arg(&any_id)?;
         let t = now_opt(now)?;
         let released = js(self.core.borrow_mut().release(&text, t))?;
         self.dispatch();
@@ -578,13 +647,14 @@ impl JsLeaseRegistry {
     }
 
     /// Heartbeat: extends the lease's expiry to `now + ttlMs`. `false` if the lease is
-    /// unknown or already expired (the host should close that socket).
+    /// unknown or already expired (the host should close that socket). Takes any id, or
+    /// the lease `acquire` returned, as `release` does.
     pub fn touch(
         &self,
-        #[wasm_bindgen(js_name = anyId, unchecked_param_type = "string")] any_id: JsValue,
+        #[wasm_bindgen(js_name = anyId, unchecked_param_type = "string | Lease")] any_id: JsValue,
         #[wasm_bindgen(unchecked_optional_param_type = "number")] now: Option<JsValue>,
     ) -> JsResult<bool> {
-        let text = id_arg(&any_id, "id")?;
+        let text = id_or_lease_arg(&any_id)?;
         let t = now_opt(now)?;
         js(self.core.borrow_mut().touch(&text, t))
     }

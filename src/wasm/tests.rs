@@ -223,6 +223,72 @@ fn acquire_results_have_the_documented_shape() {
 }
 
 #[wasm_bindgen_test]
+fn release_and_touch_take_a_lease_by_its_id() {
+    let reg = JsLeaseRegistry::new(None).unwrap();
+    let ok = reg
+        .acquire(s("alice"), Some(opts(&[("now", n(5000.0))])))
+        .unwrap();
+    let lease = get(&ok, "lease");
+    assert!(reg.touch(lease.clone(), Some(n(5001.0))).unwrap());
+    let copy = opts(&[("id", get(&lease, "runId"))]);
+    assert!(reg.release(copy.clone(), Some(n(5002.0))).unwrap());
+    assert!(!reg.release(lease, Some(n(5003.0))).unwrap());
+    for bad in [
+        Object::new().into(),
+        opts(&[("id", n(5.0))]),
+        opts(&[("id", JsValue::NULL)]),
+        Array::new().into(),
+    ] {
+        assert_eq!(
+            code_of(reg.release(bad.clone(), None).unwrap_err()),
+            "INVALID_ID"
+        );
+        assert_eq!(code_of(reg.touch(bad, None).unwrap_err()), "INVALID_ID");
+    }
+    let throwing = Object::new();
+    let getter = Function::new_no_args("throw new Error('boom')");
+    Object::define_property(
+        &throwing,
+        &s("id"),
+        opts(&[("get", getter.into())]).unchecked_ref(),
+    );
+    let throwing: JsValue = throwing.into();
+    assert_eq!(
+        code_of(reg.release(throwing, None).unwrap_err()),
+        "INVALID_ID"
+    );
+}
+
+#[wasm_bindgen_test]
+fn last_lease_id_names_what_acquire_handle_granted() {
+    let reg = JsLeaseRegistry::new(Some(opts(&[("perUserLimit", n(1.0))]))).unwrap();
+    assert!(reg.last_lease_id().is_null());
+    let h = reg
+        .acquire_handle(s("alice"), None, Some(5000.0), None)
+        .unwrap();
+    assert_eq!(reg.last_lease_id(), reg.handle_lease_id(h));
+    assert!(reg
+        .last_lease_id()
+        .as_string()
+        .unwrap()
+        .starts_with("conn_"));
+    assert!(reg.release_handle(h, Some(5001.0)).unwrap());
+    assert!(reg.handle_lease_id(h).is_null());
+    assert!(
+        reg.last_lease_id().is_string(),
+        "released since: still named"
+    );
+    reg.acquire_handle(s("alice"), None, Some(5002.0), None)
+        .unwrap();
+    assert!(
+        reg.acquire_handle(s("alice"), None, Some(5002.0), None)
+            .unwrap()
+            < 0.0
+    );
+    assert!(reg.last_lease_id().is_null(), "refused");
+}
+
+#[wasm_bindgen_test]
 fn event_callbacks_may_throw_or_reenter() {
     let seen = Array::new();
     let seen_for_cb = seen.clone();

@@ -71,6 +71,13 @@ impl<E: Entropy> Registry<E> {
         })
     }
 
+    /// A live lease's id and its times (`acquired_at`, `touched_at`, `expires_at`): what
+    /// `lease` gives without looking up the user's name and key (the hot paths' read).
+    pub fn lease_times(&self, handle: u32) -> Option<(u128, [u64; 3])> {
+        let s = self.slots.get(handle as usize).filter(|s| s.live())?;
+        Some((s.uuid.get(), [s.acquired_at, s.touched_at, s.expires_at]))
+    }
+
     /// A user's unexpired leases (oldest first) and its limit.
     pub fn user_leases(&self, user: &str, now: u64) -> (u32, Vec<LeaseView<'_>>) {
         let limit = self.options.limit_for(user);

@@ -1,8 +1,8 @@
 // The lane's byte layout as the JS half reads it (js/layout.generated.mjs, generated from
 // src/wasm/layout.rs; `cargo test` fails when the committed file differs from the table).
-// Here: that what was generated is a layout at all (every field in the lane, the fields
-// of one record apart, nothing over the suffixes newId makes ahead), and that the
-// CommonJS twin says the same.
+// Here: that what was generated is a layout at all (every field in its record's region,
+// the fields of one record apart, nothing over the suffixes newId makes ahead), and that
+// the CommonJS twin says the same.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
@@ -12,21 +12,26 @@ const require = createRequire(import.meta.url);
 const { RECORDS, CAPACITY, INPUT, IDS_AT, IDS_ROOM, SUFFIX_LEN, MAX_ID_LEN } = layout;
 const SIZES = { u8: 1, f64: 8, u128: 16 };
 
-test('every field of every record lies in the lane, below the suffixes newId makes ahead', () => {
-  assert.ok(Object.keys(RECORDS).length >= 3);
-  for (const [record, fields] of Object.entries(RECORDS)) {
+/** Where each region's records must lie: scratch in the input (read at once), kept after it. */
+const REGIONS = { scratch: [0, INPUT], kept: [INPUT, IDS_AT] };
+
+test('every field of every record lies in its region: scratch in the input, kept after it, none over the suffixes newId makes ahead', () => {
+  assert.ok(Object.keys(RECORDS).length >= 4);
+  for (const [record, { region, fields }] of Object.entries(RECORDS)) {
+    const [start, end] = REGIONS[/** @type {keyof typeof REGIONS} */ (region)] ?? [];
+    assert.ok(end !== undefined, `${record} is in a known region, not ${region}`);
     assert.ok(Object.keys(fields).length > 0, record);
     for (const [name, { at, size, type }] of Object.entries(fields)) {
-      assert.ok(Number.isInteger(at) && at >= 0, `${record}.${name} at ${at}`);
-      assert.ok(at + size <= IDS_AT, `${record}.${name} ends at ${at + size}, past ${IDS_AT}`);
-      if (type === 'ascii') assert.ok(size > 0, `${record}.${name}`);
-      else assert.equal(size, SIZES[/** @type {keyof typeof SIZES} */ (type)], `${record}.${name} is a ${type}`);
+      assert.ok(Number.isInteger(at) && at >= start, `${record}.${name} at ${at}, before ${start}`);
+      assert.ok(at + size <= end, `${record}.${name} ends at ${at + size}, past ${end}`);
+      assert.equal(size, SIZES[/** @type {keyof typeof SIZES} */ (type)], `${record}.${name} is a ${type}`);
     }
   }
+  assert.ok(Object.values(RECORDS).some((r) => r.region === 'kept'));
 });
 
 test('the fields of one record do not overlap', () => {
-  for (const [record, fields] of Object.entries(RECORDS)) {
+  for (const [record, { fields }] of Object.entries(RECORDS)) {
     const spans = Object.entries(fields).sort((a, b) => a[1].at - b[1].at);
     for (let i = 1; i < spans.length; i++) {
       const [prev, p] = spans[i - 1];
@@ -36,8 +41,8 @@ test('the fields of one record do not overlap', () => {
   }
 });
 
-test('the regions: input, then the suffixes made ahead, all in the lane', () => {
-  assert.ok(INPUT > 0 && INPUT <= IDS_AT);
+test('the regions: input, then kept records, then the suffixes made ahead, all in the lane', () => {
+  assert.ok(INPUT > 0 && INPUT < IDS_AT);
   assert.ok(MAX_ID_LEN <= INPUT, 'an id fits the input');
   assert.ok(IDS_ROOM >= 1 && IDS_AT + IDS_ROOM * SUFFIX_LEN <= CAPACITY);
   assert.ok(IDS_AT + (IDS_ROOM + 1) * SUFFIX_LEN > CAPACITY, 'IDS_ROOM is all that fits');
@@ -45,7 +50,7 @@ test('the regions: input, then the suffixes made ahead, all in the lane', () => 
 
 test('each field is also a constant named <RECORD>_<FIELD>, and the CommonJS twin says the same', () => {
   const flat = /** @type {Record<string, unknown>} */ (layout);
-  for (const [record, fields] of Object.entries(RECORDS)) {
+  for (const [record, { fields }] of Object.entries(RECORDS)) {
     for (const [name, { at }] of Object.entries(fields)) assert.equal(flat[`${record.toUpperCase()}_${name}`], at, `${record}.${name}`);
   }
   const cjs = require('../../../js/layout.generated.cjs');
