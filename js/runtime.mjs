@@ -379,12 +379,12 @@ export function install(wasm) {
   proto.touchHandle = checkedByHandle(touchHandle);
   proto.renewHandle = checkedByHandle(proto.renewHandle);
   /**
-   * The suffix of the UUID at lane offset `at` (big-endian, as the wasm half wrote it).
+   * The suffix of the UUID at lane offset `at` (little-endian, as the wasm half wrote it).
    * The caller has called `view()` since its last call into wasm.
    */
   const suffixOfUuidAt = (/** @type {number} */ at) => {
     const u = address + at;
-    return suffixOf(data.getUint32(u), data.getUint32(u + 4), data.getUint32(u + 8), data.getUint32(u + 12));
+    return suffixOf(data.getUint32(u + 12, true), data.getUint32(u + 8, true), data.getUint32(u + 4, true), data.getUint32(u, true));
   };
   // The glue would coerce any argument to a number (null, '' and [] all named handle 0).
   const handleLeaseIdLane = proto.__handleLeaseIdLane;
@@ -740,7 +740,7 @@ export function install(wasm) {
         const u = p + PARSED_UUID;
         // prettier-ignore
         return new ParsedId(k === 0 ? '' : id.slice(0, k), k === 0 ? id : id.slice(k + 1), timestampMs, b[p + PARSED_VERSION],
-          data.getUint32(u), data.getUint32(u + 4), data.getUint32(u + 8), data.getUint32(u + 12));
+          data.getUint32(u + 12, true), data.getUint32(u + 8, true), data.getUint32(u + 4, true), data.getUint32(u, true));
       }
     }
     return checkedParseId(id);

@@ -3,7 +3,7 @@
 use super::convert::{id_arg, now_opt, num, object};
 use super::errors::{js, JsResult};
 use super::lane;
-use super::layout::{self, parsed};
+use super::layout::{self, parsed, put_u128};
 use crate::error::{time_ms, LeaseError};
 use crate::id::base32::{self, SUFFIX_LEN};
 use crate::id::{self, uuid7, OsEntropy, Uuid7Generator};
@@ -82,7 +82,7 @@ pub fn parse_id_lane(len: u32) -> f64 {
         // At most 63: the parse checked it.
         bytes[parsed::KIND_LEN.at] = kind_len as u8;
         bytes[parsed::VERSION.at] = ((value >> 76) & 0xf) as u8;
-        bytes[parsed::UUID.range()].copy_from_slice(&value.to_be_bytes());
+        put_u128(bytes, parsed::UUID, value);
         uuid7::timestamp_ms(value) as f64
     })
 }

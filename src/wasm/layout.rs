@@ -20,7 +20,8 @@ pub enum Type {
     U8,
     /// An `f64`, little-endian (read with `DataView.getFloat64(at, true)`).
     F64,
-    /// A 128-bit number, big-endian (read as four `getUint32(at + 4 * i)`, high first).
+    /// A 128-bit number, little-endian as wasm stores it (no byte swapping to write it):
+    /// read as four `getUint32(at + 4 * i, true)`, the low 32 bits first.
     U128,
 }
 
@@ -49,11 +50,6 @@ impl Field {
     /// The byte after the field.
     pub const fn end(self) -> usize {
         self.at + self.ty.size()
-    }
-
-    /// The field's bytes in the lane.
-    pub fn range(self) -> std::ops::Range<usize> {
-        self.at..self.end()
     }
 }
 
@@ -220,7 +216,7 @@ pub fn put_f64(bytes: &mut [u8], field: Field, value: f64) {
 /// Writes `value` as the `U128` field `field`.
 pub fn put_u128(bytes: &mut [u8], field: Field, value: u128) {
     debug_assert_eq!(field.ty, Type::U128);
-    put(bytes, field.at, value.to_be_bytes());
+    put(bytes, field.at, value.to_le_bytes());
 }
 
 /// `bytes[at..at + N] = value` as an array assignment: a slice's `copy_from_slice` is a
