@@ -158,23 +158,27 @@ async function throughput(title, tasks) {
     for (const name of names) {
       const fn = tasks[name];
       const wall = (walls[name] = /** @type {number[]} */ ([]));
-      bench.add(name, () => {
-        const w0 = performance.now();
-        const c0 = cpuMs();
-        fn();
-        const c = cpuMs() - c0;
-        const w = performance.now() - w0;
-        wall.push(w);
-        // The sample is the CPU time; the time budget still runs on the wall clock.
-        return { overriddenDuration: c, overriddenIterationCost: w };
-      }, {
-        // Before each task's timed phase: the garbage the previous task left (the
-        // reference's, mostly) is collected and its background GC threads are done, so
-        // their CPU is not billed to this task. Its own collections still are.
-        beforeAll: async (mode) => {
-          if (mode === 'run') await quiesce();
+      bench.add(
+        name,
+        () => {
+          const w0 = performance.now();
+          const c0 = cpuMs();
+          fn();
+          const c = cpuMs() - c0;
+          const w = performance.now() - w0;
+          wall.push(w);
+          // The sample is the CPU time; the time budget still runs on the wall clock.
+          return { overriddenDuration: c, overriddenIterationCost: w };
         },
-      });
+        {
+          // Before each task's timed phase: the garbage the previous task left (the
+          // reference's, mostly) is collected and its background GC threads are done, so
+          // their CPU is not billed to this task. Its own collections still are.
+          beforeAll: async (mode) => {
+            if (mode === 'run') await quiesce();
+          },
+        },
+      );
     }
     await bench.run();
     for (const task of bench.tasks) {
@@ -184,10 +188,12 @@ async function throughput(title, tasks) {
       wallRates[task.name].push((BATCH * 1000) / median(walls[task.name]));
     }
   }
-  log(`  ${title}: ${Object.entries(rates).map(([k, v]) => `${k} ${fmtRate(median(v))} (wall ${fmtRate(median(wallRates[k]))})`).join(', ')}`);
-  return Object.fromEntries(
-    Object.entries(rates).map(([k, v]) => [k, { perSec: median(v), wallPerSec: median(wallRates[k]), rounds: v.map(Math.round) }]),
+  log(
+    `  ${title}: ${Object.entries(rates)
+      .map(([k, v]) => `${k} ${fmtRate(median(v))} (wall ${fmtRate(median(wallRates[k]))})`)
+      .join(', ')}`,
   );
+  return Object.fromEntries(Object.entries(rates).map(([k, v]) => [k, { perSec: median(v), wallPerSec: median(wallRates[k]), rounds: v.map(Math.round) }]));
 }
 
 /** @param {number} perSec */
@@ -295,7 +301,14 @@ log('memory: filling 1,000,000 leases (package, then reference)');
     met: pkgWasm <= 96,
     note: `JS heap growth ${pkgHeap.toFixed(1)} B/lease besides`,
   });
-  add({ id: 'memory.reference', section: 'memory', name: 'pure-JS reference: JS heap growth / lease', value: refHeap, unit: 'B', shown: `${refHeap.toFixed(1)} B` });
+  add({
+    id: 'memory.reference',
+    section: 'memory',
+    name: 'pure-JS reference: JS heap growth / lease',
+    value: refHeap,
+    unit: 'B',
+    shown: `${refHeap.toFixed(1)} B`,
+  });
   const ratio = (pkgWasm + Math.max(0, pkgHeap)) / refHeap;
   add({
     id: 'memory.ratio',
@@ -560,7 +573,11 @@ const PAIR_NAMES = {
   fastChurn: `package fast path, churn (releasing the lease acquired ${CHURN_RING} pairs before)`,
   referenceChurn: `pure-JS reference, churn (the same)`,
 };
-for (const [label, live] of /** @type {const} */ ([['0', '0'], ['10k', '10,000'], ['1M', '1,000,000']])) {
+for (const [label, live] of /** @type {const} */ ([
+  ['0', '0'],
+  ['10k', '10,000'],
+  ['1M', '1,000,000'],
+])) {
   for (const [task, name] of Object.entries(PAIR_NAMES)) {
     const { perSec, wallPerSec, rounds } = pairs[label][task];
     /** @type {Row} */
@@ -720,7 +737,17 @@ bigRef = new ReferenceRegistry();
     });
   }
   const vsTypeid = ids.newId.perSec / ids['typeid-js'].perSec;
-  add({ id: 'ids.vsTypeid', section: 'id generation', name: 'newId / typeid-js', value: vsTypeid, unit: 'x', shown: `${vsTypeid.toFixed(2)}x`, target: '> 5x', goal: 'newId vs typeid-js', met: vsTypeid > 5 });
+  add({
+    id: 'ids.vsTypeid',
+    section: 'id generation',
+    name: 'newId / typeid-js',
+    value: vsTypeid,
+    unit: 'x',
+    shown: `${vsTypeid.toFixed(2)}x`,
+    target: '> 5x',
+    goal: 'newId vs typeid-js',
+    met: vsTypeid > 5,
+  });
 
   const POOL = 1024;
   const typeids = Array.from({ length: POOL }, () => newId('conn'));
@@ -811,11 +838,20 @@ for (const r of result.rows) {
   lines.push([`  ${r.name}`, r.shown, r.target ?? '', r.met === undefined ? '' : r.met ? 'met' : 'NOT MET']);
 }
 const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-const fmt = (/** @type {string[]} */ l) => l.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+const fmt = (/** @type {string[]} */ l) =>
+  l
+    .map((c, i) => c.padEnd(widths[i]))
+    .join('  ')
+    .trimEnd();
 console.log(`\n${result.machine.cpu}, ${result.machine.cores} cores, node ${process.version}, ${result.date}`);
 console.log(fmt(header));
 console.log(widths.map((w) => '-'.repeat(w)).join('  '));
 for (const l of lines) console.log(fmt(l));
 const targets = rows.filter((r) => r.met !== undefined);
-console.log(`\ntargets met: ${targets.filter((r) => r.met).length} of ${targets.length}; load average before/after ${loadBefore.map((x) => x.toFixed(2)).join(' ')} / ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+console.log(
+  `\ntargets met: ${targets.filter((r) => r.met).length} of ${targets.length}; load average before/after ${loadBefore.map((x) => x.toFixed(2)).join(' ')} / ${os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}`,
+);
 console.log(`results: ${path.relative(process.cwd(), args.json)}`);

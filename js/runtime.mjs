@@ -72,10 +72,43 @@ function uuidText(a, b, c, d) {
   const x = (/** @type {number} */ w, /** @type {number} */ shift) => HEX[(w >>> shift) & 15];
   // prettier-ignore
   return String.fromCharCode(
-    x(a, 28), x(a, 24), x(a, 20), x(a, 16), x(a, 12), x(a, 8), x(a, 4), x(a, 0), 45,
-    x(b, 28), x(b, 24), x(b, 20), x(b, 16), 45, x(b, 12), x(b, 8), x(b, 4), x(b, 0), 45,
-    x(c, 28), x(c, 24), x(c, 20), x(c, 16), 45, x(c, 12), x(c, 8), x(c, 4), x(c, 0),
-    x(d, 28), x(d, 24), x(d, 20), x(d, 16), x(d, 12), x(d, 8), x(d, 4), x(d, 0));
+    x(a, 28),
+    x(a, 24),
+    x(a, 20),
+    x(a, 16),
+    x(a, 12),
+    x(a, 8),
+    x(a, 4),
+    x(a, 0),
+    45,
+    x(b, 28),
+    x(b, 24),
+    x(b, 20),
+    x(b, 16),
+    45,
+    x(b, 12),
+    x(b, 8),
+    x(b, 4),
+    x(b, 0),
+    45,
+    x(c, 28),
+    x(c, 24),
+    x(c, 20),
+    x(c, 16),
+    45,
+    x(c, 12),
+    x(c, 8),
+    x(c, 4),
+    x(c, 0),
+    x(d, 28),
+    x(d, 24),
+    x(d, 20),
+    x(d, 16),
+    x(d, 12),
+    x(d, 8),
+    x(d, 4),
+    x(d, 0),
+  );
 }
 
 /** Char codes of the suffix alphabet, in value order. */
@@ -93,13 +126,35 @@ const THREAD_ = `${THREAD}_`;
  * @param {number} a @param {number} b @param {number} c @param {number} d
  */
 // prettier-ignore
-const suffixOf = (a, b, c, d) => String.fromCharCode(
-  B32[a >>> 29], B32[(a >>> 24) & 31], B32[(a >>> 19) & 31], B32[(a >>> 14) & 31], B32[(a >>> 9) & 31],
-  B32[(a >>> 4) & 31], B32[((a << 1) | (b >>> 31)) & 31], B32[(b >>> 26) & 31], B32[(b >>> 21) & 31],
-  B32[(b >>> 16) & 31], B32[(b >>> 11) & 31], B32[(b >>> 6) & 31], B32[(b >>> 1) & 31],
-  B32[((b << 4) | (c >>> 28)) & 31], B32[(c >>> 23) & 31], B32[(c >>> 18) & 31], B32[(c >>> 13) & 31],
-  B32[(c >>> 8) & 31], B32[(c >>> 3) & 31], B32[((c << 2) | (d >>> 30)) & 31], B32[(d >>> 25) & 31],
-  B32[(d >>> 20) & 31], B32[(d >>> 15) & 31], B32[(d >>> 10) & 31], B32[(d >>> 5) & 31], B32[d & 31]);
+const suffixOf = (a, b, c, d) =>
+  String.fromCharCode(
+    B32[a >>> 29],
+    B32[(a >>> 24) & 31],
+    B32[(a >>> 19) & 31],
+    B32[(a >>> 14) & 31],
+    B32[(a >>> 9) & 31],
+    B32[(a >>> 4) & 31],
+    B32[((a << 1) | (b >>> 31)) & 31],
+    B32[(b >>> 26) & 31],
+    B32[(b >>> 21) & 31],
+    B32[(b >>> 16) & 31],
+    B32[(b >>> 11) & 31],
+    B32[(b >>> 6) & 31],
+    B32[(b >>> 1) & 31],
+    B32[((b << 4) | (c >>> 28)) & 31],
+    B32[(c >>> 23) & 31],
+    B32[(c >>> 18) & 31],
+    B32[(c >>> 13) & 31],
+    B32[(c >>> 8) & 31],
+    B32[(c >>> 3) & 31],
+    B32[((c << 2) | (d >>> 30)) & 31],
+    B32[(d >>> 25) & 31],
+    B32[(d >>> 20) & 31],
+    B32[(d >>> 15) & 31],
+    B32[(d >>> 10) & 31],
+    B32[(d >>> 5) & 31],
+    B32[d & 31],
+  );
 
 /** Returns its argument from the constructor, so a subclass's private fields go on it. */
 class Carrier {
@@ -182,7 +237,19 @@ const wellFormed = typeof isWellFormed === 'function' ? (s) => isWellFormed.call
  */
 export function install(wasm) {
   const lanes = ['__lane', '__newIdLane', '__parseIdLane'];
-  const methods = ['__acquireLane', '__acquireLeaseLane', '__dispatch', '__releaseLane', '__releaseIdLane', '__touchIdLane', '__handleLeaseIdLane', '__lastLeaseIdLane', '__busy', 'lastReclaimed', 'lastLeaseId'];
+  const methods = [
+    '__acquireLane',
+    '__acquireLeaseLane',
+    '__dispatch',
+    '__releaseLane',
+    '__releaseIdLane',
+    '__touchIdLane',
+    '__handleLeaseIdLane',
+    '__lastLeaseIdLane',
+    '__busy',
+    'lastReclaimed',
+    'lastLeaseId',
+  ];
   const missing = [...lanes.filter((f) => typeof wasm[f] !== 'function'), ...methods.filter((m) => typeof wasm.LeaseRegistry?.prototype?.[m] !== 'function')];
   if (missing.length) throw new Error(`socket-lease: the WebAssembly build lacks ${missing.join(', ')}; rebuild it (npm run build)`);
   wasm.__registerErrorClass(LeaseError);
@@ -243,10 +310,33 @@ export function install(wasm) {
     const p = address + at;
     // prettier-ignore
     return String.fromCharCode(
-      b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7], b[p + 8],
-      b[p + 9], b[p + 10], b[p + 11], b[p + 12], b[p + 13], b[p + 14], b[p + 15], b[p + 16],
-      b[p + 17], b[p + 18], b[p + 19], b[p + 20], b[p + 21], b[p + 22], b[p + 23], b[p + 24],
-      b[p + 25]);
+      b[p],
+      b[p + 1],
+      b[p + 2],
+      b[p + 3],
+      b[p + 4],
+      b[p + 5],
+      b[p + 6],
+      b[p + 7],
+      b[p + 8],
+      b[p + 9],
+      b[p + 10],
+      b[p + 11],
+      b[p + 12],
+      b[p + 13],
+      b[p + 14],
+      b[p + 15],
+      b[p + 16],
+      b[p + 17],
+      b[p + 18],
+      b[p + 19],
+      b[p + 20],
+      b[p + 21],
+      b[p + 22],
+      b[p + 23],
+      b[p + 24],
+      b[p + 25],
+    );
   };
   /** Whether `now` can go on the lane: absent, or a number that is not NaN. The lane
    * always gets a time: ours (`Date.now()`, cheaper than wasm calling out for it) when
@@ -348,7 +438,12 @@ export function install(wasm) {
   // The common calls first, with nothing to check but types (no connection key; a time
   // that is a number, or none); anything else, and whatever the lane refuses, takes the
   // checked wrappers above, which decide exactly as before.
-  proto.acquireHandle = function (/** @type {unknown} */ userId, /** @type {unknown} */ connectionKey, /** @type {unknown} */ now, /** @type {unknown} */ evict) {
+  proto.acquireHandle = function (
+    /** @type {unknown} */ userId,
+    /** @type {unknown} */ connectionKey,
+    /** @type {unknown} */ now,
+    /** @type {unknown} */ evict,
+  ) {
     if (typeof userId === 'string' && connectionKey === undefined && (typeof now === 'number' ? now === now : now === undefined) && evict === undefined) {
       const n = put(userId, 0);
       if (n >= 0) {
@@ -413,11 +508,10 @@ export function install(wasm) {
   const busy = proto.__busy;
   proto.free = function () {
     if (lastOwner === this) lastOwner = null;
-    const self = /** @type {{ __wbg_ptr: number }} */ (/** @type {unknown} */ (this));
-    if (self.__wbg_ptr && busy.call(this)) {
-      const ptr = self.__wbg_ptr;
+    if (this.__wbg_ptr && busy.call(this)) {
+      const ptr = this.__wbg_ptr;
       queueMicrotask(() => {
-        if (self.__wbg_ptr === ptr) free.call(this);
+        if (this.__wbg_ptr === ptr) free.call(this);
       });
       return;
     }
@@ -739,8 +833,16 @@ export function install(wasm) {
         const k = b[p + PARSED_KIND_LEN];
         const u = p + PARSED_UUID;
         // prettier-ignore
-        return new ParsedId(k === 0 ? '' : id.slice(0, k), k === 0 ? id : id.slice(k + 1), timestampMs, b[p + PARSED_VERSION],
-          data.getUint32(u + 12, true), data.getUint32(u + 8, true), data.getUint32(u + 4, true), data.getUint32(u, true));
+        return new ParsedId(
+          k === 0 ? '' : id.slice(0, k),
+          k === 0 ? id : id.slice(k + 1),
+          timestampMs,
+          b[p + PARSED_VERSION],
+          data.getUint32(u + 12, true),
+          data.getUint32(u + 8, true),
+          data.getUint32(u + 4, true),
+          data.getUint32(u, true),
+        );
       }
     }
     return checkedParseId(id);

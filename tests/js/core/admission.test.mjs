@@ -127,7 +127,10 @@ test('evict: false where the policy would evict: an evictable refusal that chang
       // Phase two commits the eviction.
       const ok = /** @type {any} */ (reg.acquire('u', { now: T0 + 300, evict: true }));
       assert.deepEqual(ok.evicted, [first.id]);
-      assert.deepEqual(events.map((e) => e.type), ['evicted', 'limit-reached']);
+      assert.deepEqual(
+        events.map((e) => e.type),
+        ['evicted', 'limit-reached'],
+      );
       reg.free();
     }
   }
@@ -175,8 +178,14 @@ test('evict: false in dry-run: granted, and the eviction it would take reported,
 test('evict must be a boolean (null or undefined: the default)', () => {
   const reg = new LeaseRegistry({ perUserLimit: 5 });
   for (const bad of [0, 1, 'false', {}, []]) {
-    assert.throws(() => reg.acquire('u', { evict: /** @type {any} */ (bad) }), (e) => e instanceof LeaseError && e.code === 'INVALID_OPTION' && /evict must be a boolean/.test(e.message));
-    assert.throws(() => reg.acquireHandle('u', undefined, T0, /** @type {any} */ (bad)), (e) => e instanceof LeaseError && e.code === 'INVALID_OPTION' && /evict must be a boolean/.test(e.message));
+    assert.throws(
+      () => reg.acquire('u', { evict: /** @type {any} */ (bad) }),
+      (e) => e instanceof LeaseError && e.code === 'INVALID_OPTION' && /evict must be a boolean/.test(e.message),
+    );
+    assert.throws(
+      () => reg.acquireHandle('u', undefined, T0, /** @type {any} */ (bad)),
+      (e) => e instanceof LeaseError && e.code === 'INVALID_OPTION' && /evict must be a boolean/.test(e.message),
+    );
   }
   assert.equal(reg.stats().active, 0);
   for (const ok of [undefined, null, true, false]) {

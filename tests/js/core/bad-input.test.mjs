@@ -12,16 +12,21 @@ const badStrings = ['', HUGE, 'conn_', 'CONN_01h455vb4pex5vsknk084sn02q', 'conn_
 const badTimes = [NaN, Infinity, -Infinity, -1, 2 ** 53, '1000', {}, 10n];
 
 function expectCode(fn, code, label) {
-  assert.throws(fn, (err) => {
-    assert.ok(err instanceof LeaseError, `${label}: not a LeaseError: ${err}`);
-    assert.ok(err instanceof Error);
-    assert.equal(err.name, 'LeaseError');
-    assert.equal(err.code, code, `${label}: ${err.message}`);
-    return true;
-  }, label);
+  assert.throws(
+    fn,
+    (err) => {
+      assert.ok(err instanceof LeaseError, `${label}: not a LeaseError: ${err}`);
+      assert.ok(err instanceof Error);
+      assert.equal(err.name, 'LeaseError');
+      assert.equal(err.code, code, `${label}: ${err.message}`);
+      return true;
+    },
+    label,
+  );
 }
 
-const label = (v) => (typeof v === 'string' ? `string(${v.length})` : typeof v === 'bigint' ? 'bigint' : String(typeof v === 'symbol' ? 'symbol' : JSON.stringify(v) ?? typeof v));
+const label = (v) =>
+  typeof v === 'string' ? `string(${v.length})` : typeof v === 'bigint' ? 'bigint' : String(typeof v === 'symbol' ? 'symbol' : (JSON.stringify(v) ?? typeof v));
 
 test('id functions refuse wrong types and malformed ids with INVALID_ID', () => {
   for (const v of [...wrongTypes, ...badStrings.filter((s) => s !== '')]) {
@@ -93,16 +98,40 @@ test('registry methods refuse bad input, change nothing, and keep working', () =
 
 test('constructor and setLimits options: every field validated, unknown names rejected', () => {
   const bad = [
-    42, 'x', [], () => {},
-    { perUserLimit: -1 }, { perUserLimit: 1.5 }, { perUserLimit: '5' }, { perUserLimit: NaN }, { perUserLimit: 2 ** 31 },
-    { globalLimit: -3 }, { globalLimit: 'none' },
-    { userLimits: 5 }, { userLimits: { alice: -1 } }, { userLimits: { '': 3 } }, { userLimits: new Map([[1, 2]]) },
-    { ttlMs: 0 }, { ttlMs: -5 }, { ttlMs: Infinity }, { ttlMs: 1e15 },
-    { onLimit: 'drop' }, { onLimit: 1 },
-    { warnRatio: 0 }, { warnRatio: 1.01 }, { warnRatio: NaN }, { warnRatio: '0.5' },
-    { maxUsers: 0 }, { maxUsers: -1 },
+    42,
+    'x',
+    [],
+    () => {},
+    { perUserLimit: -1 },
+    { perUserLimit: 1.5 },
+    { perUserLimit: '5' },
+    { perUserLimit: NaN },
+    { perUserLimit: 2 ** 31 },
+    { globalLimit: -3 },
+    { globalLimit: 'none' },
+    { userLimits: 5 },
+    { userLimits: { alice: -1 } },
+    { userLimits: { '': 3 } },
+    { userLimits: new Map([[1, 2]]) },
+    { ttlMs: 0 },
+    { ttlMs: -5 },
+    { ttlMs: Infinity },
+    { ttlMs: 1e15 },
+    { onLimit: 'drop' },
+    { onLimit: 1 },
+    { warnRatio: 0 },
+    { warnRatio: 1.01 },
+    { warnRatio: NaN },
+    { warnRatio: '0.5' },
+    { maxUsers: 0 },
+    { maxUsers: -1 },
     { mode: 'shadow' },
-    { kinds: 'run' }, { kinds: ['Run'] }, { kinds: ['conn'] }, { kinds: ['a', 'a'] }, { kinds: [''] }, { kinds: [5] },
+    { kinds: 'run' },
+    { kinds: ['Run'] },
+    { kinds: ['conn'] },
+    { kinds: ['a', 'a'] },
+    { kinds: [''] },
+    { kinds: [5] },
     { onEvent: 'log' },
     { perUserLimt: 5 },
   ];
@@ -119,7 +148,9 @@ test('constructor and setLimits options: every field validated, unknown names re
   expectCode(() => reg.setLimits(/** @type {any} */ (undefined)), 'INVALID_OPTION', 'setLimits nothing');
   // A misspelt option is answered with the names it could have meant.
   const known = 'perUserLimit, globalLimit, userLimits, ttlMs, onLimit, warnRatio, maxUsers, mode, kinds';
-  assert.throws(() => new LeaseRegistry(/** @type {any} */ ({ perUserLimt: 5 })), { message: `invalid option: unknown option "perUserLimt"; known options are ${known}, onEvent` });
+  assert.throws(() => new LeaseRegistry(/** @type {any} */ ({ perUserLimt: 5 })), {
+    message: `invalid option: unknown option "perUserLimt"; known options are ${known}, onEvent`,
+  });
   assert.throws(() => reg.setLimits(/** @type {any} */ ({ ttl: 5 })), { message: `invalid option: unknown option "ttl"; known options are ${known}` });
   assert.equal(reg.getOptions().perUserLimit, 3);
 });
@@ -140,7 +171,8 @@ test('handleLeaseId refuses what is not a number (the glue would read null, "" o
   const reg = new LeaseRegistry();
   const h = reg.acquireHandle('u');
   assert.ok(h >= 0);
-  for (const v of [null, '', false, [], '0', {}, undefined]) expectCode(() => reg.handleLeaseId(/** @type {any} */ (v)), 'INVALID_ID', `handleLeaseId ${label(v)}`);
+  for (const v of [null, '', false, [], '0', {}, undefined])
+    expectCode(() => reg.handleLeaseId(/** @type {any} */ (v)), 'INVALID_ID', `handleLeaseId ${label(v)}`);
   assert.match(String(reg.handleLeaseId(h)), /^conn_/);
   reg.free();
 });
@@ -163,9 +195,19 @@ test('hostile option objects (throwing Proxies, getters, subclasses) are refused
   const hostile = () => [
     new Proxy({}, { ownKeys: boom }),
     revoked.proxy,
-    { get perUserLimit() { return boom(); } },
+    {
+      get perUserLimit() {
+        return boom();
+      },
+    },
     { userLimits: new Proxy({}, { ownKeys: boom }) },
-    { userLimits: { get vip() { return boom(); } } },
+    {
+      userLimits: {
+        get vip() {
+          return boom();
+        },
+      },
+    },
     { kinds: new Proxy(['chat'], { get: (t, k) => (k === '0' ? boom() : Reflect.get(t, k)) }) },
     { kinds: new Proxy([], { get: (t, k) => (k === 'length' ? boom() : Reflect.get(t, k)) }) },
   ];
@@ -180,7 +222,19 @@ test('hostile option objects (throwing Proxies, getters, subclasses) are refused
   const before = reg.getOptions();
   for (let round = 0; round < 50; round++) {
     for (const options of hostile()) expectCode(() => reg.setLimits(/** @type {any} */ (options)), 'INVALID_OPTION', `setLimits, round ${round}`);
-    expectCode(() => reg.acquire('u', /** @type {any} */ ({ get connectionKey() { return boom(); } })), 'INVALID_OPTION', 'acquire with a throwing connectionKey');
+    expectCode(
+      () =>
+        reg.acquire(
+          'u',
+          /** @type {any} */ ({
+            get connectionKey() {
+              return boom();
+            },
+          }),
+        ),
+      'INVALID_OPTION',
+      'acquire with a throwing connectionKey',
+    );
     expectCode(() => reg.acquire('u', /** @type {any} */ (new Proxy({}, { ownKeys: boom }))), 'INVALID_OPTION', 'acquire with throwing keys');
   }
   assert.deepEqual(reg.getOptions(), before, 'no refused call changed the options');
@@ -224,7 +278,7 @@ test('strings far longer than any valid value are refused by their length, witho
     if (packaged) require.cache[bindings] = packaged;
   }
   /** @type {any} */ (raw).__registerErrorClass(LeaseError);
-  assert.ok(memory, 'the instance\'s memory was caught');
+  assert.ok(memory, "the instance's memory was caught");
   const wasmBytes = () => /** @type {WebAssembly.Memory} */ (memory).buffer.byteLength;
 
   const huge = 'é'.repeat(1 << 24); // 16 M UTF-16 units: 32 MB of UTF-8 if it were copied
@@ -236,7 +290,7 @@ test('strings far longer than any valid value are refused by their length, witho
     expectCode(() => registry.touch(huge), 'INVALID_ID', 'a huge id to touch');
     expectCode(() => registry.acquire('u', { connectionKey: huge }), 'INVALID_OPTION', 'a huge connection key');
     expectCode(() => registry.userStats(huge), 'INVALID_USER_ID', 'a huge user id to look up');
-    assert.equal(wasmBytes() - before, 0, 'the raw instance\'s memory did not grow');
+    assert.equal(wasmBytes() - before, 0, "the raw instance's memory did not grow");
     registry.free();
   }
   const before = wasmBytes();

@@ -13,7 +13,10 @@ test('require gives a ready-to-use package', () => {
 });
 
 test('errors are LeaseError instances with stable codes', () => {
-  assert.throws(() => lib.parseId('nope'), (e) => e instanceof lib.LeaseError && e instanceof Error && e.code === 'INVALID_ID');
+  assert.throws(
+    () => lib.parseId('nope'),
+    (e) => e instanceof lib.LeaseError && e instanceof Error && e.code === 'INVALID_ID',
+  );
 });
 
 test('import and require share one instance', async () => {

@@ -88,16 +88,33 @@ test('bad input takes the checked binding: the same LeaseError, nothing cached',
   for (const id of [...invalid, ...odd, 7, null, undefined, {}]) {
     const ours = thrown(() => parseId(/** @type {any} */ (id)));
     assert.ok(ours, `${String(id).slice(0, 40)} is refused`);
-    assert.deepEqual(ours, thrown(() => raw.parseId(/** @type {any} */ (id))));
+    assert.deepEqual(
+      ours,
+      thrown(() => raw.parseId(/** @type {any} */ (id))),
+    );
   }
-  for (const [kind, now] of /** @type {[any, any][]} */ ([['Conn', undefined], ['conn', NaN], ['conn', -1], ['conn', Infinity], ['conn', '5'], [5, undefined], ['_x', undefined]])) {
+  for (const [kind, now] of /** @type {[any, any][]} */ ([
+    ['Conn', undefined],
+    ['conn', NaN],
+    ['conn', -1],
+    ['conn', Infinity],
+    ['conn', '5'],
+    [5, undefined],
+    ['_x', undefined],
+  ])) {
     const ours = thrown(() => newId(kind, now));
     assert.equal(ours?.code, kind === 'conn' ? 'INVALID_TIME' : 'INVALID_ID', `${kind} ${now}`);
-    assert.deepEqual(ours, thrown(() => raw.newId(kind, now)));
+    assert.deepEqual(
+      ours,
+      thrown(() => raw.newId(kind, now)),
+    );
     // A refused kind is not remembered as checked: it is refused again.
     assert.equal(thrown(() => newId(kind, now))?.code, ours?.code);
   }
-  assert.throws(() => newId('Conn'), (err) => err instanceof LeaseError);
+  assert.throws(
+    () => newId('Conn'),
+    (err) => err instanceof LeaseError,
+  );
 });
 
 test('newId: every kind (more than the lane remembers) and both clocks, strictly increasing', () => {
@@ -137,13 +154,16 @@ test('acquireHandle: non-ASCII, longest and over-long ids and keys mean the same
     const ours = thrown(() => reg.acquireHandle(user, undefined, T0));
     const rawReg = new raw.LeaseRegistry({});
     assert.ok(ours, `${user.length}-character id refused`);
-    assert.deepEqual(ours, thrown(() => rawReg.acquireHandle(user, undefined, T0)));
+    assert.deepEqual(
+      ours,
+      thrown(() => rawReg.acquireHandle(user, undefined, T0)),
+    );
     rawReg.free();
   }
   assert.equal(reg.stats().active, 4, 'refused calls changed nothing');
 });
 
-test('a callback re-entering the lane from onEvent sees its own strings, not the caller\'s', () => {
+test("a callback re-entering the lane from onEvent sees its own strings, not the caller's", () => {
   /** @type {string[]} */
   const seen = [];
   const reg = new LeaseRegistry({
@@ -199,11 +219,14 @@ test('acquire, release and touch on the lane return what the checked binding ret
     /** @type {string[][]} */
     const ids = [[], []];
     const acquire = (/** @type {string} */ user, /** @type {any} */ o) =>
-      same((reg, i) => {
-        const r = reg.acquire(user, o);
-        if (r.ok) ids[i].push(r.lease.id);
-        return r;
-      }, `acquire ${user} ${JSON.stringify(o)}`);
+      same(
+        (reg, i) => {
+          const r = reg.acquire(user, o);
+          if (r.ok) ids[i].push(r.lease.id);
+          return r;
+        },
+        `acquire ${user} ${JSON.stringify(o)}`,
+      );
     acquire('alice', { now: T0 });
     acquire('alice', { now: T0 + 1, connectionKey: 'tab-1' });
     acquire('alice', { now: T0 + 2, connectionKey: 'tab-1' }); // reused
@@ -243,19 +266,40 @@ test('the object path: bad input throws as the checked binding does, and changes
   const rawReg = new raw.LeaseRegistry({ perUserLimit: 1 });
   /** @type {[unknown, unknown][]} */
   const acquires = [
-    ['', undefined], [7, undefined], ['x'.repeat(300), undefined], ['a', 5], ['a', []], ['a', { now: NaN }], ['a', { now: '5' }],
-    ['a', { now: -1 }], ['a', { connectionKey: 5 }], ['a', { connectionKey: '' }], ['a', { other: 1 }], ['a', { now: Infinity }],
+    ['', undefined],
+    [7, undefined],
+    ['x'.repeat(300), undefined],
+    ['a', 5],
+    ['a', []],
+    ['a', { now: NaN }],
+    ['a', { now: '5' }],
+    ['a', { now: -1 }],
+    ['a', { connectionKey: 5 }],
+    ['a', { connectionKey: '' }],
+    ['a', { other: 1 }],
+    ['a', { now: Infinity }],
   ];
   for (const [user, opts] of acquires) {
     const ours = thrown(() => reg.acquire(/** @type {any} */ (user), /** @type {any} */ (opts)));
     assert.ok(ours, `${String(user).slice(0, 10)} ${JSON.stringify(opts)} is refused`);
-    assert.deepEqual(ours, thrown(() => rawReg.acquire(/** @type {any} */ (user), /** @type {any} */ (opts))));
+    assert.deepEqual(
+      ours,
+      thrown(() => rawReg.acquire(/** @type {any} */ (user), /** @type {any} */ (opts))),
+    );
   }
-  for (const [id, now] of /** @type {[unknown, unknown][]} */ ([['nope', undefined], [5, undefined], ['conn_01h455vb4pex5vsknk084sn02q', NaN], ['conn_01h455vb4pex5vsknk084sn02q', 'x']])) {
+  for (const [id, now] of /** @type {[unknown, unknown][]} */ ([
+    ['nope', undefined],
+    [5, undefined],
+    ['conn_01h455vb4pex5vsknk084sn02q', NaN],
+    ['conn_01h455vb4pex5vsknk084sn02q', 'x'],
+  ])) {
     for (const method of ['release', 'touch']) {
       const ours = thrown(() => /** @type {any} */ (reg)[method](id, now));
       assert.ok(ours, `${method} ${String(id)} ${String(now)}`);
-      assert.deepEqual(ours, thrown(() => /** @type {any} */ (rawReg)[method](id, now)));
+      assert.deepEqual(
+        ours,
+        thrown(() => /** @type {any} */ (rawReg)[method](id, now)),
+      );
     }
   }
   assert.equal(reg.stats().active, 0);
@@ -331,7 +375,10 @@ test('lone surrogates leave the lane for the checked binding, which refuses them
       assert.deepEqual(ours, theirs, `${what} ${JSON.stringify(bad)}`);
     }
   }
-  assert.deepEqual(regs.map((reg) => reg.stats().active), [0, 0]);
+  assert.deepEqual(
+    regs.map((reg) => reg.stats().active),
+    [0, 0],
+  );
 });
 
 test('a subclass overriding getLease or lastEvicted does not change what acquire returns', () => {

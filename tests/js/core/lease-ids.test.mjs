@@ -87,7 +87,12 @@ test('release(lease) and touch(lease): the lease object itself, or any copy of i
   assert.equal(reg.touch(a, T0 + 602), false);
   assert.equal(reg.stats().unknownReleases, 1);
   // Copies carry no mark from the registry: they go by their id, to the same answer.
-  for (const copy of [(/** @type {any} */ l) => structuredClone(l), (/** @type {any} */ l) => ({ ...l }), (/** @type {any} */ l) => new Proxy(l, {}), (/** @type {any} */ l) => JSON.parse(JSON.stringify(l))]) {
+  for (const copy of [
+    (/** @type {any} */ l) => structuredClone(l),
+    (/** @type {any} */ l) => ({ ...l }),
+    (/** @type {any} */ l) => new Proxy(l, {}),
+    (/** @type {any} */ l) => JSON.parse(JSON.stringify(l)),
+  ]) {
     const lease = leaseOf(reg.acquire('alice', { now: T0 }));
     assert.equal(reg.touch(copy(lease), T0 + 10), true);
     assert.equal(reg.release(copy(lease), T0 + 20), true);
@@ -130,7 +135,15 @@ test('what release and touch refuse: not an id, not a lease; the same from the c
       throw new Error('boom');
     },
   };
-  const cases = { '{}': {}, '{ id: 5 }': { id: 5 }, '{ id: null }': { id: null }, '[]': [], 'a throwing id': throwing, "{ id: 'conn_nope' }": { id: 'conn_nope' }, 'a function': () => 'conn_x' };
+  const cases = {
+    '{}': {},
+    '{ id: 5 }': { id: 5 },
+    '{ id: null }': { id: null },
+    '[]': [],
+    'a throwing id': throwing,
+    "{ id: 'conn_nope' }": { id: 'conn_nope' },
+    'a function': () => 'conn_x',
+  };
   for (const [what, bad] of Object.entries(cases)) {
     for (const method of /** @type {const} */ (['release', 'touch'])) {
       const errors = regs.map((reg) => {

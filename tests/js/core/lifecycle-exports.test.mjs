@@ -9,7 +9,7 @@ import * as lifecycle from 'socket-lease/lifecycle';
 
 const require = createRequire(import.meta.url);
 
-test('socket-lease/lifecycle: import and require share one instance, and its errors are socket-lease\'s LeaseError', () => {
+test("socket-lease/lifecycle: import and require share one instance, and its errors are socket-lease's LeaseError", () => {
   const required = require('socket-lease/lifecycle');
   assert.equal(lifecycle.ConnectionLifecycle, required.ConnectionLifecycle);
   assert.deepEqual(Object.keys(lifecycle).sort(), Object.keys(required).sort());

@@ -81,7 +81,7 @@ test('a socket that closes while open() commits its eviction to an asynchronous 
   await lifecycle.close();
 });
 
-test('a quota refusal carries the store\'s retryAfterMs beside Retry-After\'s whole seconds', async () => {
+test("a quota refusal carries the store's retryAfterMs beside Retry-After's whole seconds", async () => {
   let now = 1_000_000;
   const store = new LeaseRegistry({ perUserLimit: 1, ttlMs: 10_500 });
   const lifecycle = new ConnectionLifecycle({ store, userId: () => 'bea', logLevel: 'silent', clock: () => now, heartbeatMs: 60_000 }, driver, 'test');
@@ -104,7 +104,11 @@ test('a quota refusal carries the store\'s retryAfterMs beside Retry-After\'s wh
 test('an admitted connection whose lease the sweep drops before it opens no longer counts as a pending upgrade, and opening it closes the socket with 4009', async () => {
   let now = 2_000_000;
   const store = new LeaseRegistry({ perUserLimit: 2, ttlMs: 1_000 });
-  const lifecycle = new ConnectionLifecycle({ store, userId: () => 'cy', logLevel: 'silent', clock: () => now, heartbeatMs: 60_000, sweepMs: 10 }, driver, 'test');
+  const lifecycle = new ConnectionLifecycle(
+    { store, userId: () => 'cy', logLevel: 'silent', clock: () => now, heartbeatMs: 60_000, sweepMs: 10 },
+    driver,
+    'test',
+  );
   const a = await lifecycle.admit({}, null);
   assert.ok(a instanceof Connection);
   assert.equal(lifecycle.stats().pendingUpgrades, 1);
@@ -113,7 +117,10 @@ test('an admitted connection whose lease the sweep drops before it opens no long
   const socket = { readyState: 1 };
   driver.closes.length = 0;
   assert.equal(await lifecycle.open(a, socket), false);
-  assert.deepEqual(driver.closes.map(([code]) => code), [4009]);
+  assert.deepEqual(
+    driver.closes.map(([code]) => code),
+    [4009],
+  );
   assert.equal(store.stats().unknownReleases, 0);
   await lifecycle.close();
 });
@@ -123,7 +130,7 @@ test('an admitted connection that neither opens nor is cancelled within upgradeT
   const closes = [];
   const lifecycle = new ConnectionLifecycle(
     { store: registry, userId: () => 'una', logLevel: 'silent', upgradeTimeoutMs: 100 },
-    { close: (/** @type {any} */ s, /** @type {number} */ code) => closes.push(code), terminate() {} },
+    { close: (/** @type {any} */ _socket, /** @type {number} */ code) => closes.push(code), terminate() {} },
     'test',
   );
   try {

@@ -51,7 +51,10 @@ test('release by any derived id, idempotent, unknown ids counted, never thrown',
   assert.equal(s.released, 1);
   assert.equal(s.unknownReleases, 3);
   assert.equal(s.active, 0);
-  assert.throws(() => reg.release('conn_garbage'), (e) => e instanceof LeaseError && e.code === 'INVALID_ID');
+  assert.throws(
+    () => reg.release('conn_garbage'),
+    (e) => e instanceof LeaseError && e.code === 'INVALID_ID',
+  );
 });
 
 test('TTL: expired leases are reclaimed on the next acquire, and reported by sweep', () => {
@@ -92,7 +95,10 @@ test('reconcile releases leases whose sockets are gone; one bad id changes nothi
 });
 
 test('evict-oldest and evict-idle hand back the evicted ids', () => {
-  for (const [policy, victim] of [['evict-oldest', 0], ['evict-idle', 1]]) {
+  for (const [policy, victim] of [
+    ['evict-oldest', 0],
+    ['evict-idle', 1],
+  ]) {
     const events = [];
     const reg = new LeaseRegistry({ perUserLimit: 3, onLimit: /** @type {any} */ (policy), onEvent: (e) => events.push(e) });
     const ids = [0, 1, 2].map((i) => /** @type {any} */ (reg.acquire('alice', { now: T0 + i * 10 })).lease.id);
@@ -153,7 +159,7 @@ test('setLimits and setUserLimit: lowering never drops, refuses until under', ()
   reg.setLimits({ perUserLimit: 2 });
   assert.equal(reg.stats().active, 4);
   assert.equal(reg.acquire('alice').ok, false);
-  ids.slice(0, 3).forEach((id) => reg.release(id));
+  for (const id of ids.slice(0, 3)) reg.release(id);
   assert.equal(reg.acquire('alice').ok, true);
   reg.setUserLimit('vip', 10);
   assert.equal(reg.userStats('vip').limit, 10);
@@ -252,7 +258,10 @@ test('snapshot and restore keep leases, keys, counters and expiry; bad bytes are
   assert.throws(() => LeaseRegistry.restore(corrupt), /checksum/);
   const future = bytes.slice();
   future[4] = 9;
-  assert.throws(() => LeaseRegistry.restore(future), (e) => e instanceof LeaseError && e.code === 'INVALID_SNAPSHOT' && /version 9/.test(e.message));
+  assert.throws(
+    () => LeaseRegistry.restore(future),
+    (e) => e instanceof LeaseError && e.code === 'INVALID_SNAPSHOT' && /version 9/.test(e.message),
+  );
   assert.throws(() => LeaseRegistry.restore(/** @type {any} */ ([1, 2, 3])), { code: 'INVALID_SNAPSHOT' });
 });
 
@@ -332,7 +341,12 @@ test('free() from an onEvent callback takes effect once the call has returned, a
 });
 
 test('getOptions().userLimits keeps a user named "__proto__" as a property', () => {
-  const reg = new LeaseRegistry({ userLimits: new Map([['__proto__', 3], ['bob', 2]]) });
+  const reg = new LeaseRegistry({
+    userLimits: new Map([
+      ['__proto__', 3],
+      ['bob', 2],
+    ]),
+  });
   const limits = reg.getOptions().userLimits;
   assert.deepEqual(Object.keys(limits), ['__proto__', 'bob']);
   assert.equal(Object.getOwnPropertyDescriptor(limits, '__proto__')?.value, 3);
@@ -352,7 +366,14 @@ test('renewHandle keeps a lease alive without making it look active to evict-idl
   const r = reg.acquire('u', { now: 1100 });
   assert.ok(r.ok);
   assert.deepEqual(r.ok && r.evicted, [quietId], 'the lease without activity is the idle one');
-  for (const bad of [null, '1', {}]) assert.throws(() => reg.renewHandle(/** @type {any} */ (bad)), (e) => e instanceof LeaseError && e.code === 'INVALID_ID');
-  assert.throws(() => reg.renewHandle(busy, NaN), (e) => e instanceof LeaseError && e.code === 'INVALID_TIME');
+  for (const bad of [null, '1', {}])
+    assert.throws(
+      () => reg.renewHandle(/** @type {any} */ (bad)),
+      (e) => e instanceof LeaseError && e.code === 'INVALID_ID',
+    );
+  assert.throws(
+    () => reg.renewHandle(busy, NaN),
+    (e) => e instanceof LeaseError && e.code === 'INVALID_TIME',
+  );
   reg.free();
 });

@@ -13,18 +13,36 @@ import { LeaseRegistry, LeaseError } from 'socket-lease';
 const T0 = 1_700_000_000_000;
 const LONG = 'x'.repeat(30); // past the lane's ASCII loop (24 characters)
 /** Not well-formed: lone high and low surrogates, alone, inside text, after non-ASCII, in long ids, a pair backwards. */
-const ILL_FORMED = ['\ud800', '\udbff', '\udc00', '\udfff', 'a\ud800b', 'a\udc00b', '\ud83d', 'x\ude00', 'é\ud800', '用户\udc00', `${LONG}\ud800`, `\udbff${LONG}`, '\ude00\ud83d'];
+const ILL_FORMED = [
+  '\ud800',
+  '\udbff',
+  '\udc00',
+  '\udfff',
+  'a\ud800b',
+  'a\udc00b',
+  '\ud83d',
+  'x\ude00',
+  'é\ud800',
+  '用户\udc00',
+  `${LONG}\ud800`,
+  `\udbff${LONG}`,
+  '\ude00\ud83d',
+];
 /** Well-formed, each a different user: U+FFFD itself, astral characters (surrogate pairs), plain text. */
 const WELL_FORMED = ['\ufffd', '\ufffd\ufffd', '😀', '\ud83d\ude01', 'a😀b', `${LONG}😀`, '𝄞', 'plain', 'ünï'];
 
 /** @param {() => unknown} fn @param {string} code @param {string} what */
 function refuses(fn, code, what) {
-  assert.throws(fn, (err) => {
-    assert.ok(err instanceof LeaseError, `${what}: ${err}`);
-    assert.equal(err.code, code, `${what}: ${err.message}`);
-    assert.match(err.message, /not well-formed UTF-16/, what);
-    return true;
-  }, what);
+  assert.throws(
+    fn,
+    (err) => {
+      assert.ok(err instanceof LeaseError, `${what}: ${err}`);
+      assert.equal(err.code, code, `${what}: ${err.message}`);
+      assert.match(err.message, /not well-formed UTF-16/, what);
+      return true;
+    },
+    what,
+  );
 }
 
 test('every entry that takes a user id refuses one with a lone surrogate, and changes nothing', () => {
