@@ -232,6 +232,8 @@ export class ConnectionLifecycle {
   #registry = null;
   /** The registry's `lastRemovedCount`, when it has one. @type {(() => number) | null} */
   #removedCount = null;
+  /** The registry's `lastLeaseId` (the id the acquire just granted, spelled from bytes it left in JS's reach), when it has one. @type {(() => string | null) | null} */
+  #lastLeaseId = null;
   #log;
   #limited;
   /** @type {Map<any, Connection>} */ #bySocket = new Map();
@@ -315,6 +317,7 @@ export class ConnectionLifecycle {
     ) {
       this.#registry = fast;
       if (typeof fast.lastRemovedCount === 'function') this.#removedCount = fast.lastRemovedCount;
+      if (typeof fast.lastLeaseId === 'function') this.#lastLeaseId = fast.lastLeaseId;
     }
     // A store shared by several hosts tells this one about its leases that another host
     // removed (evicted, released, reclaimed), so the socket here is closed at once.
@@ -525,7 +528,8 @@ export class ConnectionLifecycle {
       const removed = this.#removedCount ? this.#removedCount.call(registry) !== 0 : true;
       if (handle >= 0) {
         conn.handle = handle;
-        conn.leaseId = registry.handleLeaseId(handle);
+        // The id without a second call into wasm where the registry can give it.
+        conn.leaseId = (this.#lastLeaseId ? this.#lastLeaseId.call(registry) : null) ?? registry.handleLeaseId(handle);
         if (removed) {
           this.#dropped(registry.lastEvicted(), CloseCodes.EVICTED);
           this.#dropped(registry.lastReclaimed?.() ?? [], CloseCodes.LEASE_EXPIRED);

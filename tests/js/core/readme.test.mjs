@@ -30,9 +30,7 @@ const pages = ['README.md', ...docs];
 const text = new Map(pages.map((page) => [page, readFileSync(join(root, page), 'utf8')]));
 
 /** @type {Array<{ page: string, code: string }>} */
-const blocks = pages.flatMap((page) =>
-  [.../** @type {string} */ (text.get(page)).matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => ({ page, code: m[1] })),
-);
+const blocks = pages.flatMap((page) => [.../** @type {string} */ (text.get(page)).matchAll(/^```js\n([\s\S]*?)^```$/gm)].map((m) => ({ page, code: m[1] })));
 
 test('the README and docs/hosts.md have runnable examples', () => {
   assert.ok(blocks.some((b) => b.page === 'README.md'));
@@ -73,7 +71,10 @@ function anchors(md) {
   const seen = new Map();
   const out = new Set();
   for (const [, heading] of prose(md).matchAll(/^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$/gm)) {
-    const plain = heading.replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1').replace(/`/g, '').replace(/<[^>]+>/g, '');
+    const plain = heading
+      .replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1')
+      .replace(/`/g, '')
+      .replace(/<[^>]+>/g, '');
     const slug = plain
       .toLowerCase()
       .replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, '')
@@ -87,7 +88,11 @@ function anchors(md) {
 
 /** Every `[text](target)` link of a page outside code, as written. */
 const links = (/** @type {string} */ md) =>
-  [...prose(md).replace(/`[^`\n]*`/g, '').matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)].map((m) => m[1]);
+  [
+    ...prose(md)
+      .replace(/`[^`\n]*`/g, '')
+      .matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g),
+  ].map((m) => m[1]);
 
 test('every relative link in the README and docs/ names a file of this repository, and an anchor that exists', () => {
   const problems = [];
@@ -118,7 +123,8 @@ test('every relative link in the README and docs/ names a file of this repositor
 });
 
 test('the anchors are made the way GitHub makes them', () => {
-  const md = '# Node: socket-lease/node (ws)\n## Close codes (every host)\n## `new LeaseRegistry(options?)`\n## Bun ([docs/bun.md](docs/bun.md))\n## API\n## API\n```sh\n# not a heading\n```\n';
+  const md =
+    '# Node: socket-lease/node (ws)\n## Close codes (every host)\n## `new LeaseRegistry(options?)`\n## Bun ([docs/bun.md](docs/bun.md))\n## API\n## API\n```sh\n# not a heading\n```\n';
   assert.deepEqual([...anchors(md)], ['node-socket-leasenode-ws', 'close-codes-every-host', 'new-leaseregistryoptions', 'bun-docsbunmd', 'api', 'api-1']);
 });
 
