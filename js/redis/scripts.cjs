@@ -30,10 +30,11 @@ const SOURCES = Object.fromEntries(
 const SCRIPT_PARTS = {
   // ARGV: node, lease id, user, limit[, connection key ('' for none)[, '1': may not evict]]
   acquire: [['common', 'acquire_alone', 'lib', 'acquire'], "return acquire(now, now_s, id, user, limit, conn_key, entries, nil, ARGV[6] == '1')"],
-  // ARGV: lease id, user, connection key (the holder), or lease id, '', '', node (any other node)
-  release: [['common', 'release_alone', 'lib', 'release'], 'return release(id, user, conn_key)'],
-  // ARGV: lease id
-  touch: [['common', 'lib', 'touch'], 'return touch(clock(), ARGV[1])'],
+  // ARGV: lease id, user, connection key (the holder), or lease id, '', '', node[, user (a
+  // cluster)] (any other node)
+  release: [['common', 'release_alone', 'lib', 'release'], 'return release(id, user, conn_key, nil, where)'],
+  // ARGV: lease id[, user (a cluster)]
+  touch: [['common', 'lib', 'touch'], 'return touch(clock(), ARGV[1], ARGV[2])'],
   batch: [['common', 'lib', 'acquire', 'release', 'touch', 'batch'], ''],
   sweep: [['common', 'lib', 'sweep'], ''],
   register: [['common', 'lib', 'register'], ''],
@@ -61,7 +62,7 @@ const scriptCache = new Map();
 /**
  * The scripts for one set of options: a generated header of constants, then the files
  * of SCRIPT_PARTS (common.lua first) and the line that runs it.
- * @param {{ prefix: string, ttlMs: number, graceMs: number, policy: string, globalLimit: number | null, warnRatio: number }} o
+ * @param {{ prefix: string, ttlMs: number, graceMs: number, policy: string, globalLimit: number | null, warnRatio: number, cluster: boolean }} o
  * @returns {Scripts}
  */
 function buildScripts(o) {
@@ -76,6 +77,8 @@ function buildScripts(o) {
     // JS spells a number so that reading it back gives the same double (digits, '.',
     // 'e-'), which is what Lua's tonumber reads: the same ratio on both sides.
     `local warn = ${String(o.warnRatio)}`,
+    // A Redis Cluster: every key of a user carries its hash tag (common.lua, up()).
+    `local cluster = ${o.cluster}`,
     '',
   ].join('\n');
   const cached = scriptCache.get(header);

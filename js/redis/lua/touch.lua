@@ -2,12 +2,14 @@
 -- renews the TTLs of the keys the lease lives in.
 -- Returns touchedAt (Redis's now, an integer), or 0 when the lease is unknown or expired
 -- (the host closes that socket; the next acquire or sweep reclaims the lease).
-local function touch(now, id)
-  local lkey = prefix .. 'l:' .. id
+-- `where`: in a cluster, the lease's user (the record's key carries its hash tag).
+local function touch(now, id, where)
+  local p = up(where or '')
+  local lkey = p .. 'l:' .. id
   local rec = redis.call('GET', lkey)
   if not rec then return 0 end
   local _, _, user, conn_key = lib().unpack_record(rec)
-  local ukey = prefix .. 'u:' .. user
+  local ukey = p .. 'u:' .. user
   local score = redis.call('ZSCORE', ukey, id)
   if not score or tonumber(score) <= now then return 0 end
   local expires = math.max(tonumber(score), now + ttl)
@@ -19,7 +21,7 @@ local function touch(now, id)
     -- never acquires with its key again, and if the entry expired, that connection asking
     -- again would get a second lease. HSETNX also puts back an entry that was lost, never
     -- over one that names another lease of the key.
-    local ckey = prefix .. 'c:' .. user
+    local ckey = p .. 'c:' .. user
     redis.call('HSETNX', ckey, conn_key, id)
     redis.call('PEXPIRE', ckey, keep)
   end
