@@ -12,8 +12,10 @@ const { Redis, Cluster, ReplyError } = require('ioredis');
 /** @typedef {Redis | Cluster} Client */
 /** @typedef {import('./options.cjs').ClusterSettings} ClusterSettings */
 
-// Errors Redis answers while it cannot serve (as opposed to a bug in a request).
-const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|OOM|MISCONF)\b/;
+// Errors Redis answers while it cannot serve (as opposed to a bug in a request). The last:
+// a cluster's script that met a key of its slot already moved to another master (the
+// slot is migrating): the outage's write-back puts the lease back together.
+const UNAVAILABLE_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|NOREPLICAS|OOM|MISCONF)\b|^ERR Script attempted to access a non local key/;
 
 /**
  * The command connection and the subscriber.
@@ -135,12 +137,20 @@ function send(client, script, args, resolve, reject, route = null) {
 }
 
 /**
+ * @param {Client} client
+ * @returns {client is Cluster}
+ */
+function isCluster(client) {
+  return client instanceof Cluster;
+}
+
+/**
  * The Redis servers that hold the data: the one Redis, or every master of a cluster.
  * @param {Client} client
  * @returns {Redis[]}
  */
 function masters(client) {
-  return client instanceof Cluster ? client.nodes('master') : [client];
+  return isCluster(client) ? client.nodes('master') : [client];
 }
 
 /**
@@ -187,4 +197,4 @@ async function quit(client) {
   }
 }
 
-module.exports = { connect, isUnavailable, loadScripts, quit, run, send, serverIdentity };
+module.exports = { connect, isCluster, isUnavailable, loadScripts, quit, run, send, serverIdentity };

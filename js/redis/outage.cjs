@@ -9,7 +9,7 @@
 // counts include every lease. In a Redis Cluster the same, with every master: a failover
 // (a replica promoted, which may lack the last writes of its master) counts as a restart.
 
-const { loadScripts, run, serverIdentity } = require('./client.cjs');
+const { isCluster, loadScripts, run, serverIdentity } = require('./client.cjs');
 const { REVOCATION_REASONS } = require('./pubsub.cjs');
 
 /** @typedef {import('./index.js').FailMode} FailMode */
@@ -79,6 +79,25 @@ class Outage {
     client.on('ready', () => void this.#resync());
     // The error that closed it (refused, NOAUTH…) says more than the close itself.
     client.on('close', () => this.setUnavailable(this.#lastError ?? new Error('connection to Redis closed')));
+    // A Redis Cluster: a master that leaves ioredis's view (failed over, or gone) may
+    // have taken writes its replica never received. Checked at once, not when a command
+    // to that shard happens to fail: another run id among the masters is an outage, and
+    // the resync writes this node's leases back as after a restart.
+    if (isCluster(client)) client.on('-node', () => void this.#checkMasters());
+  }
+
+  async #checkMasters() {
+    if (!this.#available || this.#closed) return;
+    /** @type {string | null} */
+    let identity = null;
+    try {
+      identity = await serverIdentity(this.#node.client);
+    } catch {
+      // a master that does not answer: changed as far as this node can tell
+    }
+    if (this.#available && identity !== this.#runId) {
+      this.setUnavailable(new Error('a Redis Cluster master left or changed (failover or restart): this node writes its leases back before it uses the cluster again'));
+    }
   }
 
   /** Whether Redis is usable now. */

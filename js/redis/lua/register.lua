@@ -57,5 +57,5 @@ for i = 3, #ARGV, 5 do
   out[#out + 1] = id
   out[#out + 1] = status
 end
-if redis.call('EXISTS', all_key) == 1 then redis.call('PEXPIRE', all_key, keep) end
+if indexed and redis.call('EXISTS', all_key) == 1 then redis.call('PEXPIRE', all_key, keep) end
 return out
