@@ -109,7 +109,16 @@ export async function launchCluster(options = {}) {
       // or beyond 65535).
       const bus = await freePort();
       const server = await launchRedis({
-        args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 1000), '--cluster-port', String(bus)],
+        args: [
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          'nodes.conf',
+          '--cluster-node-timeout',
+          String(options.nodeTimeoutMs ?? 1000),
+          '--cluster-port',
+          String(bus),
+        ],
       });
       servers.push(server);
       alive.add(server.port);
@@ -237,7 +246,8 @@ export async function launchCluster(options = {}) {
       await dst.call('CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
       await src.call('CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
       for (const n of nodes) {
-        if (n.role === 'master' && !n.failed && n.port !== from.port && n.port !== toPort && alive.has(n.port)) await admin(n.port).call('CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
+        if (n.role === 'master' && !n.failed && n.port !== from.port && n.port !== toPort && alive.has(n.port))
+          await admin(n.port).call('CLUSTER', 'SETSLOT', slot, 'NODE', to.id);
       }
     },
     destroy,
