@@ -181,6 +181,34 @@ async function loadScripts(client, scripts) {
 }
 
 /**
+ * SET with a TTL (the id index, keys.cjs).
+ * @param {Client} client
+ * @param {string} key
+ * @param {string} value
+ * @param {number} ttlMs
+ */
+function setKey(client, key, value, ttlMs) {
+  return client.set(key, value, 'PX', ttlMs);
+}
+
+/**
+ * @param {Client} client
+ * @param {string} key
+ * @returns {Promise<string | null>}
+ */
+function getKey(client, key) {
+  return client.get(key);
+}
+
+/**
+ * @param {Client} client
+ * @param {string} key
+ */
+function deleteKey(client, key) {
+  return client.del(key);
+}
+
+/**
  * QUIT, or a hard disconnect when Redis does not answer it in time.
  * @param {Client} client
  */
@@ -201,4 +229,4 @@ async function quit(client) {
   }
 }
 
-module.exports = { connect, isCluster, isUnavailable, loadScripts, quit, run, send, serverIdentity };
+module.exports = { connect, deleteKey, getKey, isCluster, isUnavailable, loadScripts, quit, run, send, serverIdentity, setKey };

@@ -25,7 +25,7 @@ const { EventEmitter } = require('node:events');
 const { LeaseRegistry, newId, parseId, deriveId } = require('../node.cjs');
 const { acquireOptions, checkTime, checkUserId, readOptions } = require('./options.cjs');
 const { buildScripts } = require('./scripts.cjs');
-const { connect, isUnavailable, quit, run } = require('./client.cjs');
+const { connect, deleteKey, getKey, isUnavailable, quit, run, setKey } = require('./client.cjs');
 const { makeKeys } = require('./keys.cjs');
 const { Batcher } = require('./batch.cjs');
 const { HeldLeases } = require('./held.cjs');
@@ -689,7 +689,7 @@ class RedisLeaseStore extends EventEmitter {
    */
   #index(id, held) {
     held.indexedAt = Date.now();
-    /** @type {import('ioredis').Cluster} */ (this.#client).set(this.#keys.index(id), held.userId, 'PX', this.#indexMs).catch((err) => {
+    setKey(this.#client, this.#keys.index(id), held.userId, this.#indexMs).catch((err) => {
       held.indexedAt = 0;
       this.#log('debug', 'could not write the id index entry; written again on the next touch', { leaseId: id, error: String(err) });
     });
@@ -701,7 +701,7 @@ class RedisLeaseStore extends EventEmitter {
    * @param {string} id
    */
   #unindex(id) {
-    /** @type {import('ioredis').Cluster} */ (this.#client).del(this.#keys.index(id)).catch(() => {});
+    deleteKey(this.#client, this.#keys.index(id)).catch(() => {});
   }
 
   /**
@@ -711,7 +711,7 @@ class RedisLeaseStore extends EventEmitter {
    * @returns {Promise<string | null>}
    */
   #userOf(id) {
-    return /** @type {import('ioredis').Cluster} */ (this.#client).get(this.#keys.index(id));
+    return getKey(this.#client, this.#keys.index(id));
   }
 
   /** @param {string} id */
