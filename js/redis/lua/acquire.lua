@@ -20,7 +20,7 @@
 -- admission): where the policy would evict, it refuses with evictable 1 instead and
 -- writes nothing (expired leases are still removed).
 local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s, no_evict)
-  local up_user = up(user)
+  local up_user = cluster and up(user) or prefix
   local ukey = up_user .. 'u:' .. user
 
   -- One read gives the count, the expired leases and the earliest expiry (the user's

@@ -7,7 +7,7 @@
 node = ARGV[1]
 local now, now_s = clock()
 local id, user, limit, conn_key = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5] or ''
-local up_user = up(user)
+local up_user = cluster and up(user) or prefix
 local ukey = up_user .. 'u:' .. user
 local entries = redis.call('ZRANGE', ukey, 0, -1, 'WITHSCORES')
 if #entries == 0 and conn_key == '' and not indexed and limit * warn > 1 then

@@ -13,7 +13,7 @@
 -- The connection key leads to this lease again, unless it leads to another one by now
 -- (asked again through another node meanwhile: that lease is the key's).
 local function keep_conn_key(user, conn_key, id)
-  local ckey = up(user) .. 'c:' .. user
+  local ckey = (cluster and up(user) or prefix) .. 'c:' .. user
   redis.call('HSETNX', ckey, conn_key, id)
   redis.call('PEXPIRE', ckey, keep)
 end
@@ -24,7 +24,7 @@ local now = clock()
 local out = {}
 for i = 3, #ARGV, 5 do
   local id, user, acquired, alive, conn_key = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3] == '1', ARGV[i + 4]
-  local p = up(user)
+  local p = cluster and up(user) or prefix
   local lk = p .. 'l:' .. id
   local ukey = p .. 'u:' .. user
   local score = redis.call('ZSCORE', ukey, id)

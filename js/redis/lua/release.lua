@@ -9,7 +9,7 @@
 -- found it in the id index, keys.cjs): the record's key carries the user's hash tag.
 -- Returns 1 if released, 0 if unknown.
 local function release(id, user, conn_key, dels, where)
-  local p = up(user ~= '' and user or where or '')
+  local p = cluster and up(user ~= '' and user or where or '') or prefix
   local lkey = p .. 'l:' .. id
   local holder = false
   if user == '' then

@@ -6,7 +6,7 @@
 local id, user, conn_key, where = ARGV[1], ARGV[2], ARGV[3] or '', ARGV[5]
 node = ARGV[4]
 if user ~= '' and conn_key == '' and not indexed then
-  local p = up(user)
+  local p = cluster and up(user) or prefix
   local removed = redis.call('ZREM', p .. 'u:' .. user, id)
   redis.call('DEL', p .. 'l:' .. id)
   return removed

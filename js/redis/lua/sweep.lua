@@ -14,7 +14,7 @@ local mine = {}
 local reclaimed = 0
 for i = 3, #ARGV, 2 do
   local id, user = ARGV[i], ARGV[i + 1]
-  local ukey = up(user) .. 'u:' .. user
+  local ukey = (cluster and up(user) or prefix) .. 'u:' .. user
   local score = redis.call('ZSCORE', ukey, id)
   if not score or tonumber(score) <= now then
     if score then
@@ -35,7 +35,7 @@ if indexed and batch > 0 then
     local rec = redis.call('GET', prefix .. 'l:' .. id)
     if rec then
       local holder, _, user, conn_key = lib().unpack_record(rec)
-      local ukey = up(user) .. 'u:' .. user
+      local ukey = prefix .. 'u:' .. user
       -- Touched since it was indexed? The user's set has the authoritative expiry.
       local score = tonumber(redis.call('ZSCORE', ukey, id) or 0)
       if score > now then

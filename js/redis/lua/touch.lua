@@ -6,7 +6,7 @@
 -- the user's set alone says whether the lease lives: while its slot moves to another
 -- master, the set may be there before the record.
 local function touch(now, id, where)
-  local p = up(where or '')
+  local p = cluster and up(where or '') or prefix
   local lkey = p .. 'l:' .. id
   local user, conn_key, score
   if where then

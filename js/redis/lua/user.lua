@@ -3,7 +3,7 @@
 -- Returns {now, then per lease: id, expiresAt, acquiredAt, touchedAt, connection key or ''}
 local now = clock()
 local out = { now }
-local p = up(ARGV[2])
+local p = cluster and up(ARGV[2]) or prefix
 local rows = redis.call('ZRANGEBYSCORE', p .. 'u:' .. ARGV[2], '(' .. now, '+inf', 'WITHSCORES')
 for i = 1, #rows, 2 do
   local rec = redis.call('GET', p .. 'l:' .. rows[i])
