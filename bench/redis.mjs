@@ -72,7 +72,15 @@ const BATCH_SIZE = values['batch-size'] === undefined ? undefined : Number(value
 // (N pairs per contender and in-flight setting) under valgrind's callgrind.
 const CALLGRIND = values.callgrind === undefined ? 0 : Number(values.callgrind);
 if (values.callgrind !== undefined && !(Number.isInteger(CALLGRIND) && CALLGRIND > 0)) throw new Error(`bench/redis: bad --callgrind: ${values.callgrind}`);
-for (const [name, n] of Object.entries({ TIME_MS, ROUNDS, USERS, LIMIT, TTL_MS, PAIRS, ...Object.fromEntries(IN_FLIGHT.map((v, i) => [`IN_FLIGHT[${i}]`, v])) })) {
+for (const [name, n] of Object.entries({
+  TIME_MS,
+  ROUNDS,
+  USERS,
+  LIMIT,
+  TTL_MS,
+  PAIRS,
+  ...Object.fromEntries(IN_FLIGHT.map((v, i) => [`IN_FLIGHT[${i}]`, v])),
+})) {
   if (!Number.isInteger(n) || n < 1) throw new Error(`bench/redis: bad ${name}: ${n}`);
 }
 const users = Array.from({ length: USERS }, (_, i) => `user-${i}`);
@@ -157,7 +165,15 @@ async function redisCpuUs(admin) {
  * @returns {Promise<Contender>}
  */
 async function socketLease(url) {
-  const store = createRedisLeaseStore({ url, prefix: 'bench:', perUserLimit: LIMIT, ttlMs: TTL_MS, onLimit: 'reject', logLevel: 'silent', ...(BATCH_SIZE === undefined ? {} : { batchSize: BATCH_SIZE }) });
+  const store = createRedisLeaseStore({
+    url,
+    prefix: 'bench:',
+    perUserLimit: LIMIT,
+    ttlMs: TTL_MS,
+    onLimit: 'reject',
+    logLevel: 'silent',
+    ...(BATCH_SIZE === undefined ? {} : { batchSize: BATCH_SIZE }),
+  });
   if (!(await store.ready(10_000))) throw new Error('socket-lease/redis: not connected');
   /** @type {Contender} */
   const c = {
@@ -288,7 +304,9 @@ try {
       for (const c of contenders) {
         const r = await countInstructions(c, inFlight, CALLGRIND);
         results[inFlight][c.name] = r;
-        console.log(`  ${inFlight} in flight, ${c.name}: ${r.instructionsPerPair.toLocaleString('en-US')} Redis instructions per pair; commands per pair: ${formatCalls(r.commandsPerPair)}`);
+        console.log(
+          `  ${inFlight} in flight, ${c.name}: ${r.instructionsPerPair.toLocaleString('en-US')} Redis instructions per pair; commands per pair: ${formatCalls(r.commandsPerPair)}`,
+        );
       }
     }
     results.config = { node: process.version, redis: version, users: USERS, limit: LIMIT, ttlMs: TTL_MS, callgrindPairs: CALLGRIND };

@@ -3,8 +3,9 @@
 // the Node host's connection-churn benchmark (bench/node-churn.mjs: the guard's server CPU
 // per connection cycle over bare ws, and guarded / bare churn, against the issue's
 // targets; target/bench/node-churn.json), then the same comparison for Bun, Deno, crossws
-// and Socket.IO (bench/churn-*.mjs; target/bench/churn-<host>.json). Each runs in its own
-// child process with a time limit, so the whole stays bounded (about 45 minutes at most on
+// and Socket.IO (bench/churn-*.mjs; target/bench/churn-<host>.json), then socket-lease/redis
+// on a local Redis Cluster (bench/redis-cluster.mjs; target/bench/redis-cluster.json). Each runs in its own
+// child process with a time limit, so the whole stays bounded (about 50 minutes at most on
 // a 2-core machine; typically 15). Every host's two target lines are printed again at the
 // end. `npm run bench:report` then writes the figures into the docs.
 //
@@ -83,6 +84,18 @@ try {
       }
     }
     console.log(`\n== Host targets (each adapter vs its bare server${values.quick ? '; quick run: indicative only' : ''})\n${lines.join('\n')}`);
+    // socket-lease/redis on a local Redis Cluster beside one Redis: Redis CPU per
+    // operation per shard (docs/performance.md, "Redis Cluster: capacity").
+    try {
+      await run(
+        'Redis Cluster: pairs and touches per second, Redis CPU per shard (bench/redis-cluster.mjs)',
+        [path.join(DIR, 'redis-cluster.mjs'), ...(values.quick ? ['--time-ms', '300', '--rounds', '1', '--users', '300'] : [])],
+        6 * 60_000,
+      );
+    } catch (err) {
+      console.error(`bench: ${/** @type {Error} */ (err).message}`);
+      process.exitCode = 1;
+    }
   }
   console.log(
     `\nbench: done in ${Math.round((Date.now() - started) / 1000)} s; \`npm run bench:report\` puts target/bench/core.json and target/bench/node-churn.json into docs/performance.md`,

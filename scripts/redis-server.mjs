@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 
 /** A port nobody listens on right now (redis-server may still lose a race for it: launchRedis retries). */
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
@@ -60,9 +60,9 @@ function ping(port) {
  */
 
 /**
- * @param {{ aof?: boolean, timeoutMs?: number, wrap?: string[] }} [options]
+ * @param {{ aof?: boolean, timeoutMs?: number, wrap?: string[], args?: string[] }} [options]
  *   wrap: a command that runs redis-server (e.g. valgrind and its options), its
- *   arguments first
+ *   arguments first; args: more redis-server arguments (a cluster node's, say)
  * @returns {Promise<RedisProcess>}
  */
 export async function launchRedis(options = {}) {
@@ -89,6 +89,7 @@ export async function launchRedis(options = {}) {
     '',
     '--daemonize',
     'no',
+    ...(options.args ?? []),
   ];
 
   /** @returns {Promise<boolean>} whether it answers (false: it exited, e.g. the port was taken) */

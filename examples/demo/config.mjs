@@ -20,6 +20,7 @@ import { DEFAULT_MAX_BUFFERED, DEFAULT_MAX_PAYLOAD, originCheck, parseOriginList
  * @property {number | null} globalLimit
  * @property {LogLevel} logLevel
  * @property {string | null} redisUrl    null: the in-memory registry of this process
+ * @property {string[] | null} redisClusterNodes  "host:port" of some nodes of a Redis Cluster, or null
  * @property {FailMode} redisFailMode
  * @property {string} redisPrefix
  * @property {string[] | undefined} allowedOrigins  undefined: any origin
@@ -39,6 +40,7 @@ const SETTINGS = /** @type {const} */ ([
   ['globalLimit', 'SOCKET_LEASE_GLOBAL_LIMIT', '--global-limit', ''],
   ['logLevel', 'SOCKET_LEASE_LOG_LEVEL', '--log-level', 'info'],
   ['redisUrl', 'REDIS_URL', '--redis-url', ''],
+  ['redisClusterNodes', 'REDIS_CLUSTER_NODES', '--redis-cluster-nodes', ''],
   ['redisFailMode', 'SOCKET_LEASE_REDIS_FAIL_MODE', '--redis-fail-mode', 'closed'],
   ['redisPrefix', 'SOCKET_LEASE_REDIS_PREFIX', '--redis-prefix', 'socket-lease:'],
   ['allowedOrigins', 'SOCKET_LEASE_ALLOWED_ORIGINS', '--allowed-origins', ''],
@@ -60,6 +62,9 @@ export const USAGE = `Usage: npm start -- [flags]   (or npm run start:bun|start:
   --log-level        SOCKET_LEASE_LOG_LEVEL     info    debug | info | warn | error | silent
   --redis-url        REDIS_URL                  none    redis://host:port[/db]: share the leases with
                                                         every host on that Redis (and prefix)
+  --redis-cluster-nodes  REDIS_CLUSTER_NODES    none    host:port,host:port,...: the same through a
+                                                        Redis Cluster (some of its nodes; not with
+                                                        --redis-url or --global-limit)
   --redis-fail-mode  SOCKET_LEASE_REDIS_FAIL_MODE
                                                 closed  while Redis is down: closed (HTTP 503) or
                                                         open (accept, tracked on this host only)
@@ -145,6 +150,11 @@ export function parseConfig(env, argv) {
     throw new ConfigError(`${source.logLevel} must be debug, info, warn, error or silent, got "${raw.logLevel}"`);
   }
   const redisUrl = parseRedisUrl(source.redisUrl, raw.redisUrl.trim());
+  const redisClusterNodes = parseClusterNodes(source.redisClusterNodes, raw.redisClusterNodes.trim());
+  if (redisClusterNodes && redisUrl) throw new ConfigError(`${source.redisClusterNodes} and ${source.redisUrl} name two stores: set one`);
+  if (redisClusterNodes && globalLimit !== null) {
+    throw new ConfigError(`${source.globalLimit} is not supported with a Redis Cluster (${source.redisClusterNodes}): see docs/redis.md, "Redis Cluster"`);
+  }
   const redisFailMode = raw.redisFailMode.trim();
   if (redisFailMode !== 'closed' && redisFailMode !== 'open') {
     throw new ConfigError(`${source.redisFailMode} must be closed or open, got "${raw.redisFailMode}"`);
@@ -171,6 +181,7 @@ export function parseConfig(env, argv) {
     globalLimit,
     logLevel: /** @type {LogLevel} */ (logLevel),
     redisUrl,
+    redisClusterNodes,
     redisFailMode,
     redisPrefix,
     allowedOrigins,
@@ -204,6 +215,21 @@ function parseRedisUrl(name, raw) {
 }
 
 /**
+ * @param {string} name
+ * @param {string} raw  comma-separated host:port
+ * @returns {string[] | null}
+ */
+function parseClusterNodes(name, raw) {
+  if (raw === '' || raw === 'none') return null;
+  const nodes = raw.split(',').map((node) => node.trim());
+  for (const node of nodes) {
+    const m = /^(.+):(\d{1,5})$/.exec(node);
+    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new ConfigError(`${name} must be host:port[,host:port...], got "${raw}"`);
+  }
+  return nodes;
+}
+
+/**
  * What every demo prints at start-up. The first line is the one scripts and the
  * conformance suite read: `socket-lease demo listening on <url>`.
  * @param {DemoConfig} config
@@ -227,6 +253,10 @@ export function startupLines(config, about) {
     const shown = new URL(config.redisUrl);
     if (shown.password) shown.password = '***';
     lines.push(`  leases shared through Redis ${shown}, prefix "${config.redisPrefix}", failMode ${config.redisFailMode}`);
+  } else if (config.redisClusterNodes) {
+    lines.push(
+      `  leases shared through the Redis Cluster at ${config.redisClusterNodes.join(', ')}, prefix "${config.redisPrefix}", failMode ${config.redisFailMode}`,
+    );
   } else {
     lines.push('  leases kept in this process (set REDIS_URL to share them across hosts)');
   }

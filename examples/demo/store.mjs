@@ -1,6 +1,6 @@
 // The lease store every demo host uses, from the demo's settings: the in-memory
-// LeaseRegistry of this process, or with a Redis URL the store shared by every host on
-// that Redis (and prefix). Written once, so each demo only passes the result to its adapter.
+// LeaseRegistry of this process, or with a Redis URL (or a Redis Cluster's nodes) the store
+// shared by every host on that Redis (and prefix). Written once, so each demo only passes the result to its adapter.
 import { eventLogger, invalidOption } from 'socket-lease/lifecycle';
 import { createRedisLeaseStore } from 'socket-lease/redis';
 
@@ -13,6 +13,7 @@ import { createRedisLeaseStore } from 'socket-lease/redis';
  * @property {import('socket-lease/lifecycle').LogLevel} [logLevel]
  * @property {import('socket-lease/lifecycle').Logger} [logger]
  * @property {string | null} [redisUrl]
+ * @property {string[] | null} [redisClusterNodes]  "host:port" of some nodes of a Redis Cluster
  * @property {'closed' | 'open'} [redisFailMode]  default closed
  * @property {string} [redisPrefix]     default socket-lease:
  * @property {number} [redisReadyMs]    how long start-up waits for Redis (default 5000); the fail mode applies after that
@@ -24,7 +25,7 @@ import { createRedisLeaseStore } from 'socket-lease/redis';
  * @param {DemoStoreSettings} options
  */
 export async function demoStore(options) {
-  if (!options.redisUrl) {
+  if (!options.redisUrl && !options.redisClusterNodes) {
     return {
       adapterOptions: {
         registry: {
@@ -38,7 +39,7 @@ export async function demoStore(options) {
     };
   }
   const redisStore = createRedisLeaseStore({
-    url: options.redisUrl,
+    ...(options.redisClusterNodes ? { cluster: { nodes: options.redisClusterNodes } } : { url: options.redisUrl ?? undefined }),
     prefix: options.redisPrefix,
     failMode: options.redisFailMode ?? 'closed',
     perUserLimit: options.limit ?? 20,
@@ -51,7 +52,13 @@ export async function demoStore(options) {
   });
   if (!(await redisStore.ready(options.redisReadyMs ?? 5000)) && options.logLevel !== 'silent') {
     const log = options.logger ?? console;
-    log.error?.(JSON.stringify({ level: 'error', msg: 'Redis not reachable at start-up; serving with the fail mode until it is', failMode: options.redisFailMode ?? 'closed' }));
+    log.error?.(
+      JSON.stringify({
+        level: 'error',
+        msg: 'Redis not reachable at start-up; serving with the fail mode until it is',
+        failMode: options.redisFailMode ?? 'closed',
+      }),
+    );
   }
   return { adapterOptions: { store: redisStore }, redisStore };
 }

@@ -2,7 +2,9 @@
 // Batching: the acquires, releases and touches issued in the same turn of the event loop
 // go to Redis together. One call alone runs its own script; several run in one batch
 // script (each operation still atomic, the batch too), which costs Redis and the client
-// far less per operation when many connections arrive at once.
+// far less per operation when many connections arrive at once. In a Redis Cluster every
+// operation runs alone, routed to its user's shard: one script call may only touch one
+// slot, and the operations of one turn are of many users.
 
 const { send } = require('./client.cjs');
 
@@ -14,6 +16,7 @@ const { send } = require('./client.cjs');
  * @property {string} id
  * @property {string} user
  * @property {number} limit
+ * @property {string} where  a release or touch in a cluster by a node that does not hold the lease: its user
  * @property {(value: any) => void} resolve
  * @property {(err: unknown) => void} reject
  */
@@ -23,21 +26,24 @@ class Batcher {
   #scripts;
   #nodeId;
   #size;
+  #route;
   /** Operations waiting for this turn's batch. @type {Op[]} */
   #queue = [];
   #flushScheduled = false;
 
   /**
-   * @param {import('ioredis').Redis} client
+   * @param {import('./client.cjs').Client} client
    * @param {Scripts} scripts
    * @param {string} nodeId
    * @param {number} size batchSize
+   * @param {import('./keys.cjs').Keys} keys
    */
-  constructor(client, scripts, nodeId, size) {
+  constructor(client, scripts, nodeId, size, keys) {
     this.#client = client;
     this.#scripts = scripts;
     this.#nodeId = nodeId;
-    this.#size = size;
+    this.#size = keys.cluster ? 1 : size;
+    this.#route = keys.route;
   }
 
   /**
@@ -47,12 +53,13 @@ class Batcher {
    * @param {string} id
    * @param {string} user
    * @param {number} limit    the user's limit (acquire), 0 otherwise
+   * @param {string} [where]  in a cluster, the lease's user when `user` is '' (found in the id index)
    * @returns {Promise<any>}
    */
-  call(kind, id, user, limit) {
+  call(kind, id, user, limit, where = '') {
     return new Promise((resolve, reject) => {
       const queue = this.#queue;
-      queue.push({ kind, id, user, limit, resolve, reject });
+      queue.push({ kind, id, user, limit, where, resolve, reject });
       if (queue.length >= this.#size) {
         // A full batch goes at once: Redis (on another core) runs it while this process
         // still handles other replies and gathers the next batch. Waiting for the end of
@@ -106,10 +113,15 @@ class Batcher {
       return;
     }
     const op = ops[0];
-    if (op.kind === 'a') send(client, scripts.acquire, [this.#nodeId, op.id, op.user, op.limit], op.resolve, op.reject);
-    else if (op.kind === 't') send(client, scripts.touch, [op.id], op.resolve, op.reject);
-    // The holder's release names the user; any other node's names itself instead.
-    else send(client, scripts.release, op.user ? [op.id, op.user] : [op.id, '', '', this.#nodeId], op.resolve, op.reject);
+    // In a cluster: the user's set routes the call (for another node's release or touch,
+    // the user found in the id index); on one Redis, null.
+    const route = this.#route(op.user || op.where);
+    if (op.kind === 'a') send(client, scripts.acquire, [this.#nodeId, op.id, op.user, op.limit], op.resolve, op.reject, route);
+    else if (op.kind === 't') send(client, scripts.touch, route === null ? [op.id] : [op.id, op.user || op.where], op.resolve, op.reject, route);
+    // The holder's release names the user; any other node's names itself instead (and,
+    // in a cluster, the user it found).
+    else if (op.user) send(client, scripts.release, [op.id, op.user], op.resolve, op.reject, route);
+    else send(client, scripts.release, route === null ? [op.id, '', '', this.#nodeId] : [op.id, '', '', this.#nodeId, op.where], op.resolve, op.reject, route);
   }
 }
 

@@ -14,6 +14,8 @@
  *                                    host clock with Redis's times)
  * @property {boolean} local          accepted while Redis was away (failMode "open"); not in Redis yet
  * @property {string} connectionKey   '' for none
+ * @property {number} [indexedAt]     in a Redis Cluster, host clock when this node last wrote the lease's
+ *                                    id index entry (0: to write again), see keys.cjs
  */
 
 class HeldLeases {

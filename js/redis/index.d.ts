@@ -1,7 +1,7 @@
 // Public types of `socket-lease/redis`. The implementation (store.cjs) is checked JS whose
 // JSDoc refers to these declarations, so `tsc` fails when the two drift apart.
 import type { EventEmitter } from 'node:events';
-import type { RedisOptions } from 'ioredis';
+import type { ClusterOptions, RedisOptions } from 'ioredis';
 import type { AcquireResult, LeaseEvent, LeaseRegistryOptions, LeaseStats, LimitPolicy, UserStats } from 'socket-lease';
 import type { Logger as GuardLogger, LogLevel, RevokedLease } from 'socket-lease/lifecycle';
 
@@ -17,6 +17,15 @@ export interface RedisLeaseStoreOptions extends Omit<LeaseRegistryOptions, 'mode
    * false` and `maxRetriesPerRequest: 0` on top.
    */
   redis?: RedisOptions;
+  /**
+   * A Redis Cluster instead of one Redis (not with `url` or `redis`): some of its nodes
+   * (ioredis finds the rest) and ioredis `ClusterOptions` (per-node connection options
+   * in `redisOptions`). Every key of a user carries a hash tag made from the user id, so
+   * each per-user operation is one script on one shard. Not with `globalLimit` (refused
+   * with INVALID_OPTION), nor with a `prefix` containing `{` or `}`. See docs/redis.md,
+   * "Redis Cluster".
+   */
+  cluster?: RedisClusterConfig;
   /** Prefix of every key and channel (default `"socket-lease:"`); one per deployment. */
   prefix?: string;
   /**
@@ -53,6 +62,18 @@ export interface RedisLeaseStoreOptions extends Omit<LeaseRegistryOptions, 'mode
    * Redis's memory is bounded by its own `maxmemory`.
    */
   maxUsers?: never;
+}
+
+/** The `cluster` option. */
+export interface RedisClusterConfig {
+  /** `"host:port"` strings or `{ host, port }`: at least one. */
+  nodes: Array<string | { host: string; port: number }>;
+  /**
+   * ioredis cluster options. The store sets its own `enableOfflineQueue: false`,
+   * `scaleReads: "master"` and, in `redisOptions`, the same connection settings as for
+   * one Redis (`commandTimeout`, no offline queue, no resend, no retry).
+   */
+  options?: ClusterOptions;
 }
 
 /** `stats()`: the core's fields plus the store's own. */

@@ -42,9 +42,11 @@ function renderMetrics(s, c) {
   series('socket_lease_high_water', 'gauge', 'Most leases this node held at once since start.', [['', s.highWater]]);
   series('socket_lease_acquired_total', 'counter', 'Leases granted by this node.', [['', s.acquired]]);
   series('socket_lease_released_total', 'counter', 'Leases released through this node (including reconcile).', [['', s.released]]);
-  series('socket_lease_expired_total', 'counter', 'Expired leases reclaimed by this node (its own or a dead node\'s).', [['', s.expired]]);
-  series('socket_lease_evicted_total', 'counter', 'Leases evicted by this node\'s acquires (evict-oldest or evict-idle).', [['', s.evicted]]);
-  series('socket_lease_unknown_release_total', 'counter', 'Releases through this node of ids that named no live lease (the leak detector).', [['', s.unknownReleases]]);
+  series('socket_lease_expired_total', 'counter', "Expired leases reclaimed by this node (its own or a dead node's).", [['', s.expired]]);
+  series('socket_lease_evicted_total', 'counter', "Leases evicted by this node's acquires (evict-oldest or evict-idle).", [['', s.evicted]]);
+  series('socket_lease_unknown_release_total', 'counter', 'Releases through this node of ids that named no live lease (the leak detector).', [
+    ['', s.unknownReleases],
+  ]);
   series('socket_lease_near_limit_total', 'counter', 'Times a user crossed the warn ratio of its limit on this node.', [['', s.nearLimitEvents]]);
   series('socket_lease_reconciled_total', 'counter', 'Leases released by reconcile because their socket was gone.', [['', s.reconciled]]);
   series('socket_lease_rejected_total', 'counter', 'Acquires refused by this node, by reason.', [
@@ -53,10 +55,17 @@ function renderMetrics(s, c) {
     ['{reason="user-table-full"}', c.rejected['user-table-full']],
   ]);
   if (s.deploymentActive !== null) {
-    series('socket_lease_redis_deployment_active_leases', 'gauge', 'Live leases in Redis across every node, dead ones included until their leases expire (kept with a global limit).', [['', s.deploymentActive]]);
+    series(
+      'socket_lease_redis_deployment_active_leases',
+      'gauge',
+      'Live leases in Redis across every node, dead ones included until their leases expire (kept with a global limit).',
+      [['', s.deploymentActive]],
+    );
   }
   series('socket_lease_redis_up', 'gauge', 'Whether this node can use Redis (1) or is in its fail mode (0).', [['', s.redis === 'up' ? 1 : 0]]);
-  series('socket_lease_redis_held_local_leases', 'gauge', 'Leases this node accepted while Redis was away (failMode open), not yet written back.', [['', s.heldLocally]]);
+  series('socket_lease_redis_held_local_leases', 'gauge', 'Leases this node accepted while Redis was away (failMode open), not yet written back.', [
+    ['', s.heldLocally],
+  ]);
   series('socket_lease_redis_degraded_acquires_total', 'counter', 'Leases accepted without Redis (failMode open).', [['', s.degradedAcquires]]);
   series('socket_lease_redis_outages_total', 'counter', 'Times this node lost Redis.', [['', s.outages]]);
   series('socket_lease_redis_pending_releases', 'gauge', 'Releases waiting for Redis to return.', [['', s.pendingReleases]]);

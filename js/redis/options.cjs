@@ -109,9 +109,17 @@ function checkInt(value, name, min, max) {
  */
 
 /**
+ * A Redis Cluster to use instead of one Redis.
+ * @typedef {object} ClusterSettings
+ * @property {Array<{ host: string, port: number }>} nodes  some of its nodes (ioredis finds the rest)
+ * @property {import('ioredis').ClusterOptions | undefined} options  the caller's own cluster options
+ */
+
+/**
  * @typedef {object} StoreSettings
  * @property {string | undefined} url
  * @property {import('ioredis').RedisOptions | undefined} redis
+ * @property {ClusterSettings | null} cluster
  * @property {string} prefix
  * @property {FailMode} failMode
  * @property {number} commandTimeoutMs
@@ -144,6 +152,7 @@ function readOptions(options) {
     logLevel = 'info',
     onEvent,
     mode,
+    cluster,
     ...coreOptions
   } = options;
   if (mode !== undefined && mode !== 'enforce') {
@@ -163,9 +172,11 @@ function readOptions(options) {
   if (typeof prefix !== 'string' || prefix === '') throw invalidOption('prefix must be a non-empty string');
   if (failMode !== 'closed' && failMode !== 'open') throw invalidOption(`failMode must be "closed" or "open", got ${String(failMode)}`);
   if (onEvent !== undefined && typeof onEvent !== 'function') throw invalidOption('onEvent must be a function');
+  const clusterSettings = readCluster(cluster, { url, redis, prefix, globalLimit: core.globalLimit ?? null });
   return {
     url,
     redis,
+    cluster: clusterSettings,
     prefix,
     failMode,
     commandTimeoutMs: checkInt(commandTimeoutMs, 'commandTimeoutMs', 1, 60_000),
@@ -186,6 +197,61 @@ function readOptions(options) {
       kinds: [...core.kinds],
     },
   };
+}
+
+/**
+ * The `cluster` option: `{ nodes, options? }`, nodes as "host:port" strings or
+ * `{ host, port }`, options ioredis's ClusterOptions. Refuses what a cluster cannot
+ * serve: a global limit (its index is one key, which would make every acquire of every
+ * shard go through one slot), a prefix with a hash tag's braces (every key would share
+ * the prefix's slot), and `url` or `redis` beside it (which Redis would be meant?).
+ * @param {unknown} cluster
+ * @param {{ url: unknown, redis: unknown, prefix: string, globalLimit: number | null }} other
+ * @returns {ClusterSettings | null}
+ */
+function readCluster(cluster, other) {
+  if (cluster === undefined || cluster === null) return null;
+  if (typeof cluster !== 'object' || Array.isArray(cluster)) throw invalidOption('cluster must be an object like { nodes: ["127.0.0.1:7000"] }');
+  const { nodes, options, ...unknown } = /** @type {{ nodes?: unknown, options?: unknown }} */ (cluster);
+  const extra = Object.keys(unknown);
+  if (extra.length > 0) throw invalidOption(`unknown cluster option "${extra[0]}"; known: nodes, options`);
+  if (!Array.isArray(nodes) || nodes.length === 0)
+    throw invalidOption('cluster.nodes must be a non-empty array of "host:port" strings or { host, port } objects');
+  const read = nodes.map((node, i) => clusterNode(node, i));
+  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options)))
+    throw invalidOption('cluster.options must be an object (ioredis ClusterOptions)');
+  if (other.url !== undefined || other.redis !== undefined)
+    throw invalidOption('cluster cannot be combined with url or redis (put connection options in cluster.options.redisOptions)');
+  if (other.globalLimit !== null) {
+    throw invalidOption(
+      'globalLimit is not supported with a Redis Cluster (counting every lease would put every acquire of every shard through one slot); use one Redis, or per-user limits only',
+    );
+  }
+  if (/[{}]/.test(other.prefix)) throw invalidOption('prefix must not contain "{" or "}" with a Redis Cluster (the store puts each user\'s hash tag after it)');
+  return { nodes: read, options: /** @type {import('ioredis').ClusterOptions | undefined} */ (options) };
+}
+
+/**
+ * @param {unknown} node
+ * @param {number} i
+ * @returns {{ host: string, port: number }}
+ */
+function clusterNode(node, i) {
+  /** @type {unknown} */
+  let host;
+  /** @type {unknown} */
+  let port;
+  if (typeof node === 'string') {
+    const colon = node.lastIndexOf(':');
+    host = colon > 0 ? node.slice(0, colon).replace(/^\[(.*)\]$/, '$1') : '';
+    port = colon > 0 && /^\d+$/.test(node.slice(colon + 1)) ? Number(node.slice(colon + 1)) : Number.NaN;
+  } else if (node !== null && typeof node === 'object') {
+    ({ host, port } = /** @type {{ host?: unknown, port?: unknown }} */ (node));
+  }
+  if (typeof host !== 'string' || host === '' || typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw invalidOption(`cluster.nodes[${i}] must be "host:port" or { host, port } with a port from 1 to 65535, got ${JSON.stringify(node) ?? String(node)}`);
+  }
+  return { host, port };
 }
 
 /**

@@ -6,9 +6,10 @@
 // dropping the connection, starts the resync: load the scripts, replay the releases that
 // could not be sent, write this node's live leases back (register.lua says which stay
 // and which another node removed meanwhile), and only then use Redis again, so its
-// counts include every lease.
+// counts include every lease. In a Redis Cluster the same, with every master: a failover
+// (a replica promoted, which may lack the last writes of its master) counts as a restart.
 
-const { run } = require('./client.cjs');
+const { isCluster, loadScripts, run, serverIdentity } = require('./client.cjs');
 const { REVOCATION_REASONS } = require('./pubsub.cjs');
 
 /** @typedef {import('./index.js').FailMode} FailMode */
@@ -23,10 +24,13 @@ const { REVOCATION_REASONS } = require('./pubsub.cjs');
 const PENDING_RELEASE_CAP = 100_000;
 // Leases written back per register call after an outage.
 const REGISTER_CHUNK = 500;
+// In a cluster, register calls (one per user: one slot each) in flight at once.
+const REGISTER_PARALLEL = 64;
 
 /**
  * @typedef {object} OutageNode what the state machine needs from the store
- * @property {import('ioredis').Redis} client
+ * @property {import('./client.cjs').Client} client
+ * @property {(user: string) => string | null} route  in a cluster, the key that routes a script about a user
  * @property {Scripts} scripts
  * @property {string} nodeId
  * @property {FailMode} failMode
@@ -34,7 +38,7 @@ const REGISTER_CHUNK = 500;
  * @property {LogFn} log
  * @property {{ outages: number }} counters
  * @property {HeldLeases} held
- * @property {(kind: 'r', id: string, user: string, limit: number) => Promise<any>} call a batched release
+ * @property {(kind: 'r', id: string, user: string, limit: number, where: string) => Promise<any>} call a batched release
  * @property {(id: string, reason: RevokedLease['reason']) => void} revoke another node removed it
  * @property {(id: string, now: number) => boolean} alive unexpired in the local quota (renewed here within the TTL)
  * @property {() => void} onDown Redis just became unusable
@@ -59,8 +63,8 @@ class Outage {
   /** @type {Promise<void> | null} */ #resyncing = null;
   #resyncAgain = false;
   /** @type {NodeJS.Timeout | null} */ #probeTimer = null;
-  /** Releases of leases in Redis made while it was away. @type {Set<string>} */
-  #pendingReleases = new Set();
+  /** Releases of leases in Redis made while it was away: id -> user. @type {Map<string, string>} */
+  #pendingReleases = new Map();
 
   /** @param {OutageNode} node */
   constructor(node) {
@@ -75,6 +79,27 @@ class Outage {
     client.on('ready', () => void this.#resync());
     // The error that closed it (refused, NOAUTH…) says more than the close itself.
     client.on('close', () => this.setUnavailable(this.#lastError ?? new Error('connection to Redis closed')));
+    // A Redis Cluster: a master that leaves ioredis's view (failed over, or gone) may
+    // have taken writes its replica never received. Checked at once, not when a command
+    // to that shard happens to fail: another run id among the masters is an outage, and
+    // the resync writes this node's leases back as after a restart.
+    if (isCluster(client)) client.on('-node', () => void this.#checkMasters());
+  }
+
+  async #checkMasters() {
+    if (!this.#available || this.#closed) return;
+    /** @type {string | null} */
+    let identity = null;
+    try {
+      identity = await serverIdentity(this.#node.client);
+    } catch {
+      // a master that does not answer: changed as far as this node can tell
+    }
+    if (this.#available && identity !== this.#runId) {
+      this.setUnavailable(
+        new Error('a Redis Cluster master left or changed (failover or restart): this node writes its leases back before it uses the cluster again'),
+      );
+    }
   }
 
   /** Whether Redis is usable now. */
@@ -91,13 +116,14 @@ class Outage {
    * A lease in Redis that this node released (or minted for an acquire that timed out)
    * while Redis was away: released there when it returns, behind what was sent before.
    * @param {string} id
+   * @param {string} user  its user (in a cluster, the slot of its record)
    */
-  deferRelease(id) {
+  deferRelease(id, user) {
     if (this.#pendingReleases.size >= PENDING_RELEASE_CAP) {
-      const oldest = this.#pendingReleases.values().next().value;
+      const oldest = this.#pendingReleases.keys().next().value;
       if (oldest !== undefined) this.#pendingReleases.delete(oldest);
     }
-    this.#pendingReleases.add(id);
+    this.#pendingReleases.set(id, user);
   }
 
   /** @param {unknown} [cause] */
@@ -126,12 +152,19 @@ class Outage {
       this.#downLogged = true;
       const detail = String(/** @type {Error} */ (err)?.message ?? err);
       if (node.failMode === 'closed') {
-        node.log('error', 'Redis unavailable; failMode closed: new connections are refused with HTTP 503 until it returns', { error: detail, nodeId: node.nodeId });
-      } else {
-        node.log('error', 'Redis unavailable; failMode open: ACCEPTING new connections tracked on this node only (per-user limit per node, no global limit); they are registered in Redis when it returns', {
+        node.log('error', 'Redis unavailable; failMode closed: new connections are refused with HTTP 503 until it returns', {
           error: detail,
           nodeId: node.nodeId,
         });
+      } else {
+        node.log(
+          'error',
+          'Redis unavailable; failMode open: ACCEPTING new connections tracked on this node only (per-user limit per node, no global limit); they are registered in Redis when it returns',
+          {
+            error: detail,
+            nodeId: node.nodeId,
+          },
+        );
       }
     }
     this.#startProbe();
@@ -174,7 +207,10 @@ class Outage {
       } catch (err) {
         // Once per outage at warn (a wrong ACL, say, fails here for good and would
         // otherwise show only as "unavailable"), then at debug as the probe retries.
-        this.#node.log(this.#resyncFailLogged ? 'debug' : 'warn', 'could not put this node\'s leases back in Redis; retrying', { error: String(err), nodeId: this.#node.nodeId });
+        this.#node.log(this.#resyncFailLogged ? 'debug' : 'warn', "could not put this node's leases back in Redis; retrying", {
+          error: String(err),
+          nodeId: this.#node.nodeId,
+        });
         this.#resyncFailLogged = true;
         this.setUnavailable(err);
       } finally {
@@ -187,13 +223,13 @@ class Outage {
   async #resyncOnce() {
     const node = this.#node;
     const { client } = node;
-    const info = String(await client.info('server'));
-    const runId = /run_id:(\w+)/.exec(info)?.[1] ?? '';
-    // A different run id means Redis restarted: without persistence it lost every lease.
+    const runId = await serverIdentity(client);
+    // A different run id means Redis restarted: without persistence it lost every lease
+    // (in a cluster: a master restarted or a replica took over, which may lack writes).
     if (this.#runId !== null && runId !== this.#runId) this.#restartPending = true;
     this.#runId = runId;
     const restarted = this.#restartPending;
-    for (const script of Object.values(node.scripts)) await client.script('LOAD', script.lua);
+    await loadScripts(client, Object.values(node.scripts));
 
     // The first pass writes back every lease this node holds. Acquires accepted locally
     // (failMode "open") and releases made while a pass was on its way are not in it: the
@@ -244,42 +280,72 @@ class Outage {
     // Behind anything still queued on this connection (a stalled acquire runs first), and
     // batched like any other release.
     await Promise.all(
-      [...this.#pendingReleases].map(async (id) => {
-        await node.call('r', id, '', 0);
+      [...this.#pendingReleases].map(async ([id, user]) => {
+        await node.call('r', id, '', 0, user);
         this.#pendingReleases.delete(id);
       }),
     );
 
     const held = [...node.held.entries()].filter(([, h]) => all || h.local);
     const now = Date.now();
-    for (let i = 0; i < held.length; i += REGISTER_CHUNK) {
-      /** @type {Array<string | number>} */
-      const args = [node.nodeId, restarted ? 1 : 0];
-      for (const [id, h] of held.slice(i, i + REGISTER_CHUNK)) {
-        // Alive: accepted here while Redis was away, or renewed here within the TTL (its
-        // socket heartbeats). Such a lease is written back even when Redis let it expire
-        // during the outage, unless another node removed it (a tombstone says so).
-        args.push(id, h.userId, h.acquiredAt, h.local || node.alive(id, now) ? 1 : 0, h.connectionKey);
+    // One call per chunk; in a cluster one per user (a call may touch one slot only).
+    /** @type {Map<string | null, Array<[string, Held]>>} */
+    const groups = new Map();
+    for (const entry of held) {
+      const route = node.route(entry[1].userId);
+      const group = groups.get(route);
+      if (group) group.push(entry);
+      else groups.set(route, [entry]);
+    }
+    /** @type {Array<{ route: string | null, leases: Array<[string, Held]> }>} */
+    const calls = [];
+    for (const [route, leases] of groups) {
+      for (let i = 0; i < leases.length; i += REGISTER_CHUNK) calls.push({ route, leases: leases.slice(i, i + REGISTER_CHUNK) });
+    }
+    // One Redis: one call after the other, as ever. A cluster: many users, many shards.
+    const parallel = node.route('') === null ? 1 : REGISTER_PARALLEL;
+    for (let i = 0; i < calls.length; i += parallel) {
+      await Promise.all(calls.slice(i, i + parallel).map(({ route, leases }) => this.#register(route, leases, restarted, now, totals)));
+    }
+  }
+
+  /**
+   * One register call, and what its answers mean for this node's leases.
+   * @param {string | null} route
+   * @param {Array<[string, Held]>} leases
+   * @param {boolean} restarted
+   * @param {number} now
+   * @param {{ written: number, revoked: number }} totals
+   */
+  async #register(route, leases, restarted, now, totals) {
+    const node = this.#node;
+    /** @type {Array<string | number>} */
+    const args = [node.nodeId, restarted ? 1 : 0];
+    for (const [id, h] of leases) {
+      // Alive: accepted here while Redis was away, or renewed here within the TTL (its
+      // socket heartbeats). Such a lease is written back even when Redis let it expire
+      // during the outage, unless another node removed it (a tombstone says so).
+      args.push(id, h.userId, h.acquiredAt, h.local || node.alive(id, now) ? 1 : 0, h.connectionKey);
+    }
+    /** @type {string[]} */
+    const reply = await run(node.client, node.scripts.register, args, route);
+    for (let j = 0; j < reply.length; j += 2) {
+      const id = reply[j];
+      const status = reply[j + 1];
+      const h = node.held.get(id);
+      if (!h) {
+        // Released here while this call was on its way: the next pass gives the slot back.
+        const user = leases.find(([leaseId]) => leaseId === id)?.[1].userId ?? '';
+        if (status === 'ok') this.#pendingReleases.set(id, user);
+        continue;
       }
-      /** @type {string[]} */
-      const reply = await run(node.client, node.scripts.register, args);
-      for (let j = 0; j < reply.length; j += 2) {
-        const id = reply[j];
-        const status = reply[j + 1];
-        const h = node.held.get(id);
-        if (!h) {
-          // Released here while this call was on its way: the next pass gives the slot back.
-          if (status === 'ok') this.#pendingReleases.add(id);
-          continue;
-        }
-        if (status === 'ok') {
-          h.local = false;
-          h.renewedAt = Date.now();
-          totals.written++;
-        } else {
-          totals.revoked++;
-          node.revoke(id, /** @type {RevokedLease['reason']} */ (REVOCATION_REASONS.has(status) ? status : 'expired'));
-        }
+      if (status === 'ok') {
+        h.local = false;
+        h.renewedAt = Date.now();
+        totals.written++;
+      } else {
+        totals.revoked++;
+        node.revoke(id, /** @type {RevokedLease['reason']} */ (REVOCATION_REASONS.has(status) ? status : 'expired'));
       }
     }
   }

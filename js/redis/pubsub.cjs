@@ -26,7 +26,7 @@ class Revocations {
   #early = new Map();
 
   /**
-   * @param {import('ioredis').Redis} sub the subscriber connection
+   * @param {import('./client.cjs').Client} sub the subscriber connection
    * @param {string} channel this node's
    * @param {LogFn} log
    * @param {{ isHeld: (id: string) => boolean, revoke: (id: string, reason: RevokedLease['reason']) => void, onSubscribed: () => void }} node
@@ -49,7 +49,7 @@ class Revocations {
         this.subscribed = true;
         this.#onSubscribed();
       },
-      (err) => this.#log('warn', 'could not subscribe to this node\'s channel; retrying on reconnect', { error: String(err) }),
+      (err) => this.#log('warn', "could not subscribe to this node's channel; retrying on reconnect", { error: String(err) }),
     );
   }
 

@@ -7,6 +7,7 @@
 //   options.cjs   the options and call arguments, checked with the core's rules
 //   scripts.cjs   the Lua scripts (./lua: the quota rules of the Redis engine)
 //   client.cjs    the Redis connections and script calls (the one file that knows ioredis)
+//   keys.cjs      the keys named on this side: a Redis Cluster's routing keys and id index
 //   batch.cjs     calls of one turn of the event loop sent to Redis together
 //   replies.cjs   the acquire script's answers, read
 //   held.cjs      the leases whose sockets this node holds
@@ -24,7 +25,8 @@ const { EventEmitter } = require('node:events');
 const { LeaseRegistry, newId, parseId, deriveId } = require('../node.cjs');
 const { acquireOptions, checkTime, checkUserId, readOptions } = require('./options.cjs');
 const { buildScripts } = require('./scripts.cjs');
-const { connect, isUnavailable, quit, run } = require('./client.cjs');
+const { connect, deleteKey, getKey, isUnavailable, quit, run, setKey } = require('./client.cjs');
+const { makeKeys } = require('./keys.cjs');
 const { Batcher } = require('./batch.cjs');
 const { HeldLeases } = require('./held.cjs');
 const { LocalQuota } = require('./local.cjs');
@@ -47,13 +49,16 @@ const { readLine, readUsual } = require('./replies.cjs');
 const { pendingExpiredCap: PENDING_EXPIRED_CAP } = LeaseRegistry.coreLimits();
 // This node's leases asked about per sweep script call.
 const SWEEP_CHUNK = 500;
+// In a cluster, sweep calls (one per user) in flight at once.
+const SWEEP_PARALLEL = 64;
 
 class RedisLeaseStore extends EventEmitter {
   /** This store's node id (`node_…`, minted by the core): the channel its evictions arrive on. */
   nodeId;
 
-  /** @type {import('ioredis').Redis} */ #client;
-  /** @type {import('ioredis').Redis} */ #sub;
+  /** @type {import('./client.cjs').Client} */ #client;
+  /** @type {import('./client.cjs').Client} */ #sub;
+  /** @type {import('./keys.cjs').Keys} */ #keys;
   /** @type {import('./scripts.cjs').Scripts} */ #scripts;
   /** @type {import('./options.cjs').QuotaOptions} */ #quota;
   #prefix;
@@ -68,6 +73,8 @@ class RedisLeaseStore extends EventEmitter {
   /** @type {Set<string>} */ #kinds;
   /** @type {string[]} */ #extraKinds;
   #sweepBatch;
+  /** How long an id index entry lives (a cluster): as long as the lease's own keys. */
+  #indexMs;
   /** @type {((event: LeaseEvent) => void) | null} */ #onEvent;
   #log;
   #batch;
@@ -92,6 +99,7 @@ class RedisLeaseStore extends EventEmitter {
     this.#failMode = o.failMode;
     this.#graceMs = o.graceMs;
     this.#sweepBatch = o.sweepBatch;
+    this.#indexMs = q.ttlMs + o.graceMs;
     this.#ttlMs = q.ttlMs;
     this.#perUserLimit = q.perUserLimit;
     this.#userLimits = new Map(Object.entries(q.userLimits));
@@ -103,17 +111,28 @@ class RedisLeaseStore extends EventEmitter {
     this.#onEvent = o.onEvent;
     this.#log = o.log;
 
-    const scripts = buildScripts({ prefix: o.prefix, ttlMs: q.ttlMs, graceMs: o.graceMs, policy: q.policy, globalLimit: q.globalLimit, warnRatio: q.warnRatio });
+    const cluster = o.cluster !== null;
+    const scripts = buildScripts({
+      prefix: o.prefix,
+      ttlMs: q.ttlMs,
+      graceMs: o.graceMs,
+      policy: q.policy,
+      globalLimit: q.globalLimit,
+      warnRatio: q.warnRatio,
+      cluster,
+    });
     this.#scripts = scripts;
+    this.#keys = makeKeys(o.prefix, cluster);
     this.nodeId = newId('node');
-    const { client, sub } = connect(o.url, o.redis, o.commandTimeoutMs);
+    const { client, sub } = connect(o.url, o.redis, o.commandTimeoutMs, o.cluster);
     this.#client = client;
     this.#sub = sub;
-    this.#batch = new Batcher(client, scripts, this.nodeId, o.batchSize);
+    this.#batch = new Batcher(client, scripts, this.nodeId, o.batchSize, this.#keys);
     // Redis has not answered yet: the fail mode applies from the start.
     this.#startLocal();
     this.#outage = new Outage({
       client,
+      route: this.#keys.route,
       scripts,
       nodeId: this.nodeId,
       failMode: o.failMode,
@@ -121,11 +140,16 @@ class RedisLeaseStore extends EventEmitter {
       log: o.log,
       counters: this.#counters,
       held: this.#held,
-      call: (kind, id, user, limit) => this.#batch.call(kind, id, user, limit),
+      call: (kind, id, user, limit, where) => this.#batch.call(kind, id, user, limit, where),
       revoke: (id, reason) => this.#revoke(id, reason),
-      alive: (id, now) => this.#local !== null && this.#local.alive(id, now),
+      alive: (id, now) => this.#local?.alive(id, now) === true,
       onDown: () => this.#startLocal(),
-      onUp: () => this.#stopLocal(),
+      onUp: () => {
+        this.#stopLocal();
+        // A failover may have lost index entries with the leases: written again on the
+        // next touch of each.
+        if (cluster) for (const [, held] of this.#held.entries()) held.indexedAt = 0;
+      },
       onReady: () => this.#wakeReadyWaiters(),
     });
     this.#revocations = new Revocations(sub, `${o.prefix}n:${this.nodeId}`, o.log, {
@@ -161,13 +185,18 @@ class RedisLeaseStore extends EventEmitter {
     try {
       if (connectionKey || keep) this.#batch.flush(); // behind what this node asked before (see Batcher.flush)
       line = await (connectionKey || keep
-        ? run(this.#client, this.#scripts.acquire, keep ? [this.nodeId, id, userId, limit, connectionKey, '1'] : [this.nodeId, id, userId, limit, connectionKey])
+        ? run(
+            this.#client,
+            this.#scripts.acquire,
+            keep ? [this.nodeId, id, userId, limit, connectionKey, '1'] : [this.nodeId, id, userId, limit, connectionKey],
+            this.#keys.route(userId),
+          )
         : this.#batch.call('a', id, userId, limit));
     } catch (err) {
       if (!isUnavailable(err)) throw err;
       // A timed-out script may still run when Redis wakes up: release its lease (the id
       // is known, minted here) as soon as Redis is back, after it on the same connection.
-      outage.deferRelease(id);
+      outage.deferRelease(id, userId);
       outage.setUnavailable(err);
       if (this.#failMode === 'open') return this.#acquireLocally(userId, connectionKey);
       throw outage.unavailableError(err);
@@ -213,7 +242,13 @@ class RedisLeaseStore extends EventEmitter {
     if (!r.reused) this.#limitEvents(userId, r.active, limit, r.touchedAt, r.near);
 
     this.#revocations.takeEarly(r.id);
-    return { ok: true, lease: this.#lease(r.id, userId, r.acquiredAt, r.touchedAt, r.expiresAt, connectionKey), evicted: r.evicted, reclaimed: r.reclaimed, reused: r.reused };
+    return {
+      ok: true,
+      lease: this.#lease(r.id, userId, r.acquiredAt, r.touchedAt, r.expiresAt, connectionKey),
+      evicted: r.evicted,
+      reclaimed: r.reclaimed,
+      reused: r.reused,
+    };
   }
 
   /**
@@ -238,12 +273,22 @@ class RedisLeaseStore extends EventEmitter {
     if (!outage.available) throw outage.unavailableError();
     let released;
     try {
+      // In a cluster, another node's lease is found through the id index first (a
+      // second round trip): its record's slot is its user's.
+      const where = held || !this.#keys.cluster ? '' : await this.#userOf(id);
+      if (where === null) {
+        this.#counters.unknownReleases++;
+        return false;
+      }
       // The holder passes the user and key it knows, which spares Redis reading the record.
       const conn = held?.connectionKey ?? '';
       if (conn) this.#batch.flush();
       released = Number(
-        await (conn ? run(this.#client, this.#scripts.release, [id, /** @type {Held} */ (held).userId, conn]) : this.#batch.call('r', id, held?.userId ?? '', 0)),
+        await (conn
+          ? run(this.#client, this.#scripts.release, [id, /** @type {Held} */ (held).userId, conn], this.#keys.route(/** @type {Held} */ (held).userId))
+          : this.#batch.call('r', id, held?.userId ?? '', 0, where)),
       );
+      if (this.#keys.cluster) this.#unindex(id);
     } catch (err) {
       if (!isUnavailable(err)) throw err;
       outage.setUnavailable(err);
@@ -280,7 +325,16 @@ class RedisLeaseStore extends EventEmitter {
     /** @type {number} */
     let reply;
     try {
-      reply = await this.#batch.call('t', id, '', 0);
+      if (this.#keys.cluster) {
+        // The record's slot is its user's: the holder knows the user, any other node
+        // asks the id index first.
+        const user = held ? held.userId : await this.#userOf(id);
+        if (user === null) return false;
+        reply = await this.#batch.call('t', id, user, 0);
+        if (reply > 0 && held && Date.now() - (held.indexedAt ?? 0) > this.#indexMs / 2) this.#index(id, held);
+      } else {
+        reply = await this.#batch.call('t', id, '', 0);
+      }
     } catch (err) {
       if (!isUnavailable(err)) throw err;
       outage.setUnavailable(err);
@@ -320,6 +374,10 @@ class RedisLeaseStore extends EventEmitter {
       if (!held.local && now - held.renewedAt >= this.#ttlMs / 2) candidates.push(id, held.userId);
     }
     try {
+      if (this.#keys.cluster) {
+        await this.#sweepShards(candidates.slice(0, 20 * SWEEP_CHUNK), out);
+        return out;
+      }
       // Bounded: a huge backlog is worked off over several sweeps.
       for (let round = 0; round < 10; round++) {
         const chunk = candidates.slice(0, 2 * SWEEP_CHUNK);
@@ -328,16 +386,7 @@ class RedisLeaseStore extends EventEmitter {
         if (chunk.length === 0 && (globalPass === 0 || round > 0)) break;
         /** @type {any[]} */
         const reply = await run(this.#client, this.#scripts.sweep, [this.nodeId, globalPass, ...chunk]);
-        this.#counters.expired += Number(reply[0]);
-        /** @type {Array<string | number>} */
-        const mine = reply[1];
-        for (let i = 0; i < mine.length; i += 3) {
-          const id = String(mine[i]);
-          const userId = String(mine[i + 1]);
-          this.#forget(id);
-          out.push(id);
-          if (this.#onEvent) this.#emitEvent({ type: 'expired', userId, leaseId: id, active: Number(mine[i + 2]), limit: this.#limitOf(userId), dryRun: false, at: Date.now() });
-        }
+        this.#swept(reply, out);
         if (reply[2] !== 1 && candidates.length === 0) break;
       }
     } catch (err) {
@@ -346,6 +395,49 @@ class RedisLeaseStore extends EventEmitter {
       return out.concat(this.#expireLocally());
     }
     return out;
+  }
+
+  /**
+   * A sweep script's answer: this node's leases that expired, reported and forgotten.
+   * @param {any[]} reply
+   * @param {string[]} out
+   */
+  #swept(reply, out) {
+    this.#counters.expired += Number(reply[0]);
+    /** @type {Array<string | number>} */
+    const mine = reply[1];
+    for (let i = 0; i < mine.length; i += 3) {
+      const id = String(mine[i]);
+      const userId = String(mine[i + 1]);
+      this.#forget(id);
+      out.push(id);
+      if (this.#onEvent)
+        this.#emitEvent({ type: 'expired', userId, leaseId: id, active: Number(mine[i + 2]), limit: this.#limitOf(userId), dryRun: false, at: Date.now() });
+    }
+  }
+
+  /**
+   * sweep() in a cluster: the candidates (id, user pairs) asked about user by user, since
+   * one script call may touch one slot only; a few users' calls at a time.
+   * @param {Array<string | number>} candidates
+   * @param {string[]} out
+   */
+  async #sweepShards(candidates, out) {
+    /** @type {Map<string, Array<string | number>>} */
+    const byUser = new Map();
+    for (let i = 0; i < candidates.length; i += 2) {
+      const user = String(candidates[i + 1]);
+      const pairs = byUser.get(user);
+      if (pairs) pairs.push(candidates[i], user);
+      else byUser.set(user, [candidates[i], user]);
+    }
+    const users = [...byUser];
+    for (let i = 0; i < users.length; i += SWEEP_PARALLEL) {
+      const replies = await Promise.all(
+        users.slice(i, i + SWEEP_PARALLEL).map(([user, pairs]) => run(this.#client, this.#scripts.sweep, [this.nodeId, 0, ...pairs], this.#keys.route(user))),
+      );
+      for (const reply of replies) this.#swept(reply, out);
+    }
   }
 
   /**
@@ -436,7 +528,7 @@ class RedisLeaseStore extends EventEmitter {
     /** @type {any[]} */
     let reply;
     try {
-      reply = await run(this.#client, this.#scripts.user, [this.nodeId, userId]);
+      reply = await run(this.#client, this.#scripts.user, [this.nodeId, userId], this.#keys.route(userId));
     } catch (err) {
       if (!isUnavailable(err)) throw err;
       outage.setUnavailable(err);
@@ -602,7 +694,44 @@ class RedisLeaseStore extends EventEmitter {
    */
   #hold(id, held) {
     this.#held.add(id, held);
+    if (this.#keys.cluster) this.#index(id, held);
     if (this.#local !== null) this.#reclaimedLocally(this.#local.adopt(id, held));
+  }
+
+  // ----- the id index (a Redis Cluster only, keys.cjs) ---------------------------------------
+
+  /**
+   * Writes the lease's id index entry, without waiting for it: the acquire already has
+   * its answer, and an entry that did not make it is written again by the next touch
+   * (indexedAt 0). Lives as long as the lease's keys; the holder's touches renew it.
+   * @param {string} id
+   * @param {Held} held
+   */
+  #index(id, held) {
+    held.indexedAt = Date.now();
+    setKey(this.#client, this.#keys.index(id), held.userId, this.#indexMs).catch((err) => {
+      held.indexedAt = 0;
+      this.#log('debug', 'could not write the id index entry; written again on the next touch', { leaseId: id, error: String(err) });
+    });
+  }
+
+  /**
+   * Deletes an entry of the id index (released): not waited for, and harmless if lost,
+   * since an entry only ever leads to the user whose lease it was.
+   * @param {string} id
+   */
+  #unindex(id) {
+    deleteKey(this.#client, this.#keys.index(id)).catch(() => {});
+  }
+
+  /**
+   * The user of a lease this node does not hold, from the id index: one round trip; null
+   * when there is no entry (never granted, released, or expired with its keys).
+   * @param {string} id
+   * @returns {Promise<string | null>}
+   */
+  #userOf(id) {
+    return getKey(this.#client, this.#keys.index(id));
   }
 
   /** @param {string} id */
@@ -643,7 +772,7 @@ class RedisLeaseStore extends EventEmitter {
     this.#forget(id);
     this.#counters.released++;
     // In Redis, but Redis is away: release it when Redis returns (it also expires by TTL).
-    if (!held.local) this.#outage.deferRelease(id);
+    if (!held.local) this.#outage.deferRelease(id, held.userId);
     return true;
   }
 
@@ -698,7 +827,13 @@ class RedisLeaseStore extends EventEmitter {
     const held = this.#held.get(r.id);
     if (r.reused && held) {
       held.renewedAt = now;
-      return { ok: true, lease: this.#lease(r.id, userId, held.acquiredAt, r.touchedAt, r.expiresAt, connectionKey), evicted: [], reclaimed: r.reclaimed, reused: true };
+      return {
+        ok: true,
+        lease: this.#lease(r.id, userId, held.acquiredAt, r.touchedAt, r.expiresAt, connectionKey),
+        evicted: [],
+        reclaimed: r.reclaimed,
+        reused: true,
+      };
     }
     this.#held.add(r.id, { userId, acquiredAt: r.acquiredAt, renewedAt: now, local: true, connectionKey });
     this.#counters.acquired++;
@@ -709,7 +844,13 @@ class RedisLeaseStore extends EventEmitter {
       activeOnThisNode: this.#held.countOf(userId),
       limit: this.#limitOf(userId),
     });
-    return { ok: true, lease: this.#lease(r.id, userId, r.acquiredAt, r.touchedAt, r.expiresAt, connectionKey), evicted: [], reclaimed: r.reclaimed, reused: false };
+    return {
+      ok: true,
+      lease: this.#lease(r.id, userId, r.acquiredAt, r.touchedAt, r.expiresAt, connectionKey),
+      evicted: [],
+      reclaimed: r.reclaimed,
+      reused: false,
+    };
   }
 
   /**

@@ -46,3 +46,13 @@ void use;
 
 // @ts-expect-error maxUsers is the core's memory bound; the Redis store refuses it
 createRedisLeaseStore({ maxUsers: 10 });
+
+// A Redis Cluster: some of its nodes, and ioredis's own cluster options.
+const onCluster: RedisLeaseStore = createRedisLeaseStore({
+  cluster: { nodes: ['127.0.0.1:7000', { host: '127.0.0.1', port: 7001 }], options: { redisOptions: { password: 'secret' }, slotsRefreshTimeout: 2000 } },
+  perUserLimit: 5,
+});
+void onCluster;
+
+// @ts-expect-error a node is "host:port" or { host, port }
+createRedisLeaseStore({ cluster: { nodes: [7000] } });

@@ -20,7 +20,8 @@
 -- admission): where the policy would evict, it refuses with evictable 1 instead and
 -- writes nothing (expired leases are still removed).
 local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s, no_evict)
-  local ukey = prefix .. 'u:' .. user
+  local up_user = cluster and up(user) or prefix
+  local ukey = up_user .. 'u:' .. user
 
   -- One read gives the count, the expired leases and the earliest expiry (the user's
   -- set is small: at most its limit, plus what expired since its last operation).
@@ -31,7 +32,7 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
     -- acquire_alone.lua).
     redis.call('ZADD', ukey, expires_s or string.format('%d', now + ttl), id)
     redis.call('PEXPIRE', ukey, keep)
-    redis.call('PSETEX', prefix .. 'l:' .. id, keep, node .. ' ' .. now_s .. ' ' .. user)
+    redis.call('PSETEX', up_user .. 'l:' .. id, keep, node .. ' ' .. now_s .. ' ' .. user)
     return now * 1000 + 1
   end
 
@@ -61,14 +62,14 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
   end
 
   if conn_key ~= '' then
-    local ckey = prefix .. 'c:' .. user
+    local ckey = up_user .. 'c:' .. user
     local existing = redis.call('HGET', ckey, conn_key)
     if existing then
       local score = redis.call('ZSCORE', ukey, existing)
       if score then
         -- The same connection asking again: the same lease, touched, never a second one.
         local expires = math.max(tonumber(score), now + ttl)
-        local elk = prefix .. 'l:' .. existing
+        local elk = up_user .. 'l:' .. existing
         redis.call('ZADD', ukey, expires, existing)
         if indexed then redis.call('ZADD', all_key, expires, existing) end
         redis.call('PEXPIRE', ukey, keep)
@@ -102,7 +103,7 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
         -- Oldest by acquiredAt (Redis time), ties broken by id. O(limit), at the limit.
         local best_at
         for _, candidate in ipairs(live) do
-          local rec = redis.call('GET', prefix .. 'l:' .. candidate)
+          local rec = redis.call('GET', up_user .. 'l:' .. candidate)
           local at = 0
           if rec then
             local _
@@ -139,13 +140,13 @@ local function acquire(now, now_s, id, user, limit, conn_key, entries, expires_s
   local expires = now + ttl
   redis.call('ZADD', ukey, expires, id)
   redis.call('PEXPIRE', ukey, keep)
-  redis.call('PSETEX', prefix .. 'l:' .. id, keep, lib().pack(node, now_s, user, conn_key))
+  redis.call('PSETEX', up_user .. 'l:' .. id, keep, lib().pack(node, now_s, user, conn_key))
   if indexed then
     redis.call('ZADD', all_key, expires, id)
     redis.call('PEXPIRE', all_key, keep)
   end
   if conn_key ~= '' then
-    local ckey = prefix .. 'c:' .. user
+    local ckey = up_user .. 'c:' .. user
     redis.call('HSET', ckey, conn_key, id)
     redis.call('PEXPIRE', ckey, keep)
   end

@@ -12,8 +12,14 @@
 --
 -- Keys are built here only from the prefix and from ids that the JS side minted (newId)
 -- or validated and converted (parseId/deriveId) with the WASM core: Lua never parses an
--- id to decide anything. Keys are not declared in KEYS: one deployment is one Redis
--- (standalone, or a primary with replicas), not a Redis Cluster.
+-- id to decide anything. Every key of a user (its set, its leases' records and
+-- tombstones, its connection keys) starts with `cluster and up(user) or prefix`. On one
+-- Redis (standalone, or a primary with replicas) that is the prefix, and no key is
+-- declared in KEYS. In a Redis
+-- Cluster (`cluster`, a constant of the header) it is the prefix and a hash tag made from
+-- the user id, so that all of a user's keys are in one slot and each script, routed by
+-- the user's set given as KEYS[1] (the JS side builds the same key, keys.cjs), runs on
+-- the shard that has them all; the global index (a global limit) is refused there.
 --
 -- Every redis.call costs Redis's single thread time (and in Redis 7.0 every number
 -- passed to it, or joined into a string with `..`, is formatted with sprintf), so the
@@ -26,6 +32,20 @@
 local node -- the calling node's id: set by each script's first line when it needs it
 local all_key = prefix .. 'all'
 local indexed = global >= 0
+
+-- In a cluster, the start of every key of `user` (see above): the tag is the user id
+-- without its '}' (a '}' would end the tag early), '_' when nothing is left; users whose
+-- tags agree share a slot, which costs nothing but spread. Made only in a cluster, and
+-- every use reads `cluster and up(user) or prefix`: on one Redis that costs one test, not
+-- a closure per call and a function call per key.
+local up
+if cluster then
+  up = function(user)
+    local tag = string.gsub(user, '}', '')
+    if tag == '' then tag = '_' end
+    return prefix .. '{' .. tag .. '}'
+  end
+end
 
 -- Redis's own clock, so hosts with skewed clocks agree on every expiry. Returns the time
 -- in ms as a number and as its decimal string, the string made from TIME's own strings

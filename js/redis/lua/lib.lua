@@ -28,12 +28,13 @@ local function lib()
   -- (so it closes the socket) and a tombstone records why, so that node does not write
   -- the lease back after an outage.
   function h.drop(id, user, holder, conn_key, why)
-    redis.call('DEL', prefix .. 'l:' .. id)
-    redis.call('ZREM', prefix .. 'u:' .. user, id)
+    local p = cluster and up(user) or prefix
+    redis.call('DEL', p .. 'l:' .. id)
+    redis.call('ZREM', p .. 'u:' .. user, id)
     if indexed then redis.call('ZREM', all_key, id) end
     if conn_key ~= '' then h.unmap(user, conn_key, id) end
     if holder ~= node then
-      redis.call('SET', prefix .. 'x:' .. id, why, 'PX', keep)
+      redis.call('SET', p .. 'x:' .. id, why, 'PX', keep)
       redis.call('PUBLISH', prefix .. 'n:' .. holder, why .. ' ' .. id)
     end
   end
@@ -41,16 +42,17 @@ local function lib()
   -- Removes a connection key's entry only while it still names this lease: a newer lease
   -- of the same key (given one after this lease's entry was lost) keeps its own.
   function h.unmap(user, conn_key, id)
-    local ckey = prefix .. 'c:' .. user
+    local ckey = (cluster and up(user) or prefix) .. 'c:' .. user
     if redis.call('HGET', ckey, conn_key) == id then redis.call('HDEL', ckey, conn_key) end
   end
 
   -- drop() for a lease known only by id and user (expired, evicted). Returns its holder,
   -- or false when its record was already gone (then only the index entries are removed).
   function h.drop_by_id(id, user, why)
-    local rec = redis.call('GET', prefix .. 'l:' .. id)
+    local p = cluster and up(user) or prefix
+    local rec = redis.call('GET', p .. 'l:' .. id)
     if not rec then
-      redis.call('ZREM', prefix .. 'u:' .. user, id)
+      redis.call('ZREM', p .. 'u:' .. user, id)
       if indexed then redis.call('ZREM', all_key, id) end
       return false
     end

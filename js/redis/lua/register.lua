@@ -13,7 +13,7 @@
 -- The connection key leads to this lease again, unless it leads to another one by now
 -- (asked again through another node meanwhile: that lease is the key's).
 local function keep_conn_key(user, conn_key, id)
-  local ckey = prefix .. 'c:' .. user
+  local ckey = (cluster and up(user) or prefix) .. 'c:' .. user
   redis.call('HSETNX', ckey, conn_key, id)
   redis.call('PEXPIRE', ckey, keep)
 end
@@ -24,8 +24,9 @@ local now = clock()
 local out = {}
 for i = 3, #ARGV, 5 do
   local id, user, acquired, alive, conn_key = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3] == '1', ARGV[i + 4]
-  local lk = prefix .. 'l:' .. id
-  local ukey = prefix .. 'u:' .. user
+  local p = cluster and up(user) or prefix
+  local lk = p .. 'l:' .. id
+  local ukey = p .. 'u:' .. user
   local score = redis.call('ZSCORE', ukey, id)
   local status = 'ok'
   if score and (tonumber(score) > now or alive) then
@@ -39,7 +40,7 @@ for i = 3, #ARGV, 5 do
   elseif score then
     status = 'expired'
   else
-    local tomb = redis.call('GET', prefix .. 'x:' .. id)
+    local tomb = redis.call('GET', p .. 'x:' .. id)
     if tomb then
       status = tomb
     elseif alive or restarted then
@@ -56,5 +57,5 @@ for i = 3, #ARGV, 5 do
   out[#out + 1] = id
   out[#out + 1] = status
 end
-if redis.call('EXISTS', all_key) == 1 then redis.call('PEXPIRE', all_key, keep) end
+if indexed and redis.call('EXISTS', all_key) == 1 then redis.call('PEXPIRE', all_key, keep) end
 return out

@@ -14,7 +14,7 @@ local mine = {}
 local reclaimed = 0
 for i = 3, #ARGV, 2 do
   local id, user = ARGV[i], ARGV[i + 1]
-  local ukey = prefix .. 'u:' .. user
+  local ukey = (cluster and up(user) or prefix) .. 'u:' .. user
   local score = redis.call('ZSCORE', ukey, id)
   if not score or tonumber(score) <= now then
     if score then
@@ -31,6 +31,7 @@ if indexed and batch > 0 then
   local expired = redis.call('ZRANGEBYSCORE', all_key, '-inf', now, 'LIMIT', 0, batch)
   for i = 1, #expired do
     local id = expired[i]
+    -- (One Redis only: a global limit is refused in a cluster, so keys carry no tag here.)
     local rec = redis.call('GET', prefix .. 'l:' .. id)
     if rec then
       local holder, _, user, conn_key = lib().unpack_record(rec)

@@ -3,9 +3,10 @@
 -- Returns {now, then per lease: id, expiresAt, acquiredAt, touchedAt, connection key or ''}
 local now = clock()
 local out = { now }
-local rows = redis.call('ZRANGEBYSCORE', prefix .. 'u:' .. ARGV[2], '(' .. now, '+inf', 'WITHSCORES')
+local p = cluster and up(ARGV[2]) or prefix
+local rows = redis.call('ZRANGEBYSCORE', p .. 'u:' .. ARGV[2], '(' .. now, '+inf', 'WITHSCORES')
 for i = 1, #rows, 2 do
-  local rec = redis.call('GET', prefix .. 'l:' .. rows[i])
+  local rec = redis.call('GET', p .. 'l:' .. rows[i])
   local acquired, conn_key = 0, ''
   if rec then
     local _

@@ -30,6 +30,7 @@ test('configuration: defaults, variables, flags over variables', () => {
     globalLimit: null,
     logLevel: 'info',
     redisUrl: null,
+    redisClusterNodes: null,
     redisFailMode: 'closed',
     redisPrefix: 'socket-lease:',
     allowedOrigins: undefined,
@@ -59,6 +60,7 @@ test('configuration: defaults, variables, flags over variables', () => {
     globalLimit: 100,
     logLevel: 'info',
     redisUrl: null,
+    redisClusterNodes: null,
     redisFailMode: 'closed',
     redisPrefix: 'socket-lease:',
     allowedOrigins: ['https://App.Example', 'http://localhost:8080'],
@@ -67,6 +69,8 @@ test('configuration: defaults, variables, flags over variables', () => {
     adminToken: 's3cret',
   });
   assert.equal(parseConfig({}, ['--help']), 'help');
+  assert.deepEqual(parseConfig({ REDIS_CLUSTER_NODES: ' 127.0.0.1:7000, 127.0.0.1:7001 ' }, []).redisClusterNodes, ['127.0.0.1:7000', '127.0.0.1:7001']);
+  assert.deepEqual(parseConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }, ['--redis-cluster-nodes', 'redis-a:6379']).redisClusterNodes, ['redis-a:6379']);
 });
 
 test('configuration: every invalid value is refused with a message naming it', () => {
@@ -86,6 +90,10 @@ test('configuration: every invalid value is refused with a message naming it', (
     [{ SOCKET_LEASE_LOG_LEVEL: 'loud' }, [], /SOCKET_LEASE_LOG_LEVEL must be debug/],
     [{}, ['--bogus', '1'], /unknown argument "--bogus"/],
     [{}, ['--port'], /--port needs a value/],
+    [{ REDIS_CLUSTER_NODES: '127.0.0.1' }, [], /REDIS_CLUSTER_NODES must be host:port\[,host:port...\]/],
+    [{}, ['--redis-cluster-nodes', '127.0.0.1:7000,127.0.0.1:99999'], /--redis-cluster-nodes must be host:port/],
+    [{ REDIS_CLUSTER_NODES: '127.0.0.1:7000', REDIS_URL: 'redis://127.0.0.1:6379' }, [], /REDIS_CLUSTER_NODES and REDIS_URL name two stores/],
+    [{ REDIS_CLUSTER_NODES: '127.0.0.1:7000', SOCKET_LEASE_GLOBAL_LIMIT: '10' }, [], /SOCKET_LEASE_GLOBAL_LIMIT is not supported with a Redis Cluster/],
   ];
   for (const [env, argv, message] of cases) {
     assert.throws(

@@ -183,7 +183,8 @@ export class AsyncStore {
 
 /**
  * The environment for a child process: this one's, without the variables that configure
- * the demo server (HOST, PORT, SOCKET_LEASE_*) or switch it to a Redis store (REDIS_URL),
+ * the demo server (HOST, PORT, SOCKET_LEASE_*) or switch it to a Redis store (REDIS_URL,
+ * REDIS_CLUSTER_NODES),
  * so a machine's environment cannot change a test's result; plus what the test sets.
  * @param {NodeJS.ProcessEnv} [env]
  * @returns {NodeJS.ProcessEnv}
@@ -192,7 +193,7 @@ export function childEnv(env = {}) {
   /** @type {NodeJS.ProcessEnv} */
   const clean = {};
   for (const [name, value] of Object.entries(process.env)) {
-    if (name === 'HOST' || name === 'PORT' || name === 'REDIS_URL' || name.startsWith('SOCKET_LEASE_')) continue;
+    if (name === 'HOST' || name === 'PORT' || name === 'REDIS_URL' || name === 'REDIS_CLUSTER_NODES' || name.startsWith('SOCKET_LEASE_')) continue;
     clean[name] = value;
   }
   return { ...clean, ...env };

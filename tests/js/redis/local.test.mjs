@@ -22,7 +22,13 @@ const quota = (/** @type {Partial<import('../../../js/redis/options.cjs').QuotaO
   ...o,
 });
 /** A lease the store holds, granted by Redis (its id minted by the store, not the registry). */
-const held = (/** @type {string} */ userId, /** @type {number} */ renewedAt, connectionKey = '') => ({ userId, acquiredAt: renewedAt, renewedAt, local: false, connectionKey });
+const held = (/** @type {string} */ userId, /** @type {number} */ renewedAt, connectionKey = '') => ({
+  userId,
+  acquiredAt: renewedAt,
+  renewedAt,
+  local: false,
+  connectionKey,
+});
 
 /** @param {ReturnType<typeof quota>} q */
 function make(q) {
@@ -37,7 +43,13 @@ test('leases held before count toward the limit, keep their keys and ids, and ex
   t.after(() => local.free());
   const a = newId('conn');
   const b = newId('conn');
-  assert.deepEqual(local.adoptAll([[a, held('u', T0, 'tab')], [b, held('v', T0 + 100)]]), []);
+  assert.deepEqual(
+    local.adoptAll([
+      [a, held('u', T0, 'tab')],
+      [b, held('v', T0 + 100)],
+    ]),
+    [],
+  );
   assert.deepEqual(events, [], 'taking leases in is not news: no near-limit, no limit-reached');
 
   // The key a Redis-granted lease has is reused, with the store's id.
@@ -55,7 +67,7 @@ test('leases held before count toward the limit, keep their keys and ids, and ex
   assert.deepEqual(
     !third.ok && [third.reason, third.limit, third.active, third.retryAfterMs],
     ['user-limit', 2, 2, 900],
-    'retryAfterMs: until the user\'s earliest lease expires (renewed at T0 + 200, TTL 1000)',
+    "retryAfterMs: until the user's earliest lease expires (renewed at T0 + 200, TTL 1000)",
   );
   // The threshold (1 of 2) was reached by the lease taken in: no near-limit for it then,
   // nor now.
@@ -74,10 +86,10 @@ test('leases held before count toward the limit, keep their keys and ids, and ex
   assert.deepEqual(local.sweep(T0 + 1100), [b]);
   assert.deepEqual(local.sweep(T0 + 1100), []);
   const expired = events.find((e) => e.type === 'expired');
-  assert.equal(expired?.leaseId, b, 'events name leases by the store\'s ids');
+  assert.equal(expired?.leaseId, b, "events name leases by the store's ids");
 });
 
-test('a lease held above the limit is taken in all the same (the limit applies to new ones), and its user\'s override comes back', (t) => {
+test("a lease held above the limit is taken in all the same (the limit applies to new ones), and its user's override comes back", (t) => {
   const { local, events } = make(quota({ perUserLimit: 5, userLimits: { over: 1 } }));
   t.after(() => local.free());
   const ids = [newId('conn'), newId('conn'), newId('conn')];
@@ -98,7 +110,10 @@ test('two held leases with one connection key (the key moved, this node was not 
   t.after(() => local.free());
   const older = newId('conn');
   const newer = newId('conn');
-  local.adoptAll([[older, held('k', T0, 'tab')], [newer, held('k', T0 + 1, 'tab')]]);
+  local.adoptAll([
+    [older, held('k', T0, 'tab')],
+    [newer, held('k', T0 + 1, 'tab')],
+  ]);
   assert.equal(local.alive(older, T0 + 2) && local.alive(newer, T0 + 2), true);
   assert.equal(local.acquire('k', '', T0 + 2).ok, true);
   assert.equal(local.acquire('k', '', T0 + 2).ok, false, 'three held: at the limit');
@@ -109,8 +124,18 @@ test('an expired lease of the user is reclaimed when a lease is taken in or gran
   t.after(() => local.free());
   const stale = newId('conn');
   const fresh = newId('conn');
-  assert.deepEqual(local.adoptAll([[fresh, held('r', T0 + 5000)], [stale, held('r', T0)]]), [stale], 'expired by the time the newer one was renewed');
-  assert.deepEqual(events.map((e) => [e.type, e.leaseId]), [['expired', stale]]);
+  assert.deepEqual(
+    local.adoptAll([
+      [fresh, held('r', T0 + 5000)],
+      [stale, held('r', T0)],
+    ]),
+    [stale],
+    'expired by the time the newer one was renewed',
+  );
+  assert.deepEqual(
+    events.map((e) => [e.type, e.leaseId]),
+    [['expired', stale]],
+  );
   local.drop(fresh, T0 + 5001);
   const later = newId('conn');
   local.adopt(later, held('r', T0 + 5002));
@@ -144,7 +169,7 @@ test('LeaseRegistry.coreLimits() are the bounds the core enforces', () => {
   }
 });
 
-test('free() returns the local quota\'s registry', () => {
+test("free() returns the local quota's registry", () => {
   const { local } = make(quota());
   assert.equal(local.acquire('x', '', T0).ok, true);
   local.free();

@@ -78,10 +78,14 @@ test('acquires and releases made while the write-back after an outage is on its 
 
   // Nothing stays behind: no lease only on this node, no release waiting, and Redis holds
   // exactly the leases this node holds.
-  await waitFor(async () => {
-    const s = await a.stats();
-    return s.heldLocally === 0 && s.pendingReleases === 0;
-  }, 'every local lease written back and every release sent', 10_000);
+  await waitFor(
+    async () => {
+      const s = await a.stats();
+      return s.heldLocally === 0 && s.pendingReleases === 0;
+    },
+    'every local lease written back and every release sent',
+    10_000,
+  );
   const s = await a.stats();
   assert.equal(await liveOf(admin, USERS), s.held);
   assert.equal(s.held, ids.length);
@@ -150,7 +154,7 @@ test('while Redis is away, expiry compares host times with host times: a host cl
   const r = await a.acquire('user-0');
   assert.ok(r.ok);
   if (!r.ok) return;
-  assert.ok(Math.abs(r.lease.acquiredAt - realNow()) < 60_000, 'the lease\'s times are Redis\'s, not the skewed host\'s');
+  assert.ok(Math.abs(r.lease.acquiredAt - realNow()) < 60_000, "the lease's times are Redis's, not the skewed host's");
 
   redis.pause();
   // An acquire times out: Redis is gone (failMode closed refuses). From then on the sweep
@@ -176,7 +180,10 @@ test('a Redis that refuses this node from the start (wrong password) is logged a
   t.after(() => a.close());
   assert.equal(await a.ready(1500), false);
   await waitFor(() => lines.some((l) => l.level === 'error' && /NOAUTH|WRONGPASS|auth/i.test(JSON.stringify(l))), 'an error line that says why');
-  await assert.rejects(a.acquire('user-0'), (/** @type {any} */ err) => err.code === 'REDIS_UNAVAILABLE' && /NOAUTH|WRONGPASS|auth/i.test(String(err.cause?.message ?? err.cause)));
+  await assert.rejects(
+    a.acquire('user-0'),
+    (/** @type {any} */ err) => err.code === 'REDIS_UNAVAILABLE' && /NOAUTH|WRONGPASS|auth/i.test(String(err.cause?.message ?? err.cause)),
+  );
   assert.equal(lines.filter((l) => l.level === 'error').length, 1, 'said once, not once per retry');
 });
 
@@ -201,13 +208,31 @@ test('bad arguments are refused as the in-memory registry refuses them; a closed
     await assert.rejects(store, (/** @type {any} */ err) => err.code === expected.code && err.message === expected.message);
   };
   for (const bad of [NaN, -1, '5', Infinity, 2 ** 53]) {
-    await same(() => a.acquire('user-0', { now: /** @type {any} */ (bad) }), () => core.acquire('user-0', { now: /** @type {any} */ (bad) }));
-    await same(() => a.release(id, /** @type {any} */ (bad)), () => core.release(id, /** @type {any} */ (bad)));
-    await same(() => a.touch(id, /** @type {any} */ (bad)), () => core.touch(id, /** @type {any} */ (bad)));
-    await same(() => a.sweep(/** @type {any} */ (bad)), () => core.sweep(/** @type {any} */ (bad)));
-    await same(() => a.userStats('user-0', /** @type {any} */ (bad)), () => core.userStats('user-0', /** @type {any} */ (bad)));
+    await same(
+      () => a.acquire('user-0', { now: /** @type {any} */ (bad) }),
+      () => core.acquire('user-0', { now: /** @type {any} */ (bad) }),
+    );
+    await same(
+      () => a.release(id, /** @type {any} */ (bad)),
+      () => core.release(id, /** @type {any} */ (bad)),
+    );
+    await same(
+      () => a.touch(id, /** @type {any} */ (bad)),
+      () => core.touch(id, /** @type {any} */ (bad)),
+    );
+    await same(
+      () => a.sweep(/** @type {any} */ (bad)),
+      () => core.sweep(/** @type {any} */ (bad)),
+    );
+    await same(
+      () => a.userStats('user-0', /** @type {any} */ (bad)),
+      () => core.userStats('user-0', /** @type {any} */ (bad)),
+    );
   }
-  await same(() => a.acquire('user-0', /** @type {any} */ ('abc')), () => core.acquire('user-0', /** @type {any} */ ('abc')));
+  await same(
+    () => a.acquire('user-0', /** @type {any} */ ('abc')),
+    () => core.acquire('user-0', /** @type {any} */ ('abc')),
+  );
   assert.equal(await liveLeases(redis.admin(), 'user-0'), 1, 'nothing was written by a refused call');
 
   // A stalled Redis: userStats answers REDIS_UNAVAILABLE (a host answers 503), not

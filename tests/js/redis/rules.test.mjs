@@ -44,7 +44,12 @@ async function failure(/** @type {() => unknown} */ f) {
 /** Per limit, the users that have it as an override (one for plain acquires, one for keyed ones). */
 const LIMITS = [1, 2, 3, 4, 5, 7, 10];
 const RATIOS = [0.01, 0.3, 0.5, 0.6, 0.8, 0.99, 1];
-const userLimits = Object.fromEntries(LIMITS.flatMap((n) => [[`limit-${n}`, n], [`limit-${n}-keyed`, n]]));
+const userLimits = Object.fromEntries(
+  LIMITS.flatMap((n) => [
+    [`limit-${n}`, n],
+    [`limit-${n}-keyed`, n],
+  ]),
+);
 
 /**
  * The events of `limit + 1` acquires of one user, in order: [type, active, limit].
@@ -73,7 +78,10 @@ test('near-limit, limit-reached and rejected fire at the counts the core fires t
     for (const limit of LIMITS) {
       const user = `limit-${limit}`;
       const expected = await eventsOf((u) => core.acquire(u), coreEvents, user, limit);
-      assert.ok(expected.some(([type]) => type === 'near-limit'), `ratio ${warnRatio}, limit ${limit}: the core warned`);
+      assert.ok(
+        expected.some(([type]) => type === 'near-limit'),
+        `ratio ${warnRatio}, limit ${limit}: the core warned`,
+      );
       // Plain acquires go through the batch script (or acquire_alone.lua), keyed ones
       // through the acquire script: both sides of near.lua.
       assert.deepEqual(await eventsOf((u) => up.acquire(u), upEvents, user, limit), expected, `Redis, ratio ${warnRatio}, limit ${limit}`);
@@ -134,7 +142,7 @@ test('ids the core refuses are refused identically through Redis, while Redis is
   assert.equal((await away.stats()).heldLocally, 3, 'nothing refused was taken');
 });
 
-test('while Redis is away, leases expire, are reclaimed and are refused by the core\'s rules', async (t) => {
+test("while Redis is away, leases expire, are reclaimed and are refused by the core's rules", async (t) => {
   const ttlMs = 300;
   const away = awayStore(t, { perUserLimit: 1, ttlMs });
   /** @type {LeaseEvent[]} */
@@ -146,7 +154,10 @@ test('while Redis is away, leases expire, are reclaimed and are refused by the c
   const refused = await s.acquire('ret');
   assert.ok(first.ok && !refused.ok);
   assert.ok(!refused.ok && refused.retryAfterMs > 59_000 && refused.retryAfterMs <= 60_000, JSON.stringify(refused));
-  assert.deepEqual(events.map((e) => e.type), ['near-limit', 'limit-reached', 'rejected']);
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['near-limit', 'limit-reached', 'rejected'],
+  );
 
   // A lease silent for the TTL has expired: its touch says so (close the socket) ...
   const silent = await away.acquire('exp');
@@ -183,13 +194,23 @@ test('an outage that starts while leases are held: they count, keep their keys, 
   const redis = await startRedis(t);
   /** @type {LeaseEvent[]} */
   const events = [];
-  const a = await openStore(t, redis, { perUserLimit: 5, warnRatio: 0.6, failMode: 'open', commandTimeoutMs: 200, probeMs: 50, onEvent: (e) => events.push(e) });
+  const a = await openStore(t, redis, {
+    perUserLimit: 5,
+    warnRatio: 0.6,
+    failMode: 'open',
+    commandTimeoutMs: 200,
+    probeMs: 50,
+    onEvent: (e) => events.push(e),
+  });
   // Through Redis: "past" crosses its threshold (3 of 5), "below" stays under it (2).
   for (let i = 0; i < 3; i++) assert.ok((await a.acquire('past')).ok);
   const keyed = await a.acquire('below', { connectionKey: 'tab' });
   assert.ok((await a.acquire('below')).ok && keyed.ok);
   if (!keyed.ok) return;
-  assert.deepEqual(events.map((e) => [e.type, e.userId, e.active]), [['near-limit', 'past', 3]]);
+  assert.deepEqual(
+    events.map((e) => [e.type, e.userId, e.active]),
+    [['near-limit', 'past', 3]],
+  );
 
   await redis.stop();
   await waitFor(async () => (await a.stats()).redis === 'down', 'the store notices the outage');

@@ -6,7 +6,7 @@ import { test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { LeaseError, LeaseRegistry, deriveId, parseId, sameLease } from 'socket-lease';
-import { RedisLeaseStore, createRedisLeaseStore } from 'socket-lease/redis';
+import { RedisLeaseStore } from 'socket-lease/redis';
 import { commandCalls, liveLeases, memoryLogger, openStore, startRedis, waitFor } from './harness.mjs';
 
 /** @param {string} name @param {(t: import('node:test').TestContext) => unknown} fn */
@@ -33,7 +33,7 @@ function settles(promise, what, ms = 10_000) {
   return /** @type {Promise<T>} */ (Promise.race([promise, timeout]).finally(() => clearTimeout(timer)));
 }
 
-test('import and require give one module; the result shapes are the core\'s; ids come from the core', async (t) => {
+test("import and require give one module; the result shapes are the core's; ids come from the core", async (t) => {
   const required = createRequire(import.meta.url)('socket-lease/redis');
   assert.equal(required.RedisLeaseStore, RedisLeaseStore);
   const redis = await startRedis(t);
@@ -118,7 +118,7 @@ test('release through either node by any derived id; idempotent; unknown ids are
   await waitFor(async () => (await a.stats()).active === 0, 'A forgot the leases B released');
 });
 
-test('user ids and options are checked with the core\'s rules and messages', async (t) => {
+test("user ids and options are checked with the core's rules and messages", async (t) => {
   const redis = await startRedis(t);
   const s = await openStore(t, redis);
   const registry = new LeaseRegistry();
@@ -148,8 +148,21 @@ test('user ids and options are checked with the core\'s rules and messages', asy
   }
   await assert.rejects(s.acquire('u', /** @type {any} */ ({ bogus: 1 })), (err) => err instanceof LeaseError && err.code === 'INVALID_OPTION');
   await assert.rejects(s.acquire('u', { connectionKey: '' }), (err) => err instanceof LeaseError && err.code === 'INVALID_OPTION');
-  for (const bad of [{ maxUsers: 10 }, { ttlMs: 0 }, { onLimit: 'nope' }, { unknownOption: 1 }, { failMode: 'sometimes' }, { mode: 'dry-run' }, { prefix: '' }, { commandTimeoutMs: 0 }]) {
-    assert.throws(() => new RedisLeaseStore(/** @type {any} */ ({ url: redis.url, ...bad })), (err) => err instanceof LeaseError && err.code === 'INVALID_OPTION', JSON.stringify(bad));
+  for (const bad of [
+    { maxUsers: 10 },
+    { ttlMs: 0 },
+    { onLimit: 'nope' },
+    { unknownOption: 1 },
+    { failMode: 'sometimes' },
+    { mode: 'dry-run' },
+    { prefix: '' },
+    { commandTimeoutMs: 0 },
+  ]) {
+    assert.throws(
+      () => new RedisLeaseStore(/** @type {any} */ ({ url: redis.url, ...bad })),
+      (err) => err instanceof LeaseError && err.code === 'INVALID_OPTION',
+      JSON.stringify(bad),
+    );
   }
 });
 
@@ -179,8 +192,14 @@ test('every key carries the prefix and a TTL; prefixes keep deployments apart', 
   for (const kind of ['u:cy', 'c:cy', 'u:dee']) assert.ok(keys.includes(`app1:${kind}`), kind);
   assert.ok(!keys.includes('app1:all'), 'no global key without a global limit');
   assert.ok(keys.includes('app2:all'), 'the global index with one');
-  assert.ok(keys.some((k) => k.startsWith('app1:l:conn_')), 'lease records');
-  assert.ok(keys.some((k) => k.startsWith('app1:x:conn_')), 'the eviction tombstone');
+  assert.ok(
+    keys.some((k) => k.startsWith('app1:l:conn_')),
+    'lease records',
+  );
+  assert.ok(
+    keys.some((k) => k.startsWith('app1:x:conn_')),
+    'the eviction tombstone',
+  );
   assert.equal((await a.stats()).active + (await b.stats()).active, 3);
   assert.equal((await other.stats()).deploymentActive, 1);
 });
@@ -222,7 +241,10 @@ test('one round trip per operation: a single EVALSHA each, EVAL only after Redis
   assert.equal(r.ok, true, 'NOSCRIPT falls back to EVAL');
   await a.acquire('after-flush');
   await waitFor(() => calls.filter((c) => c !== 'script').length >= 3, 'calls seen');
-  assert.deepEqual(calls.filter((c) => c !== 'script'), ['evalsha', 'eval', 'evalsha']);
+  assert.deepEqual(
+    calls.filter((c) => c !== 'script'),
+    ['evalsha', 'eval', 'evalsha'],
+  );
   monitor.disconnect();
 });
 
@@ -240,7 +262,10 @@ test('policies across nodes: evict-idle evicts the least recently touched, and i
   if (!first.ok || !second.ok) return;
   // Touch the older one later, so the younger becomes the idle one.
   const admin = redis.admin();
-  await waitFor(async () => (await a.touch(first.lease.id)) && Number(await admin.zscore('socket-lease:u:di', first.lease.id)) > second.lease.expiresAt, 'first touched after second');
+  await waitFor(
+    async () => (await a.touch(first.lease.id)) && Number(await admin.zscore('socket-lease:u:di', first.lease.id)) > second.lease.expiresAt,
+    'first touched after second',
+  );
   const third = await a.acquire('di');
   assert.ok(third.ok);
   if (!third.ok) return;
@@ -339,10 +364,10 @@ test('a connection key names the newest lease given for it: removing an older le
   assert.equal(await admin.hget(ckey, 'tab'), newest.id, 'kept after an eviction');
   // The holder's release passes the key it knows.
   assert.equal(await a.release(older.id), true);
-  assert.equal(await admin.hget(ckey, 'tab'), newest.id, 'kept after the holder\'s release');
+  assert.equal(await admin.hget(ckey, 'tab'), newest.id, "kept after the holder's release");
   // Another node's release reads the key from the record.
   assert.equal(await b.release(old.runId), true);
-  assert.equal(await admin.hget(ckey, 'tab'), newest.id, 'kept after another node\'s release');
+  assert.equal(await admin.hget(ckey, 'tab'), newest.id, "kept after another node's release");
 
   const again = await b.acquire('lev', { connectionKey: 'tab' });
   assert.ok(again.ok);
@@ -355,7 +380,7 @@ test('a connection key names the newest lease given for it: removing an older le
   assert.equal(await admin.hexists(ckey, 'tab'), 0);
 });
 
-test('a lease not touched within the TTL expires by Redis\'s clock; its node learns it from the sweep or from another node', async (t) => {
+test("a lease not touched within the TTL expires by Redis's clock; its node learns it from the sweep or from another node", async (t) => {
   const redis = await startRedis(t);
   const events = /** @type {import('socket-lease').LeaseEvent[]} */ ([]);
   const a = await openStore(t, redis, { perUserLimit: 1, ttlMs: 300 });
@@ -390,7 +415,7 @@ test('a lease not touched within the TTL expires by Redis\'s clock; its node lea
   assert.equal(await liveLeases(redis.admin(), 'jo'), 0);
 });
 
-test('events: near-limit (edge-triggered), limit-reached, rejected; metrics has the core\'s series and the store\'s', async (t) => {
+test("events: near-limit (edge-triggered), limit-reached, rejected; metrics has the core's series and the store's", async (t) => {
   const redis = await startRedis(t);
   const events = /** @type {import('socket-lease').LeaseEvent[]} */ ([]);
   const a = await openStore(t, redis, { perUserLimit: 5, warnRatio: 0.6, onEvent: (e) => events.push(e) });
@@ -399,7 +424,10 @@ test('events: near-limit (edge-triggered), limit-reached, rejected; metrics has 
     const r = await a.acquire('kim');
     if (r.ok) ids.push(r.lease.id);
   }
-  assert.deepEqual(events.map((e) => e.type), ['near-limit', 'limit-reached', 'rejected']);
+  assert.deepEqual(
+    events.map((e) => e.type),
+    ['near-limit', 'limit-reached', 'rejected'],
+  );
   assert.equal(events[0].active, 3);
   assert.equal(events[2].reason, 'user-limit');
   await a.release(ids[0]);
@@ -442,7 +470,10 @@ test('never hang: a stalled Redis fails calls within the command timeout (closed
   // The held lease, and the lease of the acquire that timed out (it runs when Redis wakes).
   assert.equal(s.pendingReleases, 2);
   assert.ok((await settles(a.metrics(), 'metrics')).includes('\nsocket_lease_redis_up 0\n'));
-  assert.ok(lines.some((l) => l.level === 'error' && /Redis unavailable; failMode closed/.test(l.msg)), 'one clear error line');
+  assert.ok(
+    lines.some((l) => l.level === 'error' && /Redis unavailable; failMode closed/.test(l.msg)),
+    'one clear error line',
+  );
   assert.equal(lines.filter((l) => l.level === 'error').length, 1, 'once per outage, not per call');
 
   redis.resume();
@@ -530,10 +561,13 @@ test('lease records keep any user id and connection key intact (spaces, digits, 
     // userStats reads every record (acquiredAt, connection key).
     const seen = await b.userStats(user);
     assert.equal(seen.active, 2);
-    assert.deepEqual(seen.leases.map((l) => [l.id, l.acquiredAt, l.connectionKey]), [
-      [plain.lease.id, plain.lease.acquiredAt, undefined],
-      [keyed.lease.id, keyed.lease.acquiredAt, '3 #k y'],
-    ]);
+    assert.deepEqual(
+      seen.leases.map((l) => [l.id, l.acquiredAt, l.connectionKey]),
+      [
+        [plain.lease.id, plain.lease.acquiredAt, undefined],
+        [keyed.lease.id, keyed.lease.acquiredAt, '3 #k y'],
+      ],
+    );
     // Another node touches and releases by a derived id: it finds the user in the record.
     assert.equal(await b.touch(keyed.lease.threadId), true);
     // evict-oldest reads acquiredAt from the records: the older plain lease goes.
@@ -561,8 +595,15 @@ test('a batch that releases a lease and then touches or releases it again answer
   // Issued in one turn on one node, so they go in batches, in order: per lease, a
   // release by the holder, then a touch and a second release of the same lease.
   const answers = await Promise.all(leases.flatMap((l) => [a.release(l.id), a.touch(l.runId), a.release(l.threadId)]));
-  assert.deepEqual(answers, leases.flatMap(() => [true, false, false]));
-  assert.deepEqual(await Promise.all(leases.map((l) => b.release(l.runId))), leases.map(() => false), 'and for another node too');
+  assert.deepEqual(
+    answers,
+    leases.flatMap(() => [true, false, false]),
+  );
+  assert.deepEqual(
+    await Promise.all(leases.map((l) => b.release(l.runId))),
+    leases.map(() => false),
+    'and for another node too',
+  );
   const admin = redis.admin();
   for (const l of leases) assert.equal(await admin.exists(`socket-lease:l:${l.id}`), 0, 'no record left behind');
   for (let u = 0; u < 3; u++) assert.equal(await liveLeases(admin, `same-batch-${u}`), 0);
