@@ -4,7 +4,7 @@
 import { after, before, beforeEach } from 'node:test';
 import { launchCluster } from '../../../scripts/redis-cluster.mjs';
 import { commandCalls } from '../../../scripts/redis-server.mjs';
-import { run } from '../node/helpers.mjs';
+import { startDemo } from './harness.mjs';
 
 /**
  * The file's cluster (call at the top level of a test file). Before each test it is
@@ -75,17 +75,6 @@ export async function clusterCalls(cluster) {
  * @param {import('../../../scripts/redis-cluster.mjs').RedisCluster} cluster
  * @param {Record<string, string>} [env]
  */
-export async function startClusterNode(t, cluster, env = {}) {
-  const proc = run(t, ['examples/node/server.mjs'], {
-    HOST: '127.0.0.1',
-    PORT: '0',
-    REDIS_CLUSTER_NODES: cluster.nodesEnv,
-    SOCKET_LEASE_LIMIT: '5',
-    SOCKET_LEASE_TTL_MS: '3000',
-    SOCKET_LEASE_HEARTBEAT_MS: '500',
-    SOCKET_LEASE_LOG_LEVEL: 'warn',
-    ...env,
-  });
-  const url = await proc.url();
-  return { ...proc, url, wsUrl: `${url.replace('http', 'ws')}/ws` };
+export function startClusterNode(t, cluster, env = {}) {
+  return startDemo(t, { REDIS_CLUSTER_NODES: cluster.nodesEnv, SOCKET_LEASE_TTL_MS: '3000', SOCKET_LEASE_HEARTBEAT_MS: '500', ...env });
 }

@@ -59,14 +59,21 @@ export async function liveLeases(admin, userId, prefix = 'socket-lease:') {
  * @param {RedisServer} redis
  * @param {Record<string, string>} [env]
  */
-export async function startNode(t, redis, env = {}) {
+export function startNode(t, redis, env = {}) {
+  return startDemo(t, { REDIS_URL: redis.url, SOCKET_LEASE_TTL_MS: '2000', SOCKET_LEASE_HEARTBEAT_MS: '400', ...env });
+}
+
+/**
+ * A demo server process (`node examples/node/server.mjs`) on a free port, limit 5, with
+ * `env` on top (the store's settings); killed after the test.
+ * @param {import('node:test').TestContext} t
+ * @param {Record<string, string>} env
+ */
+export async function startDemo(t, env) {
   const proc = run(t, ['examples/node/server.mjs'], {
     HOST: '127.0.0.1',
     PORT: '0',
-    REDIS_URL: redis.url,
     SOCKET_LEASE_LIMIT: '5',
-    SOCKET_LEASE_TTL_MS: '2000',
-    SOCKET_LEASE_HEARTBEAT_MS: '400',
     SOCKET_LEASE_LOG_LEVEL: 'warn',
     ...env,
   });
