@@ -119,12 +119,7 @@ async function main() {
   client = await import('./churn-client.mjs');
   const servers = [await startServer('bare'), await startServer('guarded')];
   try {
-    const version = await new Promise((resolve) => {
-      const p = spawn(BUN, ['--version'], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let v = '';
-      p.stdout.setEncoding('utf8').on('data', (d) => (v += d));
-      p.once('exit', () => resolve(v.trim()));
-    });
+    const version = await client.versionOf(BUN);
     await client.compare(servers, {
       title: `bun ${version} servers, node ${process.version} client`,
       timeMs: Number(values['time-ms']),

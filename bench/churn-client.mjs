@@ -4,6 +4,7 @@
 // and targets of every host's comparison, so the hosts are measured the same way. Runs in
 // Node only: the benchmarks whose servers run under Bun or Deno import it on their client
 // side alone.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -72,6 +73,20 @@ export function processCpuUs(pid) {
     }
   }
   return ns / 1000;
+}
+
+/**
+ * The first line a runtime's binary prints for `--version` (`1.4.5`, `deno 2.9.6 (...)`).
+ * @param {string} bin
+ * @returns {Promise<string>}
+ */
+export function versionOf(bin) {
+  return new Promise((resolve) => {
+    const p = spawn(bin, ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    p.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+    p.once('exit', () => resolve(out.split('\n')[0].trim()));
+  });
 }
 
 /** Targets of the lifecycle and runtime issues, the same for every host. */

@@ -75,7 +75,7 @@ async function client() {
   const path = await import('node:path');
   const { parseArgs } = await import('node:util');
   const { fileURLToPath } = await import('node:url');
-  const { compare, processCpuUs } = await import('./churn-client.mjs');
+  const { compare, processCpuUs, versionOf } = await import('./churn-client.mjs');
 
   const { values } = parseArgs({
     options: {
@@ -116,12 +116,7 @@ async function client() {
 
   const servers = [await startServer('bare'), await startServer('guarded')];
   try {
-    const version = await new Promise((resolve) => {
-      const v = spawn(deno, ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] });
-      let out = '';
-      v.stdout.setEncoding('utf8').on('data', (d) => (out += d));
-      v.once('exit', () => resolve(out.split('\n')[0]));
-    });
+    const version = await versionOf(deno);
     await compare(servers, {
       title: `${version} servers, node ${process.version} client`,
       timeMs: Number(values['time-ms']),
