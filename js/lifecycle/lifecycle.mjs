@@ -1086,13 +1086,13 @@ export class ConnectionLifecycle {
   #reap() {
     if (this.#pending.size === 0) return;
     const deadline = Date.now() - this.#upgradeTimeoutMs;
-    const abandoned = this.#driver.abandoned;
+    const driver = this.#driver;
     // Deleting the current entry while iterating a Set is safe (cancel deletes it).
     for (const conn of this.#pending) {
       let gone = conn.admittedAt <= deadline;
-      if (!gone && abandoned) {
+      if (!gone && driver.abandoned) {
         try {
-          gone = abandoned(conn) === true;
+          gone = driver.abandoned(conn) === true;
         } catch (err) {
           this.#log('error', 'the driver threw in abandoned(); the request is given up', { error: String(err) });
           gone = true;
