@@ -82,15 +82,7 @@ async function serve(kind) {
 /** @param {Kind} kind */
 async function startServer(kind) {
   const child = spawn(BUN, [SELF, '--serve', kind], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => {
-      out += d;
-      const m = /ready (\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
-  });
+  const port = await client.readyPort(child, kind);
   return {
     kind,
     label: kind === 'bare' ? 'bare Bun.serve' : 'socket-lease/bun',

@@ -89,6 +89,25 @@ export function versionOf(bin) {
   });
 }
 
+/**
+ * The port a bench server under another runtime (Bun, Deno) listens on: it prints
+ * `ready <port>` on its stdout once listening.
+ * @param {import('node:child_process').ChildProcess} child  spawned with stdout piped
+ * @param {string} kind  the server's name, for the error if it exits first
+ * @returns {Promise<number>}
+ */
+export function readyPort(child, kind) {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    /** @type {import('node:stream').Readable} */ (child.stdout).setEncoding('utf8').on('data', (d) => {
+      out += d;
+      const m = /ready (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
+  });
+}
+
 /** Targets of the lifecycle and runtime issues, the same for every host. */
 export const TARGETS = Object.freeze({
   /** The adapter's own server CPU per connection cycle over its bare server, microseconds (median). */

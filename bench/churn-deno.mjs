@@ -75,7 +75,7 @@ async function client() {
   const path = await import('node:path');
   const { parseArgs } = await import('node:util');
   const { fileURLToPath } = await import('node:url');
-  const { compare, processCpuUs, versionOf } = await import('./churn-client.mjs');
+  const { compare, processCpuUs, readyPort, versionOf } = await import('./churn-client.mjs');
 
   const { values } = parseArgs({
     options: {
@@ -95,15 +95,7 @@ async function client() {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    const port = await new Promise((resolve, reject) => {
-      let out = '';
-      child.stdout.setEncoding('utf8').on('data', (d) => {
-        out += d;
-        const m = /ready (\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
-    });
+    const port = await readyPort(child, kind);
     const pid = /** @type {number} */ (child.pid);
     return {
       kind,
