@@ -28,6 +28,7 @@ import { LeaseError } from '../runtime.mjs';
 import { CloseCodes, CLOSE_REASONS, DEFAULT_MAX_BUFFERED, refusal } from './protocol.mjs';
 import { originCheck } from './origin.mjs';
 import { RateLimitedLog, eventLogger, makeLog } from './log.mjs';
+import { ConnList, LeaseIndex } from './tables.mjs';
 
 /** @typedef {import('./protocol.mjs').Refusal} Refusal */
 /** @typedef {import('./protocol.mjs').RefusalStatus} RefusalStatus */
@@ -79,6 +80,10 @@ const OPEN = 1;
 const CLOSING = 2;
 const CLOSED = 3;
 
+/** Connection.list: which of the lifecycle's lists a connection is on. */
+const PENDING_LIST = 1;
+const OPEN_LIST = 2;
+
 /**
  * How the lifecycle reaches the adapter's sockets. Given once, so a connection costs no
  * object of its own beyond its record.
@@ -129,6 +134,12 @@ export class Connection {
   admittedAt = 0;
   /** @type {any} the adapter's own handle on the request until it opens (what `driver.abandoned` looks at) */
   host = null;
+  /** @type {Connection | null} the lifecycle's list links (tables.mjs ConnList): pending, then open */
+  listPrev = null;
+  /** @type {Connection | null} */
+  listNext = null;
+  /** Which of the lifecycle's lists holds it: 0 none, PENDING or OPEN. */
+  list = 0;
 
   /** @param {string} userId */
   constructor(userId) {
@@ -236,9 +247,16 @@ export class ConnectionLifecycle {
   #lastLeaseId = null;
   #log;
   #limited;
-  /** @type {Map<any, Connection>} */ #bySocket = new Map();
-  /** @type {Map<string, Connection>} */ #byLease = new Map();
-  /** Admitted, neither opened nor cancelled yet. @type {Set<Connection>} */ #pending = new Set();
+  // Per-connection bookkeeping without Map or Set (see tables.mjs for why).
+  /** Open and registered, from open() until released. @type {ConnList<Connection>} */ #open = new ConnList(OPEN_LIST);
+  /** Admitted, neither opened nor cancelled yet. @type {ConnList<Connection>} */ #pending = new ConnList(PENDING_LIST);
+  /** Every connection holding a lease, by lease id. @type {LeaseIndex<Connection>} */ #byLease = new LeaseIndex();
+  /**
+   * The property an open socket's connection is kept under, for connectionOf: on the
+   * socket itself, because a WeakMap's table retains young entries as a Map's does
+   * (tables.mjs); one symbol per lifecycle, so two lifecycles never read each other's.
+   */
+  #connKey = Symbol('socket-lease connection');
   /** Admissions still waiting for identity, verify or the store. @type {Set<Promise<unknown>>} */ #admitting = new Set();
   /** @type {Set<Promise<unknown>>} */ #pendingStoreCalls = new Set();
   /** @type {any} */ #heartbeatTimer = null;
@@ -657,7 +675,8 @@ export class ConnectionLifecycle {
       this.#closeRaw(socket, code, CLOSE_REASONS[/** @type {import('./protocol.mjs').CloseCode} */ (code)]);
       return false;
     }
-    this.#bySocket.set(socket, conn);
+    this.#open.add(conn);
+    if ((isObject(socket) || typeof socket === 'function') && Object.isExtensible(socket)) socket[this.#connKey] = conn;
     this.#stats.upgrades[101]++;
     if (conn.storeGone) {
       this.#closeSocket(conn, conn.goneCode);
@@ -787,11 +806,19 @@ export class ConnectionLifecycle {
 
   /** @param {any} socket */
   connectionOf(socket) {
-    return this.#bySocket.get(socket);
+    if (socket === null || socket === undefined) return undefined;
+    const conn = socket[this.#connKey];
+    if (conn !== undefined) return this.#open.has(conn) ? conn : undefined;
+    // A socket that takes no properties (frozen, a primitive): found by walking the open list.
+    if (typeof socket === 'object' || typeof socket === 'function' ? Object.isExtensible(socket) : false) return undefined;
+    return this.#open.toArray().find((c) => c.socket === socket);
   }
 
   sockets() {
-    return this.#bySocket.keys();
+    return this.#open
+      .toArray()
+      .map((conn) => conn.socket)
+      .values();
   }
 
   /** @param {string} userId */
@@ -814,7 +841,7 @@ export class ConnectionLifecycle {
   stats() {
     const s = this.#stats;
     return {
-      socketsOpen: this.#bySocket.size,
+      socketsOpen: this.#open.size,
       pendingUpgrades: this.#pending.size + this.#admitting.size,
       upgrades: /** @type {any} */ ({ ...s.upgrades }),
       refusals: { ...s.refusals },
@@ -841,7 +868,7 @@ export class ConnectionLifecycle {
     const lines = [
       '# HELP socket_lease_sockets_open WebSocket connections the host holds open.',
       '# TYPE socket_lease_sockets_open gauge',
-      `socket_lease_sockets_open ${this.#bySocket.size}`,
+      `socket_lease_sockets_open ${this.#open.size}`,
       '# HELP socket_lease_upgrades_total Upgrade requests answered, by HTTP status (101 = accepted).',
       '# TYPE socket_lease_upgrades_total counter',
       ...Object.entries(s.upgrades).map(([status, n]) => `socket_lease_upgrades_total{status="${status}"} ${n}`),
@@ -892,11 +919,11 @@ export class ConnectionLifecycle {
     this.#giveUp.resolve();
     // Admitted requests the runtime has not finished upgrading (an asynchronous
     // verifyClient): the adapter answers them now, and what they hold is given back.
-    for (const conn of [...this.#pending]) {
+    for (const conn of this.#pending.toArray()) {
       conn.onAbandon?.('shutting-down');
       this.cancel(conn);
     }
-    const conns = [...this.#bySocket.values()];
+    const conns = this.#open.toArray();
     for (const conn of conns) this.#closeSocket(conn, CloseCodes.GOING_AWAY);
     const closed = conns.map((conn) => this.#whenClosed(conn));
     await settledWithin(closed, this.#closeGraceMs);
@@ -904,7 +931,7 @@ export class ConnectionLifecycle {
     await settledWithin(closed, this.#closeGraceMs);
     // Backstop: whatever did not report `close` is released here, so shutdown never
     // leaves a lease behind even if a close event went missing.
-    for (const conn of [...this.#byLease.values()]) this.#finish(conn);
+    for (const conn of this.#byLease.values()) this.#finish(conn);
     // Bounded too: a store whose release never settles (a backend that stopped answering)
     // must not hang the host's shutdown. What is left is counted and logged, not waited for.
     await settledWithin([...this.#pendingStoreCalls], this.#closeGraceMs);
@@ -960,7 +987,7 @@ export class ConnectionLifecycle {
       if (!conn || conn.finished) continue;
       conn.storeGone = true;
       conn.goneCode = code;
-      if (conn.socket !== null && this.#bySocket.has(conn.socket)) this.#closeSocket(conn, code);
+      if (this.#open.has(conn)) this.#closeSocket(conn, code);
     }
   }
 
@@ -1019,7 +1046,7 @@ export class ConnectionLifecycle {
     // An admitted connection the sweep or a revocation ended before it opened.
     this.#pending.delete(conn);
     this.#byLease.delete(conn.leaseId);
-    if (conn.socket !== null) this.#bySocket.delete(conn.socket);
+    this.#open.delete(conn);
     if (conn.storeGone || (conn.leaseId === '' && conn.handle < 0)) return;
     this.#stats.released++;
     /** @type {number | undefined} */
@@ -1087,8 +1114,7 @@ export class ConnectionLifecycle {
     if (this.#pending.size === 0) return;
     const deadline = Date.now() - this.#upgradeTimeoutMs;
     const driver = this.#driver;
-    // Deleting the current entry while iterating a Set is safe (cancel deletes it).
-    for (const conn of this.#pending) {
+    for (const conn of this.#pending.toArray()) {
       let gone = conn.admittedAt <= deadline;
       if (!gone && driver.abandoned) {
         try {
@@ -1117,7 +1143,7 @@ export class ConnectionLifecycle {
     const ping = this.#driver.ping;
     /** @type {Connection[]} */
     const suspects = [];
-    for (const conn of [...this.#bySocket.values()]) {
+    for (const conn of this.#open.toArray()) {
       const state = this.#readyState(conn.socket);
       if (state === CLOSED) {
         // A close event that never came: reclaim anyway.
@@ -1178,7 +1204,7 @@ export class ConnectionLifecycle {
         if (!conn || conn.finished) continue;
         conn.storeGone = true;
         conn.goneCode = CloseCodes.LEASE_EXPIRED;
-        if (conn.socket !== null && this.#bySocket.has(conn.socket)) this.#closeSocket(conn, CloseCodes.LEASE_EXPIRED);
+        if (this.#open.has(conn)) this.#closeSocket(conn, CloseCodes.LEASE_EXPIRED);
         // Not open yet (the runtime is finishing the handshake): open() closes it.
         else this.#finish(conn);
       }
