@@ -444,10 +444,16 @@ export function install(wasm) {
     /** @type {unknown} */ now,
     /** @type {unknown} */ evict,
   ) {
-    if (typeof userId === 'string' && connectionKey === undefined && (typeof now === 'number' ? now === now : now === undefined) && evict === undefined) {
+    // `evict: false` too: the host lifecycle's phase one asks that on every connection.
+    if (
+      typeof userId === 'string' &&
+      connectionKey === undefined &&
+      (typeof now === 'number' ? now === now : now === undefined) &&
+      (evict === undefined || evict === false)
+    ) {
       const n = put(userId, 0);
       if (n >= 0) {
-        const r = acquireLane.call(this, n, -1, now ?? Date.now(), 0);
+        const r = acquireLane.call(this, n, -1, now ?? Date.now(), evict === false ? 1 : 0);
         if (r === r) return laneAcquired(this, r);
       }
     }

@@ -95,28 +95,31 @@ function hashOf(s) {
 
 /**
  * Lease id -> value, the same contract as a Map<string, V> for get, set, delete and size,
- * without allocating per entry: linear probing over two arrays (keys, values), deletion by
- * backward shift (no tombstones). Grows at half full; shrinks to half when under an
+ * without allocating per entry: linear probing over three arrays (keys, values, and each
+ * key's hash, so that a delete's backward shift and a resize hash nothing again), deletion
+ * by backward shift (no tombstones). Grows at half full; shrinks to half when under an
  * eighth full, so a spike of connections does not pin its table forever.
  * @template V
  */
 export class LeaseIndex {
   /** @type {(string | null)[]} */ #keys;
   /** @type {(V | null)[]} */ #values;
+  /** @type {number[]} */ #hashes;
   #mask;
   size = 0;
 
   constructor() {
     this.#keys = new Array(MIN_CAPACITY).fill(EMPTY);
     this.#values = new Array(MIN_CAPACITY).fill(EMPTY);
+    this.#hashes = new Array(MIN_CAPACITY).fill(0);
     this.#mask = MIN_CAPACITY - 1;
   }
 
-  /** The slot holding `key`, or -1. @param {string} key */
-  #find(key) {
+  /** The slot holding `key`, or -1. @param {string} key @param {number} hash */
+  #find(key, hash) {
     const keys = this.#keys;
     const mask = this.#mask;
-    for (let i = hashOf(key) & mask; ; i = (i + 1) & mask) {
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
       const k = keys[i];
       if (k === EMPTY) return -1;
       if (k === key) return i;
@@ -126,51 +129,55 @@ export class LeaseIndex {
   /** @param {unknown} key @returns {V | undefined} */
   get(key) {
     if (typeof key !== 'string' || this.size === 0) return undefined;
-    const i = this.#find(key);
+    const i = this.#find(key, hashOf(key));
     return i < 0 ? undefined : /** @type {V} */ (this.#values[i]);
   }
 
   /** @param {string} key @param {V} value */
   set(key, value) {
-    const at = this.#find(key);
+    const hash = hashOf(key);
+    const at = this.#find(key, hash);
     if (at >= 0) {
       this.#values[at] = value;
       return this;
     }
     if ((this.size + 1) * 2 > this.#keys.length) this.#resize(this.#keys.length * 2);
-    this.#insert(key, value);
+    this.#insert(key, value, hash);
     this.size++;
     return this;
   }
 
-  /** @param {string} key @param {V} value */
-  #insert(key, value) {
+  /** @param {string} key @param {V} value @param {number} hash */
+  #insert(key, value, hash) {
     const keys = this.#keys;
     const mask = this.#mask;
-    let i = hashOf(key) & mask;
+    let i = hash & mask;
     while (keys[i] !== EMPTY) i = (i + 1) & mask;
     keys[i] = key;
     this.#values[i] = value;
+    this.#hashes[i] = hash;
   }
 
   /** @param {string} key */
   delete(key) {
     if (typeof key !== 'string' || this.size === 0) return false;
-    let hole = this.#find(key);
+    let hole = this.#find(key, hashOf(key));
     if (hole < 0) return false;
     const keys = this.#keys;
     const values = this.#values;
+    const hashes = this.#hashes;
     const mask = this.#mask;
     // Backward shift: every entry after the hole in its probe run that may live in the
     // hole moves into it, so lookups never need tombstones.
     for (let i = (hole + 1) & mask; ; i = (i + 1) & mask) {
       const k = keys[i];
       if (k === EMPTY) break;
-      const home = hashOf(k) & mask;
+      const home = hashes[i] & mask;
       // Movable when its home is not in the cyclic range (hole, i].
       if (hole <= i ? home <= hole || home > i : home <= hole && home > i) {
         keys[hole] = k;
         values[hole] = values[i];
+        hashes[hole] = hashes[i];
         hole = i;
       }
     }
@@ -194,12 +201,14 @@ export class LeaseIndex {
   #resize(capacity) {
     const keys = this.#keys;
     const values = this.#values;
+    const hashes = this.#hashes;
     this.#keys = new Array(capacity).fill(EMPTY);
     this.#values = new Array(capacity).fill(EMPTY);
+    this.#hashes = new Array(capacity).fill(0);
     this.#mask = capacity - 1;
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i];
-      if (k !== EMPTY) this.#insert(k, /** @type {V} */ (values[i]));
+      if (k !== EMPTY) this.#insert(k, /** @type {V} */ (values[i]), hashes[i]);
     }
   }
 }
