@@ -185,3 +185,30 @@ test("a driver's abandoned() gives an admitted request back before upgradeTimeou
   }
   assert.equal(registry.stats().active, 0);
 });
+
+test('connectionOf finds the connection of an open socket, frozen or not, of this lifecycle only, and nothing once it is released', async () => {
+  const options = { store: new LeaseRegistry({ perUserLimit: 10 }), userId: () => 'ann', logLevel: /** @type {const} */ ('silent'), heartbeatMs: 60_000 };
+  const lifecycle = new ConnectionLifecycle(options, driver, 'test');
+  const other = new ConnectionLifecycle({ ...options, store: new LeaseRegistry({ perUserLimit: 10 }) }, driver, 'test');
+  const plain = { readyState: 1 };
+  const frozen = Object.freeze({ readyState: 1 });
+  const a = await lifecycle.admit({}, null);
+  const b = await lifecycle.admit({}, null);
+  assert.ok(a instanceof Connection && b instanceof Connection);
+  assert.equal(lifecycle.connectionOf(plain), undefined, 'not open yet');
+  assert.equal(lifecycle.open(a, plain), true);
+  assert.equal(lifecycle.open(b, frozen), true);
+  assert.equal(lifecycle.connectionOf(plain), a);
+  assert.equal(lifecycle.connectionOf(frozen), b, 'a frozen socket is found by the walk');
+  assert.equal(other.connectionOf(plain), undefined, "another lifecycle does not read this one's connection");
+  assert.deepEqual([...lifecycle.sockets()], [plain, frozen]);
+  assert.equal(lifecycle.stats().socketsOpen, 2);
+  lifecycle.closed(a);
+  lifecycle.closed(b);
+  assert.equal(lifecycle.connectionOf(plain), undefined);
+  assert.equal(lifecycle.connectionOf(frozen), undefined);
+  assert.deepEqual([...lifecycle.sockets()], []);
+  assert.equal(lifecycle.stats().socketsOpen, 0);
+  assert.equal(/** @type {any} */ (options.store).stats().active, 0);
+  for (const l of [lifecycle, other]) await l.close();
+});
