@@ -189,7 +189,7 @@ function churnSection() {
     `Measured ${r.date.slice(0, 10)} on ${r.machine.cpu}, ${r.machine.cores} cores, Node ${r.machine.node} (${r.machine.platform}); load average ${r.machine.loadavg.join(' / ')} at the end. ` +
       `Medians of ${r.method.rounds} rounds. A connection cycle is connect (HTTP upgrade) → send → echo → close over loopback; each server runs in its own process with the same user-id work, and the client in another. ` +
       // Older results say nothing of their method: they measured with process.cpuUsage, one turn per server.
-      `CPU is ${r.method.cpu ? `the server's CPU time (${r.method.cpu})` : "the server process's user + system time (`process.cpuUsage`)"} per cycle with every server driven at once (same rate, same moments, same outside load), the guard's figure being guarded − bare within each round; ` +
+      `CPU is ${r.method.cpu ? `the server's CPU time (${r.method.cpu})` : "the server process's user + system time (`process.cpuUsage`)"} per cycle with every server driven at once (same rate, same moments, same outside load; the server whose cycles start first rotating from batch to batch), the guard's figure being guarded − bare within each round; ` +
       `churn is cycles/s as the client sees them, every server in turn${r.method.slices ? ` (in ${r.method.slices} interleaved palindrome slices per round)` : ''}, the ratio taken within each round. ` +
       'The machine is a shared 2-core VM: a server woken for every event starts cold each time, and its CPU per cycle moves by up to 2x from second to second, so a figure near its target can land on either side of it.',
     '',
