@@ -45,10 +45,10 @@ function handshakeProblem(req) {
   return null;
 }
 
-// Per-socket state lives on the socket (one set of listeners for all sockets, no closure
-// per connection): listeners get the socket as `this`.
-const LC = Symbol('socket-lease lifecycle');
-const HOST = Symbol('socket-lease deno host');
+// Per-socket state lives on the socket under three symbols (one set of listeners per
+// adapter, no closure per connection: listeners get the socket as `this`). Each property
+// added to a socket costs a shape change and may grow its property store, so the
+// adapter's own lifecycle and host are reached through the listeners' closure instead.
 const CONN = Symbol('socket-lease connection');
 const USER = Symbol('socket-lease hooks');
 const STATE = Symbol('socket-lease state');
@@ -61,81 +61,16 @@ const OPENING = 1;
 const SERVED = 2;
 const UNSERVED = 3;
 const CLOSED = 4;
-// Methods the listeners reach on the adapter, kept off its public surface.
-const OPENED = Symbol('opened');
-const FAILED = Symbol('handshake failed');
-const MAX = Symbol('maxPayload');
-
-/** How the lifecycle reaches a Deno socket. @type {import('../lifecycle/lifecycle.mjs').SocketDriver} */
-const DRIVER = {
-  close: (ws, code, reason) => ws.close(code, reason),
-  // Deno cannot drop an upgraded connection: there is no terminate(), close() of a
-  // CLOSING socket does nothing, and a peer that never answers the close frame keeps it
-  // CLOSING (measured: until the peer goes). What can be done is stop serving it: its
-  // lease is released and the socket forgotten. (A close with unsent data queued does drop
-  // the TCP connection, measured too: a peer that does not read (4010) is cut off.)
-  terminate: (ws) => ws[LC].closed(ws[CONN]),
-  // Deno pinged it itself (idleTimeout) and would have closed it had nothing come back.
-  ping: (ws) => {
-    if (ws.readyState === 1) ws[LC].pong(ws[CONN]);
-  },
-  bufferedAmount: (ws) => ws.bufferedAmount,
-};
-
-/** @this {any} */
-function onOpen() {
-  this[HOST][OPENED](this);
-}
-/** @this {any} @param {MessageEvent} event */
-function onMessage(event) {
-  const state = this[STATE];
-  if (state === SERVED) deliver(this, event);
-  else if (state === OPENING) this[QUEUE].push(event);
-}
-/** @this {any} @param {CloseEvent} event */
-function onClose(event) {
-  const state = this[STATE];
-  this[STATE] = CLOSED;
-  // Closed before it was served (the peer left during the handshake): nothing was committed.
-  if (state === PENDING) this[HOST][FAILED](this);
-  else this[LC].closed(this[CONN]);
-  if (state === SERVED) this[USER].onClose?.(this, event);
-}
-/** @this {any} @param {Event} event */
-function onError(event) {
-  const state = this[STATE];
-  if (state === PENDING) {
-    // Deno reports a failed upgrade (the client left before the 101) with `error` only.
-    this[STATE] = UNSERVED;
-    this[HOST][FAILED](this);
-    return;
-  }
-  // Deno closes the socket itself (idle timeout, protocol error); the lease goes back now.
-  this[LC].error(this[CONN], /** @type {any} */ (event).message ?? 'error');
-  if (state === SERVED) this[USER].onError?.(this, event);
-}
-
 /**
- * One message of a served socket: the size bound, activity, then the host's hook.
- * @param {any} ws
- * @param {MessageEvent} event
+ * Whether a message is over `max` bytes (UTF-8 for text).
+ * @param {unknown} data
+ * @param {number} max
  */
-function deliver(ws, event) {
-  const conn = ws[CONN];
-  if (conn.finished) return; // released (evicted, expired, cut off): never served again
-  const lc = ws[LC];
-  const data = event.data;
-  const max = ws[HOST][MAX];
+function overMax(data, max) {
   // A string's UTF-8 length is from 1 to 3 bytes per code unit: counted only in between.
-  if (typeof data === 'string' ? data.length > max || (data.length * 3 > max && utf8Length(data) > max) : (data.byteLength ?? data.size) > max) {
-    // Deno has no frame-size option and has already received the whole message; the
-    // bound stops it here, before the host's code sees it.
-    ws.close(CloseCodes.MESSAGE_TOO_BIG, CLOSE_REASONS[CloseCodes.MESSAGE_TOO_BIG]);
-    lc.tooBig(conn);
-    return;
-  }
-  lc.message(conn);
-  ws[USER].onMessage?.(ws, event);
+  if (typeof data === 'string') return data.length > max || (data.length * 3 > max && utf8Length(data) > max);
+  const d = /** @type {any} */ (data);
+  return (d.byteLength ?? d.size) > max;
 }
 
 /** UTF-8 length of a string. @param {string} s */
@@ -164,7 +99,12 @@ class DenoLease extends LeaseHost {
   #lc;
   #idleTimeout;
   /** The largest message accepted, in bytes (UTF-8 for text). @type {number} */
-  [MAX];
+  #max;
+  /**
+   * The socket listeners, made once per adapter (`this` is the socket).
+   * @type {{ open: (this: any) => void, message: (this: any, event: MessageEvent) => void, close: (this: any, event: CloseEvent) => void, error: (this: any, event: Event) => void }}
+   */
+  #on;
   /** @type {(req: Request, options: { protocol?: string, idleTimeout: number }) => { socket: WebSocket, response: Response }} */
   #upgradeWebSocket;
   /** Deno.upgradeWebSocket's options without a subprotocol: one object for every upgrade. */
@@ -188,13 +128,59 @@ class DenoLease extends LeaseHost {
     const deno = /** @type {any} */ (globalThis).Deno;
     if (typeof deno?.upgradeWebSocket !== 'function') throw invalid('Deno.upgradeWebSocket is not available: socket-lease/deno runs under Deno');
     this.#upgradeWebSocket = deno.upgradeWebSocket;
-    this[MAX] = checkMs(options.maxPayload ?? DEFAULT_MAX_PAYLOAD, 'maxPayload', 1, invalid);
+    this.#max = checkMs(options.maxPayload ?? DEFAULT_MAX_PAYLOAD, 'maxPayload', 1, invalid);
 
     /** @type {any} */
     const store = options.store ?? loggedRegistry(LeaseRegistry, options, invalid);
     const { registry: _registry, maxPayload: _maxPayload, ...lifecycleOptions } = options;
-    const lc = new ConnectionLifecycle({ ...lifecycleOptions, store }, DRIVER, WHERE);
+    /** How the lifecycle reaches a Deno socket. @type {import('../lifecycle/lifecycle.mjs').SocketDriver} */
+    const driver = {
+      close: (ws, code, reason) => ws.close(code, reason),
+      // Deno cannot drop an upgraded connection: there is no terminate(), close() of a
+      // CLOSING socket does nothing, and a peer that never answers the close frame keeps it
+      // CLOSING (measured: until the peer goes). What can be done is stop serving it: its
+      // lease is released and the socket forgotten. (A close with unsent data queued does
+      // drop the TCP connection, measured too: a peer that does not read (4010) is cut off.)
+      terminate: (ws) => lc.closed(ws[CONN]),
+      // Deno pinged it itself (idleTimeout) and would have closed it had nothing come back.
+      ping: (ws) => {
+        if (ws.readyState === 1) lc.pong(ws[CONN]);
+      },
+      bufferedAmount: (ws) => ws.bufferedAmount,
+    };
+    const lc = new ConnectionLifecycle({ ...lifecycleOptions, store }, driver, WHERE);
     this.#lc = lc;
+    const host = this;
+    this.#on = {
+      open() {
+        host.#opened(this);
+      },
+      message(event) {
+        const state = this[STATE];
+        if (state === SERVED) host.#deliver(this, event);
+        else if (state === OPENING) this[QUEUE].push(event);
+      },
+      close(event) {
+        const state = this[STATE];
+        this[STATE] = CLOSED;
+        // Closed before it was served (the peer left during the handshake): nothing was committed.
+        if (state === PENDING) lc.cancel(this[CONN]);
+        else lc.closed(this[CONN]);
+        if (state === SERVED) this[USER].onClose?.(this, event);
+      },
+      error(event) {
+        const state = this[STATE];
+        if (state === PENDING) {
+          // Deno reports a failed upgrade (the client left before the 101) with `error` only.
+          this[STATE] = UNSERVED;
+          lc.cancel(this[CONN]);
+          return;
+        }
+        // Deno closes the socket itself (idle timeout, protocol error); the lease goes back now.
+        lc.error(this[CONN], /** @type {any} */ (event).message ?? 'error');
+        if (state === SERVED) this[USER].onError?.(this, event);
+      },
+    };
     this.lifecycle = this.#lc;
     this.store = store;
     // Deno pings after idleTimeout/2 of silence and closes after idleTimeout: one
@@ -252,27 +238,40 @@ class DenoLease extends LeaseHost {
       return refusalResponse(this.#lc.refuse(400, { reason: 'bad-handshake', message: String(/** @type {any} */ (err)?.message ?? err) }));
     }
     const ws = /** @type {any} */ (upgraded.socket);
-    ws[LC] = this.#lc;
-    ws[HOST] = this;
     ws[CONN] = admitted;
     ws[USER] = hooks;
     ws[STATE] = PENDING;
     // Registered before the host's own listeners (added in onOpen at the earliest), so the
     // lease is gone by the time the host's `close` listener runs.
-    ws.addEventListener('open', onOpen);
-    ws.addEventListener('message', onMessage);
-    ws.addEventListener('close', onClose);
-    ws.addEventListener('error', onError);
+    const on = this.#on;
+    ws.addEventListener('open', on.open);
+    ws.addEventListener('message', on.message);
+    ws.addEventListener('close', on.close);
+    ws.addEventListener('error', on.error);
     return upgraded.response;
   }
 
-  /** The handshake failed: nothing was committed, admission's lease goes back. @param {any} ws */
-  [FAILED](ws) {
-    this.#lc.cancel(ws[CONN]);
+  /**
+   * One message of a served socket: the size bound, activity, then the host's hook.
+   * @param {any} ws
+   * @param {MessageEvent} event
+   */
+  #deliver(ws, event) {
+    const conn = ws[CONN];
+    if (conn.finished) return; // released (evicted, expired, cut off): never served again
+    if (overMax(event.data, this.#max)) {
+      // Deno has no frame-size option and has already received the whole message; the
+      // bound stops it here, before the host's code sees it.
+      ws.close(CloseCodes.MESSAGE_TOO_BIG, CLOSE_REASONS[CloseCodes.MESSAGE_TOO_BIG]);
+      this.#lc.tooBig(conn);
+      return;
+    }
+    this.#lc.message(conn);
+    ws[USER].onMessage?.(ws, event);
   }
 
   /** Deno opened the socket: phase two. @param {any} ws */
-  [OPENED](ws) {
+  #opened(ws) {
     if (ws[STATE] !== PENDING) return;
     const conn = ws[CONN];
     // Given up on meanwhile (upgradeTimeoutMs): conn is finished, and open() closes the
@@ -296,7 +295,7 @@ class DenoLease extends LeaseHost {
         return;
       }
       this.#serve(ws);
-      for (const event of held) if (ws[STATE] === SERVED) deliver(ws, event);
+      for (const event of held) if (ws[STATE] === SERVED) this.#deliver(ws, event);
     });
   }
 
