@@ -285,7 +285,8 @@ function acquireOptions(options, policy) {
     }
   }
   let connectionKey = '';
-  if (opts.connectionKey !== undefined) {
+  // null is no key, as the core reads it.
+  if (opts.connectionKey !== undefined && opts.connectionKey !== null) {
     const problem = keyProblem(opts.connectionKey);
     if (problem) throw invalidOption(problem);
     connectionKey = /** @type {string} */ (opts.connectionKey);

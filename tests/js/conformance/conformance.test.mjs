@@ -185,6 +185,20 @@ for (const host of HOSTS) {
           if (!r.ok) assert.fail(`connect for ${user} refused: HTTP ${r.status} ${r.text}`);
           return r.client;
         },
+        /**
+         * `n` sockets of `user`, opened one after another, each with the lease id its
+         * echo names (the state every eviction and Origin case starts from).
+         * @param {string} user
+         * @param {number} n
+         */
+        async hold(user, n) {
+          const held = [];
+          for (let i = 0; i < n; i++) {
+            const c = await s.open(user);
+            held.push({ c, id: (await c.echo(`held ${i}`)).leaseId });
+          }
+          return held;
+        },
         /** Value(s) the case-10 check compares with at the end. */
         start: /** @type {{ active?: number, healthz?: any }} */ ({}),
         /** Another session whose metrics the case-10 check reads instead (the host is gone). */
@@ -417,11 +431,7 @@ for (const host of HOSTS) {
       { limit: 5, policy: 'evict-oldest' },
       async (_t, s) => {
         const [u] = await s.newUsers(1);
-        const held = [];
-        for (let i = 0; i < 5; i++) {
-          const c = await s.open(u);
-          held.push({ c, id: (await c.echo(`held ${i}`)).leaseId });
-        }
+        const held = await s.hold(u, 5);
         const newer = await s.open(u);
         const newerId = (await newer.echo('newer')).leaseId;
         const closed = await within(held[0].c.closed, SLACK_MS, 'the oldest socket to be closed');
@@ -437,12 +447,8 @@ for (const host of HOSTS) {
       { limit: 5, policy: 'evict-oldest', allowedOrigins: GOOD_ORIGIN },
       async (_t, s) => {
         const [u] = await s.newUsers(1);
-        const held = [];
         // No Origin header: allowed (not a browser).
-        for (let i = 0; i < 5; i++) {
-          const c = await s.open(u);
-          held.push({ c, id: (await c.echo(`held ${i}`)).leaseId });
-        }
+        const held = await s.hold(u, 5);
         const metricsBefore = await s.metrics(u);
         const forged = await s.connect(u, { origin: EVIL_ORIGIN });
         if (forged.ok) forged.client.ws.close(1000);

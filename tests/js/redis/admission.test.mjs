@@ -55,6 +55,22 @@ test('lone surrogates in user ids and connection keys are refused before any Red
   assert.equal(await liveLeases(admin, '\ufffd'), 1);
 });
 
+test('connectionKey null is no key, as in the core: an unkeyed lease each time', async (t) => {
+  const redis = await startRedis(t);
+  const s = await openStore(t, redis, { perUserLimit: 3 });
+  const core = new LeaseRegistry({ perUserLimit: 3 });
+  t.after(() => core.free());
+  for (const store of [s, core]) {
+    const a = await store.acquire('nul', { connectionKey: null });
+    const b = await store.acquire('nul', /** @type {any} */ ({ connectionKey: null, evict: null }));
+    assert.ok(a.ok && b.ok);
+    assert.equal(a.ok && b.ok && (a.reused || b.reused), false, 'two leases, neither reused');
+    assert.notEqual(a.ok && a.lease.id, b.ok && b.lease.id);
+    assert.equal(a.ok && 'connectionKey' in a.lease, false);
+    assert.equal((await store.userStats('nul')).active, 2);
+  }
+});
+
 test('the fail-open local path refuses lone surrogates too', async (t) => {
   // Nothing listens on port 1: Redis is away from the start.
   const s = createRedisLeaseStore({ url: 'redis://127.0.0.1:1', failMode: 'open', perUserLimit: 1, logLevel: 'silent', commandTimeoutMs: 100 });

@@ -100,6 +100,20 @@ for (const host of HOSTS) {
           if (!r.ok) assert.fail(`connect for ${user} refused: ${r.message} ${JSON.stringify(r.data)}`);
           return r.client;
         },
+        /**
+         * `n` sockets of `user`, opened one after another, each with the lease id its
+         * echo names (the state every eviction and Origin case starts from).
+         * @param {string} user
+         * @param {number} n
+         */
+        async hold(user, n) {
+          const held = [];
+          for (let i = 0; i < n; i++) {
+            const c = await s.open(user);
+            held.push({ c, id: (await c.echo(`held ${i}`)).leaseId });
+          }
+          return held;
+        },
         users: (/** @type {number} */ n) => Array.from({ length: n }, (_, i) => `sio-${i}-${crypto.randomBytes(3).toString('hex')}`),
         startActive: 0,
         startHealth: /** @type {any} */ (null),
@@ -250,11 +264,7 @@ for (const host of HOSTS) {
 
     hostCase('5. evict-oldest: the oldest socket is told 4008 (socket-lease:closed) and disconnected', { limit: 5, policy: 'evict-oldest' }, async (_t, s) => {
       const [u] = s.users(1);
-      const held = [];
-      for (let i = 0; i < 5; i++) {
-        const c = await s.open(u);
-        held.push({ c, id: (await c.echo(`held ${i}`)).leaseId });
-      }
+      const held = await s.hold(u, 5);
       const newer = await s.open(u);
       const newerId = (await newer.echo('newer')).leaseId;
       const told = await within(held[0].c.told, SLACK_MS, 'the oldest socket to be disconnected');
@@ -269,11 +279,7 @@ for (const host of HOSTS) {
       { limit: 5, policy: 'evict-oldest', allowedOrigins: 'http://good.example' },
       async (_t, s) => {
         const [u] = s.users(1);
-        const held = [];
-        for (let i = 0; i < 5; i++) {
-          const c = await s.open(u);
-          held.push({ c, id: (await c.echo(`held ${i}`)).leaseId });
-        }
+        const held = await s.hold(u, 5);
         const before = await s.metrics();
         const forged = await s.connect(u, { origin: 'http://evil.example' });
         assert.ok(!forged.ok, 'a forged Origin is refused');
