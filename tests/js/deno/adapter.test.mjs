@@ -337,7 +337,7 @@ describe('socket-lease/deno', { timeout: 120_000 }, () => {
     assert.match(out['unknown hook'].message, /unknown upgrade hook "onmessage"/);
   });
 
-  test('the core loads under Deno without --allow-read through socket-lease/deno; `socket-lease` (its node condition) needs it', async () => {
+  test('the core loads under Deno without --allow-read, through socket-lease/deno and through `socket-lease` (its deno condition), as one instance', async () => {
     /** @param {string[]} args */
     const run = (args) =>
       promisify(execFile)(DENO, ['run', '--no-prompt', ...args], { cwd: ROOT }).then(
@@ -349,12 +349,19 @@ describe('socket-lease/deno', { timeout: 120_000 }, () => {
     const answer = JSON.parse(deno.stdout);
     assert.deepEqual({ ok: answer.ok, first: answer.first, second: answer.second }, { ok: true, first: true, second: false });
     assert.match(answer.id, /^conn_[0-9a-z]{26}$/);
-    const node = await run(['tests/js/deno/load-node.mjs']);
-    assert.notEqual(node.code, 0, 'js/node.cjs reads the .wasm with fs');
-    assert.match(node.stderr, /NotCapable: Requires read access/);
-    const nodeWithRead = await run(['--allow-read=.', 'tests/js/deno/load-node.mjs']);
-    assert.equal(nodeWithRead.code, 0, nodeWithRead.stderr);
-    assert.equal(JSON.parse(nodeWithRead.stdout).ok, true);
+    // Before the `deno` condition, `socket-lease` resolved to js/node.cjs under Deno: it
+    // read the .wasm with fs (NotCapable without --allow-read), and its LeaseError was
+    // another class than the adapter's.
+    const root = await run(['tests/js/deno/load-root.mjs']);
+    assert.equal(root.code, 0, root.stderr);
+    const r = JSON.parse(root.stdout);
+    assert.equal(r.ok, true, root.stdout);
+    assert.deepEqual([r.first, r.second], [true, false]);
+    assert.match(r.id, /^conn_[0-9a-z]{26}$/);
+    assert.deepEqual(
+      { sameRegistry: r.sameRegistry, sameError: r.sameError, adapterErrorIsLeaseError: r.adapterErrorIsLeaseError, code: r.code },
+      { sameRegistry: true, sameError: true, adapterErrorIsLeaseError: true, code: 'INVALID_OPTION' },
+    );
   });
 
   test('js/deno is runtime-neutral ESM: no node: import, no require', () => {
