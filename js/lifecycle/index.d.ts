@@ -326,6 +326,8 @@ export declare class ConnectionLifecycle<S = any> {
   readonly upgradeTimeoutMs: number;
   readonly closeGraceMs: number;
   readonly closing: boolean;
+  /** How many sockets are open and registered (`stats().socketsOpen`, without building the stats). */
+  readonly openCount: number;
   /** Phase one: a Connection (then `open` or `cancel` it) or a refusal to answer. Never rejects. */
   admit(request: any, origin: string | null | undefined): Promise<Connection | Refusal>;
   /** `admit`, answered at once (no promise, no timer) when the Origin check, identity, verify and the store all answer synchronously; otherwise the same promise as `admit`. */

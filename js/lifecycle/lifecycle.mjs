@@ -372,6 +372,11 @@ export class ConnectionLifecycle {
     return this.#closePromise !== null;
   }
 
+  /** How many sockets are open and registered (stats().socketsOpen, without building the stats). */
+  get openCount() {
+    return this.#open.size;
+  }
+
   // ------------------------------------------------------------------ admission
 
   /**

@@ -1,6 +1,7 @@
 // The ws guard end to end: real demo servers on ephemeral 127.0.0.1 ports, real `ws`
 // clients and raw TCP peers. Every scenario also checks the leak detector: the store
 // never sees an unknown release, so each lease was released exactly once.
+import http from 'node:http';
 import { test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
@@ -1022,4 +1023,61 @@ test("the demo's /metrics answers 500 when the store's metrics() rejects, never 
   assert.equal(r.status, 500);
   assert.deepEqual(JSON.parse(r.text), { error: 'internal error' });
   assert.ok(errors.some((line) => /metrics backend down/.test(line)));
+});
+
+test("the ws server the guard creates lists the guard's open sockets as its clients (ws's own Set is off); wss.close(cb) still waits for them", async (t) => {
+  const guard = createLeaseGuard({
+    userId: (req) => new URL(req.url ?? '/', 'http://localhost').searchParams.get('user'),
+    registry: { perUserLimit: 2, onLimit: 'evict-oldest' },
+    clock: steppingClock(),
+    logLevel: 'silent',
+  });
+  const server = http.createServer();
+  guard.attach(server);
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
+  t.after(async () => {
+    await guard.close();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  const port = /** @type {import('node:net').AddressInfo} */ (server.address()).port;
+  /** @type {import('ws').WebSocket[]} */
+  const served = [];
+  guard.wss.on('connection', (ws) => served.push(ws));
+  const url = `ws://127.0.0.1:${port}/?user=ann`;
+  const clients = guard.wss.clients;
+  assert.equal(clients.size, 0);
+  await open(url);
+  const b = await open(url);
+  await waitFor(() => served.length === 2, 'two served');
+  assert.equal(clients.size, 2);
+  assert.deepEqual(new Set(clients), new Set(served), 'iteration');
+  assert.ok(served.every((ws) => clients.has(ws)));
+  /** @type {import('ws').WebSocket[]} */
+  const seen = [];
+  clients.forEach((value, key, set) => {
+    assert.equal(value, key);
+    assert.equal(set, clients);
+    seen.push(value);
+  });
+  assert.deepEqual(new Set(seen), new Set(served), 'forEach');
+  assert.deepEqual(new Set([...clients.entries()].map(([k, v]) => (k === v ? k : null))), new Set(served), 'entries');
+  // The third connect evicts the oldest, which leaves the clients when it has closed.
+  const c = await open(url);
+  await waitFor(() => served.length === 3, 'the third served');
+  await waitFor(() => served[0].readyState === served[0].CLOSED, 'the oldest closed');
+  assert.equal(clients.has(served[0]), false);
+  assert.equal(clients.size, 2);
+  assert.deepEqual(new Set(clients), new Set(served.slice(1)));
+  // ws's own close waits for the open sockets, as it does with its Set.
+  let serverClosed = false;
+  guard.wss.close(() => {
+    serverClosed = true;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(serverClosed, false, 'not while sockets are open');
+  b.close();
+  c.close();
+  await waitFor(() => serverClosed, "the ws server's close callback");
+  assert.equal(clients.size, 0);
+  assertNoLeak(/** @type {LeaseRegistry} */ (/** @type {unknown} */ (guard.store)));
 });
