@@ -449,6 +449,9 @@ class LeaseGuard extends LeaseHost {
         // ws keeps a socket we closed this long when the peer never answers the close
         // frame (ws's own default is 30 s).
         closeTimeout: Math.max(this.#lc.closeGraceMs, 1000),
+        // crossws never reads ws's `clients`; the Set, churned per connection, kept every
+        // connection's garbage alive through V8's young collections (js/lifecycle/tables.mjs).
+        clientTracking: false,
         ...options.serverOptions,
         maxPayload: this.#maxPayload,
       },

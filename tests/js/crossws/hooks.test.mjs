@@ -306,6 +306,12 @@ test('option errors are LeaseError INVALID_OPTION', () => {
     const node = guard.nodeOptions({ serverOptions: { maxPayload: 1 << 30 } });
     assert.equal(node.serverOptions?.maxPayload, 65536, "the guard's maxPayload wins");
     assert.equal(node.idleTimeout, 0, "crossws's own ping off while the guard pings");
+    assert.equal(/** @type {any} */ (node.serverOptions)?.clientTracking, false, "ws's clients Set off: crossws never reads it");
+    assert.equal(
+      /** @type {any} */ (guard.nodeOptions({ serverOptions: /** @type {any} */ ({ clientTracking: true }) }).serverOptions)?.clientTracking,
+      true,
+      'yours wins',
+    );
   } finally {
     void guard.close();
   }
