@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { HOSTS } from './hosts.mjs';
-import { HEARTBEAT_PONG, connect, maskedTextFrame, metricValue, nonReadingPeer, startHost, treeRss, waitFor, within } from './lib.mjs';
+import { HEARTBEAT_PONG, connect, holdSockets, maskedTextFrame, metricValue, nonReadingPeer, startHost, treeRss, waitFor, within } from './lib.mjs';
 
 // The host contract's close codes.
 const GOING_AWAY = 1001;
@@ -185,20 +185,8 @@ for (const host of HOSTS) {
           if (!r.ok) assert.fail(`connect for ${user} refused: HTTP ${r.status} ${r.text}`);
           return r.client;
         },
-        /**
-         * `n` sockets of `user`, opened one after another, each with the lease id its
-         * echo names (the state every eviction and Origin case starts from).
-         * @param {string} user
-         * @param {number} n
-         */
-        async hold(user, n) {
-          const held = [];
-          for (let i = 0; i < n; i++) {
-            const c = await s.open(user);
-            held.push({ c, id: (await c.echo(`held ${i}`)).leaseId });
-          }
-          return held;
-        },
+        /** `n` held sockets of `user` (lib.mjs holdSockets). @param {string} user @param {number} n */
+        hold: (user, n) => holdSockets(s.open, user, n),
         /** Value(s) the case-10 check compares with at the end. */
         start: /** @type {{ active?: number, healthz?: any }} */ ({}),
         /** Another session whose metrics the case-10 check reads instead (the host is gone). */

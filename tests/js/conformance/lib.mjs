@@ -420,3 +420,21 @@ export function maskedTextFrame(text) {
   const header = len < 126 ? Buffer.from([0x81, 0x80 | len]) : Buffer.from([0x81, 0x80 | 126, len >> 8, len & 0xff]);
   return Buffer.concat([header, Buffer.alloc(4), payload]);
 }
+
+/**
+ * `n` sockets of `user`, opened one after another by `open`, each with the lease id its
+ * echo names: the state every eviction and Origin case starts from, on every host.
+ * @template {{ echo: (text: string) => Promise<{ leaseId: string }> }} C
+ * @param {(user: string) => Promise<C>} open
+ * @param {string} user
+ * @param {number} n
+ * @returns {Promise<{ c: C, id: string }[]>}
+ */
+export async function holdSockets(open, user, n) {
+  const held = [];
+  for (let i = 0; i < n; i++) {
+    const c = await open(user);
+    held.push({ c, id: (await c.echo(`held ${i}`)).leaseId });
+  }
+  return held;
+}

@@ -1,7 +1,6 @@
 // The ws guard end to end: real demo servers on ephemeral 127.0.0.1 ports, real `ws`
 // clients and raw TCP peers. Every scenario also checks the leak detector: the store
 // never sees an unknown release, so each lease was released exactly once.
-import http from 'node:http';
 import { test as nodeTest } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
@@ -12,7 +11,7 @@ import path from 'node:path';
 import { WebSocketServer } from 'ws';
 import { LeaseRegistry } from 'socket-lease';
 import { CloseCodes, createLeaseGuard, createEventLogger } from 'socket-lease/node';
-import { AsyncStore, closed, connect, echo, getText, memoryLogger, metric, open, rawHandshake, run, startDemo, waitFor } from './helpers.mjs';
+import { AsyncStore, closed, connect, echo, getText, memoryLogger, metric, open, rawHandshake, run, startDemo, startGuard, waitFor } from './helpers.mjs';
 
 /**
  * Every test is bounded, so a regression in a close or echo path fails instead of hanging
@@ -1026,24 +1025,11 @@ test("the demo's /metrics answers 500 when the store's metrics() rejects, never 
 });
 
 test("the ws server the guard creates lists the guard's open sockets as its clients (ws's own Set is off); wss.close(cb) still waits for them", async (t) => {
-  const guard = createLeaseGuard({
-    userId: (req) => new URL(req.url ?? '/', 'http://localhost').searchParams.get('user'),
-    registry: { perUserLimit: 2, onLimit: 'evict-oldest' },
-    clock: steppingClock(),
-    logLevel: 'silent',
-  });
-  const server = http.createServer();
-  guard.attach(server);
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
-  t.after(async () => {
-    await guard.close();
-    await new Promise((resolve) => server.close(resolve));
-  });
-  const port = /** @type {import('node:net').AddressInfo} */ (server.address()).port;
+  const { guard, url: base } = await startGuard(t, { registry: { perUserLimit: 2, onLimit: 'evict-oldest' }, clock: steppingClock() }, { echo: false });
   /** @type {import('ws').WebSocket[]} */
   const served = [];
   guard.wss.on('connection', (ws) => served.push(ws));
-  const url = `ws://127.0.0.1:${port}/?user=ann`;
+  const url = `${base}?user=ann`;
   const clients = guard.wss.clients;
   assert.equal(clients.size, 0);
   await open(url);

@@ -1,12 +1,14 @@
 // Shared pieces of the Node host tests: real servers on ephemeral 127.0.0.1 ports, real
 // `ws` clients and raw TCP peers, and bounded polling instead of timed assertions.
 import { Console } from 'node:console';
+import http from 'node:http';
 import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { LeaseRegistry } from 'socket-lease';
+import { createLeaseGuard } from 'socket-lease/node';
 import { createDemoServer } from '../../../examples/node/demo-server.mjs';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -274,4 +276,54 @@ export class SharedStore extends AsyncStore {
     this.registry.release(leaseId);
     this.events.emit('revoked', { leaseId, reason });
   }
+}
+
+/**
+ * A guard attached to a real HTTP server on an ephemeral loopback port (upgrades at /ws),
+ * echoing text messages as the demo does unless `echo` is false; closed (guard, then
+ * server) after the test. Identity is `?user=` unless `options.userId` says otherwise.
+ * @param {import('node:test').TestContext} t
+ * @param {Partial<import('socket-lease/node').LeaseGuardOptions>} options
+ * @param {{ echo?: boolean }} [how]
+ */
+export async function startGuard(t, options, how = {}) {
+  const server = http.createServer((_req, res) => res.writeHead(426).end());
+  const guard = createLeaseGuard({ userId: (req) => new URL(req.url ?? '/', 'http://x').searchParams.get('user'), logLevel: 'silent', ...options });
+  guard.attach(server, { path: '/ws' });
+  if (how.echo !== false) {
+    guard.wss.on('connection', (ws) => {
+      ws.on('message', (data) => ws.send(JSON.stringify({ type: 'echo', data: String(data), leaseId: guard.leaseIdOf(ws) })));
+    });
+  }
+  // Upgraded (or upgrading) sockets are no longer the HTTP server's to close: a test that
+  // failed with one still open must not hang in server.close().
+  /** @type {Set<import('node:net').Socket>} */
+  const sockets = new Set();
+  server.on('connection', (socket) => sockets.add(socket));
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
+  const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
+  t.after(async () => {
+    await within(guard.close(), 'guard.close() in teardown').catch(() => {});
+    for (const socket of sockets) socket.destroy();
+    // A test's in-memory store (AsyncStore) is freed only after the guard's last release.
+    const inner = /** @type {any} */ (options.store)?.registry;
+    if (inner instanceof LeaseRegistry) inner.free();
+    await new Promise((resolve) => server.close(() => resolve(undefined)));
+  });
+  return { server, guard, url: `ws://127.0.0.1:${port}/ws` };
+}
+
+/**
+ * Resolves as `promise` does, or fails naming `what` after `ms`: a regression that hangs
+ * fails here instead of hanging the run (the bound is not the assertion).
+ * @template T @param {Promise<T>} promise @param {string} what @param {number} [ms]
+ * @returns {Promise<T>}
+ */
+export function within(promise, what, ms = 10_000) {
+  /** @type {NodeJS.Timeout | undefined} */
+  let timer;
+  const bound = new Promise((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for: ${what}`)), ms);
+  });
+  return /** @type {Promise<T>} */ (Promise.race([promise, bound]).finally(() => clearTimeout(timer)));
 }

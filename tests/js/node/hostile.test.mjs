@@ -3,11 +3,10 @@
 // lone surrogates in user ids, refusal floods in the log, and the admin routes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
 import { createLeaseGuard } from 'socket-lease/node';
 import { DEFAULT_MAX_PAYLOAD } from 'socket-lease/lifecycle';
-import { closed, connect, echo, getText, memoryLogger, open, startDemo, waitFor } from './helpers.mjs';
+import { closed, connect, echo, getText, memoryLogger, open, startDemo, startGuard, waitFor } from './helpers.mjs';
 
 /** @param {import('../../../examples/node/demo-server.mjs').DemoServer} demo */
 const registryOf = (demo) => /** @type {import('socket-lease').LeaseRegistry} */ (/** @type {unknown} */ (demo.guard.store));
@@ -99,22 +98,8 @@ test('allowedOrigins: a forged Origin is a 403 before any quota work and evicts 
 test('a host verifyClient that refuses evicts nothing under evict-oldest and leaves no lease: the eviction is committed only after it passed', async (t) => {
   let refuse = true;
   const wss = new WebSocketServer({ noServer: true, verifyClient: (_info, done) => setImmediate(() => done(!refuse, 403)) });
-  const guard = createLeaseGuard({
-    userId: (req) => new URL(req.url ?? '/', 'http://x').searchParams.get('user'),
-    wss,
-    registry: { perUserLimit: 1, onLimit: 'evict-oldest' },
-    logLevel: 'silent',
-    heartbeatMs: 60_000,
-  });
-  const server = http.createServer();
-  guard.attach(server);
+  const { guard, url } = await startGuard(t, { wss, registry: { perUserLimit: 1, onLimit: 'evict-oldest' }, heartbeatMs: 60_000 }, { echo: false });
   wss.on('connection', (ws) => ws.on('message', (data) => ws.send(String(data))));
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
-  t.after(async () => {
-    await guard.close();
-    server.close();
-  });
-  const url = `ws://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (server.address()).port}/`;
   const registry = /** @type {import('socket-lease').LeaseRegistry} */ (/** @type {unknown} */ (guard.store));
   refuse = false;
   const live = await open(`${url}?user=dan`);
@@ -145,19 +130,10 @@ test('user ids with lone surrogates are 400 invalid-user-id, never folded into o
   // A JSON claim can carry a lone surrogate; the demo reads the user from the query, so
   // the test goes through a guard whose identity returns the raw strings.
   const fffd = await open(`${demo.wsUrl}?user=${encodeURIComponent('\ufffd')}`);
-  const guard = createLeaseGuard({
+  const { guard, url } = await startGuard(t, {
     userId: (req) => /** @type {string} */ (req.headers['x-user-json'] ? JSON.parse(String(req.headers['x-user-json'])) : null),
     registry: { perUserLimit: 1 },
-    logLevel: 'silent',
   });
-  const server = http.createServer();
-  guard.attach(server);
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
-  t.after(async () => {
-    await guard.close();
-    server.close();
-  });
-  const url = `ws://127.0.0.1:${/** @type {import('node:net').AddressInfo} */ (server.address()).port}/`;
   for (const claim of ['"\\ud800"', '"\\udbff"', '"\\udc00"', '"a\\ud800b"']) {
     const r = await connect(url, { headers: { 'x-user-json': claim } });
     assert.ok(!r.ok, claim);

@@ -7,9 +7,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { WebSocketServer } from 'ws';
-import { LeaseRegistry } from 'socket-lease';
 import { createEventLogger, createLeaseGuard } from 'socket-lease/node';
-import { AsyncStore, SharedStore, closed, connect, echo, open, rawHandshake, waitFor } from './helpers.mjs';
+import { AsyncStore, SharedStore, closed, connect, echo, open, rawHandshake, startGuard, waitFor, within } from './helpers.mjs';
 
 /**
  * Bounded, so a regression fails instead of hanging the run; far above a normal run
@@ -17,37 +16,6 @@ import { AsyncStore, SharedStore, closed, connect, echo, open, rawHandshake, wai
  * @param {string} name @param {(t: import('node:test').TestContext) => unknown} fn
  */
 const test = (name, fn) => nodeTest(name, { timeout: 20_000 }, fn);
-
-/**
- * A guard attached to a real HTTP server on an ephemeral loopback port, echoing text
- * messages; closed (guard, then server) after the test.
- * @param {import('node:test').TestContext} t
- * @param {Partial<import('socket-lease/node').LeaseGuardOptions>} options
- */
-async function startGuard(t, options) {
-  const server = http.createServer((_req, res) => res.writeHead(426).end());
-  const guard = createLeaseGuard({ userId: (req) => new URL(req.url ?? '/', 'http://x').searchParams.get('user'), logLevel: 'silent', ...options });
-  guard.attach(server, { path: '/ws' });
-  guard.wss.on('connection', (ws) => {
-    ws.on('message', (data) => ws.send(JSON.stringify({ type: 'echo', data: String(data), leaseId: guard.leaseIdOf(ws) })));
-  });
-  // Upgraded (or upgrading) sockets are no longer the HTTP server's to close: a test that
-  // failed with one still open must not hang in server.close().
-  /** @type {Set<import('node:net').Socket>} */
-  const sockets = new Set();
-  server.on('connection', (socket) => sockets.add(socket));
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(undefined)));
-  const { port } = /** @type {import('node:net').AddressInfo} */ (server.address());
-  t.after(async () => {
-    await within(guard.close(), 'guard.close() in teardown').catch(() => {});
-    for (const socket of sockets) socket.destroy();
-    // A test's in-memory store (AsyncStore) is freed only after the guard's last release.
-    const inner = /** @type {any} */ (options.store)?.registry;
-    if (inner instanceof LeaseRegistry) inner.free();
-    await new Promise((resolve) => server.close(() => resolve(undefined)));
-  });
-  return { server, guard, url: `ws://127.0.0.1:${port}/ws` };
-}
 
 /**
  * A raw TCP client that sends one handshake (plus `extra` header lines) and never closes
@@ -68,21 +36,6 @@ function rawUpgrade(wsUrl, extra = '') {
       `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
   );
   return { socket, ended, response: () => response };
-}
-
-/**
- * Resolves as `promise` does, or fails naming `what` after `ms`: a regression that hangs
- * fails here instead of hanging the run (the bound is not the assertion).
- * @template T @param {Promise<T>} promise @param {string} what @param {number} [ms]
- * @returns {Promise<T>}
- */
-function within(promise, what, ms = 10_000) {
-  /** @type {NodeJS.Timeout | undefined} */
-  let timer;
-  const bound = new Promise((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for: ${what}`)), ms);
-  });
-  return /** @type {Promise<T>} */ (Promise.race([promise, bound]).finally(() => clearTimeout(timer)));
 }
 
 /** Every acquired lease was given back exactly once (or reclaimed by the store). */

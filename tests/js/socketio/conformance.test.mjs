@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { metricValue, startHost, waitFor, within } from '../conformance/lib.mjs';
+import { holdSockets, metricValue, startHost, waitFor, within } from '../conformance/lib.mjs';
 import { launchRedis } from '../../../scripts/redis-server.mjs';
 import { connect, silentPeer } from './helpers.mjs';
 
@@ -100,20 +100,8 @@ for (const host of HOSTS) {
           if (!r.ok) assert.fail(`connect for ${user} refused: ${r.message} ${JSON.stringify(r.data)}`);
           return r.client;
         },
-        /**
-         * `n` sockets of `user`, opened one after another, each with the lease id its
-         * echo names (the state every eviction and Origin case starts from).
-         * @param {string} user
-         * @param {number} n
-         */
-        async hold(user, n) {
-          const held = [];
-          for (let i = 0; i < n; i++) {
-            const c = await s.open(user);
-            held.push({ c, id: (await c.echo(`held ${i}`)).leaseId });
-          }
-          return held;
-        },
+        /** `n` held sockets of `user` (lib.mjs holdSockets). @param {string} user @param {number} n */
+        hold: (user, n) => holdSockets(s.open, user, n),
         users: (/** @type {number} */ n) => Array.from({ length: n }, (_, i) => `sio-${i}-${crypto.randomBytes(3).toString('hex')}`),
         startActive: 0,
         startHealth: /** @type {any} */ (null),
