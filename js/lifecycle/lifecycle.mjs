@@ -452,10 +452,10 @@ export class ConnectionLifecycle {
   // Each step calls the host's hook (or the store), then hands its answer to the check
   // that follows it: at once when the answer is a value, once it settles when it is a
   // promise (then a rejection goes where a throw goes). A fully synchronous admission
-  // runs through all of them in one call, allocating nothing but its Connection; the
-  // decisions are the same either way. (A generator did this before, at about 290 bytes
-  // and a resumption per connection: see js/lifecycle/tables.mjs for why allocation per
-  // connection counts.)
+  // runs through all of them in one call, allocating nothing of its own but the
+  // Connection; the decisions are the same either way. (A generator did this before, at
+  // about 290 bytes and a resumption per connection: see js/lifecycle/tables.mjs for why
+  // allocation per connection counts.)
 
   /**
    * @template T
