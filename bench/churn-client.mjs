@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
+import { median, medianInterval } from './stats.mjs';
 
 let userSeq = 0;
 /**
@@ -31,12 +32,7 @@ export function cycle(url) {
   });
 }
 
-/** @param {number[]} xs */
-export function median(xs) {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
+export { median };
 
 /**
  * utime + stime of a whole process from /proc/<pid>/stat, in microseconds. Counted in
@@ -213,15 +209,27 @@ export async function compare(servers, options) {
 
   console.log(`\nserver CPU per connection cycle (${cpuMethod}; median of the rounds):`);
   for (const s of servers) {
-    const extra = s.kind === bare ? '' : `   over bare: ${signed(median(overheads(s.kind)))} (rounds: ${range(overheads(s.kind), 1)})`;
+    const extra =
+      s.kind === bare
+        ? ''
+        : `   over bare: ${signed(median(overheads(s.kind)))} (rounds: ${range(overheads(s.kind), 1)}; 95% interval of the median: ${medianInterval(
+            overheads(s.kind),
+          )
+            .map((x) => signed(x))
+            .join(' to ')})`;
     console.log(`  ${s.label.padEnd(width)}${median(per[s.kind].cpu).toFixed(1).padStart(7)} us${extra}`);
   }
   console.log('\nchurn, cycles/s as the client sees them (median of the rounds):');
   for (const s of servers) {
-    const extra = s.kind === bare ? '' : `   / bare: ${median(ratios(s.kind)).toFixed(3)} (rounds: ${range(ratios(s.kind), 3)})`;
+    const extra =
+      s.kind === bare
+        ? ''
+        : `   / bare: ${median(ratios(s.kind)).toFixed(3)} (rounds: ${range(ratios(s.kind), 3)}; 95% interval of the median: ${medianInterval(ratios(s.kind))
+            .map((x) => x.toFixed(3))
+            .join(' to ')})`;
     console.log(`  ${s.label.padEnd(width)}${median(per[s.kind].rate).toFixed(0).padStart(7)} /s${extra}`);
   }
-  /** @type {Record<string, { cpuUsPerCycle: number, cyclesPerSec: number, overheadUs?: number, ratio?: number, overheadMet?: boolean, churnRatioMet?: boolean }>} */
+  /** @type {Record<string, { cpuUsPerCycle: number, cyclesPerSec: number, overheadUs?: number, ratio?: number, overheadMet?: boolean, churnRatioMet?: boolean, overheadInterval?: [number, number], ratioInterval?: [number, number] }>} */
   const summary = {};
   console.log('\ntargets (medians of the per-round differences and ratios):');
   for (const s of servers) {
@@ -229,7 +237,14 @@ export async function compare(servers, options) {
     if (s.kind === bare) continue;
     const overheadUs = median(overheads(s.kind));
     const ratio = median(ratios(s.kind));
-    Object.assign(summary[s.kind], { overheadUs, ratio, overheadMet: overheadUs <= TARGETS.overheadUs, churnRatioMet: ratio >= TARGETS.churnRatio });
+    Object.assign(summary[s.kind], {
+      overheadUs,
+      ratio,
+      overheadMet: overheadUs <= TARGETS.overheadUs,
+      churnRatioMet: ratio >= TARGETS.churnRatio,
+      overheadInterval: medianInterval(overheads(s.kind)),
+      ratioInterval: medianInterval(ratios(s.kind)),
+    });
     console.log(
       `  ${s.label}: CPU per cycle over bare ${signed(overheadUs)} (target <= ${TARGETS.overheadUs} us: ${overheadUs <= TARGETS.overheadUs ? 'met' : 'NOT MET'}); churn / bare ${ratio.toFixed(3)} (target >= ${TARGETS.churnRatio}: ${ratio >= TARGETS.churnRatio ? 'met' : 'NOT MET'})`,
     );
@@ -251,6 +266,8 @@ export async function compare(servers, options) {
     overheadMet: guarded.overheadMet,
     churnRatio: guarded.ratio,
     churnRatioMet: guarded.churnRatioMet,
+    overheadInterval: guarded.overheadInterval,
+    churnRatioInterval: guarded.ratioInterval,
     servers: summary,
     rounds: {
       cpuUsPerCycle: Object.fromEntries(servers.map((s) => [s.kind, per[s.kind].cpu])),

@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { medianInterval } from './stats.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const START = '<!-- bench:start -->';
@@ -175,6 +176,39 @@ function coreSection() {
 }
 
 /**
+ * The guarded server's per-round CPU differences and churn ratios in a churn result (both
+ * relative to the bare server of the same round), or null for a result without rounds.
+ * @param {any} r
+ */
+function overheadRounds(r) {
+  return roundsOf(r, (g, b) => g.cpu.map((x, i) => x - b.cpu[i]));
+}
+/** @param {any} r */
+function ratioRounds(r) {
+  return roundsOf(r, (g, b) => g.rate.map((x, i) => x / b.rate[i]));
+}
+/**
+ * @param {any} r
+ * @param {(guarded: { cpu: number[], rate: number[] }, bare: { cpu: number[], rate: number[] }) => number[]} pick
+ * @returns {number[] | null}
+ */
+function roundsOf(r, pick) {
+  const cpu = r.rounds?.cpuUsPerCycle;
+  const rate = r.rounds?.cyclesPerSec;
+  if (!cpu?.bare || !cpu?.guarded || !rate?.bare || !rate?.guarded) return null;
+  return pick({ cpu: cpu.guarded, rate: rate.guarded }, { cpu: cpu.bare, rate: rate.bare });
+}
+/**
+ * " (95% interval of the median: a to b)" for a result with rounds, else nothing.
+ * @param {number[] | null} rounds @param {(x: number) => string} format
+ */
+function interval(rounds, format) {
+  if (!rounds || rounds.length < 2) return '';
+  const [lo, hi] = medianInterval(rounds);
+  return ` (95% bootstrap interval of the median over the ${rounds.length} rounds: ${format(lo)} to ${format(hi)})`;
+}
+
+/**
  * The churn section of docs/performance.md from target/bench/node-churn.json, or null
  * when there is no such result.
  */
@@ -199,8 +233,8 @@ function churnSection() {
     `| guarded (LeaseRegistry) | ${s.guarded.cpuUsPerCycle.toFixed(0)} µs | ${us(s.guarded.overheadUs)} | ${s.guarded.cyclesPerSec.toFixed(0)}/s | ${s.guarded.ratio.toFixed(3)} |`,
     `| guard over a Map store | ${s['guard-map-store'].cpuUsPerCycle.toFixed(0)} µs | ${us(s['guard-map-store'].overheadUs)} | ${s['guard-map-store'].cyclesPerSec.toFixed(0)}/s | ${s['guard-map-store'].ratio.toFixed(3)} |`,
     '',
-    `- The guard's CPU per connection cycle over bare \`ws\`: ${us(r.overheadUs)}, target at most +${r.targets.overheadUs} µs: ${r.overheadMet ? 'met' : '**not met**'}.`,
-    `- Guarded churn / bare churn: ${r.churnRatio.toFixed(3)}, target at least ${r.targets.churnRatio}: ${r.churnRatioMet ? 'met' : '**not met**'}.`,
+    `- The guard's CPU per connection cycle over bare \`ws\`: ${us(r.overheadUs)}${interval(overheadRounds(r), us)}, target at most +${r.targets.overheadUs} µs: ${r.overheadMet ? 'met' : '**not met**'}.`,
+    `- Guarded churn / bare churn: ${r.churnRatio.toFixed(3)}${interval(ratioRounds(r), (x) => x.toFixed(3))}, target at least ${r.targets.churnRatio}: ${r.churnRatioMet ? 'met' : '**not met**'}.`,
   ];
   return `${CHURN_START}\n${lines.join('\n')}\n${CHURN_END}`;
 }

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { median, medianInterval } from '../../../bench/stats.mjs';
 
 const root = fileURLToPath(new URL('../../..', import.meta.url));
 const report = join(root, 'bench', 'report.mjs');
@@ -119,6 +120,37 @@ test('the churn section names the CPU measure and the slices a result records', 
   const newer = s.run('--check');
   assert.match(newer.stdout, /CPU is the server's CPU time \(\/proc\/<pid>\/task\/\*\/schedstat, every thread\) per cycle/);
   assert.match(newer.stdout, /every server in turn \(in 10 interleaved palindrome slices per round\), the ratio/);
+});
+
+test('a result with its rounds gets the bootstrap interval of each median, computed from them; one without gets none', (t) => {
+  const s = setup();
+  t.after(() => rmSync(s.dir, { recursive: true, force: true }));
+  assert.doesNotMatch(s.run('--check').stdout, /bootstrap interval/, 'the fixture has no rounds');
+  // Twelve rounds whose differences are 1..12 µs and whose ratios are all 0.98.
+  const bare = { cpu: Array.from({ length: 12 }, () => 500), rate: Array.from({ length: 12 }, () => 1000) };
+  const guarded = { cpu: bare.cpu.map((x, i) => x + i + 1), rate: bare.rate.map((x) => x * 0.98) };
+  writeFileSync(
+    s.paths.churn,
+    JSON.stringify({ ...churn, rounds: { cpuUsPerCycle: { bare: bare.cpu, guarded: guarded.cpu }, cyclesPerSec: { bare: bare.rate, guarded: guarded.rate } } }),
+  );
+  const out = s.run('--check').stdout;
+  const m = /over bare `ws`: \+20\.0 µs \(95% bootstrap interval of the median over the 12 rounds: \+([\d.]+) µs to \+([\d.]+) µs\)/.exec(out);
+  assert.ok(m, out);
+  const [lo, hi] = [Number(m[1]), Number(m[2])];
+  assert.ok(lo >= 1 && lo < 6.5 && hi > 6.5 && hi <= 12, `an interval around the rounds' median 6.5: ${lo} to ${hi}`);
+  assert.match(out, /0\.967 \(95% bootstrap interval of the median over the 12 rounds: 0\.980 to 0\.980\)/, 'identical rounds: no spread');
+});
+
+test('medianInterval: seeded (the same rounds give the same interval), around the median, narrower for tighter rounds', () => {
+  const wide = [1, 9, 2, 8, 3, 7, 4, 6, 5, 10, 0, 11];
+  const tight = wide.map((x) => 5 + x / 100);
+  const [a, b] = medianInterval(wide);
+  assert.deepEqual(medianInterval(wide), [a, b]);
+  assert.ok(a <= median(wide) && median(wide) <= b, `${a} <= ${median(wide)} <= ${b}`);
+  const [c, d] = medianInterval(tight);
+  assert.ok(d - c < (b - a) / 10, `tight ${c}..${d} against wide ${a}..${b}`);
+  assert.deepEqual(medianInterval([7]), [7, 7]);
+  assert.ok(medianInterval([]).every(Number.isNaN));
 });
 
 test('--check prints the sections and writes nothing', (t) => {
