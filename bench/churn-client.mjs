@@ -207,31 +207,10 @@ export async function compare(servers, options) {
   const signed = (/** @type {number} */ us) => `${us >= 0 ? '+' : ''}${us.toFixed(1)} us`;
   const width = Math.max(...servers.map((s) => s.label.length)) + 2;
 
-  console.log(`\nserver CPU per connection cycle (${cpuMethod}; median of the rounds):`);
-  for (const s of servers) {
-    const extra =
-      s.kind === bare
-        ? ''
-        : `   over bare: ${signed(median(overheads(s.kind)))} (rounds: ${range(overheads(s.kind), 1)}; 95% interval of the median: ${medianInterval(
-            overheads(s.kind),
-          )
-            .map((x) => signed(x))
-            .join(' to ')})`;
-    console.log(`  ${s.label.padEnd(width)}${median(per[s.kind].cpu).toFixed(1).padStart(7)} us${extra}`);
-  }
-  console.log('\nchurn, cycles/s as the client sees them (median of the rounds):');
-  for (const s of servers) {
-    const extra =
-      s.kind === bare
-        ? ''
-        : `   / bare: ${median(ratios(s.kind)).toFixed(3)} (rounds: ${range(ratios(s.kind), 3)}; 95% interval of the median: ${medianInterval(ratios(s.kind))
-            .map((x) => x.toFixed(3))
-            .join(' to ')})`;
-    console.log(`  ${s.label.padEnd(width)}${median(per[s.kind].rate).toFixed(0).padStart(7)} /s${extra}`);
-  }
-  /** @type {Record<string, { cpuUsPerCycle: number, cyclesPerSec: number, overheadUs?: number, ratio?: number, overheadMet?: boolean, churnRatioMet?: boolean, overheadInterval?: [number, number], ratioInterval?: [number, number] }>} */
+  // Each median and its interval computed once, then printed and kept.
+  /** @typedef {{ overheadUs: number, ratio: number, overheadMet: boolean, churnRatioMet: boolean, overheadInterval: [number, number], ratioInterval: [number, number] }} Guarded */
+  /** @type {Record<string, { cpuUsPerCycle: number, cyclesPerSec: number } & Partial<Guarded>>} */
   const summary = {};
-  console.log('\ntargets (medians of the per-round differences and ratios):');
   for (const s of servers) {
     summary[s.kind] = { cpuUsPerCycle: median(per[s.kind].cpu), cyclesPerSec: median(per[s.kind].rate) };
     if (s.kind === bare) continue;
@@ -245,11 +224,35 @@ export async function compare(servers, options) {
       overheadInterval: medianInterval(overheads(s.kind)),
       ratioInterval: medianInterval(ratios(s.kind)),
     });
+  }
+  const guardedOf = (/** @type {string} */ kind) => /** @type {Guarded} */ (summary[kind]);
+
+  console.log(`\nserver CPU per connection cycle (${cpuMethod}; median of the rounds):`);
+  for (const s of servers) {
+    const g = guardedOf(s.kind);
+    const extra =
+      s.kind === bare
+        ? ''
+        : `   over bare: ${signed(g.overheadUs)} (rounds: ${range(overheads(s.kind), 1)}; 95% interval of the median: ${g.overheadInterval.map(signed).join(' to ')})`;
+    console.log(`  ${s.label.padEnd(width)}${summary[s.kind].cpuUsPerCycle.toFixed(1).padStart(7)} us${extra}`);
+  }
+  console.log('\nchurn, cycles/s as the client sees them (median of the rounds):');
+  for (const s of servers) {
+    const g = guardedOf(s.kind);
+    const extra =
+      s.kind === bare
+        ? ''
+        : `   / bare: ${g.ratio.toFixed(3)} (rounds: ${range(ratios(s.kind), 3)}; 95% interval of the median: ${g.ratioInterval.map((x) => x.toFixed(3)).join(' to ')})`;
+    console.log(`  ${s.label.padEnd(width)}${summary[s.kind].cyclesPerSec.toFixed(0).padStart(7)} /s${extra}`);
+  }
+  console.log('\ntargets (medians of the per-round differences and ratios):');
+  for (const s of servers.slice(1)) {
+    const { overheadUs, ratio, overheadMet, churnRatioMet } = guardedOf(s.kind);
     console.log(
-      `  ${s.label}: CPU per cycle over bare ${signed(overheadUs)} (target <= ${TARGETS.overheadUs} us: ${overheadUs <= TARGETS.overheadUs ? 'met' : 'NOT MET'}); churn / bare ${ratio.toFixed(3)} (target >= ${TARGETS.churnRatio}: ${ratio >= TARGETS.churnRatio ? 'met' : 'NOT MET'})`,
+      `  ${s.label}: CPU per cycle over bare ${signed(overheadUs)} (target <= ${TARGETS.overheadUs} us: ${overheadMet ? 'met' : 'NOT MET'}); churn / bare ${ratio.toFixed(3)} (target >= ${TARGETS.churnRatio}: ${churnRatioMet ? 'met' : 'NOT MET'})`,
     );
   }
-  const guarded = summary[servers[1].kind];
+  const guarded = guardedOf(servers[1].kind);
   const result = {
     date: new Date().toISOString(),
     machine: {

@@ -11,7 +11,7 @@
 // and scavenges of 3-4 ms instead of 0.2 ms; the same bare server given one such Map
 // and one full collection promoted 2.7 KB per cycle. The structures below allocate
 // nothing per connection: a list threads through the connections themselves, and the
-// lease-id index is an open-addressing table over two plain arrays.
+// lease-id index is an open-addressing table over plain arrays.
 
 /**
  * A connection as the structures below see it: the lifecycle's Connection.
